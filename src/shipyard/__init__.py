@@ -1,0 +1,52 @@
+"""Shipyard: a notebook model to a SageMaker-contract endpoint.
+
+    >>> import shipyard
+    >>> bundle = shipyard.save(model, "bundle/", example=X[:5])    # doctest: +SKIP
+
+Public API: :func:`save`, :class:`Bundle`, :func:`pack`, the error tree in :mod:`shipyard.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "ServerConfig",
+    "ShipyardError",
+    "__version__",
+    "pack",
+    "save",
+]
+
+from shipyard.errors import BundleError, ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.bundle import Bundle
+    from shipyard.bundle.archive import pack
+    from shipyard.bundle.save import save
+    from shipyard.config import ServerConfig
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import shipyard` inside the image must not pull in what serving does not need.
+    if name == "save":
+        from shipyard.bundle.save import save
+
+        return save
+    if name == "pack":
+        from shipyard.bundle.archive import pack
+
+        return pack
+    if name == "Bundle":
+        from shipyard.bundle import Bundle
+
+        return Bundle
+    if name == "ServerConfig":
+        from shipyard.config import ServerConfig
+
+        return ServerConfig
+    raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

@@ -1,0 +1,80 @@
+"""``shipyard.toml``: what a bundle holds, written at save time and read by everything after."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from shipyard.bundle.schema import Schema
+from shipyard.errors import BundleError
+
+__all__ = ["MANIFEST", "Manifest"]
+
+MANIFEST = "shipyard.toml"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    flavor: str
+    version: str = "1"
+    artifact: str | None = None
+    batchable: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+    input: Schema = field(default_factory=Schema)
+    output: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=dict)
+    created: str | None = None
+
+    def to_toml(self) -> str:
+        model: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "flavor": self.flavor,
+            "batchable": self.batchable,
+        }
+        if self.artifact:
+            model["artifact"] = self.artifact
+        if self.created:
+            model["created"] = self.created
+        if self.options:
+            model["options"] = self.options
+        document = {"format": FORMAT_VERSION, "model": model, "input": self.input.to_dict()}
+        if self.output:
+            document["output"] = self.output
+        if self.runtime:
+            document["runtime"] = self.runtime
+        return tomli_w.dumps(document)
+
+    def write(self, directory: Path) -> None:
+        (directory / MANIFEST).write_text(self.to_toml())
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest:
+        path = directory / MANIFEST
+        try:
+            document = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise BundleError(f"{path} is not valid TOML: {exc}") from None
+        model = document.get("model")
+        if not isinstance(model, dict) or "flavor" not in model:
+            raise BundleError(f"{path} has no [model] table with a flavor")
+        if document.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+            raise BundleError(f"{path} was written by a newer Shipyard (format {document['format']})")
+        return cls(
+            name=str(model.get("name", directory.name)),
+            flavor=str(model["flavor"]),
+            version=str(model.get("version", "1")),
+            artifact=model.get("artifact"),
+            batchable=bool(model.get("batchable", True)),
+            options=dict(model.get("options", {})),
+            input=Schema.from_dict(document.get("input")),
+            output=dict(document.get("output", {})),
+            runtime=dict(document.get("runtime", {})),
+            created=model.get("created"),
+        )

@@ -1,0 +1,150 @@
+"""``shipyard.save``: write a live notebook model as a bundle."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from shipyard.bundle import EXAMPLE, Bundle
+from shipyard.bundle.manifest import Manifest
+from shipyard.bundle.requirements import pin
+from shipyard.bundle.schema import Schema
+from shipyard.errors import BundleError
+
+__all__ = ["save"]
+
+_EXAMPLE_ROWS = 5
+
+
+def save(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    example: Any = None,
+    name: str | None = None,
+    version: str = "1",
+    flavor: str | None = None,
+    method: str | None = None,
+    batchable: bool = True,
+    feature_names: Sequence[str] | None = None,
+    requirements: Iterable[str] = (),
+    overwrite: bool = False,
+    **options: Any,
+) -> Bundle:
+    """Save ``model`` as a bundle directory at ``path`` and return it.
+
+    ``example`` (a few input rows: an array, a DataFrame, a list of rows or records, or texts) fixes
+    the input schema every request is checked against and is kept, with the in-process predictions,
+    in ``example.json``. The saved bundle is loaded back and run on the example before it is kept,
+    so a bundle that exists is a bundle that works.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> import numpy as np, tempfile
+    >>> X = np.random.default_rng(0).normal(size=(20, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> bundle = save(LogisticRegression().fit(X, y), tempfile.mkdtemp() + "/b", example=X[:2])
+    >>> bundle.manifest.flavor
+    'sklearn'
+    """
+    from shipyard.handler.flavors import detect, flavor_module
+
+    target = Path(path)
+    if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
+        raise BundleError(f"{target} already exists; pass overwrite=True to replace it")
+    flavor = flavor or detect(model)
+    module = flavor_module(flavor)
+    if method:
+        options["method"] = method
+    names = tuple(feature_names or _feature_names(model))
+    schema = Schema.infer(example, names)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        (staging / "model").mkdir()
+        (staging / "code").mkdir()
+        artifact = module.save(model, staging / "model", options)
+        packages = pin([*module.PACKAGES, *requirements])
+        (staging / "code" / "requirements.txt").write_text("\n".join(packages) + "\n")
+        manifest = Manifest(
+            name=name or target.resolve().name,
+            flavor=flavor,
+            version=str(version),
+            artifact=artifact,
+            batchable=batchable,
+            options=options,
+            input=schema,
+            runtime={
+                "python": platform.python_version(),
+                "shipyard": _version(),
+                "libraries": {p.split("==")[0]: p.split("==")[1] for p in packages if "==" in p},
+            },
+            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        manifest.write(staging)
+        if example is not None:
+            output = _check_round_trip(staging, manifest, example)
+            manifest = Manifest(**{**manifest.__dict__, "output": output})
+            manifest.write(staging)
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Bundle.open(target)
+
+
+def _check_round_trip(directory: Path, manifest: Manifest, example: Any) -> dict[str, Any]:
+    """Load the written bundle, run it on the example, keep both in example.json; the output schema."""
+    from shipyard.handler.flavors import flavor_module
+
+    rows = _example_rows(example)
+    inputs, count = manifest.input.coerce(rows)
+    predict = flavor_module(manifest.flavor).load(directory, manifest)
+    try:
+        predictions = predict(inputs)
+    except Exception as exc:
+        raise BundleError(f"the saved model fails on its own example: {type(exc).__name__}: {exc}") from exc
+    array = np.asarray(predictions)
+    if array.ndim == 0 or len(array) != count:
+        raise BundleError(
+            f"the model returned {array.shape} for {count} example rows; "
+            "a batch model must return one prediction per row"
+        )
+    from shipyard.codecs.json import dumps
+
+    document = {"instances": rows, "predictions": predictions}
+    (directory / EXAMPLE).write_bytes(orjson.dumps(orjson.loads(dumps(document)), option=orjson.OPT_INDENT_2))
+    dtype = "string" if array.dtype.kind in "USO" else str(array.dtype)
+    return {"dtype": dtype, "shape": [-1, *array.shape[1:]]}
+
+
+def _example_rows(example: Any) -> Any:
+    if type(example).__name__ == "DataFrame":
+        return orjson.loads(example.head(_EXAMPLE_ROWS).to_json(orient="records"))
+    if isinstance(example, str):
+        return [example]
+    if isinstance(example, np.ndarray):
+        return example[:_EXAMPLE_ROWS].tolist()
+    if isinstance(example, list | tuple):
+        return list(example[:_EXAMPLE_ROWS])
+    return example
+
+
+def _feature_names(model: Any) -> tuple[str, ...]:
+    names = getattr(model, "feature_names_in_", None)
+    return tuple(str(n) for n in names) if names is not None else ()
+
+
+def _version() -> str:
+    from shipyard import __version__
+
+    return __version__

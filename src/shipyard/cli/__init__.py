@@ -1,0 +1,67 @@
+"""The ``shipyard`` command. The only layer that prints and exits."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from shipyard import __version__
+from shipyard.errors import ShipyardError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="shipyard",
+    help="From a notebook model to a SageMaker-contract inference endpoint.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"shipyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Package, serve, invoke."""
+
+
+def _register() -> None:
+    from shipyard.cli import bundle, invoke, serve
+
+    for module in (bundle, invoke, serve):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except ShipyardError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,42 @@
+"""scikit-learn estimators and pipelines, saved with joblib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shipyard.bundle.manifest import Manifest
+from shipyard.errors import BundleError
+
+NAME = "sklearn"
+PACKAGES = ("scikit-learn", "joblib", "numpy", "scipy", "threadpoolctl")
+ARTIFACT = "model/model.joblib"
+
+
+def matches(model: Any) -> bool:
+    try:
+        from sklearn.base import BaseEstimator
+    except ImportError:
+        return False
+    return isinstance(model, BaseEstimator)
+
+
+def save(model: Any, model_dir: Path, options: dict[str, Any]) -> str:
+    import joblib
+
+    method = options.setdefault("method", "predict")
+    if not callable(getattr(model, method, None)):
+        raise BundleError(f"{type(model).__name__} has no method {method!r}")
+    joblib.dump(model, model_dir / "model.joblib")
+    return ARTIFACT
+
+
+def load(bundle_dir: Path, manifest: Manifest) -> Any:
+    import joblib
+
+    model = joblib.load(bundle_dir / (manifest.artifact or ARTIFACT))
+    method = manifest.options.get("method", "predict")
+    predict = getattr(model, method, None)
+    if predict is None:
+        raise BundleError(f"the saved {type(model).__name__} has no method {method!r}")
+    return predict

@@ -1,0 +1,177 @@
+"""SageMaker handler scripts (``code/inference.py``), called exactly as the SageMaker inference toolkit does.
+
+``model_fn(model_dir)`` once at start; then per request ``input_fn(body, content_type)``,
+``predict_fn(data, model)``, ``output_fn(prediction, accept)``, any of which may be missing (defaults
+below), or a single ``transform_fn(model, body, content_type, accept)``. As in the toolkit, JSON and CSV
+bodies arrive as ``str``, other types as ``bytes``; ``output_fn`` may return a body or
+``(body, content_type)``.
+
+Two things are friendlier than the toolkit: the content type handed to the script has its parameters
+stripped (``text/csv; charset=utf-8`` arrives as ``text/csv``), and an exception raised in ``input_fn``
+answers 400 (it is about the request), not 500.
+
+Defaults: ``input_fn`` decodes JSON, CSV, NPY and JSON Lines into a numpy array where it can;
+``predict_fn`` calls ``model.predict(data)`` or ``model(data)``; ``output_fn`` encodes the prediction
+(bare, without an envelope) as the ``Accept`` type, or the request's type when Accept is missing or ``*/*``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.bundle import Bundle
+from shipyard.codecs import decoder_for, encoder_for, parse_media_type
+from shipyard.codecs.csv import CSVRows
+from shipyard.config import ServerConfig
+from shipyard.errors import BundleError, ModelError, ModelNotReady, RequestError, ShipyardError
+from shipyard.handler.base import Prepared
+
+__all__ = ["ToolkitHandler"]
+
+_TEXT_TYPES = {"application/json", "text/csv"}
+_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
+
+
+class ToolkitHandler:
+    batchable = False
+
+    def __init__(self, bundle: Bundle, config: ServerConfig) -> None:
+        script = bundle.handler_script
+        if script is None:
+            raise BundleError(f"{bundle.path}/code/{bundle.program} does not exist")
+        self.bundle = bundle
+        self.script = script
+        self.default_accept = config.default_accept
+        self.description = f"{bundle.manifest.name} (handler code/{script.name})"
+        self.functions: dict[str, Any] = {}
+        self.model: Any = None
+        self._loaded = False
+
+    def load(self) -> None:
+        module = _import_script(self.script)
+        self.functions = {name: getattr(module, name) for name in _FUNCTIONS if callable(getattr(module, name, None))}
+        if "transform_fn" in self.functions and {"input_fn", "predict_fn", "output_fn"} & set(self.functions):
+            raise BundleError(
+                f"{self.script.name} defines transform_fn together with input_fn/predict_fn/output_fn; keep one style"
+            )
+        model_fn = self.functions.get("model_fn")
+        if model_fn is None:
+            raise BundleError(f"{self.script.name} defines no model_fn(model_dir)")
+        self.model = model_fn(str(self.bundle.path))
+        self._loaded = True
+
+    def prepare(self, body: bytes, content_type: str | None, accept: str | None) -> Prepared:
+        media = parse_media_type(content_type)
+        essence = media.essence if media else "application/json"
+        custom_input = "input_fn" in self.functions or "transform_fn" in self.functions
+        custom_output = "output_fn" in self.functions or "transform_fn" in self.functions
+        if not custom_input:
+            decoder_for(content_type)  # 415 now, before the body reaches the compute thread
+        answer_codec = None if custom_output else encoder_for(accept, essence, self.default_accept)
+        wanted = accept if accept and accept.strip() not in ("*/*", "") else (self.default_accept or essence)
+        data: Any = body
+        if essence in _TEXT_TYPES:
+            try:
+                data = body.decode(media.charset if media else "utf-8")
+            except (LookupError, UnicodeDecodeError) as exc:
+                raise RequestError(f"body is not valid text: {exc}") from None
+        return Prepared((data, essence, wanted, content_type), 1, answer_codec)
+
+    def predict(self, inputs: Any) -> Any:
+        if not self._loaded:
+            raise ModelNotReady("the model is still loading")
+        data, essence, accept, raw_type = inputs
+        transform_fn = self.functions.get("transform_fn")
+        if transform_fn is not None:
+            return _call(transform_fn, self.model, data, essence, accept)
+        input_fn = self.functions.get("input_fn")
+        try:
+            decoded = input_fn(data, essence) if input_fn else _default_input(data, raw_type)
+        except ShipyardError:
+            raise
+        except Exception as exc:
+            raise RequestError(f"input_fn rejected the request: {type(exc).__name__}: {exc}") from exc
+        predict_fn = self.functions.get("predict_fn")
+        prediction = (
+            _call(predict_fn, decoded, self.model) if predict_fn else _call(_default_predict, decoded, self.model)
+        )
+        output_fn = self.functions.get("output_fn")
+        if output_fn is None:
+            return prediction
+        return _call(output_fn, prediction, accept)
+
+    def finish(self, predictions: Any, prepared: Prepared) -> tuple[bytes, str]:
+        codec = prepared.answer
+        if codec is not None:
+            return codec.encode(_plain(predictions), envelope=False), codec.media_type
+        _, essence, accept, _ = prepared.inputs
+        body, content_type = (
+            predictions if isinstance(predictions, tuple) and len(predictions) == 2 else (predictions, None)
+        )
+        if content_type is None:
+            content_type = accept if accept and "*" not in accept else essence
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes | bytearray | memoryview):
+            from shipyard.codecs.json import dumps
+
+            body, content_type = dumps(_plain(body)), "application/json"
+        return bytes(body), str(content_type)
+
+
+def _import_script(script: Path) -> Any:
+    code_dir = str(script.parent)
+    if code_dir not in sys.path:
+        sys.path.insert(0, code_dir)  # the script may import its siblings (model.py, utils.py)
+    spec = importlib.util.spec_from_file_location(script.stem, script)
+    if spec is None or spec.loader is None:
+        raise BundleError(f"cannot import {script}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[script.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise BundleError(f"importing {script.name} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _call(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except ShipyardError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{getattr(function, '__name__', 'handler')} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _default_input(data: Any, content_type: str | None) -> Any:
+    codec, media = decoder_for(content_type)
+    payload = codec.decode(data.encode() if isinstance(data, str) else data, media)
+    if isinstance(payload, CSVRows):
+        try:
+            return np.asarray(payload, dtype=np.float64)
+        except ValueError:
+            return np.asarray(payload)
+    if isinstance(payload, list):
+        try:
+            return np.asarray(payload)
+        except ValueError:
+            return payload
+    return payload
+
+
+def _default_predict(data: Any, model: Any) -> Any:
+    if hasattr(model, "predict"):
+        return model.predict(data)
+    if callable(model):
+        return model(data)
+    raise ModelError("no predict_fn is defined and the object model_fn returned has no predict()")
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) and value.dtype == object else value

@@ -1,0 +1,297 @@
+"""The ASGI application: SageMaker's routes over a handler and a batcher.
+
+A plain ASGI callable rather than a framework: four routes do not need a router, and the request path
+is the product (every microsecond here is a microsecond of every invocation). Errors become HTTP
+answers in one place, :meth:`ServerApp._invocations`'s ``except`` clauses.
+
+    GET  /ping                  200 once the model is loaded (answered from memory), 503 before
+    POST /invocations           predictions
+    GET  /execution-parameters  batch transform's hints
+    GET  /metrics               Prometheus text
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from shipyard.config import ServerConfig
+from shipyard.errors import InferenceTimeout, ModelNotReady, PayloadTooLarge, ShipyardError
+from shipyard.handler import Handler, split, stack
+from shipyard.serving.batcher import Batcher, BatchStats
+from shipyard.serving.logs import AccessLog
+from shipyard.serving.metrics import Metrics, render
+
+__all__ = ["ServerApp"]
+
+log = logging.getLogger("shipyard.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_JSON = b"application/json"
+_PLAIN_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class _PrometheusStats(BatchStats):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def batch(self, requests: int, rows: int, seconds: float) -> None:
+        self.metrics.batch_rows.observe(rows)
+        self.metrics.batch_requests.observe(requests)
+        self.metrics.predict_seconds.observe(seconds)
+
+    def queue(self, depth: int) -> None:
+        self.metrics.queue_depth.set(depth)
+
+
+class ServerApp:
+    def __init__(
+        self,
+        config: ServerConfig,
+        handler: Handler,
+        *,
+        metrics: Metrics | None = None,
+        on_load_failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.handler = handler
+        self.metrics = metrics or Metrics()
+        self.access_log = AccessLog(config.access_log)
+        self.on_load_failed = on_load_failed
+        self.ready = False
+        self.load_error: BaseException | None = None
+        self.batcher = Batcher(
+            handler.predict,
+            stack,
+            split,
+            max_rows=config.max_batch_size,
+            max_requests=None if handler.batchable else 1,
+            max_delay=config.max_batch_delay_ms / 1000.0,
+            max_queue=config.max_queue,
+            stats=_PrometheusStats(self.metrics),
+        )
+        self._timeout = config.timeout_s
+        self._limit = config.max_payload_bytes
+        self._execution_parameters = orjson.dumps(
+            {
+                "MaxConcurrentTransforms": config.workers,
+                "BatchStrategy": "MULTI_RECORD" if handler.batchable else "SINGLE_RECORD",
+                "MaxPayloadInMB": max(1, config.max_payload_bytes // (1024 * 1024)),
+            }
+        )
+
+    # -- ASGI ------------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path == "/invocations":
+                await self._invocations(scope, receive, send)
+            elif path == "/ping":
+                await self._ping(scope, send)
+            elif path == "/execution-parameters":
+                await self._simple(scope, send, 200, self._execution_parameters, _JSON)
+            elif path == "/metrics":
+                await self._simple(scope, send, 200, render(), b"text/plain; version=0.0.4; charset=utf-8")
+            else:
+                await self._simple(scope, send, 404, _error_body("NotFound", f"no route {path}"), _JSON)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._start_loading(asyncio.get_running_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.access_log.flush()
+                await self.batcher.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _start_loading(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Load the model in a thread so the port is open (and /ping says 503) while it loads."""
+
+        def load() -> None:
+            started = time.perf_counter()
+            try:
+                self.handler.load()
+            except BaseException as exc:
+                log.error("loading the model failed: %s", exc, exc_info=exc)
+                loop.call_soon_threadsafe(self._loaded, exc, 0.0)
+                return
+            loop.call_soon_threadsafe(self._loaded, None, time.perf_counter() - started)
+
+        threading.Thread(target=load, name="shipyard-load", daemon=True).start()
+
+    def _loaded(self, error: BaseException | None, seconds: float) -> None:
+        if error is None:
+            self.ready = True
+            log.info(
+                "model loaded", extra={"fields": {"model": self.handler.description, "load_seconds": round(seconds, 3)}}
+            )
+        else:
+            self.load_error = error
+            if self.on_load_failed is not None:
+                self.on_load_failed(error)
+
+    # -- routes ----------------------------------------------------------------------------------
+    async def _ping(self, scope: Scope, send: Send) -> None:
+        if self.ready:
+            await self._simple(scope, send, 200, b"", _JSON, route="ping")
+        else:
+            state = "failed" if self.load_error else "loading"
+            await self._simple(scope, send, 503, orjson.dumps({"status": state}), _JSON, route="ping")
+
+    async def _simple(
+        self, scope: Scope, send: Send, status: int, body: bytes, content_type: bytes, route: str | None = None
+    ) -> None:
+        started = time.perf_counter()
+        method = scope["method"]
+        if route is None:
+            route = scope["path"].strip("/") or "root"
+        if method not in ("GET", "HEAD") and status != 404:
+            status, body = 405, _error_body("MethodNotAllowed", f"{scope['path']} takes GET")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        self.metrics.observe(route, status, time.perf_counter() - started)
+
+    async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        content_type = accept = inference_id = attributes = None
+        length = -1
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"x-amzn-sagemaker-inference-id":
+                inference_id = value
+            elif name == b"x-amzn-sagemaker-custom-attributes":
+                attributes = value
+        headers: list[tuple[bytes, bytes]] = []
+        size_in = 0
+        try:
+            if scope["method"] != "POST":
+                status, body = 405, _error_body("MethodNotAllowed", "/invocations takes POST")
+                content = _JSON
+            else:
+                if length > self._limit:
+                    raise PayloadTooLarge(_too_large(length, self._limit))
+                request = await _read_body(receive, self._limit)
+                size_in = len(request)
+                if not self.ready:
+                    raise ModelNotReady(
+                        "the model is still loading"
+                        if self.load_error is None
+                        else f"the model failed to load: {self.load_error}"
+                    )
+                prepared = self.handler.prepare(request, content_type, accept)
+                future = self.batcher.submit(prepared.inputs, prepared.rows)
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        predictions = await future
+                except TimeoutError:
+                    raise InferenceTimeout(
+                        f"no answer within {self._timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"
+                    ) from None
+                body, media_type = self.handler.finish(predictions, prepared)
+                status, content = 200, media_type.encode("latin-1")
+        except ShipyardError as exc:
+            status, body, content = exc.http_status, _error_body(exc.code, str(exc)), _JSON
+            if status >= 500:
+                log.error("invocation failed: %s", exc, exc_info=exc.__cause__ or exc)
+                self.metrics.errors.labels(str(status), exc.code).inc()
+            else:
+                self.metrics.errors.labels(str(status), exc.code).inc()
+            if status == 503:
+                headers.append((b"retry-after", b"1"))
+        except _ClientGone:
+            self.metrics.observe("invocations", 499, time.perf_counter() - started)
+            return
+        except Exception as exc:  # a bug in a handler or a codec: answer 500, keep serving
+            log.error("invocation failed: %s", exc, exc_info=exc)
+            status, body, content = 500, _error_body("InternalError", f"{type(exc).__name__}: {exc}"), _JSON
+            self.metrics.errors.labels("500", "InternalError").inc()
+        headers.append((b"content-type", content))
+        headers.append((b"content-length", str(len(body)).encode()))
+        if inference_id is not None:
+            headers.append((b"x-amzn-sagemaker-inference-id", inference_id))
+        if attributes is not None:
+            headers.append((b"x-amzn-sagemaker-custom-attributes", attributes))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        elapsed = time.perf_counter() - started
+        self.metrics.observe("invocations", status, elapsed)
+        if self.access_log.enabled:
+            entry: dict[str, Any] = {
+                "ts": round(time.time(), 6),
+                "path": "/invocations",
+                "status": status,
+                "ms": round(elapsed * 1000, 3),
+                "bytes_in": size_in,
+                "bytes_out": len(body),
+            }
+            if inference_id is not None:
+                entry["inference_id"] = inference_id.decode("latin-1")
+            if attributes is not None:
+                entry["custom_attributes"] = attributes.decode("latin-1")
+            self.access_log.write(entry)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _ClientGone
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise PayloadTooLarge(_too_large(len(body), limit))
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(_too_large(size, limit, at_least=True))
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int, at_least: bool = False) -> str:
+    prefix = "over " if at_least else ""
+    return (
+        f"the body is {prefix}{size / 1048576:.2f} MB; the limit is {limit / 1048576:.2f} MB "
+        "(SAGEMAKER_MAX_PAYLOAD_IN_MB). Split the input into several requests (shipyard invoke does)."
+    )
+
+
+def _error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": code, "message": message})

@@ -1,0 +1,182 @@
+"""Adaptive batching: concurrent requests share one model call.
+
+Requests queue up while the model is busy; when it is free, the batcher takes everything queued (up to
+``max_rows`` rows and ``max_requests`` requests) and calls the model once on the stacked inputs. A lone
+request therefore never waits for company: batches grow exactly as fast as load does. An optional
+``max_delay`` holds a non-full batch that long for more requests (useful when a model call costs much
+more per call than per row).
+
+The model runs in a dedicated thread, so the event loop keeps answering ``/ping`` and parsing requests
+while a long prediction runs. If a stacked call raises, each request of the batch is retried alone, so
+one bad request fails only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from shipyard.errors import ModelError, Overloaded, ShipyardError
+
+__all__ = ["BatchStats", "Batcher"]
+
+log = logging.getLogger("shipyard.batcher")
+
+
+@dataclass(slots=True)
+class _Item:
+    inputs: Any
+    rows: int
+    future: asyncio.Future[Any]
+
+
+class BatchStats:
+    """Hooks the batcher calls; the server wires them to Prometheus."""
+
+    def batch(self, requests: int, rows: int, seconds: float) -> None: ...
+
+    def queue(self, depth: int) -> None: ...
+
+
+class Batcher:
+    def __init__(
+        self,
+        predict: Callable[[Any], Any],
+        stack: Callable[[list[Any]], Any],
+        split: Callable[[Any, list[int]], list[Any]],
+        *,
+        max_rows: int = 64,
+        max_requests: int | None = None,
+        max_delay: float = 0.0,
+        max_queue: int = 2048,
+        stats: BatchStats | None = None,
+    ) -> None:
+        self._predict = predict
+        self._stack = stack
+        self._split = split
+        self.max_rows = max_rows
+        self.max_requests = max_requests or max_rows
+        self.max_delay = max_delay
+        self.max_queue = max_queue
+        self._stats = stats or BatchStats()
+        self._queue: deque[_Item] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-model")
+        self.busy = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def submit(self, inputs: Any, rows: int) -> asyncio.Future[Any]:
+        """Queue one request; the future resolves to its predictions (or its own exception)."""
+        if len(self._queue) >= self.max_queue:
+            raise Overloaded(f"{len(self._queue)} requests are already waiting for the model")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append(_Item(inputs, rows, future))
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._run())
+        if not self.busy:
+            assert self._wake is not None
+            self._wake.set()
+        return future
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.max_delay > 0 and self._rows_queued() < self.max_rows:
+                await self._fill(loop.time() + self.max_delay)
+            batch = self._take()
+            if not batch:
+                continue
+            self._stats.queue(len(self._queue))
+            self.busy = True
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._compute, batch)
+            except BaseException as exc:  # the executor itself failed (shutdown): fail the batch
+                outcomes = [(False, exc)] * len(batch)
+            finally:
+                self.busy = False
+            for item, (ok, value) in zip(batch, outcomes, strict=True):
+                if item.future.done():  # timed out or the client went away
+                    continue
+                if ok:
+                    item.future.set_result(value)
+                else:
+                    item.future.set_exception(value)
+
+    def _rows_queued(self) -> int:
+        return sum(item.rows for item in self._queue)
+
+    async def _fill(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while self._rows_queued() < self.max_rows and len(self._queue) < self.max_requests:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            assert self._wake is not None
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[_Item]:
+        batch: list[_Item] = []
+        rows = 0
+        queue = self._queue
+        while queue and len(batch) < self.max_requests:
+            item = queue[0]
+            if batch and rows + item.rows > self.max_rows:
+                break
+            queue.popleft()
+            if item.future.done():
+                continue
+            batch.append(item)
+            rows += item.rows
+        return batch
+
+    # -- in the model thread -------------------------------------------------------------------------
+    def _compute(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
+        started = time.perf_counter()
+        try:
+            if len(batch) == 1:
+                return [self._call(batch[0].inputs)]
+            try:
+                predictions = self._predict(self._stack([item.inputs for item in batch]))
+                pieces = self._split(predictions, [item.rows for item in batch])
+                return [(True, piece) for piece in pieces]
+            except Exception as exc:
+                log.info("a batch of %d requests failed (%s); retrying each alone", len(batch), exc)
+                return [self._call(item.inputs) for item in batch]
+        finally:
+            self._stats.batch(len(batch), sum(item.rows for item in batch), time.perf_counter() - started)
+
+    def _call(self, inputs: Any) -> tuple[bool, Any]:
+        try:
+            return True, self._predict(inputs)
+        except ShipyardError as exc:
+            return False, exc
+        except Exception as exc:
+            error = ModelError(f"the model raised {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return False, error
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

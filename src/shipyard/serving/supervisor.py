@@ -1,0 +1,149 @@
+"""The server's main process: owns the socket, forks the workers, replaces the ones that die, drains.
+
+* The listening socket is bound once here and shared by every worker (the kernel spreads connections).
+* A worker that dies (a segfault in native code, an OOM kill, ``kill -9``) is replaced at once;
+  one that cannot load the model stops the whole server with exit code 3 instead of looping.
+* SIGTERM (what ``docker stop`` and SageMaker send) closes the socket, asks each worker to finish its
+  in-flight requests, and exits within ``SHIPYARD_GRACEFUL_TIMEOUT`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from shipyard.config import ServerConfig
+from shipyard.serving.worker import EXIT_LOAD_FAILED, run_worker
+
+__all__ = ["Supervisor", "bind"]
+
+log = logging.getLogger("shipyard.supervisor")
+
+_POLL_S = 0.1
+_MAX_BACKOFF_S = 5.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Supervisor:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.workers: dict[int, BaseProcess] = {}
+        self._stopping = False
+        self._failures = 0
+
+    def run(self) -> int:
+        multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        owned_dir = None
+        if not multiproc_dir:
+            owned_dir = tempfile.TemporaryDirectory(prefix="shipyard-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = owned_dir.name
+        sock = bind(self.config.host, self.config.port)
+        self.port = sock.getsockname()[1]
+        context = multiprocessing.get_context("fork")
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info(
+            "listening",
+            extra={
+                "fields": {
+                    "host": self.config.host,
+                    "port": self.port,
+                    "workers": self.config.workers,
+                    "model_dir": self.config.model_dir,
+                }
+            },
+        )
+        try:
+            for slot in range(self.config.workers):
+                self._spawn(context, slot, sock)
+            code = self._watch(context, sock)
+        finally:
+            sock.close()
+            self._stop_workers()
+            if owned_dir is not None:
+                owned_dir.cleanup()
+                os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        return code
+
+    def _spawn(self, context: multiprocessing.context.ForkContext, slot: int, sock: socket.socket) -> None:
+        process = context.Process(
+            target=run_worker, args=(self.config, sock), name=f"shipyard-worker-{slot}", daemon=False
+        )
+        process.start()
+        self.workers[slot] = process
+
+    def _watch(self, context: multiprocessing.context.ForkContext, sock: socket.socket) -> int:
+        while not self._stopping:
+            time.sleep(_POLL_S)
+            for slot, process in list(self.workers.items()):
+                if process.is_alive() or self._stopping:
+                    continue
+                code = process.exitcode
+                _mark_dead(process.pid)
+                if code == EXIT_LOAD_FAILED:
+                    log.error("a worker could not load the model; stopping (see the error above)")
+                    return EXIT_LOAD_FAILED
+                self._failures += 1
+                delay = min(_MAX_BACKOFF_S, 0.05 * 2 ** min(self._failures, 7))
+                log.warning(
+                    "worker died; replacing it",
+                    extra={"fields": {"pid": process.pid, "exit": code, "restart_in_s": delay}},
+                )
+                time.sleep(delay)
+                if not self._stopping:
+                    self._spawn(context, slot, sock)
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self._stopping:
+            log.info("signal %s: draining", signal.Signals(signum).name)
+        self._stopping = True
+
+    def _stop_workers(self) -> None:
+        alive = [p for p in self.workers.values() if p.is_alive()]
+        for process in alive:
+            _signal(process, signal.SIGTERM)
+        deadline = time.monotonic() + self.config.graceful_timeout_s + 5
+        for process in alive:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in alive:
+            if process.is_alive():
+                log.warning("worker %s did not stop in time; killing it", process.pid)
+                _signal(process, signal.SIGKILL)
+                process.join(5)
+
+
+def _signal(process: BaseProcess, signum: int) -> None:
+    if process.pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signum)
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is None or "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,86 @@
+"""One worker process: drop privileges, load the bundle, serve HTTP on the shared socket."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+
+from shipyard.config import ServerConfig
+
+__all__ = ["EXIT_LOAD_FAILED", "drop_privileges", "run_worker"]
+
+EXIT_LOAD_FAILED = 3
+
+log = logging.getLogger("shipyard.worker")
+
+
+def drop_privileges(user: str | None) -> None:
+    """Run the rest of this process as ``user`` when started as root (like nginx or gunicorn --user)."""
+    if not user or os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        raise SystemExit(f"SHIPYARD_RUN_AS={user!r}: no such user") from None
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ["HOME"] = entry.pw_dir
+    os.environ["USER"] = entry.pw_name
+
+
+def run_worker(config: ServerConfig, sock: socket.socket) -> None:
+    """The body of a worker process; never returns."""
+    from shipyard.serving.logs import setup_logging
+
+    setup_logging(config.log_level)
+    drop_privileges(config.run_as)
+    import uvicorn
+
+    from shipyard.bundle import Bundle
+    from shipyard.handler import handler_for
+    from shipyard.serving.app import ServerApp
+
+    exit_code = 0
+    try:
+        bundle = Bundle.open(config.model_dir, config.program)
+        handler = handler_for(bundle, config)
+    except Exception as exc:
+        log.error("cannot open the bundle: %s", exc, exc_info=exc)
+        sys.exit(EXIT_LOAD_FAILED)
+
+    server: uvicorn.Server | None = None
+
+    def load_failed(error: BaseException) -> None:
+        nonlocal exit_code
+        exit_code = EXIT_LOAD_FAILED
+        if server is not None:
+            server.should_exit = True
+
+    app = ServerApp(config, handler, on_load_failed=load_failed)
+    uv_config = uvicorn.Config(
+        app,
+        loop=_loop(),
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(config.graceful_timeout_s)),
+        timeout_keep_alive=75,  # longer than the load balancers' idle timeout in front of SageMaker
+        backlog=2048,
+    )
+    server = uvicorn.Server(uv_config)
+    server.run(sockets=[sock])
+    sys.exit(exit_code)
+
+
+def _loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard] on Linux
+        return "asyncio"
+    return "uvloop"

@@ -1,0 +1,1 @@
+"""Shared fixtures: a trained digits bundle, a running server on a free port."""
