@@ -15,7 +15,14 @@ codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
     ├── Overloaded                 503 the queue is full (Retry-After)
     ├── ModelNotReady              503 still loading
     ├── InferenceTimeout           504 over SAGEMAKER_MODEL_SERVER_TIMEOUT
-    └── ClientError                    the client got an error answer (exit 4)
+    ├── ClientError                    the client got an error answer (exit 4)
+    ├── SpecError                      deploy options are wrong; nothing was created (exit 2)
+    ├── DeployError                    a deployment could not be made, changed, found or removed (exit 3)
+    │   ├── DeployFailed               the endpoint ended Failed (carries FailureReason and the log tail)
+    │   └── NotDeployed                no deployment under that name
+    └── CloudError                     AWS refused a call (carries the AWS error code; exit 5)
+        ├── CredentialsError           no credentials, or they were refused
+        └── AccessDenied               the identity lacks a permission
 """
 
 from __future__ import annotations
@@ -23,17 +30,24 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AccessDenied",
     "BundleError",
     "ClientError",
+    "CloudError",
+    "CredentialsError",
+    "DeployError",
+    "DeployFailed",
     "InferenceTimeout",
     "ModelError",
     "ModelNotReady",
     "NotAcceptable",
+    "NotDeployed",
     "Overloaded",
     "PayloadTooLarge",
     "RequestError",
     "SchemaMismatch",
     "ShipyardError",
+    "SpecError",
     "UnsupportedMediaType",
 ]
 
@@ -99,3 +113,50 @@ class ClientError(ShipyardError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class SpecError(ShipyardError):
+    """Deploy options that cannot work (checked before anything is created)."""
+
+    exit_code = 2
+    code = "InvalidSpec"
+
+
+class DeployError(ShipyardError):
+    exit_code = 3
+    code = "DeployError"
+
+
+class DeployFailed(DeployError):
+    """The endpoint ended ``Failed``: the target's reason and the container's last log lines travel with it."""
+
+    code = "DeployFailed"
+
+    def __init__(self, message: str, *, reason: str | None = None, log_tail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+class NotDeployed(DeployError):
+    code = "NotDeployed"
+
+
+class CloudError(ShipyardError):
+    """AWS refused a call; ``aws_code`` is AWS's error code (``AccessDeniedException``, ...)."""
+
+    exit_code = 5
+    code = "CloudError"
+
+    def __init__(self, message: str, *, aws_code: str | None = None, operation: str | None = None) -> None:
+        super().__init__(message)
+        self.aws_code = aws_code
+        self.operation = operation
+
+
+class CredentialsError(CloudError):
+    code = "NoCredentials"
+
+
+class AccessDenied(CloudError):
+    code = "AccessDenied"
