@@ -21,6 +21,10 @@ Nothing is read at import time.
 | SHIPYARD_ACCESS_LOG                   | 1                | one JSON line per request on stdout       |
 | SHIPYARD_GRACEFUL_TIMEOUT             | 30               | seconds SIGTERM waits for in-flight work  |
 | SHIPYARD_RUN_AS                       | (none)           | user the workers run as (root drops to it)|
+| SHIPYARD_CAPTURE_DESTINATION          | (off)            | data capture: a directory or s3://bucket/prefix |
+| SHIPYARD_CAPTURE_PERCENT              | 100              | share of invocations captured (0-100)     |
+| SHIPYARD_CAPTURE_QUEUE                | 10000            | captured records waiting to be written; more are dropped |
+| SHIPYARD_CAPTURE_FLUSH_SECONDS        | 60               | s3:// destinations: seconds between uploads |
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class ServerConfig:
     access_log: bool = True
     graceful_timeout_s: float = 30.0
     run_as: str | None = None
+    capture_destination: str | None = None  # None: data capture off (see serving/capture.py)
+    capture_percent: float = 100.0
+    capture_queue: int = 10_000
+    capture_flush_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -84,6 +92,10 @@ class ServerConfig:
             "access_log": env.get("SHIPYARD_ACCESS_LOG", "1").strip().lower() not in {"0", "false", "no", "off"},
             "graceful_timeout_s": _float(env, "SHIPYARD_GRACEFUL_TIMEOUT", d.graceful_timeout_s, low=0.0),
             "run_as": env.get("SHIPYARD_RUN_AS") or None,
+            "capture_destination": env.get("SHIPYARD_CAPTURE_DESTINATION") or None,
+            "capture_percent": _percent(env, "SHIPYARD_CAPTURE_PERCENT", d.capture_percent),
+            "capture_queue": _int(env, "SHIPYARD_CAPTURE_QUEUE", d.capture_queue, low=1, high=1 << 24),
+            "capture_flush_s": _float(env, "SHIPYARD_CAPTURE_FLUSH_SECONDS", d.capture_flush_s, low=0.0),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -119,6 +131,13 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> 
         raise ShipyardError(f"{name}={raw!r} is not a number") from None
     if not value >= low:
         raise ShipyardError(f"{name}={value} must be >= {low}")
+    return value
+
+
+def _percent(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default, low=0.0)
+    if value > 100.0:
+        raise ShipyardError(f"{name}={value:g} must be a percentage between 0 and 100")
     return value
 
 

@@ -25,6 +25,7 @@ from shipyard.config import ServerConfig
 from shipyard.errors import InferenceTimeout, ModelNotReady, PayloadTooLarge, ShipyardError
 from shipyard.handler import Handler, split, stack
 from shipyard.serving.batcher import Batcher, BatchStats
+from shipyard.serving.capture import Capture, capture_for
 from shipyard.serving.logs import AccessLog
 from shipyard.serving.metrics import Metrics, render
 
@@ -70,6 +71,12 @@ class ServerApp:
         self.handler = handler
         self.metrics = metrics or Metrics()
         self.access_log = AccessLog(config.access_log)
+        self.capture: Capture | None = capture_for(
+            config.capture_destination,
+            config.capture_percent,
+            max_queue=config.capture_queue,
+            flush_seconds=config.capture_flush_s,
+        )
         self.on_load_failed = on_load_failed
         self.ready = False
         self.load_error: BaseException | None = None
@@ -116,10 +123,14 @@ class ServerApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._start_loading(asyncio.get_running_loop())
+                if self.capture is not None:
+                    self.capture.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.access_log.flush()
                 await self.batcher.close()
+                if self.capture is not None:  # SIGTERM: write out what was captured
+                    await asyncio.to_thread(self.capture.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -243,6 +254,8 @@ class ServerApp:
             headers.append((b"x-amzn-sagemaker-custom-attributes", attributes))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if status == 200 and self.capture is not None:  # sampled, queued, written off the request path
+            self.capture.offer(inference_id, content_type, request, content, body)
         elapsed = time.perf_counter() - started
         self.metrics.observe("invocations", status, elapsed)
         if self.access_log.enabled:
