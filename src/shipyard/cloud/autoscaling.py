@@ -1,0 +1,103 @@
+"""Application Auto Scaling for an endpoint variant: a scalable target and one target-tracking policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from shipyard.cloud.errors import aws_call, error_code
+from shipyard.cloud.session import Aws
+
+__all__ = ["DIMENSION", "METRIC", "AutoscalingGateway", "resource_id"]
+
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+METRIC = "SageMakerVariantInvocationsPerInstance"
+
+
+def resource_id(endpoint: str, variant: str) -> str:
+    return f"endpoint/{endpoint}/variant/{variant}"
+
+
+class AutoscalingGateway:
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+        self.client = aws.client("application-autoscaling")
+
+    def attach(
+        self,
+        endpoint: str,
+        variant: str,
+        *,
+        minimum: int,
+        maximum: int,
+        target_invocations_per_minute: float,
+        policy_name: str,
+        tags: dict[str, str],
+        scale_in_cooldown_s: int = 300,
+        scale_out_cooldown_s: int = 60,
+    ) -> str:
+        """Register the variant as a scalable target and track ``InvocationsPerInstance``; the policy ARN."""
+        resource = resource_id(endpoint, variant)
+        with aws_call(f"set up autoscaling for {resource}", self.aws.region):
+            target_arn = self.client.register_scalable_target(
+                ServiceNamespace="sagemaker",
+                ResourceId=resource,
+                ScalableDimension=DIMENSION,
+                MinCapacity=minimum,
+                MaxCapacity=maximum,
+            ).get("ScalableTargetARN")
+            if target_arn and tags:
+                self.client.tag_resource(ResourceARN=target_arn, Tags=tags)
+            answer = self.client.put_scaling_policy(
+                PolicyName=policy_name,
+                ServiceNamespace="sagemaker",
+                ResourceId=resource,
+                ScalableDimension=DIMENSION,
+                PolicyType="TargetTrackingScaling",
+                TargetTrackingScalingPolicyConfiguration={
+                    "TargetValue": float(target_invocations_per_minute),
+                    "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
+                    "ScaleInCooldown": scale_in_cooldown_s,
+                    "ScaleOutCooldown": scale_out_cooldown_s,
+                },
+            )
+        return str(answer["PolicyARN"])
+
+    def target(self, endpoint: str, variant: str) -> dict[str, Any] | None:
+        with aws_call("describe the scalable target", self.aws.region):
+            found = self.client.describe_scalable_targets(
+                ServiceNamespace="sagemaker", ResourceIds=[resource_id(endpoint, variant)], ScalableDimension=DIMENSION
+            )["ScalableTargets"]
+        return dict(found[0]) if found else None
+
+    def policies(self, endpoint: str, variant: str) -> list[dict[str, Any]]:
+        with aws_call("describe the scaling policies", self.aws.region):
+            return list(
+                self.client.describe_scaling_policies(
+                    ServiceNamespace="sagemaker", ResourceId=resource_id(endpoint, variant), ScalableDimension=DIMENSION
+                )["ScalingPolicies"]
+            )
+
+    def detach(self, endpoint: str, variant: str) -> bool:
+        """Remove the policies and deregister the target; ``False`` when there was nothing to remove."""
+        resource = resource_id(endpoint, variant)
+        removed = False
+        with aws_call(f"remove autoscaling from {resource}", self.aws.region):
+            for policy in self.policies(endpoint, variant):
+                self.client.delete_scaling_policy(
+                    PolicyName=policy["PolicyName"],
+                    ServiceNamespace="sagemaker",
+                    ResourceId=resource,
+                    ScalableDimension=DIMENSION,
+                )
+                removed = True
+            try:
+                self.client.deregister_scalable_target(
+                    ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=DIMENSION
+                )
+                removed = True
+            except ClientError as exc:
+                if error_code(exc) != "ObjectNotFoundException":
+                    raise
+        return removed

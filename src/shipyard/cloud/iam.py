@@ -1,0 +1,102 @@
+"""IAM: the endpoint's execution role and its one inline policy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from shipyard.cloud.errors import aws_call, error_code
+from shipyard.cloud.session import Aws
+
+__all__ = ["IamGateway", "sagemaker_trust_policy"]
+
+
+def sagemaker_trust_policy(account: str) -> dict[str, Any]:
+    """Only SageMaker may assume the role, and only on behalf of this account (confused-deputy guard)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            }
+        ],
+    }
+
+
+class IamGateway:
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+        self.client = aws.client("iam")
+
+    def create_role(
+        self, name: str, *, trust: dict[str, Any], path: str, tags: list[dict[str, str]], description: str
+    ) -> str:
+        """Create the role (or adopt it when it exists with our tag); its ARN."""
+        with aws_call(f"create the IAM role {name}"):
+            try:
+                answer = self.client.create_role(
+                    RoleName=name,
+                    Path=path,
+                    AssumeRolePolicyDocument=json.dumps(trust),
+                    Description=description,
+                    MaxSessionDuration=3600,
+                    Tags=tags,
+                )
+            except ClientError as exc:
+                if error_code(exc) != "EntityAlreadyExists":
+                    raise
+                # A resumed deploy: the role is ours from the first attempt; bring its trust policy up to date.
+                self.client.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+                return str(self.client.get_role(RoleName=name)["Role"]["Arn"])
+        return str(answer["Role"]["Arn"])
+
+    def put_policy(self, role: str, policy_name: str, document: dict[str, Any]) -> None:
+        with aws_call(f"attach the policy {policy_name} to the role {role}"):
+            self.client.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(document))
+
+    def get_policy(self, role: str, policy_name: str) -> dict[str, Any]:
+        with aws_call(f"read the policy {policy_name} of the role {role}"):
+            document = self.client.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+        return json.loads(document) if isinstance(document, str) else dict(document)
+
+    def role_arn(self, name: str) -> str | None:
+        with aws_call(f"look up the IAM role {name}"):
+            try:
+                return str(self.client.get_role(RoleName=name)["Role"]["Arn"])
+            except ClientError as exc:
+                if error_code(exc) == "NoSuchEntity":
+                    return None
+                raise
+
+    def tags(self, name: str) -> dict[str, str]:
+        with aws_call(f"read the tags of the IAM role {name}"):
+            tags = self.client.list_role_tags(RoleName=name)["Tags"]
+        return {t["Key"]: t["Value"] for t in tags}
+
+    def roles(self, path: str) -> list[str]:
+        """Names of the roles under ``path``."""
+        names: list[str] = []
+        with aws_call(f"list the IAM roles under {path}"):
+            for page in self.client.get_paginator("list_roles").paginate(PathPrefix=path):
+                names.extend(role["RoleName"] for role in page["Roles"])
+        return names
+
+    def delete_role(self, name: str) -> bool:
+        """Delete the role with its inline and attached policies; ``False`` when it was already gone."""
+        with aws_call(f"delete the IAM role {name}"):
+            try:
+                for policy in self.client.list_role_policies(RoleName=name)["PolicyNames"]:
+                    self.client.delete_role_policy(RoleName=name, PolicyName=policy)
+                for policy in self.client.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+                    self.client.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+                self.client.delete_role(RoleName=name)
+            except ClientError as exc:
+                if error_code(exc) == "NoSuchEntity":
+                    return False
+                raise
+        return True

@@ -1,0 +1,111 @@
+"""One AWS account and region: a boto3 session, its clients, and a count of the API calls they make."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from shipyard import __version__
+from shipyard.cloud.errors import aws_call
+from shipyard.errors import CredentialsError, SpecError
+
+__all__ = ["TAG_KEY", "Aws", "Identity", "tag_list"]
+
+TAG_KEY = "shipyard:deployment"
+"""Every resource Shipyard creates carries this tag, with the deployment's name as its value."""
+
+
+def tag_list(name: str, extra: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Tags in the ``[{"Key": ..., "Value": ...}]`` shape most AWS APIs take."""
+    tags = {TAG_KEY: name, **(extra or {})}
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str
+    partition: str
+
+
+class Aws:
+    """boto3 clients for one region, created once each, with every API call counted in :attr:`calls`.
+
+    Retries follow boto3's usual settings (``AWS_MAX_ATTEMPTS``, ``AWS_RETRY_MODE``, the profile); the
+    endpoint follows ``AWS_ENDPOINT_URL`` (which is how the tests point boto3 at a moto server).
+    """
+
+    def __init__(self, region: str | None = None, *, profile: str | None = None, session: Any = None) -> None:
+        with aws_call("read the AWS configuration"):
+            self.session = session or boto3.Session(profile_name=profile, region_name=region)
+        resolved = region or self.session.region_name
+        if not resolved:
+            raise SpecError("no AWS region: pass --region or set AWS_REGION (e.g. us-east-1)")
+        self.region: str = resolved
+        self.calls: Counter[str] = Counter()
+        self._clients: dict[str, Any] = {}
+        self._identity: Identity | None = None
+
+    def client(self, service: str) -> Any:
+        """The (cached) boto3 client for ``service`` in this region."""
+        client = self._clients.get(service)
+        if client is None:
+            with aws_call(f"set up the {service} client", self.region):
+                client = self.session.client(
+                    service, region_name=self.region, config=Config(user_agent_extra=f"shipyard/{__version__}")
+                )
+            # First in line, so calls answered by a test's scripted hook are counted as well.
+            client.meta.events.register_first("before-call", self._count)
+            self._clients[service] = client
+        return client
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def check_region(self, service: str = "sagemaker") -> None:
+        """:class:`SpecError` when ``service`` does not exist in this region (a typo, or a region it lacks)."""
+        known: set[str] = set()
+        for partition in self.session.get_available_partitions():
+            known.update(self.session.get_available_regions(service, partition_name=partition))
+        if known and self.region not in known:
+            raise SpecError(
+                f"region {self.region!r} has no {service} service; choose one of: {', '.join(sorted(known))}"
+            )
+
+    def check_credentials(self) -> None:
+        """:class:`CredentialsError` when boto3 finds no credentials at all (nothing is sent to AWS)."""
+        with aws_call("read the AWS credentials", self.region):
+            credentials = self.session.get_credentials()
+        if credentials is None:
+            raise CredentialsError(
+                "no AWS credentials found: set AWS_PROFILE (after `aws configure` or `aws sso login`) or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --target local, which needs none"
+            )
+
+    def identity(self) -> Identity:
+        """Who the credentials belong to (STS GetCallerIdentity, asked once): also proves region access."""
+        if self._identity is None:
+            with aws_call(f"check the AWS credentials in {self.region}", self.region):
+                answer = self.client("sts").get_caller_identity()
+            arn = str(answer["Arn"])
+            self._identity = Identity(account=str(answer["Account"]), arn=arn, partition=arn.split(":")[1])
+        return self._identity
+
+    @property
+    def account(self) -> str:
+        return self.identity().account
+
+    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+        """``arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`` for this account and region."""
+        ident = self.identity()
+        return ":".join(
+            ["arn", ident.partition, service, self.region if region else "", ident.account if account else "", resource]
+        )

@@ -1,0 +1,64 @@
+"""A dated price table for cost estimates (``status``, ``deploy --dry-run``).
+
+AWS's Price List API is not something a deploy should depend on (extra permissions, slow, no offline
+answer), so the list prices of SageMaker hosting in us-east-1 are kept in the repository with their date
+and source (``sagemaker-us-east-1.json``). Every figure derived from them is an estimate and is labelled so.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+
+__all__ = ["PriceTable", "prices"]
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    region: str
+    as_of: str
+    source: str
+    currency: str
+    hours_per_month: float
+    instance_hourly: dict[str, float]
+    serverless_per_gb_second: float
+
+    def hourly(self, instance_type: str | None, count: int = 1) -> float | None:
+        """List price per hour of ``count`` instances (``None``: not in the table)."""
+        if instance_type is None:
+            return None
+        price = self.instance_hourly.get(instance_type)
+        return None if price is None else price * count
+
+    def monthly(self, instance_type: str | None, count: int = 1) -> float | None:
+        hourly = self.hourly(instance_type, count)
+        return None if hourly is None else hourly * self.hours_per_month
+
+    def serverless_per_second(self, memory_mb: int) -> float:
+        """Price of one second of one serverless invocation with ``memory_mb`` (idle costs nothing)."""
+        return self.serverless_per_gb_second * memory_mb / 1024
+
+    @property
+    def label(self) -> str:
+        return f"{self.region} list prices of {self.as_of}"
+
+
+@functools.cache
+def prices() -> PriceTable:
+    """The SageMaker hosting price table shipped with Shipyard."""
+    raw: dict[str, Any] = orjson.loads(
+        resources.files("shipyard.pricing").joinpath("sagemaker-us-east-1.json").read_bytes()
+    )
+    return PriceTable(
+        region=raw["region"],
+        as_of=raw["as_of"],
+        source=raw["source"],
+        currency=raw["currency"],
+        hours_per_month=float(raw["hours_per_month"]),
+        instance_hourly={k: float(v) for k, v in raw["instance_hourly"].items()},
+        serverless_per_gb_second=float(raw["serverless"]["per_gb_second"]),
+    )
