@@ -53,7 +53,10 @@ def main() -> int:
         return 2
     missing = [name for name in ("serve", "gunicorn", "uvicorn") if not (BIN / name).exists()]
     if missing:
-        print(f"missing {', '.join(missing)} in {BIN}: run  SHIPYARD_EXTRAS=dev,bench bash scripts/setup.sh", file=sys.stderr)
+        print(
+            f"missing {', '.join(missing)} in {BIN}: run  SHIPYARD_EXTRAS=dev,bench bash scripts/setup.sh",
+            file=sys.stderr,
+        )
         return 2
     cores = sorted(os.sched_getaffinity(0))
     if args.server_core not in cores or args.load_core not in cores or args.server_core == args.load_core:
@@ -119,8 +122,9 @@ def _wait_until_quiet(max_load: float, wait_s: float) -> list[float]:
 # -- the run -------------------------------------------------------------------------------------
 def run(args: argparse.Namespace, wrk: str, work: Path) -> dict[str, Any]:
     bundle = work / "digits-bundle"
-    subprocess.run([sys.executable, str(ROOT / "examples/digits/train.py"), str(bundle)], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples/digits/train.py"), str(bundle)], check=True, stdout=subprocess.DEVNULL
+    )
     import joblib
     import numpy as np
     from sklearn.datasets import load_digits
@@ -135,9 +139,14 @@ def run(args: argparse.Namespace, wrk: str, work: Path) -> dict[str, Any]:
 
     results: dict[str, Any] = {
         "settings": {
-            "duration_s": args.duration, "warmup_s": args.warmup, "concurrency": list(args.concurrency),
-            "wrk_threads": 1, "body_bytes": len(bodies[0]), "distinct_bodies": len(bodies),
-            "server_core": args.server_core, "load_core": args.load_core,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": list(args.concurrency),
+            "wrk_threads": 1,
+            "body_bytes": len(bodies[0]),
+            "distinct_bodies": len(bodies),
+            "server_core": args.server_core,
+            "load_core": args.load_core,
         },
         "compute": _compute_floor(model, features, np, args.server_core),
         "servers": {},
@@ -153,8 +162,11 @@ def run(args: argparse.Namespace, wrk: str, work: Path) -> dict[str, Any]:
             points = {}
             for c in args.concurrency:
                 point = _wrk(wrk, port, c, args.duration, args.load_core, bodies_file, pid, args.server_core)
-                print(f"   c={c:<3} {point['rps']:>9.0f} req/s  p50 {point['p50_ms']:.3f} ms  "
-                      f"p99 {point['p99_ms']:.3f} ms  errors {point['errors']}", file=sys.stderr)
+                print(
+                    f"   c={c:<3} {point['rps']:>9.0f} req/s  p50 {point['p50_ms']:.3f} ms  "
+                    f"p99 {point['p99_ms']:.3f} ms  errors {point['errors']}",
+                    file=sys.stderr,
+                )
                 points[str(c)] = point
             check_after = _check(port, name, bodies, expected)
         results["servers"][name] = {
@@ -173,17 +185,59 @@ def _server_command(name: str, bundle: Path, port: int) -> tuple[list[str], dict
     for key in [k for k in env if k.startswith(("SAGEMAKER_", "SHIPYARD_", "PROMETHEUS_"))]:
         del env[key]
     if name == "floor":
-        return [str(BIN / "uvicorn"), "--app-dir", str(APPS), "floor:app", "--host", "127.0.0.1", "--port", str(port),
-                "--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log", "--no-proxy-headers",
-                "--log-level", "warning", "--backlog", "2048"], env, name
+        return (
+            [
+                str(BIN / "uvicorn"),
+                "--app-dir",
+                str(APPS),
+                "floor:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--workers",
+                "1",
+                "--no-access-log",
+                "--no-proxy-headers",
+                "--log-level",
+                "warning",
+                "--backlog",
+                "2048",
+            ],
+            env,
+            name,
+        )
     if name == "tutorial":
         env["MODEL_PATH"] = str(bundle / "model" / "model.joblib")
-        return [str(BIN / "gunicorn"), "--workers", "1", "--worker-class", "sync", "--bind", f"127.0.0.1:{port}",
-                "--chdir", str(APPS), "--log-level", "warning", "tutorial_flask:app"], env, name
+        return (
+            [
+                str(BIN / "gunicorn"),
+                "--workers",
+                "1",
+                "--worker-class",
+                "sync",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--chdir",
+                str(APPS),
+                "--log-level",
+                "warning",
+                "tutorial_flask:app",
+            ],
+            env,
+            name,
+        )
     if name in ("shipyard", "shipyard-log"):
         env |= {
-            "SHIPYARD_MODEL_DIR": str(bundle), "SHIPYARD_HOST": "127.0.0.1", "SAGEMAKER_BIND_TO_PORT": str(port),
-            "SAGEMAKER_MODEL_SERVER_WORKERS": "1", "SHIPYARD_ACCESS_LOG": "1" if name == "shipyard-log" else "0",
+            "SHIPYARD_MODEL_DIR": str(bundle),
+            "SHIPYARD_HOST": "127.0.0.1",
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+            "SHIPYARD_ACCESS_LOG": "1" if name == "shipyard-log" else "0",
             "SHIPYARD_LOG_LEVEL": "WARNING",
         }
         return [str(BIN / "serve")], env, name
@@ -194,8 +248,13 @@ def _server_command(name: str, bundle: Path, port: int) -> tuple[list[str], dict
 def _server(command: list[str], env: dict[str, str], port: int, core: int, log_path: Path) -> Iterator[int]:
     """Start a server pinned to ``core`` (stdout and stderr to ``log_path``), wait for it, stop it by its PID."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(["taskset", "-c", str(core), *command], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            ["taskset", "-c", str(core), *command],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_ready(port, process, log_path)
         yield process.pid
@@ -251,10 +310,23 @@ def _check(port: int, name: str, bodies: list[str], expected: list[int]) -> dict
     return {"sent": len(bodies), "wrong": len(wrong), "ok": not wrong, "first_wrong": wrong[:1]}
 
 
-def _wrk(wrk: str, port: int, connections: int, seconds: float, core: int, bodies: Path, server_pid: int,
-         server_core: int) -> dict[str, Any]:
-    command = ["taskset", "-c", str(core), wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-               "--timeout", "10s", "-s", str(APPS / "wrk_post.lua"), f"http://127.0.0.1:{port}/invocations"]
+def _wrk(
+    wrk: str, port: int, connections: int, seconds: float, core: int, bodies: Path, server_pid: int, server_core: int
+) -> dict[str, Any]:
+    command = [
+        "taskset",
+        "-c",
+        str(core),
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(APPS / "wrk_post.lua"),
+        f"http://127.0.0.1:{port}/invocations",
+    ]
     cpu_before, core_before = _tree_cpu(server_pid), _core_times()
     wall = time.monotonic()
     done = subprocess.run(command, env={**os.environ, "WRK_BODIES": str(bodies)}, capture_output=True, text=True)
@@ -263,15 +335,20 @@ def _wrk(wrk: str, port: int, connections: int, seconds: float, core: int, bodie
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    summary = json.loads(line[len("WRK_JSON "):])
+    summary = json.loads(line[len("WRK_JSON ") :])
     lat = summary["latency_us"]
     return {
         "connections": connections,
         "requests": summary["requests"],
         "rps": summary["requests"] / (summary["duration_us"] / 1e6),
-        "p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000, "p99_ms": lat["p99"] / 1000,
-        "p999_ms": lat["p99.9"] / 1000, "mean_ms": lat["mean"] / 1000, "max_ms": lat["max"] / 1000,
-        "errors": sum(summary["errors"].values()), "error_kinds": summary["errors"],
+        "p50_ms": lat["p50"] / 1000,
+        "p90_ms": lat["p90"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "p999_ms": lat["p99.9"] / 1000,
+        "mean_ms": lat["mean"] / 1000,
+        "max_ms": lat["max"] / 1000,
+        "errors": sum(summary["errors"].values()),
+        "error_kinds": summary["errors"],
         "server_cpu": cpu_used / wall,  # share of one core the server's processes used
         "core_busy": {str(c): _busy(core_before[c], core_after[c]) for c in (server_core, core)},
     }
@@ -327,7 +404,9 @@ def _compute_floor(model: Any, features: Any, np: Any, core: int) -> dict[str, A
             per_call = [t / number for t in timeit.repeat(lambda x=x: model.predict(x), number=number, repeat=7)]
             median = statistics.median(per_call)
             out[f"batch_{batch}"] = {
-                "us_per_call": median * 1e6, "us_per_row": median * 1e6 / batch, "us_per_call_min": min(per_call) * 1e6,
+                "us_per_call": median * 1e6,
+                "us_per_row": median * 1e6 / batch,
+                "us_per_call_min": min(per_call) * 1e6,
             }
         return out
     finally:

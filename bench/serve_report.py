@@ -13,8 +13,18 @@ from typing import Any
 
 __all__ = ["machine_info", "render_markdown", "targets"]
 
-PACKAGES = ("shipyard", "uvicorn", "uvloop", "httptools", "orjson", "numpy", "scikit-learn", "prometheus-client",
-            "flask", "gunicorn")
+PACKAGES = (
+    "shipyard",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "orjson",
+    "numpy",
+    "scikit-learn",
+    "prometheus-client",
+    "flask",
+    "gunicorn",
+)
 LABELS = {
     "floor": "floor: constant-answer ASGI app, uvicorn + httptools + uvloop",
     "tutorial": "tutorial: Flask + gunicorn (1 sync worker)",
@@ -69,8 +79,14 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         if "1" in points and "1" in floor:
             bound = floor["1"]["p50_ms"] + predict_ms + LATENCY_SLACK_MS
             p50 = points["1"]["p50_ms"]
-            entry["latency"] = {"p50_ms": p50, "bound_ms": bound, "floor_p50_ms": floor["1"]["p50_ms"],
-                                "predict_ms": predict_ms, "slack_ms": LATENCY_SLACK_MS, "pass": p50 <= bound}
+            entry["latency"] = {
+                "p50_ms": p50,
+                "bound_ms": bound,
+                "floor_p50_ms": floor["1"]["p50_ms"],
+                "predict_ms": predict_ms,
+                "slack_ms": LATENCY_SLACK_MS,
+                "pass": p50 <= bound,
+            }
         if "64" in points:
             tail = points["64"]["p99_ms"] / points["64"]["p50_ms"]
             entry["tail"] = {"ratio": tail, "target": f"<= {TAIL_MAX}", "pass": tail <= TAIL_MAX}
@@ -93,7 +109,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Load average before: {', '.join(f'{x:.2f}' for x in m['load_before'])}.",
         "",
         f"Model A: LogisticRegression on digits, one 64-float row per request as JSON "
-        f"(`{{\"instances\": [[...]]}}`, {s['body_bytes']} bytes, {s['distinct_bodies']} distinct bodies cycled). "
+        f'(`{{"instances": [[...]]}}`, {s["body_bytes"]} bytes, {s["distinct_bodies"]} distinct bodies cycled). '
         f"wrk, 1 thread, connections = concurrency, {s['duration_s']:g} s per point after {s['warmup_s']:g} s of "
         "warm-up at c=64. Reproduce: `.venv/bin/python bench/serve.py`.",
         "",
@@ -123,17 +139,22 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
     lines += ["", "## Targets", ""]
     for name, entry in results["targets"].items():
-        lines.append(f"**{LABELS.get(name, name)}**" + (" (for comparison; the targets are Shipyard's)"
-                                                        if name == "tutorial" else ""))
+        lines.append(
+            f"**{LABELS.get(name, name)}**"
+            + (" (for comparison; the targets are Shipyard's)" if name == "tutorial" else "")
+        )
         lines.append("")
         if "throughput" in entry:
             t = entry["throughput"]
-            lines.append(f"- c=64 throughput / floor's: {t['ratio']:.3f} (target ≥ {THROUGHPUT_MIN}) "
-                         f"{_verdict(t['pass'])}")
+            lines.append(
+                f"- c=64 throughput / floor's: {t['ratio']:.3f} (target ≥ {THROUGHPUT_MIN}) {_verdict(t['pass'])}"
+            )
         if "latency" in entry:
             t = entry["latency"]
-            lines.append(f"- c=1 p50 {t['p50_ms']:.3f} ms ≤ floor p50 {t['floor_p50_ms']:.3f} + predict "
-                         f"{t['predict_ms']:.3f} + {t['slack_ms']} = {t['bound_ms']:.3f} ms {_verdict(t['pass'])}")
+            lines.append(
+                f"- c=1 p50 {t['p50_ms']:.3f} ms ≤ floor p50 {t['floor_p50_ms']:.3f} + predict "
+                f"{t['predict_ms']:.3f} + {t['slack_ms']} = {t['bound_ms']:.3f} ms {_verdict(t['pass'])}"
+            )
         if "tail" in entry:
             t = entry["tail"]
             lines.append(f"- c=64 p99 / p50: {t['ratio']:.2f} (target ≤ {TAIL_MAX}) {_verdict(t['pass'])}")
