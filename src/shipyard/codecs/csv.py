@@ -27,9 +27,15 @@ class CSVCodec:
         except (LookupError, UnicodeDecodeError) as exc:
             raise RequestError(f"body is not valid {media.charset} text: {exc}") from None
         if '"' in text:
-            rows = [row for row in csv.reader(io.StringIO(text)) if row]
+            try:
+                rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+            except csv.Error as exc:
+                raise RequestError(f"body is not valid CSV: {exc}") from None
         else:  # the common numeric case, several times faster than the csv module
-            rows = [line.split(",") for line in text.splitlines() if line.strip()]
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            # split("\n"), not splitlines(): that also breaks on \x1c-\x1e, \x85, \u2028… inside cells
+            rows = [line.split(",") for line in text.split("\n") if line.strip()]
         if not rows:
             raise RequestError("body holds no CSV rows")
         return CSVRows(rows)

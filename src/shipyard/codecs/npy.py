@@ -3,26 +3,45 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from shipyard.codecs.media import MediaType
 from shipyard.errors import RequestError
 
 __all__ = ["NPYCodec"]
 
+_MAGIC = b"\x93NUMPY"
+
 
 class NPYCodec:
     media_type = "application/x-npy"
 
     def decode(self, body: bytes, media: MediaType) -> Any:
+        # Check the header before numpy reads the data: np.load would otherwise take a zip (.npz) or a
+        # pickle for an array, and allocates whatever shape the header claims before reading the bytes.
+        if not body.startswith(_MAGIC):
+            raise RequestError("body is not a .npy array (it does not start with the .npy magic bytes)")
+        stream = io.BytesIO(body)
         try:
+            version = npy_format.read_magic(stream)
+            if version == (1, 0):
+                shape, _, dtype = npy_format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                shape, _, dtype = npy_format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"format version {version} is not supported; np.save writes 1.0")
+            if dtype.hasobject:
+                raise ValueError("object arrays would need pickle, which is refused")
+            expected, sent = math.prod(shape) * dtype.itemsize, len(body) - stream.tell()
+            if sent != expected:
+                raise ValueError(f"the header says {expected} bytes of data, the body holds {sent}")
             array = np.load(io.BytesIO(body), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, TypeError, OSError, EOFError) as exc:
             raise RequestError(f"body is not a valid .npy array: {exc}") from None
-        if not isinstance(array, np.ndarray):  # an .npz archive
-            raise RequestError("body is an .npz archive; send a single .npy array")
         return array
 
     def encode(self, predictions: Any, *, envelope: bool = True) -> bytes:
