@@ -17,6 +17,7 @@ __all__ = [
     "BundleError",
     "ServerConfig",
     "ShipyardError",
+    "TextPipeline",
     "__version__",
     "pack",
     "save",
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from shipyard.bundle.archive import pack
     from shipyard.bundle.save import save
     from shipyard.config import ServerConfig
+    from shipyard.handler.flavors.sentence_transformers import TextPipeline
 
 
 def __getattr__(name: str) -> Any:
@@ -49,4 +51,8 @@ def __getattr__(name: str) -> Any:
         from shipyard.config import ServerConfig
 
         return ServerConfig
+    if name == "TextPipeline":
+        from shipyard.handler.flavors.sentence_transformers import TextPipeline
+
+        return TextPipeline
     raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

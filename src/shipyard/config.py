@@ -25,6 +25,7 @@ Nothing is read at import time.
 | SHIPYARD_CAPTURE_PERCENT              | 100              | share of invocations captured (0-100)     |
 | SHIPYARD_CAPTURE_QUEUE                | 10000            | captured records waiting to be written; more are dropped |
 | SHIPYARD_CAPTURE_FLUSH_SECONDS        | 60               | s3:// destinations: seconds between uploads |
+| SHIPYARD_MODEL_THREADS                | cores ÷ workers  | torch threads per worker (torch flavors)  |
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class ServerConfig:
     capture_percent: float = 100.0
     capture_queue: int = 10_000
     capture_flush_s: float = 60.0
+    model_threads: int = 0  # 0: usable cores ÷ workers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -96,6 +98,7 @@ class ServerConfig:
             "capture_percent": _percent(env, "SHIPYARD_CAPTURE_PERCENT", d.capture_percent),
             "capture_queue": _int(env, "SHIPYARD_CAPTURE_QUEUE", d.capture_queue, low=1, high=1 << 24),
             "capture_flush_s": _float(env, "SHIPYARD_CAPTURE_FLUSH_SECONDS", d.capture_flush_s, low=0.0),
+            "model_threads": _int(env, "SHIPYARD_MODEL_THREADS", d.model_threads, low=0, high=4096),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

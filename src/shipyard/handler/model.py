@@ -20,12 +20,17 @@ class ModelHandler:
         self.manifest = bundle.manifest
         self.schema = bundle.manifest.input
         self.batchable = bundle.manifest.batchable
+        self.config = config
         self.default_accept = config.default_accept
         self.description = f"{self.manifest.name} v{self.manifest.version} ({self.manifest.flavor})"
         self._predict: Any = None
 
     def load(self) -> None:
-        self._predict = flavor_module(self.manifest.flavor).load(self.bundle.path, self.manifest)
+        module = flavor_module(self.manifest.flavor)
+        configure = getattr(module, "configure", None)
+        if configure is not None:  # optional flavor hook, e.g. size torch's thread pool to this worker's cores
+            configure(self.config)
+        self._predict = module.load(self.bundle.path, self.manifest)
 
     def prepare(self, body: bytes, content_type: str | None, accept: str | None) -> Prepared:
         codec, media = decoder_for(content_type)

@@ -18,8 +18,8 @@ from shipyard.errors import BundleError
 
 __all__ = ["FLAVORS", "Flavor", "detect", "flavor_module"]
 
-# Most specific first: detection stops at the first match.
-FLAVORS = ("sklearn", "onnx", "python")
+# Most specific first: detection stops at the first match (a SentenceTransformer is also a torch Module).
+FLAVORS = ("sentence_transformers", "torch", "sklearn", "onnx", "python")
 
 Predictor = Callable[[Any], Any]
 
