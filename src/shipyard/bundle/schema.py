@@ -127,12 +127,14 @@ class Schema:
             rows: Any = payload
             if self.names and rows and tuple(c.strip() for c in rows[0]) == self.names:
                 rows = rows[1:]
+            if not rows:
+                raise SchemaMismatch("no rows after the CSV header")
             if one_dim:
                 if any(len(r) != 1 for r in rows):
                     raise SchemaMismatch("expected one value per CSV line")
                 rows = [r[0] for r in rows]
-            if not rows:
-                raise SchemaMismatch("no rows after the CSV header")
+            else:
+                _check_csv_widths(rows, self.shape[1] if len(self.shape) == 2 and self.shape[1] != -1 else None)
             array = self._from_text(rows)
         elif isinstance(payload, np.ndarray):
             array = payload
@@ -160,7 +162,7 @@ class Schema:
             return np.asarray(rows, dtype=object)
         try:
             return np.asarray(rows, dtype=np.float64 if self._family == "float" else self.dtype)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise SchemaMismatch(f"CSV cells must be {_FAMILY_NAMES[self._family]}: {exc}") from None
 
     def _records_to_rows(self, records: list[Any]) -> list[Any]:
@@ -247,8 +249,12 @@ def _cast_column(column: Any, name: str, dtype: str, allow_nan: bool) -> Any:
         if not allow_nan:
             raise SchemaMismatch(f"field {name!r} is missing a value (null)")
         return converted.astype("float64")
-    if family == "int" and values.dtype.kind == "f" and not np.equal(np.mod(values, 1), 0).all():
-        raise SchemaMismatch(f"field {name!r} must be integers")
+    if family == "int" and values.dtype.kind == "f":
+        if not np.equal(np.mod(values, 1), 0).all():
+            raise SchemaMismatch(f"field {name!r} must be integers")
+        limits = np.iinfo(dtype)
+        if ((values < limits.min) | (values > limits.max)).any():  # astype would wrap around silently
+            raise SchemaMismatch(f"field {name!r} holds a value out of range for {dtype}")
     try:
         return converted.astype(dtype)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -281,8 +287,18 @@ def _as_array(rows: list[Any]) -> np.ndarray:
     if array.dtype == object:
         if all(isinstance(r, str) for r in rows):
             return array
+        if any(value is None for value in array.flat):
+            where = [int(i) for i in np.argwhere(np.equal(array, None))[0]]
+            raise SchemaMismatch(f"value at {where} is missing (null)")
         raise SchemaMismatch("rows have different lengths or mix types")
     return array
+
+
+def _check_csv_widths(rows: list[list[str]], width: int | None) -> None:
+    expected = width if width is not None else len(rows[0])
+    for number, row in enumerate(rows, start=1):
+        if len(row) != expected:
+            raise SchemaMismatch(f"CSV row {number} has {len(row)} values, expected {expected}")
 
 
 def _shape_hint(schema: Schema) -> str:
