@@ -30,6 +30,7 @@ Nothing is read at import time.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -132,6 +133,8 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> 
         value = float(raw)
     except ValueError:
         raise ShipyardError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):  # inf would pass the bound below and break int()/round() later
+        raise ShipyardError(f"{name}={raw!r} must be a finite number")
     if not value >= low:
         raise ShipyardError(f"{name}={value} must be >= {low}")
     return value
@@ -147,5 +150,9 @@ def _percent(env: Mapping[str, str], name: str, default: float) -> float:
 def _level(raw: str | None) -> str:
     if not raw:
         return "INFO"
-    raw = raw.strip().upper()
-    return _TOOLKIT_LEVELS.get(raw, raw)
+    level = raw.strip().upper()
+    level = _TOOLKIT_LEVELS.get(level) or {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+    if level not in _TOOLKIT_LEVELS.values():  # logging would raise a bare ValueError at start-up
+        names = ", ".join(_TOOLKIT_LEVELS.values())
+        raise ShipyardError(f"log level {raw!r} is not one of {names} (or the toolkit's 10-50)")
+    return level
