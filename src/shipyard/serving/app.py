@@ -26,6 +26,7 @@ from shipyard.errors import InferenceTimeout, ModelNotReady, PayloadTooLarge, Sh
 from shipyard.handler import Handler, split, stack
 from shipyard.serving.batcher import Batcher, BatchStats
 from shipyard.serving.capture import Capture, capture_for
+from shipyard.serving.deadlines import Deadlines
 from shipyard.serving.logs import AccessLog
 from shipyard.serving.metrics import Metrics, render
 
@@ -90,7 +91,10 @@ class ServerApp:
             max_queue=config.max_queue,
             stats=_PrometheusStats(self.metrics),
         )
-        self._timeout = config.timeout_s
+        self._deadlines = Deadlines(
+            config.timeout_s,
+            lambda: InferenceTimeout(f"no answer within {config.timeout_s:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"),
+        )
         self._limit = config.max_payload_bytes
         self._execution_parameters = orjson.dumps(
             {
@@ -129,6 +133,7 @@ class ServerApp:
             elif message["type"] == "lifespan.shutdown":
                 self.access_log.flush()
                 await self.batcher.close()
+                self._deadlines.close()
                 if self.capture is not None:  # SIGTERM: write out what was captured
                     await asyncio.to_thread(self.capture.close)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -221,13 +226,8 @@ class ServerApp:
                     )
                 prepared = self.handler.prepare(request, content_type, accept)
                 future = self.batcher.submit(prepared.inputs, prepared.rows)
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        predictions = await future
-                except TimeoutError:
-                    raise InferenceTimeout(
-                        f"no answer within {self._timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"
-                    ) from None
+                self._deadlines.watch(future)  # fails the future with InferenceTimeout (504) when late
+                predictions = await future
                 body, media_type = self.handler.finish(predictions, prepared)
                 status, content = 200, media_type.encode("latin-1")
         except ShipyardError as exc:
