@@ -26,8 +26,29 @@ def invoke(
     accept: str | None = typer.Option(None, "--accept", "-a", help="Accept header [default: the request's type]."),
     raw: bool = typer.Option(False, "--raw", help="Print the body as the server sent it."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the answer."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write predictions here as they arrive (.jsonl or .csv); a rerun resumes."
+    ),
+    chunk: bool | None = typer.Option(
+        None, "--chunk/--single", help="Split the rows into requests [default: over 64 rows, or with --output]."
+    ),
+    limits: str = typer.Option(
+        "realtime", "--limits", help="Endpoint limits: realtime (6 MB/60 s), serverless (4 MB)."
+    ),
+    max_payload_mb: float | None = typer.Option(None, "--max-payload-mb", help="Override the payload limit."),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="Override the per-request time limit (s)."),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", help="Requests in flight when splitting."),
+    max_items: int | None = typer.Option(None, "--max-items", help="At most this many rows per request."),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Continue an existing --output file."),
 ) -> None:
-    """Send a request to POST /invocations and print the predictions."""
+    """Send a request to POST /invocations and print the predictions.
+
+    Inputs of any size work: a list of rows larger than one batch (or any input with --output) is split into
+    requests that fit the endpoint's payload and time limits, sent CONCURRENCY at a time with retries, and
+    the answers are put back in order.
+    """
+    from shipyard.cli import invoke_chunked
+    from shipyard.client.chunked import LIMITS
     from shipyard.client.http import content_type_for
     from shipyard.client.http import invoke as send
     from shipyard.errors import ClientError
@@ -39,6 +60,27 @@ def invoke(
         if not path.is_file():
             raise ClientError(f"--data {data}: no such file")
         body = path.read_bytes()
+    kind = content_type or content_type_for(data)
+    rows = None
+    if chunk is not False:
+        rows = invoke_chunked.should_chunk(body, kind, LIMITS.get(limits, LIMITS["realtime"]), output)
+        if chunk and rows is None:
+            rows = invoke_chunked.read_items(body, kind)
+    if rows is not None:
+        invoke_chunked.run(
+            target,
+            rows,
+            content_type=kind,
+            limits_name=limits,
+            max_payload_mb=max_payload_mb,
+            time_limit=time_limit,
+            concurrency=concurrency,
+            max_items=max_items,
+            output=output,
+            resume=resume,
+            raw=raw,
+        )
+        return
     answer = send(target, body, content_type=content_type or content_type_for(data), accept=accept, timeout=timeout)
     if raw or not answer.content_type.startswith("application/json"):
         sys.stdout.buffer.write(answer.body if answer.body.endswith(b"\n") else answer.body + b"\n")

@@ -1,0 +1,297 @@
+"""Requests of any size: split a large input into requests that fit the endpoint's limits, in order.
+
+SageMaker cuts a real-time invocation at 6 MB and 60 s (serverless: 4 MB), so "500 texts in one request"
+fails with a read time-out. :func:`invoke_all` sends any number of rows instead:
+
+* **chunk size** from the payload limit (the encoded size of every row is known) and the time limit: a
+  first small request measures the endpoint's rate, and each chunk is cut so that the work in flight
+  (``concurrency`` chunks) finishes within ``time_limit × safety``; the rate is re-measured as answers come;
+* **bounded concurrency** (``concurrency`` requests in flight, default 4);
+* **retries** with exponential backoff and full jitter on 429, 500, 502, 503 and connection failures,
+  honouring Retry-After; **413** (payload too large) or **504**/a client time-out split the chunk in two
+  and lower the limits for the chunks after it;
+* **order**: answers are reassembled in input order and handed to ``on_results`` (e.g. a
+  :class:`~shipyard.client.rows.ResultWriter`) as soon as every row before them is answered, so a crash
+  loses nothing already written and a rerun resumes.
+
+    >>> predictions = invoke_all("http://127.0.0.1:8080", texts)             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipyard.client.rows import JSONRows, RowFormat
+from shipyard.client.transport import TIMED_OUT, UNREACHABLE, HTTPTransport, Reply, Transport
+from shipyard.errors import ClientError
+
+__all__ = ["LIMITS", "ChunkedInvoker", "Limits", "Summary", "invoke_all"]
+
+_RETRY = {429, 500, 502, 503, UNREACHABLE}
+_SPLIT = {413, 504, TIMED_OUT}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one invocation may carry: bytes in, seconds per answer."""
+
+    max_payload_bytes: int = 6 * 1024 * 1024
+    time_limit_s: float = 60.0
+
+
+LIMITS = {
+    "realtime": Limits(6 * 1024 * 1024, 60.0),  # SageMaker real-time endpoints (and shipyard serve's defaults)
+    "serverless": Limits(4 * 1024 * 1024, 60.0),  # SageMaker serverless inference
+}
+
+
+@dataclass(slots=True)
+class Summary:
+    items: int = 0
+    skipped: int = 0  # answered by an earlier run (resumed)
+    requests: int = 0
+    retries: int = 0
+    splits: int = 0
+    seconds: float = 0.0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+class ChunkedInvoker:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        row_format: RowFormat | None = None,
+        limits: Limits = LIMITS["realtime"],
+        concurrency: int = 4,
+        safety: float = 0.5,
+        probe_items: int = 16,
+        max_retries: int = 8,
+        backoff_s: float = 0.25,
+        max_backoff_s: float = 20.0,
+        max_items: int | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ClientError(f"concurrency must be at least 1, got {concurrency}")
+        if not 0 < safety <= 1:
+            raise ClientError(f"safety must be in (0, 1], got {safety}")
+        self.transport = transport
+        self.format: RowFormat = row_format or JSONRows()
+        self.limits = limits
+        self.concurrency = concurrency
+        self.safety = safety
+        self.probe_items = max(1, probe_items)
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.user_max_items = max_items
+        # Learned as answers come; lowered by 413 / 504.
+        self._byte_budget = int(limits.max_payload_bytes * 0.95) - getattr(self.format, "overhead", 0)
+        self._rate: float | None = None  # items per second the endpoint answers
+        self._cap_items: int | None = None  # set by a 504 / time-out
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # -- public ----------------------------------------------------------------------------------
+    def run(
+        self,
+        items: Sequence[Any],
+        *,
+        start: int = 0,
+        on_results: Callable[[int, list[Any]], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Summary:
+        """Send ``items[start:]``; ``on_results(first_index, predictions)`` is called in order."""
+        total = len(items)
+        summary = Summary(items=total, skipped=start)
+        started = time.perf_counter()
+        sizes = [self.format.item_size(item) for item in items] if total else []
+        done: dict[int, tuple[int, list[Any]]] = {}
+        emitted = start
+
+        def deliver(first: int, predictions: list[Any]) -> None:
+            nonlocal emitted
+            with self._lock:
+                done[first] = (first + len(predictions), predictions)
+                while emitted in done:  # hand over the contiguous prefix, in order
+                    end, values = done.pop(emitted)
+                    if on_results is not None:
+                        on_results(emitted, values)
+                    emitted = end
+                if on_progress is not None:
+                    on_progress(emitted, total)
+
+        if on_progress is not None:
+            on_progress(start, total)
+        if start >= total:
+            summary.seconds = time.perf_counter() - started
+            return summary
+        # A first, small request measures the endpoint before the big chunks are cut.
+        probe_end = self._cut(start, sizes, self.probe_items)
+        probe_started = time.perf_counter()
+        self._send(items, sizes, start, probe_end, deliver, summary)
+        self._rate = (probe_end - start) / max(1e-6, time.perf_counter() - probe_started)
+        cursor = probe_end
+        phase_started, phase_items = time.perf_counter(), 0
+
+        def take() -> tuple[int, int] | None:
+            nonlocal cursor
+            with self._lock:
+                if cursor >= total or self._stop.is_set():
+                    return None
+                first = cursor
+                cursor = self._cut(first, sizes, self._items_per_chunk())
+                return first, cursor
+
+        def worker() -> None:
+            nonlocal phase_items
+            while (span := take()) is not None:
+                self._send(items, sizes, span[0], span[1], deliver, summary)
+                with self._lock:
+                    phase_items += span[1] - span[0]
+                    elapsed = time.perf_counter() - phase_started
+                    if phase_items >= 2 * self.probe_items and elapsed > 0:
+                        self._rate = phase_items / elapsed  # what the endpoint sustains under this load
+
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="shipyard-invoke") as pool:
+            futures = [pool.submit(worker) for _ in range(self.concurrency)]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in finished if f.exception() is not None]
+            if failed:
+                self._stop.set()
+                wait(futures)
+                error = failed[0].exception()
+                assert error is not None
+                raise _with_progress(error, emitted, total)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    # -- chunking --------------------------------------------------------------------------------
+    def _items_per_chunk(self) -> int:
+        count = 1 << 30
+        if self._rate is not None:
+            # Work in flight must finish within the time limit: `concurrency` chunks may be queued at once.
+            seconds = self.limits.time_limit_s * self.safety
+            count = max(1, int(self._rate * seconds / self.concurrency))
+        if self._cap_items is not None:
+            count = min(count, self._cap_items)
+        if self.user_max_items:
+            count = min(count, self.user_max_items)
+        return count
+
+    def _cut(self, first: int, sizes: list[int], max_items: int) -> int:
+        """The end of a chunk starting at ``first``: at most ``max_items`` rows within the byte budget."""
+        end, size, limit = first, 0, min(len(sizes), first + max_items)
+        while end < limit and (end == first or size + sizes[end] <= self._byte_budget):
+            size += sizes[end]
+            end += 1
+        return end
+
+    # -- one chunk -------------------------------------------------------------------------------
+    def _send(
+        self,
+        items: Sequence[Any],
+        sizes: list[int],
+        first: int,
+        end: int,
+        deliver: Callable[[int, list[Any]], None],
+        summary: Summary,
+    ) -> None:
+        spans = [(first, end)]
+        while spans:
+            first, end = spans.pop(0)
+            if end - first > 1 and sum(sizes[first:end]) > self._byte_budget:  # a 413 lowered the budget
+                middle = first + (end - first) // 2
+                spans[:0] = [(first, middle), (middle, end)]
+                continue
+            reply = self._post_with_retries(self.format.encode(items[first:end]), end - first, summary)
+            if reply.status == 200:
+                deliver(first, self.format.decode(reply.body, end - first))
+                continue
+            if reply.status in _SPLIT and end - first > 1:
+                with self._lock:
+                    summary.splits += 1
+                    if reply.status == 413:
+                        self._byte_budget = min(self._byte_budget, max(1, sum(sizes[first:end]) // 2))
+                    else:
+                        self._cap_items = max(1, min(self._cap_items or end - first, (end - first) // 2))
+                middle = first + (end - first) // 2
+                spans[:0] = [(first, middle), (middle, end)]
+                continue
+            raise ClientError(_describe(reply, first, end), status=reply.status)
+
+    def _post_with_retries(self, body: bytes, count: int, summary: Summary) -> Reply:
+        attempt = 0
+        timeout = self.limits.time_limit_s + 5.0  # the endpoint's own 504 should come first
+        while True:
+            if self._stop.is_set():
+                raise ClientError("stopped: another request failed")
+            reply = self.transport.post(
+                body, content_type=self.format.content_type, accept=self.format.accept, timeout=timeout
+            )
+            with self._lock:
+                summary.requests += 1
+                summary.statuses[reply.status] = summary.statuses.get(reply.status, 0) + 1
+            retry = reply.status in _RETRY or (reply.status in _SPLIT and count == 1 and reply.status != 413)
+            if not retry or attempt >= self.max_retries:
+                return reply
+            delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.random()  # full jitter
+            if reply.retry_after is not None:
+                delay = max(delay, min(reply.retry_after, self.max_backoff_s * 3))
+            attempt += 1
+            with self._lock:
+                summary.retries += 1
+            if self._stop.wait(delay):
+                raise ClientError("stopped: another request failed")
+
+
+def invoke_all(
+    url_or_transport: str | Transport,
+    items: Sequence[Any],
+    *,
+    row_format: RowFormat | None = None,
+    limits: Limits = LIMITS["realtime"],
+    concurrency: int = 4,
+    on_results: Callable[[int, list[Any]], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    start: int = 0,
+    **options: Any,
+) -> list[Any]:
+    """Predictions for every item, in order, however many there are (see the module docstring)."""
+    transport = HTTPTransport(url_or_transport) if isinstance(url_or_transport, str) else url_or_transport
+    results: list[Any] = []
+
+    def collect(first: int, predictions: list[Any]) -> None:
+        results.extend(predictions)
+        if on_results is not None:
+            on_results(first, predictions)
+
+    invoker = ChunkedInvoker(transport, row_format=row_format, limits=limits, concurrency=concurrency, **options)
+    try:
+        invoker.run(items, start=start, on_results=collect, on_progress=on_progress)
+    finally:
+        if isinstance(url_or_transport, str):
+            transport.close()
+    return results
+
+
+def _describe(reply: Reply, first: int, end: int) -> str:
+    from shipyard.client.http import _message
+
+    rows = f"rows {first}–{end - 1}" if end - first > 1 else f"row {first}"
+    if reply.status == 413:
+        return f"{rows}: a single row is larger than the endpoint accepts (413): {_message(reply.body)}"
+    return f"{rows}: {reply.status} {_message(reply.body)}"
+
+
+def _with_progress(error: BaseException, answered: int, total: int) -> BaseException:
+    if isinstance(error, ClientError):
+        message = f"{error} ({answered} of {total} rows were answered before it; rerun to resume)"
+        return ClientError(message, status=error.status)
+    return error
