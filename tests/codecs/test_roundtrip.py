@@ -129,6 +129,11 @@ def test_csv_charset_parameter(rows: list[list[float]]) -> None:
     np.testing.assert_array_equal(np.asarray(decoded, dtype=np.float64).ravel(), [row[0] for row in rows])
 
 
+def test_csv_writes_the_shortest_exact_numbers() -> None:
+    assert CSV.encode(np.array([[0.1, 0.9], [1.0, 2.5]])) == b"0.1,0.9\n1.0,2.5\n"
+    assert CSV.encode(np.array([[1, 2]], dtype=np.int64)) == b"1,2\n"
+
+
 def test_csv_accepts_crlf_and_blank_lines() -> None:
     assert CSV.decode(b"1,2\r\n\r\n3,4\r\n", media("text/csv")) == [["1", "2"], ["3", "4"]]
 

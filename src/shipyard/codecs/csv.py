@@ -41,12 +41,14 @@ class CSVCodec:
         return CSVRows(rows)
 
     def encode(self, predictions: Any, *, envelope: bool = True) -> bytes:
-        out = io.StringIO()
         if isinstance(predictions, np.ndarray) and predictions.dtype.kind in "biuf":
             if predictions.ndim <= 1:
                 return ("\n".join(map(str, np.atleast_1d(predictions).tolist())) + "\n").encode()
-            np.savetxt(out, predictions.reshape(len(predictions), -1), delimiter=",", fmt="%.17g")
-            return out.getvalue().encode()
+            # str() of Python floats is the shortest text that reads back exactly (0.1, not savetxt's
+            # "%.17g" 0.10000000000000001), and the same spelling the one-column case uses.
+            rows = predictions.reshape(len(predictions), -1).tolist()
+            return ("\n".join(",".join(map(str, row)) for row in rows) + "\n").encode()
+        out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         values = to_python(predictions)
         if not isinstance(values, list):

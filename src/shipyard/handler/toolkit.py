@@ -73,14 +73,17 @@ class ToolkitHandler:
         if not custom_input:
             decoder_for(content_type)  # 415 now, before the body reaches the compute thread
         answer_codec = None if custom_output else encoder_for(accept, essence, self.default_accept)
-        wanted = accept if accept and accept.strip() not in ("*/*", "") else (self.default_accept or essence)
+        # The script sees the type as the client sent it, less its parameters: not Shipyard's canonical
+        # spelling (a script testing for "application/x-ndjson" must not get "application/jsonlines").
+        sent = content_type.partition(";")[0].strip().lower() if media and content_type else essence
+        wanted = accept if accept and accept.strip() not in ("*/*", "") else (self.default_accept or sent)
         data: Any = body
         if essence in _TEXT_TYPES:
             try:
                 data = body.decode(media.charset if media else "utf-8")
             except (LookupError, UnicodeDecodeError) as exc:
                 raise RequestError(f"body is not valid text: {exc}") from None
-        return Prepared((data, essence, wanted, content_type), 1, answer_codec)
+        return Prepared((data, sent, wanted, content_type), 1, answer_codec)
 
     def predict(self, inputs: Any) -> Any:
         if not self._loaded:
