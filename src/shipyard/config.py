@@ -26,6 +26,8 @@ Nothing is read at import time.
 | SHIPYARD_CAPTURE_QUEUE                | 10000            | captured records waiting to be written; more are dropped |
 | SHIPYARD_CAPTURE_FLUSH_SECONDS        | 60               | s3:// destinations: seconds between uploads |
 | SHIPYARD_MODEL_THREADS                | cores ÷ workers  | torch threads per worker (torch flavors)  |
+| SHIPYARD_SECRETS                      | (none)           | ``VAR=NAME,...``: secrets put in os.environ at start |
+| SAGEMAKER_REGION / AWS_REGION         | (boto3's)        | region of those secrets                   |
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ class ServerConfig:
     capture_queue: int = 10_000
     capture_flush_s: float = 60.0
     model_threads: int = 0  # 0: usable cores ÷ workers
+    secrets: tuple[str, ...] = ()  # "VAR=NAME" entries of SHIPYARD_SECRETS (names only; see serving/secrets.py)
+    region: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -100,6 +104,8 @@ class ServerConfig:
             "capture_queue": _int(env, "SHIPYARD_CAPTURE_QUEUE", d.capture_queue, low=1, high=1 << 24),
             "capture_flush_s": _float(env, "SHIPYARD_CAPTURE_FLUSH_SECONDS", d.capture_flush_s, low=0.0),
             "model_threads": _int(env, "SHIPYARD_MODEL_THREADS", d.model_threads, low=0, high=4096),
+            "secrets": tuple(item.strip() for item in env.get("SHIPYARD_SECRETS", "").split(",") if item.strip()),
+            "region": env.get("SAGEMAKER_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
