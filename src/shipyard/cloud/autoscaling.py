@@ -98,6 +98,7 @@ class AutoscalingGateway:
                 )
                 removed = True
             except ClientError as exc:
-                if error_code(exc) != "ObjectNotFoundException":
+                # AWS answers ObjectNotFoundException; moto a ValidationException "No scalable target found"
+                if error_code(exc) != "ObjectNotFoundException" and "no scalable target" not in str(exc).lower():
                     raise
         return removed

@@ -8,8 +8,10 @@ before they create their first resource.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from shipyard.errors import SpecError
 
@@ -21,6 +23,7 @@ __all__ = [
     "SecretRef",
     "Serverless",
     "check_name",
+    "options_from",
     "parse_env",
     "parse_ttl",
 ]
@@ -194,6 +197,8 @@ class DeploySpec:
     bucket: str | None = None
     # Where images are pushed instead of the ECR host (a registry on 127.0.0.1 in tests); recorded in ECR.
     registry_override: str | None = None
+    # a prebuilt image for the bundle (``shipyard build`` output) instead of building one
+    image: str | None = None
     # local target
     port: int | None = None
     engine: str | None = None
@@ -259,3 +264,43 @@ def check_instance_type(instance_type: str) -> None:
         close = difflib.get_close_matches(instance_type, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else " (types look like ml.m5.large)"
         raise SpecError(f"--instance-type {instance_type!r} is not a SageMaker hosting instance type{hint}")
+
+
+def options_from(
+    *,
+    target: str | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    serverless: str | None = None,
+    autoscale: str | None = None,
+    max_rps: float | None = None,
+    env: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+    data_capture: int | None = None,
+    startup_timeout: int | None = None,
+    region: str | None = None,
+    role_arn: str | None = None,
+    ttl: str | None = None,
+    image: str | None = None,
+    port: int | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """:class:`DeploySpec` keyword arguments from user-facing values (CLI strings); only the ones given."""
+    options: dict[str, Any] = {
+        "target": target,
+        "instance_type": instance_type,
+        "instance_count": instance_count,
+        "serverless": Serverless.parse(serverless) if serverless else None,
+        "autoscale": Autoscale.parse(autoscale, max_rps) if autoscale else None,
+        "env": dict(env) if env else None,
+        "secrets": tuple(SecretRef.parse(s) for s in secrets) or None,
+        "data_capture_pct": data_capture,
+        "startup_timeout_s": startup_timeout,
+        "region": region,
+        "role_arn": role_arn,
+        "ttl": parse_ttl(ttl),
+        "image": image,
+        "port": port,
+        **more,
+    }
+    return {key: value for key, value in options.items() if value is not None}

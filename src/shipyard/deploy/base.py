@@ -1,0 +1,106 @@
+"""The target protocol: what ``local`` and ``sagemaker`` both do, and how they report progress.
+
+A target creates an endpoint from a :class:`~shipyard.deploy.spec.DeploySpec`, records every resource it
+creates in a :class:`~shipyard.state.Deployment` as soon as it exists (through ``save``, so a crash
+half-way leaves a record that ``cleanup`` completes), and answers the same questions afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shipyard.client.http import Answer
+from shipyard.deploy.spec import DeploySpec
+from shipyard.state import Deployment
+
+__all__ = ["CleanupReport", "Plan", "PlannedResource", "Reporter", "Save", "SilentReporter", "Target"]
+
+Save = Callable[[Deployment], None]
+
+# Endpoint lifecycle, as SageMaker names it; the local target uses the same words.
+CREATING, IN_SERVICE, UPDATING, FAILED, DELETING, DELETED = (
+    "Creating",
+    "InService",
+    "Updating",
+    "Failed",
+    "Deleting",
+    "Deleted",
+)
+
+
+class Reporter(Protocol):
+    """Where a target tells what it is doing (the CLI draws it; the Python API stays quiet by default)."""
+
+    def step(self, message: str) -> None:
+        """One finished step ("created the role shipyard-x")."""
+
+    def status(self, state: str, elapsed_s: float, detail: str = "") -> None:
+        """The live status line while waiting (Creating → InService)."""
+
+
+class SilentReporter:
+    def step(self, message: str) -> None:
+        pass
+
+    def status(self, state: str, elapsed_s: float, detail: str = "") -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    kind: str
+    name: str
+    detail: str = ""
+    monthly_usd: float | None = None
+
+
+@dataclass
+class Plan:
+    """What a deploy would create (``--dry-run``), with the estimated monthly cost of each part."""
+
+    deployment: str
+    target: str
+    resources: list[PlannedResource] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    price_label: str = ""
+
+    def add(self, kind: str, name: str, detail: str = "", monthly_usd: float | None = None) -> None:
+        self.resources.append(PlannedResource(kind, name, detail, monthly_usd))
+
+    @property
+    def monthly_usd(self) -> float:
+        return sum(r.monthly_usd or 0.0 for r in self.resources)
+
+
+@dataclass
+class CleanupReport:
+    deployment: str
+    deleted: list[str] = field(default_factory=list)
+    already_gone: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+class Target(Protocol):
+    """``local`` and ``sagemaker`` implement this."""
+
+    name: str
+
+    def plan(self, spec: DeploySpec) -> Plan: ...
+
+    def deploy(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment: ...
+
+    def update(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment: ...
+
+    def refresh(self, record: Deployment) -> Deployment:
+        """The record with its status read from the target (the engine, or AWS)."""
+        ...
+
+    def invoke(
+        self, record: Deployment, body: bytes, *, content_type: str, accept: str | None, timeout_s: float
+    ) -> Answer: ...
+
+    def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]: ...
+
+    def cleanup(self, record: Deployment, save: Save, reporter: Reporter, *, keep_artifacts: bool) -> CleanupReport: ...

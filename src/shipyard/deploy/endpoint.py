@@ -1,0 +1,96 @@
+"""The handle the Python API returns: ``endpoint.predict(rows)``, ``endpoint.logs()``, ``endpoint.delete()``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from shipyard.client.http import Answer
+from shipyard.deploy.base import CleanupReport
+from shipyard.state import Deployment
+
+if TYPE_CHECKING:
+    from shipyard.deploy.api import Deployer
+
+__all__ = ["Endpoint"]
+
+
+class Endpoint:
+    """A deployed endpoint (``local`` or ``sagemaker``), as recorded in the state file.
+
+    >>> endpoint = shipyard.deploy("bundle/", name="digits")          # doctest: +SKIP
+    >>> endpoint.predict(X[:2])                                         # doctest: +SKIP
+    [3, 7]
+    >>> endpoint.delete()                                               # doctest: +SKIP
+    """
+
+    def __init__(self, deployer: Deployer, record: Deployment) -> None:
+        self._deployer = deployer
+        self.record = record
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def target(self) -> str:
+        return self.record.target
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def url(self) -> str | None:
+        """The HTTP address of a ``local`` endpoint (``None`` for SageMaker: use :meth:`predict`)."""
+        return self.record.url
+
+    def refresh(self) -> Endpoint:
+        """Read the status from the target again."""
+        self.record = self._deployer.refresh(self.name)
+        return self
+
+    def invoke(
+        self, body: bytes, *, content_type: str = "application/json", accept: str | None = None, timeout: float = 60.0
+    ) -> Answer:
+        """Send ``body`` as it is; the raw answer."""
+        return self._deployer.invoke(self.name, body, content_type=content_type, accept=accept, timeout=timeout)
+
+    def predict(self, data: Any, *, accept: str = "application/json", timeout: float = 60.0) -> Any:
+        """Predictions for ``data``: rows (a list, a numpy array, a DataFrame) are sent as JSON ``instances``;
+        bytes or a str are sent as they are. A JSON answer's ``predictions`` are returned, else its body."""
+        body, content_type = _encode(data)
+        answer = self.invoke(body, content_type=content_type, accept=accept, timeout=timeout)
+        if answer.content_type.startswith("application/json"):
+            document = answer.json()
+            if isinstance(document, dict) and "predictions" in document:
+                return document["predictions"]
+            return document
+        return answer.body
+
+    def logs(self, lines: int = 50) -> list[str]:
+        """The container's last log lines."""
+        return list(self._deployer.logs(self.name, lines=lines, follow=False))
+
+    def delete(self, *, keep_artifacts: bool = False) -> CleanupReport:
+        """Delete the endpoint and everything it created (see ``shipyard cleanup``)."""
+        return self._deployer.cleanup(self.name, keep_artifacts=keep_artifacts)
+
+    def __repr__(self) -> str:
+        where = self.url or self.record.region or ""
+        return f"Endpoint({self.name!r}, target={self.target!r}, status={self.status!r}, {where})"
+
+
+def _encode(data: Any) -> tuple[bytes, str]:
+    if isinstance(data, bytes):
+        return data, "application/json"
+    if isinstance(data, str):
+        return data.encode(), "application/json"
+    if hasattr(data, "to_numpy"):  # pandas
+        data = data.to_numpy()
+    if hasattr(data, "tolist"):  # numpy
+        data = data.tolist()
+    if isinstance(data, dict):
+        return orjson.dumps(data), "application/json"
+    return orjson.dumps({"instances": list(data)}), "application/json"

@@ -1,0 +1,40 @@
+"""What a deploy needs from the image layer: an image for a source (built when it is a bundle), pushed.
+
+The image layer (:mod:`shipyard.image`) owns building and engines; this module is the narrow seam the
+targets use, so they stay testable and the image code stays in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from shipyard.bundle.archive import is_archive
+from shipyard.cloud.ecr import Registry
+from shipyard.deploy.base import Reporter
+
+__all__ = ["ImageService", "ResolvedImage", "is_bundle_source"]
+
+
+def is_bundle_source(source: str) -> bool:
+    """A bundle directory or a ``model.tar.gz``; anything else is taken as an image reference."""
+    path = Path(source)
+    return path.is_dir() or is_archive(path)
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    image: str  # a local image reference the engine can run or push
+    bundle: Path | None  # the bundle it was built for (None: the source was an image)
+    built: bool
+
+
+class ImageService(Protocol):
+    def resolve(self, source: str, *, bake_model: bool, base: str | None, reporter: Reporter) -> ResolvedImage:
+        """The image for ``source``: built from a bundle (with the model inside when ``bake_model``)."""
+        ...
+
+    def push(self, image: str, destination: str, *, login: Registry | None, tls_verify: bool) -> str | None:
+        """Push a local image (single-platform manifest); its digest when known."""
+        ...

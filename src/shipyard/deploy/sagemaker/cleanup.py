@@ -1,0 +1,75 @@
+"""Delete a deployment's AWS resources in dependency order; idempotent, and resumable from the state.
+
+Order: autoscaling → endpoint → endpoint configs → models → ECR repository (and its images) → S3 objects
+→ role → log group. Each resource leaves the record the moment it is gone (or found already gone), so a
+cleanup stopped half-way by an error is finished by running it again. ``keep_artifacts`` keeps the image
+repository and the S3 objects (and their records).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shipyard.deploy.base import DELETED, DELETING, CleanupReport, Reporter, Save
+from shipyard.deploy.sagemaker.context import Context
+from shipyard.deploy.sagemaker.names import VARIANT
+from shipyard.state import Deployment, Resource
+
+__all__ = ["ARTIFACT_KINDS", "ORDER", "cleanup"]
+
+ORDER = ("autoscaling", "endpoint", "endpoint-config", "model", "ecr-repository", "s3-prefix", "role", "log-group")
+ARTIFACT_KINDS = {"ecr-repository", "s3-prefix"}
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix
+
+
+def _deleter(ctx: Context, resource: Resource) -> Callable[[], bool]:
+    kind, ident = resource.kind, resource.id
+    if kind == "autoscaling":
+        endpoint = ident.split("/")[1]
+        return lambda: ctx.scaling.detach(endpoint, VARIANT)
+    if kind == "endpoint":
+        return lambda: ctx.sagemaker.delete_endpoint(ident)
+    if kind == "endpoint-config":
+        return lambda: ctx.sagemaker.delete_endpoint_config(ident)
+    if kind == "model":
+        return lambda: ctx.sagemaker.delete_model(ident)
+    if kind == "ecr-repository":
+        return lambda: ctx.ecr.delete_repository(ident)
+    if kind == "s3-prefix":
+        bucket, prefix = _split_s3(ident)
+        return lambda: ctx.s3.delete_prefix(bucket, prefix) > 0
+    if kind == "role":
+        return lambda: ctx.iam.delete_role(ident)
+    if kind == "log-group":
+        return lambda: ctx.logs.delete_group(ident)
+    raise ValueError(f"unknown resource kind {kind!r}")
+
+
+def cleanup(
+    ctx: Context, record: Deployment, save: Save, reporter: Reporter, *, keep_artifacts: bool = False
+) -> CleanupReport:
+    report = CleanupReport(record.name)
+    record.touch(DELETING)
+    save(record)
+    for kind in ORDER:
+        for resource in list(record.of(kind)):
+            label = f"{kind} {resource.id}"
+            if not resource.owned:
+                record.drop(kind, resource.id)
+                report.kept.append(f"{label} (not created by Shipyard)")
+                continue
+            if keep_artifacts and kind in ARTIFACT_KINDS:
+                report.kept.append(label)
+                continue
+            deleted = _deleter(ctx, resource)()  # raises on a real error: the record keeps what is left
+            record.drop(kind, resource.id)
+            save(record)
+            (report.deleted if deleted else report.already_gone).append(label)
+            reporter.step(f"deleted {label}" if deleted else f"{label} was already gone")
+    record.touch(DELETED)
+    save(record)
+    return report

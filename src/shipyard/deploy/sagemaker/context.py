@@ -1,0 +1,52 @@
+"""One deployment's view of AWS: its names and a gateway per service, created on first use."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from shipyard.cloud.autoscaling import AutoscalingGateway
+from shipyard.cloud.ecr import EcrGateway
+from shipyard.cloud.iam import IamGateway
+from shipyard.cloud.logs import LogsGateway
+from shipyard.cloud.s3 import S3Gateway
+from shipyard.cloud.sagemaker import SageMakerGateway
+from shipyard.cloud.secrets import SecretsGateway
+from shipyard.cloud.session import Aws
+from shipyard.deploy.sagemaker.names import Names
+
+__all__ = ["Context"]
+
+
+@dataclass
+class Context:
+    aws: Aws
+    names: Names
+
+    @functools.cached_property
+    def iam(self) -> IamGateway:
+        return IamGateway(self.aws)
+
+    @functools.cached_property
+    def ecr(self) -> EcrGateway:
+        return EcrGateway(self.aws)
+
+    @functools.cached_property
+    def s3(self) -> S3Gateway:
+        return S3Gateway(self.aws)
+
+    @functools.cached_property
+    def sagemaker(self) -> SageMakerGateway:
+        return SageMakerGateway(self.aws)
+
+    @functools.cached_property
+    def logs(self) -> LogsGateway:
+        return LogsGateway(self.aws)
+
+    @functools.cached_property
+    def scaling(self) -> AutoscalingGateway:
+        return AutoscalingGateway(self.aws)
+
+    @functools.cached_property
+    def secrets(self) -> SecretsGateway:
+        return SecretsGateway(self.aws)

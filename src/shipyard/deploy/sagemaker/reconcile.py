@@ -1,0 +1,107 @@
+"""Rebuild the records of a region's SageMaker deployments from AWS (``status --reconcile``).
+
+The tag ``shipyard:deployment=NAME`` is the source of truth: every SageMaker endpoint, endpoint config and
+model, ECR repository, IAM role (path /shipyard/) and log group carrying it is collected under its
+deployment, and the S3 prefix is found from the deployment's name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shipyard.cloud.s3 import default_bucket
+from shipyard.cloud.session import TAG_KEY, Aws
+from shipyard.deploy.base import DELETED
+from shipyard.deploy.sagemaker.context import Context
+from shipyard.deploy.sagemaker.create import EXPIRES_TAG
+from shipyard.deploy.sagemaker.names import ROLE_PATH, Names
+from shipyard.state import Deployment, now_utc
+
+__all__ = ["reconcile"]
+
+
+def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
+    ctx = Context(aws, Names("-"))
+    found: dict[str, Deployment] = {}
+    now = now_utc().isoformat()
+
+    def record(name: str, created: datetime | None = None) -> Deployment:
+        if name not in found:
+            stamp = created.isoformat() if created else now
+            found[name] = Deployment(
+                name=name,
+                target="sagemaker",
+                status=DELETED,
+                source="(reconciled from AWS)",
+                created_at=stamp,
+                updated_at=now,
+                region=aws.region,
+            )
+        return found[name]
+
+    sm = ctx.sagemaker
+    for kind, arn_key, name_key in (
+        ("endpoints", "EndpointArn", "EndpointName"),
+        ("endpoint_configs", "EndpointConfigArn", "EndpointConfigName"),
+        ("models", "ModelArn", "ModelName"),
+    ):
+        for summary in sm.list(kind):
+            tags = sm.tags(summary[arn_key])
+            if TAG_KEY not in tags:
+                continue
+            dep = record(tags[TAG_KEY], summary.get("CreationTime"))
+            dep.expires_at = dep.expires_at or tags.get(EXPIRES_TAG)
+            dep.add(kind[:-1].replace("_", "-"), summary[name_key])
+    for repo in ctx.ecr.repositories("shipyard/"):
+        tags = ctx.ecr.tags(repo["repositoryArn"])
+        if TAG_KEY in tags:
+            record(tags[TAG_KEY]).add("ecr-repository", repo["repositoryName"])
+    for role in ctx.iam.roles(ROLE_PATH):
+        tags = ctx.iam.tags(role)
+        if TAG_KEY in tags:
+            record(tags[TAG_KEY]).add("role", role)
+    for group in ctx.logs.groups("/aws/sagemaker/Endpoints/"):
+        tags = ctx.logs.tags(group)
+        if TAG_KEY in tags:
+            record(tags[TAG_KEY]).add("log-group", group)
+
+    bucket = bucket or default_bucket(aws.region, aws.account)
+    for name, dep in found.items():
+        names = Names(name)
+        if ctx.s3.keys(bucket, names.prefix):
+            dep.add("s3-prefix", f"s3://{bucket}/{names.prefix}")
+        dep.details["bucket"] = bucket
+        _describe(ctx, dep)
+    return found
+
+
+def _describe(ctx: Context, dep: Deployment) -> None:
+    """Status, image and size from the live endpoint (when there is one)."""
+    endpoint = dep.one("endpoint")
+    described = ctx.sagemaker.describe_endpoint(endpoint) if endpoint else None
+    if described is None:
+        return
+    dep.status = str(described["EndpointStatus"])
+    dep.failure = described.get("FailureReason")
+    config_name = str(described["EndpointConfigName"])
+    dep.details["endpoint_config"] = config_name
+    config = ctx.sagemaker.describe_endpoint_config(config_name) or {}
+    variant = (config.get("ProductionVariants") or [{}])[0]
+    dep.details["model"] = variant.get("ModelName")
+    if "ServerlessConfig" in variant:
+        serverless = variant["ServerlessConfig"]
+        dep.serverless = {"memory_mb": serverless["MemorySizeInMB"], "max_concurrency": serverless["MaxConcurrency"]}
+        dep.instance_type, dep.instance_count = None, 0
+    else:
+        dep.instance_type = variant.get("InstanceType")
+        live = (described.get("ProductionVariants") or [{}])[0]
+        dep.instance_count = int(live.get("CurrentInstanceCount") or variant.get("InitialInstanceCount") or 1)
+    model = ctx.sagemaker.describe_model(str(dep.details["model"])) if dep.details.get("model") else None
+    if model:
+        dep.image = model.get("PrimaryContainer", {}).get("Image")
+        dep.details["role_arn"] = model.get("ExecutionRoleArn")
+        env = model.get("PrimaryContainer", {}).get("Environment", {})
+        dep.env_keys = sorted(k for k in env if k not in {"SAGEMAKER_REGION", "SHIPYARD_SECRETS"})
+        dep.secrets = [s for s in env.get("SHIPYARD_SECRETS", "").split(",") if s]
+    if ctx.scaling.target(dep.name, "AllTraffic"):
+        dep.add("autoscaling", f"endpoint/{dep.name}/variant/AllTraffic")

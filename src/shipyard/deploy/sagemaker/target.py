@@ -1,0 +1,201 @@
+"""The ``sagemaker`` target: the whole AWS path, through the same boto3 calls in tests (moto) and on AWS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shipyard.client.http import Answer
+from shipyard.cloud.session import Aws
+from shipyard.deploy.base import DELETED, FAILED, CleanupReport, Plan, Reporter, Save, SilentReporter
+from shipyard.deploy.images import ImageService, is_bundle_source
+from shipyard.deploy.sagemaker import cleanup as cleanup_steps
+from shipyard.deploy.sagemaker import create, update
+from shipyard.deploy.sagemaker.context import Context
+from shipyard.deploy.sagemaker.names import Names, new_version
+from shipyard.deploy.spec import DeploySpec
+from shipyard.errors import ClientError, CloudError, CredentialsError, DeployError, ShipyardError
+from shipyard.pricing import prices
+from shipyard.state import Deployment, now_utc
+
+__all__ = ["SageMakerTarget"]
+
+
+class SageMakerTarget:
+    name = "sagemaker"
+
+    def __init__(
+        self,
+        images: ImageService | None = None,
+        *,
+        aws: Aws | None = None,
+        poll_s: float = 15.0,
+        profile: str | None = None,
+    ) -> None:
+        self._images = images
+        self._aws = aws
+        self.poll_s = poll_s
+        self.profile = profile
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    def aws(self, region: str | None) -> Aws:
+        if self._aws is None or (region and self._aws.region != region):
+            self._aws = Aws(region, profile=self.profile)
+        return self._aws
+
+    def context(self, name: str, region: str | None) -> Context:
+        return Context(self.aws(region), Names(name))
+
+    @property
+    def images(self) -> ImageService:
+        if self._images is None:
+            from shipyard.deploy.engine_images import EngineImages
+
+            self._images = EngineImages()
+        return self._images
+
+    # -- deploy ---------------------------------------------------------------------------------------------
+    def plan(self, spec: DeploySpec) -> Plan:
+        """What ``deploy`` would create, with list-price estimates; read-only calls at most."""
+        table = prices()
+        names = Names(spec.name)
+        plan = Plan(spec.name, self.name, price_label=f"{table.label} ({table.source})")
+        aws = self.aws(spec.region)
+        aws.check_region("sagemaker")
+        try:
+            aws.check_credentials()
+            checks: create.Preflight | None = create.preflight(Context(aws, names), spec)
+        except CredentialsError as exc:
+            checks = None
+            plan.notes.append(f"not checked against AWS: {exc}")
+        account = checks.account if checks else "ACCOUNT"
+        bucket = checks.bucket if checks else (spec.bucket or f"sagemaker-{aws.region}-{account}")
+        version = new_version(now_utc())
+        bundle = is_bundle_source(spec.source)
+        if spec.role_arn:
+            plan.add("IAM role", spec.role_arn, "given with --role-arn; not created", 0.0)
+        else:
+            plan.add("IAM role", f"{names.role} (path /shipyard/)", "least-privilege inline policy", 0.0)
+        plan.add("CloudWatch log group", names.log_group, f"retention {spec.log_retention_days} days", None)
+        plan.add("ECR repository", names.repository, "scan on push, immutable tags, lifecycle policy", None)
+        plan.add("ECR image", f"{names.repository}:{version}", "single-platform linux/amd64", None)
+        if bundle and spec.serverless is None:
+            size = _size_mb(spec.source)
+            plan.add("S3 object", f"s3://{bucket}/{names.artifact_key(version)}", f"model.tar.gz, {size}, SSE", None)
+        plan.add("SageMaker model", names.model(version), "", 0.0)
+        plan.add("SageMaker endpoint config", names.endpoint_config(version), _variant(spec), 0.0)
+        if spec.serverless is not None:
+            per_s = table.serverless_per_second(spec.serverless.memory_mb)
+            plan.add("SageMaker endpoint", names.endpoint, f"serverless: ${per_s:.7f} per second of inference", 0.0)
+            plan.notes.append("serverless endpoints cost nothing while idle; you pay per second of inference")
+        else:
+            monthly = table.monthly(spec.instance_type, spec.instance_count)
+            plan.add("SageMaker endpoint", names.endpoint, _variant(spec), monthly)
+            if monthly is None:
+                plan.notes.append(f"no list price for {spec.instance_type} in the table ({table.label})")
+        if spec.autoscale is not None:
+            top = table.monthly(spec.instance_type, spec.autoscale.maximum)
+            plan.add(
+                "autoscaling policy",
+                names.scaling_policy,
+                f"{spec.autoscale.minimum}–{spec.autoscale.maximum} instances, target "
+                f"{spec.autoscale.target_per_minute:g} invocations/instance/minute"
+                + (f"; up to ${top:,.0f}/month at MAX" if top else ""),
+                0.0,
+            )
+        plan.notes.append("ECR storage, S3 storage and CloudWatch Logs ingestion are billed by size and are small")
+        return plan
+
+    def deploy(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment:
+        ctx = self.context(spec.name, spec.region)
+        try:
+            return create.deploy(
+                ctx, spec, record, save, reporter, self.images, version=new_version(now_utc()), poll_s=self.poll_s
+            )
+        except ShipyardError as failure:
+            self._roll_back(ctx, record, save, reporter, failure)
+            raise
+
+    def _roll_back(
+        self, ctx: Context, record: Deployment, save: Save, reporter: Reporter, failure: ShipyardError
+    ) -> None:
+        """Remove what a failed deploy created, except its log group (the logs explain the failure)."""
+        record.failure = str(failure)
+        if not record.resources:
+            return
+        reporter.step("deploy failed: removing what it created (the log group stays for its logs)")
+        logs = [r for r in record.resources if r.kind == "log-group"]
+        record.resources = [r for r in record.resources if r.kind != "log-group"]
+        try:
+            cleanup_steps.cleanup(ctx, record, save, SilentReporter())
+        except ShipyardError as exc:
+            record.failure = f"{failure} (rollback stopped: {exc}; run `shipyard cleanup {record.name}`)"
+        record.resources.extend(logs)
+        record.touch(FAILED)
+        save(record)
+
+    def update(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment:
+        ctx = self.context(record.name, spec.region or record.region)
+        return update.update(
+            ctx, spec, record, save, reporter, self.images, version=new_version(now_utc()), poll_s=self.poll_s
+        )
+
+    # -- afterwards ---------------------------------------------------------------------------------------
+    def refresh(self, record: Deployment) -> Deployment:
+        ctx = self.context(record.name, record.region)
+        endpoint = record.one("endpoint")
+        described = ctx.sagemaker.describe_endpoint(endpoint) if endpoint else None
+        if described is None:
+            record.status = DELETED if endpoint or record.status != FAILED else record.status
+            return record
+        record.status = str(described["EndpointStatus"])
+        record.failure = described.get("FailureReason") or record.failure
+        live = (described.get("ProductionVariants") or [{}])[0]
+        if record.serverless is None and live.get("CurrentInstanceCount"):
+            record.instance_count = int(live["CurrentInstanceCount"])
+        return record
+
+    def invoke(
+        self, record: Deployment, body: bytes, *, content_type: str, accept: str | None, timeout_s: float
+    ) -> Answer:
+        ctx = self.context(record.name, record.region)
+        try:
+            answer = ctx.sagemaker.invoke(record.name, body, content_type=content_type, accept=accept)
+        except CloudError as exc:
+            raise ClientError(str(exc), status=424 if exc.aws_code == "ModelError" else None) from exc
+        return Answer(200, answer.content_type, answer.body, answer.seconds)
+
+    def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]:
+        ctx = self.context(record.name, record.region)
+        group = record.one("log-group") or ctx.names.log_group
+        for event in ctx.logs.tail(group, lines):
+            yield _line(event.timestamp_ms, event.stream, event.message)
+        if follow:
+            last = ctx.logs.tail(group, 1)
+            since = last[-1].timestamp_ms + 1 if last else None
+            for event in ctx.logs.follow(group, since_ms=since, interval_s=max(self.poll_s / 5, 1.0)):
+                yield _line(event.timestamp_ms, event.stream, event.message)
+
+    def cleanup(self, record: Deployment, save: Save, reporter: Reporter, *, keep_artifacts: bool) -> CleanupReport:
+        if not record.region:
+            raise DeployError(f"the record of {record.name} has no region; run `shipyard status --reconcile`")
+        ctx = self.context(record.name, record.region)
+        return cleanup_steps.cleanup(ctx, record, save, reporter, keep_artifacts=keep_artifacts)
+
+
+def _variant(spec: DeploySpec) -> str:
+    if spec.serverless is not None:
+        return f"serverless {spec.serverless.memory_mb} MB × {spec.serverless.max_concurrency} concurrent"
+    return f"{spec.instance_count} × {spec.instance_type}"
+
+
+def _size_mb(source: str) -> str:
+    path = Path(source)
+    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+
+
+def _line(timestamp_ms: int, stream: str, message: str) -> str:
+    stamp = datetime.fromtimestamp(timestamp_ms / 1000, UTC).strftime("%H:%M:%S")
+    return f"{stamp} {stream.split('/')[-1][:12]} {message}"
