@@ -9,13 +9,12 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from infra.scripted_http import Running, Script, answer
 from shipyard.cli import app
 from shipyard.client.chunked import ChunkedInvoker, Limits, invoke_all
 from shipyard.client.rows import CSVRows, JSONLinesRows, ResultWriter, read_items
 from shipyard.client.transport import HTTPTransport, retry_after_seconds
 from shipyard.errors import ClientError
-
-from .conftest import Running, Script, answer
 
 pytestmark = pytest.mark.integration
 
