@@ -16,6 +16,7 @@ codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
     ├── ModelNotReady              503 still loading
     ├── InferenceTimeout           504 over SAGEMAKER_MODEL_SERVER_TIMEOUT
     ├── ClientError                    the client got an error answer (exit 4)
+    ├── MonitorError                   monitoring input or baseline is unusable (exit 2)
     ├── SpecError                      deploy options are wrong; nothing was created (exit 2)
     ├── DeployError                    a deployment could not be made, changed, found or removed (exit 3)
     │   ├── DeployFailed               the endpoint ended Failed (carries FailureReason and the log tail)
@@ -40,6 +41,7 @@ __all__ = [
     "InferenceTimeout",
     "ModelError",
     "ModelNotReady",
+    "MonitorError",
     "NotAcceptable",
     "NotDeployed",
     "Overloaded",
@@ -104,6 +106,13 @@ class ModelNotReady(ShipyardError):
 class InferenceTimeout(ShipyardError):
     http_status = 504
     code = "Timeout"
+
+
+class MonitorError(ShipyardError):
+    """``shipyard monitor``: the data, the capture or the baseline cannot be used (the message says why)."""
+
+    exit_code = 2
+    code = "MonitorError"
 
 
 class ClientError(ShipyardError):

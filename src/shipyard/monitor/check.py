@@ -1,0 +1,388 @@
+"""``shipyard monitor check``: current data (captured traffic or a file) against a baseline.
+
+    result = run_check(Path("capture/"), Path("baseline/"), Path("monitoring/"), since="24h")
+    result.violations      # Model Monitor's constraint_violations.json entries
+    result.drift           # drift.json: per-feature scores, thresholds, histograms, scores per window
+
+One streaming pass: each chunk is profiled against the baseline's fixed bin edges (see :mod:`drift`), so
+time and memory do not depend on how the rows are spread over files, and 1 M rows × 64 features fit in a
+few hundred MB. Writes ``constraint_violations.json``, ``statistics.json`` (of the current data) and
+``drift.json`` into ``out``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.errors import MonitorError
+from shipyard.monitor.drift import (
+    TEST_METHODS,
+    CategoricalReference,
+    NumericReference,
+    categorical_scores,
+    holm,
+    numeric_scores,
+)
+from shipyard.monitor.formats import DEFAULTS, feature_statistics, read_json, statistics_document, write_json
+from shipyard.monitor.problems import Problems
+from shipyard.monitor.profile import NumericProfile, StringProfile
+from shipyard.monitor.profiler import Profiler
+from shipyard.monitor.sources import parse_duration, parse_since, read_chunks
+
+__all__ = ["NUMERIC_METHODS", "CATEGORICAL_METHODS", "CheckResult", "run_check"]
+
+NUMERIC_METHODS = frozenset({"auto", "wasserstein", "ks", "psi", "jensen_shannon"})
+CATEGORICAL_METHODS = frozenset({"auto", "jensen_shannon", "chi_squared", "linf", "psi"})
+_NUMERIC_TYPES = ("Integral", "Fractional")
+_DISPLAY_BINS = 30
+
+
+@dataclass
+class CheckResult:
+    violations: list[dict[str, Any]]
+    drift: dict[str, Any]
+    rows: int
+    out: Path
+    problems: Problems = field(default_factory=Problems)
+
+    @property
+    def drifted(self) -> list[str]:
+        return [f["name"] for f in self.drift["features"] if f.get("drifted")]
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def run_check(
+    source: Path,
+    baseline: Path,
+    out: Path,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    window: str | None = "1h",
+    thresholds: Mapping[str, float] | None = None,
+    methods: Mapping[str, str] | None = None,
+    header: bool = True,
+    now: float | None = None,
+) -> CheckResult:
+    """Check ``source`` against the baseline in ``baseline`` and write the results into ``out``."""
+    statistics = read_json(baseline / "statistics.json", "statistics.json")
+    constraints = read_json(baseline / "constraints.json", "constraints.json")
+    config = _config(constraints)
+    limits = _constraints_by_name(constraints)
+    features = statistics.get("features") or []
+    if not features:
+        raise MonitorError(f"{baseline}/statistics.json lists no features")
+    names = [f["name"] for f in features]
+    kinds: dict[str, str] = {}
+    edges: dict[str, np.ndarray] = {}
+    refs: dict[str, NumericReference | CategoricalReference] = {}
+    for feature in features:
+        kind = feature.get("inferred_type")
+        if kind in _NUMERIC_TYPES and "numerical_statistics" in feature:
+            try:
+                ref = NumericReference.from_statistics(feature)
+            except ValueError:
+                kinds[feature["name"]] = "numeric"
+                continue
+            refs[feature["name"]], edges[feature["name"]] = ref, ref.edges
+            kinds[feature["name"]] = "integer" if kind == "Integral" else "numeric"
+        elif kind == "String":
+            refs[feature["name"]] = CategoricalReference.from_statistics(feature)
+            kinds[feature["name"]] = "string"
+        else:
+            kinds[feature["name"]] = "string"
+    small_rows = int(config["shipyard_small_sample_rows"])
+    start = parse_since(since, now)
+    end = parse_since(until, now)
+    window_s = parse_duration(window) if window else None
+    problems = Problems()
+    profiler = Profiler(kinds, edges=edges, keep_small=small_rows, window_s=window_s)
+    numeric = frozenset(n for n, k in kinds.items() if k != "string")
+    for chunk in read_chunks(source, names=names, numeric=numeric, since=start, until=end, header=header, problems=problems):
+        profiler.add(chunk)
+    if not profiler.rows:
+        span = f" since {_iso(start)}" if start is not None else ""
+        span += f" until {_iso(end)}" if end is not None else ""
+        detail = ("; problems: " + "; ".join(problems.summary())) if problems else ""
+        raise MonitorError(f"{source}: no rows to check{span} (the window is empty){detail}")
+
+    violations: list[dict[str, Any]] = []
+    missing_columns = [n for n in names if profiler.present.get(n, 0) == 0]
+    for name in missing_columns:
+        violations.append(
+            _violation(
+                name,
+                "missing_column_check",
+                f"There are missing columns in current dataset. Number of columns in current dataset: "
+                f"{len(names) - len(missing_columns) + len(profiler.extra)}, Number of columns in baseline "
+                f"constraints: {len(names)}. The column {name!r} is absent from every row.",
+            )
+        )
+    for name, rows in profiler.extra.items():
+        violations.append(
+            _violation(
+                name,
+                "extra_column_check",
+                f"There are extra columns in current dataset: {name!r} ({rows} rows) is not in the baseline.",
+            )
+        )
+
+    drift_rows: list[dict[str, Any]] = []
+    pvalues: dict[str, float] = {}
+    for name in names:
+        if name in missing_columns:
+            continue
+        profile = profiler.profiles[name]
+        limit = limits.get(name, {})
+        violations.extend(_value_checks(name, profile, limit, config))
+        ref = refs.get(name)
+        if ref is None:
+            continue
+        entry = _drift_entry(name, profile, ref, limit, config, thresholds or {}, methods or {}, small_rows)
+        if entry["method"] in TEST_METHODS and entry["score"] is not None:
+            pvalues[name] = entry["score"]
+        drift_rows.append(entry)
+    adjusted = holm(pvalues)
+    for entry in drift_rows:
+        if entry["name"] in adjusted:
+            entry["p_adjusted"] = adjusted[entry["name"]]
+            entry["drifted"] = adjusted[entry["name"]] < entry["threshold"]
+        if entry["drifted"]:
+            violations.append(_violation(entry["name"], "baseline_drift_check", _drift_description(entry)))
+
+    document = {
+        "version": 1,
+        "source": str(source),
+        "baseline": str(baseline),
+        "since": _iso(start),
+        "until": _iso(end),
+        "rows": profiler.rows,
+        "window_seconds": window_s,
+        "features": drift_rows,
+        "windows": _windows(profiler, refs, drift_rows, window_s),
+        "problems": problems.to_dict(),
+    }
+    current = [feature_statistics(n, profiler.profiles.get(n), profiler.rows) for n in names if n not in missing_columns]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "constraint_violations.json", {"violations": violations})
+    write_json(out / "statistics.json", statistics_document(current, profiler.rows), indent=False)
+    write_json(out / "drift.json", document)
+    return CheckResult(violations, document, profiler.rows, out, problems)
+
+
+def _config(constraints: dict[str, Any]) -> dict[str, Any]:
+    given = constraints.get("monitoring_config") or {}
+    merged = {k: v for k, v in DEFAULTS.items() if k != "distribution_constraints"}
+    merged.update({k: v for k, v in given.items() if k != "distribution_constraints"})
+    distribution = dict(DEFAULTS["distribution_constraints"])
+    distribution.update(given.get("distribution_constraints") or {})
+    merged.update(distribution)
+    return merged
+
+
+def _constraints_by_name(constraints: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in constraints.get("features") or [] if "name" in f}
+
+
+def _violation(name: str, check: str, description: str) -> dict[str, Any]:
+    return {"feature_name": name, "constraint_check_type": check, "description": description}
+
+
+def _value_checks(
+    name: str, profile: NumericProfile | StringProfile, limit: dict[str, Any], config: dict[str, Any]
+) -> list[dict[str, Any]]:
+    found = []
+    expected_type = limit.get("inferred_type")
+    if isinstance(profile, NumericProfile):
+        present = profile.count + profile.mismatched
+        wrong = profile.mismatched + (profile.non_integer if expected_type == "Integral" else 0)
+    else:
+        present, wrong = profile.count, 0
+    total = present + profile.missing
+    tolerance = float(config.get("datatype_check_threshold", 0.0))
+    if present and wrong / present > tolerance:
+        share = 100.0 * (1 - wrong / present)
+        found.append(
+            _violation(
+                name,
+                "data_type_check",
+                f"Data type match requirement is not met. Expected data type: {expected_type}, Expected match: "
+                f"{100 * (1 - tolerance):.1f}%. Observed: Only {share:.1f}% of data is {expected_type} "
+                f"({wrong} of {present} values are not).",
+            )
+        )
+    expected = limit.get("completeness")
+    if expected is not None and total:
+        observed = present / total
+        sigmas = float(config.get("shipyard_completeness_slack_sigmas", 0.0))
+        slack = sigmas * math.sqrt(max(expected * (1 - expected), 0.0) / total)
+        if observed < expected - slack - 1e-12:
+            found.append(
+                _violation(
+                    name,
+                    "completeness_check",
+                    f"Data completeness requirement is not met. Expected completeness: {100 * expected:.2f}%. "
+                    f"Observed: Only {100 * observed:.2f}% of data is complete ({profile.missing} of {total} missing).",
+                )
+            )
+    domain = (limit.get("string_constraints") or {}).get("domains")
+    if domain and isinstance(profile, StringProfile) and profile.count:
+        allowed = set(domain)
+        outside = {v: c for v, c in profile.counts.items() if v not in allowed}
+        share = sum(outside.values()) / profile.count
+        if share > float(config.get("domain_content_threshold", 0.0)):
+            shown = ", ".join(repr(v) for v in sorted(outside, key=lambda v: -outside[v])[:5])
+            found.append(
+                _violation(
+                    name,
+                    "categorical_values_check",
+                    f"Data type match requirement is not met. {100 * share:.2f}% of values are outside the "
+                    f"baseline's domain ({len(domain)} values): {shown}",
+                )
+            )
+    return found
+
+
+def _drift_entry(
+    name: str,
+    profile: NumericProfile | StringProfile,
+    ref: NumericReference | CategoricalReference,
+    limit: dict[str, Any],
+    config: dict[str, Any],
+    thresholds: Mapping[str, float],
+    methods: Mapping[str, str],
+    small_rows: int,
+) -> dict[str, Any]:
+    overrides = limit.get("monitoringConfigOverrides") or {}
+    numeric = isinstance(ref, NumericReference)
+    allowed = NUMERIC_METHODS if numeric else CATEGORICAL_METHODS
+    method = methods.get(name) or overrides.get("comparison_method") or methods.get("*") or ""
+    if method not in allowed:
+        method = config["shipyard_numerical_method" if numeric else "shipyard_categorical_method"]
+        if method not in allowed:
+            method = "auto"
+    n = profile.count
+    if method == "auto":
+        if numeric:
+            method = "ks" if n <= small_rows else "wasserstein"
+        else:
+            method = "chi_squared" if n <= small_rows else "jensen_shannon"
+    threshold = thresholds.get(name, overrides.get("comparison_threshold", thresholds.get("*")))
+    if threshold is None:
+        if method in TEST_METHODS:
+            threshold = config["shipyard_test_alpha"]
+        elif method == "psi":
+            threshold = config["shipyard_psi_threshold"]
+        elif numeric:
+            threshold = config["comparison_threshold"]
+        else:
+            threshold = config["categorical_comparison_threshold"]
+    if isinstance(ref, NumericReference) and isinstance(profile, NumericProfile):
+        scores = numeric_scores(ref, profile.le, n, profile.below, profile.above, profile.small_sample())
+        histogram = _numeric_histogram(ref, profile)
+    elif isinstance(ref, CategoricalReference) and isinstance(profile, StringProfile):
+        scores = categorical_scores(ref, profile.counts)
+        histogram = _categorical_histogram(ref, profile.counts)
+    else:
+        scores, histogram = {}, {}
+    if method in TEST_METHODS:
+        score = scores.get(f"{method}_pvalue")
+        drifted = False  # decided after the Holm correction across features
+    else:
+        score = scores.get(method)
+        drifted = score is not None and score > float(threshold)
+    return {
+        "name": name,
+        "inferred_type": limit.get("inferred_type", "Fractional" if numeric else "String"),
+        "method": method,
+        "threshold": float(threshold),
+        "score": score,
+        "drifted": bool(drifted),
+        "rows": n,
+        "scores": scores,
+        "histogram": histogram,
+    }
+
+
+def _drift_description(entry: dict[str, Any]) -> str:
+    if entry["method"] in TEST_METHODS:
+        statistic = entry["scores"].get(entry["method"], float("nan"))
+        return (
+            f"Baseline drift: {entry['method']} statistic {statistic:.4g}, p = {entry['score']:.3g} "
+            f"(Holm-adjusted {entry.get('p_adjusted', float('nan')):.3g}) is below alpha {entry['threshold']:g}"
+        )
+    return f"Baseline drift distance: {entry['score']:.4g} ({entry['method']}) exceeds threshold: {entry['threshold']:g}"
+
+
+def _numeric_histogram(ref: NumericReference, profile: NumericProfile) -> dict[str, Any]:
+    if not profile.count:
+        return {}
+    edges = ref.edges
+    low = np.searchsorted(ref.cdf, 0.005)
+    high = min(len(edges) - 1, int(np.searchsorted(ref.cdf, 0.995)))
+    targets = np.linspace(edges[low], edges[high], _DISPLAY_BINS + 1)
+    picks = np.unique(np.clip(np.searchsorted(edges, targets), low, high))
+    base = np.concatenate([[0.0], ref.cdf[picks[1:-1]], [1.0]])
+    cur = np.concatenate([[0.0], profile.le[picks[1:-1]] / profile.count, [1.0]])
+    return {
+        "edges": edges[picks].tolist(),
+        "baseline": np.diff(base).tolist(),
+        "current": np.diff(cur).tolist(),
+    }
+
+
+def _categorical_histogram(ref: CategoricalReference, current: dict[str, int]) -> dict[str, Any]:
+    n = sum(current.values()) or 1
+    top = sorted(ref.counts, key=lambda v: -ref.counts[v])[:15]
+    new = sorted((v for v in current if v not in ref.counts), key=lambda v: -current[v])[:5]
+    values = top + new
+    return {
+        "values": values,
+        "baseline": [ref.counts.get(v, 0.0) / (ref.total or 1) for v in values],
+        "current": [current.get(v, 0) / n for v in values],
+    }
+
+
+def _windows(
+    profiler: Profiler,
+    refs: dict[str, NumericReference | CategoricalReference],
+    entries: list[dict[str, Any]],
+    window_s: float | None,
+) -> list[dict[str, Any]]:
+    if not window_s or not profiler.window_rows:
+        return []
+    methods = {e["name"]: e["method"] for e in entries}
+    out = []
+    for slot in sorted(profiler.window_rows):
+        if slot < 0:
+            continue
+        scores: dict[str, float | None] = {}
+        for name, method in methods.items():
+            profile, ref = profiler.profiles[name], refs[name]
+            # a window's score is the feature's effect size (tests are for the whole period)
+            if isinstance(profile, NumericProfile) and isinstance(ref, NumericReference):
+                slot_data = profile.windows.get(slot)
+                if slot_data is None:
+                    continue
+                count, le, below, above = slot_data
+                key = method if method not in TEST_METHODS else "wasserstein"
+                scores[name] = numeric_scores(ref, le, count, below, above).get(key)
+            elif isinstance(profile, StringProfile) and isinstance(ref, CategoricalReference):
+                counts = profile.windows.get(slot)
+                if counts:
+                    key = method if method not in TEST_METHODS else "jensen_shannon"
+                    scores[name] = categorical_scores(ref, counts).get(key)
+        out.append({"start": _iso(slot * window_s), "rows": profiler.window_rows[slot], "scores": scores})
+    return out

@@ -1,0 +1,98 @@
+"""A KLL-style quantile sketch, fed with sorted chunks, in the layout of Model Monitor's ``kll.sketch``.
+
+Items at level ``h`` stand for ``2**h`` values each. A sorted chunk of ``n`` values enters at the level whose
+stride keeps it within ``k`` items (every ``2**h``-th value from a random offset), so feeding a chunk costs a
+slice of an array that is sorted anyway; a level holding more than ``2k`` items is compacted into the next
+one (sort, keep every other item from a random offset). Rank error stays within a few ``2**h / n`` — a small
+fraction of a percent at ``k = 2048`` — and the whole sketch is a few thousand floats whatever the input size.
+
+Model Monitor writes the same shape (``{"parameters": {"c": …, "k": …}, "data": [[level 0], [level 1], …]}``),
+so a baseline made by SageMaker reads back through :meth:`KLLSketch.from_dict` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KLLSketch", "weighted_cdf"]
+
+
+class KLLSketch:
+    def __init__(self, k: int = 2048, seed: int = 0) -> None:
+        self.k = k
+        self.levels: list[np.ndarray] = []
+        self._pending: list[list[np.ndarray]] = []
+        self._rng = np.random.default_rng(seed)
+
+    def update_sorted(self, values: np.ndarray) -> None:
+        """Add a sorted chunk of finite values."""
+        n = len(values)
+        if n == 0:
+            return
+        level = 0
+        while (n >> level) > self.k:
+            level += 1
+        if level:
+            stride = 1 << level
+            values = values[int(self._rng.integers(stride)) :: stride]
+        self._add(level, np.array(values, dtype=np.float64, copy=True))
+
+    def _add(self, level: int, items: np.ndarray) -> None:
+        while len(self._pending) <= level:
+            self._pending.append([])
+            self.levels.append(np.empty(0))
+        self._pending[level].append(items)
+        if sum(map(len, self._pending[level])) + len(self.levels[level]) > 2 * self.k:
+            merged = np.sort(np.concatenate([self.levels[level], *self._pending[level]]))
+            self._pending[level] = []
+            self.levels[level] = np.empty(0)
+            self._add(level + 1, merged[int(self._rng.integers(2)) :: 2])
+
+    def _settle(self) -> None:
+        for level, chunks in enumerate(self._pending):
+            if chunks:
+                self.levels[level] = np.sort(np.concatenate([self.levels[level], *chunks]))
+                self._pending[level] = []
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted values and their weights."""
+        self._settle()
+        values = [lvl for lvl in self.levels if len(lvl)]
+        if not values:
+            return np.empty(0), np.empty(0)
+        weights = [np.full(len(lvl), float(1 << h)) for h, lvl in enumerate(self.levels) if len(lvl)]
+        v, w = np.concatenate(values), np.concatenate(weights)
+        order = np.argsort(v, kind="stable")
+        return v[order], w[order]
+
+    def quantiles(self, probabilities: np.ndarray) -> np.ndarray:
+        values, weights = self.items()
+        if len(values) == 0:
+            return np.full(len(probabilities), np.nan)
+        cumulative = np.cumsum(weights)
+        ranks = np.asarray(probabilities) * cumulative[-1]
+        index = np.minimum(np.searchsorted(cumulative, ranks, side="left"), len(values) - 1)
+        return values[index]
+
+    def to_dict(self) -> dict[str, Any]:
+        self._settle()
+        return {"parameters": {"c": 0.5, "k": float(self.k)}, "data": [lvl.tolist() for lvl in self.levels]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KLLSketch:
+        params = data.get("parameters") or {}
+        sketch = cls(k=int(params.get("k", 2048)))
+        sketch.levels = [np.sort(np.asarray(level, dtype=np.float64)) for level in data.get("data") or []]
+        sketch._pending = [[] for _ in sketch.levels]
+        return sketch
+
+
+def weighted_cdf(values: np.ndarray, weights: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The right-continuous empirical CDF of weighted sorted ``values`` at ``points``: P(X <= point)."""
+    if len(values) == 0:
+        return np.zeros(len(points))
+    cumulative = np.concatenate([[0.0], np.cumsum(weights)])
+    index = np.searchsorted(values, points, side="right")
+    return np.asarray(cumulative[index] / cumulative[-1])

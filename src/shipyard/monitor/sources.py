@@ -1,0 +1,369 @@
+"""Read what the monitor compares: training data (CSV, Parquet, JSON Lines) and captured traffic, in chunks.
+
+Everything streams: Parquet by row groups/batches, CSV with Arrow's streaming reader, JSON Lines (tabular
+or SageMaker capture records) in blocks of whole lines parsed by Arrow's JSON reader. A block Arrow
+refuses (a corrupt line, bytes that are not UTF-8) is re-read line by line with orjson so the bad lines
+are named (``file:line``) in :class:`Problems` and the rest of the block still counts.
+
+Capture directories are laid out ``YYYY/MM/DD/HH/*.jsonl``; with ``since`` the hours before it are not even
+opened, and records are filtered by ``eventMetadata.inferenceTime``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from shipyard.errors import MonitorError
+from shipyard.monitor.payloads import decode_payloads
+from shipyard.monitor.problems import Problems
+
+__all__ = [
+    "CAPTURE_SCHEMA",
+    "Chunk",
+    "capture_files",
+    "is_capture",
+    "parse_since",
+    "read_capture_envelopes",
+    "read_chunks",
+]
+
+BATCH_ROWS = 65_536
+BLOCK_BYTES = 32 << 20
+_COLUMN_GROUP_BYTES = 64 << 20
+_HOUR_PATH = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:/|$)")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+_PAYLOAD = pa.struct(
+    [("observedContentType", pa.string()), ("mode", pa.string()), ("data", pa.string()), ("encoding", pa.string())]
+)
+CAPTURE_SCHEMA = pa.schema(
+    [
+        ("captureData", pa.struct([("endpointInput", _PAYLOAD), ("endpointOutput", _PAYLOAD)])),
+        ("eventMetadata", pa.struct([("eventId", pa.string()), ("inferenceId", pa.string()), ("inferenceTime", pa.string())])),
+    ]
+)
+_ENVELOPE_COLUMNS = [
+    "in_type", "in_mode", "in_data", "in_encoding",
+    "out_type", "out_mode", "out_data", "out_encoding",
+    "event_id", "inference_id", "time",
+]  # fmt: skip
+
+
+@dataclass
+class Chunk:
+    """Feature rows, and for captured traffic the time (epoch seconds) of each row."""
+
+    table: pa.Table
+    times: np.ndarray | None = None
+    #: more columns of rows already counted (Parquet is read a few columns at a time, to bound memory)
+    continuation: bool = False
+
+
+# -- time ----------------------------------------------------------------------------------------
+def parse_since(text: str | None, now: float | None = None) -> float | None:
+    """``24h``, ``30m``, ``7d`` (back from now) or an ISO 8601 time, as epoch seconds."""
+    if not text:
+        return None
+    now = time.time() if now is None else now
+    match = _DURATION.match(text)
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise MonitorError(f"--since {text!r}: give a duration (24h, 30m, 7d) or an ISO time (2026-11-23T10:00Z)") from None
+    if moment.tzinfo is None:
+        return float(calendar.timegm(moment.timetuple()))
+    return moment.timestamp()
+
+
+def parse_duration(text: str) -> float:
+    match = _DURATION.match(text)
+    if not match:
+        raise MonitorError(f"{text!r} is not a duration: use a number and s, m, h, d or w (1h, 30m, 1d)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+# -- what a path holds ---------------------------------------------------------------------------
+def is_capture(path: Path) -> bool:
+    """A directory (of capture files) or a JSON Lines file whose first record is a capture record."""
+    if path.is_dir():
+        return True
+    if path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+        return False
+    with path.open("rb") as stream:
+        for line in stream:
+            if line.strip():
+                try:
+                    first = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    return b'"captureData"' in line
+                return isinstance(first, dict) and "captureData" in first
+    return False
+
+
+def capture_files(root: Path, since: float | None = None, until: float | None = None) -> list[Path]:
+    """Capture files under ``root`` in time order, without the hours wholly outside [since, until)."""
+    if root.is_file():
+        return [root]
+    if not root.exists():
+        raise MonitorError(f"{root}: no such file or directory")
+    selected = []
+    for path in sorted(root.rglob("*.jsonl")):
+        match = _HOUR_PATH.search(path.relative_to(root).as_posix())
+        if match and (since is not None or until is not None):
+            start = calendar.timegm(tuple(int(g) for g in match.groups()) + (0, 0, 0, 0, 0))  # type: ignore[arg-type]
+            if (since is not None and start + 3600 <= since) or (until is not None and start >= until):
+                continue
+        selected.append(path)
+    return selected
+
+
+def read_chunks(
+    path: Path,
+    *,
+    names: Sequence[str] = (),
+    numeric: frozenset[str] = frozenset(),
+    since: float | None = None,
+    until: float | None = None,
+    header: bool = True,
+    problems: Problems,
+) -> Iterator[Chunk]:
+    """Feature chunks from a data file or from captured traffic (a capture directory or file)."""
+    path = Path(path)
+    if not path.exists():
+        raise MonitorError(f"{path}: no such file or directory")
+    if is_capture(path):
+        for envelope, times in read_capture_envelopes(path, since=since, until=until, problems=problems):
+            yield from _inputs(envelope, times, names, numeric, problems)
+        return
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        yield from _parquet(path)
+    elif suffix in (".csv", ".csv.gz"):
+        yield from _csv(path, header, names)
+    elif suffix in (".jsonl", ".json", ".ndjson"):
+        for block, first_line in _line_blocks(path, problems):
+            table = _json_block(block, first_line, path, problems, None)
+            if table.num_rows:
+                yield Chunk(table)
+    else:
+        raise MonitorError(f"{path}: read .csv, .parquet or .jsonl files (or a capture directory), not {suffix or 'this'}")
+
+
+# -- tabular files -------------------------------------------------------------------------------
+def _parquet(path: Path) -> Iterator[Chunk]:
+    try:
+        reader = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MonitorError(f"{path}: not a readable Parquet file ({exc})") from None
+    # Read a group of columns at a time, over every row group: a row group holds all its rows in memory,
+    # so a file written with one 1 M-row group would otherwise cost 1 M × all columns at once.
+    names = reader.schema_arrow.names
+    largest = max((reader.metadata.row_group(i).num_rows for i in range(reader.num_row_groups)), default=0)
+    per_group = max(1, (_COLUMN_GROUP_BYTES // 8) // max(1, largest))
+    for first in range(0, len(names), per_group):
+        columns = names[first : first + per_group]
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            yield Chunk(pa.Table.from_batches([batch]), continuation=first > 0)
+
+
+def _csv(path: Path, header: bool, names: Sequence[str]) -> Iterator[Chunk]:
+    read = pacsv.ReadOptions(block_size=8 << 20, autogenerate_column_names=not header)
+    done = 0
+    try:
+        for batch in pacsv.open_csv(path, read_options=read):
+            done += batch.num_rows
+            yield Chunk(_named(pa.Table.from_batches([batch]), header, names))
+        return
+    except pa.ArrowInvalid as exc:
+        if "CSV parse error" in str(exc) or "Empty CSV" in str(exc):
+            raise MonitorError(f"{path}: not a readable CSV file ({exc})") from None
+    # A later block did not fit the types Arrow inferred from the first one (text in a number column):
+    # read the rest as text, skipping the rows already read, and let the profiles count the mismatches.
+    first = next(iter(pacsv.open_csv(path, read_options=read)))
+    text = pacsv.ConvertOptions(column_types={name: pa.string() for name in first.schema.names})
+    skip = done
+    for batch in pacsv.open_csv(path, read_options=read, convert_options=text):
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        table = pa.Table.from_batches([batch]).slice(skip)
+        skip = 0
+        yield Chunk(_named(table, header, names))
+
+
+def _named(table: pa.Table, header: bool, names: Sequence[str]) -> pa.Table:
+    if header or not names:
+        return table
+    return table.rename_columns([names[i] if i < len(names) else f"_c{i}" for i in range(table.num_columns)])
+
+
+def _line_blocks(path: Path, problems: Problems) -> Iterator[tuple[bytes, int]]:
+    """Blocks of whole lines (about 32 MiB) and the number of each block's first line."""
+    with path.open("rb") as stream:
+        head = stream.read(4)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            problems.add("encoding", f"{path}: UTF-16 text; JSON Lines must be UTF-8 (re-encode it: iconv -f UTF-16 -t UTF-8); skipped")
+            return
+        carry = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+        line = 1
+        while True:
+            data = stream.read(BLOCK_BYTES)
+            if not data:
+                break
+            data = carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            block, carry = data[:cut], data[cut:]
+            yield block, line
+            line += block.count(b"\n")
+        if carry.strip():
+            yield carry + b"\n", line
+
+
+def _json_block(block: bytes, first_line: int, path: Path, problems: Problems, schema: pa.Schema | None) -> pa.Table:
+    """Arrow reads the block; if it refuses, name the bad lines and read the good ones."""
+    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema else "infer")
+    read = pajson.ReadOptions(block_size=max(4 << 20, min(len(block) + 1, 16 << 20)))
+    try:
+        return pajson.read_json(pa.BufferReader(block), read_options=read, parse_options=parse)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    good: list[Any] = []
+    for offset, raw in enumerate(block.split(b"\n")):
+        if not raw.strip():
+            continue
+        where = f"{path}:{first_line + offset}"
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.add("encoding", f"{where}: not UTF-8 text (byte {exc.start}); line skipped")
+            continue
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            problems.add("json", f"{where}: not valid JSON ({exc}); line skipped")
+            continue
+        if not isinstance(value, dict):
+            problems.add("json", f"{where}: a JSON {type(value).__name__}, not an object; line skipped")
+            continue
+        if schema is not None and not isinstance(value.get("captureData"), dict):
+            problems.add("json", f"{where}: not a capture record (no captureData); line skipped")
+            continue
+        good.append(value)
+    if not good:
+        return pa.table({}) if schema is None else CAPTURE_SCHEMA.empty_table()
+    if schema is not None:
+        return _envelopes_from_python(good)
+    try:
+        return pa.Table.from_pylist(good)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        from shipyard.monitor.payloads import _array
+
+        keys = list(dict.fromkeys(key for row in good for key in row))
+        return pa.table({key: _array([row.get(key) for row in good]) for key in keys})
+
+
+def _envelopes_from_python(records: list[dict[str, Any]]) -> pa.Table:
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) or value is None else orjson.dumps(value).decode()
+
+    def payload(record: dict[str, Any], side: str) -> dict[str, Any]:
+        part = record.get("captureData", {}).get(side) or {}
+        return {key: text(part.get(key)) for key in ("observedContentType", "mode", "data", "encoding")}
+
+    rows = [
+        {
+            "captureData": {"endpointInput": payload(r, "endpointInput"), "endpointOutput": payload(r, "endpointOutput")},
+            "eventMetadata": {k: text((r.get("eventMetadata") or {}).get(k)) for k in ("eventId", "inferenceId", "inferenceTime")},
+        }
+        for r in records
+    ]
+    return pa.Table.from_pylist(rows, schema=CAPTURE_SCHEMA)
+
+
+# -- captured traffic ----------------------------------------------------------------------------
+def read_capture_envelopes(
+    path: Path, *, since: float | None, until: float | None, problems: Problems
+) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """Capture records as flat tables (:data:`_ENVELOPE_COLUMNS`) and their times, filtered to [since, until)."""
+    for file in capture_files(path, since, until):
+        for block, first_line in _line_blocks(file, problems):
+            table = _json_block(block, first_line, file, problems, CAPTURE_SCHEMA)
+            if not table.num_rows:
+                continue
+            flat = table.flatten().flatten().rename_columns(_ENVELOPE_COLUMNS)
+            times = _epoch_seconds(flat.column("time"), problems)
+            keep = np.ones(len(times), dtype=bool)
+            if since is not None:
+                keep &= times >= since
+            if until is not None:
+                keep &= times < until
+            if since is not None or until is not None:
+                unknown = int(np.count_nonzero(np.isnan(times)))
+                if unknown:
+                    problems.add("time", f"{file}: {unknown} records without a readable inferenceTime left out of the window")
+            if not keep.all():
+                flat, times = flat.filter(pa.array(keep)), times[keep]
+            if flat.num_rows:
+                yield flat, times
+
+
+def _epoch_seconds(column: pa.ChunkedArray, problems: Problems) -> np.ndarray:
+    try:
+        stamps = pc.cast(column, pa.timestamp("ms", tz="UTC"))
+        values = pc.cast(stamps, pa.int64()).to_numpy(zero_copy_only=False)
+        nulls = np.asarray(pc.is_null(stamps).to_numpy(zero_copy_only=False), dtype=bool)
+        seconds = values.astype(np.float64) / 1000.0
+        seconds[nulls] = np.nan
+        return seconds
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out = np.full(len(column), np.nan)
+    for index, value in enumerate(column.to_pylist()):
+        if value is None:
+            continue
+        try:
+            out[index] = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            problems.add("time", f"inferenceTime {value!r} is not an ISO 8601 time")
+    return out
+
+
+def _inputs(
+    envelope: pa.Table, times: np.ndarray, names: Sequence[str], numeric: frozenset[str], problems: Problems
+) -> Iterator[Chunk]:
+    encodings = envelope.column("in_encoding")
+    types = pc.fill_null(envelope.column("in_type"), "application/json")
+    kinds = pc.unique(pc.binary_join_element_wise(pc.fill_null(encodings, ""), types, "|"))
+    for kind in kinds.to_pylist():
+        encoding, _, content_type = kind.partition("|")
+        if len(kinds) == 1:
+            part, part_times = envelope, times
+        else:
+            mask = pc.and_(pc.equal(pc.fill_null(encodings, ""), encoding), pc.equal(types, content_type))
+            part, part_times = envelope.filter(mask), times[np.asarray(mask.to_numpy(zero_copy_only=False), bool)]
+        data = part.column("in_data").combine_chunks()
+        table, counts = decode_payloads(data, encoding, content_type, names, numeric, problems)
+        if table.num_rows:
+            row_times = np.repeat(part_times, counts)[: table.num_rows]
+            yield Chunk(table, row_times)
