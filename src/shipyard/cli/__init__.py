@@ -36,9 +36,9 @@ def _root(
 
 
 def _register() -> None:
-    from shipyard.cli import bundle, invoke, serve
+    from shipyard.cli import bench, bundle, invoke, serve
 
-    for module in (bundle, invoke, serve):
+    for module in (bundle, invoke, serve, bench):
         module.register(app)
 
 

@@ -1,0 +1,84 @@
+"""The benchmark's picture: latency against load, throughput against load, latency against request size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.bench.report import BenchReport
+
+__all__ = ["draw"]
+
+
+def draw(report: BenchReport, path: str | Path) -> Path:
+    """Write a PNG with up to three panels; needs matplotlib (``pip install 'shipyard[plot]'``)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ShipyardError("the plot needs matplotlib: pip install 'shipyard[plot]' (or pass --no-plot)") from None
+    panels = (1 if report.sweep else 0) * 2 + (1 if report.sizes else 0)
+    figure, axes = plt.subplots(1, max(1, panels), figsize=(5.2 * max(1, panels), 4.2), squeeze=False)
+    row = list(axes[0])
+    if report.sweep:
+        rows = report.sweep_rows()
+        levels = [r["level"] for r in rows]
+        label = "concurrent clients" if report.sweep[0].mode == "closed" else "offered load (req/s)"
+        latency = row.pop(0)
+        for key, style in (("p50_ms", "o-"), ("p95_ms", "s--"), ("p99_ms", "^:")):
+            points = [(x, r[key]) for x, r in zip(levels, rows, strict=True) if r[key] is not None]
+            if points:
+                latency.plot(*zip(*points, strict=True), style, label=key.split("_")[0])
+        latency.set(xlabel=label, ylabel="latency (ms)", title="Latency vs load")
+        latency.set_xscale("log", base=2)
+        latency.set_yscale("log")
+        latency.legend()
+        latency.grid(True, which="both", alpha=0.3)
+        throughput = row.pop(0)
+        throughput.plot(levels, [r["req_per_s"] for r in rows], "o-", label="requests/s")
+        if any(r["items_per_request"] != 1 for r in rows):
+            throughput.plot(levels, [r["items_per_s"] for r in rows], "s--", label="items/s")
+        errors = [(x, sum(r["errors"].values())) for x, r in zip(levels, rows, strict=True) if r["errors"]]
+        for x, count in errors:
+            throughput.annotate(f"{count} errors", (x, 0), color="red", fontsize=8)
+        throughput.set(xlabel=label, ylabel="throughput", title="Throughput vs load")
+        throughput.set_xscale("log", base=2)
+        throughput.set_ylim(bottom=0)
+        throughput.legend()
+        throughput.grid(True, alpha=0.3)
+    if report.sizes:
+        sizes = row.pop(0)
+        table = report.size_rows()
+        ok = [(r["items"], r["median_ms"], r["min_ms"], r["max_ms"]) for r in table if r["median_ms"] is not None]
+        if ok:
+            xs, med, low, high = zip(*ok, strict=True)
+            sizes.errorbar(
+                xs,
+                med,
+                yerr=[
+                    [m - lo for m, lo in zip(med, low, strict=True)],
+                    [h - m for m, h in zip(med, high, strict=True)],
+                ],
+                fmt="o-",
+                capsize=3,
+                label="median (min–max)",
+            )
+        for r in table:
+            if r["median_ms"] is None:
+                sizes.annotate("failed", (r["items"], 1), color="red")
+        sizes.set(xlabel="items in one request", ylabel="latency (ms)", title="Latency vs request size")
+        sizes.set_xscale("log")
+        sizes.set_yscale("log")
+        sizes.grid(True, which="both", alpha=0.3)
+        sizes.legend()
+    figure.suptitle(f"shipyard bench {report.target}", fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,106 @@
+"""``shipyard bench TARGET --data FILE``: the tutorial's table, a load sweep, a plot, a report, a recommendation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
+
+
+def bench(
+    target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080), or a local deployment's name."),
+    data: Path = typer.Option(..., "--data", "-d", help="Input rows to build requests from (JSON, JSON Lines, CSV)."),
+    sizes: str = typer.Option("1,10,50,500", "--sizes", help="Items per request for the single-request table."),
+    repeats: int = typer.Option(5, "--repeats", help="Requests per size."),
+    concurrency: str = typer.Option("1,2,4,8,16,32,64", "--concurrency", "-c", help="Closed-loop levels."),
+    rate: str | None = typer.Option(None, "--rate", help="Open loop instead: arrival rates in req/s, e.g. 10,50,100."),
+    duration: float = typer.Option(5.0, "--duration", help="Seconds per load level (after a short warm-up)."),
+    items: int = typer.Option(1, "--items", help="Items per request during the load sweep."),
+    output: Path = typer.Option(Path("bench-report"), "--out", "-o", help="Directory for the report and plot."),
+    server_vcpus: int | None = typer.Option(
+        None, "--server-vcpus", help="vCPUs of the measured server [default: this machine's, for a local URL]."
+    ),
+    peak_rps: float | None = typer.Option(None, "--peak-rps", help="Peak load to size instances for [default: max]."),
+    safety: float = typer.Option(0.5, "--safety", help="Fraction of capacity to plan for (autoscaling headroom)."),
+    slo_ms: float | None = typer.Option(None, "--slo-ms", help="p99 latency a load level must keep to count."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw bench.png (needs matplotlib)."),
+) -> None:
+    """Benchmark an endpoint: latency by request size, throughput and latency by load, and what to deploy."""
+    from shipyard.bench import run_bench
+    from shipyard.client.http import content_type_for
+    from shipyard.client.rows import read_items
+    from shipyard.config import usable_cores
+    from shipyard.errors import ClientError
+
+    if not data.is_file():
+        raise ClientError(f"--data {data}: no such file")
+    rows = read_items(data.read_bytes(), content_type_for(data))
+    url = _resolve(target)
+    if server_vcpus is None and _is_local(url):
+        server_vcpus = usable_cores()
+    report = run_bench(
+        url,
+        rows,
+        sizes=_ints(sizes, "--sizes"),
+        repeats=repeats,
+        concurrency=_ints(concurrency, "--concurrency"),
+        rates=[float(r) for r in rate.split(",")] if rate else (),
+        duration=duration,
+        items=items,
+        server_vcpus=server_vcpus,
+        peak_rps=peak_rps,
+        safety=safety,
+        slo_p99_ms=slo_ms,
+        on_step=lambda message: err.print(f"[dim]· {message}[/]"),
+    )
+    for title, header, body in report.tables():
+        table = Table(title=title)
+        for name in header:
+            table.add_column(name, justify="right")
+        for row in body:
+            table.add_row(*row)
+        out.print(table)
+    out.print(Markdown("\n".join(f"- {line}" for line in report.recommendation_lines())))
+    paths = report.write(output, plot=plot)
+    out.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _resolve(target: str) -> str:
+    if "://" in target or ":" in target or "/" in target:
+        return target
+    from shipyard.errors import ClientError
+    from shipyard.state import StateStore
+
+    deployment = StateStore().get(target)
+    if deployment is None:
+        raise ClientError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
+    if not deployment.url:
+        raise ClientError(
+            f"deployment {target!r} ({deployment.target}) has no URL to benchmark; pass the endpoint's URL instead"
+        )
+    return deployment.url
+
+
+def _is_local(url: str) -> bool:
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    return host in ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated integers, got {text!r}") from None
+    if not values:
+        raise typer.BadParameter(f"{option} is empty")
+    return values
