@@ -180,15 +180,12 @@ class ServerApp:
         method = scope["method"]
         if route is None:
             route = scope["path"].strip("/") or "root"
+        headers = [(b"content-type", content_type)]
         if method not in ("GET", "HEAD") and status != 404:
             status, body = 405, _error_body("MethodNotAllowed", f"{scope['path']} takes GET")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
-            }
-        )
+            headers = [(b"content-type", _JSON), (b"allow", b"GET, HEAD")]  # RFC 9110: a 405 says what is allowed
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         self.metrics.observe(route, status, time.perf_counter() - started)
 
@@ -213,6 +210,7 @@ class ServerApp:
             if scope["method"] != "POST":
                 status, body = 405, _error_body("MethodNotAllowed", "/invocations takes POST")
                 content = _JSON
+                headers.append((b"allow", b"POST"))
             else:
                 if length > self._limit:
                     raise PayloadTooLarge(_too_large(length, self._limit))
