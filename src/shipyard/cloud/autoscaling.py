@@ -40,15 +40,14 @@ class AutoscalingGateway:
         """Register the variant as a scalable target and track ``InvocationsPerInstance``; the policy ARN."""
         resource = resource_id(endpoint, variant)
         with aws_call(f"set up autoscaling for {resource}", self.aws.region):
-            target_arn = self.client.register_scalable_target(
+            self.client.register_scalable_target(
                 ServiceNamespace="sagemaker",
                 ResourceId=resource,
                 ScalableDimension=DIMENSION,
                 MinCapacity=minimum,
                 MaxCapacity=maximum,
-            ).get("ScalableTargetARN")
-            if target_arn and tags:
-                self.client.tag_resource(ResourceARN=target_arn, Tags=tags)
+                Tags=tags,
+            )
             answer = self.client.put_scaling_policy(
                 PolicyName=policy_name,
                 ServiceNamespace="sagemaker",

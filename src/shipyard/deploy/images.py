@@ -31,8 +31,18 @@ class ResolvedImage:
 
 
 class ImageService(Protocol):
-    def resolve(self, source: str, *, bake_model: bool, base: str | None, reporter: Reporter) -> ResolvedImage:
-        """The image for ``source``: built from a bundle (with the model inside when ``bake_model``)."""
+    def resolve(
+        self,
+        source: str,
+        *,
+        name: str,
+        bake_model: bool,
+        image: str | None = None,
+        base: str | None = None,
+        reporter: Reporter,
+    ) -> ResolvedImage:
+        """The image for ``source``: ``image`` when given, else built from a bundle (the model inside when
+        ``bake_model``); an image reference as ``source`` is used as it is."""
         ...
 
     def push(self, image: str, destination: str, *, login: Registry | None, tls_verify: bool) -> str | None:

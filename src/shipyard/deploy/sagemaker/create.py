@@ -87,7 +87,12 @@ def deploy(
     record.details.update(account=checks.account, bucket=checks.bucket)
 
     resolved = images.resolve(
-        spec.source, bake_model=spec.serverless is not None, base=spec.base_image, reporter=reporter
+        spec.source,
+        name=spec.name,
+        bake_model=spec.serverless is not None,  # serverless endpoints take no ModelDataUrl
+        image=spec.image,
+        base=spec.base_image,
+        reporter=reporter,
     )
 
     # 1. the execution role (or the one given)

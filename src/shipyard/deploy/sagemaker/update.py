@@ -60,7 +60,12 @@ def update(
     spec = inherit_environment(ctx, spec, old_model)
     checks = preflight(ctx, spec, update=True)
     resolved = images.resolve(
-        spec.source, bake_model=spec.serverless is not None, base=spec.base_image, reporter=reporter
+        spec.source,
+        name=spec.name,
+        bake_model=spec.serverless is not None,  # serverless endpoints take no ModelDataUrl
+        image=spec.image,
+        base=spec.base_image,
+        reporter=reporter,
     )
 
     repository = ctx.ecr.create_repository(names.repository, tags=tag_list(record.name))

@@ -1,0 +1,46 @@
+"""Answer one AWS operation from a script while every other call goes to the moto server.
+
+moto makes endpoints InService at once and does not implement UpdateEndpoint, so the Creating, Failed and
+Updating paths cannot be reached through it. This is botocore's Stubber mechanism (a ``before-call``
+handler that returns the response) applied to exactly one operation of one client; tests that use it say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+Answer = dict[str, Any] | tuple[str, str, int] | Callable[[dict[str, Any]], Any]
+
+__all__ = ["answer", "error"]
+
+
+def error(code: str, message: str, status: int = 400) -> tuple[str, str, int]:
+    return (code, message, status)
+
+
+def answer(client: Any, operation: str, *script: Answer) -> list[dict[str, Any]]:
+    """Answer ``operation`` with ``script`` in order (the last entry repeats); the calls' parameters.
+
+    An entry is a parsed response (dict), an :func:`error`, or a function of the call's parameters
+    returning either (so a script can follow what the code under test sent).
+    """
+    calls: list[dict[str, Any]] = []
+    queue = list(script)
+
+    def handler(model: Any, params: dict[str, Any], **_: Any) -> Any:
+        calls.append(params)
+        item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if callable(item):
+            item = item(params)
+        if isinstance(item, tuple):
+            code, message, status = item
+            parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+            return AWSResponse("https://scripted", status, {}, None), parsed
+        return AWSResponse("https://scripted", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}, **item}
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-call.{service}.{operation}", handler)
+    return calls
