@@ -288,9 +288,9 @@ def _as_array(rows: list[Any]) -> np.ndarray:
     if array.dtype == object:
         if all(isinstance(r, str) for r in rows):
             return array
-        if any(value is None for value in array.flat):
-            where = [int(i) for i in np.argwhere(np.equal(array, None))[0]]
-            raise SchemaMismatch(f"value at {where} is missing (null)")
+        for index in np.ndindex(array.shape):
+            if array[index] is None:
+                raise SchemaMismatch(f"value at {list(index)} is missing (null)")
         raise SchemaMismatch("rows have different lengths or mix types")
     return array
 
