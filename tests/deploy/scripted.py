@@ -29,18 +29,21 @@ def answer(client: Any, operation: str, *script: Answer) -> list[dict[str, Any]]
     """
     calls: list[dict[str, Any]] = []
     queue = list(script)
+    service = client.meta.service_model.service_id.hyphenize()
 
-    def handler(model: Any, params: dict[str, Any], **_: Any) -> Any:
-        calls.append(params)
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        calls.append(dict(params))  # the API parameters, before they are serialised
+
+    def respond(**_: Any) -> Any:
         item = queue.pop(0) if len(queue) > 1 else queue[0]
         if callable(item):
-            item = item(params)
+            item = item(calls[-1])
         if isinstance(item, tuple):
             code, message, status = item
             parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
             return AWSResponse("https://scripted", status, {}, None), parsed
         return AWSResponse("https://scripted", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}, **item}
 
-    service = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register(f"before-call.{service}.{operation}", handler)
+    client.meta.events.register(f"before-parameter-build.{service}.{operation}", capture)
+    client.meta.events.register(f"before-call.{service}.{operation}", respond)
     return calls

@@ -8,9 +8,9 @@ from typing import Any
 
 import boto3
 import pytest
+
 from infra.moto import ACCOUNT, REGION
 from infra.oci_registry import OciRegistry
-
 from shipyard.cloud import Aws
 from shipyard.deploy import Deployer, DeploySpec
 from shipyard.deploy.engine_images import EngineImages
@@ -96,7 +96,7 @@ def test_deploy_creates_every_resource_with_exact_settings_and_cleanup_removes_t
     aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
 ) -> None:
     secret_arn = boto3.client("secretsmanager").create_secret(Name="db/password", SecretString="hunter2-value")["ARN"]
-    deployer, target, steps = make(state_path)
+    deployer, target, _steps = make(state_path)
     endpoint = deployer.deploy(
         spec(
             digits_bundle,
