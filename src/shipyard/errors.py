@@ -21,9 +21,12 @@ codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
     ├── DeployError                    a deployment could not be made, changed, found or removed (exit 3)
     │   ├── DeployFailed               the endpoint ended Failed (carries FailureReason and the log tail)
     │   └── NotDeployed                no deployment under that name
-    └── CloudError                     AWS refused a call (carries the AWS error code; exit 5)
-        ├── CredentialsError           no credentials, or they were refused
-        └── AccessDenied               the identity lacks a permission
+    ├── CloudError                     AWS refused a call (carries the AWS error code; exit 5)
+    │   ├── CredentialsError           no credentials, or they were refused
+    │   └── AccessDenied               the identity lacks a permission
+    └── ImageError                     an image cannot be built, pushed or run (exit 6)
+        ├── EngineNotFound             neither docker nor podman is usable
+        └── VerifyFailed               ``shipyard verify``: a contract check failed (exit 7)
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ __all__ = [
     "CredentialsError",
     "DeployError",
     "DeployFailed",
+    "EngineNotFound",
+    "ImageError",
     "InferenceTimeout",
     "ModelError",
     "ModelNotReady",
@@ -51,6 +56,7 @@ __all__ = [
     "ShipyardError",
     "SpecError",
     "UnsupportedMediaType",
+    "VerifyFailed",
 ]
 
 
@@ -169,3 +175,23 @@ class CredentialsError(CloudError):
 
 class AccessDenied(CloudError):
     code = "AccessDenied"
+
+
+class ImageError(ShipyardError):
+    """A container image cannot be built, pushed, inspected or run (the engine's own message is included)."""
+
+    exit_code = 6
+    code = "ImageError"
+
+
+class EngineNotFound(ImageError):
+    """Neither docker (with a reachable daemon) nor podman is installed."""
+
+    code = "EngineNotFound"
+
+
+class VerifyFailed(ImageError):
+    """``shipyard verify``: the image breaks at least one check of the SageMaker container contract."""
+
+    exit_code = 7
+    code = "VerifyFailed"

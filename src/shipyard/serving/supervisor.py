@@ -58,6 +58,7 @@ class Supervisor:
         if not multiproc_dir:
             owned_dir = tempfile.TemporaryDirectory(prefix="shipyard-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = owned_dir.name
+            _hand_over(owned_dir.name, self.config.run_as)
         sock = bind(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
         context = multiprocessing.get_context("fork")
@@ -132,6 +133,19 @@ class Supervisor:
                 log.warning("worker %s did not stop in time; killing it", process.pid)
                 _signal(process, signal.SIGKILL)
                 process.join(5)
+
+
+def _hand_over(directory: str, user: str | None) -> None:
+    """Give the metrics directory to the user the workers drop to (SHIPYARD_RUN_AS): they write their files there."""
+    if not user or os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        return  # the worker stops with "no such user" itself
+    os.chown(directory, entry.pw_uid, entry.pw_gid)
 
 
 def _signal(process: BaseProcess, signum: int) -> None:

@@ -1,0 +1,291 @@
+"""A wheelhouse for the image's platform, resolved on the host.
+
+``pip download --only-binary=:all:`` with the image's Python version, ABI and manylinux tags picks the
+wheels an x86_64 (or aarch64) CPython of the base image can install, whatever the host is. The build then
+installs them with ``--no-index --require-hashes``: no network inside the build, the same versions every
+time, and never an ``exec format error`` from an arm64 laptop's wheels.
+
+Cache layout (``$SHIPYARD_CACHE_DIR``, default ``~/.cache/shipyard``)::
+
+    wheels/<target>/            every wheel downloaded for that target (python + platform), shared
+    locks/<key>.lock            a resolution: ``name==version --hash=sha256:...`` per wheel, by input key
+    shipyard/<source-hash>/     the wheel of the local Shipyard source tree, by content
+
+A resolution whose inputs (requirements, target) have been seen before costs no pip call at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from shipyard.errors import ImageError
+
+__all__ = [
+    "SERVING_PACKAGES",
+    "Lock",
+    "Target",
+    "cache_dir",
+    "resolve",
+    "serving_requirements",
+    "shipyard_wheel",
+]
+
+# What the server imports inside the image: Shipyard's core dependencies minus the CLI's (typer, rich,
+# httpx), with uvicorn's fast loop and parser but without its dev-reload and websocket extras.
+SERVING_PACKAGES = ("numpy", "orjson", "uvicorn", "httptools", "uvloop", "prometheus-client", "tomli-w")
+INIT_PACKAGE = "dumb-init==1.2.5.post1"  # PID 1 of the image (a static binary shipped as a manylinux wheel)
+
+_WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+Progress = Callable[[str], None]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SHIPYARD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "shipyard"
+    )
+    return Path(root)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter and platform the wheels are for: the base image's CPython."""
+
+    python: str  # "3.11" (major.minor)
+    glibc: tuple[int, int] = (2, 36)
+    machine: str = "x86_64"  # x86_64 | aarch64
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    def platform_tags(self) -> list[str]:
+        """Every manylinux tag this glibc runs: pip does not infer older ones from a newer one."""
+        major, minor = self.glibc
+        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 16, -1)]
+        return [*tags, f"manylinux2014_{self.machine}"]
+
+    def key(self) -> str:
+        return f"cp{self.python.replace('.', '')}-glibc{self.glibc[0]}.{self.glibc[1]}-{self.machine}"
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A resolved set of wheels: the lines of a ``--require-hashes`` requirements file and where the files are."""
+
+    lines: tuple[str, ...]
+    files: tuple[Path, ...]
+
+    def text(self) -> str:
+        return "".join(f"{line}\n" for line in self.lines)
+
+    def link_into(self, directory: Path) -> None:
+        """Make ``directory`` hold exactly these wheels (hard links where possible: no copy, same mtimes)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        wanted = {path.name: path for path in self.files}
+        for existing in directory.iterdir():
+            if existing.name not in wanted:
+                existing.unlink()
+        for name, source in wanted.items():
+            target = directory / name
+            if target.exists() and target.stat().st_size == source.stat().st_size:
+                continue
+            target.unlink(missing_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+
+
+def serving_requirements(bundle_requirements: Sequence[str]) -> list[str]:
+    """The server's packages pinned to the versions installed here (what the tests ran), unless the bundle pins them."""
+    named = {_key(r) for r in bundle_requirements if _key(r)}
+    result = list(bundle_requirements)
+    for package in SERVING_PACKAGES:
+        if _key(package) in named:
+            continue
+        try:
+            result.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            result.append(package)
+    result.append(INIT_PACKAGE)
+    return result
+
+
+def resolve(requirements: Iterable[str], target: Target, progress: Progress | None = None) -> Lock:
+    """Download (or find in the cache) the wheels for ``requirements`` on ``target``; their lock."""
+    requirements = sorted({r.strip() for r in requirements if r.strip()})
+    root = cache_dir()
+    wheels = root / "wheels" / target.key()
+    key = hashlib.sha256(json.dumps([target.key(), requirements]).encode()).hexdigest()[:24]
+    lock_path = root / "locks" / f"{key}.lock"
+    if lock_path.is_file():
+        lock = _read_lock(lock_path, wheels)
+        if lock is not None:
+            return lock
+    if progress:
+        progress(f"resolving {len(requirements)} requirements for {target.key()} (pip download)")
+    wheels.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="shipyard-wheels-", dir=root) as tmp:
+        request = Path(tmp) / "requirements.in"
+        request.write_text("".join(f"{r}\n" for r in requirements))
+        command = [
+            sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
+            "--only-binary=:all:", "--implementation", "cp", "--python-version", target.python,
+            "--abi", target.abi, "--abi", "abi3", "--abi", "none",
+            *[arg for tag in target.platform_tags() for arg in ("--platform", tag)],
+            "--find-links", str(wheels),  # already-downloaded wheels are copied, not fetched again
+            "--dest", str(Path(tmp) / "out"), "-r", str(request),
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ImageError(
+                f"cannot resolve the image's requirements for {target.key()} "
+                f"(CPython {target.python}, glibc {target.glibc[0]}.{target.glibc[1]}): "
+                f"{_pip_error(done.stderr or done.stdout)}\n"
+                "Every requirement needs a binary wheel for that platform; pin a version that has one "
+                "in code/requirements.txt, or pick a base image with another Python (--base)."
+            )
+        files = []
+        for wheel in sorted((Path(tmp) / "out").glob("*.whl")):
+            final = wheels / wheel.name
+            if not final.exists():
+                os.replace(wheel, final)
+            files.append(final)
+    lock = _lock_for(files)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(lock_path, lock.text())
+    return lock
+
+
+def shipyard_wheel(progress: Progress | None = None) -> Lock:
+    """The wheel of the Shipyard running now: built from its source tree (editable installs), else downloaded."""
+    source = _source_tree()
+    root = cache_dir() / "shipyard"
+    if source is None:
+        from shipyard import __version__
+
+        target = root / f"release-{__version__}"
+        if not any(target.glob("*.whl")):
+            _pip(["download", "--no-deps", "--only-binary=:all:", f"shipyard=={__version__}", "-d", str(target)])
+        return _lock_for(sorted(target.glob("*.whl")))
+    digest = _tree_hash(source)
+    target = root / digest
+    if not any(target.glob("*.whl")):
+        if progress:
+            progress(f"building a wheel of Shipyard from {source}")
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=root) as tmp:
+            # The host's setuptools (no build isolation) keeps this to a second; isolation is the fallback.
+            try:
+                _pip(["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", tmp, str(source)])
+            except ImageError:
+                _pip(["wheel", "--no-deps", "--wheel-dir", tmp, str(source)])
+            target.mkdir(parents=True, exist_ok=True)
+            for wheel in Path(tmp).glob("*.whl"):
+                os.replace(wheel, target / wheel.name)
+    return _lock_for(sorted(target.glob("*.whl")))
+
+
+def _source_tree() -> Path | None:
+    """The project directory of an editable (or local-path) install of Shipyard, if that is what runs."""
+    try:
+        distribution = metadata.distribution("shipyard")
+    except metadata.PackageNotFoundError:
+        return None
+    raw = distribution.read_text("direct_url.json")
+    if raw:
+        url = json.loads(raw).get("url", "")
+        if url.startswith("file://"):
+            path = Path(url[len("file://") :])
+            if (path / "pyproject.toml").is_file() and (path / "src" / "shipyard").is_dir():
+                return path
+    here = Path(__file__).resolve().parents[3]  # src/shipyard/image/wheelhouse.py → the project
+    if (here / "pyproject.toml").is_file() and (here / "src" / "shipyard").is_dir():
+        return here
+    return None
+
+
+def _tree_hash(source: Path) -> str:
+    digest = hashlib.sha256()
+    files = [source / "pyproject.toml", *sorted((source / "src" / "shipyard").rglob("*"))]
+    for path in files:
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _lock_for(files: Sequence[Path]) -> Lock:
+    lines = []
+    for path in files:
+        match = _WHEEL.match(path.name)
+        if not match:
+            raise ImageError(f"{path} is not a wheel file name")
+        name = match["name"].replace("_", "-").lower()
+        lines.append(f"{name}=={match['version']} --hash=sha256:{_sha256(path)}")
+    return Lock(tuple(lines), tuple(files))
+
+
+def _read_lock(path: Path, wheels: Path) -> Lock | None:
+    """A cached lock, if every wheel it names is still in the cache."""
+    lines = tuple(line for line in path.read_text().splitlines() if line.strip())
+    files: list[Path] = []
+    names: dict[tuple[str, str], Path] = {}
+    for wheel in wheels.glob("*.whl"):
+        match = _WHEEL.match(wheel.name)
+        if match:
+            names[(match["name"].replace("_", "-").lower(), match["version"])] = wheel
+    for line in lines:
+        spec = line.split(" ", 1)[0]
+        name, _, version = spec.partition("==")
+        found = names.get((name, version))
+        if found is None:
+            return None
+        files.append(found)
+    return Lock(lines, tuple(files))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _key(requirement: str) -> str:
+    match = _NAME.match(requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
+
+
+def _pip(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ImageError(f"pip {args[0]} failed: {_pip_error(done.stderr or done.stdout)}")
+
+
+def _pip_error(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return " ".join(errors[-3:] or lines[-3:]) or "(no output)"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
