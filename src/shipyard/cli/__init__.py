@@ -36,9 +36,9 @@ def _root(
 
 
 def _register() -> None:
-    from shipyard.cli import bench, bundle, invoke, serve
+    from shipyard.cli import bench, bundle, invoke, monitor, serve
 
-    for module in (bundle, invoke, serve, bench):
+    for module in (bundle, invoke, serve, bench, monitor):
         module.register(app)
 
 

@@ -36,7 +36,7 @@ from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
 from shipyard.monitor.sources import parse_duration, parse_since, read_chunks
 
-__all__ = ["NUMERIC_METHODS", "CATEGORICAL_METHODS", "CheckResult", "run_check"]
+__all__ = ["CATEGORICAL_METHODS", "NUMERIC_METHODS", "CheckResult", "run_check"]
 
 NUMERIC_METHODS = frozenset({"auto", "wasserstein", "ks", "psi", "jensen_shannon"})
 CATEGORICAL_METHODS = frozenset({"auto", "jensen_shannon", "chi_squared", "linf", "psi"})
@@ -92,11 +92,11 @@ def run_check(
         kind = feature.get("inferred_type")
         if kind in _NUMERIC_TYPES and "numerical_statistics" in feature:
             try:
-                ref = NumericReference.from_statistics(feature)
+                numeric_ref = NumericReference.from_statistics(feature)
             except ValueError:
                 kinds[feature["name"]] = "numeric"
                 continue
-            refs[feature["name"]], edges[feature["name"]] = ref, ref.edges
+            refs[feature["name"]], edges[feature["name"]] = numeric_ref, numeric_ref.edges
             kinds[feature["name"]] = "integer" if kind == "Integral" else "numeric"
         elif kind == "String":
             refs[feature["name"]] = CategoricalReference.from_statistics(feature)
@@ -110,7 +110,9 @@ def run_check(
     problems = Problems()
     profiler = Profiler(kinds, edges=edges, keep_small=small_rows, window_s=window_s)
     numeric = frozenset(n for n, k in kinds.items() if k != "string")
-    for chunk in read_chunks(source, names=names, numeric=numeric, since=start, until=end, header=header, problems=problems):
+    for chunk in read_chunks(
+        source, names=names, numeric=numeric, since=start, until=end, header=header, problems=problems
+    ):
         profiler.add(chunk)
     if not profiler.rows:
         span = f" since {_iso(start)}" if start is not None else ""
@@ -174,7 +176,9 @@ def run_check(
         "windows": _windows(profiler, refs, drift_rows, window_s),
         "problems": problems.to_dict(),
     }
-    current = [feature_statistics(n, profiler.profiles.get(n), profiler.rows) for n in names if n not in missing_columns]
+    current = [
+        feature_statistics(n, profiler.profiles.get(n), profiler.rows) for n in names if n not in missing_columns
+    ]
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "constraint_violations.json", {"violations": violations})
     write_json(out / "statistics.json", statistics_document(current, profiler.rows), indent=False)
@@ -323,7 +327,9 @@ def _drift_description(entry: dict[str, Any]) -> str:
             f"Baseline drift: {entry['method']} statistic {statistic:.4g}, p = {entry['score']:.3g} "
             f"(Holm-adjusted {entry.get('p_adjusted', float('nan')):.3g}) is below alpha {entry['threshold']:g}"
         )
-    return f"Baseline drift distance: {entry['score']:.4g} ({entry['method']}) exceeds threshold: {entry['threshold']:g}"
+    return (
+        f"Baseline drift distance: {entry['score']:.4g} ({entry['method']}) exceeds threshold: {entry['threshold']:g}"
+    )
 
 
 def _numeric_histogram(ref: NumericReference, profile: NumericProfile) -> dict[str, Any]:

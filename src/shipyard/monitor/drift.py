@@ -27,9 +27,9 @@ import numpy as np
 from shipyard.monitor.sketch import KLLSketch, weighted_cdf
 
 __all__ = [
+    "TEST_METHODS",
     "CategoricalReference",
     "NumericReference",
-    "TEST_METHODS",
     "categorical_scores",
     "holm",
     "numeric_scores",
@@ -93,10 +93,8 @@ def numeric_scores(
     gap = np.abs(ref.cdf - current)
     widths = np.diff(ref.edges)
     w1 = float(np.dot((gap[:-1] + gap[1:]) * 0.5, widths)) + (below + above) / n
-    if ref.std > 0:
-        normalised = w1 / ref.std
-    else:
-        normalised = 0.0 if w1 <= 1e-12 else math.inf
+    # a constant baseline feature: any movement at all is drift
+    normalised = w1 / ref.std if ref.std > 0 else (0.0 if w1 <= 1e-12 else math.inf)
     ks = float(gap.max())
     if small is not None and len(small):
         ks = _exact_ks(ref, small)

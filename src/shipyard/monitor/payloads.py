@@ -60,16 +60,15 @@ def decode_payloads(
 
 
 # -- CSV -----------------------------------------------------------------------------------------
-def _csv(data: pa.Array, names: Sequence[str], numeric: frozenset[str], problems: Problems) -> tuple[pa.Table, np.ndarray]:
-    text = pc.utf8_rtrim(pc.fill_null(data, ""), characters="\r\n")
-    counts = np.array(pc.add(pc.count_substring(text, "\n"), 1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    empty = np.asarray(pc.equal(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False), dtype=bool)
-    counts[empty] = 0
-    if not counts.any():
-        return pa.table({}), counts
-    if empty.any():
-        text = pc.filter(text, pa.array(~empty))
-    buffer = _joined(pc.binary_join_element_wise(text, pa.scalar(""), "\n"))
+def _csv(
+    data: pa.Array, names: Sequence[str], numeric: frozenset[str], problems: Problems
+) -> tuple[pa.Table, np.ndarray]:
+    data = pc.fill_null(data, "") if data.null_count else data
+    # One payload per line: Arrow's CSV reader skips the blank lines a payload's own trailing newline makes.
+    buffer = _joined(pc.binary_join_element_wise(data, pa.scalar(""), "\n"))
+    nonempty = np.asarray(pc.greater(pc.binary_length(data), 0).to_numpy(zero_copy_only=False), dtype=bool)
+    if not len(buffer) or not nonempty.any():
+        return pa.table({}), np.zeros(len(data), dtype=np.int64)
     skipped = 0
 
     def invalid(row: Any) -> str:
@@ -85,7 +84,7 @@ def _csv(data: pa.Array, names: Sequence[str], numeric: frozenset[str], problems
             convert_options=pacsv.ConvertOptions(column_types=types or {}, strings_can_be_null=True),
         )
 
-    first_line = bytes(buffer[: min(len(buffer), 1 << 16)]).split(b"\n", 1)[0]
+    first_line = bytes(buffer[: min(len(buffer), 1 << 16)]).lstrip(b"\r\n").split(b"\n", 1)[0]
     width = first_line.count(b",") + 1
     # Numeric baseline features are read straight as float64 (the fast path); a value that is not a
     # number makes Arrow refuse the block, and the text path below then counts the mismatches per column.
@@ -95,10 +94,16 @@ def _csv(data: pa.Array, names: Sequence[str], numeric: frozenset[str], problems
     except pa.ArrowInvalid:
         skipped = 0
         table = read({f"f{i}": pa.string() for i in range(width)})
+    counts = nonempty.astype(np.int64)
+    if table.num_rows != int(counts.sum()):  # some payloads hold several rows: count them (one more scan)
+        text = pc.utf8_rtrim(data, characters="\r\n")
+        counts = np.array(pc.add(pc.count_substring(text, "\n"), 1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        counts[~nonempty] = 0
     if skipped:
         problems.add(
             "csv rows", f"{skipped} CSV rows had a different number of fields than the first row ({width}); skipped"
         )
+    if int(counts.sum()) != table.num_rows:
         counts = _fit_counts(counts, table.num_rows)
     renamed = [positional_name(i, names) for i in range(table.num_columns)]
     return table.rename_columns(renamed), counts
@@ -195,7 +200,9 @@ def _json_lines(data: pa.Array, names: Sequence[str], problems: Problems) -> tup
             return _matrix(column, names), counts
         return pa.table({positional_name(0, names): column}), counts
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, _Irregular):
-        payloads = ["[" + ",".join(line for line in (p or "").splitlines() if line.strip()) + "]" for p in data.to_pylist()]
+        payloads = [
+            "[" + ",".join(line for line in (p or "").splitlines() if line.strip()) + "]" for p in data.to_pylist()
+        ]
         return _json_fallback(payloads, names, problems)
 
 
@@ -215,7 +222,9 @@ def _json_fallback(payloads: list[Any], names: Sequence[str], problems: Problems
             problems.add("payload", f"a JSON payload has an unsupported shape ({type(value).__name__}); skipped")
             continue
         for row in rows:
-            items = row.items() if isinstance(row, dict) else ((positional_name(i, names), v) for i, v in enumerate(row))
+            items = (
+                row.items() if isinstance(row, dict) else ((positional_name(i, names), v) for i, v in enumerate(row))
+            )
             for key, cell in items:
                 column = columns.get(key)
                 if column is None:
@@ -274,7 +283,9 @@ def _from_base64(
             problems.add("payload", f"a {base} payload is not UTF-8 text; skipped")
             texts.append(None)
     array = pa.array(texts, pa.string())
-    encoding = "CSV" if base == "text/csv" else "JSON" if base.endswith(("json", "jsonl", "jsonlines", "ndjson")) else ""
+    encoding = (
+        "CSV" if base == "text/csv" else "JSON" if base.endswith(("json", "jsonl", "jsonlines", "ndjson")) else ""
+    )
     if not encoding:
         problems.add("content type", f"{len(data)} records with Content-Type {base!r} cannot be read; skipped")
         return pa.table({}), np.zeros(len(data), dtype=np.int64)

@@ -30,7 +30,12 @@ def to_float(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
     kind = column.type
     if pa.types.is_null(kind):
         return np.full(len(column), np.nan), 0
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_decimal(kind):
+    if (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_decimal(kind)
+    ):
         values = column if pa.types.is_float64(kind) else pc.cast(column, pa.float64())
         return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), 0  # nulls become NaN
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):

@@ -134,7 +134,7 @@ class Profiler:
             work.append((profile, column))
         # numpy's sort and Arrow's kernels release the GIL: columns are profiled on every core
         if len(work) > 1 and _POOL is not None:
-            list(_POOL.map(lambda item: _feed(*item, window), work))
+            list(_POOL.map(lambda item: _feed(item[0], item[1], window), work))
         else:
             for profile, column in work:
                 _feed(profile, column, window)

@@ -74,7 +74,7 @@ class KLLSketch:
         cumulative = np.cumsum(weights)
         ranks = np.asarray(probabilities) * cumulative[-1]
         index = np.minimum(np.searchsorted(cumulative, ranks, side="left"), len(values) - 1)
-        return values[index]
+        return np.asarray(values[index], dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
         self._settle()

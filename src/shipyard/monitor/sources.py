@@ -34,6 +34,7 @@ from shipyard.monitor.problems import Problems
 
 __all__ = [
     "CAPTURE_SCHEMA",
+    "INPUT_SCHEMA",
     "Chunk",
     "capture_files",
     "is_capture",
@@ -55,14 +56,32 @@ _PAYLOAD = pa.struct(
 CAPTURE_SCHEMA = pa.schema(
     [
         ("captureData", pa.struct([("endpointInput", _PAYLOAD), ("endpointOutput", _PAYLOAD)])),
-        ("eventMetadata", pa.struct([("eventId", pa.string()), ("inferenceId", pa.string()), ("inferenceTime", pa.string())])),
+        (
+            "eventMetadata",
+            pa.struct([("eventId", pa.string()), ("inferenceId", pa.string()), ("inferenceTime", pa.string())]),
+        ),
     ]
 )
-_ENVELOPE_COLUMNS = [
-    "in_type", "in_mode", "in_data", "in_encoding",
-    "out_type", "out_mode", "out_data", "out_encoding",
-    "event_id", "inference_id", "time",
-]  # fmt: skip
+# what a drift check needs: Arrow's parser skips the rest (the answers) without building them
+INPUT_SCHEMA = pa.schema(
+    [
+        ("captureData", pa.struct([("endpointInput", _PAYLOAD)])),
+        ("eventMetadata", pa.struct([("inferenceTime", pa.string())])),
+    ]
+)
+_SHORT_NAMES = {
+    "captureData.endpointInput.observedContentType": "in_type",
+    "captureData.endpointInput.mode": "in_mode",
+    "captureData.endpointInput.data": "in_data",
+    "captureData.endpointInput.encoding": "in_encoding",
+    "captureData.endpointOutput.observedContentType": "out_type",
+    "captureData.endpointOutput.mode": "out_mode",
+    "captureData.endpointOutput.data": "out_data",
+    "captureData.endpointOutput.encoding": "out_encoding",
+    "eventMetadata.eventId": "event_id",
+    "eventMetadata.inferenceId": "inference_id",
+    "eventMetadata.inferenceTime": "time",
+}
 
 
 @dataclass
@@ -87,7 +106,9 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise MonitorError(f"--since {text!r}: give a duration (24h, 30m, 7d) or an ISO time (2026-11-23T10:00Z)") from None
+        raise MonitorError(
+            f"--since {text!r}: give a duration (24h, 30m, 7d) or an ISO time (2026-11-23T10:00Z)"
+        ) from None
     if moment.tzinfo is None:
         return float(calendar.timegm(moment.timetuple()))
     return moment.timestamp()
@@ -128,7 +149,8 @@ def capture_files(root: Path, since: float | None = None, until: float | None = 
     for path in sorted(root.rglob("*.jsonl")):
         match = _HOUR_PATH.search(path.relative_to(root).as_posix())
         if match and (since is not None or until is not None):
-            start = calendar.timegm(tuple(int(g) for g in match.groups()) + (0, 0, 0, 0, 0))  # type: ignore[arg-type]
+            year, month, day, hour = (int(g) for g in match.groups())
+            start = calendar.timegm((year, month, day, hour, 0, 0, 0, 0, 0))
             if (since is not None and start + 3600 <= since) or (until is not None and start >= until):
                 continue
         selected.append(path)
@@ -159,12 +181,14 @@ def read_chunks(
     elif suffix in (".csv", ".csv.gz"):
         yield from _csv(path, header, names)
     elif suffix in (".jsonl", ".json", ".ndjson"):
-        for block, first_line in _line_blocks(path, problems):
-            table = _json_block(block, first_line, path, problems, None)
+        for block, offset in _line_blocks(path, problems):
+            table = _json_block(block, offset, path, problems, None)
             if table.num_rows:
                 yield Chunk(table)
     else:
-        raise MonitorError(f"{path}: read .csv, .parquet or .jsonl files (or a capture directory), not {suffix or 'this'}")
+        raise MonitorError(
+            f"{path}: read .csv, .parquet or .jsonl files (or a capture directory), not {suffix or 'this'}"
+        )
 
 
 # -- tabular files -------------------------------------------------------------------------------
@@ -216,14 +240,17 @@ def _named(table: pa.Table, header: bool, names: Sequence[str]) -> pa.Table:
 
 
 def _line_blocks(path: Path, problems: Problems) -> Iterator[tuple[bytes, int]]:
-    """Blocks of whole lines (about 32 MiB) and the number of each block's first line."""
+    """Blocks of whole lines (about 32 MiB) and each block's byte offset in the file."""
     with path.open("rb") as stream:
         head = stream.read(4)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            problems.add("encoding", f"{path}: UTF-16 text; JSON Lines must be UTF-8 (re-encode it: iconv -f UTF-16 -t UTF-8); skipped")
+            problems.add(
+                "encoding",
+                f"{path}: UTF-16 text; JSON Lines must be UTF-8 (re-encode it: iconv -f UTF-16 -t UTF-8); skipped",
+            )
             return
         carry = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
-        line = 1
+        offset = len(head) - len(carry)
         while True:
             data = stream.read(BLOCK_BYTES)
             if not data:
@@ -234,13 +261,26 @@ def _line_blocks(path: Path, problems: Problems) -> Iterator[tuple[bytes, int]]:
                 carry = data
                 continue
             block, carry = data[:cut], data[cut:]
-            yield block, line
-            line += block.count(b"\n")
+            yield block, offset
+            offset += len(block)
         if carry.strip():
-            yield carry + b"\n", line
+            yield carry + b"\n", offset
 
 
-def _json_block(block: bytes, first_line: int, path: Path, problems: Problems, schema: pa.Schema | None) -> pa.Table:
+def _line_number(path: Path, offset: int) -> int:
+    """The number of the line starting at byte ``offset`` (counted only when a problem must be named)."""
+    count = 1
+    with path.open("rb") as stream:
+        while offset > 0:
+            data = stream.read(min(offset, 1 << 24))
+            if not data:
+                break
+            count += data.count(b"\n")
+            offset -= len(data)
+    return count
+
+
+def _json_block(block: bytes, offset: int, path: Path, problems: Problems, schema: pa.Schema | None) -> pa.Table:
     """Arrow reads the block; if it refuses, name the bad lines and read the good ones."""
     parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema else "infer")
     read = pajson.ReadOptions(block_size=max(4 << 20, min(len(block) + 1, 16 << 20)))
@@ -249,10 +289,11 @@ def _json_block(block: bytes, first_line: int, path: Path, problems: Problems, s
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     good: list[Any] = []
-    for offset, raw in enumerate(block.split(b"\n")):
+    first_line = _line_number(path, offset)
+    for index, raw in enumerate(block.split(b"\n")):
         if not raw.strip():
             continue
-        where = f"{path}:{first_line + offset}"
+        where = f"{path}:{first_line + index}"
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -271,9 +312,9 @@ def _json_block(block: bytes, first_line: int, path: Path, problems: Problems, s
             continue
         good.append(value)
     if not good:
-        return pa.table({}) if schema is None else CAPTURE_SCHEMA.empty_table()
+        return pa.table({}) if schema is None else schema.empty_table()
     if schema is not None:
-        return _envelopes_from_python(good)
+        return _envelopes_from_python(good, schema)
     try:
         return pa.Table.from_pylist(good)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -283,7 +324,7 @@ def _json_block(block: bytes, first_line: int, path: Path, problems: Problems, s
         return pa.table({key: _array([row.get(key) for row in good]) for key in keys})
 
 
-def _envelopes_from_python(records: list[dict[str, Any]]) -> pa.Table:
+def _envelopes_from_python(records: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     def text(value: Any) -> str | None:
         return value if isinstance(value, str) or value is None else orjson.dumps(value).decode()
 
@@ -293,25 +334,51 @@ def _envelopes_from_python(records: list[dict[str, Any]]) -> pa.Table:
 
     rows = [
         {
-            "captureData": {"endpointInput": payload(r, "endpointInput"), "endpointOutput": payload(r, "endpointOutput")},
-            "eventMetadata": {k: text((r.get("eventMetadata") or {}).get(k)) for k in ("eventId", "inferenceId", "inferenceTime")},
+            "captureData": {
+                "endpointInput": payload(r, "endpointInput"),
+                "endpointOutput": payload(r, "endpointOutput"),
+            },
+            "eventMetadata": {
+                k: text((r.get("eventMetadata") or {}).get(k)) for k in ("eventId", "inferenceId", "inferenceTime")
+            },
         }
         for r in records
     ]
-    return pa.Table.from_pylist(rows, schema=CAPTURE_SCHEMA)
+    full = pa.Table.from_pylist(rows, schema=CAPTURE_SCHEMA).flatten().flatten()
+    wanted = schema.empty_table().flatten().flatten().column_names
+    return _nest(full.select(wanted), schema)
+
+
+def _nest(flat: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A flattened table back in ``schema``'s nesting (so both parse paths return the same shape)."""
+    columns = {name: flat.column(name).combine_chunks() for name in flat.column_names}
+
+    def build(prefix: str, kind: pa.DataType) -> pa.Array:
+        if pa.types.is_struct(kind):
+            children = [build(f"{prefix}.{kind.field(i).name}", kind.field(i).type) for i in range(kind.num_fields)]
+            return pa.StructArray.from_arrays(children, fields=list(kind))
+        return columns[prefix]
+
+    return pa.table({field.name: build(field.name, field.type) for field in schema})
 
 
 # -- captured traffic ----------------------------------------------------------------------------
 def read_capture_envelopes(
-    path: Path, *, since: float | None, until: float | None, problems: Problems
+    path: Path, *, since: float | None, until: float | None, problems: Problems, answers: bool = False
 ) -> Iterator[tuple[pa.Table, np.ndarray]]:
-    """Capture records as flat tables (:data:`_ENVELOPE_COLUMNS`) and their times, filtered to [since, until)."""
+    """Capture records as flat tables (``in_data``, ``time``, … see :data:`_SHORT_NAMES`) and their times.
+
+    Only records in [since, until) are returned; ``answers`` adds the answers and the event ids.
+    """
+    schema = CAPTURE_SCHEMA if answers else INPUT_SCHEMA
     for file in capture_files(path, since, until):
-        for block, first_line in _line_blocks(file, problems):
-            table = _json_block(block, first_line, file, problems, CAPTURE_SCHEMA)
+        for block, offset in _line_blocks(file, problems):
+            table = _json_block(block, offset, file, problems, schema)
+            del block
             if not table.num_rows:
                 continue
-            flat = table.flatten().flatten().rename_columns(_ENVELOPE_COLUMNS)
+            flat = table.flatten().flatten()
+            flat = flat.rename_columns([_SHORT_NAMES[name] for name in flat.column_names])
             times = _epoch_seconds(flat.column("time"), problems)
             keep = np.ones(len(times), dtype=bool)
             if since is not None:
@@ -321,7 +388,9 @@ def read_capture_envelopes(
             if since is not None or until is not None:
                 unknown = int(np.count_nonzero(np.isnan(times)))
                 if unknown:
-                    problems.add("time", f"{file}: {unknown} records without a readable inferenceTime left out of the window")
+                    problems.add(
+                        "time", f"{file}: {unknown} records without a readable inferenceTime left out of the window"
+                    )
             if not keep.all():
                 flat, times = flat.filter(pa.array(keep)), times[keep]
             if flat.num_rows:
@@ -333,7 +402,7 @@ def _epoch_seconds(column: pa.ChunkedArray, problems: Problems) -> np.ndarray:
         stamps = pc.cast(column, pa.timestamp("ms", tz="UTC"))
         values = pc.cast(stamps, pa.int64()).to_numpy(zero_copy_only=False)
         nulls = np.asarray(pc.is_null(stamps).to_numpy(zero_copy_only=False), dtype=bool)
-        seconds = values.astype(np.float64) / 1000.0
+        seconds: np.ndarray = values.astype(np.float64) / 1000.0
         seconds[nulls] = np.nan
         return seconds
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

@@ -1,0 +1,239 @@
+"""``shipyard monitor baseline|check|quality|report``: monitoring after launch (see docs/monitor.md).
+
+Exit codes: 0 fine, 2 unusable input (MonitorError), 3 violations found — so a scheduler or CI can alert.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shipyard.errors import MonitorError
+
+EXIT_VIOLATIONS = 3
+
+out = Console()
+err = Console(stderr=True)
+
+monitor_app = typer.Typer(
+    name="monitor",
+    help="Baselines, drift and data-quality checks, model quality and reports on captured traffic.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(monitor_app, name="monitor")
+
+
+def _pairs(values: list[str], option: str, cast: Any = float) -> dict[str, Any]:
+    """``NAME=VALUE`` options (a bare ``VALUE`` sets the default, under the name ``*``)."""
+    parsed: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.rpartition("=")
+        try:
+            parsed[name if sep else "*"] = cast(value)
+        except ValueError:
+            raise MonitorError(f"{option} {item!r}: expected NAME=VALUE (or VALUE for every feature)") from None
+    return parsed
+
+
+def _problems(lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False)
+
+
+@monitor_app.command("baseline")
+def baseline(
+    data: Path = typer.Argument(..., help="Training data: .csv, .parquet, .jsonl (or captured traffic)."),
+    out_dir: Path = typer.Option(
+        Path("baseline"), "--out", "-o", help="Directory for statistics.json and constraints.json."
+    ),
+    schema: Path | None = typer.Option(None, "--schema", help="A bundle: take its input features (names, order)."),
+    exclude: list[str] = typer.Option([], "--exclude", "-x", help="A column that is not a model input (the label)."),
+    header: bool = typer.Option(True, "--header/--no-header", help="Whether a CSV's first line names the columns."),
+) -> None:
+    """Profile training data: statistics.json and constraints.json in Model Monitor's format."""
+    from shipyard.monitor.baseline import make_baseline
+
+    result = make_baseline(data, out_dir, schema=schema, exclude=exclude, header=header)
+    _problems(result.problems.summary())
+    table = Table(title=f"baseline of {result.rows:,} rows → {out_dir}/")
+    for column in ("feature", "type", "complete", "mean / top value", "std / distinct"):
+        table.add_column(column)
+    for feature in result.features[:40]:
+        kind = feature["inferred_type"]
+        stats = feature.get("numerical_statistics") or feature.get("string_statistics") or {}
+        common = stats.get("common", {})
+        total = common.get("num_present", 0) + common.get("num_missing", 0)
+        complete = f"{common.get('num_present', 0) / total:.1%}" if total else "-"
+        if "numerical_statistics" in feature:
+            centre, spread = f"{stats.get('mean') or 0:.4g}", f"{stats.get('std_dev') or 0:.4g}"
+        else:
+            buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
+            centre = str(buckets[0]["value"])[:20] if buckets else "-"
+            spread = str(int(stats.get("distinct_count", 0)))
+        table.add_row(feature["name"], kind, complete, centre, spread)
+    if len(result.features) > 40:
+        table.caption = f"… {len(result.features) - 40} more features"
+    out.print(table)
+
+
+@monitor_app.command("check")
+def check(
+    source: Path = typer.Argument(..., help="Captured traffic (a capture directory or .jsonl) or a data file."),
+    baseline_dir: Path = typer.Option(..., "--baseline", "-b", help="Directory made by `shipyard monitor baseline`."),
+    out_dir: Path = typer.Option(Path("monitoring"), "--out", "-o", help="Directory for the results."),
+    since: str | None = typer.Option(None, "--since", help="Only traffic since: 24h, 30m, 7d or an ISO time."),
+    until: str | None = typer.Option(
+        None, "--until", help="Only traffic before: a duration back from now or an ISO time."
+    ),
+    window: str = typer.Option("1h", "--window", help="Width of the time windows drift is also scored on."),
+    threshold: list[str] = typer.Option(
+        [], "--threshold", "-t", help="FEATURE=VALUE (or VALUE for all): drift threshold."
+    ),
+    method: list[str] = typer.Option(
+        [],
+        "--method",
+        "-m",
+        help="FEATURE=METHOD (or METHOD for all): wasserstein, ks, psi, jensen_shannon, chi_squared, linf.",
+    ),
+    header: bool = typer.Option(True, "--header/--no-header", help="Whether a CSV's first line names the columns."),
+) -> None:
+    """Compare current data with the baseline: constraint_violations.json, drift.json; exit 3 on violations."""
+    from shipyard.monitor.check import run_check
+    from shipyard.monitor.report import ratio
+
+    result = run_check(
+        source,
+        baseline_dir,
+        out_dir,
+        since=since,
+        until=until,
+        window=window or None,
+        thresholds=_pairs(threshold, "--threshold"),
+        methods=_pairs(method, "--method", str),
+        header=header,
+    )
+    _problems(result.problems.summary())
+    features = sorted(result.drift["features"], key=ratio, reverse=True)
+    table = Table(title=f"{result.rows:,} rows checked against {baseline_dir}/")
+    for column in ("feature", "method", "score", "threshold", ""):
+        table.add_column(column)
+    shown = [f for f in features if f["drifted"]] or features[:5]
+    for feature in shown[:25]:
+        score = feature["score"]
+        mark = "[red]DRIFT[/]" if feature["drifted"] else "[green]ok[/]"
+        table.add_row(
+            feature["name"],
+            feature["method"],
+            "-" if score is None else f"{score:.4g}",
+            f"{feature['threshold']:g}",
+            mark,
+        )
+    if len(shown) > 25:
+        table.caption = f"… {len(shown) - 25} more drifted features (see {out_dir}/drift.json)"
+    out.print(table)
+    _violations(result.violations, "feature_name", out_dir / "constraint_violations.json")
+
+
+def _violations(violations: list[dict[str, Any]], key: str, path: Path) -> None:
+    if not violations:
+        out.print(f"[green]no violations[/] ({path})")
+        return
+    for violation in violations[:20]:
+        out.print(
+            f"[red]{violation['constraint_check_type']}[/] {violation.get(key, '')}: {violation['description']}",
+            highlight=False,
+        )
+    if len(violations) > 20:
+        out.print(f"… {len(violations) - 20} more")
+    out.print(f"[red]{len(violations)} violations[/] ({path})")
+    raise typer.Exit(EXIT_VIOLATIONS)
+
+
+@monitor_app.command("quality")
+def quality(
+    source: Path = typer.Argument(..., help="Captured traffic (a capture directory or .jsonl)."),
+    ground_truth: Path = typer.Option(..., "--ground-truth", "-g", help="Labels as JSON Lines, keyed by inference id."),
+    out_dir: Path = typer.Option(Path("monitoring"), "--out", "-o", help="Directory for the results."),
+    since: str | None = typer.Option(None, "--since", help="Only traffic since: 24h, 30m, 7d or an ISO time."),
+    until: str | None = typer.Option(None, "--until", help="Only traffic before this time."),
+    window: str = typer.Option("1h", "--window", help="Width of the time windows metrics are computed on."),
+    problem: str | None = typer.Option(None, "--problem", help="classification or regression [default: inferred]."),
+    threshold: list[str] = typer.Option(
+        [], "--threshold", "-t", help="METRIC=VALUE: accuracy=0.9, rmse=3.5 (min for scores, max for errors)."
+    ),
+    probability_threshold: float = typer.Option(
+        0.5, "--probability-threshold", help="Binary scores at or above it are class 1."
+    ),
+) -> None:
+    """Join captured predictions with ground truth; metrics overall and per window; exit 3 on violations."""
+    from shipyard.monitor.quality import run_quality
+
+    thresholds = {k: v for k, v in _pairs(threshold, "--threshold").items() if k != "*"}
+    result = run_quality(
+        source,
+        ground_truth,
+        out_dir,
+        since=since,
+        until=until,
+        window=window or None,
+        problem=problem,
+        thresholds=thresholds,
+        probability_threshold=probability_threshold,
+    )
+    _problems(result.problems.summary())
+    join = result.document["join"]
+    table = Table(
+        title=f"{result.document['problem_type']}: {join['matched_rows']:,} labelled rows "
+        f"({join['matched_records']:,} of {join['captured_records']:,} captured records)"
+    )
+    table.add_column("metric")
+    table.add_column("overall", justify="right")
+    windows = result.document["windows"][-4:]
+    for window_entry in windows:
+        table.add_column(window_entry["start"][5:16].replace("T", " "), justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.4f}", *(f"{w['metrics'].get(name, float('nan')):.4f}" for w in windows))
+    out.print(table)
+    _violations(result.violations, "metric_name", out_dir / "quality_violations.json")
+
+
+@monitor_app.command("report")
+def report(
+    results: Path = typer.Argument(Path("monitoring"), help="A results directory (from check and/or quality)."),
+    html_path: Path | None = typer.Option(None, "--out", "-o", help="HTML file [default: RESULTS/report.html]."),
+) -> None:
+    """Write one self-contained HTML report (with PNGs) and print a one-screen summary."""
+    from shipyard.monitor.report import make_report, ratio
+
+    result = make_report(results, html_path)
+    if result.drift is not None:
+        drift = result.drift
+        features = sorted(drift["features"], key=ratio, reverse=True)
+        drifted = [f for f in features if f["drifted"]]
+        table = Table(title=f"drift: {len(drifted)} of {len(features)} features, {drift['rows']:,} rows")
+        for column in ("feature", "method", "score", "threshold", "× threshold"):
+            table.add_column(column)
+        for feature in features[: max(8, min(len(drifted), 12))]:
+            style = "red" if feature["drifted"] else None
+            score = feature["score"]
+            table.add_row(
+                feature["name"], feature["method"], "-" if score is None else f"{score:.4g}",
+                f"{feature['threshold']:g}", f"{ratio(feature):.2f}", style=style,
+            )  # fmt: skip
+        out.print(table)
+    if result.quality is not None:
+        metrics = (
+            result.quality.get("multiclass_classification_metrics") or result.quality.get("regression_metrics") or {}
+        )
+        line = ", ".join(f"{k} {v['value']:.4f}" for k, v in metrics.items() if isinstance(v, dict) and "value" in v)
+        out.print(f"quality ({result.quality.get('problem_type')}): {line}", highlight=False)
+    total = len(result.violations) + len(result.quality_violations)
+    colour = "red" if total else "green"
+    out.print(f"[{colour}]{total} violations[/]; report: {result.html_path} ({len(result.images)} images)")
