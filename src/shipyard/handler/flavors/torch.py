@@ -14,7 +14,10 @@ Options: ``dtype`` (input dtype, default float32), ``batch_size`` (rows per forw
 from __future__ import annotations
 
 import copy
+import site
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -62,9 +65,28 @@ def save(model: Any, model_dir: Path, options: dict[str, Any]) -> str:
             meta = torch.nn.Parameter(meta, tensor.requires_grad)
         memo[id(tensor)] = meta
     skeleton = copy.deepcopy(model, memo)
-    with (model_dir / "module.pkl").open("wb") as out:
-        cloudpickle.dump(skeleton, out)
+    local = _local_module(type(model).__module__)
+    if local is not None:  # a class from a .py file next to the notebook: the server will not have that file
+        cloudpickle.register_pickle_by_value(local)
+    try:
+        with (model_dir / "module.pkl").open("wb") as out:
+            cloudpickle.dump(skeleton, out)
+    finally:
+        if local is not None:
+            cloudpickle.unregister_pickle_by_value(local)
     return WEIGHTS
+
+
+def _local_module(name: str) -> ModuleType | None:
+    """The module defining the model's class when it is a local file rather than an installed package."""
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    if module is None or name == "__main__" or path is None:
+        return None  # __main__ (a notebook) already travels by value
+    installed = {str(Path(p).resolve()) for p in (*site.getsitepackages(), site.getusersitepackages(), sys.prefix)}
+    if any(str(Path(path).resolve()).startswith(prefix) for prefix in installed):
+        return None
+    return module
 
 
 def load(bundle_dir: Path, manifest: Manifest) -> Any:
