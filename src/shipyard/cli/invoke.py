@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def invoke(
-    target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080)."),
+    target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080), or a deployment's name."),
     data: str = typer.Option(..., "--data", "-d", help="File to send, or - for standard input."),
     content_type: str | None = typer.Option(
         None, "--content-type", "-t", help="Content-Type [default: from the file's suffix, else JSON]."
@@ -61,11 +61,17 @@ def invoke(
             raise ClientError(f"--data {data}: no such file")
         body = path.read_bytes()
     kind = content_type or content_type_for(data)
+    from shipyard.cli.deploy import resolve_invoke_target
+
+    name = target
+    target, deployment = resolve_invoke_target(target)  # a deployment's name: its local URL, or sagemaker-runtime
     rows = None
     if chunk is not False:
         rows = invoke_chunked.should_chunk(body, kind, LIMITS.get(limits, LIMITS["realtime"]), output)
         if chunk and rows is None:
             rows = invoke_chunked.read_items(body, kind)
+    if rows is not None and not target:
+        raise ClientError(f"{name} is a sagemaker deployment: --chunk/--output need an HTTP endpoint (local or a URL)")
     if rows is not None:
         invoke_chunked.run(
             target,
@@ -81,7 +87,10 @@ def invoke(
             raw=raw,
         )
         return
-    answer = send(target, body, content_type=content_type or content_type_for(data), accept=accept, timeout=timeout)
+    if deployment is not None and not target:  # sagemaker: InvokeEndpoint through boto3
+        answer = deployment.invoke(name, body, content_type=kind, accept=accept, timeout=timeout)
+    else:
+        answer = send(target, body, content_type=kind, accept=accept, timeout=timeout)
     if raw or not answer.content_type.startswith("application/json"):
         sys.stdout.buffer.write(answer.body if answer.body.endswith(b"\n") else answer.body + b"\n")
         return
