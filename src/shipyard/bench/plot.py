@@ -37,7 +37,8 @@ def draw(report: BenchReport, path: str | Path) -> Path:
         latency.set(xlabel=label, ylabel="latency (ms)", title="Latency vs load")
         latency.set_xscale("log", base=2)
         latency.set_yscale("log")
-        latency.legend()
+        if latency.get_legend_handles_labels()[0]:
+            latency.legend()
         latency.grid(True, which="both", alpha=0.3)
         throughput = row.pop(0)
         throughput.plot(levels, [r["req_per_s"] for r in rows], "o-", label="requests/s")
@@ -49,7 +50,8 @@ def draw(report: BenchReport, path: str | Path) -> Path:
         throughput.set(xlabel=label, ylabel="throughput", title="Throughput vs load")
         throughput.set_xscale("log", base=2)
         throughput.set_ylim(bottom=0)
-        throughput.legend()
+        if throughput.get_legend_handles_labels()[0]:
+            throughput.legend()
         throughput.grid(True, alpha=0.3)
     if report.sizes:
         sizes = row.pop(0)
@@ -75,7 +77,8 @@ def draw(report: BenchReport, path: str | Path) -> Path:
         sizes.set_xscale("log")
         sizes.set_yscale("log")
         sizes.grid(True, which="both", alpha=0.3)
-        sizes.legend()
+        if sizes.get_legend_handles_labels()[0]:
+            sizes.legend()
     figure.suptitle(f"shipyard bench {report.target}", fontsize=10)
     figure.tight_layout()
     path = Path(path)
