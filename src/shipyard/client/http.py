@@ -63,7 +63,7 @@ def invoke(
         request_headers["accept"] = accept
     started = time.perf_counter()
     try:
-        response = httpx.post(f"{_base(url)}/invocations", content=body, headers=request_headers, timeout=timeout)
+        response = httpx.post(_endpoint(url, "/invocations"), content=body, headers=request_headers, timeout=timeout)
     except httpx.TimeoutException:
         raise ClientError(f"no answer from {url} within {timeout:g} s") from None
     except httpx.HTTPError as exc:
@@ -82,10 +82,11 @@ def wait_ready(url: str, timeout: float = 60.0, interval: float = 0.05) -> float
     started = time.perf_counter()
     deadline = started + timeout
     last = "no answer"
+    ping = _endpoint(url, "/ping")
     with httpx.Client(timeout=2.0) as client:
         while time.perf_counter() < deadline:
             try:
-                response = client.get(f"{_base(url)}/ping")
+                response = client.get(ping)
                 if response.status_code == 200:
                     return time.perf_counter() - started
                 last = f"{response.status_code} {response.text[:200]}"
@@ -93,6 +94,14 @@ def wait_ready(url: str, timeout: float = 60.0, interval: float = 0.05) -> float
                 last = str(exc) or type(exc).__name__
             time.sleep(interval)
     raise ClientError(f"{url} was not ready within {timeout:g} s (last: {last})")
+
+
+def _endpoint(url: str, path: str) -> httpx.URL:
+    # httpx.InvalidURL is not an httpx.HTTPError: check the URL once, here, with a message saying so.
+    try:
+        return httpx.URL(f"{_base(url)}{path}")
+    except httpx.InvalidURL as exc:
+        raise ClientError(f"{url!r} is not a valid URL ({exc}); expected e.g. http://127.0.0.1:8080") from None
 
 
 def _message(body: bytes) -> str:
