@@ -36,9 +36,9 @@ def _root(
 
 
 def _register() -> None:
-    from shipyard.cli import bench, bundle, deploy, invoke, monitor, serve
+    from shipyard.cli import bench, bundle, deploy, image, invoke, monitor, serve
 
-    for module in (bundle, invoke, serve, bench, monitor, deploy):
+    for module in (bundle, invoke, serve, bench, monitor, deploy, image):
         module.register(app)
 
 

@@ -1,0 +1,463 @@
+"""``verify``: run an image the way SageMaker does and check it keeps the container contract.
+
+The container runs as ``IMAGE serve`` with the bundle mounted read-only at ``/opt/ml/model`` (or the
+model baked into the image), a memory limit, and no network but the serving port: where the engine's
+containers are local processes (Podman, or Docker on Linux, as root) it gets ``--network none`` and
+the verifier forwards ``127.0.0.1:PORT`` into its namespace; elsewhere the port is published on
+127.0.0.1 and the report says outbound traffic was not blocked.
+
+Checks (each pass / fail / skip, with a detail): architecture, manifest, size, secrets-env,
+secrets-layers, serve, ping (cold start measured), predictions, status-415, status-413, status-400,
+non-root, sigterm.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from shipyard.errors import ImageError
+from shipyard.image.engine import Engine, ImageInfo, detect, is_local_registry
+from shipyard.image.scan import scan_env, scan_history, scan_layers
+
+__all__ = ["Check", "VerifyOptions", "VerifyReport", "verify"]
+
+_MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+_ARCH = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
+_BY_SUFFIX = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".npy": "application/x-npy",
+    ".jsonl": "application/jsonlines",
+}
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    bundle: Path | None = None  # mounted at /opt/ml/model; default: the model baked into the image
+    example: Path | None = None  # a request body to compare with the in-process answer (needs bundle)
+    engine: str | None = None
+    platform: str = "linux/amd64"
+    timeout: float = 120.0  # seconds for the first /ping 200
+    grace: float = 30.0  # seconds SIGTERM may take
+    memory: str = "2g"
+    max_size: int = 10 * 1024**3  # SageMaker serverless' image limit
+    scan_layers: bool = True
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # pass | fail | skip
+    detail: str
+    value: float | None = None
+
+
+@dataclass
+class VerifyReport:
+    image: str
+    checks: list[Check] = field(default_factory=list)
+    cold_start_s: float | None = None
+    network: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(check.status != "fail" for check in self.checks)
+
+    @property
+    def failed(self) -> list[str]:
+        return [check.name for check in self.checks if check.status == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "passed": self.passed,
+            "cold_start_s": self.cold_start_s,
+            "network": self.network,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def verify(
+    image: str, options: VerifyOptions | None = None, on_check: Callable[[Check], None] | None = None
+) -> VerifyReport:
+    """Run every check on ``image``; the report (``report.passed`` is False when any check failed)."""
+    options = options or VerifyOptions()
+    engine = detect(options.engine)
+    report = VerifyReport(image)
+
+    def record(name: str, status: str, detail: str, value: float | None = None) -> None:
+        check = Check(name, status, detail, value)
+        report.checks.append(check)
+        if on_check:
+            on_check(check)
+
+    if not engine.image_exists(image):
+        engine.pull(image, platform=options.platform)
+    info = engine.inspect_image(image)
+    _static_checks(engine, image, info, options, record)
+    with ExitStack() as stack:
+        bundle_dir = stack.enter_context(_bundle_view(engine, image, options.bundle))
+        _run_checks(engine, image, info, bundle_dir, options, report, record)
+    if options.scan_layers:
+        with engine.save(image) as stream:
+            findings, files = scan_layers(stream)
+        findings += scan_history(layer.created_by for layer in engine.history(image))
+        record(
+            "secrets-layers",
+            "fail" if findings else "pass",
+            _findings(findings) if findings else f"{files} files in {info.layers} layers and the history: no secrets",
+        )
+    return report
+
+
+def _static_checks(
+    engine: Engine, image: str, info: ImageInfo, options: VerifyOptions, record: Callable[..., None]
+) -> None:
+    want = _ARCH[options.platform]
+    platform = f"{info.os}/{info.architecture}"
+    record("architecture", "pass" if info.architecture == want and info.os == "linux" else "fail", platform)
+    kind = _manifest_kind(engine, image, info)
+    single = kind in _MANIFEST_TYPES[:2]
+    record("manifest", "pass" if single else "fail", kind + ("" if single else ": push one platform, no attestation"))
+    size_mb = info.size / 1e6
+    record(
+        "size",
+        "pass" if info.size <= options.max_size else "fail",
+        f"{size_mb:,.0f} MB in {info.layers} layers (limit {options.max_size / 1e6:,.0f} MB)",
+        size_mb,
+    )
+    findings = scan_env(info.env)
+    record(
+        "secrets-env",
+        "fail" if findings else "pass",
+        _findings(findings) if findings else f"{len(info.env)} variables: no secrets",
+    )
+
+
+def _run_checks(
+    engine: Engine,
+    image: str,
+    info: ImageInfo,
+    bundle_dir: Path | None,
+    options: VerifyOptions,
+    report: VerifyReport,
+    record: Callable[..., None],
+) -> None:
+    name = f"shipyard-verify-{uuid.uuid4().hex[:8]}"
+    run_options = ["--name", name, "--memory", options.memory]
+    if options.bundle is not None and bundle_dir is not None:
+        run_options += ["--volume", f"{bundle_dir.resolve()}:/opt/ml/model:ro"]
+    isolate = _can_isolate(engine)
+    listener: socket.socket | None = None
+    if isolate:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        run_options += ["--network", "none"]
+        report.network = "none (only the serving port, forwarded from 127.0.0.1)"
+    else:
+        port = _free_port()
+        run_options += ["--publish", f"127.0.0.1:{port}:8080"]
+        report.network = "bridge with 127.0.0.1 published (this engine cannot isolate: outbound not blocked)"
+    url = f"http://127.0.0.1:{port}"
+    forwarder: subprocess.Popen[bytes] | None = None
+    started = time.perf_counter()
+    container = None
+    try:
+        try:
+            container = engine.run_detached(image, ["serve"], run_options)
+        except ImageError as exc:
+            record("serve", "fail", f"`{image} serve` did not start: {exc}")
+            _skip_rest(record, "the container did not start")
+            return
+        if isolate and listener is not None:
+            forwarder = _forward(engine, container, listener)
+        ready, detail = _wait_ready(engine, container, url, options.timeout, started)
+        if ready is None:
+            running = bool(engine.container_state(container).get("Running"))
+            logs = _tail(engine.logs(container))
+            if not running:
+                record("serve", "fail", f"the container exited before answering /ping: {logs}")
+                record("ping", "skip", "the container exited")
+            else:
+                record("serve", "pass", "`IMAGE serve` runs")
+                record("ping", "fail", f"{detail}; log: {logs}")
+            _skip_rest(record, "the server never answered /ping")
+            return
+        report.cold_start_s = ready
+        record("serve", "pass", "`IMAGE serve` runs")
+        record("ping", "pass", f"200 after {ready:.2f} s (cold start: container start → first /ping 200)", ready)
+        with httpx.Client(timeout=60.0) as client:
+            _prediction_check(client, url, bundle_dir, options, record)
+            _error_checks(client, url, info, bundle_dir, record)
+        _user_check(engine, container, record)
+        _sigterm_check(engine, container, options.grace, record)
+    finally:
+        if forwarder is not None:
+            forwarder.kill()
+            forwarder.wait()
+        if listener is not None:
+            listener.close()
+        if container is not None:
+            engine.remove_container(container)
+
+
+def _wait_ready(engine: Engine, container: str, url: str, timeout: float, started: float) -> tuple[float | None, str]:
+    last = "no answer"
+    checked = 0.0
+    with httpx.Client(timeout=2.0) as client:
+        while time.perf_counter() - started < timeout:
+            try:
+                response = client.get(f"{url}/ping")
+                if response.status_code == 200:
+                    return time.perf_counter() - started, ""
+                last = f"{response.status_code} {response.text[:100]}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            if time.perf_counter() - checked > 1.0:  # a container that died will never answer
+                checked = time.perf_counter()
+                if not engine.container_state(container).get("Running", True):
+                    return None, "the container exited"
+            time.sleep(0.02)
+    return None, f"no 200 from /ping within {timeout:g} s (last: {last})"
+
+
+def _prediction_check(
+    client: httpx.Client, url: str, bundle_dir: Path | None, options: VerifyOptions, record: Callable[..., None]
+) -> None:
+    example = _read_json(bundle_dir / "example.json") if bundle_dir else None
+    if isinstance(example, dict) and "instances" in example and "predictions" in example:
+        body = orjson.dumps({"instances": example["instances"]})
+        response = client.post(f"{url}/invocations", content=body, headers={"content-type": "application/json"})
+        got = _json(response.content)
+        got = got.get("predictions") if isinstance(got, dict) else None
+        same = response.status_code == 200 and _close(got, example["predictions"])
+        detail = f"{len(example['instances'])} rows of example.json: " + (
+            "same predictions as in-process" if same else f"{response.status_code}: {response.text[:200]}"
+        )
+        record("predictions", "pass" if same else "fail", detail)
+        return
+    if options.example is not None and options.bundle is not None and bundle_dir is not None:
+        body = options.example.read_bytes()
+        content_type = _BY_SUFFIX.get(options.example.suffix.lower(), "application/json")
+        expected, _ = _in_process(bundle_dir, body, content_type)
+        response = client.post(f"{url}/invocations", content=body, headers={"content-type": content_type})
+        same = response.status_code == 200 and (
+            response.content == expected or _close(_json(response.content), _json(expected))
+        )
+        detail = f"{options.example.name}: " + (
+            "same answer as in-process"
+            if same
+            else f"{response.status_code}: {response.text[:200]} (in-process: {expected[:200]!r})"
+        )
+        record("predictions", "pass" if same else "fail", detail)
+        return
+    record("predictions", "skip", "no example.json in the bundle; pass --bundle with --example REQUEST")
+
+
+def _error_checks(
+    client: httpx.Client, url: str, info: ImageInfo, bundle_dir: Path | None, record: Callable[..., None]
+) -> None:
+    custom_input = _has_custom_input(bundle_dir)
+    response = client.post(f"{url}/invocations", content=b"\x00\x01", headers={"content-type": "application/x-unknown"})
+    allowed = (415, 400) if custom_input else (415,)
+    note = " (the handler's input_fn decides which types it accepts)" if custom_input else ""
+    record(
+        "status-415",
+        "pass" if response.status_code in allowed else "fail",
+        f"unknown Content-Type → {response.status_code}{note}",
+    )
+    limit_mb = float(info.env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB") or 6)
+    size = int(limit_mb * 1024 * 1024) + 1024
+    response = client.post(f"{url}/invocations", content=b" " * size, headers={"content-type": "application/json"})
+    record(
+        "status-413",
+        "pass" if response.status_code == 413 else "fail",
+        f"{size / 1e6:.1f} MB body → {response.status_code}",
+    )
+    response = client.post(
+        f"{url}/invocations", content=b'{"instances": [[1, 2', headers={"content-type": "application/json"}
+    )
+    record("status-400", "pass" if response.status_code == 400 else "fail", f"malformed JSON → {response.status_code}")
+
+
+def _user_check(engine: Engine, container: str, record: Callable[..., None]) -> None:
+    processes = engine.top(container)
+    parents = {p.ppid for p in processes}
+    leaves = [p for p in processes if p.pid not in parents]  # where requests are served: the workers
+    root = [p for p in leaves if p.user in ("root", "0")]
+    shown = ", ".join(sorted({f"{p.user}" for p in leaves})) or "none"
+    if not leaves:
+        record("non-root", "fail", "no processes found in the container")
+    elif root:
+        record(
+            "non-root", "fail", f"{len(root)} of {len(leaves)} serving processes run as root: {root[0].command[:80]}"
+        )
+    else:
+        record("non-root", "pass", f"{len(leaves)} serving processes run as {shown}")
+
+
+def _sigterm_check(engine: Engine, container: str, grace: float, record: Callable[..., None]) -> None:
+    started = time.perf_counter()
+    engine.stop(container, grace)
+    seconds = time.perf_counter() - started
+    state = engine.container_state(container)
+    code = state.get("ExitCode")
+    clean = code in (0, 143) and seconds < grace
+    record("sigterm", "pass" if clean else "fail", f"exited {code} after {seconds:.1f} s (grace {grace:g} s)", seconds)
+
+
+def _skip_rest(record: Callable[..., None], why: str) -> None:
+    for name in ("predictions", "status-415", "status-413", "status-400", "non-root", "sigterm"):
+        record(name, "skip", why)
+
+
+@contextmanager
+def _bundle_view(engine: Engine, image: str, bundle: Path | None) -> Iterator[Path | None]:
+    """The bundle as a directory: ``bundle`` (extracted when an archive), else the files baked into the image."""
+    if bundle is not None:
+        from shipyard.bundle.archive import open_any
+
+        with open_any(bundle) as opened:
+            yield opened.path
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="shipyard-verify-"))
+    try:
+        found = engine.copy_from_image(
+            image, ["/opt/ml/model/example.json", "/opt/ml/model/shipyard.toml", "/opt/ml/model/code"], tmp
+        )
+        yield tmp if found else None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _in_process(bundle_dir: Path, body: bytes, content_type: str) -> tuple[bytes, str]:
+    """The answer of the bundle loaded in this process (the reference the container must match)."""
+    from shipyard.bundle import Bundle
+    from shipyard.config import ServerConfig
+    from shipyard.handler import handler_for
+
+    handler = handler_for(Bundle.open(bundle_dir), ServerConfig.from_env({}))
+    handler.load()
+    prepared = handler.prepare(body, content_type, None)
+    return handler.finish(handler.predict(prepared.inputs), prepared)
+
+
+def _has_custom_input(bundle_dir: Path | None) -> bool:
+    if bundle_dir is None:
+        return False
+    script = bundle_dir / "code" / "inference.py"
+    return script.is_file() and re.search(r"^def (input_fn|transform_fn)\b", script.read_text(), re.M) is not None
+
+
+def _manifest_kind(engine: Engine, image: str, info: ImageInfo) -> str:
+    """The media type of what a pull of ``image`` gets: from its registry when it names one, else local."""
+    host, _, rest = image.partition("/")
+    if rest and ("." in host or ":" in host or host == "localhost") and not image.startswith("localhost/"):
+        repo, _, tag = rest.rpartition(":") if ":" in rest.split("/")[-1] else (rest, "", "latest")
+        scheme = "http" if is_local_registry(image) else "https"
+        try:
+            response = httpx.get(
+                f"{scheme}://{host}/v2/{repo}/manifests/{tag}",
+                headers={"accept": ", ".join(_MANIFEST_TYPES)},
+                timeout=10,
+            )
+            if response.status_code == 200:
+                return str(response.headers.get("content-type", "unknown")).split(";")[0]
+        except httpx.HTTPError:
+            pass
+    if engine.is_manifest_list(image):
+        return _MANIFEST_TYPES[3]
+    return info.manifest_type or _MANIFEST_TYPES[0]
+
+
+def _can_isolate(engine: Engine) -> bool:
+    return (
+        sys.platform.startswith("linux")
+        and os.geteuid() == 0
+        and shutil.which("nsenter") is not None
+        and (engine.name == "podman" or not os.environ.get("DOCKER_HOST", "unix://").startswith(("tcp://", "ssh://")))
+    )
+
+
+def _forward(engine: Engine, container: str, listener: socket.socket) -> subprocess.Popen[bytes]:
+    pid = engine.container_state(container).get("Pid")
+    if not pid:
+        raise ImageError(f"cannot find the process of container {container} to forward its port")
+    return subprocess.Popen(
+        [
+            "nsenter",
+            f"--net=/proc/{pid}/ns/net",
+            sys.executable,
+            "-m",
+            "shipyard.image.forward",
+            str(listener.fileno()),
+            "8080",
+        ],
+        pass_fds=(listener.fileno(),),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _close(got: Any, want: Any) -> bool:
+    if isinstance(want, float) or isinstance(got, float):
+        return (
+            isinstance(got, int | float)
+            and isinstance(want, int | float)
+            and math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
+        )
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(_close(a, b) for a, b in zip(got, want, strict=True))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(_close(got[k], want[k]) for k in want)
+    return bool(got == want)
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _read_json(path: Path) -> Any:
+    return _json(path.read_bytes()) if path.is_file() else None
+
+
+def _tail(logs: str, lines: int = 4) -> str:
+    return " | ".join(line.strip()[:200] for line in logs.strip().splitlines()[-lines:]) or "(no output)"
+
+
+def _findings(findings: list[Any]) -> str:
+    shown = "; ".join(f"{f.where}: {f.what}" for f in findings[:5])
+    return shown + (f" (and {len(findings) - 5} more)" if len(findings) > 5 else "")
