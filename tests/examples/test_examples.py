@@ -1,0 +1,86 @@
+"""The examples, run as a user runs them: the tutorial handler served unchanged, the digits demo end to end."""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+import orjson
+import pytest
+
+from infra.server import BIN, Server, ServerFactory
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIAL = ROOT / "examples" / "tutorial-handler"
+DIGITS = ROOT / "examples" / "digits"
+
+
+def test_tutorial_handler_is_served_unchanged(running_server: ServerFactory, tmp_path: Path) -> None:
+    bundle = tmp_path / "tutorial"
+    shutil.copytree(TUTORIAL, bundle, ignore=shutil.ignore_patterns("*.joblib", "*.pkl", "__pycache__"))
+    prepared = subprocess.run(
+        [sys.executable, str(bundle / "prepare.py"), str(bundle)], capture_output=True, text=True, timeout=120
+    )
+    assert prepared.returncode == 0, prepared.stderr
+    assert filecmp.cmp(bundle / "code" / "inference.py", TUTORIAL / "code" / "inference.py", shallow=False)
+
+    server = running_server(bundle, command=[str(BIN / "shipyard"), "serve", str(bundle), "--port", "0", "-w", "1"])
+    request = (bundle / "request.json").read_bytes()
+    response = httpx.post(
+        f"{server.url}/invocations", content=request, headers={"content-type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"  # output_fn returned (body, accept)
+
+    model = joblib.load(bundle / "model.joblib")
+    encoder = joblib.load(bundle / "label_encoder.pkl")
+    features = np.array(orjson.loads(request)["features"])
+    labels = encoder.inverse_transform(model.predict(features)).tolist()
+    predictions = response.json()["predictions"]
+    assert [p["label"] for p in predictions] == labels == ["setosa", "virginica"]
+    assert all(0 < p["score"] <= 1 for p in predictions)
+
+    # The handler's own error path: its input_fn raises for CSV, which answers 400 with its message.
+    refused = httpx.post(f"{server.url}/invocations", content=b"5.1,3.5,1.4,0.2", headers={"content-type": "text/csv"})
+    assert refused.status_code == 400
+    assert "Unsupported content type: text/csv" in refused.json()["message"]
+    assert httpx.get(f"{server.url}/execution-parameters").json()["BatchStrategy"] == "SINGLE_RECORD"
+
+
+def test_digits_example_serves_what_it_trained(digits_server: Server, digits_bundle: Path) -> None:
+    """The bundle examples/digits/train.py saved answers over HTTP exactly as the model does in-process."""
+    from sklearn.datasets import load_digits
+
+    X, _ = load_digits(return_X_y=True)
+    model = joblib.load(digits_bundle / "model" / "model.joblib")
+    rows = X[-40:]
+    response = httpx.post(
+        f"{digits_server.url}/invocations",
+        content=orjson.dumps(rows.tolist()),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.json()["predictions"] == model.predict(rows).tolist()
+
+
+def test_demo_runs_to_completion() -> None:
+    result = subprocess.run(
+        [sys.executable, str(DIGITS / "demo.py")], capture_output=True, text=True, timeout=240, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for step in ("train LogisticRegression", "serve it", "invoke it", "stop the server"):
+        assert step in out
+    assert "predictions in" in out  # the rich table of shipyard invoke
+    assert "server exited with code 0" in out
+    expected = out.split("expected (in-process): ")[1].splitlines()[0]
+    table_values = [line.split("│")[2].strip() for line in out.splitlines() if line.count("│") >= 3]
+    assert table_values == [v.strip() for v in expected.strip("[]").split(",")]
