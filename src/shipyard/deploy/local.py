@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import shutil
 import socket
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from shipyard.bundle.archive import pack
 from shipyard.client.http import Answer
 from shipyard.client.http import invoke as http_invoke
 from shipyard.deploy.base import (
@@ -95,12 +98,21 @@ class LocalTarget:
         """The directory mounted at /opt/ml/model: the bundle itself, or a model.tar.gz extracted once."""
         if resolved.bundle is None:
             return None
-        if resolved.bundle.is_dir():
+        if resolved.bundle.is_dir() and _world_readable(resolved.bundle):
             return resolved.bundle.resolve()
+        # What SageMaker does with model.tar.gz: extract it into a fresh directory everyone can read (the
+        # server's workers run unprivileged, and a bundle written with mode 0700 would be unreadable to them).
         target = default_state_path().parent / "local" / spec.name / "model"
-        target.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(resolved.bundle) as tar:
-            tar.extractall(target, filter="data")
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True, mode=0o755)
+        target.chmod(0o755)
+        with tempfile.TemporaryDirectory(prefix="shipyard-local-") as tmp:
+            archive = resolved.bundle if resolved.bundle.is_file() else pack(resolved.bundle, Path(tmp) / "m.tar.gz")
+            with tarfile.open(archive) as tar:
+                tar.extractall(target, filter="data")
+        for path in [target, *target.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
         return target
 
     def _start(
@@ -273,6 +285,14 @@ class LocalTarget:
         record.details["deleted_at"] = now_utc().isoformat()
         save(record)
         return report
+
+
+def _world_readable(root: Path) -> bool:
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        if (mode & 0o005) != 0o005 if path.is_dir() else not mode & 0o004:
+            return False
+    return True
 
 
 def _read_secrets(spec: DeploySpec, region: str | None) -> dict[str, str]:
