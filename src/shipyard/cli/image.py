@@ -37,6 +37,7 @@ def build(
     platform: str = typer.Option(
         "linux/amd64", "--platform", help="linux/amd64 (SageMaker x86) or linux/arm64 (Graviton)."
     ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
 ) -> None:
     """Build a SageMaker-ready image of BUNDLE: offline, reproducible, single-platform, non-root workers."""
     from shipyard.image.build import DEFAULT_BASE, BuildEvent, BuildOptions
@@ -44,7 +45,7 @@ def build(
 
     options = BuildOptions(
         tag=tag, base=base or DEFAULT_BASE, engine=engine, platform=platform, bake=bake, non_root=user, push=push,
-        emit=emit,
+        emit=emit, no_cache=no_cache,
     )  # fmt: skip
     started = time.perf_counter()
     with err.status("building", spinner="dots") as status:

@@ -48,6 +48,7 @@ class BuildOptions:
     non_root: bool = False  # USER is the unprivileged uid from the start (Kubernetes runAsNonRoot)
     push: str | None = None  # REGISTRY[/NAMESPACE] to push to
     emit: Path | None = None  # also write the Containerfile here
+    no_cache: bool = False  # rebuild every layer (benchmarks' cold builds)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def build(
                 platform=options.platform,
                 labels=labels,
                 build_contexts=contexts,
+                no_cache=options.no_cache,
                 on_line=_step_reporter(on_event),
             )
     info = engine.inspect_image(tag)
@@ -171,7 +173,9 @@ def push(engine: Engine, image: str, registry: str, phase: Callable[[str], None]
         raise ImageError(
             f"--push takes a registry like 127.0.0.1:5000 or ACCOUNT.dkr.ecr.REGION.amazonaws.com, not {registry!r}"
         )
-    name = image.split("/")[-1] if image.startswith("localhost/") or "/" not in image else image.split("/", 1)[1]
+    first, _, rest = image.partition("/")
+    registry_host = rest and ("." in first or ":" in first or first == "localhost")
+    name = rest if registry_host else image  # re-home the repository path, without the old registry
     destination = f"{registry}/{name}"
     engine.tag(image, destination)
     if phase:

@@ -104,6 +104,7 @@ class Engine:
         platform: str,
         labels: Mapping[str, str],
         build_contexts: Mapping[str, Path],
+        no_cache: bool = False,
     ) -> list[str]:
         args = [self.binary]
         if self.builder == "buildx":
@@ -114,6 +115,8 @@ class Engine:
         if self.builder == "podman":
             args += ["--format", "docker", "--layers"]
         args += ["--platform", platform, "--tag", tag, "--file", str(context / "Containerfile")]
+        if no_cache:
+            args += ["--no-cache"]
         for key, value in sorted(labels.items()):
             args += ["--label", f"{key}={value}"]
         for name, path in sorted(build_contexts.items()):
@@ -128,10 +131,13 @@ class Engine:
         platform: str,
         labels: Mapping[str, str],
         build_contexts: Mapping[str, Path],
+        no_cache: bool = False,
         on_line: Line | None = None,
     ) -> list[str]:
         """Build and tag; streams every output line to ``on_line``; returns the output."""
-        command = self.build_command(context, tag, platform=platform, labels=labels, build_contexts=build_contexts)
+        command = self.build_command(
+            context, tag, platform=platform, labels=labels, build_contexts=build_contexts, no_cache=no_cache
+        )
         env = {**self.env, "DOCKER_BUILDKIT": "0"} if self.builder == "legacy" else self.env
         output: list[str] = []
         with self._stream(command, env) as lines:
@@ -272,7 +278,9 @@ class Engine:
 
     def copy_from_image(self, image: str, paths: Sequence[str], destination: Path) -> list[str]:
         """Copy ``paths`` out of ``image`` (without running it) into ``destination``; the ones that existed."""
-        container = self._run_text(["create", image], what=f"create a container of {image}").strip().splitlines()[-1]
+        container = (
+            self._run_text(["create", image, "true"], what=f"create a container of {image}").strip().splitlines()[-1]
+        )
         found = []
         try:
             for path in paths:

@@ -190,6 +190,7 @@ def _run_checks(
         try:
             container = engine.run_detached(image, ["serve"], run_options)
         except ImageError as exc:
+            engine.remove_container(name)  # created, never started
             record("serve", "fail", f"`{image} serve` did not start: {exc}")
             _skip_rest(record, "the container did not start")
             return

@@ -1,0 +1,282 @@
+"""Image benchmark (issue 4): Shipyard's image against the one a tutorial reader writes by hand.
+
+    .venv/bin/python bench/image.py                 # writes bench/results/image.{json,md}
+    .venv/bin/python bench/image.py --quick         # 2 cold starts each, results in a temporary directory
+
+Both images serve the same digits model (examples/digits/train.py) on the same base image (default: the
+debootstrap base of tests/infra/base_image.py, built if missing), from the same host-resolved wheelhouse
+(the only change to the tutorial: `pip install --no-index --find-links` from a mounted wheelhouse, because
+builds here cannot reach PyPI). Measured in one run with Podman:
+
+* size (``podman image inspect``);
+* cold start: ``podman run IMAGE serve`` → first ``/ping`` 200 → first correct prediction (median of 5);
+* cold build (``--no-cache``, wheels already on the host), warm build (nothing changed), and the rebuild
+  after a change to the handler code only, each as the user runs it (``podman build`` for the tutorial,
+  ``shipyard build`` for Shipyard: the CLI, end to end).
+
+Targets: Shipyard's image no larger than the tutorial's; its cold start to the first prediction at most
+0.7 × the tutorial's; a code-only rebuild within 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "examples" / "digits"))
+
+TUTORIAL_APP = """\
+import flask
+import joblib
+import numpy as np
+
+app = flask.Flask(__name__)
+model = joblib.load("/app/model.joblib")
+
+
+@app.route("/ping")
+def ping():
+    return "", 200
+
+
+@app.route("/invocations", methods=["POST"])
+def invocations():
+    data = flask.request.get_json()
+    predictions = model.predict(np.array(data["instances"]))
+    return flask.jsonify({"predictions": predictions.tolist()})
+"""
+
+TUTORIAL_SERVE = """\
+#!/bin/sh
+exec gunicorn --bind 0.0.0.0:8080 --workers 2 --chdir /app app:app
+"""
+
+TUTORIAL_DOCKERFILE = """\
+FROM {base}
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+COPY requirements.txt .
+RUN --mount=type=bind,from=wheelhouse,target=/wheelhouse \\
+    pip install --no-cache-dir --no-index --find-links=/wheelhouse -r requirements.txt
+COPY model.joblib .
+COPY serve /usr/local/bin/serve
+COPY app.py .
+EXPOSE 8080
+ENTRYPOINT []
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default=None, help="base image (default: the debootstrap bookworm base)")
+    parser.add_argument("--quick", action="store_true", help="2 cold starts each; results in a temp dir")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    runs = 2 if args.quick else 5
+    out = Path(tempfile.mkdtemp(prefix="bench-image-")) if args.quick else args.out
+
+    from train import main as train
+
+    from infra.base_image import ensure_base_image
+    from shipyard.image.engine import detect
+    from shipyard.image.wheelhouse import resolve
+
+    base = args.base or ensure_base_image()
+    engine = detect("podman")
+    work = Path(tempfile.mkdtemp(prefix="bench-image-work-"))
+    bundle = train(str(work / "digits-bundle"))
+    example = json.loads((bundle / "example.json").read_text())
+    target = engine.probe_python(base, "linux/amd64")
+
+    # -- the tutorial image's context and wheelhouse (resolved before any timing, like Shipyard's) --
+    tutorial = work / "tutorial"
+    tutorial.mkdir()
+    requirements = [*(bundle / "code" / "requirements.txt").read_text().split(), "flask", "gunicorn"]
+    (tutorial / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    lock = resolve(requirements, target)
+    wheelhouse = work / "tutorial-wheels"
+    lock.link_into(wheelhouse)
+    shutil.copy(bundle / "model" / "model.joblib", tutorial / "model.joblib")
+    (tutorial / "app.py").write_text(TUTORIAL_APP)
+    (tutorial / "serve").write_text(TUTORIAL_SERVE)
+    (tutorial / "serve").chmod(0o755)
+    (tutorial / "Dockerfile").write_text(TUTORIAL_DOCKERFILE.format(base=base))
+    tutorial_tag = "localhost/bench/tutorial:1"
+    shipyard_tag = "localhost/bench/shipyard:1"
+
+    def build_tutorial(no_cache: bool = False) -> float:
+        command = [
+            "podman",
+            "build",
+            "--layers",
+            "-q",
+            "-t",
+            tutorial_tag,
+            "--build-context",
+            f"wheelhouse={wheelhouse}",
+        ]
+        return _timed([*command, *(["--no-cache"] if no_cache else []), str(tutorial)])
+
+    shipyard = [str(Path(sys.executable).parent / "shipyard"), "build", str(bundle), "-t", shipyard_tag,
+                "--base", base, "--engine", "podman"]  # fmt: skip
+    # Warm the host-side caches (wheelhouse, Shipyard's wheel, the base's Python) once, outside the timings.
+    _timed(shipyard)
+    results: dict[str, dict[str, Any]] = {"tutorial": {}, "shipyard": {}}
+    results["tutorial"]["cold_build_s"] = build_tutorial(no_cache=True)
+    results["shipyard"]["cold_build_s"] = _timed([*shipyard, "--no-cache"])
+    results["tutorial"]["warm_build_s"] = build_tutorial()
+    results["shipyard"]["warm_build_s"] = _timed(shipyard)
+    with (tutorial / "app.py").open("a") as handle:
+        handle.write("# a handler-code change\n")
+    results["tutorial"]["code_rebuild_s"] = build_tutorial()
+    (bundle / "code" / "handler_note.py").write_text("# a handler-code change\n")
+    results["shipyard"]["code_rebuild_s"] = _timed(shipyard)
+    for name, tag in (("tutorial", tutorial_tag), ("shipyard", shipyard_tag)):
+        info = engine.inspect_image(tag)
+        results[name]["size_mb"] = round(info.size / 1e6, 1)
+        results[name]["layers"] = info.layers
+    for name, tag in (("tutorial", tutorial_tag), ("shipyard", shipyard_tag)):
+        pings, predictions = [], []
+        for _ in range(runs):
+            ping, first = _cold_start(tag, example)
+            pings.append(ping)
+            predictions.append(first)
+        results[name]["cold_start_ping_s"] = round(statistics.median(pings), 3)
+        results[name]["cold_start_prediction_s"] = round(statistics.median(predictions), 3)
+        results[name]["cold_start_prediction_runs_s"] = [round(x, 3) for x in predictions]
+    t, s = results["tutorial"], results["shipyard"]
+    ratios = {
+        "size": round(s["size_mb"] / t["size_mb"], 3),
+        "cold_start_prediction": round(s["cold_start_prediction_s"] / t["cold_start_prediction_s"], 3),
+    }
+    targets = {
+        "size <= tutorial": s["size_mb"] <= t["size_mb"],
+        "cold start <= 0.7 x tutorial": ratios["cold_start_prediction"] <= 0.7,
+        "code-only rebuild <= 2 s": s["code_rebuild_s"] <= 2.0,
+    }
+    document = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "podman": _podman_version()},
+        "base": base,
+        "runs": runs,
+        "results": results,
+        "ratios": ratios,
+        "targets": targets,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "image.json").write_text(json.dumps(document, indent=2) + "\n")
+    (out / "image.md").write_text(_markdown(document))
+    print(_markdown(document))
+    print(f"written to {out}/image.json and image.md")
+    for tag in (tutorial_tag, shipyard_tag):
+        engine.remove_image(tag)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return round(seconds, 3)
+
+
+def _cold_start(image: str, example: dict[str, Any]) -> tuple[float, float]:
+    """Seconds from `podman run` to the first /ping 200, and to the first correct prediction."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    body = json.dumps({"instances": example["instances"]}).encode()
+    started = time.perf_counter()
+    container = subprocess.run(
+        ["podman", "run", "-d", "-p", f"127.0.0.1:{port}:8080", image, "serve"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    ping = None
+    try:
+        with httpx.Client(timeout=5.0) as client:
+            while time.perf_counter() - started < 120:
+                try:
+                    if ping is None:
+                        if client.get(f"http://127.0.0.1:{port}/ping").status_code == 200:
+                            ping = time.perf_counter() - started
+                        else:
+                            time.sleep(0.01)
+                        continue
+                    answer = client.post(
+                        f"http://127.0.0.1:{port}/invocations",
+                        content=body,
+                        headers={"content-type": "application/json"},
+                    )
+                    if answer.status_code == 200 and answer.json()["predictions"] == example["predictions"]:
+                        return ping, time.perf_counter() - started
+                    raise SystemExit(f"{image} answered {answer.status_code}: {answer.text[:300]}")
+                except httpx.HTTPError:
+                    time.sleep(0.01)
+        raise SystemExit(f"{image} did not answer within 120 s")
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "5", container], capture_output=True, check=False)
+
+
+def _podman_version() -> str:
+    done = subprocess.run(["podman", "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def _markdown(document: dict[str, Any]) -> str:
+    t, s = document["results"]["tutorial"], document["results"]["shipyard"]
+    rows = [
+        ("image size (MB)", "size_mb"),
+        ("layers", "layers"),
+        ("cold start → first /ping 200 (s, median)", "cold_start_ping_s"),
+        ("cold start → first correct prediction (s, median)", "cold_start_prediction_s"),
+        ("cold build, --no-cache (s)", "cold_build_s"),
+        ("warm build, nothing changed (s)", "warm_build_s"),
+        ("rebuild after a handler-code change (s)", "code_rebuild_s"),
+    ]
+    lines = [
+        "# Image benchmark: Shipyard vs the hand-written tutorial image",
+        "",
+        f"{document['date']}, {document['machine']['cpus']} CPUs, {document['machine']['podman']}, "
+        f"base `{document['base']}`, cold starts: median of {document['runs']}. "
+        "Reproduce: `.venv/bin/python bench/image.py` (see its docstring).",
+        "",
+        "| | tutorial (Flask + gunicorn, 2 workers) | Shipyard |",
+        "|---|---:|---:|",
+    ]
+    for label, key in rows:
+        lines.append(f"| {label} | {t.get(key)} | {s.get(key)} |")
+    lines += ["", "| target | ratio / value | met |", "|---|---:|:---:|"]
+    ratios, targets = document["ratios"], document["targets"]
+    lines.append(f"| size ≤ tutorial | {ratios['size']} × | {'yes' if targets['size <= tutorial'] else 'no'} |")
+    lines.append(
+        f"| cold start to first prediction ≤ 0.7 × tutorial | {ratios['cold_start_prediction']} × | "
+        f"{'yes' if targets['cold start <= 0.7 x tutorial'] else 'no'} |"
+    )
+    met = "yes" if targets["code-only rebuild <= 2 s"] else "no"
+    lines.append(f"| code-only rebuild ≤ 2 s | {s['code_rebuild_s']} s | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Real images with Podman: build, verify the contract, run and answer, rebuild from cache, push and pull."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shipyard.image import BuildOptions, BuildResult, build
+from shipyard.image.engine import detect
+from shipyard.image.verify import VerifyOptions, verify
+
+pytestmark = pytest.mark.integration
+
+
+def _statuses(report: object) -> dict[str, str]:
+    return {check.name: check.status for check in report.checks}  # type: ignore[attr-defined]
+
+
+def test_digits_image_passes_every_check(digits_image: BuildResult, digits_bundle: Path) -> None:
+    report = verify(digits_image.image, VerifyOptions(timeout=90))
+    statuses = _statuses(report)
+    assert report.passed, report.to_dict()
+    assert set(statuses.values()) == {"pass"}  # nothing skipped: the baked example.json was found and compared
+    assert report.cold_start_s is not None and report.cold_start_s > 0
+    assert report.network.startswith("none")
+    info = detect("podman").inspect_image(digits_image.image)
+    assert info.labels["dev.shipyard.bundle.sha256"] == digits_image.bundle_hash
+    assert {"org.opencontainers.image.created", "org.opencontainers.image.version", "dev.shipyard.version"} <= set(
+        info.labels
+    )
+    assert info.entrypoint[0].endswith("dumb-init") and info.cmd == ["serve"]
+    assert info.env["SHIPYARD_RUN_AS"] == "model" and info.user in ("", "root")
+
+
+def test_code_only_change_rebuilds_only_the_code_layer(
+    digits_image: BuildResult, digits_bundle: Path, base_image: str, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle"
+    subprocess.run(["cp", "-a", str(digits_bundle), str(bundle)], check=True)
+    (bundle / "code" / "helper.py").write_text("# a handler-code change\nVALUE = 1\n")
+    lines: list[str] = []
+    result = build(
+        bundle,
+        BuildOptions(tag="shipyard-test/digits:code", base=base_image, engine="podman"),
+        lambda event: lines.append(event.text) if event.kind == "line" else None,
+    )
+    output = "\n".join(lines)
+    assert "Installing collected packages" not in output  # the dependency layers came from the cache
+    assert output.count("Using cache") >= 8
+    assert result.layers[0].size == 0 and result.image_id != digits_image.image_id
+    code_layer = next(layer for layer in result.layers if "/opt/ml/model/code/" in layer.created_by)
+    venv_layer = next(layer for layer in result.layers if "/opt/shipyard/venv" in layer.created_by)
+    assert code_layer.size < 100_000 < venv_layer.size
+
+
+def test_tutorial_handler_bundle_builds_and_answers_like_in_process(
+    base_image: str, tutorial_bundle: Path, tmp_path: Path
+) -> None:
+    emitted = tmp_path / "Containerfile"
+    result = build(
+        tutorial_bundle, BuildOptions(tag="shipyard-test/tutorial:1", base=base_image, engine="podman", emit=emitted)
+    )
+    assert emitted.read_text() == result.containerfile
+    report = verify(
+        result.image,
+        VerifyOptions(bundle=tutorial_bundle, example=tutorial_bundle / "request.json", timeout=90, scan_layers=False),
+    )
+    statuses = _statuses(report)
+    assert report.passed, report.to_dict()
+    assert statuses["predictions"] == "pass"
+    detail = next(c.detail for c in report.checks if c.name == "status-415")
+    assert "input_fn decides" in detail  # the tutorial's input_fn answers unknown types itself (400)
+
+
+def test_user_image_runs_as_non_root_from_the_start_with_the_model_mounted(
+    base_image: str, digits_bundle: Path
+) -> None:
+    result = build(
+        digits_bundle,
+        BuildOptions(tag="shipyard-test/digits:user", base=base_image, engine="podman", non_root=True, bake=False),
+    )
+    info = detect("podman").inspect_image(result.image)
+    assert info.user == "10001:10001"
+    assert not any("/opt/ml/model" in layer.created_by for layer in result.layers)  # no model inside
+    report = verify(result.image, VerifyOptions(bundle=digits_bundle, timeout=90, scan_layers=False))
+    assert report.passed, report.to_dict()
+    assert "model" in next(c.detail for c in report.checks if c.name == "non-root")
+
+
+def test_push_pull_and_verify_the_pulled_image(digits_image: BuildResult, digits_bundle: Path, registry: str) -> None:
+    from shipyard.image import push
+
+    engine = detect("podman")
+    pushed = push(engine, digits_image.image, registry)
+    assert pushed == f"{registry}/shipyard-test/digits:1"
+    engine.remove_image(pushed)  # verify must pull it back from the registry
+    assert not engine.image_exists(pushed)
+    report = verify(pushed, VerifyOptions(timeout=90, scan_layers=False))
+    assert report.passed, report.to_dict()
+    manifest = next(c for c in report.checks if c.name == "manifest")
+    assert manifest.detail == "application/vnd.docker.distribution.manifest.v2+json"  # read from the registry
+    tags = httpx.get(f"http://{registry}/v2/shipyard-test/digits/tags/list", timeout=10).json()
+    assert tags["tags"] == ["1"]
+
+
+def test_build_reports_progress_size_and_layers(digits_image: BuildResult) -> None:
+    assert digits_image.size > 100_000_000 and len(digits_image.layers) >= 10
+    assert digits_image.target.python == "3.11" and digits_image.target.machine == "x86_64"
+    assert any(r.startswith("scikit-learn==") for r in digits_image.requirements)
+    assert any(r.startswith("dumb-init==") for r in digits_image.requirements)
+    assert not any(r.startswith(("typer==", "rich==")) for r in digits_image.requirements)

@@ -1,0 +1,148 @@
+"""The rendered Containerfile and the pure helpers around it (no engine needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from shipyard.errors import EngineNotFound
+from shipyard.image import ImageSpec, detect, render
+from shipyard.image.context import FIXED_MTIME, BuildContext
+from shipyard.image.engine import is_local_registry
+from shipyard.image.scan import scan_env, scan_text
+from shipyard.image.wheelhouse import Target, serving_requirements
+
+
+def _instructions(text: str) -> list[str]:
+    joined = text.replace("\\\n", " ")
+    return [line for line in joined.splitlines() if line and not line.startswith("#")]
+
+
+def test_default_image_is_two_stages_with_dependencies_before_code() -> None:
+    lines = _instructions(render(ImageSpec(base="python:3.11-slim", labels={"org.opencontainers.image.title": "d"})))
+    froms = [line for line in lines if line.startswith("FROM")]
+    assert froms == [
+        "FROM --platform=linux/amd64 python:3.11-slim AS venv",
+        "FROM --platform=linux/amd64 python:3.11-slim",
+    ]
+    order = [
+        next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        for prefix in ("COPY requirements.lock", "COPY shipyard.lock", "COPY --from=venv", "COPY model/", "COPY code/")
+    ]
+    assert order == sorted(order)  # requirements, then Shipyard, then the venv, the model, the code last
+    assert lines[-1] == "COPY code/ /opt/ml/model/code/"
+    installs = [line for line in lines if "pip install" in line]
+    assert len(installs) == 2
+    assert all("--mount=type=bind,from=wheelhouse,target=/wheelhouse" in line for line in installs)
+    assert all("--require-hashes" in line and "--no-deps" in line for line in installs)
+
+
+def test_runtime_settings_entrypoint_and_user() -> None:
+    text = render(ImageSpec(base="b"))
+    lines = _instructions(text)
+    env = next(line for line in lines if line.startswith("ENV PATH"))
+    for setting in (
+        "PYTHONUNBUFFERED=1",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "SHIPYARD_RUN_AS=model",
+        "PATH=/opt/shipyard/venv/bin:",
+    ):
+        assert setting in env
+    entrypoint = next(line for line in lines if line.startswith("ENTRYPOINT"))
+    assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == [
+        "/opt/shipyard/venv/bin/dumb-init",
+        "--single-child",
+        "--",
+    ]
+    assert 'CMD ["serve"]' in lines
+    assert not any(line.startswith("USER") for line in lines)  # root starts, the workers drop privileges
+    assert "useradd --uid 10001" in text and "--no-log-init" in text
+
+
+def test_user_mode_sets_a_numeric_non_root_user_and_no_privilege_drop() -> None:
+    lines = _instructions(render(ImageSpec(base="b", non_root=True)))
+    assert "USER 10001:10001" in lines  # numeric, so Kubernetes' runAsNonRoot can check it
+    assert not any("SHIPYARD_RUN_AS" in line for line in lines)
+
+
+def test_no_bake_leaves_the_model_out_and_legacy_builder_copies_wheels_in_the_first_stage_only() -> None:
+    lines = _instructions(render(ImageSpec(base="b", bake=False, mount_wheelhouse=False, platform="linux/arm64")))
+    assert not any(line.startswith(("COPY model/", "COPY code/")) for line in lines)
+    copy = lines.index("COPY wheelhouse/ /wheelhouse/")
+    second_stage = lines.index("FROM --platform=linux/arm64 b")
+    assert copy < second_stage
+    assert not any("--mount" in line for line in lines)
+
+
+def test_labels_are_quoted_and_the_text_is_stable() -> None:
+    spec = ImageSpec(base="b", labels={"org.opencontainers.image.description": "a server for x y"})
+    assert render(spec) == render(spec)
+    assert 'org.opencontainers.image.description="a server for x y"' in render(spec)
+
+
+def test_platform_tags_cover_every_glibc_up_to_the_base_images() -> None:
+    tags = Target("3.11", (2, 36), "x86_64").platform_tags()
+    assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_28_x86_64" in tags and "manylinux_2_17_x86_64" in tags
+    assert tags[-1] == "manylinux2014_x86_64"
+    assert Target("3.12", (2, 28), "aarch64").abi == "cp312"
+
+
+def test_serving_requirements_keep_the_bundles_pins_and_add_the_server() -> None:
+    requirements = serving_requirements(["numpy==1.26.4", "scikit-learn==1.5.0"])
+    assert "numpy==1.26.4" in requirements and sum(r.startswith("numpy") for r in requirements) == 1
+    names = {r.split("==")[0] for r in requirements}
+    assert {"uvicorn", "uvloop", "httptools", "orjson", "dumb-init"} <= names
+    assert not names & {"typer", "rich", "httpx"}  # the CLI's packages stay out of the image
+
+
+def test_context_files_get_a_fixed_mtime_and_are_not_rewritten(tmp_path: Path) -> None:
+    with BuildContext.open(tmp_path / "ctx") as context:
+        context.write("Containerfile", b"FROM x\n")
+        first = (tmp_path / "ctx" / "Containerfile").stat()
+        context.write("Containerfile", b"FROM x\n")
+        second = (tmp_path / "ctx" / "Containerfile").stat()
+    assert first.st_mtime == second.st_mtime == FIXED_MTIME
+    assert first.st_ino == second.st_ino
+
+
+def test_sync_tree_copies_only_what_changed_and_removes_the_rest(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "code").mkdir(parents=True)
+    (source / "code" / "inference.py").write_text("a = 1\n")
+    (source / "code" / "old.py").write_text("")
+    with BuildContext.open(tmp_path / "ctx") as context:
+        context.sync_tree("code", source / "code", [Path("inference.py"), Path("old.py")])
+        inode = (tmp_path / "ctx" / "code" / "inference.py").stat().st_ino
+        context.sync_tree("code", source / "code", [Path("inference.py")])
+    assert not (tmp_path / "ctx" / "code" / "old.py").exists()
+    assert (tmp_path / "ctx" / "code" / "inference.py").stat().st_ino == inode
+    assert oct((tmp_path / "ctx" / "code" / "inference.py").stat().st_mode & 0o777) == "0o644"
+
+
+def test_local_registries_are_recognised() -> None:
+    assert is_local_registry("127.0.0.1:5000/digits:1")
+    assert is_local_registry("localhost:5000/a/b:1")
+    assert not is_local_registry("123456789012.dkr.ecr.us-east-1.amazonaws.com/digits:1")
+    assert not is_local_registry("digits:1")
+
+
+def test_secret_patterns() -> None:
+    assert [f.what for f in scan_text(b"key = AKIAABCDEFGHIJKLMNOP", "f")] == ["AWS access key id"]
+    assert scan_text(b"aws_secret_access_key = " + b"a" * 40, "f")[0].what == "AWS secret access key"
+    assert scan_text(b"-----BEGIN OPENSSH PRIVATE KEY-----", "f")[0].what == "private key"
+    assert scan_text(b"numpy 2.4 and the model are fine", "f") == []
+    findings = scan_env({"AWS_SECRET_ACCESS_KEY": "x", "PATH": "/bin", "API_TOKEN": "", "NOTE": "AKIAABCDEFGHIJKLMNOP"})
+    assert sorted(f.where for f in findings) == ["env AWS_SECRET_ACCESS_KEY", "env NOTE"]
+
+
+def test_no_engine_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: neither docker nor podman is there
+    monkeypatch.delenv("SHIPYARD_ENGINE", raising=False)
+    with pytest.raises(EngineNotFound, match=r"Install Docker .* or Podman"):
+        detect()
+    with pytest.raises(EngineNotFound, match="unknown engine"):
+        detect("containerd")
+    assert os.environ["PATH"] == str(tmp_path)
