@@ -155,3 +155,15 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
+
+
+def test_cli_never_splits_a_bare_row_of_numbers_unless_asked(scripted_server: Start, tmp_path: Path) -> None:
+    server = scripted_server(Script())
+    data = tmp_path / "row.json"
+    data.write_bytes(orjson.dumps(list(range(100))))  # may be one 100-feature row sent bare
+    result = CliRunner().invoke(app, ["invoke", server.url, "--data", str(data), "--raw"])
+    assert result.exit_code == 0, result.output
+    assert len(server.app.requests) == 1
+    result = CliRunner().invoke(app, ["invoke", server.url, "--data", str(data), "--chunk", "--max-items", "30"])
+    assert result.exit_code == 0, result.output
+    assert sorted(r["rows"] for r in server.app.requests[1:]) == [16, 24, 30, 30]

@@ -32,6 +32,8 @@ def should_chunk(body: bytes, content_type: str, limits: Limits, output: Path | 
             rows = read_items(body, content_type)
         except ClientError:
             return None
+        if all(isinstance(row, int | float) for row in rows):
+            return None  # a flat list of numbers may be one row sent bare: split only when asked (--chunk)
         return rows if len(rows) > AUTO_CHUNK_ROWS else None
     try:
         return read_items(body, content_type)
