@@ -110,6 +110,7 @@ class ChunkedInvoker:
         """Send ``items[start:]``; ``on_results(first_index, predictions)`` is called in order."""
         total = len(items)
         summary = Summary(items=total, skipped=start)
+        self._stop.clear()
         started = time.perf_counter()
         sizes = [self.format.item_size(item) for item in items] if total else []
         done: dict[int, tuple[int, list[Any]]] = {}
