@@ -95,6 +95,9 @@ def test_sigterm_drains_in_flight_requests(running_server: ServerFactory, behavi
     assert server.process.wait(15) == 0
     assert time.monotonic() - sent < 10 + 5  # within the grace time
     server.wait_log(lambda e: e.get("message") == "signal SIGTERM: draining")
+    drained = [e for e in server.log_lines() if e.get("message") == "signal SIGTERM: draining"]
+    assert [e["pid"] for e in drained] == [server.process.pid]  # the supervisor's line, not the workers'
+    assert any(e.get("message", "").startswith("Finished server process") for e in server.log_lines())
 
 
 def test_a_killed_worker_is_replaced(running_server: ServerFactory, behaviour_bundle: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 
@@ -37,6 +38,11 @@ def run_worker(config: ServerConfig, sock: socket.socket) -> None:
     """The body of a worker process; never returns."""
     from shipyard.serving.logs import setup_logging
 
+    # fork() copied the supervisor's SIGTERM/SIGINT handler, which would run here too (and log a second,
+    # misleading "draining" line). uvicorn installs its own while it serves and re-raises the signal when
+    # done; ignoring it outside that window lets the worker finish its exit normally.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_logging(config.log_level)
     drop_privileges(config.run_as)
     import uvicorn
