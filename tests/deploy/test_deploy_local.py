@@ -1,0 +1,127 @@
+"""The local target with real Podman containers of a real image built from the digits bundle."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from infra.base_image import ensure_base_image
+from shipyard.deploy import Deployer, DeploySpec, Endpoint
+from shipyard.deploy.engine_images import EngineImages
+from shipyard.deploy.local import LocalTarget
+from shipyard.errors import DeployFailed, NotDeployed, SpecError
+from shipyard.state import StateStore
+
+pytestmark = pytest.mark.integration
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    def step(self, message: str) -> None:
+        pass
+
+    def status(self, state: str, elapsed_s: float, detail: str = "") -> None:
+        self.states.append(state)
+
+
+@pytest.fixture(scope="module")
+def base() -> str:
+    return ensure_base_image()
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
+    steps = Steps()
+    deployer = Deployer(
+        StateStore(tmp_path_factory.mktemp("state") / "state.json"),
+        targets={"local": LocalTarget(EngineImages("podman"), engine="podman")},
+        reporter=steps,
+    )
+    yield deployer
+    for record in deployer.state.all():
+        deployer.cleanup(record.name)
+
+
+def container_exists(name: str) -> bool:
+    return subprocess.run(["podman", "container", "exists", name], check=False).returncode == 0
+
+
+def broken_copy(bundle: Path, where: Path) -> Path:
+    copy = where / "broken"
+    shutil.copytree(bundle, copy)
+    (copy / "model" / "model.joblib").write_bytes(b"this is not a joblib file")
+    return copy
+
+
+def test_deploy_invoke_status_logs_and_delete(
+    local: Deployer, base: str, digits_bundle: Path, digits_rows: list[list[float]]
+) -> None:
+    endpoint = local.deploy(DeploySpec(source=str(digits_bundle), name="digits-local", base_image=base))
+    assert endpoint.status == "InService" and endpoint.url and endpoint.url.startswith("http://127.0.0.1:")
+    assert local.reporter.states[-1] == "InService"  # type: ignore[attr-defined]
+    expected = orjson.loads((digits_bundle / "example.json").read_bytes())["predictions"]
+    assert endpoint.predict(digits_rows) == expected
+    answer = local.invoke("digits-local", orjson.dumps({"instances": digits_rows[:1]}), content_type="application/json")
+    assert orjson.loads(answer.body)["predictions"] == expected[:1]
+    (row,) = local.status("digits-local")
+    assert (row.status, row.target, row.hourly_usd) == ("InService", "local", 0.0)
+    assert any("model loaded" in line for line in endpoint.logs(200))
+
+    with pytest.raises(SpecError, match="already exists"):
+        local.deploy(DeploySpec(source=str(digits_bundle), name="digits-local", base_image=base))
+
+    container = endpoint.record.one("container")
+    assert container and container_exists(container)
+    report = endpoint.delete()
+    assert report.deleted == [f"container {container}"]
+    assert not container_exists(container)
+    with pytest.raises(NotDeployed):
+        local.record("digits-local")
+
+
+def test_status_tells_the_truth_when_the_container_is_gone(local: Deployer, base: str, digits_bundle: Path) -> None:
+    endpoint = local.deploy(DeploySpec(source=str(digits_bundle), name="digits-gone", base_image=base))
+    container = endpoint.record.one("container")
+    subprocess.run(["podman", "rm", "--force", container], check=True, capture_output=True)  # a reboot, say
+    (row,) = local.status("digits-gone")
+    assert row.status == "Deleted" and "gone" in (row.failure or "")
+    report = local.cleanup("digits-gone")
+    assert report.already_gone == [f"container {container}"]
+
+
+def test_a_model_that_cannot_load_ends_failed_with_its_log(
+    local: Deployer, base: str, digits_bundle: Path, tmp_path: Path
+) -> None:
+    broken = broken_copy(digits_bundle, tmp_path)
+    with pytest.raises(DeployFailed) as raised:
+        local.deploy(DeploySpec(source=str(broken), name="digits-broken", base_image=base, startup_timeout_s=120))
+    failure = raised.value
+    assert "exited with code 3" in str(failure) and "model could not be loaded" in str(failure)
+    assert any("loading the model failed" in line for line in failure.log_tail)
+    assert local.state.get("digits-broken") is None  # nothing left to clean up
+    assert not container_exists("shipyard-digits-broken-1")
+
+
+def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
+    local: Deployer, base: str, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
+) -> None:
+    endpoint: Endpoint = local.deploy(DeploySpec(source=str(digits_bundle), name="digits-up", base_image=base))
+    url = endpoint.url
+    updated = local.update("digits-up", str(digits_bundle))
+    assert updated.url == url and updated.record.one("container") == "shipyard-digits-up-2"
+    assert not container_exists("shipyard-digits-up-1")
+    assert updated.predict(digits_rows[:2]) == endpoint.predict(digits_rows[:2])
+
+    with pytest.raises(DeployFailed, match="previous version is back"):
+        local.update("digits-up", str(broken_copy(digits_bundle, tmp_path)), startup_timeout=120)
+    again = local.get("digits-up")
+    assert again.record.one("container") == "shipyard-digits-up-2" and again.status == "InService"
+    assert len(again.predict(digits_rows[:2])) == 2
+    again.delete()
