@@ -62,9 +62,9 @@ def main() -> int:
     step(f"server pinned to core {SERVER_CORE}")
     port = _free_port()
     log = (work / "server.log").open("wb")
+    serve = [str(BIN / "shipyard"), "serve", str(work / "bundle"), "--port", str(port), "--workers", "1"]
     server = subprocess.Popen(
-        ["taskset", "-c", SERVER_CORE, str(BIN / "shipyard"), "serve", str(work / "bundle"), "--port", str(port)]
-        + ["--workers", "1", "--no-access-log"],
+        ["taskset", "-c", SERVER_CORE, *serve, "--no-access-log"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -142,9 +142,11 @@ for offset in range(0, 20 if quick else 60):
     started = time.perf_counter(); predict(np.asarray(rows)); t64.append(time.perf_counter() - started)
 singles = []
 for i in range(60 if quick else 200):
-    started = time.perf_counter(); predict(np.asarray([texts[i % len(texts)]])); singles.append(time.perf_counter() - started)
+    one = np.asarray([texts[i % len(texts)]])
+    started = time.perf_counter(); predict(one); singles.append(time.perf_counter() - started)
 t500 = timed([texts[i % len(texts)] for i in range(500)], 3 if quick else 7)
-started = time.perf_counter(); big_predictions = predict(np.asarray(big)).tolist(); t_big = time.perf_counter() - started
+started = time.perf_counter(); big_predictions = predict(np.asarray(big)).tolist()
+t_big = time.perf_counter() - started
 print(json.dumps({
     "batch64_texts_per_s": 64 / statistics.median(t64),
     "single_ms": statistics.median(singles) * 1000,
@@ -331,7 +333,8 @@ def _markdown(results: dict[str, Any]) -> str:
     invoke = next(v for k, v in server.items() if k.startswith("invoke_"))
     lines += [
         "",
-        f"c=64: {server['c64']['req_per_s']} req/s, p50 {server['c64']['p50_ms']} ms, p99 {server['c64']['p99_ms']} ms, "
+        f"c=64: {server['c64']['req_per_s']} req/s, p50 {server['c64']['p50_ms']} ms, "
+        f"p99 {server['c64']['p99_ms']} ms, "
         f"errors {server['c64']['errors'] or 'none'}.",
         f"Every one of {server['answers_equal_in_process']} texts sent alone (64 in flight) got the in-process answer.",
         f"`shipyard invoke`: exit {invoke['exit_code']}, {invoke['rows_written']} rows written, equal to in-process: "
