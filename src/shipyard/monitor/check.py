@@ -340,6 +340,13 @@ def _numeric_histogram(ref: NumericReference, profile: NumericProfile) -> dict[s
     high = min(len(edges) - 1, int(np.searchsorted(ref.cdf, 0.995)))
     targets = np.linspace(edges[low], edges[high], _DISPLAY_BINS + 1)
     picks = np.unique(np.clip(np.searchsorted(edges, targets), low, high))
+    if len(picks) < 2:  # a constant baseline feature: one bar, its value ± 0.5
+        value = float(edges[0])
+        return {
+            "edges": [value - 0.5, value + 0.5],
+            "baseline": [1.0],
+            "current": [float(profile.le[0]) / profile.count],
+        }
     base = np.concatenate([[0.0], ref.cdf[picks[1:-1]], [1.0]])
     cur = np.concatenate([[0.0], profile.le[picks[1:-1]] / profile.count, [1.0]])
     return {

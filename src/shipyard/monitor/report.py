@@ -159,7 +159,7 @@ def _histogram(entry: dict[str, Any]) -> Any:
 
     histogram = entry["histogram"]
     figure, axis = plt.subplots(figsize=(4.2, 2.8))
-    if "edges" in histogram:
+    if "edges" in histogram and len(histogram["edges"]) >= 2:
         edges = histogram["edges"]
         axis.stairs(histogram["baseline"], edges, fill=True, alpha=0.45, label="baseline", color="#5d8aa8")
         axis.stairs(histogram["current"], edges, linewidth=1.6, label="current", color="#c0392b")
