@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def test_clear_errors(encoder: Any, intent_pipeline: Any, tmp_path: Path) -> Non
 
 def test_threads_are_sized_to_the_worker() -> None:
     assert threads_for(ServerConfig(workers=1, model_threads=3)) == 3
-    cores = len(__import__("os").sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
     assert threads_for(ServerConfig(workers=1)) == cores
     assert threads_for(ServerConfig(workers=cores * 2)) == 1
 
