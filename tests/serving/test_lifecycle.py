@@ -81,14 +81,19 @@ def test_bad_settings_exit_1_naming_the_variable(digits_bundle: Path) -> None:
 def test_sigterm_drains_in_flight_requests(running_server: ServerFactory, behaviour_bundle: Path) -> None:
     server = running_server(behaviour_bundle, env={"SHIPYARD_GRACEFUL_TIMEOUT": "10"})
     answer: dict[str, httpx.Response] = {}
-    in_flight = threading.Thread(target=lambda: answer.setdefault("r", invoke(server.url, [[3.0, 5]])))
+    in_flight = threading.Thread(target=lambda: answer.setdefault("r", invoke(server.url, [[5.0, 5]])))
     in_flight.start()
-    time.sleep(0.5)  # the request is in the model when SIGTERM arrives
+    time.sleep(0.8)  # the request is in the model when SIGTERM arrives
     sent = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
-    time.sleep(1.0)
-    with pytest.raises(httpx.ConnectError):  # new connections are refused while the old one drains
-        httpx.get(f"{server.url}/ping", timeout=2)
+    refused = False
+    while in_flight.is_alive() and not refused:  # new connections are refused while the old one drains
+        try:
+            httpx.get(f"{server.url}/ping", timeout=2)
+            time.sleep(0.1)
+        except httpx.ConnectError:
+            refused = True
+    assert refused and in_flight.is_alive()
     in_flight.join(30)
     assert answer["r"].status_code == 200
     assert answer["r"].json() == {"predictions": [10.0]}
