@@ -6,17 +6,15 @@ from pathlib import Path
 import pytest
 
 from infra.moto import aws, moto_server  # noqa: F401 - fixtures
-from infra.oci_registry import OciRegistry, start_registry, tiny_image
+from infra.oci_registry import OciRegistry, tiny_image
+from infra.registry import local_registry
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OciRegistry]:
+def registry() -> Iterator[OciRegistry]:
     """A CNCF distribution registry on 127.0.0.1 (ECR's registry endpoint, which moto lacks)."""
-    server = start_registry(tmp_path_factory.mktemp("registry"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    with local_registry() as host:
+        yield OciRegistry(host)
 
 
 @pytest.fixture(scope="session")
