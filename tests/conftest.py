@@ -8,11 +8,17 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import settings
 
 from infra.server import Server, ServerFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS_EXAMPLE = ROOT / "examples" / "digits"
+
+# Hypothesis' per-example deadline (200 ms) measures the machine, not the code: on a shared 2-core CI box a
+# slow example would fail a correct property. Properties are checked; speed is measured in bench/.
+settings.register_profile("shipyard", deadline=None)
+settings.load_profile("shipyard")
 
 
 @pytest.fixture

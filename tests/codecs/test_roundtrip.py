@@ -34,7 +34,7 @@ scalars = st.one_of(st.none(), st.booleans(), int64, finite, st.text())
 json_values = st.recursive(
     scalars,
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
-    max_leaves=25,
+    max_leaves=10,
 )
 numeric_arrays = hnp.arrays(
     dtype=st.sampled_from([np.float64, np.float32, np.int64, np.int32, np.uint8, np.bool_]),
@@ -43,13 +43,15 @@ numeric_arrays = hnp.arrays(
 
 
 # -- JSON --------------------------------------------------------------------------------------------
+@settings(max_examples=50)
 @given(json_values)
 def test_json_round_trip_bare(value: Any) -> None:
     decoded = JSON.decode(JSON.encode(value, envelope=False), media("application/json"))
     assert decoded == unwrap(value)
 
 
-@given(st.lists(json_values, max_size=8))
+@settings(max_examples=50)
+@given(st.lists(json_values, max_size=4))
 def test_json_round_trip_envelope(predictions: list[Any]) -> None:
     assert JSON.decode(JSON.encode(predictions), media("application/json")) == {"predictions": predictions}
 
@@ -217,7 +219,8 @@ def test_npy_bad_bodies_are_request_errors(body: bytes) -> None:
 
 
 # -- JSON Lines --------------------------------------------------------------------------------------
-@given(st.lists(json_values, min_size=1, max_size=8))
+@settings(max_examples=50)
+@given(st.lists(json_values, min_size=1, max_size=4))
 def test_jsonlines_round_trip(rows: list[Any]) -> None:
     assert JSONL.decode(JSONL.encode(rows), media("application/jsonlines")) == rows
 
