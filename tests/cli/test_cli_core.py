@@ -60,6 +60,15 @@ def test_inspect_a_handler_directory(tmp_path: Path) -> None:
     assert info["handler_functions"] == ["model_fn", "input_fn", "output_fn"]
 
 
+def test_inspect_a_broken_handler_script(tmp_path: Path) -> None:
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "inference.py").write_text("def model_fn(:\n")
+    result = shipyard("inspect", str(tmp_path))
+    assert result.returncode == 2
+    assert "inference.py is not valid Python: invalid syntax" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
 def test_pack(digits_bundle: Path, tmp_path: Path) -> None:
     output = tmp_path / "out" / "model.tar.gz"
     result = runner.invoke(app, ["pack", str(digits_bundle), "--output", str(output)])

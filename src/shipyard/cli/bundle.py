@@ -88,7 +88,12 @@ def describe(bundle: Any) -> dict[str, Any]:
     if script is not None:
         import ast
 
-        tree = ast.parse(script.read_text())
+        from shipyard.errors import BundleError
+
+        try:
+            tree = ast.parse(script.read_bytes(), filename=str(script))
+        except (SyntaxError, ValueError) as exc:  # the server could not import it either: say so, no traceback
+            raise BundleError(f"{script} is not valid Python: {exc}") from None
         names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
         wanted = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
         info["handler_functions"] = [name for name in wanted if name in names]
