@@ -19,6 +19,8 @@ __all__ = [
     "ShipyardError",
     "TextPipeline",
     "__version__",
+    "deploy",
+    "endpoint",
     "pack",
     "save",
 ]
@@ -47,6 +49,11 @@ def __getattr__(name: str) -> Any:
         from shipyard.bundle import Bundle
 
         return Bundle
+    if name in ("deploy", "endpoint"):
+        # shipyard.deploy is a package that can be called: shipyard.deploy("bundle/", name="digits")
+        import shipyard.deploy
+
+        return shipyard.deploy if name == "deploy" else shipyard.deploy.endpoint
     if name == "ServerConfig":
         from shipyard.config import ServerConfig
 

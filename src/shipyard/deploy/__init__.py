@@ -8,8 +8,11 @@ Docker, emulating SageMaker hosting) or ``sagemaker`` (IAM, ECR, S3, SageMaker, 
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from shipyard.deploy.api import Deployer, StatusRow
 from shipyard.deploy.base import CleanupReport, Plan
@@ -74,3 +77,13 @@ def deploy(
 def endpoint(name: str, *, state: str | Path | None = None) -> Endpoint:
     """The endpoint deployed earlier under ``name``."""
     return Deployer(StateStore(state)).get(name)
+
+
+class _CallableModule(types.ModuleType):
+    """``shipyard.deploy`` is this package *and* the function: ``shipyard.deploy("bundle/", name="x")``."""
+
+    def __call__(self, source: str | Path, name: str, **options: Any) -> Endpoint:
+        return deploy(source, name, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
