@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
 import time
 from pathlib import Path
@@ -65,6 +66,16 @@ def test_pack_changes_when_content_changes(small_bundle: Path, tmp_path: Path) -
     before = pack(copy, tmp_path / "a.tar.gz").read_bytes()
     (copy / "code" / "requirements.txt").write_text("numpy\n")
     assert pack(copy, tmp_path / "b.tar.gz").read_bytes() != before
+
+
+def test_pack_into_the_bundle_itself_leaves_the_archive_out(small_bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(small_bundle, copy)
+    first = pack(copy, copy / "model.tar.gz").read_bytes()
+    second = pack(copy, copy / "model.tar.gz").read_bytes()  # the first archive now lies in the bundle
+    assert first == second
+    with tarfile.open(copy / "model.tar.gz") as tar:
+        assert "model.tar.gz" not in tar.getnames()
 
 
 def test_open_any_reads_an_archive(small_bundle: Path, tmp_path: Path) -> None:

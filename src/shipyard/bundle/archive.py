@@ -27,7 +27,8 @@ def pack(bundle_dir: str | Path, output: str | Path) -> Path:
     bundle = Bundle.open(bundle_dir)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in bundle.path.rglob("*") if _keep(p, bundle.path))
+    # `shipyard pack .` run inside the bundle writes model.tar.gz into it: never pack the archive into itself.
+    files = sorted(p for p in bundle.path.rglob("*") if _keep(p, bundle.path) and p.resolve() != output.resolve())
     handle, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=".pack-", suffix=".tar.gz")
     try:
         with (
