@@ -94,6 +94,7 @@ def test_decoder_for_unsupported_type_is_415(content_type: str) -> None:
         ("*/*", "application/jsonlines", None, "application/jsonlines"),
         ("*/*", "text/csv", "application/json", "application/json"),  # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT
         (None, "text/csv", "application/jsonlines", "application/jsonlines"),
+        ("*/*", "application/json", "text/csv; charset=utf-8", "text/csv"),  # the setting with a parameter
         ("text/csv", "application/json", None, "text/csv"),
         ("text/csv; charset=utf-8", "application/json", None, "text/csv"),
         ("application/json;q=0.5, text/csv", "application/json", None, "text/csv"),

@@ -47,7 +47,9 @@ def encoder_for(accept: str | None, request_type: str, default: str | None = Non
     """The codec that answers: the first acceptable one, ``*/*`` meaning the request's own type."""
     for wanted in parse_accept(accept):
         if wanted == "*/*":
-            return CODECS.get(canonical(default or request_type), CODECS["application/json"])
+            preferred = parse_media_type(default)  # the setting may carry parameters: text/csv; charset=utf-8
+            essence = preferred.essence if preferred else canonical(request_type)
+            return CODECS.get(essence, CODECS["application/json"])
         if wanted.endswith("/*"):
             family = wanted[:-1]
             if request_type.startswith(family) and request_type in CODECS:
