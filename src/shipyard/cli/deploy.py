@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import timedelta
@@ -124,6 +125,9 @@ def deploy(
         engine=engine,
         bucket=bucket,
         log_retention_days=log_retention,
+        # Push to this registry instead of ECR's host and record the image in ECR (a mirror; a local registry
+        # in tests, where moto serves the ECR API but no registry).
+        registry_override=os.environ.get("SHIPYARD_ECR_REGISTRY") or None,
     )
     reporter = CliReporter()
     deployer = _deployer(state, reporter)
