@@ -35,11 +35,12 @@ def test_server_that_never_answers_ping_fails_ping(
     digits_image: BuildResult, derived_image: Callable[[str, str], str]
 ) -> None:
     # Listens on 8080 and accepts connections, but never answers: the classic "failed the ping health check".
-    hang = "import socket, time; s = socket.socket(); s.bind(('', 8080)); s.listen(); time.sleep(3600)"
+    hang = "import socket, time\\ns = socket.socket()\\ns.bind(('0.0.0.0', 8080))\\ns.listen()\\ntime.sleep(3600)\\n"
     image = derived_image(
         "shipyard-test/broken:no-ping",
         f"FROM {digits_image.image}\n"
-        f"RUN printf '#!/bin/sh\\nexec python3 -c \"{hang}\"\\n' > /opt/shipyard/venv/bin/serve\n",
+        f'RUN printf "{hang}" > /hang.py\n'
+        'RUN printf "#!/bin/sh\\nexec python3 /hang.py\\n" > /opt/shipyard/venv/bin/serve\n',
     )
     report = verify(image, VerifyOptions(timeout=8, grace=5, scan_layers=False))
     assert _failed(report) == {"ping"}

@@ -252,7 +252,7 @@ def _prediction_check(
     example = _read_json(bundle_dir / "example.json") if bundle_dir else None
     if isinstance(example, dict) and "instances" in example and "predictions" in example:
         body = orjson.dumps({"instances": example["instances"]})
-        response = client.post(f"{url}/invocations", content=body, headers={"content-type": "application/json"})
+        response = _post(client, url, body, "application/json")
         got = _json(response.content)
         got = got.get("predictions") if isinstance(got, dict) else None
         same = response.status_code == 200 and _close(got, example["predictions"])
@@ -265,7 +265,7 @@ def _prediction_check(
         body = options.example.read_bytes()
         content_type = _BY_SUFFIX.get(options.example.suffix.lower(), "application/json")
         expected, _ = _in_process(bundle_dir, body, content_type)
-        response = client.post(f"{url}/invocations", content=body, headers={"content-type": content_type})
+        response = _post(client, url, body, content_type)
         same = response.status_code == 200 and (
             response.content == expected or _close(_json(response.content), _json(expected))
         )
@@ -283,7 +283,7 @@ def _error_checks(
     client: httpx.Client, url: str, info: ImageInfo, bundle_dir: Path | None, record: Callable[..., None]
 ) -> None:
     custom_input = _has_custom_input(bundle_dir)
-    response = client.post(f"{url}/invocations", content=b"\x00\x01", headers={"content-type": "application/x-unknown"})
+    response = _post(client, url, b"\x00\x01", "application/x-unknown")
     allowed = (415, 400) if custom_input else (415,)
     note = " (the handler's input_fn decides which types it accepts)" if custom_input else ""
     record(
@@ -293,16 +293,25 @@ def _error_checks(
     )
     limit_mb = float(info.env.get("SAGEMAKER_MAX_PAYLOAD_IN_MB") or 6)
     size = int(limit_mb * 1024 * 1024) + 1024
-    response = client.post(f"{url}/invocations", content=b" " * size, headers={"content-type": "application/json"})
+    response = _post(client, url, b" " * size, "application/json")
     record(
         "status-413",
         "pass" if response.status_code == 413 else "fail",
         f"{size / 1e6:.1f} MB body → {response.status_code}",
     )
-    response = client.post(
-        f"{url}/invocations", content=b'{"instances": [[1, 2', headers={"content-type": "application/json"}
-    )
+    response = _post(client, url, b'{"instances": [[1, 2', "application/json")
     record("status-400", "pass" if response.status_code == 400 else "fail", f"malformed JSON → {response.status_code}")
+
+
+def _post(client: httpx.Client, url: str, body: bytes, content_type: str) -> httpx.Response:
+    """POST /invocations; a 503 with Retry-After (a worker still loading its model) is retried for up to 30 s,
+    as a client honouring Retry-After would."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.post(f"{url}/invocations", content=body, headers={"content-type": content_type})
+        if response.status_code != 503 or "retry-after" not in response.headers or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
 
 
 def _user_check(engine: Engine, container: str, record: Callable[..., None]) -> None:
