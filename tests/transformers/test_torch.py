@@ -57,6 +57,7 @@ def test_eager_module_round_trip(scorer: Scorer, rows: np.ndarray, tmp_path: Pat
     np.testing.assert_allclose(predict(rows), _reference(scorer, rows), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # still supported, deprecated upstream
 def test_torchscript_round_trip(scorer: Scorer, rows: np.ndarray, tmp_path: Path) -> None:
     scripted = torch.jit.script(scorer)
     bundle = shipyard.save(scripted, tmp_path / "scripted", example=rows[:4])
