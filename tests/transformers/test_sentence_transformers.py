@@ -144,3 +144,12 @@ def test_bad_requests_are_400(intent_server: Any) -> None:
     assert "1-D" in response.json()["message"] or "strings" in response.json()["message"]
     response = _post(intent_server.url, b"[]")
     assert response.status_code == 400
+
+
+def test_scores_do_not_depend_on_the_batch(intent_pipeline: Any, intent_data: Any) -> None:
+    """What the server's stacking does to one text's scores: float32 rounding at most, never a different label."""
+    texts = intent_data.test_texts[:64]
+    together = intent_pipeline.predict_proba(texts)
+    alone = np.vstack([intent_pipeline.predict_proba([text]) for text in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert (together.argmax(axis=1) == alone.argmax(axis=1)).all()
