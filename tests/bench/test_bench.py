@@ -138,3 +138,13 @@ def test_percentile_matches_numpy() -> None:
     values = sorted(np.random.default_rng(1).exponential(size=101).tolist())
     for q in (0, 50, 95, 99, 100):
         assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_unknown_target_name_is_a_clear_error(tmp_path: Path) -> None:
+    from shipyard.errors import ClientError
+
+    data = tmp_path / "rows.json"
+    data.write_bytes(b"[[1.0]]")
+    result = CliRunner().invoke(app, ["bench", "no-such-deployment-xyz", "--data", str(data)])
+    assert isinstance(result.exception, ClientError)
+    assert "neither a URL nor a deployment" in str(result.exception)

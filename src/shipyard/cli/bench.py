@@ -76,19 +76,16 @@ def bench(
 
 
 def _resolve(target: str) -> str:
-    if "://" in target or ":" in target or "/" in target:
-        return target
+    """A URL as it is; a deployment's name: its local URL (the deploy CLI's resolution, shared with invoke)."""
+    from shipyard.cli.deploy import resolve_invoke_target
     from shipyard.errors import ClientError
-    from shipyard.state import StateStore
 
-    deployment = StateStore().get(target)
-    if deployment is None:
+    url, deployer = resolve_invoke_target(target)
+    if deployer is None and "://" not in url and ":" not in url and "/" not in url:
         raise ClientError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
-    if not deployment.url:
-        raise ClientError(
-            f"deployment {target!r} ({deployment.target}) has no URL to benchmark; pass the endpoint's URL instead"
-        )
-    return deployment.url
+    if not url:
+        raise ClientError(f"deployment {target!r} has no HTTP URL to benchmark (a sagemaker endpoint): pass a URL")
+    return url
 
 
 def _is_local(url: str) -> bool:
