@@ -130,6 +130,9 @@ def test_recommendation_arithmetic() -> None:
     vcpus = INSTANCE_VCPUS[rec.instance_type]
     assert rec.instance_count == math.ceil(500 / (per_vcpu * vcpus * 0.5))
     assert rec.autoscaling_target == int(per_vcpu * vcpus * 0.5 * 60)
+    assert rec.deploy_command is not None
+    assert f"--instance-type {rec.instance_type} --instance-count {rec.instance_count}" in rec.deploy_command
+    assert f"--max-rps {per_vcpu * vcpus:g}" in rec.deploy_command
 
 
 def test_percentile_matches_numpy() -> None:

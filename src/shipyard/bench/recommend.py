@@ -54,6 +54,7 @@ class Recommendation:
     capacity_rps_per_instance: float | None = None
     hourly_usd: float | None = None
     autoscaling_target: int | None = None  # InvocationsPerInstance per minute
+    deploy_command: str | None = None
     peak_rps: float | None = None
     safety: float = 0.5
     price_label: str = ""
@@ -168,6 +169,13 @@ def _instances(rec: Recommendation, per_vcpu_rps: float, peak_rps: float | None,
     rec.capacity_rps_per_instance = best["capacity_rps"]
     rec.hourly_usd = best["hourly_usd"]
     rec.autoscaling_target = max(1, int(best["capacity_rps"] * safety * 60))
+    count = int(best["count"])
+    # shipyard deploy derives the same target from --max-rps (× 0.5 × 60); scaling bounds: the peak's count
+    # is the ceiling's half, and the floor keeps two instances once the peak needs two.
+    rec.deploy_command = (
+        f"shipyard deploy BUNDLE --target sagemaker --instance-type {best['instance_type']} "
+        f"--instance-count {count} --autoscale {min(count, 2)}:{2 * count} --max-rps {best['capacity_rps']:g}"
+    )
     rec.alternatives = options[1:4]
     rec.notes.append(
         "instance capacity is extrapolated per vCPU from the measured server: run shipyard bench against the "

@@ -131,6 +131,8 @@ class BenchReport:
                 f"Autoscaling: target tracking on SageMakerVariantInvocationsPerInstance = **{rec.autoscaling_target}**"
                 f" per minute ({rec.capacity_rps_per_instance:g} req/s × {rec.safety:g} × 60)."
             )
+        if rec.deploy_command and rec.safety == 0.5:  # deploy's --max-rps assumes the usual 0.5
+            lines.append(f"Deploy: `{rec.deploy_command}`")
         lines.extend(f"Note: {note}." if not note.endswith(".") else f"Note: {note}" for note in rec.notes)
         return lines
 
