@@ -67,6 +67,10 @@ def save(
     schema = Schema.infer(example, names)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    # mkdtemp makes it 0700: a mounted bundle must stay readable to a container's unprivileged workers.
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     try:
         (staging / "model").mkdir()
         (staging / "code").mkdir()
