@@ -261,7 +261,7 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "examples" / "digits"))
     from train import main as train
 
-    from conftest import start_server  # the tests' server fixture: `serve` on a free port, stopped by PID
+    from infra.server import start_server  # the tests' server helper: `serve` on a free port, stopped by PID
 
     bundle = Path(train(str(work / "digits-bundle")))
     row = json.loads((bundle / "example.json").read_text())["instances"][0]

@@ -39,13 +39,14 @@ __all__ = [
     "capture_files",
     "is_capture",
     "parse_since",
+    "prefetched",
     "read_capture_envelopes",
     "read_chunks",
 ]
 
 BATCH_ROWS = 65_536
 BLOCK_BYTES = 32 << 20
-_COLUMN_GROUP_BYTES = 64 << 20
+_COLUMN_GROUP_BYTES = 16 << 20
 _HOUR_PATH = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:/|$)")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -155,6 +156,44 @@ def capture_files(root: Path, since: float | None = None, until: float | None = 
                 continue
         selected.append(path)
     return selected
+
+
+def prefetched(chunks: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
+    """``chunks``, read one step ahead in a thread: Arrow parses the next block while numpy profiles this one."""
+    import queue
+    import threading
+
+    done = object()
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        slots.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="shipyard-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def read_chunks(
