@@ -44,6 +44,7 @@ class EngineImages:
         image: str | None = None,
         base: str | None = None,
         reporter: Reporter,
+        with_aws: bool = False,
     ) -> ResolvedImage:
         bundle = Path(source) if is_bundle_source(source) else None
         if image or bundle is None:
@@ -55,7 +56,8 @@ class EngineImages:
 
         base = base or DEFAULT_BASE
         tag = deploy_tag(name, bake_model)
-        key = _build_key(bundle, base, bake_model, self.engine)
+        extra = _aws_requirements() if with_aws else ()
+        key = _build_key(bundle, base, bake_model, self.engine, extra)
         if key is not None and _cached(tag, key, self.engine):
             reporter.step(f"image {tag} (up to date: same requirements, base image and Shipyard)")
             return ResolvedImage(image=tag, bundle=bundle, built=False)
@@ -66,7 +68,11 @@ class EngineImages:
             elif event.kind == "step" and event.step is not None:
                 reporter.status("Building", 0.0, f"step {event.step}/{event.total}: {event.text[:60]}")
 
-        result = build(bundle, BuildOptions(tag=tag, base=base, engine=self._engine_name, bake=bake_model), on_event)
+        result = build(
+            bundle,
+            BuildOptions(tag=tag, base=base, engine=self._engine_name, bake=bake_model, extra_requirements=extra),
+            on_event,
+        )
         if key is not None:
             _remember(tag, key, result.image_id)
         reporter.step(f"image {result.image} ({result.size / 1e6:.0f} MB, {result.seconds:.1f} s)")
@@ -98,7 +104,17 @@ class EngineImages:
 
 # A deploy of the same bundle requirements on the same base with the same Shipyard reuses its image without
 # asking the builder (whose own cache check costs seconds): the key covers everything the image is made of.
-def _build_key(bundle: Path, base: str, bake_model: bool, engine: Engine) -> str | None:
+def _aws_requirements() -> tuple[str, ...]:
+    """boto3 pinned to the version installed here (the server reads --secret values with it)."""
+    from importlib import metadata
+
+    try:
+        return (f"boto3=={metadata.version('boto3')}",)
+    except metadata.PackageNotFoundError:
+        return ("boto3",)
+
+
+def _build_key(bundle: Path, base: str, bake_model: bool, engine: Engine, extra: tuple[str, ...] = ()) -> str | None:
     from shipyard.bundle.archive import open_any
     from shipyard.image.context import bundle_hash
 
@@ -108,7 +124,7 @@ def _build_key(bundle: Path, base: str, bake_model: bool, engine: Engine) -> str
         return None  # not pulled yet: let the builder fetch it
     digest = hashlib.sha256()
     with open_any(bundle) as opened:
-        digest.update("\n".join(opened.requirements()).encode())
+        digest.update("\n".join([*opened.requirements(), *extra]).encode())
         digest.update(opened.manifest.flavor.encode())
         if bake_model:  # the model is inside: the image changes with every file of the bundle
             digest.update(bundle_hash(opened.path).encode())

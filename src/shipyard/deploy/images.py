@@ -40,9 +40,11 @@ class ImageService(Protocol):
         image: str | None = None,
         base: str | None = None,
         reporter: Reporter,
+        with_aws: bool = False,
     ) -> ResolvedImage:
         """The image for ``source``: ``image`` when given, else built from a bundle (the model inside when
-        ``bake_model``); an image reference as ``source`` is used as it is."""
+        ``bake_model``; boto3 added when ``with_aws``, for SHIPYARD_SECRETS); an image reference as ``source``
+        is used as it is."""
         ...
 
     def push(self, image: str, destination: str, *, login: Registry | None, tls_verify: bool) -> str | None:

@@ -49,6 +49,7 @@ class BuildOptions:
     push: str | None = None  # REGISTRY[/NAMESPACE] to push to
     emit: Path | None = None  # also write the Containerfile here
     no_cache: bool = False  # rebuild every layer (benchmarks' cold builds)
+    extra_requirements: tuple[str, ...] = ()  # besides the bundle's (e.g. boto3 for SHIPYARD_SECRETS)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def build(
     with open_any(Path(bundle_path)) as bundle:
         phase(f"{engine.name} ({engine.builder}); base {options.base}; {options.platform}")
         target = _target(engine, options.base, options.platform, phase)
-        requirements = serving_requirements(bundle.requirements())
+        requirements = serving_requirements([*bundle.requirements(), *options.extra_requirements])
         lock = resolve(requirements, target, phase)
         own = shipyard_wheel(phase)
         digest = bundle_hash(bundle.path)

@@ -93,6 +93,7 @@ def deploy(
         image=spec.image,
         base=spec.base_image,
         reporter=reporter,
+        with_aws=bool(spec.secrets),  # the server reads the secrets with boto3 at start
     )
 
     # 1. the execution role (or the one given)

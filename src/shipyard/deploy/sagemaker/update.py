@@ -66,6 +66,7 @@ def update(
         image=spec.image,
         base=spec.base_image,
         reporter=reporter,
+        with_aws=bool(spec.secrets),  # the server reads the secrets with boto3 at start
     )
 
     repository = ctx.ecr.create_repository(names.repository, tags=tag_list(record.name))
