@@ -122,6 +122,8 @@ class LogsGateway:
                 seen.add(key)
                 cursor = event.timestamp_ms  # same-millisecond events are kept apart by `seen`
                 yield event
+            if cursor is not None:  # only events at the cursor can come back: forget the older ones
+                seen = {key for key in seen if key[0] >= cursor}
             time.sleep(interval_s)
 
     def delete_group(self, group: str) -> bool:

@@ -132,8 +132,11 @@ class Deployer:
         if options.get("target", record.target) != record.target:
             raise SpecError(f"{name} runs on {record.target}; an update cannot move it to {options['target']}")
         kept = {**record.details.get("spec", {}), **options, "target": record.target}
-        if "serverless" in options:
-            kept.pop("instance_type", None), kept.pop("instance_count", None), kept.pop("autoscale", None)
+        if "serverless" in options:  # instances → serverless
+            for key in ("instance_type", "instance_count", "autoscale"):
+                kept.pop(key, None)
+        elif "instance_type" in options or "instance_count" in options:  # serverless → instances
+            kept.pop("serverless", None)
         spec = DeploySpec(source=source, name=name, **_revive(kept)).check()
         target = self.target(record.target)
         record = target.update(spec, record, self.state.put, self.reporter)
