@@ -231,7 +231,7 @@ def external(name: str, python: Path | None, script: str, data: Path, why_missin
     return run
 
 
-def venv_python(name: str, package: str) -> tuple[Path | None, str]:
+def venv_python(name: str, package: str, extras: list[str]) -> tuple[Path | None, str]:
     """The interpreter of ``~/.cache/shipyard-bench/venv-NAME`` (made and installed on first use)."""
     venv = CACHE / f"venv-{name}"
     python = venv / "bin" / "python"
@@ -243,7 +243,7 @@ def venv_python(name: str, package: str) -> tuple[Path | None, str]:
     )
     if probe.returncode != 0:
         install = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", package, "pyarrow"], capture_output=True, text=True
+            [str(python), "-m", "pip", "install", "-q", package, *extras, "pyarrow"], capture_output=True, text=True
         )
         if install.returncode != 0:
             return None, f"pip install {package} failed: {install.stderr.strip()[-800:]}"
@@ -434,11 +434,14 @@ def main() -> None:
     if args.skip_external:
         result["evidently"] = result["nannyml"] = {"skipped": "--skip-external"}
     else:
-        for name, package, script in (
-            ("evidently", "evidently==0.7.23", EVIDENTLY),
-            ("nannyml", "nannyml==0.13.1", NANNYML),
-        ):
-            python, version_or_reason = venv_python(name, package)
+        contenders = (
+            # evidently 0.7.23 imports a pandas internal that pandas 3 removed; nannyml 0.13.1 imports
+            # statsmodels without declaring it
+            ("evidently", "evidently==0.7.23", ["pandas<3"], EVIDENTLY),
+            ("nannyml", "nannyml==0.13.1", ["statsmodels"], NANNYML),
+        )
+        for name, package, extras, script in contenders:
+            python, version_or_reason = venv_python(name, package, extras)
             if python is not None:
                 result["versions"][name] = version_or_reason
             result[name] = external(name, python, script, data, version_or_reason)

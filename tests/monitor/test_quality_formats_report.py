@@ -116,9 +116,11 @@ def test_files_match_the_documented_schemas(
     run_check(shifted_capture.root, digits_baseline, tmp_path)
     for name in ("constraint_violations", "drift", "statistics"):
         validate(tmp_path / f"{name}.json", name)
-    for path in digits_capture.root.rglob("*.jsonl"):
-        for line in path.read_bytes().splitlines():
-            jsonschema.validate(orjson.loads(line), json.loads((SCHEMAS / "capture_record.schema.json").read_text()))
+    record = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "capture_record.schema.json").read_text()))
+    lines = [line for path in digits_capture.root.rglob("*.jsonl") for line in path.read_bytes().splitlines()]
+    assert len(lines) == len(digits_capture.ids)
+    for line in lines:
+        record.validate(orjson.loads(line))
 
 
 @pytest.mark.integration

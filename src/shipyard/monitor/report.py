@@ -24,7 +24,7 @@ from shipyard.errors import MonitorError
 
 __all__ = ["ReportResult", "load_results", "make_report"]
 
-_MAX_HISTOGRAMS = 12
+_MAX_HISTOGRAMS = 9
 _MAX_LINES = 8
 
 
