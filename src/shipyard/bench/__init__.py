@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from shipyard.bench.load import HTTPSender, LoadResult, closed_loop, open_loop, run_sync, sequential
+from shipyard.bench.load import LoadResult, closed_loop, open_loop, run_sync, sender_for, sequential
 from shipyard.bench.recommend import Recommendation, recommend
 from shipyard.bench.report import BenchReport
 from shipyard.errors import ShipyardError
@@ -61,7 +61,7 @@ def run_bench(
     workers = _workers(url)
 
     async def measure() -> None:
-        async with HTTPSender(url, timeout=timeout) as send:
+        async with sender_for(url, timeout=timeout) as send:
             await send(request_body(rows, 1))  # warm the connection and the model
             for count in sizes:
                 step(f"one request with {count} items × {repeats}")
