@@ -258,7 +258,13 @@ class Engine:
         if self.name == "podman":
             out = self._run_text(["top", container, "pid", "ppid", "user", "args"], what="list processes")
         else:
-            out = self._run_text(["top", container, "-eo", "pid,ppid,user,args"], what="list processes")
+            # Docker runs the host's ps with these options; Podman's Docker API takes its own descriptors.
+            done = self._run(["top", container, "-eo", "pid,ppid,user,args"])
+            if done.returncode != 0 or not done.stdout.strip():
+                done = self._run(["top", container, "pid,ppid,user,args"])
+            if done.returncode != 0:
+                raise ImageError(f"docker could not list the processes of {container}: {done.stderr.strip()}")
+            out = done.stdout
         processes = []
         for line in out.splitlines()[1:]:
             parts = line.split(None, 3)
