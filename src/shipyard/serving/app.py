@@ -116,6 +116,7 @@ class ServerApp:
             elif path == "/execution-parameters":
                 await self._simple(scope, send, 200, self._execution_parameters, _JSON)
             elif path == "/metrics":
+                self.metrics.flush()  # this process's tally of the current loop turn
                 await self._simple(scope, send, 200, render(), b"text/plain; version=0.0.4; charset=utf-8")
             else:
                 await self._simple(scope, send, 404, _error_body("NotFound", f"no route {path}"), _JSON)
@@ -132,6 +133,7 @@ class ServerApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.access_log.flush()
+                self.metrics.flush()
                 await self.batcher.close()
                 self._deadlines.close()
                 if self.capture is not None:  # SIGTERM: write out what was captured
