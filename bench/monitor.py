@@ -18,9 +18,9 @@ Every contender runs in its own process, measured from outside (wall time, and p
   on the capture directory (the CLI, end to end: imports, reading, scoring, writing the results);
 * exact ``scipy.stats.ks_2samp`` + ``wasserstein_distance`` on the full arrays (flag: Wasserstein / σ > 0.1);
 * Evidently's ``DataDriftPreset`` (its defaults) and NannyML's ``UnivariateDriftCalculator`` (Jensen–Shannon,
-  its default thresholds), each in its own virtual environment under ``~/.cache/shipyard-bench`` (they pin
-  other versions of pandas/numpy than Shipyard's); a contender that does not install or run is recorded
-  with the reason.
+  its default chunking and thresholds; flagged = any chunk alerts), each in its own virtual environment
+  under ``~/.cache/shipyard-bench`` (they pin other versions of pandas than Shipyard's), with their usage
+  telemetry off; a contender that does not install or run is recorded with the reason.
 
 Capture cost: the digits server (1 worker), ``wrk`` (or an httpx loop without it) at 64 connections for
 ``--seconds`` per run, capture off and at 100 % alternately (3 rounds), median requests/s of each.
@@ -208,8 +208,9 @@ NANNYML = textwrap.dedent(
     import nannyml as nml
     ref, cur = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
     columns = list(ref.columns)
-    calculator = nml.UnivariateDriftCalculator(column_names=columns, continuous_methods=["jensen_shannon"],
-                                               chunk_number=1)
+    # its defaults: 10 chunks, thresholds from the spread of the reference chunks; a feature counts as
+    # flagged when any chunk of the current data alerts
+    calculator = nml.UnivariateDriftCalculator(column_names=columns, continuous_methods=["jensen_shannon"])
     calculator.fit(ref)
     results = calculator.calculate(cur).filter(period="analysis").to_df()
     flagged = [c for c in columns if bool(results[(c, "jensen_shannon", "alert")].any())]
@@ -221,7 +222,9 @@ NANNYML = textwrap.dedent(
 def external(name: str, python: Path | None, script: str, data: Path, why_missing: str) -> dict[str, Any]:
     if python is None or not python.exists():
         return {"skipped": why_missing}
-    run = measure([str(python), "-c", script, str(data / "reference.parquet"), str(data / "current.parquet")])
+    # no usage telemetry (NannyML reports to a web service by default; nothing outside is reachable here)
+    quiet = {"NML_DISABLE_USAGE_LOGGING": "1", "DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
+    run = measure([str(python), "-c", script, str(data / "reference.parquet"), str(data / "current.parquet")], quiet)
     if run["rc"] != 0:
         return {"failed": run["stderr"][-1500:], "seconds": run["seconds"], "peak_mb": run["peak_mb"]}
     try:
