@@ -73,6 +73,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"] = machine_info(args.server_core, args.load_core, wrk)
     results["machine"]["load_before"] = quiet
+    results["machine"]["max_load"] = args.max_load
     results["machine"]["load_after"] = list(os.getloadavg())
     results["targets"] = targets(results)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -101,9 +101,14 @@ def _verdict(ok: bool) -> str:
 
 def render_markdown(results: dict[str, Any]) -> str:
     m, s, comp = results["machine"], results["settings"], results["compute"]
-    lines = [
-        "# Serving benchmark (issue 3)",
-        "",
+    lines = ["# Serving benchmark (issue 3)", ""]
+    if m["load_before"][0] >= m.get("max_load", 0.5):
+        lines += [
+            f"> **Not a quiet machine**: the 1-minute load average was {m['load_before'][0]:.2f} when the run "
+            "started, so other processes shared the two cores. Treat these figures as a trial run, not as final.",
+            "",
+        ]
+    lines += [
         f"Run {m['date']} on {m['cpu']}, {m['cores']} cores (server pinned to core {m['server_core']}, wrk to core "
         f"{m['load_core']}), Linux {m['kernel']}, Python {m['python']}, commit {m['git_commit']}. "
         f"Load average before: {', '.join(f'{x:.2f}' for x in m['load_before'])}.",
