@@ -235,7 +235,10 @@ def _invoke(url: str, work: Path, env: dict[str, str], expected: list[Any]) -> d
     command = [str(BIN / "shipyard"), "invoke", url, "--data", str(work / "big.json"), "--output", str(output)]
     started = time.perf_counter()
     result = subprocess.run(
-        ["taskset", "-c", CLIENT_CORE, *command, "--restart"], env=env, capture_output=True, text=True
+        ["taskset", "-c", CLIENT_CORE, *command, "--restart"],
+        env={**env, "COLUMNS": "400"},  # one summary line, not wrapped at 80 columns
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
     lines = output.read_text().splitlines() if output.exists() else []
