@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 SCRIPT = r"""
-import asyncio, json, random
+import asyncio, json, random, threading
 from prometheus_client import Counter, Histogram
 from shipyard.serving.metrics import Metrics, _LATENCY_BUCKETS, render
 
@@ -37,6 +37,10 @@ async def serve():
     metrics.flush()
     return before_flush
 
+reporter = threading.Thread(target=metrics.batch, args=(3, 5, 0.002))  # the model thread reports batches
+reporter.start()
+reporter.join()
+metrics.queue(4)
 before_flush = asyncio.run(serve())
 samples = {}
 for line in render().decode().splitlines():
@@ -60,3 +64,7 @@ def test_tallied_metrics_equal_prometheus_own_observations(tmp_path: Path) -> No
     for key, value in reference.items():
         assert abs(ours[key] - value) <= 1e-9 * max(1.0, abs(value)), key
     assert result["flushed_by_loop"]  # the loop's own turn wrote them, before any explicit flush
+    assert samples["shipyard_batch_requests_sum"] == 3
+    assert samples["shipyard_batch_rows_sum"] == 5
+    assert samples["shipyard_predict_seconds_count"] == 1
+    assert samples["shipyard_queue_depth"] == 4

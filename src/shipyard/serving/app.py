@@ -51,12 +51,10 @@ class _PrometheusStats(BatchStats):
         self.metrics = metrics
 
     def batch(self, requests: int, rows: int, seconds: float) -> None:
-        self.metrics.batch_rows.observe(rows)
-        self.metrics.batch_requests.observe(requests)
-        self.metrics.predict_seconds.observe(seconds)
+        self.metrics.batch(requests, rows, seconds)  # written after the answers go out
 
     def queue(self, depth: int) -> None:
-        self.metrics.queue_depth.set(depth)
+        self.metrics.queue(depth)
 
 
 class ServerApp:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import os
+from collections import deque
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -39,6 +40,17 @@ class Metrics:
         # (route, code) -> [requests, sum of seconds, count per latency bucket (the last one is +Inf)]
         self._tally: dict[tuple[str, int], list[Any]] = {}
         self._scheduled = False
+        self._batches: deque[tuple[int, int, float]] = deque()  # appended by the model thread
+        self._depth: int | None = None
+
+    def batch(self, requests: int, rows: int, seconds: float) -> None:
+        """One model call, reported from the model thread; written with the next flush, after the answers
+        are sent (deque.append is thread-safe, and six file writes no longer delay a lone request)."""
+        self._batches.append((requests, rows, seconds))
+
+    def queue(self, depth: int) -> None:
+        """Requests waiting for the model, as of the last batch taken."""
+        self._depth = depth
 
     def observe(self, route: str, code: int, seconds: float) -> None:
         """One answered request: tallied now, written to the shared metrics at the end of this loop turn."""
@@ -60,6 +72,15 @@ class Metrics:
     def flush(self) -> None:
         """Write the tallied requests to the Prometheus metrics."""
         self._scheduled = False
+        batches = self._batches
+        while batches:
+            requests, rows, seconds = batches.popleft()
+            self.batch_rows.observe(rows)
+            self.batch_requests.observe(requests)
+            self.predict_seconds.observe(seconds)
+        if self._depth is not None:
+            self.queue_depth.set(self._depth)
+            self._depth = None
         tallies, self._tally = self._tally, {}
         for (route, code), (count, total, buckets) in tallies.items():
             pair = self._children.get((route, code))
