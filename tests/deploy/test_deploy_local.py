@@ -120,7 +120,7 @@ def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
     assert updated.predict(digits_rows[:2]) == endpoint.predict(digits_rows[:2])
 
     with pytest.raises(DeployFailed, match="previous version is back"):
-        local.update("digits-up", str(broken_copy(digits_bundle, tmp_path)), startup_timeout=120)
+        local.update("digits-up", str(broken_copy(digits_bundle, tmp_path)), startup_timeout_s=120)
     again = local.get("digits-up")
     assert again.record.one("container") == "shipyard-digits-up-2" and again.status == "InService"
     assert len(again.predict(digits_rows[:2])) == 2

@@ -211,6 +211,8 @@ class LocalTarget:
             if old:
                 subprocess.run([self.engine.binary, "start", old], capture_output=True, check=False, timeout=60)
                 record.details.update(container=old, version=version - 1)
+                self._wait(old, record.url or "", spec.startup_timeout_s, reporter, time.monotonic())  # serving again
+                record.failure = None
                 record.touch(IN_SERVICE)
                 save(record)
             raise DeployFailed(
