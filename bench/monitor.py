@@ -270,6 +270,7 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
     row = json.loads((bundle / "example.json").read_text())["instances"][0]
     body = ",".join(f"{v:g}" for v in row)
     results: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}  # worker CPU µs per request: steadier than req/s on a busy host
     for _ in range(rounds):
         for mode in ("off", "on"):
             env = {"SHIPYARD_ACCESS_LOG": "0", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
@@ -277,7 +278,13 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
                 env |= {"SHIPYARD_CAPTURE_DESTINATION": str(work / "capture"), "SHIPYARD_CAPTURE_PERCENT": "100"}
             server = start_server(bundle, work / f"server-{mode}.log", env=env)
             try:
-                results[mode].append(load(server.url, body, seconds))
+                load(server.url, body, 2.0)  # warm-up
+                pids = server.worker_pids()
+                before = sum(_cpu_seconds(pid) for pid in pids)
+                rate, requests = load(server.url, body, seconds)
+                used = sum(_cpu_seconds(pid) for pid in pids) - before
+                results[mode].append(rate)
+                cpu[mode].append(1e6 * used / max(requests, 1))
             finally:
                 server.stop()
             shutil.rmtree(work / "capture", ignore_errors=True)
@@ -290,19 +297,25 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
         "median_off": off,
         "median_on": on,
         "cost": 1 - on / off,
+        "cpu_us_per_request": cpu,
+        "cpu_cost": statistics.median(cpu["on"]) / statistics.median(cpu["off"]) - 1,
     }
 
 
-def load(url: str, body: str, seconds: float) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, body: str, seconds: float) -> tuple[float, int]:
+    """Requests/s and requests answered at 64 connections for ``seconds``."""
     wrk = shutil.which("wrk")
     if wrk:
         script = Path(tempfile.mkdtemp()) / "post.lua"
         script.write_text(f'wrk.method = "POST"\nwrk.body = "{body}"\nwrk.headers["Content-Type"] = "text/csv"\n')
-        subprocess.run(
-            [wrk, "-t2", "-c64", "-d2s", "-s", str(script), f"{url}/invocations"], capture_output=True
-        )  # warm-up
         out = subprocess.run(
-            [wrk, "-t2", "-c64", f"-d{int(seconds)}s", "-s", str(script), f"{url}/invocations"],
+            [wrk, "-t2", "-c64", f"-d{max(1, int(seconds))}s", "-s", str(script), f"{url}/invocations"],
             capture_output=True,
             text=True,
             check=True,
@@ -310,12 +323,14 @@ def load(url: str, body: str, seconds: float) -> float:
         non2xx = [line for line in out.splitlines() if "Non-2xx" in line]
         if non2xx:
             raise RuntimeError(f"the server answered errors under load: {non2xx[0]}")
-        return float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
+        rate = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
+        requests = int(next(line.split()[0] for line in out.splitlines() if " requests in " in line))
+        return rate, requests
     import asyncio
 
     import httpx
 
-    async def run() -> float:
+    async def run() -> tuple[float, int]:
         done = 0
         deadline = time.perf_counter() + seconds
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
@@ -329,7 +344,7 @@ def load(url: str, body: str, seconds: float) -> float:
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(64)))
-            return done / (time.perf_counter() - started)
+            return done / (time.perf_counter() - started), done
 
     return asyncio.run(run())
 
@@ -399,7 +414,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"| off | {runs('off')} | {capture['median_off']:.0f} |",
             f"| 100 % | {runs('on')} | {capture['median_on']:.0f} |",
             "",
-            f"Cost of capturing every request: {100 * capture['cost']:.1f} % of throughput (target ≤ 10 %).",
+            f"Cost of capturing every request: {100 * capture['cost']:.1f} % of throughput (target ≤ 10 %); "
+            f"worker CPU per request {statistics.median(capture['cpu_us_per_request']['off']):.0f} µs off, "
+            f"{statistics.median(capture['cpu_us_per_request']['on']):.0f} µs on ({100 * capture['cpu_cost']:+.1f} %).",
         ]
     return "\n".join(lines) + "\n"
 
