@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,10 @@ def test_cli_exit_code_is_zero_without_violations_and_three_with(
     )
     assert shifted.exit_code == 3, shifted.output
     assert "baseline_drift_check" in shifted.output
+    # and through the console script a scheduler runs (the exit code must survive `shipyard`'s main())
+    command = [str(Path(sys.executable).parent / "shipyard"), "monitor", "check", str(shifted_capture.root)]
+    done = subprocess.run([*command, "-b", str(digits_baseline), "-o", str(tmp_path / "c")], capture_output=True)
+    assert done.returncode == 3, done.stderr
 
 
 def test_shifted_features_from_a_real_server_are_exactly_the_ones_flagged(
