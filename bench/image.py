@@ -172,7 +172,12 @@ def main() -> int:
     }
     document = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "podman": _podman_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "podman": _podman_version(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "base": base,
         "runs": runs,
         "results": results,
@@ -258,6 +263,7 @@ def _markdown(document: dict[str, Any]) -> str:
         "# Image benchmark: Shipyard vs the hand-written tutorial image",
         "",
         f"{document['date']}, {document['machine']['cpus']} CPUs, {document['machine']['podman']}, "
+        f"load average {document['machine']['load_average_at_end']}, "
         f"base `{document['base']}`, cold starts: median of {document['runs']}. "
         "Reproduce: `.venv/bin/python bench/image.py` (see its docstring).",
         "",

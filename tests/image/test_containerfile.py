@@ -30,10 +30,18 @@ def test_default_image_is_two_stages_with_dependencies_before_code() -> None:
     ]
     order = [
         next(i for i, line in enumerate(lines) if line.startswith(prefix))
-        for prefix in ("COPY requirements.lock", "COPY shipyard.lock", "COPY --from=venv", "COPY model/", "COPY code/")
+        for prefix in (
+            "COPY requirements.lock",
+            "COPY shipyard.lock",
+            "RUN --mount=type=bind,from=venv",
+            "COPY model/",
+            "COPY code/",
+        )
     ]
     assert order == sorted(order)  # requirements, then Shipyard, then the venv, the model, the code last
     assert lines[-1] == "COPY code/ /opt/ml/model/code/"
+    copy = next(line for line in lines if "from=venv" in line)
+    assert ": venv lock none" in copy and copy.endswith("cp -a /venv /opt/shipyard/venv")  # not COPY --from: see render
     installs = [line for line in lines if "pip install" in line]
     assert len(installs) == 2
     assert all("--mount=type=bind,from=wheelhouse,target=/wheelhouse" in line for line in installs)
@@ -75,6 +83,7 @@ def test_no_bake_leaves_the_model_out_and_legacy_builder_copies_wheels_in_the_fi
     second_stage = lines.index("FROM --platform=linux/arm64 b")
     assert copy < second_stage
     assert not any("--mount" in line for line in lines)
+    assert "COPY --from=venv /opt/shipyard/venv /opt/shipyard/venv" in lines
 
 
 def test_labels_are_quoted_and_the_text_is_stable() -> None:
