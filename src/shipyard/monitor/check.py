@@ -34,7 +34,7 @@ from shipyard.monitor.formats import DEFAULTS, feature_statistics, read_json, st
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
-from shipyard.monitor.sources import parse_duration, parse_since, prefetched, read_chunks
+from shipyard.monitor.sources import coalesced, parse_duration, parse_since, prefetched, read_chunks
 
 __all__ = ["CATEGORICAL_METHODS", "NUMERIC_METHODS", "CheckResult", "run_check"]
 
@@ -111,7 +111,7 @@ def run_check(
     profiler = Profiler(kinds, edges=edges, keep_small=small_rows, window_s=window_s)
     numeric = frozenset(n for n, k in kinds.items() if k != "string")
     chunks = read_chunks(source, names=names, numeric=numeric, since=start, until=end, header=header, problems=problems)
-    for chunk in prefetched(chunks):
+    for chunk in prefetched(coalesced(chunks)):
         profiler.add(chunk)
     if not profiler.rows:
         span = f" since {_iso(start)}" if start is not None else ""

@@ -37,6 +37,7 @@ __all__ = [
     "INPUT_SCHEMA",
     "Chunk",
     "capture_files",
+    "coalesced",
     "is_capture",
     "parse_since",
     "prefetched",
@@ -45,7 +46,7 @@ __all__ = [
 ]
 
 BATCH_ROWS = 65_536
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 8 << 20
 _COLUMN_GROUP_BYTES = 16 << 20
 _HOUR_PATH = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:/|$)")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -156,6 +157,40 @@ def capture_files(root: Path, since: float | None = None, until: float | None = 
                 continue
         selected.append(path)
     return selected
+
+
+def coalesced(chunks: Iterator[Chunk], min_rows: int = BATCH_ROWS) -> Iterator[Chunk]:
+    """Consecutive small chunks joined (no copy) into ones of at least ``min_rows``.
+
+    Captured traffic is parsed in small blocks to bound memory, but profiling pays per chunk and feature,
+    so it is fed fewer, larger chunks.
+    """
+    pending: list[Chunk] = []
+    rows = 0
+
+    def flush() -> Chunk:
+        if len(pending) == 1:
+            return pending[0]
+        times = None
+        if all(c.times is not None for c in pending):
+            times = np.concatenate([c.times for c in pending if c.times is not None])
+        return Chunk(pa.concat_tables([c.table for c in pending], promote_options="permissive"), times)
+
+    for chunk in chunks:
+        if chunk.continuation or (pending and chunk.table.schema != pending[0].table.schema):
+            if pending:
+                yield flush()
+                pending, rows = [], 0
+            if chunk.continuation:
+                yield chunk
+                continue
+        pending.append(chunk)
+        rows += chunk.table.num_rows
+        if rows >= min_rows:
+            yield flush()
+            pending, rows = [], 0
+    if pending:
+        yield flush()
 
 
 def prefetched(chunks: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
