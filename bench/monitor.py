@@ -22,8 +22,9 @@ Every contender runs in its own process, measured from outside (wall time, and p
   under ``~/.cache/shipyard-bench`` (they pin other versions of pandas than Shipyard's), with their usage
   telemetry off; a contender that does not install or run is recorded with the reason.
 
-Capture cost: the digits server (1 worker), ``wrk`` (or an httpx loop without it) at 64 connections for
-``--seconds`` per run, capture off and at 100 % alternately (3 rounds), median requests/s of each.
+Capture cost: the digits server (1 worker, pinned to core 0), ``wrk`` (pinned to core 1; an httpx loop without
+it) at 64 connections for ``--seconds`` per run, capture off and at 100 % alternately (3 rounds): median
+requests/s of each, and the worker's CPU time per request (from /proc), which a busy host disturbs less.
 Record the machine's load average with the figures: take final ones on a quiet machine only.
 """
 
@@ -276,7 +277,9 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
             env = {"SHIPYARD_ACCESS_LOG": "0", "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
             if mode == "on":
                 env |= {"SHIPYARD_CAPTURE_DESTINATION": str(work / "capture"), "SHIPYARD_CAPTURE_PERCENT": "100"}
-            server = start_server(bundle, work / f"server-{mode}.log", env=env)
+            # the server on core 0, wrk on core 1 (as bench/serve.py does), when taskset is there
+            pin = ["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+            server = start_server(bundle, work / f"server-{mode}.log", env=env, command=[*pin, str(BIN / "serve")])
             try:
                 load(server.url, body, 2.0)  # warm-up
                 pids = server.worker_pids()
@@ -314,8 +317,9 @@ def load(url: str, body: str, seconds: float) -> tuple[float, int]:
     if wrk:
         script = Path(tempfile.mkdtemp()) / "post.lua"
         script.write_text(f'wrk.method = "POST"\nwrk.body = "{body}"\nwrk.headers["Content-Type"] = "text/csv"\n')
+        pin = ["taskset", "-c", "1"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
         out = subprocess.run(
-            [wrk, "-t2", "-c64", f"-d{max(1, int(seconds))}s", "-s", str(script), f"{url}/invocations"],
+            [*pin, wrk, "-t1", "-c64", f"-d{max(1, int(seconds))}s", "-s", str(script), f"{url}/invocations"],
             capture_output=True,
             text=True,
             check=True,
