@@ -107,7 +107,6 @@ def build(
             non_root=options.non_root,
             mount_wheelhouse=engine.mounts_build_context,
             labels=_stable_labels(bundle, options, target),
-            venv_digest=hashlib.sha256((lock.text() + own.text()).encode()).hexdigest(),
         )
         text = render(spec)
         if options.emit:

@@ -47,7 +47,6 @@ class ImageSpec:
     non_root: bool = False  # `--user`: USER is the unprivileged uid from the start
     mount_wheelhouse: bool = True  # False for Docker's legacy builder, which cannot mount: COPY into the venv stage
     labels: dict[str, str] = field(default_factory=dict)  # stable labels (title, versions)
-    venv_digest: str = ""  # sha256 of the two lock files: what the venv stage's content depends on
 
 
 def render(spec: ImageSpec) -> str:
@@ -105,19 +104,10 @@ def render(spec: ImageSpec) -> str:
     # dumb-init as PID 1: forwards SIGTERM to the server (which drains) and reaps orphaned zombies.
     add(f"ENTRYPOINT {json.dumps([f'{VENV}/bin/dumb-init', '--single-child', '--'])}")
     add('CMD ["serve"]')
-    if spec.non_root:
+    add(f"COPY --from=venv {VENV} {VENV}")
+    if spec.non_root:  # after the last RUN (which needs root), before the copies (which do not)
         add(f"USER {APP_UID}:{APP_UID}")
         add(f"WORKDIR /home/{APP_USER}")
-    if spec.mount_wheelhouse:
-        # Not `COPY --from=venv`: Podman hashes every file of a COPY --from source on every build (seconds for
-        # a 300 MB venv), while a RUN's cache key is its text, which carries the locks' digest, so a changed
-        # requirement still rebuilds this layer and nothing else does.
-        add(
-            f"RUN --mount=type=bind,from=venv,source={VENV},target=/venv "
-            f": venv lock {spec.venv_digest[:16] or 'none'} && mkdir -p {VENV.rsplit('/', 1)[0]} && cp -a /venv {VENV}"
-        )
-    else:
-        add(f"COPY --from=venv {VENV} {VENV}")
     if spec.bake:
         add(f"COPY model/ {MODEL_DIR}/")
         if spec.has_code:

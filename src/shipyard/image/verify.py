@@ -195,7 +195,7 @@ def _run_checks(
             _skip_rest(record, "the container did not start")
             return
         if isolate and listener is not None:
-            forwarder = _forward(engine, container, listener)
+            forwarder = _forward(engine, container, listener)  # None: the container has already exited
         ready, detail = _wait_ready(engine, container, url, options.timeout, started)
         if ready is None:
             running = bool(engine.container_state(container).get("Running"))
@@ -413,10 +413,10 @@ def _can_isolate(engine: Engine) -> bool:
     )
 
 
-def _forward(engine: Engine, container: str, listener: socket.socket) -> subprocess.Popen[bytes]:
+def _forward(engine: Engine, container: str, listener: socket.socket) -> subprocess.Popen[bytes] | None:
     pid = engine.container_state(container).get("Pid")
     if not pid:
-        raise ImageError(f"cannot find the process of container {container} to forward its port")
+        return None  # it exited at once; the ping loop reports it with the log tail
     return subprocess.Popen(
         [
             "nsenter",
