@@ -74,3 +74,22 @@ def failing_load_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             raise RuntimeError("weights file model.pth is corrupt")
         """,
     )
+
+
+@pytest.fixture(scope="session")
+def uneven_loading_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A handler where the first worker to load is quick and every later one takes 4 s."""
+    directory = tmp_path_factory.mktemp("uneven-load")
+    return handler_bundle(
+        directory,
+        f"""
+        import os, time
+
+        def model_fn(model_dir):
+            try:
+                os.mkdir({str(directory / "first")!r})
+            except FileExistsError:
+                time.sleep(4)
+            return lambda data: data * 10
+        """,
+    )

@@ -133,3 +133,13 @@ def test_a_killed_worker_is_replaced(running_server: ServerFactory, behaviour_bu
     assert len(current) == 2 and victim not in current and workers[1] in current
     server.wait_ready(timeout=20)
     assert server.process.poll() is None
+
+
+def test_ping_waits_for_every_worker(running_server: ServerFactory, uneven_loading_bundle: Path) -> None:
+    """/ping must not say 200 while a sibling worker would still answer 503 to an invocation."""
+    server = running_server(uneven_loading_bundle, wait=False, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+    server.wait_log(lambda e: e.get("message") == "model loaded")  # the quick worker is ready
+    assert httpx.get(f"{server.url}/ping", timeout=5).status_code == 503  # but the slow one is not
+    server.wait_ready(timeout=30)
+    statuses = {invoke(server.url, [1, 2]).status_code for _ in range(30)}  # a new connection each time
+    assert statuses == {200}

@@ -65,8 +65,13 @@ class ServerApp:
         *,
         metrics: Metrics | None = None,
         on_load_failed: Callable[[BaseException], None] | None = None,
+        warmed: Any = None,
     ) -> None:
         self.config = config
+        # A counter shared by every worker (a multiprocessing.Value): how many have loaded the model once.
+        # /ping says 200 only when all have, so a container is never reported ready while a sibling worker
+        # would still answer 503.
+        self._warmed = warmed
         self.handler = handler
         self.metrics = metrics or Metrics()
         self.access_log = AccessLog(config.access_log)
@@ -157,6 +162,9 @@ class ServerApp:
     def _loaded(self, error: BaseException | None, seconds: float) -> None:
         if error is None:
             self.ready = True
+            if self._warmed is not None:
+                with self._warmed.get_lock():
+                    self._warmed.value += 1
             log.info(
                 "model loaded", extra={"fields": {"model": self.handler.description, "load_seconds": round(seconds, 3)}}
             )
@@ -167,7 +175,7 @@ class ServerApp:
 
     # -- routes ----------------------------------------------------------------------------------
     async def _ping(self, scope: Scope, send: Send) -> None:
-        if self.ready:
+        if self.ready and (self._warmed is None or self._warmed.value >= self.config.workers):
             await self._simple(scope, send, 200, b"", _JSON, route="ping")
         else:
             state = "failed" if self.load_error else "loading"

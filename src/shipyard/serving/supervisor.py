@@ -62,6 +62,7 @@ class Supervisor:
         sock = bind(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
         context = multiprocessing.get_context("fork")
+        self._warmed = context.Value("i", 0)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info(
@@ -89,7 +90,7 @@ class Supervisor:
 
     def _spawn(self, context: multiprocessing.context.ForkContext, slot: int, sock: socket.socket) -> None:
         process = context.Process(
-            target=run_worker, args=(self.config, sock), name=f"shipyard-worker-{slot}", daemon=False
+            target=run_worker, args=(self.config, sock, self._warmed), name=f"shipyard-worker-{slot}", daemon=False
         )
         process.start()
         self.workers[slot] = process

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 from shipyard.config import ServerConfig
 
@@ -34,7 +35,7 @@ def drop_privileges(user: str | None) -> None:
     os.environ["USER"] = entry.pw_name
 
 
-def run_worker(config: ServerConfig, sock: socket.socket) -> None:
+def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None) -> None:
     """The body of a worker process; never returns."""
     from shipyard.serving.logs import setup_logging
 
@@ -67,7 +68,7 @@ def run_worker(config: ServerConfig, sock: socket.socket) -> None:
         if server is not None:
             server.should_exit = True
 
-    app = ServerApp(config, handler, on_load_failed=load_failed)
+    app = ServerApp(config, handler, on_load_failed=load_failed, warmed=warmed)
     uv_config = uvicorn.Config(
         app,
         loop=_loop(),
