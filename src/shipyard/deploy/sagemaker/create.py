@@ -69,6 +69,19 @@ def preflight(ctx: Context, spec: DeploySpec, *, update: bool = False) -> Prefli
     )
 
 
+def resolve_image(images: ImageService, spec: DeploySpec, reporter: Reporter) -> ResolvedImage:
+    """The image a SageMaker deployment of ``spec`` runs (built from the bundle when the source is one)."""
+    return images.resolve(
+        spec.source,
+        name=spec.name,
+        bake_model=spec.serverless is not None,  # serverless endpoints take no ModelDataUrl
+        image=spec.image,
+        base=spec.base_image,
+        reporter=reporter,
+        with_aws=bool(spec.secrets),  # the server reads the secrets with boto3 at start
+    )
+
+
 def deploy(
     ctx: Context,
     spec: DeploySpec,
@@ -86,15 +99,7 @@ def deploy(
     record.region = ctx.aws.region
     record.details.update(account=checks.account, bucket=checks.bucket)
 
-    resolved = images.resolve(
-        spec.source,
-        name=spec.name,
-        bake_model=spec.serverless is not None,  # serverless endpoints take no ModelDataUrl
-        image=spec.image,
-        base=spec.base_image,
-        reporter=reporter,
-        with_aws=bool(spec.secrets),  # the server reads the secrets with boto3 at start
-    )
+    resolved = resolve_image(images, spec, reporter)
 
     # 1. the execution role (or the one given)
     if spec.role_arn:

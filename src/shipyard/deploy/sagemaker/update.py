@@ -15,7 +15,14 @@ from shipyard.cloud.session import tag_list
 from shipyard.deploy.base import IN_SERVICE, UPDATING, Reporter, Save
 from shipyard.deploy.images import ImageService
 from shipyard.deploy.sagemaker.context import Context
-from shipyard.deploy.sagemaker.create import attach_autoscaling, create_version, preflight, role_policy, tags_for
+from shipyard.deploy.sagemaker.create import (
+    attach_autoscaling,
+    create_version,
+    preflight,
+    resolve_image,
+    role_policy,
+    tags_for,
+)
 from shipyard.deploy.sagemaker.names import POLICY_NAME, VARIANT
 from shipyard.deploy.sagemaker.push import publish
 from shipyard.deploy.sagemaker.waiter import wait_in_service
@@ -59,15 +66,7 @@ def update(
         raise DeployError(f"the record of {record.name} names no endpoint config; run `shipyard status --reconcile`")
     spec = inherit_environment(ctx, spec, old_model)
     checks = preflight(ctx, spec, update=True)
-    resolved = images.resolve(
-        spec.source,
-        name=spec.name,
-        bake_model=spec.serverless is not None,  # serverless endpoints take no ModelDataUrl
-        image=spec.image,
-        base=spec.base_image,
-        reporter=reporter,
-        with_aws=bool(spec.secrets),  # the server reads the secrets with boto3 at start
-    )
+    resolved = resolve_image(images, spec, reporter)
 
     repository = ctx.ecr.create_repository(names.repository, tags=tag_list(record.name))
     pushed = publish(
