@@ -8,7 +8,6 @@ from pathlib import Path
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 out = Console()
 
@@ -99,11 +98,5 @@ def invoke(
     if not isinstance(predictions, list):
         print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"{len(predictions)} predictions in {answer.seconds * 1000:.1f} ms")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("prediction")
-    for index, value in enumerate(predictions[:50]):
-        table.add_row(str(index), orjson.dumps(value).decode())
-    if len(predictions) > 50:
-        table.caption = f"… {len(predictions) - 50} more (use --raw for all)"
-    out.print(table)
+    title = f"{len(predictions)} predictions in {answer.seconds * 1000:.1f} ms"
+    out.print(invoke_chunked.predictions_table(predictions, title, "--raw"))

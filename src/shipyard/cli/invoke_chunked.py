@@ -113,11 +113,16 @@ def run(
         sys.stdout.buffer.write(b"".join(orjson.dumps(value) + b"\n" for value in collected))
         err.print(note)
         return
-    table = Table(title=f"{len(collected)} predictions: {note}")
+    out.print(predictions_table(collected, f"{len(collected)} predictions: {note}", "--output FILE or --raw"))
+
+
+def predictions_table(predictions: list[Any], title: str, for_all: str, shown: int = 50) -> Table:
+    """The first ``shown`` predictions as a table; the caption says how to get them all."""
+    table = Table(title=title)
     table.add_column("#", justify="right", style="dim")
     table.add_column("prediction")
-    for index, value in enumerate(collected[:50]):
+    for index, value in enumerate(predictions[:shown]):
         table.add_row(str(index), orjson.dumps(value).decode())
-    if len(collected) > 50:
-        table.caption = f"… {len(collected) - 50} more (use --output FILE or --raw for all)"
-    out.print(table)
+    if len(predictions) > shown:
+        table.caption = f"… {len(predictions) - shown} more (use {for_all} for all)"
+    return table
