@@ -128,3 +128,13 @@ def test_with_replaces_fields() -> None:
     config = ServerConfig.from_env({})
     assert config.with_(port=1).port == 1
     assert config.port == 8080  # frozen: the original is unchanged
+
+
+@pytest.mark.parametrize(("raw", "value"), [("", "auto"), ("AUTO", "auto"), ("1", "on"), ("on", "on"), ("no", "off")])
+def test_preload_setting(raw: str, value: str) -> None:
+    assert ServerConfig.from_env({"SHIPYARD_PRELOAD": raw}).preload == value
+
+
+def test_a_bad_preload_setting_names_the_variable() -> None:
+    with pytest.raises(ShipyardError, match=r"SHIPYARD_PRELOAD='sometimes': use auto, on or off"):
+        ServerConfig.from_env({"SHIPYARD_PRELOAD": "sometimes"})

@@ -77,6 +77,7 @@ class ServerConfig:
     model_threads: int = 0  # 0: usable cores ÷ workers
     secrets: tuple[str, ...] = ()  # "VAR=NAME" entries of SHIPYARD_SECRETS (names only; see serving/secrets.py)
     region: str | None = None
+    preload: str = "auto"  # load the model once before forking the workers: auto (by flavor) | on | off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -105,6 +106,7 @@ class ServerConfig:
             "capture_flush_s": _float(env, "SHIPYARD_CAPTURE_FLUSH_SECONDS", d.capture_flush_s, low=0.0),
             "model_threads": _int(env, "SHIPYARD_MODEL_THREADS", d.model_threads, low=0, high=4096),
             "secrets": tuple(item.strip() for item in env.get("SHIPYARD_SECRETS", "").split(",") if item.strip()),
+            "preload": _choice(env, "SHIPYARD_PRELOAD", d.preload),
             "region": env.get("SAGEMAKER_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         }
         known = {f.name for f in fields(cls)}
@@ -144,6 +146,19 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> 
     if not value >= low:
         raise ShipyardError(f"{name}={value} must be >= {low}")
     return value
+
+
+_CHOICES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on", "off": "off", "0": "off",
+            "false": "off", "no": "off"}  # fmt: skip
+
+
+def _choice(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _CHOICES:
+        raise ShipyardError(f"{name}={raw!r}: use auto, on or off")
+    return _CHOICES[raw]
 
 
 def _percent(env: Mapping[str, str], name: str, default: float) -> float:

@@ -21,29 +21,38 @@ def _instructions(text: str) -> list[str]:
     return [line for line in joined.splitlines() if line and not line.startswith("#")]
 
 
-def test_default_image_is_two_stages_with_dependencies_before_code() -> None:
-    lines = _instructions(render(ImageSpec(base="python:3.11-slim", labels={"org.opencontainers.image.title": "d"})))
-    froms = [line for line in lines if line.startswith("FROM")]
-    assert froms == [
-        "FROM --platform=linux/amd64 python:3.11-slim AS venv",
-        "FROM --platform=linux/amd64 python:3.11-slim",
-    ]
+def test_default_image_is_one_stage_with_mounted_wheels_and_dependencies_before_code() -> None:
+    spec = ImageSpec(
+        base="python:3.11-slim",
+        labels={"org.opencontainers.image.title": "d"},
+        pip_wheel="pip-26.3-py3-none-any.whl",
+        requirements_sha256="a" * 64,
+        shipyard_sha256="b" * 64,
+    )
+    lines = _instructions(render(spec))
+    assert [line for line in lines if line.startswith("FROM")] == ["FROM --platform=linux/amd64 python:3.11-slim"]
     order = [
         next(i for i, line in enumerate(lines) if line.startswith(prefix))
-        for prefix in (
-            "COPY requirements.lock",
-            "COPY shipyard.lock",
-            "COPY --from=venv",
-            "COPY model/",
-            "COPY code/",
-        )
+        for prefix in ("RUN groupadd", "RUN --mount", "LABEL", "ENTRYPOINT", "COPY model/", "COPY code/")
     ]
-    assert order == sorted(order)  # requirements, then Shipyard, then the venv, the model, the code last
+    assert order == sorted(order)  # the user, the venv, metadata, the model, the code last
     assert lines[-1] == "COPY code/ /opt/ml/model/code/"
     installs = [line for line in lines if "pip install" in line]
     assert len(installs) == 2
     assert all("--mount=type=bind,from=wheelhouse,target=/wheelhouse" in line for line in installs)
     assert all("--require-hashes" in line and "--no-deps" in line for line in installs)
+    assert all("/wheelhouse/pip-26.3-py3-none-any.whl/pip install" in line for line in installs)
+    assert "venv --without-pip" in installs[0] and f"requirements.lock sha256={'a' * 64}" in installs[0]
+    assert f"shipyard.lock sha256={'b' * 64}" in installs[1]
+    assert not any(line.startswith("COPY") and ".lock" in line for line in lines)  # mounted, never in a layer
+
+
+def test_a_new_lock_changes_only_its_own_run_and_what_follows() -> None:
+    """RUN's cache key is its text: each lock's digest is in its RUN, so a new lock reruns exactly that layer."""
+    first = _instructions(render(ImageSpec(base="b", requirements_sha256="1" * 64, shipyard_sha256="2" * 64)))
+    second = _instructions(render(ImageSpec(base="b", requirements_sha256="1" * 64, shipyard_sha256="3" * 64)))
+    changed = [i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
+    assert len(changed) == 1 and "shipyard.lock" in first[changed[0]]
 
 
 def test_runtime_settings_entrypoint_and_user() -> None:

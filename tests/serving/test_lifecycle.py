@@ -143,3 +143,107 @@ def test_ping_waits_for_every_worker(running_server: ServerFactory, uneven_loadi
     server.wait_ready(timeout=30)
     statuses = {invoke(server.url, [1, 2]).status_code for _ in range(30)}  # a new connection each time
     assert statuses == {200}
+
+
+def test_a_preloaded_model_loads_once_before_the_workers_fork(
+    running_server: ServerFactory, behaviour_bundle: Path
+) -> None:
+    """A python-flavor bundle preloads by default: one load, in the supervisor; every worker ready at once."""
+    server = running_server(behaviour_bundle, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+    preloaded = server.wait_log(lambda e: e.get("message") == "model loaded before forking the workers")
+    assert preloaded["pid"] == server.process.pid
+    listening = server.wait_log(lambda e: e.get("message") == "listening")
+    assert listening["preloaded"] is True
+    lines = server.log_lines()
+    assert lines.index(preloaded) < lines.index(listening)  # the port listens only once the model is in memory
+    assert not any(e.get("message") == "model loaded" for e in lines)  # no worker loaded it again
+    assert invoke(server.url, [[0, 3]]).json() == {"predictions": [6.0]}
+
+    victim = server.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    server.wait_log(lambda e: e.get("message") == "worker died; replacing it")
+    deadline = time.monotonic() + 20
+    while (len(server.worker_pids()) < 2 or victim in server.worker_pids()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.worker_pids()) == 2
+    statuses = {invoke(server.url, [[0, 1]]).status_code for _ in range(20)}  # a new connection each time
+    assert statuses == {200}
+    assert not any(e.get("message") == "model loaded" for e in server.log_lines())  # the new worker inherited it
+
+
+def test_preload_off_loads_the_model_in_every_worker(running_server: ServerFactory, behaviour_bundle: Path) -> None:
+    server = running_server(behaviour_bundle, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SHIPYARD_PRELOAD": "off"})
+    deadline = time.monotonic() + 20
+    while len([e for e in server.log_lines() if e.get("message") == "model loaded"]) < 2:
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.05)
+    loads = [e for e in server.log_lines() if e.get("message") == "model loaded"]
+    assert len({e["pid"] for e in loads}) == 2 and server.process.pid not in {e["pid"] for e in loads}
+    assert not any(e.get("message") == "model loaded before forking the workers" for e in server.log_lines())
+
+
+def test_connections_are_refused_not_left_hanging_while_a_model_preloads(
+    slow_loading_bundle: Path, tmp_path: Path
+) -> None:
+    """SHIPYARD_PRELOAD=on with a 3 s model_fn: the port refuses connections until the model is in memory."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {
+        "SHIPYARD_MODEL_DIR": str(slow_loading_bundle),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SHIPYARD_HOST": "127.0.0.1",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "SHIPYARD_PRELOAD": "on",
+    }
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "serve")], env=server_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        refused = 0
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()[-3000:]
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/ping", timeout=5)
+            except httpx.ConnectError:
+                refused += 1
+                time.sleep(0.05)
+                continue
+            # Whatever answered, the model was already loaded: the line is written before listen().
+            assert "model loaded before forking the workers" in log_path.read_text()
+            if response.status_code == 200:
+                break
+            time.sleep(0.05)
+        assert refused > 0  # the 3 s load was seen from outside as refused connections
+        assert invoke(f"http://127.0.0.1:{port}", [1, 2]).json() == [10, 20]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+def test_a_preload_that_fails_exits_3_without_forking(failing_load_bundle: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "serve")],
+        env=server_env(
+            {
+                "SHIPYARD_MODEL_DIR": str(failing_load_bundle),
+                "SAGEMAKER_BIND_TO_PORT": "0",
+                "SHIPYARD_PRELOAD": "on",
+                "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+            }
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    lines = [orjson.loads(line) for line in result.stderr.splitlines() + result.stdout.splitlines() if line[:1] == "{"]
+    failed = next(e for e in lines if e.get("message", "").startswith("cannot load the model"))
+    assert "weights file model.pth is corrupt" in failed["message"]
+    assert not any(e.get("message", "").startswith("Started server process") for e in lines)  # no worker forked
+    assert not any(e.get("message") == "listening" for e in lines)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.table import Table
 
 out = Console()
@@ -70,6 +69,8 @@ def bench(
         for row in body:
             table.add_row(*row)
         out.print(table)
+    from rich.markdown import Markdown  # markdown-it costs 40 ms: only the one command that prints it pays
+
     out.print(Markdown("\n".join(f"- {line}" for line in report.recommendation_lines())))
     paths = report.write(output, plot=plot)
     out.print("wrote " + ", ".join(str(p) for p in paths.values()))

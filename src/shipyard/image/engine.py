@@ -184,6 +184,12 @@ class Engine:
     def image_exists(self, ref: str) -> bool:
         return self._run(["image", "inspect", ref]).returncode == 0
 
+    def find_image(self, ref: str) -> ImageInfo | None:
+        """``inspect_image``, or None when there is no such image (one engine call instead of two)."""
+        done = self._run(["image", "inspect", ref])
+        data = json.loads(done.stdout or "[]") if done.returncode == 0 else []
+        return ImageInfo.from_inspect(data[0]) if data else None
+
     def is_manifest_list(self, ref: str) -> bool:
         """Whether the local ``ref`` names an image index (multi-platform list) rather than one image."""
         if self.name != "podman":

@@ -36,6 +36,7 @@ __all__ = [
     "Lock",
     "Target",
     "cache_dir",
+    "pip_wheel",
     "resolve",
     "serving_requirements",
     "shipyard_wheel",
@@ -100,13 +101,24 @@ class Lock:
                 existing.unlink()
         for name, source in wanted.items():
             target = directory / name
-            if target.exists() and target.stat().st_size == source.stat().st_size:
+            if target.exists() and _same_file(target, source):
                 continue
             target.unlink(missing_ok=True)
             try:
                 os.link(source, target)
             except OSError:
                 shutil.copy2(source, target)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same inode (a hard link), or a copy with the same size and mtime (copy2 keeps the mtime).
+
+    Size alone is not enough: Shipyard's own wheel keeps its name from one source edit to the next.
+    """
+    first, second = a.stat(), b.stat()
+    if (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino):
+        return True
+    return first.st_size == second.st_size and first.st_mtime_ns == second.st_mtime_ns
 
 
 def serving_requirements(bundle_requirements: Sequence[str]) -> list[str]:
@@ -197,6 +209,22 @@ def shipyard_wheel(progress: Progress | None = None) -> Lock:
             for wheel in Path(tmp).glob("*.whl"):
                 os.replace(wheel, target / wheel.name)
     return _lock_for(sorted(target.glob("*.whl")))
+
+
+def pip_wheel(target: Target, progress: Progress | None = None) -> Path:
+    """A pip wheel for ``target``: the build runs pip from it (``python pip.whl/pip``), so the image has no pip.
+
+    The host's pip version when it supports the target's Python, else the newest that does.
+    """
+    try:
+        pinned = [f"pip=={metadata.version('pip')}"]
+    except metadata.PackageNotFoundError:
+        pinned = ["pip"]
+    try:
+        lock = resolve(pinned, target, progress)
+    except ImageError:
+        lock = resolve(["pip"], target, progress)
+    return lock.files[0]
 
 
 def _source_tree() -> Path | None:

@@ -66,6 +66,7 @@ class ServerApp:
         metrics: Metrics | None = None,
         on_load_failed: Callable[[BaseException], None] | None = None,
         warmed: Any = None,
+        loaded: bool = False,
     ) -> None:
         self.config = config
         # A counter shared by every worker (a multiprocessing.Value): how many have loaded the model once.
@@ -82,6 +83,7 @@ class ServerApp:
             flush_seconds=config.capture_flush_s,
         )
         self.on_load_failed = on_load_failed
+        self._preloaded = loaded  # the handler came loaded (the supervisor preloaded it before forking)
         self.ready = False
         self.load_error: BaseException | None = None
         self.batcher = Batcher(
@@ -130,7 +132,10 @@ class ServerApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._start_loading(asyncio.get_running_loop())
+                if self._preloaded:
+                    self._mark_ready()
+                else:
+                    self._start_loading(asyncio.get_running_loop())
                 if self.capture is not None:
                     self.capture.start()
                 await send({"type": "lifespan.startup.complete"})
@@ -159,12 +164,15 @@ class ServerApp:
 
         threading.Thread(target=load, name="shipyard-load", daemon=True).start()
 
+    def _mark_ready(self) -> None:
+        self.ready = True
+        if self._warmed is not None:
+            with self._warmed.get_lock():
+                self._warmed.value += 1
+
     def _loaded(self, error: BaseException | None, seconds: float) -> None:
         if error is None:
-            self.ready = True
-            if self._warmed is not None:
-                with self._warmed.get_lock():
-                    self._warmed.value += 1
+            self._mark_ready()
             log.info(
                 "model loaded", extra={"fields": {"model": self.handler.description, "load_seconds": round(seconds, 3)}}
             )

@@ -5,11 +5,19 @@
   one that cannot load the model stops the whole server with exit code 3 instead of looping.
 * SIGTERM (what ``docker stop`` and SageMaker send) closes the socket, asks each worker to finish its
   in-flight requests, and exits within ``SHIPYARD_GRACEFUL_TIMEOUT`` seconds.
+* Started as root with ``SHIPYARD_RUN_AS``, it drops to that user right after binding the port, before any
+  model code runs; the workers it forks inherit the user.
+* Preloading (``SHIPYARD_PRELOAD``, like gunicorn's ``--preload``): the model is loaded here, once, and the
+  workers are forked with it in memory, ready at once. The imports and the load are paid once instead of
+  once per worker, a replaced worker is ready instantly, and the workers share the model's pages. ``auto``
+  preloads the flavors whose loading starts no threads (scikit-learn, Python callables); thread pools
+  (onnxruntime, torch's OpenMP) do not survive ``fork``, so those flavors load in each worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -21,7 +29,8 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from shipyard.config import ServerConfig
-from shipyard.serving.worker import EXIT_LOAD_FAILED, run_worker
+from shipyard.handler import Handler
+from shipyard.serving.worker import EXIT_LOAD_FAILED, drop_privileges, preimport, run_worker
 
 __all__ = ["Supervisor", "bind"]
 
@@ -32,6 +41,7 @@ _MAX_BACKOFF_S = 5.0
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """A bound, not yet listening, socket: ``listen()`` comes when a worker is about to answer."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,7 +50,6 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -51,6 +60,7 @@ class Supervisor:
         self.workers: dict[int, BaseProcess] = {}
         self._stopping = False
         self._failures = 0
+        self._handler: Handler | None = None  # the preloaded model, inherited by every worker
 
     def run(self) -> int:
         multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -59,24 +69,32 @@ class Supervisor:
             owned_dir = tempfile.TemporaryDirectory(prefix="shipyard-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = owned_dir.name
             _hand_over(owned_dir.name, self.config.run_as)
+        # Bound now (a port in use fails at once, and a low port needs root), listening only once there is a
+        # worker to answer: while a model preloads, connections are refused rather than left hanging.
         sock = bind(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
         context = multiprocessing.get_context("fork")
         self._warmed = context.Value("i", 0)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        log.info(
-            "listening",
-            extra={
-                "fields": {
-                    "host": self.config.host,
-                    "port": self.port,
-                    "workers": self.config.workers,
-                    "model_dir": self.config.model_dir,
-                }
-            },
-        )
         try:
+            drop_privileges(self.config.run_as)  # the port is bound and the metrics directory handed over
+            preimport()
+            if _should_preload(self.config) and not self._preload():
+                return EXIT_LOAD_FAILED
+            sock.listen(2048)
+            log.info(
+                "listening",
+                extra={
+                    "fields": {
+                        "host": self.config.host,
+                        "port": self.port,
+                        "workers": self.config.workers,
+                        "model_dir": self.config.model_dir,
+                        "preloaded": self._handler is not None,
+                    }
+                },
+            )
             for slot in range(self.config.workers):
                 self._spawn(context, slot, sock)
             code = self._watch(context, sock)
@@ -90,10 +108,34 @@ class Supervisor:
 
     def _spawn(self, context: multiprocessing.context.ForkContext, slot: int, sock: socket.socket) -> None:
         process = context.Process(
-            target=run_worker, args=(self.config, sock, self._warmed), name=f"shipyard-worker-{slot}", daemon=False
+            target=run_worker,
+            args=(self.config, sock, self._warmed, self._handler),
+            name=f"shipyard-worker-{slot}",
+            daemon=False,
         )
         process.start()
         self.workers[slot] = process
+
+    def _preload(self) -> bool:
+        from shipyard.bundle import Bundle
+        from shipyard.handler import handler_for
+
+        started = time.perf_counter()
+        try:
+            handler = handler_for(Bundle.open(self.config.model_dir, self.config.program), self.config)
+            handler.load()
+        except Exception as exc:
+            log.error("cannot load the model: %s", exc, exc_info=exc)
+            return False
+        # Objects that live as long as the process: out of the collector's sight, so its passes never
+        # write to (and so copy) the pages the workers share with this process.
+        gc.freeze()
+        self._handler = handler
+        log.info(
+            "model loaded before forking the workers",
+            extra={"fields": {"model": handler.description, "load_seconds": round(time.perf_counter() - started, 3)}},
+        )
+        return True
 
     def _watch(self, context: multiprocessing.context.ForkContext, sock: socket.socket) -> int:
         while not self._stopping:
@@ -134,6 +176,18 @@ class Supervisor:
                 log.warning("worker %s did not stop in time; killing it", process.pid)
                 _signal(process, signal.SIGKILL)
                 process.join(5)
+
+
+def _should_preload(config: ServerConfig) -> bool:
+    if config.preload != "auto":
+        return config.preload == "on"
+    from shipyard.bundle import HANDLER_FLAVOR, Bundle
+    from shipyard.handler.flavors import flavor_module
+
+    bundle = Bundle.open(config.model_dir, config.program)
+    if bundle.flavor == HANDLER_FLAVOR or bundle.handler_script is not None:
+        return False  # a handler script's model_fn may start threads: it loads in each worker
+    return bool(getattr(flavor_module(bundle.flavor), "PRELOAD", False))
 
 
 def _hand_over(directory: str, user: str | None) -> None:

@@ -10,8 +10,9 @@ import sys
 from typing import Any
 
 from shipyard.config import ServerConfig
+from shipyard.handler.base import Handler
 
-__all__ = ["EXIT_LOAD_FAILED", "drop_privileges", "run_worker"]
+__all__ = ["EXIT_LOAD_FAILED", "drop_privileges", "preimport", "run_worker"]
 
 EXIT_LOAD_FAILED = 3
 
@@ -35,8 +36,8 @@ def drop_privileges(user: str | None) -> None:
     os.environ["USER"] = entry.pw_name
 
 
-def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None) -> None:
-    """The body of a worker process; never returns."""
+def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None, handler: Handler | None = None) -> None:
+    """The body of a worker process; never returns. ``handler``: the model the supervisor preloaded."""
     from shipyard.serving.logs import setup_logging
 
     # fork() copied the supervisor's SIGTERM/SIGINT handler, which would run here too (and log a second,
@@ -53,9 +54,10 @@ def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None) ->
     from shipyard.serving.app import ServerApp
 
     exit_code = 0
+    preloaded = handler is not None
     try:
-        bundle = Bundle.open(config.model_dir, config.program)
-        handler = handler_for(bundle, config)
+        if handler is None:
+            handler = handler_for(Bundle.open(config.model_dir, config.program), config)
     except Exception as exc:
         log.error("cannot open the bundle: %s", exc, exc_info=exc)
         sys.exit(EXIT_LOAD_FAILED)
@@ -68,7 +70,7 @@ def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None) ->
         if server is not None:
             server.should_exit = True
 
-    app = ServerApp(config, handler, on_load_failed=load_failed, warmed=warmed)
+    app = ServerApp(config, handler, on_load_failed=load_failed, warmed=warmed, loaded=preloaded)
     uv_config = uvicorn.Config(
         app,
         loop=_loop(),
@@ -84,6 +86,16 @@ def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None) ->
     server = uvicorn.Server(uv_config)
     server.run(sockets=[sock])
     sys.exit(exit_code)
+
+
+def preimport() -> None:
+    """Import what every worker needs, once, before the workers fork (they start serving sooner)."""
+    import importlib
+
+    for name in ("uvicorn", "uvicorn.protocols.http.httptools_impl", "uvicorn.lifespan.on", "shipyard.serving.app"):
+        importlib.import_module(name)
+    if _loop() == "uvloop":
+        importlib.import_module("uvicorn.loops.uvloop")
 
 
 def _loop() -> str:

@@ -13,6 +13,7 @@ from shipyard.errors import BundleError
 
 NAME = "python"
 PACKAGES = ("cloudpickle", "numpy")
+PRELOAD = True  # loading starts no threads: the supervisor may load it once, before forking
 ARTIFACT = "model/model.pkl"
 
 

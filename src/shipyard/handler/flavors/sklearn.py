@@ -10,6 +10,7 @@ from shipyard.errors import BundleError
 
 NAME = "sklearn"
 PACKAGES = ("scikit-learn", "joblib", "numpy", "scipy", "threadpoolctl")
+PRELOAD = True  # loading starts no threads: the supervisor may load it once, before forking
 ARTIFACT = "model/model.joblib"
 
 
