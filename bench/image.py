@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/image.py                 # writes bench/results/image.{json,md}
     .venv/bin/python bench/image.py --quick         # 2 cold starts each, results in a temporary directory
+    .venv/bin/python bench/image.py --prune         # first remove dangling images (what bench/results used)
 
 Both images serve the same digits model (examples/digits/train.py) on the same base image (default: the
 debootstrap base of tests/infra/base_image.py, built if missing), from the same host-resolved wheelhouse
@@ -88,7 +89,15 @@ def main() -> int:
     parser.add_argument("--base", default=None, help="base image (default: the debootstrap bookworm base)")
     parser.add_argument("--quick", action="store_true", help="2 cold starts each; results in a temp dir")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="first remove dangling images (`podman image prune`): the engine checks its layer cache against "
+        "every image in the store, so builds slow down as it fills; pruning makes runs comparable",
+    )
     args = parser.parse_args()
+    if args.prune:
+        subprocess.run(["podman", "image", "prune", "--force"], capture_output=True, check=False)
     runs = 2 if args.quick else 5
     out = Path(tempfile.mkdtemp(prefix="bench-image-")) if args.quick else args.out
 
@@ -194,6 +203,7 @@ def main() -> int:
         },
         "base": base,
         "runs": runs,
+        "pruned": args.prune,
         "results": results,
         "ratios": ratios,
         "targets": targets,
@@ -285,7 +295,8 @@ def _markdown(document: dict[str, Any]) -> str:
         f"load average {document['machine']['load_average_at_end']}, "
         f"{document['machine'].get('images_in_store', '?')} images in Podman's store, "
         f"base `{document['base']}`, cold starts: median of {document['runs']}. "
-        "Reproduce: `.venv/bin/python bench/image.py` (see its docstring).",
+        f"Reproduce: `.venv/bin/python bench/image.py{' --prune' if document.get('pruned') else ''}` "
+        "(see its docstring).",
         "",
         "| | tutorial (Flask + gunicorn, 2 workers) | Shipyard |",
         "|---|---:|---:|",
