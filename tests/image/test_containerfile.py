@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.errors import EngineNotFound
+from shipyard.errors import EngineNotFound, ImageError
 from shipyard.image import ImageSpec, detect, render
 from shipyard.image.context import FIXED_MTIME, BuildContext
 from shipyard.image.engine import is_local_registry
 from shipyard.image.scan import scan_env, scan_text
-from shipyard.image.wheelhouse import Target, serving_requirements
+from shipyard.image.wheelhouse import Target, resolve, serving_requirements
 
 
 def _instructions(text: str) -> list[str]:
@@ -162,3 +162,20 @@ def test_no_engine_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(EngineNotFound, match="unknown engine"):
         detect("containerd")
     assert os.environ["PATH"] == str(tmp_path)
+
+
+def test_an_unresolvable_local_version_pin_says_which_index_serves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip really runs (and fails): a `+cpu` pin gets a hint naming PyTorch's index, other failures do not."""
+    monkeypatch.setenv("SHIPYARD_CACHE_DIR", str(tmp_path))
+    target = Target("3.11", (2, 36), "x86_64")
+    with pytest.raises(ImageError) as raised:
+        resolve(["shipyard-test-no-such-package==1.0+cpu"], target)
+    message = str(raised.value)
+    assert "cannot resolve the image's requirements for cp311-glibc2.36-x86_64" in message
+    assert "shipyard-test-no-such-package==1.0+cpu pins a local version" in message
+    assert "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu" in message
+    with pytest.raises(ImageError) as plain:
+        resolve(["shipyard-test-no-such-package==1.0"], target)
+    assert "local version" not in str(plain.value)

@@ -169,6 +169,7 @@ def resolve(requirements: Iterable[str], target: Target, progress: Progress | No
                 f"{_pip_error(done.stderr or done.stdout)}\n"
                 "Every requirement needs a binary wheel for that platform; pin a version that has one "
                 "in code/requirements.txt, or pick a base image with another Python (--base)."
+                + _local_version_hint(requirements)
             )
         files = []
         for wheel in sorted((Path(tmp) / "out").glob("*.whl")):
@@ -180,6 +181,18 @@ def resolve(requirements: Iterable[str], target: Target, progress: Progress | No
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(lock_path, lock.text())
     return lock
+
+
+def _local_version_hint(requirements: Sequence[str]) -> str:
+    """PyTorch's CPU builds (``torch==2.13.0+cpu``) are not on PyPI: say where they are."""
+    local = [r for r in requirements if "==" in r and "+" in r.split("==", 1)[1]]
+    if not local:
+        return ""
+    return (
+        f"\n{', '.join(local)} pins a local version (the part after '+'), which PyPI does not serve; the "
+        "resolution runs pip with your pip settings, so name the index that has it, e.g. "
+        "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu for PyTorch's CPU builds."
+    )
 
 
 def shipyard_wheel(progress: Progress | None = None) -> Lock:
