@@ -243,7 +243,7 @@ def test_a_preload_that_fails_exits_3_without_forking(failing_load_bundle: Path)
     )
     assert result.returncode == 3
     lines = [orjson.loads(line) for line in result.stderr.splitlines() + result.stdout.splitlines() if line[:1] == "{"]
-    failed = next(e for e in lines if e.get("message", "").startswith("cannot load the model"))
+    failed = next(e for e in lines if e.get("message", "").startswith("loading the model failed"))
     assert "weights file model.pth is corrupt" in failed["message"]
     assert not any(e.get("message", "").startswith("Started server process") for e in lines)  # no worker forked
     assert not any(e.get("message") == "listening" for e in lines)

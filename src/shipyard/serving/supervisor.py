@@ -125,7 +125,7 @@ class Supervisor:
             handler = handler_for(Bundle.open(self.config.model_dir, self.config.program), self.config)
             handler.load()
         except Exception as exc:
-            log.error("cannot load the model: %s", exc, exc_info=exc)
+            log.error("loading the model failed: %s", exc, exc_info=exc)
             return False
         # Objects that live as long as the process: out of the collector's sight, so its passes never
         # write to (and so copy) the pages the workers share with this process.
