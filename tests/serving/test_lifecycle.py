@@ -247,3 +247,27 @@ def test_a_preload_that_fails_exits_3_without_forking(failing_load_bundle: Path)
     assert "weights file model.pth is corrupt" in failed["message"]
     assert not any(e.get("message", "").startswith("Started server process") for e in lines)  # no worker forked
     assert not any(e.get("message") == "listening" for e in lines)
+
+
+def test_sigterm_during_a_preload_exits_at_once(slow_loading_bundle: Path) -> None:
+    """SageMaker may stop a container that is still loading: a 3 s model_fn must not delay the exit."""
+    settings = {
+        "SHIPYARD_MODEL_DIR": str(slow_loading_bundle),
+        "SAGEMAKER_BIND_TO_PORT": "0",
+        "SHIPYARD_PRELOAD": "on",
+    }
+    process = subprocess.Popen(
+        [str(BIN / "serve")], env=server_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "loading the model before forking the workers" in line:
+            break
+    time.sleep(0.5)  # model_fn is sleeping now
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(10) == 0
+    assert time.monotonic() - sent < 2.5  # not after the rest of the 3 s load
+    rest = process.stdout.read()
+    assert "signal SIGTERM while loading the model: exiting" in rest
+    assert "listening" not in rest

@@ -61,6 +61,7 @@ class Supervisor:
         self._stopping = False
         self._failures = 0
         self._handler: Handler | None = None  # the preloaded model, inherited by every worker
+        self._preloading = False
 
     def run(self) -> int:
         multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -121,12 +122,16 @@ class Supervisor:
         from shipyard.handler import handler_for
 
         started = time.perf_counter()
+        self._preloading = True
+        log.info("loading the model before forking the workers", extra={"fields": {"model_dir": self.config.model_dir}})
         try:
             handler = handler_for(Bundle.open(self.config.model_dir, self.config.program), self.config)
             handler.load()
         except Exception as exc:
             log.error("loading the model failed: %s", exc, exc_info=exc)
             return False
+        finally:
+            self._preloading = False
         # Objects that live as long as the process: out of the collector's sight, so its passes never
         # write to (and so copy) the pages the workers share with this process.
         gc.freeze()
@@ -160,6 +165,9 @@ class Supervisor:
         return 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._preloading:  # nothing is served yet: stop now rather than after a load that may take minutes
+            log.info("signal %s while loading the model: exiting", signal.Signals(signum).name)
+            raise SystemExit(0)
         if not self._stopping:
             log.info("signal %s: draining", signal.Signals(signum).name)
         self._stopping = True
