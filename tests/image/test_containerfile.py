@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from shipyard.errors import EngineNotFound, ImageError
 from shipyard.image import ImageSpec, detect, render
 from shipyard.image.context import FIXED_MTIME, BuildContext
 from shipyard.image.engine import is_local_registry
-from shipyard.image.scan import scan_env, scan_text
+from shipyard.image.scan import scan_env, scan_layers, scan_text
 from shipyard.image.wheelhouse import Target, resolve, serving_requirements
 
 
@@ -179,3 +183,54 @@ def test_an_unresolvable_local_version_pin_says_which_index_serves_it(
     with pytest.raises(ImageError) as plain:
         resolve(["shipyard-test-no-such-package==1.0"], target)
     assert "local version" not in str(plain.value)
+
+
+def _archive(files: dict[str, bytes]) -> io.BytesIO:
+    """A `podman save` archive (docker-archive: one `<id>.tar` per layer) holding one layer with ``files``."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    outer = io.BytesIO()
+    with tarfile.open(fileobj=outer, mode="w") as tar:
+        info = tarfile.TarInfo("0123abcd.tar")
+        info.size = layer.getbuffer().nbytes
+        layer.seek(0)
+        tar.addfile(info, layer)
+    outer.seek(0)
+    return outer
+
+
+def test_a_token_in_a_file_its_wheel_installed_unchanged_is_reported_apart() -> None:
+    """transformers ships a public token in testing_utils.py: not the user's secret, unless the file was altered."""
+    site = "opt/shipyard/venv/lib/python3.11/site-packages"
+    published = b'TOKEN = "hf_' + b"a" * 34 + b'"\n'
+    altered = b'TOKEN = "hf_' + b"b" * 34 + b'"\n'
+
+    def digest(content: bytes) -> str:
+        return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+
+    record = (
+        f"pkg/testing_utils.py,sha256={digest(published)},{len(published)}\n"
+        f"pkg/other.py,sha256={digest(published)},{len(published)}\n"  # what the wheel had; the layer has `altered`
+        "pkg-1.0.dist-info/RECORD,,\n"
+    ).encode()
+    scan = scan_layers(
+        _archive(
+            {
+                f"{site}/pkg/testing_utils.py": published,
+                f"{site}/pkg/other.py": altered,
+                "root/notes.txt": b"key AKIAABCDEFGHIJKLMNOP\n",
+                f"{site}/pkg-1.0.dist-info/RECORD": record,  # after the files it lists, as in a real layer
+            }
+        )
+    )
+    assert scan.files == 4
+    assert sorted((f.where, f.what) for f in scan.findings) == [
+        (f"layer 1: /{site}/pkg/other.py", "Hugging Face token"),
+        ("layer 1: /root/notes.txt", "AWS access key id"),
+    ]
+    packaged = [(f.where, f.what) for f in scan.packaged]
+    assert packaged == [(f"layer 1: /{site}/pkg/testing_utils.py", "Hugging Face token")]

@@ -3,17 +3,24 @@
 A file deleted in a later layer is still in the earlier one (and in the registry), so the scan reads the
 layers as they are pushed (``docker save``), not the container's merged filesystem. Patterns catch what
 leaks in practice: AWS access keys and secret keys, private keys, cloud and VCS tokens, credential files.
+
+Installed packages carry their own test fixtures (``transformers`` ships a public Hugging Face token in
+``testing_utils.py``). A match in a file that is byte-identical to what its wheel installed — the sha256
+in the package's ``*.dist-info/RECORD``, in the same layer — is the package's published content, not a
+secret of the user's, and is reported apart; the same file with other bytes is a finding like any other.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO
 
-__all__ = ["Finding", "scan_env", "scan_layers", "scan_text"]
+__all__ = ["Finding", "LayerScan", "scan_env", "scan_layers", "scan_text"]
 
 _MAX_FILE = 2 * 1024 * 1024  # text files larger than this are data, not configuration
 _PATTERNS = [
@@ -64,10 +71,16 @@ def scan_history(commands: Iterable[str]) -> list[Finding]:
     return findings
 
 
-def scan_layers(stream: IO[bytes]) -> tuple[list[Finding], int]:
-    """Scan a ``docker save`` archive read as a stream; the findings and the number of files read."""
-    findings: list[Finding] = []
-    files = 0
+@dataclass
+class LayerScan:
+    findings: list[Finding]
+    files: int  # files read
+    packaged: list[Finding]  # matches in files identical to what an installed wheel put there
+
+
+def scan_layers(stream: IO[bytes]) -> LayerScan:
+    """Scan a ``docker save`` archive read as a stream, file by file, layer by layer."""
+    result = LayerScan([], 0, [])
     layer = 0
     with tarfile.open(fileobj=stream, mode="r|") as outer:
         for member in outer:
@@ -82,24 +95,54 @@ def scan_layers(stream: IO[bytes]) -> tuple[list[Finding], int]:
             except tarfile.ReadError:
                 continue  # a config or manifest blob, not a layer
             with inner:
-                for entry in inner:
-                    if not entry.isfile():
-                        continue
-                    files += 1
-                    where = f"layer {layer}: /{entry.name.lstrip('./')}"
-                    if _SECRET_FILES.search(entry.name) and entry.size > 0:
-                        findings.append(Finding(where, "a credentials file"))
-                        continue
-                    if entry.size > _MAX_FILE:
-                        continue
-                    data = inner.extractfile(entry)
-                    if data is None:
-                        continue
-                    content = data.read()
-                    if b"\0" in content[:4096]:
-                        continue  # binary: compiled code, arrays, pickles
-                    findings += scan_text(content, where)
-    return findings, files
+                _scan_layer(inner, layer, result)
+    return result
+
+
+def _scan_layer(layer_tar: tarfile.TarFile, layer: int, result: LayerScan) -> None:
+    suspects: list[tuple[str, str, Finding]] = []  # (path, its sha256 as RECORD writes it, finding)
+    recorded: dict[str, str] = {}  # path in the layer → the sha256 its package's RECORD lists
+    for entry in layer_tar:
+        if not entry.isfile():
+            continue
+        result.files += 1
+        path = entry.name.removeprefix("./").lstrip("/")
+        where = f"layer {layer}: /{path}"
+        if _SECRET_FILES.search(entry.name) and entry.size > 0:
+            result.findings.append(Finding(where, "a credentials file"))
+            continue
+        is_record = path.endswith(".dist-info/RECORD")
+        if entry.size > _MAX_FILE and not is_record:
+            continue
+        data = layer_tar.extractfile(entry)
+        if data is None:
+            continue
+        content = data.read()
+        if is_record:
+            recorded.update(_record_hashes(path, content))
+            continue
+        if b"\0" in content[:4096]:
+            continue  # binary: compiled code, arrays, pickles
+        for finding in scan_text(content, where):
+            suspects.append((path, _record_digest(content), finding))
+    for path, digest, finding in suspects:  # a RECORD may come after the files it lists
+        (result.packaged if recorded.get(path) == digest else result.findings).append(finding)
+
+
+def _record_hashes(record_path: str, content: bytes) -> dict[str, str]:
+    """``path,sha256=<urlsafe base64>,size`` lines of a RECORD, paths made relative to the layer's root."""
+    site = record_path.rsplit("/", 2)[0]  # the directory holding the .dist-info directory
+    hashes = {}
+    for line in content.decode("utf-8", "replace").splitlines():
+        name, _, rest = line.partition(",")
+        digest = rest.partition(",")[0]
+        if digest.startswith("sha256="):
+            hashes[f"{site}/{name}"] = digest.removeprefix("sha256=")
+    return hashes
+
+
+def _record_digest(content: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
 
 
 def _is_layer(name: str) -> bool:
