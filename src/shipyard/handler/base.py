@@ -28,6 +28,9 @@ class Prepared:
 class Handler(Protocol):
     batchable: bool
     description: str
+    # Whether loading starts no threads, so the supervisor may load it once before forking the workers
+    # (SHIPYARD_PRELOAD=auto): thread pools do not survive fork.
+    preloadable: bool
 
     def load(self) -> None: ...
 

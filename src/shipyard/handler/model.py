@@ -23,10 +23,12 @@ class ModelHandler:
         self.config = config
         self.default_accept = config.default_accept
         self.description = f"{self.manifest.name} v{self.manifest.version} ({self.manifest.flavor})"
+        self._flavor = flavor_module(self.manifest.flavor)  # the module only: its heavy imports come in load()
+        self.preloadable = bool(getattr(self._flavor, "PRELOAD", False))
         self._predict: Any = None
 
     def load(self) -> None:
-        module = flavor_module(self.manifest.flavor)
+        module = self._flavor
         configure = getattr(module, "configure", None)
         if configure is not None:  # optional flavor hook, e.g. size torch's thread pool to this worker's cores
             configure(self.config)

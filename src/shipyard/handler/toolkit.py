@@ -39,6 +39,7 @@ _FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 
 class ToolkitHandler:
     batchable = False
+    preloadable = False  # model_fn is the user's: it may start threads, so it loads in each worker
 
     def __init__(self, bundle: Bundle, config: ServerConfig) -> None:
         script = bundle.handler_script

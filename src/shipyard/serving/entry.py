@@ -21,12 +21,12 @@ def serve(config: ServerConfig) -> int:
     from shipyard.serving.supervisor import Supervisor
 
     setup_logging(config.log_level)
-    Bundle.open(config.model_dir, config.program)  # fail fast, with a clear message, on a bad bundle
+    bundle = Bundle.open(config.model_dir, config.program)  # fail fast, with a clear message, on a bad bundle
     if config.secrets:  # before the workers fork and the model loads, so both see them
         from shipyard.serving.secrets import load_secrets
 
         load_secrets(config)
-    return Supervisor(config).run()
+    return Supervisor(config, bundle).run()
 
 
 def main(argv: list[str] | None = None) -> None:

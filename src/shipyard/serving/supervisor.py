@@ -28,8 +28,9 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from shipyard.bundle import Bundle
 from shipyard.config import ServerConfig
-from shipyard.handler import Handler
+from shipyard.handler import Handler, handler_for
 from shipyard.serving.worker import EXIT_LOAD_FAILED, drop_privileges, preimport, run_worker
 
 __all__ = ["Supervisor", "bind"]
@@ -55,8 +56,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class Supervisor:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, bundle: Bundle | None = None) -> None:
         self.config = config
+        self._bundle = bundle  # opened by the caller already, or opened here
         self.workers: dict[int, BaseProcess] = {}
         self._stopping = False
         self._failures = 0
@@ -81,8 +83,15 @@ class Supervisor:
         try:
             drop_privileges(self.config.run_as)  # the port is bound and the metrics directory handed over
             preimport()
-            if _should_preload(self.config) and not self._preload():
-                return EXIT_LOAD_FAILED
+            if self.config.preload != "off":
+                try:
+                    bundle = self._bundle or Bundle.open(self.config.model_dir, self.config.program)
+                    handler = handler_for(bundle, self.config)
+                except Exception as exc:  # what a worker does with it: exit 3, not a restart loop
+                    log.error("cannot open the bundle: %s", exc, exc_info=exc)
+                    return EXIT_LOAD_FAILED
+                if (self.config.preload == "on" or handler.preloadable) and not self._preload(handler):
+                    return EXIT_LOAD_FAILED
             sock.listen(2048)
             log.info(
                 "listening",
@@ -117,15 +126,11 @@ class Supervisor:
         process.start()
         self.workers[slot] = process
 
-    def _preload(self) -> bool:
-        from shipyard.bundle import Bundle
-        from shipyard.handler import handler_for
-
+    def _preload(self, handler: Handler) -> bool:
         started = time.perf_counter()
         self._preloading = True
         log.info("loading the model before forking the workers", extra={"fields": {"model_dir": self.config.model_dir}})
         try:
-            handler = handler_for(Bundle.open(self.config.model_dir, self.config.program), self.config)
             handler.load()
         except Exception as exc:
             log.error("loading the model failed: %s", exc, exc_info=exc)
@@ -184,18 +189,6 @@ class Supervisor:
                 log.warning("worker %s did not stop in time; killing it", process.pid)
                 _signal(process, signal.SIGKILL)
                 process.join(5)
-
-
-def _should_preload(config: ServerConfig) -> bool:
-    if config.preload != "auto":
-        return config.preload == "on"
-    from shipyard.bundle import HANDLER_FLAVOR, Bundle
-    from shipyard.handler.flavors import flavor_module
-
-    bundle = Bundle.open(config.model_dir, config.program)
-    if bundle.flavor == HANDLER_FLAVOR or bundle.handler_script is not None:
-        return False  # a handler script's model_fn may start threads: it loads in each worker
-    return bool(getattr(flavor_module(bundle.flavor), "PRELOAD", False))
 
 
 def _hand_over(directory: str, user: str | None) -> None:
