@@ -216,7 +216,7 @@ def _target(engine: Engine, base: str, platform: str, phase: Callable[[str], Non
             f"the base image {base} runs {target.machine}, not {_MACHINES[platform]} ({platform}): "
             "pick a base image for that platform"
         )
-    image_id = engine.inspect_image(base).id
+    image_id = found.id if found else engine.inspect_image(base).id  # the probe pulled it if it was missing
     known[f"{engine.name}|{image_id}|{platform}"] = [target.python, list(target.glibc), target.machine]
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".bases.{os.getpid()}")
