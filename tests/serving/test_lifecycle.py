@@ -93,6 +93,10 @@ def test_sigterm_drains_in_flight_requests(running_server: ServerFactory, behavi
             time.sleep(0.1)
         except httpx.ConnectError:
             refused = True
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # A connection made in the instant SIGTERM arrives can be accepted into the backlog and then
+            # closed unanswered when the listener closes (any server does this); the next one is refused.
+            time.sleep(0.05)
     assert refused and in_flight.is_alive()
     in_flight.join(30)
     assert answer["r"].status_code == 200
