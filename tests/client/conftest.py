@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from infra.moto import aws, moto_server  # noqa: F401 - fixtures
 from infra.scripted_http import Running, Script, start_scripted
 
 

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from test_deploy_sagemaker import tagged_everywhere
 
+import shipyard
 from infra.oci_registry import OciRegistry
 
 pytestmark = pytest.mark.integration
@@ -75,6 +76,41 @@ def test_sagemaker_commands(
     request.write_bytes(orjson.dumps({"instances": [[0.0] * 64]}))
     answer = run("invoke", "digits", "--data", str(request), "--raw")
     assert orjson.loads(answer.stdout) == {"predictions": [7]}
+
+    # --output: the rows go in chunks through InvokeEndpoint (a 16-row probe, then --max-items 10) and the
+    # answers are written in input order. moto hands out the queued bodies in the order the chunks arrive.
+    chunks = [(0, 16), (16, 26), (26, 36)]
+    httpx.post(
+        f"{aws.url}/moto-api/static/sagemaker/endpoint-results",  # type: ignore[attr-defined]
+        json={
+            "results": [
+                {"Body": orjson.dumps({"predictions": list(range(a, b))}).decode(), "ContentType": "application/json"}
+                for a, b in chunks
+            ]
+        },
+    ).raise_for_status()
+    rows = tmp_path / "rows.json"
+    rows.write_bytes(orjson.dumps([[float(i)] * 64 for i in range(36)]))
+    output = tmp_path / "predictions.jsonl"
+    chunked = run("invoke", "digits", "-d", str(rows), "-o", str(output), "--max-items", "10", "-c", "1")
+    assert [orjson.loads(line) for line in output.read_bytes().splitlines()] == list(range(36))
+    assert "36 rows in 3 requests" in chunked.stderr
+    # The Python API takes the same path (in this process; the queued bodies are answered by request body).
+    httpx.post(
+        f"{aws.url}/moto-api/static/sagemaker/endpoint-results",  # type: ignore[attr-defined]
+        json={"results": [{"Body": '{"predictions": [1, 2, 3]}', "ContentType": "application/json"}]},
+    ).raise_for_status()
+    assert shipyard.endpoint("digits", state=state_path).predict_all([[9.0] * 64] * 3) == [1, 2, 3]
+
+    # bench measures a sagemaker endpoint through InvokeEndpoint too (moto answers at once, all 200).
+    report_dir = tmp_path / "bench"
+    options = ["--sizes", "1,4", "--repeats", "2", "-c", "1,3", "--duration", "0.5", "--no-plot", "--server-vcpus", "2"]
+    measured = run("bench", "digits", "-d", str(rows), *options, "-o", str(report_dir))
+    assert "closed loop with 3 concurrent clients" in measured.stderr
+    report = orjson.loads((report_dir / "report.json").read_bytes())
+    assert report["target"] == "sagemaker:digits"
+    assert [level["level"] for level in report["sweep"]] == [1, 3]
+    assert all(level["requests"] > 0 and not level["errors"] for level in report["sweep"])
 
     logs = boto3.client("logs")
     logs.create_log_stream(logGroupName="/aws/sagemaker/Endpoints/digits", logStreamName="AllTraffic/i-1")

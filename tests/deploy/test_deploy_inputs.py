@@ -6,11 +6,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from scripted import answer, error
 from test_deploy_sagemaker import make, spec, tagged_everywhere
 
 from infra.moto import REGION
 from infra.oci_registry import OciRegistry
+from infra.scripted_aws import answer, error
 from shipyard.deploy.spec import Autoscale, DeploySpec, SecretRef, Serverless, parse_env, parse_ttl
 from shipyard.errors import CredentialsError, SpecError
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import boto3
 import pytest
-from scripted import answer, error
 from test_deploy_sagemaker import make, spec, tagged_everywhere
 
 from infra.moto import REGION
 from infra.oci_registry import OciRegistry
+from infra.scripted_aws import answer, error
 from shipyard.deploy.spec import Autoscale
 from shipyard.errors import CloudError, DeployFailed
 

@@ -12,19 +12,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipyard.bench.load import LoadResult, closed_loop, open_loop, run_sync, sender_for, sequential
+from shipyard.bench.load import (
+    HTTPSender,
+    LoadResult,
+    RawHTTPSender,
+    TransportSender,
+    closed_loop,
+    open_loop,
+    run_sync,
+    sender_for,
+    sequential,
+)
 from shipyard.bench.recommend import Recommendation, recommend
 from shipyard.bench.report import BenchReport
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.client.transport import Transport
 
 __all__ = ["BenchReport", "LoadResult", "Recommendation", "request_body", "run_bench"]
 
 DEFAULT_SIZES = (1, 10, 50, 500)
 DEFAULT_CONCURRENCY = (1, 2, 4, 8, 16, 32, 64)
+OPEN_LOOP_THREADS = 64  # requests in flight at most through a blocking transport, in the open loop
 
 
 def request_body(rows: Sequence[Any], count: int) -> bytes:
@@ -50,18 +64,29 @@ def run_bench(
     safety: float = 0.5,
     slo_p99_ms: float | None = None,
     on_step: Callable[[str], None] | None = None,
+    transport: Transport | None = None,
 ) -> BenchReport:
-    """Benchmark the endpoint at ``url`` with requests built from ``rows``; see the module docstring."""
+    """Benchmark the endpoint at ``url`` with requests built from ``rows``; see the module docstring.
+
+    With ``transport`` (a SageMaker endpoint's InvokeEndpoint, say), requests go through it instead, on as
+    many threads as the highest concurrency level, and ``url`` only names the endpoint in the report.
+    """
     if repeats < 1 or duration <= 0 or items < 1:
         raise ShipyardError("repeats and items must be at least 1, and duration positive")
     if any(n < 1 for n in sizes) or any(c < 1 for c in concurrency) or any(r <= 0 for r in rates):
         raise ShipyardError("sizes and concurrency levels must be at least 1, and rates positive")
     step = on_step or (lambda message: None)
     report = BenchReport(url, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), environment=BenchReport.machine())
-    workers = _workers(url)
+    workers = _workers(url) if transport is None else None
+    sender: HTTPSender | RawHTTPSender | TransportSender
+    if transport is not None:
+        threads = OPEN_LOOP_THREADS if rates else max([*concurrency, 1])
+        sender = TransportSender(transport, threads=threads, timeout=timeout)
+    else:
+        sender = sender_for(url, timeout=timeout)
 
     async def measure() -> None:
-        async with sender_for(url, timeout=timeout) as send:
+        async with sender as send:
             await send(request_body(rows, 1))  # warm the connection and the model
             for count in sizes:
                 step(f"one request with {count} items × {repeats}")

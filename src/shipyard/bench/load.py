@@ -14,16 +14,21 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+
+if TYPE_CHECKING:
+    from shipyard.client.transport import Transport
 
 __all__ = [
     "HTTPSender",
     "LoadResult",
     "RawHTTPSender",
     "Sample",
+    "TransportSender",
     "closed_loop",
     "open_loop",
     "percentile",
@@ -215,6 +220,36 @@ class RawHTTPSender:
                 raise ValueError("chunked answers need HTTPSender")
         await reader.readexactly(length)
         return status, close
+
+
+class TransportSender:
+    """Requests through a blocking :class:`~shipyard.client.transport.Transport` (SageMaker's InvokeEndpoint
+    through boto3), on ``threads`` threads: at most that many requests are in flight, and a request that
+    waits for a free thread counts that wait in its latency, as a caller limited to that many would see."""
+
+    def __init__(
+        self, transport: Transport, *, threads: int, content_type: str = "application/json", timeout: float = 65.0
+    ) -> None:
+        self.transport = transport
+        self.threads = max(1, threads)
+        self.content_type = content_type
+        self.timeout = timeout
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def __aenter__(self) -> TransportSender:
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bench-send")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    async def __call__(self, body: bytes) -> int:
+        assert self._pool is not None, "use `async with TransportSender(...) as send`"
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._post, body)
+
+    def _post(self, body: bytes) -> int:
+        return self.transport.post(body, content_type=self.content_type, accept=None, timeout=self.timeout).status
 
 
 def sender_for(url: str, *, timeout: float = 65.0) -> HTTPSender | RawHTTPSender:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from shipyard.deploy.api import Deployer
 
 out = Console()
 err = Console(stderr=True)
@@ -17,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def bench(
-    target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080), or a local deployment's name."),
+    target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080), or a deployment's name."),
     data: Path = typer.Option(..., "--data", "-d", help="Input rows to build requests from (JSON, JSON Lines, CSV)."),
     sizes: str = typer.Option("1,10,50,500", "--sizes", help="Items per request for the single-request table."),
     repeats: int = typer.Option(5, "--repeats", help="Requests per size."),
@@ -34,7 +38,11 @@ def bench(
     slo_ms: float | None = typer.Option(None, "--slo-ms", help="p99 latency a load level must keep to count."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw bench.png (needs matplotlib)."),
 ) -> None:
-    """Benchmark an endpoint: latency by request size, throughput and latency by load, and what to deploy."""
+    """Benchmark an endpoint: latency by request size, throughput and latency by load, and what to deploy.
+
+    A sagemaker deployment is measured through InvokeEndpoint from this machine: its latencies include the
+    network to AWS and the SageMaker front, as your callers' will.
+    """
     from shipyard.bench import run_bench
     from shipyard.client.http import content_type_for
     from shipyard.client.rows import read_items
@@ -44,24 +52,34 @@ def bench(
     if not data.is_file():
         raise ClientError(f"--data {data}: no such file")
     rows = read_items(data.read_bytes(), content_type_for(data))
-    url = _resolve(target)
+    url, deployer = _resolve(target)
     if server_vcpus is None and _is_local(url):
         server_vcpus = usable_cores()
-    report = run_bench(
-        url,
-        rows,
-        sizes=_ints(sizes, "--sizes"),
-        repeats=repeats,
-        concurrency=_ints(concurrency, "--concurrency"),
-        rates=[float(r) for r in rate.split(",")] if rate else (),
-        duration=duration,
-        items=items,
-        server_vcpus=server_vcpus,
-        peak_rps=peak_rps,
-        safety=safety,
-        slo_p99_ms=slo_ms,
-        on_step=lambda message: err.print(f"[dim]· {message}[/]"),
-    )
+    levels = _ints(concurrency, "--concurrency")
+    transport = None
+    if deployer is not None and not url:  # a sagemaker endpoint: InvokeEndpoint, one connection per client
+        transport = deployer.transport(target, read_timeout_s=65.0, connections=64 if rate else max(levels))
+        url = f"sagemaker:{target}"
+    try:
+        report = run_bench(
+            url,
+            rows,
+            sizes=_ints(sizes, "--sizes"),
+            repeats=repeats,
+            concurrency=levels,
+            rates=[float(r) for r in rate.split(",")] if rate else (),
+            duration=duration,
+            items=items,
+            server_vcpus=server_vcpus,
+            peak_rps=peak_rps,
+            safety=safety,
+            slo_p99_ms=slo_ms,
+            on_step=lambda message: err.print(f"[dim]· {message}[/]"),
+            transport=transport,
+        )
+    finally:
+        if transport is not None:
+            transport.close()
     for title, header, body in report.tables():
         table = Table(title=title)
         for name in header:
@@ -76,17 +94,15 @@ def bench(
     out.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-def _resolve(target: str) -> str:
-    """A URL as it is; a deployment's name: its local URL (the deploy CLI's resolution, shared with invoke)."""
+def _resolve(target: str) -> tuple[str, Deployer | None]:
+    """A URL as it is; a deployment's name: its local URL, or "" and the deployer for a sagemaker endpoint."""
     from shipyard.cli.deploy import resolve_invoke_target
     from shipyard.errors import ClientError
 
     url, deployer = resolve_invoke_target(target)
     if deployer is None and "://" not in url and ":" not in url and "/" not in url:
         raise ClientError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
-    if not url:
-        raise ClientError(f"deployment {target!r} has no HTTP URL to benchmark (a sagemaker endpoint): pass a URL")
-    return url
+    return url, deployer
 
 
 def _is_local(url: str) -> bool:

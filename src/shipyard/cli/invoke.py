@@ -31,8 +31,10 @@ def invoke(
     chunk: bool | None = typer.Option(
         None, "--chunk/--single", help="Split the rows into requests [default: over 64 rows, or with --output]."
     ),
-    limits: str = typer.Option(
-        "realtime", "--limits", help="Endpoint limits: realtime (6 MB/60 s), serverless (4 MB)."
+    limits: str | None = typer.Option(
+        None,
+        "--limits",
+        help="Endpoint limits: realtime (6 MB/60 s), serverless (4 MB) [default: the deployment's, else realtime].",
     ),
     max_payload_mb: float | None = typer.Option(None, "--max-payload-mb", help="Override the payload limit."),
     time_limit: float | None = typer.Option(None, "--time-limit", help="Override the per-request time limit (s)."),
@@ -64,16 +66,17 @@ def invoke(
 
     name = target
     target, deployment = resolve_invoke_target(target)  # a deployment's name: its local URL, or sagemaker-runtime
+    if limits is None:
+        record = deployment.state.get(name) if deployment is not None else None
+        limits = "serverless" if record is not None and record.serverless else "realtime"
     rows = None
     if chunk is not False:
         rows = invoke_chunked.should_chunk(body, kind, LIMITS.get(limits, LIMITS["realtime"]), output)
         if chunk and rows is None:
             rows = invoke_chunked.read_items(body, kind)
-    if rows is not None and not target:
-        raise ClientError(f"{name} is a sagemaker deployment: --chunk/--output need an HTTP endpoint (local or a URL)")
     if rows is not None:
         invoke_chunked.run(
-            target,
+            invoke_chunked.Destination(target, name if deployment is not None else None, deployment),
             rows,
             content_type=kind,
             limits_name=limits,

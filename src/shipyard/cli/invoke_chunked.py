@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
@@ -13,10 +14,13 @@ from rich.table import Table
 
 from shipyard.client.chunked import LIMITS, ChunkedInvoker, Limits
 from shipyard.client.rows import ResultWriter, format_for, read_items
-
-__all__ = ["read_items", "run", "should_chunk"]
-from shipyard.client.transport import HTTPTransport
+from shipyard.client.transport import HTTPTransport, Transport
 from shipyard.errors import ClientError
+
+if TYPE_CHECKING:
+    from shipyard.deploy.api import Deployer
+
+__all__ = ["Destination", "read_items", "run", "should_chunk"]
 
 out = Console()
 err = Console(stderr=True)
@@ -43,8 +47,22 @@ def should_chunk(body: bytes, content_type: str, limits: Limits, output: Path | 
         return None
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where the rows go: a URL, or a deployment (whose target says how: HTTP, or InvokeEndpoint)."""
+
+    url: str
+    deployment: str | None = None
+    deployer: Deployer | None = None
+
+    def open(self, *, read_timeout_s: float, connections: int) -> Transport:
+        if self.deployer is not None and self.deployment is not None:
+            return self.deployer.transport(self.deployment, read_timeout_s=read_timeout_s, connections=connections)
+        return HTTPTransport(self.url, max_connections=connections)
+
+
 def run(
-    target: str,
+    destination: Destination,
     rows: list[Any],
     *,
     content_type: str,
@@ -64,6 +82,7 @@ def run(
         int(max_payload_mb * 1024 * 1024) if max_payload_mb else base.max_payload_bytes,
         time_limit or base.time_limit_s,
     )
+    transport = destination.open(read_timeout_s=limits.time_limit_s + 5.0, connections=max(4, concurrency))
     writer = ResultWriter(output, resume=resume) if output is not None else None
     start = min(writer.done, len(rows)) if writer is not None else 0
     collected: list[Any] = []
@@ -74,7 +93,6 @@ def run(
         else:
             collected.extend(predictions)
 
-    transport = HTTPTransport(target, max_connections=max(4, concurrency))
     invoker = ChunkedInvoker(
         transport, row_format=format_for(content_type), limits=limits, concurrency=concurrency, max_items=max_items
     )

@@ -63,6 +63,23 @@ class Aws:
             self._clients[service] = client
         return client
 
+    def runtime_client(self, *, read_timeout_s: float, connections: int) -> Any:
+        """A new sagemaker-runtime client for many concurrent invocations: ``connections`` pooled connections,
+        a read time-out of ``read_timeout_s``, and no retries of its own: its caller retries, with backoff
+        and a budget it sees (botocore's standard mode would otherwise retry a throttled call 2 more times
+        out of sight, and a read time-out as well)."""
+        config = Config(
+            user_agent_extra=f"shipyard/{__version__}",
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            read_timeout=read_timeout_s,
+            connect_timeout=10,
+            max_pool_connections=max(1, connections),
+        )
+        with aws_call("set up the sagemaker-runtime client", self.region):
+            client = self.session.client("sagemaker-runtime", region_name=self.region, config=config)
+        client.meta.events.register_first("before-call", self._count)
+        return client
+
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shipyard.client.http import Answer
+from shipyard.client.transport import Transport
 from shipyard.deploy.base import (
     CREATING,
     DELETED,
@@ -161,6 +162,11 @@ class Deployer:
         return self.target(record.target).invoke(
             record, body, content_type=content_type, accept=accept, timeout_s=timeout
         )
+
+    def transport(self, name: str, *, read_timeout_s: float = 65.0, connections: int = 4) -> Transport:
+        """Many requests to ``name``: its URL for ``local``, ``InvokeEndpoint`` for ``sagemaker`` (close it after)."""
+        record = self.record(name)
+        return self.target(record.target).transport(record, read_timeout_s=read_timeout_s, connections=connections)
 
     def logs(self, name: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]:
         record = self.record(name)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shipyard.client.http import Answer
+from shipyard.client.transport import Transport
 from shipyard.deploy.spec import DeploySpec
 from shipyard.state import Deployment
 
@@ -100,6 +101,10 @@ class Target(Protocol):
     def invoke(
         self, record: Deployment, body: bytes, *, content_type: str, accept: str | None, timeout_s: float
     ) -> Answer: ...
+
+    def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> Transport:
+        """What the chunking client and the benchmark send many requests through (HTTP, or InvokeEndpoint)."""
+        ...
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]: ...
 

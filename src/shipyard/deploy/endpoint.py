@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shipyard.client.chunked import LIMITS, Limits, invoke_all
 from shipyard.client.http import Answer
 from shipyard.deploy.base import CleanupReport
 from shipyard.state import Deployment
@@ -68,6 +70,31 @@ class Endpoint:
                 return document["predictions"]
             return document
         return answer.body
+
+    def predict_all(
+        self,
+        rows: Sequence[Any],
+        *,
+        limits: Limits | None = None,
+        concurrency: int = 4,
+        on_results: Callable[[int, list[Any]], None] | None = None,
+        **options: Any,
+    ) -> list[Any]:
+        """Predictions for any number of rows, in order: split into requests that fit the endpoint's limits
+        (serverless: 4 MB, else 6 MB and 60 s), sent ``concurrency`` at a time with retries (see
+        ``shipyard.client.chunked``); ``options`` go to its ``ChunkedInvoker`` (``max_items``, ...)."""
+        if hasattr(rows, "to_numpy"):  # pandas
+            rows = rows.to_numpy()
+        if hasattr(rows, "tolist"):  # numpy
+            rows = rows.tolist()
+        limits = limits or LIMITS["serverless" if self.record.serverless else "realtime"]
+        transport = self._deployer.transport(
+            self.name, read_timeout_s=limits.time_limit_s + 5.0, connections=max(4, concurrency)
+        )
+        try:
+            return invoke_all(transport, rows, limits=limits, concurrency=concurrency, on_results=on_results, **options)
+        finally:
+            transport.close()
 
     def logs(self, lines: int = 50) -> list[str]:
         """The container's last log lines."""

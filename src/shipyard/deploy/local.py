@@ -26,6 +26,7 @@ import httpx
 from shipyard.bundle.archive import pack
 from shipyard.client.http import Answer
 from shipyard.client.http import invoke as http_invoke
+from shipyard.client.transport import HTTPTransport
 from shipyard.deploy.base import (
     CREATING,
     DELETED,
@@ -246,6 +247,11 @@ class LocalTarget:
         if not record.url:
             raise DeployError(f"{record.name} has no address; `shipyard status {record.name}`")
         return http_invoke(record.url, body, content_type=content_type, accept=accept, timeout=timeout_s)
+
+    def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> HTTPTransport:
+        if not record.url:
+            raise DeployError(f"{record.name} has no address; `shipyard status {record.name}`")
+        return HTTPTransport(record.url, max_connections=connections)
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]:
         container = record.one("container")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.client.http import Answer
+from shipyard.client.sagemaker import SageMakerTransport
 from shipyard.cloud.session import Aws
 from shipyard.deploy.base import DELETED, FAILED, CleanupReport, Plan, Reporter, Save, SilentReporter
 from shipyard.deploy.images import ImageService, is_bundle_source
@@ -165,6 +166,10 @@ class SageMakerTarget:
         except CloudError as exc:
             raise ClientError(str(exc), status=424 if exc.aws_code == "ModelError" else None) from exc
         return Answer(200, answer.content_type, answer.body, answer.seconds)
+
+    def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> SageMakerTransport:
+        client = self.aws(record.region).runtime_client(read_timeout_s=read_timeout_s, connections=connections)
+        return SageMakerTransport(client, record.name)
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]:
         ctx = self.context(record.name, record.region)

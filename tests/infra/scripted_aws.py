@@ -3,22 +3,29 @@
 moto makes endpoints InService at once and does not implement UpdateEndpoint, so the Creating, Failed and
 Updating paths cannot be reached through it. This is botocore's Stubber mechanism (a ``before-call``
 handler that returns the response) applied to exactly one operation of one client; tests that use it say so.
+moto's InvokeEndpoint answers canned bodies and never a model's error, so the chunking client's tests on
+SageMaker script that operation too. Calls from several threads at once are answered each with its own
+parameters.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-Answer = dict[str, Any] | tuple[str, str, int] | Callable[[dict[str, Any]], Any]
+Error = tuple[str, str, int, dict[str, Any]]
+Answer = dict[str, Any] | Error | Callable[[dict[str, Any]], Any]
 
 __all__ = ["answer", "error"]
 
 
-def error(code: str, message: str, status: int = 400) -> tuple[str, str, int]:
-    return (code, message, status)
+def error(code: str, message: str, status: int = 400, **fields: Any) -> Error:
+    """An AWS error answer; ``fields`` are the error's modeled members (``OriginalStatusCode=413``, ...),
+    which botocore puts beside ``Error`` in the parsed response."""
+    return (code, message, status, fields)
 
 
 def answer(client: Any, operation: str, *script: Answer) -> list[dict[str, Any]]:
@@ -29,18 +36,26 @@ def answer(client: Any, operation: str, *script: Answer) -> list[dict[str, Any]]
     """
     calls: list[dict[str, Any]] = []
     queue = list(script)
+    lock = threading.Lock()
     service = client.meta.service_model.service_id.hyphenize()
 
-    def capture(params: dict[str, Any], **_: Any) -> None:
-        calls.append(dict(params))  # the API parameters, before they are serialised
+    def capture(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["scripted_params"] = dict(params)  # the API parameters, before they are serialised
+        with lock:
+            calls.append(context["scripted_params"])
 
-    def respond(**_: Any) -> Any:
-        item = queue.pop(0) if len(queue) > 1 else queue[0]
+    def respond(context: dict[str, Any], **_: Any) -> Any:
+        with lock:
+            item = queue.pop(0) if len(queue) > 1 else queue[0]
         if callable(item):
-            item = item(calls[-1])
+            item = item(context["scripted_params"])
         if isinstance(item, tuple):
-            code, message, status = item
-            parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+            code, message, status, fields = item
+            parsed = {
+                "Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+                **fields,
+            }
             return AWSResponse("https://scripted", status, {}, None), parsed
         return AWSResponse("https://scripted", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}, **item}
 

@@ -1,0 +1,103 @@
+"""The chunking client's way to a SageMaker endpoint: ``InvokeEndpoint``, its answers mapped to HTTP statuses.
+
+SageMaker puts its own front between the caller and the container, and answers through it:
+
+* the container's own error comes back as ``ModelError`` carrying ``OriginalStatusCode`` and
+  ``OriginalMessage``: a 413 or a 503 from the server is still a 413 or a 503 here, so the chunking client
+  splits or retries exactly as it does over plain HTTP;
+* a container that does not answer within SageMaker's 60 s is a ``ModelError`` with no status (or 0) and
+  "timed out" in its message: 504, which splits the chunk;
+* the service's own refusals: ``ThrottlingException`` and ``ModelNotReadyException`` (a serverless
+  endpoint still starting) are 429, ``ServiceUnavailable`` 503, ``InternalFailure`` and
+  ``InternalDependencyException`` 500, all retried; ``ValidationError`` is 400 (a wrong endpoint name is
+  not worth retrying), or 413 when it says the payload is too large.
+
+The boto3 client should come from :meth:`shipyard.cloud.session.Aws.runtime_client`, which turns botocore's
+own retries off: the chunking client retries with its own backoff and budget.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from shipyard.client.transport import TIMED_OUT, UNREACHABLE, Reply
+
+__all__ = ["SageMakerTransport", "status_of"]
+
+_SERVICE_STATUS = {
+    "ThrottlingException": 429,
+    "ModelNotReadyException": 429,
+    "ServiceUnavailable": 503,
+    "InternalFailure": 500,
+    "InternalDependencyException": 500,
+    "ValidationError": 400,
+}
+
+
+def status_of(response: dict[str, Any]) -> tuple[int, str]:
+    """The HTTP status and message that a parsed ``InvokeEndpoint`` error response stands for."""
+    error = response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message") or response.get("Message") or code)
+    if code == "ModelError":
+        original = response.get("OriginalStatusCode")
+        text = str(response.get("OriginalMessage") or message)
+        if isinstance(original, int) and 400 <= original < 600:
+            return original, text
+        if "timed out" in (message + " " + text).lower():
+            return 504, text
+        return 424, text  # the container failed without a usable status: what the runtime API answers
+    if code == "ValidationError" and any(word in message.lower() for word in ("too large", "payload", "exceed")):
+        return 413, message
+    if code in _SERVICE_STATUS:
+        return _SERVICE_STATUS[code], message
+    http = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return (http if isinstance(http, int) and http >= 400 else 500), f"{code}: {message}" if code else message
+
+
+class SageMakerTransport:
+    """``InvokeEndpoint`` on one endpoint (safe to share between threads, as boto3 clients are)."""
+
+    def __init__(self, client: Any, endpoint: str, *, target_variant: str | None = None) -> None:
+        self._client = client
+        self.endpoint = endpoint
+        self.target_variant = target_variant
+
+    def post(self, body: bytes, *, content_type: str, accept: str | None, timeout: float) -> Reply:
+        """One invocation. ``timeout`` is the client's read time-out, fixed when the client was made."""
+        args: dict[str, Any] = {"EndpointName": self.endpoint, "Body": body, "ContentType": content_type}
+        if accept:
+            args["Accept"] = accept
+        if self.target_variant:
+            args["TargetVariant"] = self.target_variant
+        started = time.perf_counter()
+        try:
+            answer = self._client.invoke_endpoint(**args)
+            data = answer["Body"].read()
+        except ClientError as exc:
+            status, message = status_of(exc.response)
+            return Reply(status, message.encode(), seconds=time.perf_counter() - started)
+        except ReadTimeoutError:
+            return Reply(TIMED_OUT, f"no answer from {self.endpoint} within the read time-out".encode())
+        except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as exc:
+            return Reply(UNREACHABLE, f"cannot reach SageMaker: {exc}".encode(), seconds=time.perf_counter() - started)
+        except BotoCoreError as exc:  # no credentials, no region, ...: the same error the other commands give
+            from shipyard.cloud.errors import translate
+
+            raise translate(exc, f"invoke the endpoint {self.endpoint}") from exc
+        return Reply(200, data, str(answer.get("ContentType", "")), None, time.perf_counter() - started)
+
+    def close(self) -> None:
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()
