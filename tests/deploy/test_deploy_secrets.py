@@ -1,15 +1,23 @@
 """--secret: the server reads the secret at start with its own credentials (here: moto's) and exposes it to
-the handler through os.environ; the value never reaches the log."""
+the handler through os.environ; the value never reaches the log. The ``local`` target reads it on this
+machine instead and hands it to a real container through the engine's environment."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
 
+from infra.base_image import ensure_base_image
 from infra.server import ServerFactory
+from shipyard.deploy import Deployer, DeploySpec
+from shipyard.deploy.engine_images import EngineImages
+from shipyard.deploy.local import LocalTarget
+from shipyard.deploy.spec import SecretRef
+from shipyard.state import StateStore
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +71,31 @@ def test_a_missing_secret_stops_the_server_with_a_clear_message(
     with pytest.raises(AssertionError, match=r"exited with 1") as raised:
         running_server(handler_bundle(tmp_path / "bundle"), env={"SHIPYARD_SECRETS": "DB_PASSWORD=prod/none"})
     assert "cannot read the secret 'prod/none' (ResourceNotFoundException)" in str(raised.value)
+
+
+def test_a_local_deploy_hands_the_secret_to_the_container(aws: object, tmp_path: Path) -> None:
+    boto3.client("secretsmanager").create_secret(Name="prod/db-password", SecretString="s3cr3t-Value-42")
+    state = tmp_path / "state.json"
+    deployer = Deployer(StateStore(state), targets={"local": LocalTarget(EngineImages("podman"), engine="podman")})
+    spec = DeploySpec(
+        source=str(handler_bundle(tmp_path / "bundle")),
+        name="secret-local",
+        base_image=ensure_base_image(),
+        secrets=(SecretRef.parse("DB_PASSWORD=prod/db-password"),),
+    )
+    endpoint = deployer.deploy(spec)
+    try:
+        assert endpoint.predict(b"{}") == {"password_length": 15, "password": "s3cr3t-Value-42"}
+        assert "s3cr3t-Value-42" not in state.read_text()  # the state names the secret, never its value
+        assert endpoint.record.secrets == ["DB_PASSWORD=prod/db-password"]
+        container = endpoint.record.one("container")
+        assert container is not None
+        inspected = subprocess.run(
+            ["podman", "inspect", "--format", "{{json .Config.Cmd}} {{json .Args}}", container],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "s3cr3t-Value-42" not in inspected.stdout  # not on the container's command line
+    finally:
+        endpoint.delete()
