@@ -43,7 +43,7 @@ def bench(
     A sagemaker deployment is measured through InvokeEndpoint from this machine: its latencies include the
     network to AWS and the SageMaker front, as your callers' will.
     """
-    from shipyard.bench import run_bench
+    from shipyard.bench import OPEN_LOOP_THREADS, run_bench
     from shipyard.client.http import content_type_for
     from shipyard.client.rows import read_items
     from shipyard.config import usable_cores
@@ -58,7 +58,8 @@ def bench(
     levels = _ints(concurrency, "--concurrency")
     transport = None
     if deployer is not None and not url:  # a sagemaker endpoint: InvokeEndpoint, one connection per client
-        transport = deployer.transport(target, read_timeout_s=65.0, connections=64 if rate else max(levels))
+        threads = OPEN_LOOP_THREADS if rate else max(levels)  # one connection per thread that sends
+        transport = deployer.transport(target, read_timeout_s=65.0, connections=threads)
         url = f"sagemaker:{target}"
     try:
         report = run_bench(
