@@ -72,7 +72,7 @@ def test_deploy_invoke_status_logs_and_delete(
     many = digits_rows * 40
     chunks: list[int] = []
     assert endpoint.predict_all(many, max_items=7, on_results=lambda first, p: chunks.append(len(p))) == expected * 40
-    assert len(chunks) > 1 and max(chunks) <= 16  # the 16-row probe, then chunks of at most 7
+    assert chunks[0] == 16 and len(chunks) > 1 and max(chunks[1:]) <= 7  # the 16-row probe, then at most 7
     answer = local.invoke("digits-local", orjson.dumps({"instances": digits_rows[:1]}), content_type="application/json")
     assert orjson.loads(answer.body)["predictions"] == expected[:1]
     (row,) = local.status("digits-local")

@@ -91,11 +91,12 @@ def test_a_local_deploy_hands_the_secret_to_the_container(aws: object, tmp_path:
         container = endpoint.record.one("container")
         assert container is not None
         inspected = subprocess.run(
-            ["podman", "inspect", "--format", "{{json .Config.Cmd}} {{json .Args}}", container],
+            ["podman", "inspect", "--format", "{{json .Config.CreateCommand}} {{json .Args}}", container],
             capture_output=True,
             text=True,
             check=True,
         )
-        assert "s3cr3t-Value-42" not in inspected.stdout  # not on the container's command line
+        assert "-e" in inspected.stdout and "DB_PASSWORD" in inspected.stdout  # the command that created it, read
+        assert "s3cr3t-Value-42" not in inspected.stdout  # named there, its value not on the command line
     finally:
         endpoint.delete()

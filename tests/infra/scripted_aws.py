@@ -3,9 +3,7 @@
 moto makes endpoints InService at once and does not implement UpdateEndpoint, so the Creating, Failed and
 Updating paths cannot be reached through it. This is botocore's Stubber mechanism (a ``before-call``
 handler that returns the response) applied to exactly one operation of one client; tests that use it say so.
-moto's InvokeEndpoint answers canned bodies and never a model's error, so the chunking client's tests on
-SageMaker script that operation too. Calls from several threads at once are answered each with its own
-parameters.
+Calls from several threads at once are answered each with its own parameters.
 """
 
 from __future__ import annotations
@@ -16,16 +14,13 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-Error = tuple[str, str, int, dict[str, Any]]
-Answer = dict[str, Any] | Error | Callable[[dict[str, Any]], Any]
+Answer = dict[str, Any] | tuple[str, str, int] | Callable[[dict[str, Any]], Any]
 
 __all__ = ["answer", "error"]
 
 
-def error(code: str, message: str, status: int = 400, **fields: Any) -> Error:
-    """An AWS error answer; ``fields`` are the error's modeled members (``OriginalStatusCode=413``, ...),
-    which botocore puts beside ``Error`` in the parsed response."""
-    return (code, message, status, fields)
+def error(code: str, message: str, status: int = 400) -> tuple[str, str, int]:
+    return (code, message, status)
 
 
 def answer(client: Any, operation: str, *script: Answer) -> list[dict[str, Any]]:
@@ -50,12 +45,8 @@ def answer(client: Any, operation: str, *script: Answer) -> list[dict[str, Any]]
         if callable(item):
             item = item(context["scripted_params"])
         if isinstance(item, tuple):
-            code, message, status, fields = item
-            parsed = {
-                "Error": {"Code": code, "Message": message},
-                "ResponseMetadata": {"HTTPStatusCode": status},
-                **fields,
-            }
+            code, message, status = item
+            parsed = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
             return AWSResponse("https://scripted", status, {}, None), parsed
         return AWSResponse("https://scripted", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}, **item}
 

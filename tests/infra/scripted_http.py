@@ -92,6 +92,12 @@ class Running:
 def start_scripted(script: Script) -> tuple[Running, Callable[[], None]]:
     """Serve one scripted app on a free port; returns it and a function that stops it."""
     app = ScriptedServer(script)
+    url, stop = serve_asgi(app)
+    return Running(app, url), stop
+
+
+def serve_asgi(app: Any) -> tuple[str, Callable[[], None]]:
+    """Serve an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread: its URL and how to stop it."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", limit_concurrency=1000)
@@ -109,4 +115,4 @@ def start_scripted(script: Script) -> tuple[Running, Callable[[], None]]:
         thread.join(10)
         sock.close()
 
-    return Running(app, f"http://127.0.0.1:{sock.getsockname()[1]}"), stop
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", stop

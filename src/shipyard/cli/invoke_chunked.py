@@ -82,7 +82,6 @@ def run(
         int(max_payload_mb * 1024 * 1024) if max_payload_mb else base.max_payload_bytes,
         time_limit or base.time_limit_s,
     )
-    transport = destination.open(read_timeout_s=limits.time_limit_s + 5.0, connections=max(4, concurrency))
     writer = ResultWriter(output, resume=resume) if output is not None else None
     start = min(writer.done, len(rows)) if writer is not None else 0
     collected: list[Any] = []
@@ -93,9 +92,6 @@ def run(
         else:
             collected.extend(predictions)
 
-    invoker = ChunkedInvoker(
-        transport, row_format=format_for(content_type), limits=limits, concurrency=concurrency, max_items=max_items
-    )
     columns = (
         TextColumn("[bold]invoke"),
         BarColumn(),
@@ -104,7 +100,12 @@ def run(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    transport: Transport | None = None
     try:
+        transport = destination.open(read_timeout_s=limits.time_limit_s + 5.0, connections=max(4, concurrency))
+        invoker = ChunkedInvoker(
+            transport, row_format=format_for(content_type), limits=limits, concurrency=concurrency, max_items=max_items
+        )
         with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task("invoke", total=len(rows), completed=start)
             summary = invoker.run(
@@ -114,7 +115,8 @@ def run(
                 on_progress=lambda done, _: progress.update(task, completed=done),
             )
     finally:
-        transport.close()
+        if transport is not None:
+            transport.close()
         if writer is not None:
             writer.close()
     note = (

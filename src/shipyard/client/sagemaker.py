@@ -10,7 +10,10 @@ SageMaker puts its own front between the caller and the container, and answers t
 * the service's own refusals: ``ThrottlingException`` and ``ModelNotReadyException`` (a serverless
   endpoint still starting) are 429, ``ServiceUnavailable`` 503, ``InternalFailure`` and
   ``InternalDependencyException`` 500, all retried; ``ValidationError`` is 400 (a wrong endpoint name is
-  not worth retrying), or 413 when it says the payload is too large.
+  not worth retrying); a body over the front's limit is a bare 413 with no error code, kept as 413;
+* refused credentials or permissions raise the same error, with the same advice, as every other command;
+* a read time-out is the client's time-out (the chunk is split), and a connection that fails or drops
+  mid-answer is "unreachable" (retried), as over plain HTTP.
 
 The boto3 client should come from :meth:`shipyard.cloud.session.Aws.runtime_client`, which turns botocore's
 own retries off: the chunking client retries with its own backoff and budget.
@@ -21,16 +24,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from shipyard.client.transport import TIMED_OUT, UNREACHABLE, Reply
+from shipyard.cloud.errors import DENIED, REFUSED_CREDENTIALS, error_code, translate
 
 __all__ = ["SageMakerTransport", "status_of"]
 
@@ -57,8 +55,6 @@ def status_of(response: dict[str, Any]) -> tuple[int, str]:
         if "timed out" in (message + " " + text).lower():
             return 504, text
         return 424, text  # the container failed without a usable status: what the runtime API answers
-    if code == "ValidationError" and any(word in message.lower() for word in ("too large", "payload", "exceed")):
-        return 413, message
     if code in _SERVICE_STATUS:
         return _SERVICE_STATUS[code], message
     http = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -85,15 +81,16 @@ class SageMakerTransport:
             answer = self._client.invoke_endpoint(**args)
             data = answer["Body"].read()
         except ClientError as exc:
+            if error_code(exc) in REFUSED_CREDENTIALS | DENIED:  # not worth a retry; say what to do
+                raise translate(exc, f"invoke the endpoint {self.endpoint}") from exc
             status, message = status_of(exc.response)
             return Reply(status, message.encode(), seconds=time.perf_counter() - started)
         except ReadTimeoutError:
-            return Reply(TIMED_OUT, f"no answer from {self.endpoint} within the read time-out".encode())
-        except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as exc:
+            waited = f"no answer from {self.endpoint} within the read time-out".encode()
+            return Reply(TIMED_OUT, waited, seconds=time.perf_counter() - started)
+        except (HTTPClientError, BotoConnectionError) as exc:  # refused, reset, or cut off mid-answer
             return Reply(UNREACHABLE, f"cannot reach SageMaker: {exc}".encode(), seconds=time.perf_counter() - started)
         except BotoCoreError as exc:  # no credentials, no region, ...: the same error the other commands give
-            from shipyard.cloud.errors import translate
-
             raise translate(exc, f"invoke the endpoint {self.endpoint}") from exc
         return Reply(200, data, str(answer.get("ContentType", "")), None, time.perf_counter() - started)
 

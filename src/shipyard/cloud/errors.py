@@ -16,9 +16,9 @@ from botocore.exceptions import (
 
 from shipyard.errors import AccessDenied, CloudError, CredentialsError, ShipyardError
 
-__all__ = ["aws_call", "error_code", "translate"]
+__all__ = ["DENIED", "REFUSED_CREDENTIALS", "aws_call", "error_code", "translate"]
 
-_CREDENTIALS = {
+REFUSED_CREDENTIALS = {
     "ExpiredToken",
     "ExpiredTokenException",
     "InvalidClientTokenId",
@@ -27,7 +27,7 @@ _CREDENTIALS = {
     "InvalidSignatureException",
     "AuthFailure",
 }
-_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
 _THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
 
 
@@ -59,7 +59,7 @@ def translate(exc: BaseException, action: str, region: str | None = None) -> Shi
     message = exc.response.get("Error", {}).get("Message") or str(exc)
     operation = exc.operation_name
     text = f"cannot {action} ({operation}: {code}: {message})"
-    if code in _CREDENTIALS:
+    if code in REFUSED_CREDENTIALS:
         return CredentialsError(
             f"{text}. AWS refused the credentials{where}: refresh them (`aws sso login`, new keys), or, if "
             "they work in other regions, this account has no access to this region (an opt-in region must "
@@ -67,7 +67,7 @@ def translate(exc: BaseException, action: str, region: str | None = None) -> Shi
             aws_code=code,
             operation=operation,
         )
-    if code in _DENIED:
+    if code in DENIED:
         return AccessDenied(
             f"{text}. Your AWS identity lacks this permission: grant it (docs/deploy.md lists every "
             "permission a deploy needs), or pass --role-arn to reuse an execution role made by an administrator",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ class Aws:
             raise SpecError("no AWS region: pass --region or set AWS_REGION (e.g. us-east-1)")
         self.region: str = resolved
         self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()  # the chunking client calls from many threads
         self._clients: dict[str, Any] = {}
         self._identity: Identity | None = None
 
@@ -81,7 +83,8 @@ class Aws:
         return client
 
     def _count(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+        with self._calls_lock:
+            self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
 
     @property
     def total_calls(self) -> int:
