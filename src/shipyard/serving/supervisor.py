@@ -56,13 +56,14 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class Supervisor:
-    def __init__(self, config: ServerConfig, bundle: Bundle | None = None) -> None:
+    def __init__(self, config: ServerConfig, bundle: Bundle) -> None:
         self.config = config
-        self._bundle = bundle  # opened by the caller already, or opened here
+        self._bundle = bundle
         self.workers: dict[int, BaseProcess] = {}
         self._stopping = False
         self._failures = 0
-        self._handler: Handler | None = None  # the preloaded model, inherited by every worker
+        self._handler: Handler | None = None  # made here once, inherited by every worker (loaded if preloaded)
+        self._preloaded = False
         self._preloading = False
 
     def run(self) -> int:
@@ -83,15 +84,14 @@ class Supervisor:
         try:
             drop_privileges(self.config.run_as)  # the port is bound and the metrics directory handed over
             preimport()
-            if self.config.preload != "off":
-                try:
-                    bundle = self._bundle or Bundle.open(self.config.model_dir, self.config.program)
-                    handler = handler_for(bundle, self.config)
-                except Exception as exc:  # what a worker does with it: exit 3, not a restart loop
-                    log.error("cannot open the bundle: %s", exc, exc_info=exc)
-                    return EXIT_LOAD_FAILED
-                if (self.config.preload == "on" or handler.preloadable) and not self._preload(handler):
-                    return EXIT_LOAD_FAILED
+            try:
+                self._handler = handler_for(self._bundle, self.config)
+            except Exception as exc:  # what a worker would do with it: exit 3, not a restart loop
+                log.error("cannot open the bundle: %s", exc, exc_info=exc)
+                return EXIT_LOAD_FAILED
+            preload = self.config.preload
+            if (preload == "on" or (preload == "auto" and self._handler.preloadable)) and not self._preload():
+                return EXIT_LOAD_FAILED
             sock.listen(2048)
             log.info(
                 "listening",
@@ -101,7 +101,7 @@ class Supervisor:
                         "port": self.port,
                         "workers": self.config.workers,
                         "model_dir": self.config.model_dir,
-                        "preloaded": self._handler is not None,
+                        "preloaded": self._preloaded,
                     }
                 },
             )
@@ -119,14 +119,16 @@ class Supervisor:
     def _spawn(self, context: multiprocessing.context.ForkContext, slot: int, sock: socket.socket) -> None:
         process = context.Process(
             target=run_worker,
-            args=(self.config, sock, self._warmed, self._handler),
+            args=(self.config, sock, self._handler, self._preloaded, self._warmed),
             name=f"shipyard-worker-{slot}",
             daemon=False,
         )
         process.start()
         self.workers[slot] = process
 
-    def _preload(self, handler: Handler) -> bool:
+    def _preload(self) -> bool:
+        handler = self._handler
+        assert handler is not None
         started = time.perf_counter()
         self._preloading = True
         log.info("loading the model before forking the workers", extra={"fields": {"model_dir": self.config.model_dir}})
@@ -140,7 +142,7 @@ class Supervisor:
         # Objects that live as long as the process: out of the collector's sight, so its passes never
         # write to (and so copy) the pages the workers share with this process.
         gc.freeze()
-        self._handler = handler
+        self._preloaded = True
         log.info(
             "model loaded before forking the workers",
             extra={"fields": {"model": handler.description, "load_seconds": round(time.perf_counter() - started, 3)}},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -15,8 +14,6 @@ from shipyard.handler.base import Handler
 __all__ = ["EXIT_LOAD_FAILED", "drop_privileges", "preimport", "run_worker"]
 
 EXIT_LOAD_FAILED = 3
-
-log = logging.getLogger("shipyard.worker")
 
 
 def drop_privileges(user: str | None) -> None:
@@ -36,8 +33,8 @@ def drop_privileges(user: str | None) -> None:
     os.environ["USER"] = entry.pw_name
 
 
-def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None, handler: Handler | None = None) -> None:
-    """The body of a worker process; never returns. ``handler``: the model the supervisor preloaded."""
+def run_worker(config: ServerConfig, sock: socket.socket, handler: Handler, loaded: bool, warmed: Any = None) -> None:
+    """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it."""
     from shipyard.serving.logs import setup_logging
 
     # fork() copied the supervisor's SIGTERM/SIGINT handler, which would run here too (and log a second,
@@ -49,19 +46,9 @@ def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None, ha
     drop_privileges(config.run_as)
     import uvicorn
 
-    from shipyard.bundle import Bundle
-    from shipyard.handler import handler_for
     from shipyard.serving.app import ServerApp
 
     exit_code = 0
-    preloaded = handler is not None
-    try:
-        if handler is None:
-            handler = handler_for(Bundle.open(config.model_dir, config.program), config)
-    except Exception as exc:
-        log.error("cannot open the bundle: %s", exc, exc_info=exc)
-        sys.exit(EXIT_LOAD_FAILED)
-
     server: uvicorn.Server | None = None
 
     def load_failed(error: BaseException) -> None:
@@ -70,7 +57,7 @@ def run_worker(config: ServerConfig, sock: socket.socket, warmed: Any = None, ha
         if server is not None:
             server.should_exit = True
 
-    app = ServerApp(config, handler, on_load_failed=load_failed, warmed=warmed, loaded=preloaded)
+    app = ServerApp(config, handler, on_load_failed=load_failed, warmed=warmed, loaded=loaded)
     uv_config = uvicorn.Config(
         app,
         loop=_loop(),
