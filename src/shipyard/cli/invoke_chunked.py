@@ -102,7 +102,7 @@ def run(
     )
     transport: Transport | None = None
     try:
-        transport = destination.open(read_timeout_s=limits.time_limit_s + 5.0, connections=max(4, concurrency))
+        transport = destination.open(read_timeout_s=limits.read_timeout_s, connections=max(4, concurrency))
         invoker = ChunkedInvoker(
             transport, row_format=format_for(content_type), limits=limits, concurrency=concurrency, max_items=max_items
         )

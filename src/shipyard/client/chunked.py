@@ -44,6 +44,11 @@ class Limits:
     max_payload_bytes: int = 6 * 1024 * 1024
     time_limit_s: float = 60.0
 
+    @property
+    def read_timeout_s(self) -> float:
+        """How long the client waits for an answer: past the time limit, so the endpoint's own 504 comes first."""
+        return self.time_limit_s + 5.0
+
 
 LIMITS = {
     "realtime": Limits(6 * 1024 * 1024, 60.0),  # SageMaker real-time endpoints (and shipyard serve's defaults)
@@ -229,7 +234,7 @@ class ChunkedInvoker:
 
     def _post_with_retries(self, body: bytes, count: int, summary: Summary) -> Reply:
         attempt = 0
-        timeout = self.limits.time_limit_s + 5.0  # the endpoint's own 504 should come first
+        timeout = self.limits.read_timeout_s
         while True:
             if self._stop.is_set():
                 raise ClientError("stopped: another request failed")

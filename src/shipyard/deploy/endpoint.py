@@ -83,13 +83,10 @@ class Endpoint:
         """Predictions for any number of rows, in order: split into requests that fit the endpoint's limits
         (serverless: 4 MB, else 6 MB and 60 s), sent ``concurrency`` at a time with retries (see
         ``shipyard.client.chunked``); ``options`` go to its ``ChunkedInvoker`` (``max_items``, ...)."""
-        if hasattr(rows, "to_numpy"):  # pandas
-            rows = rows.to_numpy()
-        if hasattr(rows, "tolist"):  # numpy
-            rows = rows.tolist()
+        rows = _plain(rows)
         limits = limits or LIMITS["serverless" if self.record.serverless else "realtime"]
         transport = self._deployer.transport(
-            self.name, read_timeout_s=limits.time_limit_s + 5.0, connections=max(4, concurrency)
+            self.name, read_timeout_s=limits.read_timeout_s, connections=max(4, concurrency)
         )
         try:
             return invoke_all(transport, rows, limits=limits, concurrency=concurrency, on_results=on_results, **options)
@@ -114,10 +111,16 @@ def _encode(data: Any) -> tuple[bytes, str]:
         return data, "application/json"
     if isinstance(data, str):
         return data.encode(), "application/json"
+    data = _plain(data)
+    if isinstance(data, dict):
+        return orjson.dumps(data), "application/json"
+    return orjson.dumps({"instances": list(data)}), "application/json"
+
+
+def _plain(data: Any) -> Any:
+    """A DataFrame or an array as nested lists; anything else as it is."""
     if hasattr(data, "to_numpy"):  # pandas
         data = data.to_numpy()
     if hasattr(data, "tolist"):  # numpy
         data = data.tolist()
-    if isinstance(data, dict):
-        return orjson.dumps(data), "application/json"
-    return orjson.dumps({"instances": list(data)}), "application/json"
+    return data
