@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import orjson
 
+from infra.scripted_http import read_body
+
 __all__ = ["FrontScript", "SageMakerFront"]
 
 ACCOUNT = "123456789012"
@@ -48,12 +50,7 @@ class SageMakerFront:
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         with self._lock:
             number = len(self.requests) + 1

@@ -42,12 +42,7 @@ class ScriptedServer:
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         with self._lock:
             number = len(self.requests) + 1
             record: dict[str, Any] = {"n": number, "bytes": len(body), "at": time.monotonic()}
@@ -75,6 +70,16 @@ class ScriptedServer:
 
     def statuses(self) -> list[int]:
         return [r["status"] for r in self.requests]
+
+
+async def read_body(receive: Callable[..., Any]) -> bytes:
+    """An ASGI request's whole body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 async def _send(send: Callable[..., Any], status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
