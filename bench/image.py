@@ -146,8 +146,11 @@ def main() -> int:
         ]
         return _timed([*command, *(["--no-cache"] if no_cache else []), str(tutorial)])
 
-    shipyard = [str(Path(sys.executable).parent / "shipyard"), "build", str(bundle), "-t", shipyard_tag,
-                "--base", base, "--engine", "podman"]  # fmt: skip
+    def shipyard_build(source: Path, tag: str) -> list[str]:
+        cli = str(Path(sys.executable).parent / "shipyard")
+        return [cli, "build", str(source), "-t", tag, "--base", base, "--engine", "podman"]
+
+    shipyard = shipyard_build(bundle, shipyard_tag)
     # Warm the host-side caches (wheelhouse, Shipyard's wheel, the base's Python) once, outside the timings.
     _timed(shipyard)
     results: dict[str, dict[str, Any]] = {"tutorial": {}, "shipyard": {}}
@@ -174,7 +177,7 @@ def main() -> int:
     # import at start. The gap between it and Shipyard's digits image is what importing scikit-learn costs.
     floor_tag = "localhost/bench/shipyard-numpy:1"
     floor_bundle = _numpy_twin(bundle, work / "digits-numpy")
-    _timed([*shipyard[:2], str(floor_bundle), "-t", floor_tag, *shipyard[5:]])
+    _timed(shipyard_build(floor_bundle, floor_tag))
     results["server floor"] = {"size_mb": round(engine.inspect_image(floor_tag).size / 1e6, 1)}
     # Cold starts alternate between the images, after one discarded start of each (the page cache then
     # holds every image's files): no image is measured while the machine settles from the builds.
