@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install Shipyard with the extras named in $SHIPYARD_EXTRAS (default: dev).
-# Idempotent: a second run only checks that everything is installed.
+# Create a venv (if missing) and make it hold exactly one lock of requirements/ plus Shipyard itself (editable).
+#
+#   SHIPYARD_LOCK   which lock: dev (default: tests, linters, every flavor), demo, local  (see scripts/lock.py)
+#   SHIPYARD_VENV   the venv's directory (default: .venv)
+#
+# The lock pins every package with its hashes (pip's --require-hashes), so a fresh machine installs what this
+# one did. A lock made from another pyproject.toml is refused: run `bash scripts/lock.sh`. Idempotent: a second
+# run checks the installed versions against the lock and installs nothing when they match.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${SHIPYARD_EXTRAS:-dev}"
+lock="requirements/${SHIPYARD_LOCK:-dev}.txt"
+venv="${SHIPYARD_VENV:-.venv}"
 python="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    "$python" -m venv .venv
-    .venv/bin/python -m pip install --quiet --upgrade pip
+"$python" scripts/lock.py check >/dev/null
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]" 2>&1 \
-    | grep -v -e "^WARNING: Location" -e "is ignored: it is neither" || true
+"$venv/bin/python" scripts/lock.py sync "$lock"
+# Shipyard itself, without touching its dependencies (the lock has them) and with the lock's setuptools; again
+# only when pyproject.toml changed since the last install into this venv.
+stamp=$(head -n 1 "$lock")
+if [ ! -x "$venv/bin/shipyard" ] || [ "$(cat "$venv/.shipyard-installed" 2>/dev/null)" != "$stamp" ]; then
+    "$venv/bin/python" scripts/lock.py pip install --quiet --no-deps --no-build-isolation -e .
+    echo "$stamp" > "$venv/.shipyard-installed"
+fi

@@ -206,3 +206,38 @@ def test_unknown_model_type(tmp_path: Path) -> None:
         shipyard.save(42, tmp_path / "int")
     with pytest.raises(BundleError, match="unknown flavor 'keras'"):
         shipyard.save(lambda x: x, tmp_path / "keras", flavor="keras")
+
+
+NOTEBOOK = '''
+import inspect, sys
+import numpy as np
+import shipyard
+
+class Doubler:
+    """A model class defined in the notebook itself (__main__): cloudpickle takes it by value."""
+    def __call__(self, rows):
+        return np.asarray(rows).sum(axis=1) * 2
+
+before = Doubler.__call__
+shipyard.save(Doubler(), sys.argv[1], example=np.ones((2, 3)))  # loads the bundle back in this process to check it
+assert Doubler.__call__ is before, "save replaced the method of the live class"
+assert Doubler.__call__.__code__.co_filename == __file__, Doubler.__call__.__code__.co_filename
+inspect.getsource(Doubler.__call__)
+print("intact")
+'''
+
+
+def test_save_leaves_the_notebooks_own_class_untouched(tmp_path: Path) -> None:
+    # Before the fix, the load-back check handed cloudpickle's tracked original class the unpickled methods
+    # (code from "<dynamic-code>"): inspect.getsource, torch.jit.script and tracebacks then failed on it.
+    import subprocess
+    import sys
+
+    script = tmp_path / "notebook.py"
+    script.write_text(NOTEBOOK)
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "bundle")], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "intact"
+    np.testing.assert_array_equal(predict_from_bundle(tmp_path / "bundle", [[1, 2, 3]]), [12])

@@ -1,7 +1,8 @@
-"""The torch flavor: an eager module defined here (travels by value) and a TorchScript module, saved and served."""
+"""The torch flavor: an eager module from a local file (travels by value) and a TorchScript module, saved and served."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -10,24 +11,12 @@ import numpy as np
 import orjson
 import pytest
 import torch
+from torch_models import Scorer
 
 import shipyard
 from shipyard.bundle import Bundle
 from shipyard.errors import BundleError
 from shipyard.handler.flavors import detect, flavor_module
-
-
-class Scorer(torch.nn.Module):
-    """A small MLP with a persistent and a non-persistent buffer (the latter is not in the state dict)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
-        self.register_buffer("scale", torch.full((3,), 2.0))
-        self.register_buffer("offset", torch.arange(3.0), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.layers(x) * self.scale + self.offset, dim=1)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +53,18 @@ def test_torchscript_round_trip(scorer: Scorer, rows: np.ndarray, tmp_path: Path
     assert bundle.manifest.artifact == "model/model.pt"
     predict = flavor_module("torch").load(bundle.path, bundle.manifest)
     np.testing.assert_allclose(predict(rows), _reference(scorer, rows), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_saving_an_eager_module_leaves_its_class_untouched(scorer: Scorer, rows: np.ndarray, tmp_path: Path) -> None:
+    # save() loads the bundle back to check it; cloudpickle used to overwrite the live class's methods with
+    # copies whose source is "<dynamic-code>", so torch.jit.script(scorer) failed after a save.
+    forward = Scorer.forward
+    shipyard.save(scorer, tmp_path / "eager", example=rows[:4])
+    assert Scorer.forward is forward
+    assert inspect.getsource(Scorer.__init__).lstrip().startswith("def __init__")
+    scripted = torch.jit.script(scorer)
+    np.testing.assert_allclose(_reference(scripted, rows), _reference(scorer, rows), rtol=1e-6, atol=1e-7)
 
 
 def test_errors_are_clear(scorer: Scorer, tmp_path: Path) -> None:

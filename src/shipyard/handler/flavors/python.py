@@ -32,10 +32,9 @@ def save(model: Any, model_dir: Path, options: dict[str, Any]) -> str:
 
 
 def load(bundle_dir: Path, manifest: Manifest) -> Any:
-    import cloudpickle
+    from shipyard.handler.flavors._pickle import load_pickle
 
-    with (bundle_dir / (manifest.artifact or ARTIFACT)).open("rb") as data:
-        function = cloudpickle.load(data)
+    function = load_pickle(bundle_dir / (manifest.artifact or ARTIFACT))
     if not callable(function):
         raise BundleError("the pickled model is not callable")
     return function

@@ -96,10 +96,9 @@ def load(bundle_dir: Path, manifest: Manifest) -> Any:
     if artifact == SCRIPTED:
         module = torch.jit.load(str(bundle_dir / SCRIPTED), map_location="cpu")  # type: ignore[no-untyped-call]
     else:
-        import cloudpickle
+        from shipyard.handler.flavors._pickle import load_pickle
 
-        with (bundle_dir / MODULE).open("rb") as data:
-            module = cloudpickle.load(data)
+        module = load_pickle(bundle_dir / MODULE)
         state = torch.load(bundle_dir / artifact, map_location="cpu", weights_only=True)
         try:
             module.load_state_dict(state, assign=True)
