@@ -84,21 +84,13 @@ def stamp() -> int:
     for name in LOCKS:
         path = lock_path(name)
         lines = [line for line in path.read_text().splitlines() if not line.startswith((STAMP, "# requirements/"))]
-        # pip-compile records the project itself (a `shipyard @ file:///...` line, from the dev extra naming
-        # shipyard[...]): that is a path on the machine that made the lock, and setup installs the project anyway
-        kept: list[str] = []
-        skip = False
-        for line in lines:
-            if re.match(r"^shipyard @ ", line) or line.startswith("# WARNING: pip install will require") or (
-                line.startswith("# Consider using a hashable URL")
-            ):
-                skip = line.startswith("shipyard @ ")
-                continue
-            if skip and line.startswith("    # via"):
-                continue
-            skip = False
-            kept.append(line)
-        header = f"# requirements/{path.name}: Shipyard with [{','.join(LOCKS[name])}]. Made by {REGENERATE}; do not edit."
+        # pip-compile records the project itself (a `shipyard @ file:///...` entry with its warning and "via" lines,
+        # because the dev extra names shipyard[...]): a path on the machine that made the lock; setup installs the
+        # project itself anyway
+        text = "\n".join(lines) + "\n"
+        text = re.sub(r"# WARNING: pip install will require.*?\n(?=[A-Za-z0-9])", "", text, flags=re.S)
+        kept = re.sub(r"^shipyard @ \S+\n(    #.*\n)*", "", text, flags=re.M).rstrip("\n").splitlines()
+        header = f"# requirements/{path.name}: Shipyard with [{','.join(LOCKS[name])}], made by {REGENERATE}"
         path.write_text("\n".join([STAMP + value, header, *kept]) + "\n")
     print(f"stamped {len(LOCKS)} locks with {value[:12]}…")
     return 0

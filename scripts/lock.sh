@@ -18,8 +18,7 @@ fi
 compile=(.venv-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps
          --no-emit-index-url --no-emit-find-links --no-header "$@")
 mkdir -p requirements
-constraints=$(mktemp)
-trap 'rm -f "$constraints"' EXIT
+constraints=.venv-lock/dev-pins.txt
 while read -r name extras; do
     args=()
     for extra in ${extras//,/ }; do args+=(--extra "$extra"); done
@@ -29,6 +28,7 @@ while read -r name extras; do
         grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*==' requirements/dev.txt | sed 's/ .*//' > "$constraints"
     else
         "${compile[@]}" "${args[@]}" -c "$constraints" -o "requirements/$name.txt" pyproject.toml
+        sed -i "s|-c $constraints|dev.txt's version|" "requirements/$name.txt"
     fi
     echo "lock: requirements/$name.txt ($(grep -cE '^[A-Za-z0-9]' "requirements/$name.txt") packages)" >&2
 done < <("$python" scripts/lock.py names)

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Set up and run every check: ruff, mypy, then the whole pytest suite (unit and integration).
+# Set up and run every check: the locks against pyproject.toml, ruff, mypy, then the whole pytest suite.
+#
+#   SHIPYARD_VENV   the venv to set up and test in (default: .venv); .ci/run uses a fresh one
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+venv="${SHIPYARD_VENV:-.venv}"
+bash scripts/setup.sh         # the dev lock, exactly (refuses a lock made from another pyproject.toml)
 bash scripts/system-deps.sh   # Podman, a local registry, debootstrap (the image tests need them)
-.venv/bin/ruff check src tests bench examples
-.venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+"$venv/bin/python" scripts/lock.py check --deep
+"$venv/bin/ruff" check src tests bench examples scripts
+"$venv/bin/mypy"
+exec "$venv/bin/python" -m pytest "$@"

@@ -130,6 +130,8 @@ def test_invoke_error_from_the_server(digits_server: Server, tmp_path: Path) -> 
         (["invoke", "http://[::1", "--data", "{request}"], 4, "is not a valid URL"),
         (["invoke", "http://127.0.0.1:1", "--data", "/no/such/x.json"], 4, "--data /no/such/x.json: no such file"),
         (["inspect", "/no/such/bundle"], 2, "error: /no/such/bundle does not exist"),
+        # an error message is text: square brackets in it (`shipyard[aws]`, a path) are not rich markup
+        (["inspect", "/no/such/b[aws]"], 2, "error: /no/such/b[aws] does not exist"),
         (["pack", "{empty}", "-o", "{empty}/x.tar.gz"], 2, "is not a model bundle"),
         (["invoke"], 2, "Missing argument"),
     ],

@@ -1,5 +1,7 @@
 """``localhost/python-base:3.11-bookworm``: a Debian bookworm image with Python 3.11, made without a registry.
 
+    python tests/infra/base_image.py      make it unless Podman has it; print its name (scripts/demo.sh uses it)
+
 No image can be pulled here, so the base image is bootstrapped from Debian's packages (about a minute) and
 imported into Podman's storage, once: later sessions find it there and reuse it. The Debian mirror is read
 from the machine's own apt sources at run time (never written into the repository).
@@ -77,3 +79,7 @@ def ensure_base_image(name: str = BASE_IMAGE, suite: str = "bookworm") -> str:
         if imported.returncode != 0:
             raise RuntimeError(f"podman import failed: {imported.stderr[-2000:]}")
     return name
+
+
+if __name__ == "__main__":
+    print(ensure_base_image())

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from shipyard import __version__
 from shipyard.errors import ShipyardError
@@ -52,7 +53,8 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except ShipyardError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # escaped: a message naming `shipyard[aws]` or `[default: …]` is text, not rich markup to be eaten
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except typer.Abort:
         err.print("aborted")
