@@ -71,9 +71,17 @@ def test_digits_example_serves_what_it_trained(digits_server: Server, digits_bun
     assert response.json()["predictions"] == model.predict(rows).tolist()
 
 
-def test_demo_runs_to_completion() -> None:
+def _invoke_table_matches(out: str) -> None:
+    """The values of `shipyard invoke`'s table are the in-process predictions the demo printed after it."""
+    expected = out.split("expected (in-process): ")[1].splitlines()[0]
+    table = out.split("expected (in-process): ")[0].rsplit("$ shipyard invoke", 1)[1]
+    values = [line.split("│")[2].strip() for line in table.splitlines() if line.count("│") >= 3]
+    assert values == [v.strip() for v in expected.strip("[]").split(",")]
+
+
+def test_quick_demo_serves_and_invokes() -> None:
     result = subprocess.run(
-        [sys.executable, str(DIGITS / "demo.py")], capture_output=True, text=True, timeout=240, cwd=ROOT
+        [sys.executable, str(DIGITS / "demo.py"), "--quick"], capture_output=True, text=True, timeout=240, cwd=ROOT
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
@@ -81,6 +89,30 @@ def test_demo_runs_to_completion() -> None:
         assert step in out
     assert "predictions in" in out  # the rich table of shipyard invoke
     assert "server exited with code 0" in out
-    expected = out.split("expected (in-process): ")[1].splitlines()[0]
-    table_values = [line.split("│")[2].strip() for line in out.splitlines() if line.count("│") >= 3]
-    assert table_values == [v.strip() for v in expected.strip("[]").split(",")]
+    _invoke_table_matches(out)
+
+
+def test_demo_runs_the_whole_path_and_leaves_nothing_running() -> None:
+    """README's first command: build, verify, deploy on the local target, invoke, bench, status, cleanup."""
+    from infra.base_image import ensure_base_image
+
+    result = subprocess.run(
+        [sys.executable, str(DIGITS / "demo.py"), "--base", ensure_base_image(), "--engine", "podman"],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    out = result.stdout
+    commands = [line.split()[2] for line in out.splitlines() if line.startswith("$ shipyard ")]
+    assert commands == ["inspect", "build", "verify", "deploy", "invoke", "bench", "status", "cleanup"]
+    assert "[9/9] check with the engine that nothing is left running" in out
+    verify = out.split("$ shipyard verify")[1].split("==>")[0]
+    assert " pass " in verify and " fail " not in verify
+    _invoke_table_matches(out)
+    plot = Path(out.split("plot: ")[1].splitlines()[0])
+    assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "InService" in out.split("$ shipyard status")[1]
+    left = subprocess.run(
+        ["podman", "ps", "-a", "--filter", "label=dev.shipyard.deployment=shipyard-demo-digits", "-q"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert left.stdout.strip() == ""
