@@ -1,27 +1,16 @@
--- POST one of a few pre-formatted JSON bodies per request (cycled), then print a JSON summary.
--- The bench writes the bodies to the file named by WRK_BODIES (one body per line).
-local bodies = {}
-local requests = {}
-local counter = 0
-
-local path = os.getenv("WRK_BODIES")
-for line in io.lines(path) do
-  if #line > 0 then bodies[#bodies + 1] = line end
-end
-
+-- POST one fixed JSON body on every request, then print a JSON summary.
+--
+-- The request is set once through wrk.method/wrk.body/wrk.headers and the script defines no request() or
+-- response() function, so wrk stays on its fast path: it formats the request once in C and never enters Lua per
+-- request. (A request() function that cycled bodies cost wrk so much CPU that it, not the server, set the pace:
+-- the floor read 3.9 k req/s at c=1 and 10.9 k at c=64 that way, against 9.4 k and 25.9 k on the fast path.)
+-- The bench writes the body to the file named by WRK_BODY; the answers to every distinct body are checked
+-- separately, before and after the load.
+local file = assert(io.open(os.getenv("WRK_BODY"), "rb"))
 wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
 wrk.headers["Content-Type"] = "application/json"
-
-function init(args)
-  for i, body in ipairs(bodies) do
-    requests[i] = wrk.format("POST", "/invocations", nil, body)
-  end
-end
-
-function request()
-  counter = counter % #requests + 1
-  return requests[counter]
-end
 
 function done(summary, latency, requests_)
   local p = function(q) return latency:percentile(q) end
