@@ -38,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu import CLIENT_BOUND, busy, core_times, tree_cpu
 from serve_report import machine_info, render_markdown, targets
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "serve_apps"
 BIN = Path(sys.executable).parent
 CONCURRENCY = (1, 8, 64)
-CLIENT_BOUND = 0.9  # a point whose client core was busier than this measured wrk, not the server
 
 
 def main() -> int:
@@ -335,12 +335,12 @@ def _wrk(
         str(APPS / "wrk_post.lua"),
         f"http://127.0.0.1:{port}/invocations",
     ]
-    cpu_before, core_before = _tree_cpu(server_pid), _core_times()
+    cpu_before, core_before = tree_cpu(server_pid), core_times()
     wall = time.monotonic()
     done = subprocess.run(command, env={**os.environ, "WRK_BODY": str(bodies)}, capture_output=True, text=True)
     wall = time.monotonic() - wall
-    cpu_used, core_after = _tree_cpu(server_pid) - cpu_before, _core_times()
-    core_busy = {c: _busy(core_before[c], core_after[c]) for c in (server_core, core)}
+    cpu_used, core_after = tree_cpu(server_pid) - cpu_before, core_times()
+    core_busy = {c: busy(core_before[c], core_after[c]) for c in (server_core, core)}
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -359,49 +359,11 @@ def _wrk(
         "errors": sum(summary["errors"].values()),
         "error_kinds": summary["errors"],
         "server_cpu": cpu_used / wall,  # share of one core the server's processes used
-        "core_busy": {str(c): busy for c, busy in core_busy.items()},
+        "core_busy": {str(c): share for c, share in core_busy.items()},
         # the client's core: wrk alone runs there, so its busy share is wrk's load; near 100% wrk set the pace
         "client_busy": core_busy[core],
         "client_bound": core_busy[core] >= CLIENT_BOUND,
     }
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) used so far by ``pid`` and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _core_times() -> dict[int, tuple[int, int]]:
-    times = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("cpu") and line[3].isdigit():
-            name, *values = line.split()
-            numbers = [int(v) for v in values]
-            idle = numbers[3] + numbers[4]
-            times[int(name[3:])] = (sum(numbers[:8]) - idle, sum(numbers[:8]))
-    return times
-
-
-def _busy(before: tuple[int, int], after: tuple[int, int]) -> float:
-    total = after[1] - before[1]
-    return (after[0] - before[0]) / total if total else 0.0
 
 
 def _compute_floor(model: Any, features: Any, np: Any, core: int) -> dict[str, Any]:

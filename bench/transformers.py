@@ -14,8 +14,11 @@ same core, with the same torch thread setting (1), through the same flavor code.
 3. one request of 500 texts → latency, against the in-process time of 500 texts (≤ 1.1×);
 4. 10,000 texts through ``shipyard invoke --output`` → wall time, against in-process (≤ 1.2×, no time-out).
 
-Every answer through the server is compared with the in-process predictions. Take final figures on a quiet
-machine: the script records the load average before and after.
+Every answer through the server is compared with the in-process predictions. The load generator proves it was
+not the limit: the client core's busy share during the c=64 run is recorded, and so is what the same generator
+sends to the constant-answer floor app (bench/serve_apps/floor.py) on the server's core, with the same bodies and
+concurrency: its capacity, which must be far above the server's figure. Take final figures on a quiet machine: the
+script records the load average before and after.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu import CLIENT_BOUND, busy, core_times  # noqa: E402
+
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 SERVER_CORE, CLIENT_CORE = "1", "0"
@@ -82,6 +88,8 @@ def main() -> int:
         server.terminate()
         server.wait(30)
         log.close()
+    step(f"the load generator's capacity: the same c=64 load against the floor app on core {SERVER_CORE}")
+    served["generator"] = _generator_capacity(texts, env, quick=options.quick)
     load_after = os.getloadavg()
     results = _results(baseline, served, count, load_before, load_after, quick=options.quick)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,8 +213,11 @@ async def _through_server(url: str, texts: list[str], baseline: dict[str, Any], 
             return await raw(bodies[next(counter) % len(bodies)])
 
         duration = 4.0 if quick else 15.0
+        before = core_times()
         c64 = await closed_loop(rotating, b"", 64, duration, 1)
+        after = core_times()
         served["c64"] = c64.summary()
+        served["c64_cores"] = {name: busy(before[int(c)], after[int(c)]) for name, c in _CORES.items()}
 
         step("lone requests right after bursts of 64")
         lone = []
@@ -228,6 +239,49 @@ async def _through_server(url: str, texts: list[str], baseline: dict[str, Any], 
             assert status == 200, status
         served["t500_ms"] = t500
     return served
+
+
+_CORES = {"client": CLIENT_CORE, "server": SERVER_CORE}
+
+
+def _generator_capacity(texts: list[str], env: dict[str, str], *, quick: bool) -> dict[str, Any]:
+    """The c=64 generator of :func:`_through_server` against a server that answers a constant: its own ceiling."""
+    port = _free_port()
+    floor = subprocess.Popen(
+        ["taskset", "-c", SERVER_CORE, str(BIN / "uvicorn"), "--app-dir", str(ROOT / "bench" / "serve_apps"),
+         "floor:app", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+         "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        from shipyard.client.http import wait_ready
+
+        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+
+        async def load() -> dict[str, Any]:
+            import orjson
+
+            from shipyard.bench.load import RawHTTPSender, closed_loop
+
+            bodies = [orjson.dumps([t]) for t in texts]
+            counter = iter(range(1 << 30))
+            async with RawHTTPSender(f"http://127.0.0.1:{port}") as raw:
+
+                async def rotating(body: bytes) -> int:
+                    return await raw(bodies[next(counter) % len(bodies)])
+
+                before = core_times()
+                result = await closed_loop(rotating, b"", 64, 3.0 if quick else 6.0, 1)
+                after = core_times()
+            summary: dict[str, Any] = result.summary()
+            summary["cores"] = {name: busy(before[int(c)], after[int(c)]) for name, c in _CORES.items()}
+            return summary
+
+        capacity: dict[str, Any] = asyncio.run(load())
+        return capacity
+    finally:
+        floor.terminate()
+        floor.wait(30)
 
 
 def _invoke(url: str, work: Path, env: dict[str, str], expected: list[Any]) -> dict[str, Any]:
@@ -272,6 +326,21 @@ def _results(
     }
     ok = invoke["exit_code"] == 0 and invoke["rows_written"] == count and invoke["equal_to_in_process"]
     ratios["invoke_10000"]["pass"] = ratios["invoke_10000"]["pass"] and ok
+    generator, client_busy = served["generator"], served["c64_cores"]["client"]
+    # the c=64 figure is the server's only if the generator had headroom: its core was not saturated, and it
+    # drives a constant-answer server far faster than it drove this one
+    headroom = generator["req_per_s"] / max(served["c64"]["req_per_s"], 1e-9)
+    client = {
+        "c64_client_core_busy": round(client_busy, 3),
+        "c64_server_core_busy": round(served["c64_cores"]["server"], 3),
+        "generator_capacity_req_per_s": generator["req_per_s"],
+        "generator_capacity_client_core_busy": round(generator["cores"]["client"], 3),
+        "headroom": round(headroom, 1),
+        "client_bound": client_busy >= CLIENT_BOUND or headroom < 2,
+    }
+    if client["client_bound"]:
+        ratios["c64_vs_batch64"]["pass"] = False
+        ratios["c64_vs_batch64"]["client_bound"] = True
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "quick": quick,
@@ -295,6 +364,7 @@ def _results(
             "t500_ms": {"median": round(t500_ms, 1), "samples": [round(x, 1) for x in served["t500_ms"]]},
             f"invoke_{count}": invoke,
         },
+        "load_generator": client,
         "ratios": ratios,
     }
 
@@ -342,12 +412,27 @@ def _markdown(results: dict[str, Any]) -> str:
         f"p99 {server['c64']['p99_ms']} ms, "
         f"errors {server['c64']['errors'] or 'none'}.",
         f"Every one of {server['answers_equal_in_process']} texts sent alone (64 in flight) got the in-process answer.",
+        _generator_line(results["load_generator"], server["c64"]["req_per_s"]),
         f"`shipyard invoke`: exit {invoke['exit_code']}, {invoke['rows_written']} rows written, equal to in-process: "
         f"{invoke['equal_to_in_process']}; {invoke['summary']}",
         "",
         "Reproduce: `.venv/bin/python bench/transformers.py` (needs 2 cores and `taskset`).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _generator_line(client: dict[str, Any], rps: float) -> str:
+    verdict = (
+        "**the load generator was the limit: the c=64 figure is not the server's**"
+        if client["client_bound"]
+        else "the load generator was not the limit"
+    )
+    return (
+        f"Load generator: its core was {client['c64_client_core_busy']:.0%} busy during c=64 (the server's "
+        f"{client['c64_server_core_busy']:.0%}); against the constant-answer floor app the same generator sent "
+        f"{client['generator_capacity_req_per_s']:,.0f} req/s, {client['headroom']:g} × the server's {rps:,.1f}: "
+        f"{verdict}."
+    )
 
 
 def _cpu_name() -> str:

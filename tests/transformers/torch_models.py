@@ -1,10 +1,8 @@
 """Modules the torch tests save and serve.
 
-They live here, not in a test module: pytest rewrites the assertions of test modules, and the rewritten module's
-code no longer matches its source, so ``torch.jit.script`` (which reads a class's source through ``inspect``)
-fails on a class defined in one (``OSError: could not get source code``). A plain module is imported as written.
-For the torch flavor this is also the usual case: a class from a ``.py`` file beside the notebook, which
-``shipyard.save`` pickles by value because the server will not have that file.
+A class from a ``.py`` file beside the notebook is the usual case for the torch flavor: ``shipyard.save`` pickles
+it by value, because the server will not have that file. Keeping it out of the test module also keeps the tests
+independent of how pytest imports test modules.
 """
 
 from __future__ import annotations
