@@ -13,8 +13,9 @@ one thread, connections = concurrency, one fixed body on wrk's fast path) to the
 4. shipyard: ``serve`` with one worker, access log off, then on.
 
 Every server's answers are checked against the in-process model before and after it is loaded (32 distinct
-rows). Every point records how busy the client's core was: a point where it was busy for CLIENT_BOUND of the
-time or more measured the load generator, not the server, and is reported as such, never as the server's figure.
+rows). Every point records wrk's own CPU share (of its pinned core) and both cores' busy shares: a point where wrk
+used CLIENT_BOUND of its core or more measured the load generator, not the server, and is reported as such, never
+as the server's figure.
 See bench/README.md for what each figure means and the targets.
 """
 
@@ -24,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -335,11 +337,12 @@ def _wrk(
         str(APPS / "wrk_post.lua"),
         f"http://127.0.0.1:{port}/invocations",
     ]
-    cpu_before, core_before = tree_cpu(server_pid), core_times()
+    cpu_before, core_before, wrk_before = tree_cpu(server_pid), core_times(), _children_cpu()
     wall = time.monotonic()
     done = subprocess.run(command, env={**os.environ, "WRK_BODY": str(bodies)}, capture_output=True, text=True)
     wall = time.monotonic() - wall
     cpu_used, core_after = tree_cpu(server_pid) - cpu_before, core_times()
+    wrk_cpu = (_children_cpu() - wrk_before) / wall  # wrk is the only child this script waited for meanwhile
     core_busy = {c: busy(core_before[c], core_after[c]) for c in (server_core, core)}
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
@@ -360,10 +363,15 @@ def _wrk(
         "error_kinds": summary["errors"],
         "server_cpu": cpu_used / wall,  # share of one core the server's processes used
         "core_busy": {str(c): share for c, share in core_busy.items()},
-        # the client's core: wrk alone runs there, so its busy share is wrk's load; near 100% wrk set the pace
-        "client_busy": core_busy[core],
-        "client_bound": core_busy[core] >= CLIENT_BOUND,
+        # wrk's own CPU time over the point (1 = its whole core): near 100% wrk, not the server, set the pace
+        "client_busy": wrk_cpu,
+        "client_bound": wrk_cpu >= CLIENT_BOUND,
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _compute_floor(model: Any, features: Any, np: Any, core: int) -> dict[str, Any]:

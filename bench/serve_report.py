@@ -108,7 +108,7 @@ def _client_summary(results: dict[str, Any]) -> str:
     if bound:
         return f"**Client-bound points: {', '.join(bound)}**: their figures are the load generator's, not the server's."
     return (
-        f"The load generator was not the limit: its core was at most {busiest['client_busy']:.0%} busy "
+        f"The load generator was not the limit: wrk used at most {busiest['client_busy']:.0%} of its core "
         f"({LABELS.get(name, name).split(':')[0]} at c={c}, {busiest['rps']:,.0f} req/s), while the servers' "
         "cores were saturated at c=64 (server CPU above)."
     )
@@ -151,7 +151,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "## HTTP",
         "",
-        "| server | c | req/s | p50 ms | p99 ms | p99/p50 | errors | server CPU | client core | answers checked |",
+        "| server | c | req/s | p50 ms | p99 ms | p99/p50 | errors | server CPU | wrk CPU | answers checked |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, server in results["servers"].items():
@@ -200,7 +200,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "\"server CPU\" is the CPU time of the server's processes over the point's wall time (1 = a full core):",
         "below 100% at high concurrency means something else shared the core or the load generator limited the run.",
-        "\"client core\" is how busy wrk's core was during the point (wrk runs alone there). A point at "
+        "\"wrk CPU\" is the load generator's own CPU time over the point's wall time (1 = its whole core). A point at "
         f"{s.get('client_bound_at', 0.9):.0%} or more is marked client-bound: it measured wrk, not the server.",
         "",
         _client_summary(results),
