@@ -35,6 +35,7 @@ def save(
     flavor: str | None = None,
     method: str | None = None,
     batchable: bool = True,
+    json_envelope: bool = True,
     feature_names: Sequence[str] | None = None,
     requirements: Iterable[str] = (),
     overwrite: bool = False,
@@ -46,6 +47,10 @@ def save(
     the input schema every request is checked against and is kept, with the in-process predictions,
     in ``example.json``. The saved bundle is loaded back and run on the example before it is kept,
     so a bundle that exists is a bundle that works.
+
+    ``json_envelope=False`` makes the bundle's JSON answers the bare list of predictions instead of
+    ``{"predictions": [...]}`` (e.g. for the SDK's ``NumpyDeserializer(accept="application/json")``); the
+    server's ``SHIPYARD_JSON_ENVELOPE`` overrides it.
 
     >>> from sklearn.linear_model import LogisticRegression
     >>> import numpy as np, tempfile
@@ -83,6 +88,7 @@ def save(
             version=str(version),
             artifact=artifact,
             batchable=batchable,
+            json_envelope=bool(json_envelope),
             options=options,
             input=schema,
             runtime={
