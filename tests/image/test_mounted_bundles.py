@@ -8,6 +8,7 @@ file of it; and ``verify`` must read the answers of a bundle saved with bare JSO
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import joblib
@@ -29,6 +30,21 @@ def _digits(digits_bundle: Path) -> tuple[object, np.ndarray]:
 
 def _statuses(report: object) -> dict[str, str]:
     return {check.name: check.status for check in report.checks}  # type: ignore[attr-defined]
+
+
+def test_a_bundle_saved_under_a_private_umask_serves_with_dropped_privileges(
+    digits_image: BuildResult, digits_bundle: Path, tmp_path: Path
+) -> None:
+    model, rows = _digits(digits_bundle)
+    previous = os.umask(0o077)  # every file the flavor writes is 0600, every directory 0700
+    try:
+        bundle = shipyard.save(model, tmp_path / "private", example=rows)
+    finally:
+        os.umask(previous)
+    report = verify(digits_image.image, VerifyOptions(bundle=bundle.path, timeout=90, scan_layers=False))
+    statuses = _statuses(report)
+    assert report.passed, report.to_dict()
+    assert statuses["non-root"] == "pass" and statuses["predictions"] == "pass"
 
 
 def test_verify_reads_a_bundle_that_answers_bare_json(

@@ -72,10 +72,6 @@ def save(
     schema = Schema.infer(example, names)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    # mkdtemp makes it 0700: a mounted bundle must stay readable to a container's unprivileged workers.
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
     try:
         (staging / "model").mkdir()
         (staging / "code").mkdir()
@@ -103,6 +99,7 @@ def save(
             output = _check_round_trip(staging, manifest, example)
             manifest = Manifest(**{**manifest.__dict__, "output": output})
             manifest.write(staging)
+        _make_readable(staging)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         os.replace(staging, target)
@@ -110,6 +107,23 @@ def save(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle.open(target)
+
+
+def _make_readable(root: Path) -> None:
+    """Directories 0755, files 0644 (0755 when executable), whatever wrote them.
+
+    A bundle is read by another user: a container's workers run unprivileged (``SHIPYARD_RUN_AS``) and see a
+    mounted bundle with its modes as they are here. Libraries write through private temporary files
+    (``mkdtemp`` is 0700; transformers writes ``model.safetensors`` 0600), and a user's umask may be 077:
+    the same modes ``shipyard pack`` and ``shipyard build`` give every file, given at the source.
+    """
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = 0o755 if path.is_dir() or mode & 0o111 else 0o644
+        if mode & 0o7777 != wanted:
+            path.chmod(wanted)
 
 
 def _check_round_trip(directory: Path, manifest: Manifest, example: Any) -> dict[str, Any]:
