@@ -57,7 +57,7 @@ class ToolkitHandler:
         self.description = f"{bundle.manifest.name} (handler code/{script.name})"
         self.functions: dict[str, Any] = {}
         self.model: Any = None
-        self.torch = False  # the model is a torch.nn.Module: the PyTorch container's defaults apply
+        self.pytorch = False  # model_fn gave a torch.nn.Module: the PyTorch container's defaults apply
         self._loaded = False
 
     def load(self) -> None:
@@ -76,7 +76,7 @@ class ToolkitHandler:
                 )
             model_fn = pytorch.default_model_fn
         self.model = model_fn(str(self.bundle.path))
-        self.torch = pytorch.is_torch_model(self.model)
+        self.pytorch = pytorch.is_torch_model(self.model)
         self._loaded = True
 
     def prepare(self, body: bytes, content_type: str | None, accept: str | None) -> Prepared:
@@ -112,7 +112,7 @@ class ToolkitHandler:
                 decoded = input_fn(data, essence)
             else:
                 decoded = _default_input(data, raw_type)
-                if self.torch:
+                if self.pytorch:
                     decoded = pytorch.to_tensor(decoded, raw_type, self.model)
         except ShipyardError:
             raise
@@ -120,7 +120,7 @@ class ToolkitHandler:
             raise RequestError(f"input_fn rejected the request: {type(exc).__name__}: {exc}") from exc
         predict_fn = self.functions.get("predict_fn")
         if predict_fn is None:
-            predict_fn = pytorch.default_predict if self.torch else _default_predict
+            predict_fn = pytorch.default_predict if self.pytorch else _default_predict
         prediction = _call(predict_fn, decoded, self.model)
         output_fn = self.functions.get("output_fn")
         if output_fn is None:
