@@ -228,10 +228,10 @@ def _float(env: Mapping[str, str], names: tuple[str, ...], default: float, limit
     if not math.isfinite(value):  # inf would pass the bound below and break int()/round() later
         raise ShipyardError(f"{name}={raw!r} must be a finite number")
     low, high = limits
+    if high is not None and not low <= value <= high:
+        raise ShipyardError(f"{name}={value:g} must be between {_show(low)} and {_show(high)}")
     if not value >= low:
         raise ShipyardError(f"{name}={value:g} must be >= {_show(low)}")
-    if high is not None and value > high:
-        raise ShipyardError(f"{name}={value:g} must be <= {_show(high)}")
     return value
 
 
