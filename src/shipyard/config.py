@@ -28,6 +28,12 @@ Nothing is read at import time.
 | SHIPYARD_MODEL_THREADS                | cores ÷ workers  | torch threads per worker (torch flavors)  |
 | SHIPYARD_SECRETS                      | (none)           | ``VAR=NAME,...``: secrets put in os.environ at start |
 | SAGEMAKER_REGION / AWS_REGION         | (boto3's)        | region of those secrets                   |
+| SHIPYARD_PRELOAD                      | auto             | load the model before forking: auto, on, off |
+| SHIPYARD_JSON_ENVELOPE                | (the bundle's)   | JSON answers as ``{"predictions": ...}`` (1) or bare (0) |
+
+:data:`ENV` names the variables of each setting (the first one set wins) and :data:`LIMITS` the range of the
+numeric ones; ``shipyard serve`` takes both from here, so each of its options defaults to the variable the
+container reads, and checks the same range.
 """
 
 from __future__ import annotations
@@ -40,9 +46,58 @@ from typing import Any
 
 from shipyard.errors import ShipyardError
 
-__all__ = ["ServerConfig", "usable_cores"]
+__all__ = ["ENV", "LIMITS", "ServerConfig", "parse_bool", "usable_cores"]
 
 _TOOLKIT_LEVELS = {"10": "DEBUG", "20": "INFO", "30": "WARNING", "40": "ERROR", "50": "CRITICAL"}
+
+# The environment variables of each setting, the first one set (and not blank) winning.
+ENV: dict[str, tuple[str, ...]] = {
+    "model_dir": ("SHIPYARD_MODEL_DIR", "SM_MODEL_DIR"),
+    "host": ("SHIPYARD_HOST",),
+    "port": ("SAGEMAKER_BIND_TO_PORT",),
+    "workers": ("SAGEMAKER_MODEL_SERVER_WORKERS",),
+    "timeout_s": ("SAGEMAKER_MODEL_SERVER_TIMEOUT",),
+    "max_payload_mb": ("SAGEMAKER_MAX_PAYLOAD_IN_MB",),
+    "default_accept": ("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",),
+    "program": ("SAGEMAKER_PROGRAM",),
+    "log_level": ("SHIPYARD_LOG_LEVEL", "SAGEMAKER_CONTAINER_LOG_LEVEL"),
+    "max_batch_size": ("SHIPYARD_MAX_BATCH_SIZE",),
+    "max_batch_delay_ms": ("SHIPYARD_MAX_BATCH_DELAY_MS",),
+    "max_queue": ("SHIPYARD_MAX_QUEUE",),
+    "access_log": ("SHIPYARD_ACCESS_LOG",),
+    "graceful_timeout_s": ("SHIPYARD_GRACEFUL_TIMEOUT",),
+    "run_as": ("SHIPYARD_RUN_AS",),
+    "capture_destination": ("SHIPYARD_CAPTURE_DESTINATION",),
+    "capture_percent": ("SHIPYARD_CAPTURE_PERCENT",),
+    "capture_queue": ("SHIPYARD_CAPTURE_QUEUE",),
+    "capture_flush_s": ("SHIPYARD_CAPTURE_FLUSH_SECONDS",),
+    "model_threads": ("SHIPYARD_MODEL_THREADS",),
+    "secrets": ("SHIPYARD_SECRETS",),
+    "region": ("SAGEMAKER_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    "preload": ("SHIPYARD_PRELOAD",),
+    "json_envelope": ("SHIPYARD_JSON_ENVELOPE",),
+}
+
+# Accepted ranges of the numeric settings (inclusive; None: unbounded). Floats must also be finite.
+LIMITS: dict[str, tuple[float, float | None]] = {
+    "port": (0, 65535),
+    "workers": (1, 512),
+    "timeout_s": (0.001, None),
+    "max_payload_mb": (0.000001, None),
+    "max_batch_size": (1, 1 << 20),
+    "max_batch_delay_ms": (0.0, None),
+    "max_queue": (1, 1 << 24),
+    "graceful_timeout_s": (0.0, None),
+    "capture_percent": (0.0, 100.0),
+    "capture_queue": (1, 1 << 24),
+    "capture_flush_s": (0.0, None),
+    "model_threads": (0, 4096),
+}
+
+# The spellings of a yes/no setting: the ones click accepts for a flag's environment variable, so the
+# container and `shipyard serve` read SHIPYARD_ACCESS_LOG alike.
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
 def usable_cores() -> int:
@@ -78,36 +133,48 @@ class ServerConfig:
     secrets: tuple[str, ...] = ()  # "VAR=NAME" entries of SHIPYARD_SECRETS (names only; see serving/secrets.py)
     region: str | None = None
     preload: str = "auto"  # load the model once before forking the workers: auto (by flavor) | on | off
+    json_envelope: bool | None = None  # JSON answers in {"predictions": ...}; None: as the bundle's manifest says
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
         """Build the config from ``env`` (default: ``os.environ``); ``overrides`` win over it."""
         env = os.environ if env is None else env
         d = cls()
+
+        def raw(name: str) -> str | None:
+            return _first(env, ENV[name])
+
+        def whole(name: str, default: int) -> int:
+            return _int(env, ENV[name], default, LIMITS[name])
+
+        def number(name: str, default: float) -> float:
+            return _float(env, ENV[name], default, LIMITS[name])
+
         values: dict[str, Any] = {
-            "model_dir": env.get("SHIPYARD_MODEL_DIR") or env.get("SM_MODEL_DIR") or d.model_dir,
-            "host": env.get("SHIPYARD_HOST", d.host),
-            "port": _int(env, "SAGEMAKER_BIND_TO_PORT", d.port, low=0, high=65535),
-            "workers": _int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", usable_cores(), low=1, high=512),
-            "timeout_s": _float(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", d.timeout_s, low=0.001),
-            "max_payload_bytes": int(_float(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0, low=0.000001) * 1024 * 1024),
-            "default_accept": env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None,
-            "program": env.get("SAGEMAKER_PROGRAM") or d.program,
-            "log_level": _level(env.get("SHIPYARD_LOG_LEVEL") or env.get("SAGEMAKER_CONTAINER_LOG_LEVEL")),
-            "max_batch_size": _int(env, "SHIPYARD_MAX_BATCH_SIZE", d.max_batch_size, low=1, high=1 << 20),
-            "max_batch_delay_ms": _float(env, "SHIPYARD_MAX_BATCH_DELAY_MS", 0.0, low=0.0),
-            "max_queue": _int(env, "SHIPYARD_MAX_QUEUE", d.max_queue, low=1, high=1 << 24),
-            "access_log": env.get("SHIPYARD_ACCESS_LOG", "1").strip().lower() not in {"0", "false", "no", "off"},
-            "graceful_timeout_s": _float(env, "SHIPYARD_GRACEFUL_TIMEOUT", d.graceful_timeout_s, low=0.0),
-            "run_as": env.get("SHIPYARD_RUN_AS") or None,
-            "capture_destination": env.get("SHIPYARD_CAPTURE_DESTINATION") or None,
-            "capture_percent": _percent(env, "SHIPYARD_CAPTURE_PERCENT", d.capture_percent),
-            "capture_queue": _int(env, "SHIPYARD_CAPTURE_QUEUE", d.capture_queue, low=1, high=1 << 24),
-            "capture_flush_s": _float(env, "SHIPYARD_CAPTURE_FLUSH_SECONDS", d.capture_flush_s, low=0.0),
-            "model_threads": _int(env, "SHIPYARD_MODEL_THREADS", d.model_threads, low=0, high=4096),
-            "secrets": tuple(item.strip() for item in env.get("SHIPYARD_SECRETS", "").split(",") if item.strip()),
-            "preload": _choice(env, "SHIPYARD_PRELOAD", d.preload),
-            "region": env.get("SAGEMAKER_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            "model_dir": raw("model_dir") or d.model_dir,
+            "host": raw("host") or d.host,
+            "port": whole("port", d.port),
+            "workers": whole("workers", usable_cores()),
+            "timeout_s": number("timeout_s", d.timeout_s),
+            "max_payload_bytes": int(number("max_payload_mb", d.max_payload_bytes / (1024 * 1024)) * 1024 * 1024),
+            "default_accept": raw("default_accept"),
+            "program": raw("program") or d.program,
+            "log_level": _level(raw("log_level")),
+            "max_batch_size": whole("max_batch_size", d.max_batch_size),
+            "max_batch_delay_ms": number("max_batch_delay_ms", d.max_batch_delay_ms),
+            "max_queue": whole("max_queue", d.max_queue),
+            "access_log": _bool(env, ENV["access_log"], d.access_log),
+            "graceful_timeout_s": number("graceful_timeout_s", d.graceful_timeout_s),
+            "run_as": raw("run_as"),
+            "capture_destination": raw("capture_destination"),
+            "capture_percent": number("capture_percent", d.capture_percent),
+            "capture_queue": whole("capture_queue", d.capture_queue),
+            "capture_flush_s": number("capture_flush_s", d.capture_flush_s),
+            "model_threads": whole("model_threads", d.model_threads),
+            "secrets": tuple(item.strip() for item in (raw("secrets") or "").split(",") if item.strip()),
+            "preload": _choice(env, ENV["preload"], d.preload),
+            "region": raw("region"),
+            "json_envelope": _bool(env, ENV["json_envelope"], None),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -120,31 +187,74 @@ class ServerConfig:
         return replace(self, **changes)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
+def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    found = _named(env, names)
+    return found[1] if found is not None else None
+
+
+def _named(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
+    """The first of ``names`` that is set and not blank, and its value."""
+    for name in names:
+        value = env.get(name)
+        if value is not None and value.strip():
+            return name, value
+    return None
+
+
+def _int(env: Mapping[str, str], names: tuple[str, ...], default: int, limits: tuple[float, float | None]) -> int:
+    found = _named(env, names)
+    if found is None:
         return default
+    name, raw = found
     try:
         value = int(raw)
     except ValueError:
         raise ShipyardError(f"{name}={raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise ShipyardError(f"{name}={value} is out of range [{low}, {high}]")
+    low, high = limits
+    if not low <= value <= (high if high is not None else value):
+        raise ShipyardError(f"{name}={value} is out of range [{_show(low)}, {_show(high)}]")
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, low: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
+def _float(env: Mapping[str, str], names: tuple[str, ...], default: float, limits: tuple[float, float | None]) -> float:
+    found = _named(env, names)
+    if found is None:
         return default
+    name, raw = found
     try:
         value = float(raw)
     except ValueError:
         raise ShipyardError(f"{name}={raw!r} is not a number") from None
     if not math.isfinite(value):  # inf would pass the bound below and break int()/round() later
         raise ShipyardError(f"{name}={raw!r} must be a finite number")
+    low, high = limits
+    if high is not None and not low <= value <= high:
+        raise ShipyardError(f"{name}={value:g} must be between {_show(low)} and {_show(high)}")
     if not value >= low:
-        raise ShipyardError(f"{name}={value} must be >= {low}")
+        raise ShipyardError(f"{name}={value:g} must be >= {_show(low)}")
+    return value
+
+
+def _show(limit: float | None) -> str:
+    if limit is None:
+        return "∞"
+    return str(int(limit)) if float(limit).is_integer() else f"{limit:g}"
+
+
+def parse_bool(raw: str) -> bool | None:
+    """A yes/no setting's value (``1``/``0``, ``on``/``off``, ``true``/``false``, ``yes``/``no``); None if neither."""
+    value = raw.strip().lower()
+    return True if value in _TRUE else False if value in _FALSE else None
+
+
+def _bool(env: Mapping[str, str], names: tuple[str, ...], default: bool | None) -> bool | None:
+    found = _named(env, names)
+    if found is None:
+        return default
+    name, raw = found
+    value = parse_bool(raw)
+    if value is None:
+        raise ShipyardError(f"{name}={raw!r}: use 1 or 0 (also on/off, true/false, yes/no)")
     return value
 
 
@@ -152,20 +262,15 @@ _CHOICES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on", "o
             "false": "off", "no": "off"}  # fmt: skip
 
 
-def _choice(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
+def _choice(env: Mapping[str, str], names: tuple[str, ...], default: str) -> str:
+    found = _named(env, names)
+    if found is None:
         return default
-    if raw not in _CHOICES:
-        raise ShipyardError(f"{name}={raw!r}: use auto, on or off")
-    return _CHOICES[raw]
-
-
-def _percent(env: Mapping[str, str], name: str, default: float) -> float:
-    value = _float(env, name, default, low=0.0)
-    if value > 100.0:
-        raise ShipyardError(f"{name}={value:g} must be a percentage between 0 and 100")
-    return value
+    name, raw = found
+    value = raw.strip().lower()
+    if value not in _CHOICES:
+        raise ShipyardError(f"{name}={value!r}: use auto, on or off")
+    return _CHOICES[value]
 
 
 def _level(raw: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,20 @@ def test_save_leaves_the_notebooks_own_class_untouched(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "intact"
     np.testing.assert_array_equal(predict_from_bundle(tmp_path / "bundle", [[1, 2, 3]]), [12])
+
+
+def test_a_private_umask_still_gives_a_bundle_everyone_can_read(
+    tmp_path: Path, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = iris
+    previous = os.umask(0o077)  # as a user with a private umask, or a library writing through mkstemp (0600)
+    try:
+        bundle = shipyard.save(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "private", example=X[:3])
+    finally:
+        os.umask(previous)
+    root = bundle.path
+    modes = {p.relative_to(root).as_posix(): p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
+    assert modes == {
+        ".": 0o755, "model": 0o755, "code": 0o755, "model/model.joblib": 0o644, "code/requirements.txt": 0o644,
+        "shipyard.toml": 0o644, "example.json": 0o644,
+    }  # fmt: skip

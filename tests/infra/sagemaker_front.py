@@ -89,11 +89,11 @@ class SageMakerFront:
                 'Amazon CloudWatch, resolve the issue, and try again."'
             )
             return _model_error(0, "", message, script.endpoint)
-        reply = await self._client.post(
-            f"{script.container_url}/invocations",
-            content=body,
-            headers={"content-type": headers.get("content-type", "application/json")},
-        )
+        # What InvokeEndpoint hands the container: the body, its ContentType and the Accept the caller asked for.
+        forwarded = {"content-type": headers.get("content-type", "application/json")}
+        if "accept" in headers:
+            forwarded["accept"] = headers["accept"]
+        reply = await self._client.post(f"{script.container_url}/invocations", content=body, headers=forwarded)
         if reply.status_code != 200:
             message = (
                 f"Received {'client' if reply.status_code < 500 else 'server'} error ({reply.status_code}) from "

@@ -50,6 +50,16 @@ def test_bundle_layout_manifest_and_example(intent_bundle: Path, intent_pipeline
     assert example["predictions"] == list(intent_pipeline.predict(intent_data.test_texts[:3]))
 
 
+def test_every_file_of_the_bundle_is_readable_by_other_users(intent_bundle: Path) -> None:
+    """A container's workers run unprivileged: transformers writes model.safetensors 0600, save must not keep that."""
+    modes = {p.relative_to(intent_bundle).as_posix(): p.stat().st_mode & 0o777 for p in intent_bundle.rglob("*")}
+    assert "model/encoder/model.safetensors" in modes
+    unreadable = {name: oct(mode) for name, mode in modes.items() if mode & 0o004 == 0}
+    closed = {name: oct(mode) for name, mode in modes.items() if (intent_bundle / name).is_dir() and mode & 0o005 != 5}
+    assert not unreadable and not closed
+    assert intent_bundle.stat().st_mode & 0o777 == 0o755
+
+
 def test_loaded_bundle_equals_the_notebook_model(intent_bundle: Path, intent_pipeline: Any, intent_data: Any) -> None:
     bundle = Bundle.open(intent_bundle)
     predict = flavor_module("sentence_transformers").load(bundle.path, bundle.manifest)

@@ -25,6 +25,8 @@ class Manifest:
     version: str = "1"
     artifact: str | None = None
     batchable: bool = True
+    # JSON answers as {"predictions": [...]} (the default), or the bare list: what the bundle's clients read
+    json_envelope: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     input: Schema = field(default_factory=Schema)
     output: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +40,8 @@ class Manifest:
             "flavor": self.flavor,
             "batchable": self.batchable,
         }
+        if not self.json_envelope:  # written only when set, so existing manifests read back unchanged
+            model["json_envelope"] = False
         if self.artifact:
             model["artifact"] = self.artifact
         if self.created:
@@ -72,9 +76,17 @@ class Manifest:
             version=str(model.get("version", "1")),
             artifact=model.get("artifact"),
             batchable=bool(model.get("batchable", True)),
+            json_envelope=_flag(model, "json_envelope", path),
             options=dict(model.get("options", {})),
             input=Schema.from_dict(document.get("input")),
             output=dict(document.get("output", {})),
             runtime=dict(document.get("runtime", {})),
             created=model.get("created"),
         )
+
+
+def _flag(table: dict[str, Any], key: str, path: Path) -> bool:
+    value = table.get(key, True)
+    if not isinstance(value, bool):
+        raise BundleError(f"{path}: [model] {key} must be true or false, not {value!r}")
+    return value

@@ -35,6 +35,7 @@ def save(
     flavor: str | None = None,
     method: str | None = None,
     batchable: bool = True,
+    json_envelope: bool = True,
     feature_names: Sequence[str] | None = None,
     requirements: Iterable[str] = (),
     overwrite: bool = False,
@@ -46,6 +47,10 @@ def save(
     the input schema every request is checked against and is kept, with the in-process predictions,
     in ``example.json``. The saved bundle is loaded back and run on the example before it is kept,
     so a bundle that exists is a bundle that works.
+
+    ``json_envelope=False`` makes the bundle's JSON answers the bare list of predictions instead of
+    ``{"predictions": [...]}`` (e.g. for the SDK's ``NumpyDeserializer(accept="application/json")``); the
+    server's ``SHIPYARD_JSON_ENVELOPE`` overrides it.
 
     >>> from sklearn.linear_model import LogisticRegression
     >>> import numpy as np, tempfile
@@ -67,10 +72,6 @@ def save(
     schema = Schema.infer(example, names)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    # mkdtemp makes it 0700: a mounted bundle must stay readable to a container's unprivileged workers.
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
     try:
         (staging / "model").mkdir()
         (staging / "code").mkdir()
@@ -83,6 +84,7 @@ def save(
             version=str(version),
             artifact=artifact,
             batchable=batchable,
+            json_envelope=bool(json_envelope),
             options=options,
             input=schema,
             runtime={
@@ -97,6 +99,7 @@ def save(
             output = _check_round_trip(staging, manifest, example)
             manifest = Manifest(**{**manifest.__dict__, "output": output})
             manifest.write(staging)
+        _make_readable(staging)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         os.replace(staging, target)
@@ -104,6 +107,23 @@ def save(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle.open(target)
+
+
+def _make_readable(root: Path) -> None:
+    """Directories 0755, files 0644 (0755 when executable), whatever wrote them.
+
+    A bundle is read by another user: a container's workers run unprivileged (``SHIPYARD_RUN_AS``) and see a
+    mounted bundle with its modes as they are here. Libraries write through private temporary files
+    (``mkdtemp`` is 0700; transformers writes ``model.safetensors`` 0600), and a user's umask may be 077:
+    the same modes ``shipyard pack`` and ``shipyard build`` give every file, given at the source.
+    """
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = 0o755 if path.is_dir() or mode & 0o111 else 0o644
+        if mode & 0o7777 != wanted:
+            path.chmod(wanted)
 
 
 def _check_round_trip(directory: Path, manifest: Manifest, example: Any) -> dict[str, Any]:

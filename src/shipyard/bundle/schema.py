@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shipyard.codecs.csv import CSVRows
+from shipyard.codecs.npz import densify, is_sparse
 from shipyard.errors import SchemaMismatch
 
 __all__ = ["Schema", "dtype_family"]
@@ -115,6 +116,8 @@ class Schema:
     # -- enforcement -----------------------------------------------------------------------------
     def coerce(self, payload: Any) -> tuple[Any, int]:
         """The model input for ``payload`` and its number of rows; :class:`SchemaMismatch` if it does not fit."""
+        if is_sparse(payload):  # an NPZ body: the schema is dense (one dtype and shape), and so is stacking
+            payload = densify(payload)
         if self.kind == "columns":
             return self._coerce_columns(payload)
         if self.kind == "tensor":

@@ -6,19 +6,24 @@ from typing import Any, Protocol
 
 from shipyard.codecs.media import MediaType
 
-__all__ = ["Codec", "to_python"]
+__all__ = ["Codec", "Decoder", "to_python"]
 
 
-class Codec(Protocol):
-    """Decodes a request body into a *payload* and encodes predictions.
+class Decoder(Protocol):
+    """Decodes a request body into a *payload*.
 
     A payload is what the request carried, before any schema is applied: a list of rows (each a list,
-    a record ``dict`` or a scalar such as a text), a single row or record, or a numpy array.
+    a record ``dict`` or a scalar such as a text), a single row or record, a numpy array, or (from NPZ) a
+    scipy sparse matrix.
     """
 
     media_type: str
 
     def decode(self, body: bytes, media: MediaType) -> Any: ...
+
+
+class Codec(Decoder, Protocol):
+    """A decoder that also encodes predictions (the types the server can answer in)."""
 
     def encode(self, predictions: Any, *, envelope: bool = True) -> bytes: ...
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 __all__ = ["MediaType", "canonical", "parse_accept", "parse_media_type"]
 
-# Spellings users send for the same four formats, mapped to the one each codec is registered under.
+# Spellings users send for the same formats, mapped to the one each codec is registered under.
 _ALIASES = {
     "application/json": "application/json",
     "text/json": "application/json",
@@ -18,6 +18,8 @@ _ALIASES = {
     "application/csv": "text/csv",
     "application/x-npy": "application/x-npy",
     "application/npy": "application/x-npy",
+    "application/x-npz": "application/x-npz",
+    "application/npz": "application/x-npz",
     "application/jsonlines": "application/jsonlines",
     "application/jsonl": "application/jsonlines",
     "application/x-jsonlines": "application/jsonlines",

@@ -22,6 +22,8 @@ class ModelHandler:
         self.batchable = bundle.manifest.batchable
         self.config = config
         self.default_accept = config.default_accept
+        # The server's setting (SHIPYARD_JSON_ENVELOPE) wins over the one the bundle was saved with.
+        self.envelope = self.manifest.json_envelope if config.json_envelope is None else config.json_envelope
         self.description = f"{self.manifest.name} v{self.manifest.version} ({self.manifest.flavor})"
         self._flavor = flavor_module(self.manifest.flavor)  # the module only: its heavy imports come in load()
         self.preloadable = bool(getattr(self._flavor, "PRELOAD", False))
@@ -47,4 +49,4 @@ class ModelHandler:
 
     def finish(self, predictions: Any, prepared: Prepared) -> tuple[bytes, str]:
         codec = prepared.answer
-        return codec.encode(predictions), codec.media_type
+        return codec.encode(predictions, envelope=self.envelope), codec.media_type

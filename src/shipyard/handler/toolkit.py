@@ -10,9 +10,14 @@ Two things are friendlier than the toolkit: the content type handed to the scrip
 stripped (``text/csv; charset=utf-8`` arrives as ``text/csv``), and an exception raised in ``input_fn``
 answers 400 (it is about the request), not 500.
 
-Defaults: ``input_fn`` decodes JSON, CSV, NPY and JSON Lines into a numpy array where it can;
-``predict_fn`` calls ``model.predict(data)`` or ``model(data)``; ``output_fn`` encodes the prediction
-(bare, without an envelope) as the ``Accept`` type, or the request's type when Accept is missing or ``*/*``.
+Defaults are the framework container's. For a ``torch.nn.Module`` (what ``model_fn`` returned, or the
+TorchScript ``model.pt`` loaded when the script has no ``model_fn``) they are the PyTorch container's (see
+:mod:`shipyard.handler.pytorch`). For any other model, the scikit-learn container's: ``input_fn`` decodes JSON,
+CSV, NPY and JSON Lines into a numpy array where it can, and NPZ as the toolkit does (a scipy sparse matrix
+for ``scipy.sparse.save_npz`` bodies, the array of a one-array ``numpy.savez`` body); ``predict_fn`` calls
+``model.predict(data)`` or ``model(data)``; ``model_fn`` is required. For both, ``output_fn`` encodes the
+prediction (bare, without an envelope; tensors as numpy) as the ``Accept`` type, or the request's type when
+Accept is missing or ``*/*`` (JSON for a request in NPZ, which no encoder writes).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from shipyard.codecs import decoder_for, encoder_for, parse_media_type
 from shipyard.codecs.csv import CSVRows
 from shipyard.config import ServerConfig
 from shipyard.errors import BundleError, ModelError, ModelNotReady, RequestError, ShipyardError
+from shipyard.handler import pytorch
 from shipyard.handler.base import Prepared
 
 __all__ = ["ToolkitHandler"]
@@ -51,6 +57,7 @@ class ToolkitHandler:
         self.description = f"{bundle.manifest.name} (handler code/{script.name})"
         self.functions: dict[str, Any] = {}
         self.model: Any = None
+        self.pytorch = False  # model_fn gave a torch.nn.Module: the PyTorch container's defaults apply
         self._loaded = False
 
     def load(self) -> None:
@@ -62,8 +69,14 @@ class ToolkitHandler:
             )
         model_fn = self.functions.get("model_fn")
         if model_fn is None:
-            raise BundleError(f"{self.script.name} defines no model_fn(model_dir)")
+            if pytorch.model_file(self.bundle.path) is None:
+                raise BundleError(
+                    f"{self.script.name} defines no model_fn(model_dir), and {self.bundle.path} holds no TorchScript "
+                    f"{pytorch.DEFAULT_MODEL_FILE} for the PyTorch container's default model_fn to load"
+                )
+            model_fn = pytorch.default_model_fn
         self.model = model_fn(str(self.bundle.path))
+        self.pytorch = pytorch.is_torch_model(self.model)
         self._loaded = True
 
     def prepare(self, body: bytes, content_type: str | None, accept: str | None) -> Prepared:
@@ -95,15 +108,20 @@ class ToolkitHandler:
             return _call(transform_fn, self.model, data, essence, accept)
         input_fn = self.functions.get("input_fn")
         try:
-            decoded = input_fn(data, essence) if input_fn else _default_input(data, raw_type)
+            if input_fn is not None:
+                decoded = input_fn(data, essence)
+            else:
+                decoded = _default_input(data, raw_type)
+                if self.pytorch:
+                    decoded = pytorch.to_tensor(decoded, raw_type, self.model)
         except ShipyardError:
             raise
         except Exception as exc:
             raise RequestError(f"input_fn rejected the request: {type(exc).__name__}: {exc}") from exc
         predict_fn = self.functions.get("predict_fn")
-        prediction = (
-            _call(predict_fn, decoded, self.model) if predict_fn else _call(_default_predict, decoded, self.model)
-        )
+        if predict_fn is None:
+            predict_fn = pytorch.default_predict if self.pytorch else _default_predict
+        prediction = _call(predict_fn, decoded, self.model)
         output_fn = self.functions.get("output_fn")
         if output_fn is None:
             return prediction
@@ -178,4 +196,5 @@ def _default_predict(data: Any, model: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
+    value = pytorch.to_numpy(value)  # a tensor (the PyTorch container's default output_fn turns it into numpy)
     return value.tolist() if isinstance(value, np.ndarray) and value.dtype == object else value

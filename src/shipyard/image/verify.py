@@ -256,7 +256,7 @@ def _prediction_check(
         body = orjson.dumps({"instances": example["instances"]})
         response = _post(client, url, body, "application/json")
         got = _json(response.content)
-        got = got.get("predictions") if isinstance(got, dict) else None
+        got = got.get("predictions") if isinstance(got, dict) else got  # a bare list: json_envelope=False
         same = response.status_code == 200 and _close(got, example["predictions"])
         detail = f"{len(example['instances'])} rows of example.json: " + (
             "same predictions as in-process" if same else f"{response.status_code}: {response.text[:200]}"
