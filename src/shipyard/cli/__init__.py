@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from shipyard import __version__
 from shipyard.errors import ShipyardError
@@ -36,9 +37,9 @@ def _root(
 
 
 def _register() -> None:
-    from shipyard.cli import bench, bundle, deploy, image, invoke, monitor, serve
+    from shipyard.cli import bench, bundle, deploy, image, invoke, monitor, serve, status
 
-    for module in (bundle, invoke, serve, bench, monitor, deploy, image):
+    for module in (bundle, invoke, serve, bench, monitor, deploy, status, image):
         module.register(app)
 
 
@@ -52,7 +53,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except ShipyardError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # a message is text, not markup
         sys.exit(exc.exit_code)
     except typer.Abort:
         err.print("aborted")
