@@ -41,7 +41,7 @@ class CliReporter:
 
     def step(self, message: str) -> None:
         self._clear()
-        err.print(f"[green]✓[/] {message}", highlight=False)
+        err.print(f"[green]✓[/] {escape(message)}", highlight=False)
 
     def status(self, state: str, elapsed_s: float, detail: str = "") -> None:
         text = f"{state} … {elapsed_s:5.1f} s" + (f"  {detail}" if detail else "")

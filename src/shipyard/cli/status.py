@@ -152,7 +152,7 @@ def _cells(row: StatusRow) -> dict[str, Text]:
 
 
 def _table(columns: list[str], cells: list[dict[str, Text]], title: str, caption: str) -> Table:
-    table = Table(title=title, caption=caption)
+    table = Table(title=Text(title), caption=Text(caption))  # a path is text, not markup
     for column in columns:
         keep = column in ESSENTIAL
         table.add_column(
