@@ -23,7 +23,8 @@ codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
     │   └── NotDeployed                no deployment under that name
     ├── CloudError                     AWS refused a call (carries the AWS error code; exit 5)
     │   ├── CredentialsError           no credentials, or they were refused
-    │   └── AccessDenied               the identity lacks a permission
+    │   ├── AccessDenied               the identity lacks a permission
+    │   └── AwsUnreachable             no connection to AWS (network, proxy, --region, AWS_ENDPOINT_URL)
     └── ImageError                     an image cannot be built, pushed or run (exit 6)
         ├── EngineNotFound             neither docker nor podman is usable
         └── VerifyFailed               ``shipyard verify``: a contract check failed (exit 7)
@@ -35,6 +36,7 @@ from typing import ClassVar
 
 __all__ = [
     "AccessDenied",
+    "AwsUnreachable",
     "BundleError",
     "ClientError",
     "CloudError",
@@ -175,6 +177,12 @@ class CredentialsError(CloudError):
 
 class AccessDenied(CloudError):
     code = "AccessDenied"
+
+
+class AwsUnreachable(CloudError):
+    """No connection to AWS at all: nothing was asked, so nothing is known (a dry run goes on without it)."""
+
+    code = "AwsUnreachable"
 
 
 class ImageError(ShipyardError):

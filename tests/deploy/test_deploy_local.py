@@ -130,3 +130,32 @@ def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
     assert again.record.one("container") == "shipyard-digits-up-2" and again.status == "InService"
     assert len(again.predict(digits_rows[:2])) == 2
     again.delete()
+
+
+def test_an_archive_is_staged_per_version_and_cleanup_deletes_it(
+    local: Deployer,
+    base: str,
+    digits_bundle: Path,
+    digits_rows: list[list[float]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model.tar.gz is extracted for the container to mount, as SageMaker does; that copy is cleanup's to delete."""
+    from shipyard.bundle.archive import pack
+
+    monkeypatch.setenv("SHIPYARD_STATE", str(tmp_path / "home" / "state.json"))  # where the copies go
+    archive = pack(digits_bundle, tmp_path / "model.tar.gz")
+    endpoint = local.deploy(DeploySpec(source=str(archive), name="digits-tar", base_image=base))
+    (staged,) = [r.id for r in endpoint.record.of("model-dir")]
+    assert staged == str(tmp_path / "home" / "local" / "digits-tar" / "model-1")
+    assert (Path(staged) / "shipyard.toml").is_file()
+    assert len(endpoint.predict(digits_rows[:2])) == 2
+
+    updated = local.update("digits-tar", str(archive))  # version 2 gets its own copy; version 1's goes
+    assert [r.id for r in updated.record.of("model-dir")] == [staged.replace("model-1", "model-2")]
+    assert not Path(staged).exists()
+
+    report = updated.delete()
+    assert f"model directory {staged.replace('model-1', 'model-2')}" in report.deleted
+    assert not (tmp_path / "home" / "local" / "digits-tar").exists()
+    assert local.cleanup("digits-tar").recorded is False  # and again: nothing to do, no error

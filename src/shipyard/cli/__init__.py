@@ -37,9 +37,9 @@ def _root(
 
 
 def _register() -> None:
-    from shipyard.cli import bench, bundle, deploy, image, invoke, monitor, serve
+    from shipyard.cli import bench, bundle, deploy, image, invoke, monitor, serve, status
 
-    for module in (bundle, invoke, serve, bench, monitor, deploy, image):
+    for module in (bundle, invoke, serve, bench, monitor, deploy, status, image):
         module.register(app)
 
 

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
 
 if TYPE_CHECKING:
     from shipyard.deploy.api import Deployer
@@ -31,12 +34,18 @@ def bench(
     items: int = typer.Option(1, "--items", help="Items per request during the load sweep."),
     output: Path = typer.Option(Path("bench-report"), "--out", "-o", help="Directory for the report and plot."),
     server_vcpus: int | None = typer.Option(
-        None, "--server-vcpus", help="vCPUs of the measured server [default: this machine's, for a local URL]."
+        None,
+        "--server-vcpus",
+        help="vCPUs of the measured server.",
+        show_default="this machine's, for a local URL",
     ),
-    peak_rps: float | None = typer.Option(None, "--peak-rps", help="Peak load to size instances for [default: max]."),
+    peak_rps: float | None = typer.Option(
+        None, "--peak-rps", help="Peak load to size instances for.", show_default="the max sustainable load"
+    ),
     safety: float = typer.Option(0.5, "--safety", help="Fraction of capacity to plan for (autoscaling headroom)."),
     slo_ms: float | None = typer.Option(None, "--slo-ms", help="p99 latency a load level must keep to count."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw bench.png (needs matplotlib)."),
+    output_format: Output = OUTPUT_OPTION,
 ) -> None:
     """Benchmark an endpoint: latency by request size, throughput and latency by load, and what to deploy.
 
@@ -75,12 +84,16 @@ def bench(
             peak_rps=peak_rps,
             safety=safety,
             slo_p99_ms=slo_ms,
-            on_step=lambda message: err.print(f"[dim]· {message}[/]"),
+            on_step=lambda message: err.print(f"[dim]· {escape(message)}[/]"),
             transport=transport,
         )
     finally:
         if transport is not None:
             transport.close()
+    paths = report.write(output, plot=plot)
+    if output_format is Output.json:
+        print_json("bench", {**report.to_dict(), "files": {kind: str(path) for kind, path in paths.items()}})
+        return
     for title, header, body in report.tables():
         table = Table(title=title)
         for name in header:
@@ -91,8 +104,7 @@ def bench(
     from rich.markdown import Markdown  # markdown-it costs 40 ms: only the one command that prints it pays
 
     out.print(Markdown("\n".join(f"- {line}" for line in report.recommendation_lines())))
-    paths = report.write(output, plot=plot)
-    out.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    out.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False, markup=False)
 
 
 def _resolve(target: str) -> tuple[str, Deployer | None]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
 
 out = Console()
 
@@ -31,7 +33,8 @@ def pack(
 
 def inspect(
     bundle: Path = typer.Argument(..., help="Bundle directory or model.tar.gz."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    output: Output = OUTPUT_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="The same as --output json.", hidden=True),
 ) -> None:
     """Show what a bundle holds: flavor, schema, size, requirements, handler functions."""
     from shipyard.bundle.archive import open_any
@@ -39,10 +42,9 @@ def inspect(
     with open_any(bundle) as opened:
         info = describe(opened)
     info["source"] = str(bundle)
-    if bundle.is_file():
-        info["archive_bytes"] = bundle.stat().st_size
-    if as_json:
-        print(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
+    info["archive_bytes"] = bundle.stat().st_size if bundle.is_file() else None
+    if as_json or output is Output.json:
+        print_json("inspect", info)
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold cyan")
@@ -64,8 +66,8 @@ def inspect(
             value = info[key]
             if key == "size_bytes":
                 value = _size(value)
-            table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
-    table.add_row("requirements", "\n".join(info["requirements"]) or "(none)")
+            table.add_row(key, Text(", ".join(value) if isinstance(value, list) else str(value)))
+    table.add_row("requirements", Text("\n".join(info["requirements"]) or "(none)"))
     out.print(table)
 
 
@@ -83,6 +85,7 @@ def describe(bundle: Any) -> dict[str, Any]:
         "requirements": bundle.requirements(),
         "python": manifest.runtime.get("python"),
         "created": manifest.created,
+        "handler_functions": None,  # the functions of code/inference.py, when the bundle has one
     }
     script = bundle.handler_script
     if script is not None:

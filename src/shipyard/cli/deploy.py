@@ -1,30 +1,33 @@
-"""``shipyard deploy``, ``status``, ``cleanup``, ``logs``: endpoints on ``local`` or ``sagemaker``."""
+"""``shipyard deploy``, ``cleanup``, ``logs``: endpoints on ``local`` or ``sagemaker`` (``status``: cli/status.py)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
-    from shipyard.deploy import Deployer, Plan
+    from shipyard.deploy import CleanupReport, Deployer, Plan
+
+T = TypeVar("T")
 
 out = Console()
 err = Console(stderr=True)
 
-__all__ = ["register", "resolve_invoke_target"]
+__all__ = ["STATE_OPTION", "deployer_for", "register", "resolve_invoke_target"]
 
 
 def register(app: typer.Typer) -> None:
     app.command("deploy")(deploy)
-    app.command("status")(status)
     app.command("cleanup")(cleanup)
     app.command("logs")(logs)
 
@@ -38,7 +41,7 @@ class CliReporter:
 
     def step(self, message: str) -> None:
         self._clear()
-        err.print(f"[green]✓[/] {message}", highlight=False)
+        err.print(f"[green]✓[/] {escape(message)}", highlight=False)
 
     def status(self, state: str, elapsed_s: float, detail: str = "") -> None:
         text = f"{state} … {elapsed_s:5.1f} s" + (f"  {detail}" if detail else "")
@@ -60,42 +63,64 @@ class CliReporter:
             self._status = None
 
 
-def _deployer(state: Path | None, reporter: CliReporter | None = None) -> Deployer:
+def deployer_for(state: Path | None, reporter: CliReporter | None = None) -> Deployer:
     from shipyard.deploy import Deployer
     from shipyard.state import StateStore
 
     return Deployer(StateStore(state), reporter=reporter)
 
 
-STATE_OPTION = typer.Option(None, "--state", help="State file [default: $SHIPYARD_STATE or ~/.shipyard/state.json].")
+# The library's defaults as --help shows them, written out: importing shipyard.deploy or shipyard.image here
+# would cost every command ~0.2 s. tests/cli/test_help.py checks them against DeploySpec and the builder.
+DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+DEFAULT_STARTUP_TIMEOUT_S = 600
+DEFAULT_LOG_RETENTION_DAYS = 30
+DEFAULT_BASE = "python:3.11-slim"
+
+# Typer shows a default it cannot see (these options are None until the library fills them in) only through
+# show_default: a "[default: ...]" inside a help text is read as Rich markup and vanishes, leaving "State file ."
+STATE_OPTION = typer.Option(
+    None, "--state", help="The state file.", show_default="$SHIPYARD_STATE, else ~/.shipyard/state.json"
+)
 
 
 def deploy(
+    ctx: typer.Context,
     source: str | None = typer.Argument(None, help="A bundle directory, a model.tar.gz, or an image reference."),
     name: str | None = typer.Option(None, "--name", "-n", help="Endpoint name (letters, digits, hyphens; ≤ 63)."),
-    target: str | None = typer.Option(None, "--target", help="local (default) or sagemaker."),
+    target: str = typer.Option("local", "--target", help="local or sagemaker."),
     update: str | None = typer.Option(None, "--update", help="Replace the model of this existing deployment."),
-    instance_type: str | None = typer.Option(None, "--instance-type", help="[default: ml.m5.large]"),
-    instance_count: int | None = typer.Option(None, "--instance-count", help="[default: 1]"),
+    instance_type: str = typer.Option(
+        DEFAULT_INSTANCE_TYPE, "--instance-type", help="sagemaker: the hosting instance type."
+    ),
+    instance_count: int = typer.Option(1, "--instance-count", help="sagemaker: instances behind the endpoint."),
     serverless: str | None = typer.Option(None, "--serverless", help="MEMORY_MB:MAX_CONCURRENCY, e.g. 2048:10."),
     autoscale: str | None = typer.Option(None, "--autoscale", help="MIN:MAX instances (needs --max-rps)."),
     max_rps: float | None = typer.Option(None, "--max-rps", help="Requests/s one instance sustains (autoscaling)."),
     env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE for the container (repeatable)."),
     secret: list[str] = typer.Option([], "--secret", help="Secrets Manager NAME or VAR=NAME (repeatable)."),
     data_capture: int | None = typer.Option(None, "--data-capture", help="Percent of requests captured."),
-    startup_timeout: int | None = typer.Option(None, "--startup-timeout", help="Seconds for /ping [default: 600]."),
-    region: str | None = typer.Option(None, "--region", help="AWS region [default: the AWS configuration's]."),
+    startup_timeout: int = typer.Option(
+        DEFAULT_STARTUP_TIMEOUT_S, "--startup-timeout", help="Seconds the container may take to answer /ping with 200."
+    ),
+    region: str | None = typer.Option(None, "--region", help="AWS region.", show_default="the AWS configuration's"),
     role_arn: str | None = typer.Option(None, "--role-arn", help="Use this execution role instead of creating one."),
     ttl: str | None = typer.Option(None, "--ttl", help="Mark for deletion after this long (e.g. 2h, 3d)."),
     image: str | None = typer.Option(None, "--image", help="A prebuilt image for the bundle (from shipyard build)."),
-    base: str | None = typer.Option(None, "--base", help="Base image when building [default: python:3.11-slim]."),
-    engine: str | None = typer.Option(None, "--engine", help="docker or podman [default: detected]."),
-    port: int | None = typer.Option(None, "--port", help="local: the port on 127.0.0.1 [default: a free one]."),
+    base: str = typer.Option(DEFAULT_BASE, "--base", help="Base image when building."),
+    engine: str | None = typer.Option(None, "--engine", help="docker or podman.", show_default="detected"),
+    port: int | None = typer.Option(None, "--port", help="local: the port on 127.0.0.1.", show_default="a free one"),
     bucket: str | None = typer.Option(
-        None, "--bucket", help="sagemaker: S3 bucket [default: sagemaker-REGION-ACCOUNT]."
+        None, "--bucket", help="sagemaker: the S3 bucket for model.tar.gz.", show_default="sagemaker-REGION-ACCOUNT"
     ),
-    log_retention: int | None = typer.Option(None, "--log-retention", help="Days CloudWatch keeps logs [default: 30]."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and its estimated cost; create nothing."),
+    log_retention: int = typer.Option(
+        DEFAULT_LOG_RETENTION_DAYS, "--log-retention", help="Days CloudWatch keeps the logs."
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the plan and its estimated cost; create nothing (needs no AWS credentials or network).",
+    ),
     state: Path | None = STATE_OPTION,
 ) -> None:
     """Deploy a bundle or an image as an endpoint: `local` (the real image under Podman/Docker) or `sagemaker`."""
@@ -105,32 +130,34 @@ def deploy(
 
     if source is None:
         raise SpecError("deploy needs a SOURCE: a bundle directory, a model.tar.gz or an image")
+    # Only what was given: `--update` keeps every deployed setting not named, so a default must not count.
+    given = _given(ctx)
     options = options_from(
-        target=target,
-        instance_type=instance_type,
-        instance_count=instance_count,
+        target=given(target, "target"),
+        instance_type=given(instance_type, "instance_type"),
+        instance_count=given(instance_count, "instance_count"),
         serverless=serverless,
         autoscale=autoscale,
         max_rps=max_rps,
         env=parse_env(env),
         secrets=secret,
         data_capture=data_capture,
-        startup_timeout=startup_timeout,
+        startup_timeout=given(startup_timeout, "startup_timeout"),
         region=region,
         role_arn=role_arn,
         ttl=ttl,
         image=image,
         port=port,
-        base_image=base,
+        base_image=given(base, "base"),
         engine=engine,
         bucket=bucket,
-        log_retention_days=log_retention,
+        log_retention_days=given(log_retention, "log_retention"),
         # Push to this registry instead of ECR's host and record the image in ECR (a mirror; a local registry
         # in tests, where moto serves the ECR API but no registry).
         registry_override=os.environ.get("SHIPYARD_ECR_REGISTRY") or None,
     )
     reporter = CliReporter()
-    deployer = _deployer(state, reporter)
+    deployer = deployer_for(state, reporter)
     started = time.perf_counter()
     try:
         if update:
@@ -150,11 +177,24 @@ def deploy(
     reporter.done()
     where = endpoint.url or f"{endpoint.record.region} (sagemaker-runtime)"
     out.print(
-        f"[bold green]{endpoint.status}[/] {endpoint.name} on {endpoint.target}: {where} "
+        f"[bold green]{endpoint.status}[/] {escape(endpoint.name)} on {endpoint.target}: {escape(where)} "
         f"in {time.perf_counter() - started:.1f} s",
         highlight=False,
+        soft_wrap=True,
     )
-    out.print(f"try: shipyard invoke {endpoint.name} --data request.json", highlight=False)
+    out.print(
+        f"try: shipyard invoke {endpoint.name} --data request.json", highlight=False, markup=False, soft_wrap=True
+    )
+
+
+def _given(ctx: typer.Context) -> Callable[[T, str], T | None]:
+    """``given(value, "param")``: the value when the command line (or the environment) set it, else None."""
+
+    def given(value: T, param: str) -> T | None:
+        source = ctx.get_parameter_source(param)
+        return None if source is None or source.name in {"DEFAULT", "DEFAULT_MAP"} else value
+
+    return given
 
 
 def _print_failure(exc: Exception) -> None:
@@ -162,73 +202,22 @@ def _print_failure(exc: Exception) -> None:
     if tail:
         err.print("[bold]last log lines of the container:[/]")
         for line in tail[-20:]:
-            err.print(f"  {line}", highlight=False, markup=False)
+            err.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_plan(plan: Plan) -> None:
-    table = Table(title=f"plan: deploy {plan.deployment} to {plan.target} (dry run: nothing is created)")
+    table = Table(title=escape(f"plan: deploy {plan.deployment} to {plan.target} (dry run: nothing is created)"))
     table.add_column("resource")
-    table.add_column("name")
-    table.add_column("detail")
+    table.add_column("name", overflow="fold")  # a name is what the user looks up: wrapped, never cut
+    table.add_column("detail", overflow="fold")
     table.add_column("est. $/month", justify="right")
     for item in plan.resources:
         cost = "–" if item.monthly_usd is None else f"{item.monthly_usd:,.2f}"
-        table.add_row(item.kind, item.name, item.detail, cost)
-    table.caption = f"total ≈ ${plan.monthly_usd:,.2f}/month · {plan.price_label}"
+        table.add_row(Text(item.kind), Text(item.name), Text(item.detail), cost)
+    table.caption = escape(f"total ≈ ${plan.monthly_usd:,.2f}/month · {plan.price_label}")
     out.print(table)
     for note in plan.notes:
-        out.print(f"note: {note}", highlight=False)
-
-
-def status(
-    name: str | None = typer.Argument(None, help="One deployment [default: all]."),
-    reconcile: bool = typer.Option(False, "--reconcile", help="Rebuild the list from AWS tags and the engine."),
-    region: str | None = typer.Option(None, "--region", help="Region for --reconcile."),
-    state: Path | None = STATE_OPTION,
-) -> None:
-    """List deployments: target, state, size, age, TTL and estimated cost (list prices)."""
-    from shipyard.pricing import prices
-
-    deployer = _deployer(state)
-    if reconcile:
-        deployer.reconcile(region)
-    rows = deployer.status(name)
-    table = Table(title=f"deployments ({deployer.state.path})")
-    for column in ("name", "target", "state", "size", "created", "age", "TTL", "$/hour", "$ so far"):
-        table.add_column(column, justify="right" if column.startswith("$") else "left")
-    for row in rows:
-        ttl = "–"
-        if row.expires_at:
-            ttl = "[red]expired[/]" if row.expired else f"{_age(row.expires_at - row.created - row.age)} left"
-        table.add_row(
-            row.name,
-            row.target,
-            row.status,
-            row.size,
-            row.created.strftime("%Y-%m-%d %H:%M"),
-            _age(row.age),
-            ttl,
-            "?" if row.hourly_usd is None else f"{row.hourly_usd:.3f}",
-            "?" if row.so_far_usd is None else f"{row.so_far_usd:.2f}",
-        )
-    table.caption = f"estimates from {prices().label}"
-    out.print(table)
-    for row in rows:
-        if row.failure and row.status not in {"InService"}:
-            out.print(f"{row.name}: {row.failure}", highlight=False)
-        if row.expired:
-            out.print(f"[yellow]{row.name} is past its TTL: `shipyard cleanup --expired` deletes it[/]")
-    if not rows:
-        out.print("no deployments")
-
-
-def _age(delta: timedelta) -> str:
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+        out.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 
 def cleanup(
@@ -238,24 +227,60 @@ def cleanup(
     keep_artifacts: bool = typer.Option(False, "--keep-artifacts", help="Keep the ECR image and S3 model.tar.gz."),
     state: Path | None = STATE_OPTION,
 ) -> None:
-    """Delete a deployment's resources in dependency order (idempotent; run again to finish a partial one)."""
+    """Delete a deployment's resources in dependency order.
+
+    Idempotent: what is already gone is no error, so a second run, or one on a name never deployed, ends
+    with "nothing to clean up" (exit 0), and a cleanup cut short by an error finishes when run again.
+    """
     from shipyard.errors import SpecError
 
-    deployer = _deployer(state, CliReporter())
+    deployer = deployer_for(state, CliReporter())
     if sum([bool(name), all_, expired]) != 1:
         raise SpecError("cleanup takes one of: NAME, --all, --expired")
     names = [name] if name else (deployer.expired() if expired else [r.name for r in deployer.state.all()])
     if not names:
-        out.print("nothing to clean up")
+        which = "past its TTL" if expired else "in the state file"
+        out.print(
+            f"nothing to clean up: no deployment {which} ({deployer.state.path})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    known = [r.name for r in deployer.state.all()]
     for each in names:
         report = deployer.cleanup(each, keep_artifacts=keep_artifacts)
-        kept = f"; kept {len(report.kept)}" if report.kept else ""
+        _print_cleanup(report, deployer.state.path, known)
+
+
+def _print_cleanup(report: CleanupReport, state_path: Path, known: list[str]) -> None:
+    name = report.deployment
+    if not report.recorded:
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
         out.print(
-            f"[bold]{each}[/]: deleted {len(report.deleted)}, already gone {len(report.already_gone)}{kept}",
+            f"nothing to clean up: no deployment named {name!r} in {state_path} (never deployed, or cleaned up "
+            f"already; one made on another machine is found by `shipyard status --reconcile --region R`){hint}",
             highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
-        for item in report.kept:
-            out.print(f"  kept {item}", highlight=False)
+        return
+    parts = []
+    if report.deleted:
+        parts.append(f"deleted {len(report.deleted)} ({', '.join(report.deleted)})")
+    if report.already_gone:
+        parts.append(f"already gone {len(report.already_gone)} ({', '.join(report.already_gone)})")
+    summary = "; ".join(parts) if report.deleted else "nothing to clean up" + (f": {parts[0]}" if parts else "")
+    gone = "; removed from the state file" if report.forgotten else ""
+    out.print(f"{name}: {summary}{gone}", highlight=False, markup=False, soft_wrap=True)
+    for item in report.kept:
+        out.print(f"  kept {item}", highlight=False, markup=False, soft_wrap=True)
+    if not report.forgotten and report.kept:
+        out.print(
+            f"  `shipyard cleanup {name}` without --keep-artifacts deletes the rest", highlight=False, markup=False
+        )
 
 
 def logs(
@@ -265,7 +290,7 @@ def logs(
     state: Path | None = STATE_OPTION,
 ) -> None:
     """The container's log (the engine's for local, CloudWatch Logs for sagemaker)."""
-    deployer = _deployer(state)
+    deployer = deployer_for(state)
     try:
         for line in deployer.logs(name, lines=lines, follow=follow):
             print(line, flush=True)
@@ -277,7 +302,7 @@ def resolve_invoke_target(target: str, state: Path | None = None) -> tuple[str, 
     """``shipyard invoke`` takes a URL or a deployment name: (URL, None) or (the local URL or "", deployer)."""
     if "://" in target or ":" in target or "/" in target:
         return target, None
-    deployer = _deployer(state)
+    deployer = deployer_for(state)
     record = deployer.state.get(target)
     if record is None:
         return target, None

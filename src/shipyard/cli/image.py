@@ -5,15 +5,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
 from shipyard.errors import VerifyFailed
 
 out = Console()
 err = Console(stderr=True)
+
+# As --help shows it (importing the builder here would slow every command); tests/cli/test_help.py checks it.
+DEFAULT_BASE = "python:3.11-slim"
 
 _STATUS = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
 
@@ -25,9 +30,11 @@ def register(app: typer.Typer) -> None:
 
 def build(
     bundle: Path = typer.Argument(..., help="Bundle directory or model.tar.gz."),
-    tag: str | None = typer.Option(None, "--tag", "-t", help="Image NAME:TAG [default: the bundle's name:version]."),
-    base: str | None = typer.Option(None, "--base", help="Base image with CPython [default: python:3.11-slim]."),
-    engine: str | None = typer.Option(None, "--engine", help="docker or podman [default: detected]."),
+    tag: str | None = typer.Option(
+        None, "--tag", "-t", help="Image NAME:TAG.", show_default="the bundle's NAME:VERSION"
+    ),
+    base: str | None = typer.Option(None, "--base", help="Base image with CPython.", show_default=DEFAULT_BASE),
+    engine: str | None = typer.Option(None, "--engine", help="docker or podman.", show_default="detected"),
     push: str | None = typer.Option(None, "--push", help="Registry to push to, e.g. 127.0.0.1:5000 or an ECR host."),
     emit: Path | None = typer.Option(None, "--emit", help="Also write the Containerfile here."),
     user: bool = typer.Option(False, "--user", help="Non-root USER from the start (Kubernetes runAsNonRoot)."),
@@ -87,13 +94,14 @@ def verify(
     example: Path | None = typer.Option(
         None, "--example", help="A request body to compare with in-process (needs --bundle)."
     ),
-    engine: str | None = typer.Option(None, "--engine", help="docker or podman [default: detected]."),
+    engine: str | None = typer.Option(None, "--engine", help="docker or podman.", show_default="detected"),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds for the first /ping 200."),
     grace: float = typer.Option(30.0, "--grace", help="Seconds SIGTERM may take."),
     memory: str = typer.Option("2g", "--memory", help="Container memory limit."),
     platform: str = typer.Option("linux/amd64", "--platform", help="The architecture the image must have."),
     scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan every layer's files for secrets."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    output: Output = OUTPUT_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="The same as --output json.", hidden=True),
 ) -> None:
     """Run IMAGE as SageMaker does and check the container contract; exit 7 when a check fails."""
     from shipyard.image.verify import Check, VerifyOptions
@@ -109,15 +117,15 @@ def verify(
             status.update(f"{check.name}: {check.status}")
 
         report = run(image, options, show)
-    if as_json:
-        print(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    if as_json or output is Output.json:
+        print_json("verify", report.to_dict())
     else:
-        table = Table(title=f"shipyard verify {image}", title_justify="left")
+        table = Table(title=escape(f"shipyard verify {image}"), title_justify="left")
         table.add_column("check")
         table.add_column("result")
-        table.add_column("detail")
+        table.add_column("detail", overflow="fold")
         for check in report.checks:
-            table.add_row(check.name, _STATUS[check.status], check.detail)
+            table.add_row(check.name, _STATUS[check.status], Text(check.detail))  # a log tail is not markup
         out.print(table)
         out.print(f"network: {report.network}", highlight=False)
     if not report.passed:

@@ -20,21 +20,27 @@ def invoke(
     target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080), or a deployment's name."),
     data: str = typer.Option(..., "--data", "-d", help="File to send, or - for standard input."),
     content_type: str | None = typer.Option(
-        None, "--content-type", "-t", help="Content-Type [default: from the file's suffix, else JSON]."
+        None, "--content-type", "-t", help="Content-Type.", show_default="from the file's suffix, else JSON"
     ),
-    accept: str | None = typer.Option(None, "--accept", "-a", help="Accept header [default: the request's type]."),
+    accept: str | None = typer.Option(
+        None, "--accept", "-a", help="Accept header.", show_default="the request's Content-Type"
+    ),
     raw: bool = typer.Option(False, "--raw", help="Print the body as the server sent it."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the answer."),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write predictions here as they arrive (.jsonl or .csv); a rerun resumes."
     ),
     chunk: bool | None = typer.Option(
-        None, "--chunk/--single", help="Split the rows into requests [default: over 64 rows, or with --output]."
+        None,
+        "--chunk/--single",
+        help="Split the rows into requests, or send one.",
+        show_default="split over 64 rows, or with --output",
     ),
     limits: str | None = typer.Option(
         None,
         "--limits",
-        help="Endpoint limits: realtime (6 MB/60 s), serverless (4 MB) [default: the deployment's, else realtime].",
+        help="Endpoint limits: realtime (6 MB/60 s), serverless (4 MB).",
+        show_default="the deployment's, else realtime",
     ),
     max_payload_mb: float | None = typer.Option(None, "--max-payload-mb", help="Override the payload limit."),
     time_limit: float | None = typer.Option(None, "--time-limit", help="Override the per-request time limit (s)."),

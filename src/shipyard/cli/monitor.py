@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
 from shipyard.errors import MonitorError
 
 EXIT_VIOLATIONS = 3
@@ -103,6 +104,7 @@ def check(
         help="FEATURE=METHOD (or METHOD for all): wasserstein, ks, psi, jensen_shannon, chi_squared, linf.",
     ),
     header: bool = typer.Option(True, "--header/--no-header", help="Whether a CSV's first line names the columns."),
+    output: Output = OUTPUT_OPTION,
 ) -> None:
     """Compare current data with the baseline: constraint_violations.json, drift.json; exit 3 on violations."""
     from shipyard.monitor.check import run_check
@@ -120,6 +122,11 @@ def check(
         header=header,
     )
     _problems(result.problems.summary())
+    if output is Output.json:
+        print_json("monitor-check", _check_document(result, baseline_dir))
+        if result.violations:
+            raise typer.Exit(EXIT_VIOLATIONS)
+        return
     features = sorted(result.drift["features"], key=ratio, reverse=True)
     table = Table(title=f"{result.rows:,} rows checked against {baseline_dir}/")
     for column in ("feature", "method", "score", "threshold", ""):
@@ -139,6 +146,28 @@ def check(
         table.caption = f"… {len(shown) - 25} more drifted features (see {out_dir}/drift.json)"
     out.print(table)
     _violations(result.violations, "feature_name", out_dir / "constraint_violations.json")
+
+
+def _check_document(result: Any, baseline_dir: Path) -> dict[str, Any]:
+    """``monitor check --output json`` (docs/schemas/monitor-check.v1.json): what the files written hold,
+    without the histograms (drift.json keeps those)."""
+    drift = result.drift
+    keys = ("name", "inferred_type", "method", "threshold", "score", "drifted", "rows", "p_adjusted")
+    return {
+        "source": drift["source"],
+        "baseline": str(baseline_dir),
+        "out": str(result.out),
+        "rows": result.rows,
+        "since": drift["since"],
+        "until": drift["until"],
+        "window_seconds": drift["window_seconds"],
+        "passed": not result.violations,
+        "drifted": [f["name"] for f in drift["features"] if f["drifted"]],
+        "features": [{key: feature.get(key) for key in keys} for feature in drift["features"]],
+        "violations": result.violations,
+        "problems": drift["problems"],
+        "files": {name: str(result.out / f"{name}.json") for name in ("constraint_violations", "statistics", "drift")},
+    }
 
 
 def _violations(violations: list[dict[str, Any]], key: str, path: Path) -> None:
@@ -164,7 +193,9 @@ def quality(
     since: str | None = typer.Option(None, "--since", help="Only traffic since: 24h, 30m, 7d or an ISO time."),
     until: str | None = typer.Option(None, "--until", help="Only traffic before this time."),
     window: str = typer.Option("1h", "--window", help="Width of the time windows metrics are computed on."),
-    problem: str | None = typer.Option(None, "--problem", help="classification or regression [default: inferred]."),
+    problem: str | None = typer.Option(
+        None, "--problem", help="classification or regression.", show_default="inferred"
+    ),
     threshold: list[str] = typer.Option(
         [], "--threshold", "-t", help="METRIC=VALUE: accuracy=0.9, rmse=3.5 (min for scores, max for errors)."
     ),
@@ -207,7 +238,7 @@ def quality(
 @monitor_app.command("report")
 def report(
     results: Path = typer.Argument(Path("monitoring"), help="A results directory (from check and/or quality)."),
-    html_path: Path | None = typer.Option(None, "--out", "-o", help="HTML file [default: RESULTS/report.html]."),
+    html_path: Path | None = typer.Option(None, "--out", "-o", help="HTML file.", show_default="RESULTS/report.html"),
 ) -> None:
     """Write one self-contained HTML report (with PNGs) and print a one-screen summary."""
     from shipyard.monitor.report import make_report, ratio

@@ -8,13 +8,16 @@ from contextlib import contextmanager
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    EndpointConnectionError,
+    CredentialRetrievalError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    SSOError,
+    TokenRetrievalError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from shipyard.errors import AccessDenied, CloudError, CredentialsError, ShipyardError
+from shipyard.errors import AccessDenied, AwsUnreachable, CloudError, CredentialsError, ShipyardError
 
 __all__ = ["DENIED", "REFUSED_CREDENTIALS", "aws_call", "error_code", "translate"]
 
@@ -47,10 +50,15 @@ def translate(exc: BaseException, action: str, region: str | None = None) -> Shi
             f"cannot {action}: no AWS credentials found. Set AWS_PROFILE (after `aws configure` or "
             "`aws sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or deploy with --target local"
         )
+    if isinstance(exc, CredentialRetrievalError | TokenRetrievalError | SSOError):
+        return CredentialsError(
+            f"cannot {action}: the AWS credentials could not be loaded ({exc}); refresh them "
+            "(`aws sso login`, new keys) or deploy with --target local"
+        )
     if isinstance(exc, NoRegionError):
         return CloudError(f"cannot {action}: no AWS region; pass --region or set AWS_REGION")
-    if isinstance(exc, EndpointConnectionError):
-        return CloudError(f"cannot {action}: AWS is not reachable{where} ({exc}); check the network and --region")
+    if isinstance(exc, BotoConnectionError):  # no answer at all: DNS, refused, timed out, proxy, TLS
+        return AwsUnreachable(f"cannot {action}: AWS is not reachable{where} ({exc}); check the network and --region")
     if not isinstance(exc, ClientError):
         if isinstance(exc, BotoCoreError):
             return CloudError(f"cannot {action}: {exc}")

@@ -13,32 +13,6 @@ from shipyard.cloud.session import Aws
 
 __all__ = ["LogEvent", "LogsGateway", "endpoint_log_group"]
 
-# The retention values CloudWatch Logs accepts (PutRetentionPolicy).
-RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
-
 
 def endpoint_log_group(endpoint: str) -> str:
     """Where SageMaker writes an endpoint's container output."""

@@ -40,7 +40,23 @@ class Aws:
     endpoint follows ``AWS_ENDPOINT_URL`` (which is how the tests point boto3 at a moto server).
     """
 
-    def __init__(self, region: str | None = None, *, profile: str | None = None, session: Any = None) -> None:
+    def __init__(
+        self,
+        region: str | None = None,
+        *,
+        profile: str | None = None,
+        session: Any = None,
+        connect_timeout_s: float | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        """``connect_timeout_s`` and ``max_attempts`` bound how long an unreachable AWS takes to give up
+        (botocore's defaults: 60 s per connection attempt, several attempts), for callers that go on without
+        AWS, such as a dry run."""
+        self._config = Config(user_agent_extra=f"shipyard/{__version__}")
+        if connect_timeout_s is not None:
+            self._config = self._config.merge(Config(connect_timeout=connect_timeout_s, read_timeout=30))
+        if max_attempts is not None:
+            self._config = self._config.merge(Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}))
         with aws_call("read the AWS configuration"):
             self.session = session or boto3.Session(profile_name=profile, region_name=region)
         resolved = region or self.session.region_name
@@ -57,9 +73,7 @@ class Aws:
         client = self._clients.get(service)
         if client is None:
             with aws_call(f"set up the {service} client", self.region):
-                client = self.session.client(
-                    service, region_name=self.region, config=Config(user_agent_extra=f"shipyard/{__version__}")
-                )
+                client = self.session.client(service, region_name=self.region, config=self._config)
             # First in line, so calls answered by a test's scripted hook are counted as well.
             client.meta.events.register_first("before-call", self._count)
             self._clients[service] = client

@@ -38,13 +38,18 @@ class StatusRow:
     name: str
     target: str
     status: str
-    size: str  # "2 × ml.m5.large", "serverless 2048 MB × 10", "local :8080"
+    size: str  # "2 × ml.m5.large", "serverless 2048 MB × 10", "1 container"
     created: datetime
     age: timedelta
     expires_at: datetime | None
     hourly_usd: float | None
     so_far_usd: float | None
     failure: str | None
+    url: str | None = None  # local: http://127.0.0.1:PORT; sagemaker: the InvokeEndpoint URL of its region
+    region: str | None = None
+    instance_type: str | None = None
+    instance_count: int | None = None
+    serverless: dict[str, int] | None = None
 
     @property
     def expired(self) -> bool:
@@ -208,7 +213,14 @@ class Deployer:
         return sorted(current.values(), key=lambda d: d.created_at)
 
     def cleanup(self, name: str, *, keep_artifacts: bool = False) -> CleanupReport:
-        record = self.record(name)
+        """Delete what ``name`` created, in dependency order; run it again to finish a cleanup cut short.
+
+        Idempotent: resources already gone are reported as such, and a name without a record (never
+        deployed here, or cleaned up already) gives an empty report with ``recorded=False``, not an error.
+        """
+        record = self.state.get(name)
+        if record is None:
+            return CleanupReport(name, recorded=False)
         report = self.target(record.target).cleanup(
             record, self.state.put, self.reporter, keep_artifacts=keep_artifacts
         )
@@ -217,6 +229,7 @@ class Deployer:
             self.state.put(record)
         else:
             self.state.remove(name)
+            report.forgotten = True
         return report
 
     def expired(self) -> list[str]:
@@ -229,15 +242,18 @@ def _row(record: Deployment) -> StatusRow:
     age = now_utc() - created
     table = prices()
     hourly: float | None
+    url = record.url
     if record.target == "local":
         hourly = 0.0
-        size = f"local {record.url or ''}".strip()
+        size = "1 container"
     elif record.serverless:
         hourly = 0.0  # billed per request; idle costs nothing
         size = f"serverless {record.serverless['memory_mb']} MB × {record.serverless['max_concurrency']}"
     else:
         hourly = table.hourly(record.instance_type, record.instance_count)
         size = f"{record.instance_count} × {record.instance_type}"
+    if record.target == "sagemaker" and record.region:
+        url = runtime_url(record.region, record.name)
     live = record.status not in {DELETED, FAILED}
     so_far = None if hourly is None else (hourly * age.total_seconds() / 3600 if live or hourly == 0 else None)
     return StatusRow(
@@ -251,7 +267,18 @@ def _row(record: Deployment) -> StatusRow:
         hourly_usd=hourly if live else 0.0,
         so_far_usd=so_far,
         failure=record.failure,
+        url=url,
+        region=record.region,
+        instance_type=record.instance_type if record.target == "sagemaker" and not record.serverless else None,
+        instance_count=record.instance_count if record.target == "sagemaker" and not record.serverless else None,
+        serverless=dict(record.serverless) if record.serverless else None,
     )
+
+
+def runtime_url(region: str, endpoint: str) -> str:
+    """Where InvokeEndpoint sends an endpoint's requests (what a caller outside Shipyard signs and POSTs to)."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://runtime.sagemaker.{region}.{suffix}/endpoints/{endpoint}/invocations"
 
 
 # Settings kept in the record so an update changes only what it names; never env values or secret values.

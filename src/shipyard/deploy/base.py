@@ -77,10 +77,20 @@ class Plan:
 
 @dataclass
 class CleanupReport:
+    """What a cleanup did. Cleanup is idempotent: a second run, or one on a name that has no record (never
+    deployed here, or cleaned up already: ``recorded`` is False), deletes nothing and is no error."""
+
     deployment: str
     deleted: list[str] = field(default_factory=list)
     already_gone: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    recorded: bool = True  # the state file had a record of this name
+    forgotten: bool = False  # the record left the state file (nothing of it is left to delete)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Nothing was deleted: every resource was already gone, or there was none."""
+        return not self.deleted
 
 
 class Target(Protocol):

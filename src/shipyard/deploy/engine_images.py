@@ -13,9 +13,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from shipyard.cloud.ecr import Registry
 from shipyard.deploy.base import Reporter
-from shipyard.deploy.images import ResolvedImage, is_bundle_source
+from shipyard.deploy.images import RegistryLogin, ResolvedImage, is_bundle_source
 from shipyard.errors import ImageError
 from shipyard.image import DEFAULT_BASE, BuildEvent, BuildOptions, Engine, build, detect
 
@@ -78,7 +77,7 @@ class EngineImages:
         reporter.step(f"image {result.image} ({result.size / 1e6:.0f} MB, {result.seconds:.1f} s)")
         return ResolvedImage(image=result.image, bundle=bundle, built=True)
 
-    def push(self, image: str, destination: str, *, login: Registry | None, tls_verify: bool) -> str | None:
+    def push(self, image: str, destination: str, *, login: RegistryLogin | None, tls_verify: bool) -> str | None:
         if login is not None:
             self._login(login)
         self.engine.tag(image, destination)
@@ -88,7 +87,7 @@ class EngineImages:
             self.engine.remove_image(destination)  # only the extra tag: the image keeps its own name
         return None
 
-    def _login(self, registry: Registry) -> None:
+    def _login(self, registry: RegistryLogin) -> None:
         done = subprocess.run(
             [self.engine.binary, "login", "--username", registry.username, "--password-stdin", registry.host],
             input=registry.password,

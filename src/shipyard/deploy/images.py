@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Protocol
 
 from shipyard.bundle.archive import is_archive
-from shipyard.cloud.ecr import Registry
 from shipyard.deploy.base import Reporter
 
-__all__ = ["ImageService", "ResolvedImage", "is_bundle_source"]
+__all__ = ["ImageService", "RegistryLogin", "ResolvedImage", "is_bundle_source"]
 
 
 def is_bundle_source(source: str) -> bool:
@@ -28,6 +27,23 @@ class ResolvedImage:
     image: str  # a local image reference the engine can run or push
     bundle: Path | None  # the bundle it was built for (None: the source was an image)
     built: bool
+
+
+class RegistryLogin(Protocol):
+    """Credentials to push with (:class:`shipyard.cloud.ecr.Registry` is one: an ECR token).
+
+    A protocol rather than that class, so the ``local`` target's import chain never reaches
+    :mod:`shipyard.cloud` (boto3 is the ``aws`` extra; the base install has none).
+    """
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
 
 
 class ImageService(Protocol):
@@ -47,6 +63,6 @@ class ImageService(Protocol):
         is used as it is."""
         ...
 
-    def push(self, image: str, destination: str, *, login: Registry | None, tls_verify: bool) -> str | None:
+    def push(self, image: str, destination: str, *, login: RegistryLogin | None, tls_verify: bool) -> str | None:
         """Push a local image (single-platform manifest); its digest when known."""
         ...

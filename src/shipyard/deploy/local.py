@@ -9,6 +9,7 @@ reads the container's state, so a container gone after a reboot shows as gone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import shutil
@@ -49,6 +50,7 @@ __all__ = ["LABEL", "LocalTarget"]
 
 LABEL = "dev.shipyard.deployment"
 OUT_OF_SERVICE = "OutOfService"
+MODEL_DIR = "model-dir"  # resource kind: a model.tar.gz extracted for the container to mount
 
 
 def _free_port() -> int:
@@ -95,15 +97,17 @@ class LocalTarget:
         self._start(spec, record, save, reporter, resolved, version=1)
         return record
 
-    def _model_dir(self, spec: DeploySpec, resolved: ResolvedImage) -> Path | None:
-        """The directory mounted at /opt/ml/model: the bundle itself, or a model.tar.gz extracted once."""
+    def _model_dir(self, spec: DeploySpec, resolved: ResolvedImage, version: int) -> tuple[Path | None, bool]:
+        """The directory mounted at /opt/ml/model, and whether it was staged (and so is cleanup's to delete):
+        the bundle itself, or a model.tar.gz extracted once per version (a failed update's restarted old
+        container keeps its own copy)."""
         if resolved.bundle is None:
-            return None
+            return None, False
         if resolved.bundle.is_dir() and _world_readable(resolved.bundle):
-            return resolved.bundle.resolve()
+            return resolved.bundle.resolve(), False
         # What SageMaker does with model.tar.gz: extract it into a fresh directory everyone can read (the
         # server's workers run unprivileged, and a bundle written with mode 0700 would be unreadable to them).
-        target = default_state_path().parent / "local" / spec.name / "model"
+        target = default_state_path().parent / "local" / spec.name / f"model-{version}"
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True, mode=0o755)
@@ -114,7 +118,7 @@ class LocalTarget:
                 tar.extractall(target, filter="data")
         for path in [target, *target.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
-        return target
+        return target, True
 
     def _start(
         self,
@@ -134,7 +138,10 @@ class LocalTarget:
             )
         port = spec.port or int(record.details.get("port") or 0) or _free_port()
         options = ["--name", container, "--label", f"{LABEL}={spec.name}", "-p", f"127.0.0.1:{port}:8080"]
-        model_dir = self._model_dir(spec, resolved)
+        model_dir, staged = self._model_dir(spec, resolved, version)
+        if staged:
+            record.add(MODEL_DIR, str(model_dir))
+            save(record)
         if model_dir is not None:
             options += ["-v", f"{model_dir}:/opt/ml/model:ro"]
         if spec.workers:
@@ -142,17 +149,25 @@ class LocalTarget:
         for key, value in spec.env.items():
             options += ["-e", f"{key}={value}"]
         engine = self.engine
-        if spec.secrets:
-            # Read on this machine with its credentials and handed over through the engine's environment
-            # (``-e VAR`` names the variable only), so no value appears on a command line or in the state.
-            values = _read_secrets(spec, record.region)
-            engine = dataclasses.replace(engine, env={**engine.env, **values})
-            options += [arg for var in values for arg in ("-e", var)]
         started = time.monotonic()
-        container_id = engine.run_detached(resolved.image, ["serve"], options)
+        try:
+            if spec.secrets:
+                # Read on this machine with its credentials and handed over through the engine's environment
+                # (``-e VAR`` names the variable only), so no value appears on a command line or in the state.
+                values = _read_secrets(spec, record.region)
+                engine = dataclasses.replace(engine, env={**engine.env, **values})
+                options += [arg for var in values for arg in ("-e", var)]
+            container_id = engine.run_detached(resolved.image, ["serve"], options)
+        except BaseException:
+            if staged:  # no container uses it: leave nothing behind
+                _remove_tree(str(model_dir))
+                record.drop(MODEL_DIR, str(model_dir))
+                save(record)
+            raise
         record.add("container", container)
         record.image, record.url = resolved.image, f"http://127.0.0.1:{port}"
         record.details.update(port=port, container=container, container_id=container_id[:12], version=version)
+        record.details["model_dir"] = str(model_dir) if staged else None
         record.env_keys = sorted(spec.env)
         record.secrets = [str(s) for s in spec.secrets]
         record.instance_type, record.instance_count = None, 1
@@ -164,6 +179,9 @@ class LocalTarget:
         except DeployFailed as failure:
             self.engine.remove_container(container)
             record.drop("container", container)
+            if staged:
+                _remove_tree(str(model_dir))
+                record.drop(MODEL_DIR, str(model_dir))
             record.failure = str(failure)
             record.touch(FAILED)
             save(record)
@@ -200,6 +218,7 @@ class LocalTarget:
     def update(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment:
         """Stop the old container, start the new one on the same port; restart the old one if it fails."""
         old = record.one("container")
+        old_model_dir = record.details.get("model_dir")
         version = int(record.details.get("version", 1)) + 1
         resolved = self.images.resolve(
             spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=reporter
@@ -211,7 +230,7 @@ class LocalTarget:
         except DeployFailed as failure:
             if old:
                 subprocess.run([self.engine.binary, "start", old], capture_output=True, check=False, timeout=60)
-                record.details.update(container=old, version=version - 1)
+                record.details.update(container=old, version=version - 1, model_dir=old_model_dir)
                 self._wait(old, record.url or "", spec.startup_timeout_s, reporter, time.monotonic())  # serving again
                 record.failure = None
                 record.touch(IN_SERVICE)
@@ -222,6 +241,11 @@ class LocalTarget:
         if old:
             self.engine.remove_container(old)
             record.drop("container", old)
+            save(record)
+        current = record.details.get("model_dir")
+        for staged in [r for r in record.of(MODEL_DIR) if r.id != current]:  # the previous versions' copies
+            _remove_tree(staged.id)
+            record.drop(MODEL_DIR, staged.id)
             save(record)
         return record
 
@@ -287,12 +311,28 @@ class LocalTarget:
             reporter.step(
                 f"deleted container {resource.id}" if existed else f"container {resource.id} was already gone"
             )
+        for resource in list(record.of(MODEL_DIR)):
+            existed = _remove_tree(resource.id)
+            record.drop(MODEL_DIR, resource.id)
+            save(record)
+            (report.deleted if existed else report.already_gone).append(f"model directory {resource.id}")
         if record.image:
             report.kept.append(f"image {record.image} (the build cache of the next deploy)")
         record.touch(DELETED)
         record.details["deleted_at"] = now_utc().isoformat()
         save(record)
         return report
+
+
+def _remove_tree(path: str) -> bool:
+    """Delete a staged model directory; False when it was already gone."""
+    staged = Path(path)
+    if not staged.exists():
+        return False
+    shutil.rmtree(staged)
+    with contextlib.suppress(OSError):  # ~/.shipyard/local/NAME, once its last version is gone
+        staged.parent.rmdir()
+    return True
 
 
 def _world_readable(root: Path) -> bool:

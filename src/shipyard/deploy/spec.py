@@ -17,6 +17,9 @@ from shipyard.errors import SpecError
 
 __all__ = [
     "DEFAULT_INSTANCE_TYPE",
+    "DEFAULT_LOG_RETENTION_DAYS",
+    "DEFAULT_STARTUP_TIMEOUT_S",
+    "LOG_RETENTION_DAYS",
     "TARGETS",
     "Autoscale",
     "DeploySpec",
@@ -31,6 +34,11 @@ __all__ = [
 TARGETS = ("local", "sagemaker")
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 DEFAULT_STARTUP_TIMEOUT_S = 600
+DEFAULT_LOG_RETENTION_DAYS = 30
+# The retention values CloudWatch Logs accepts (PutRetentionPolicy). Kept here, not in shipyard.cloud: the
+# spec is checked for every target, and the `local` one must work without boto3 (the base install).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)  # fmt: skip
 # SageMaker's pattern for endpoint, endpoint-config and model names (botocore's service model).
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _NAME_MAX = 63
@@ -193,7 +201,7 @@ class DeploySpec:
     region: str | None = None
     role_arn: str | None = None
     ttl: timedelta | None = None
-    log_retention_days: int = 30
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     bucket: str | None = None
     # Where images are pushed instead of the ECR host (a registry on 127.0.0.1 in tests); recorded in ECR.
     registry_override: str | None = None
@@ -219,12 +227,10 @@ class DeploySpec:
             )
         if self.data_capture_pct is not None and not 0 <= self.data_capture_pct <= 100:
             raise SpecError(f"--data-capture {self.data_capture_pct}: a percentage from 0 to 100")
-        from shipyard.cloud.logs import RETENTION_DAYS
-
-        if self.log_retention_days not in RETENTION_DAYS:
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise SpecError(
                 f"--log-retention {self.log_retention_days}: CloudWatch accepts "
-                f"{', '.join(map(str, RETENTION_DAYS))} days"
+                f"{', '.join(map(str, LOG_RETENTION_DAYS))} days"
             )
         if self.serverless is not None:
             self.serverless.check()
@@ -256,7 +262,12 @@ def check_instance_type(instance_type: str) -> None:
     """The instance types SageMaker hosting accepts, from botocore's service model (no AWS call)."""
     import difflib
 
-    import botocore.session
+    try:
+        import botocore.session
+    except ImportError:  # the base install: the sagemaker target is the aws extra's
+        from shipyard.errors import CloudError
+
+        raise CloudError("the AWS features need boto3: pip install 'shipyard[aws]'") from None
 
     model = botocore.session.get_session().get_service_model("sagemaker")
     known = list(model.shape_for("ProductionVariantInstanceType").enum)

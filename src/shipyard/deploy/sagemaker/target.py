@@ -16,7 +16,15 @@ from shipyard.deploy.sagemaker import create, update
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
 from shipyard.deploy.spec import DeploySpec
-from shipyard.errors import ClientError, CloudError, CredentialsError, DeployError, ShipyardError
+from shipyard.errors import (
+    AwsUnreachable,
+    ClientError,
+    CloudError,
+    CredentialsError,
+    DeployError,
+    ShipyardError,
+    SpecError,
+)
 from shipyard.pricing import prices
 from shipyard.state import Deployment, now_utc
 
@@ -56,22 +64,46 @@ class SageMakerTarget:
             self._images = EngineImages()
         return self._images
 
+    def _plan_aws(self, region: str | None) -> Aws | None:
+        """The AWS view of a dry run: quick to give up when AWS cannot be reached; None without a region."""
+        if self._aws is not None:  # given by the caller (tests, the Python API): used as it is
+            return self.aws(region)
+        try:
+            return Aws(region, profile=self.profile, connect_timeout_s=5, max_attempts=2)
+        except SpecError:  # no region configured anywhere
+            return None
+
     # -- deploy ---------------------------------------------------------------------------------------------
     def plan(self, spec: DeploySpec) -> Plan:
-        """What ``deploy`` would create, with list-price estimates; read-only calls at most."""
+        """What ``deploy`` would create, with list-price estimates; read-only calls at most.
+
+        Needs neither credentials nor a network: with both, it runs the deploy's checks that ask AWS (who
+        the credentials are, an endpoint of this name, the secrets) and stops on what they find, as a deploy
+        would; without them (or without a region) it plans all the same and says what was not checked.
+        """
         table = prices()
         names = Names(spec.name)
         plan = Plan(spec.name, self.name, price_label=f"{table.label} ({table.source})")
-        aws = self.aws(spec.region)
-        aws.check_region("sagemaker")
-        try:
-            aws.check_credentials()
-            checks: create.Preflight | None = create.preflight(Context(aws, names), spec)
-        except CredentialsError as exc:
-            checks = None
-            plan.notes.append(f"not checked against AWS: {exc}")
+        aws = self._plan_aws(spec.region)
+        checks: create.Preflight | None = None
+        unchecked = "nor an existing endpoint of this name, nor the secrets"
+        if aws is None:
+            plan.notes.append(
+                f"credentials were not checked ({unchecked}): no AWS region given (--region, AWS_REGION or the "
+                "profile's), so the names show REGION"
+            )
+        else:
+            aws.check_region("sagemaker")
+            try:
+                checks = create.preflight(Context(aws, names), spec)
+            except (CredentialsError, AwsUnreachable) as exc:
+                if exc.aws_code:  # they reached AWS, which refused them
+                    plan.notes.append(f"AWS refused the credentials ({unchecked} could be checked): {exc}")
+                else:
+                    plan.notes.append(f"credentials were not checked ({unchecked}): {exc}")
+        region = aws.region if aws is not None else "REGION"
         account = checks.account if checks else "ACCOUNT"
-        bucket = checks.bucket if checks else (spec.bucket or f"sagemaker-{aws.region}-{account}")
+        bucket = checks.bucket if checks else (spec.bucket or f"sagemaker-{region}-{account}")
         version = new_version(now_utc())
         bundle = is_bundle_source(spec.source)
         if spec.role_arn:

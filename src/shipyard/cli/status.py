@@ -1,0 +1,188 @@
+"""``shipyard status``: the deployments, as a table that fits the terminal or as JSON.
+
+The columns a user acts on (name, state, endpoint: the URL to send requests to) are never cut. When the
+table is wider than the terminal, the least useful columns are left out first (created, $/hour, $ so far,
+age, size, TTL, target: the order of :data:`OPTIONAL`); when even the three that matter do not fit, each
+deployment is printed as a few lines instead, which the terminal wraps but never cuts. Printed to a pipe or
+a file (not a terminal), the table keeps its natural width unless ``COLUMNS`` is set: nothing there wraps it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from shipyard.cli.deploy import STATE_OPTION, deployer_for
+from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
+
+if TYPE_CHECKING:
+    from shipyard.deploy import StatusRow
+
+__all__ = ["OPTIONAL", "register", "render", "status", "to_json"]
+
+out = Console()
+
+ESSENTIAL = ("name", "state", "endpoint")
+# Optional columns, the most useful first: the last ones are the first left out.
+OPTIONAL = ("target", "TTL", "size", "age", "$ so far", "$/hour", "created")
+ORDER = ("name", "target", "state", "endpoint", "size", "created", "age", "TTL", "$/hour", "$ so far")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+
+
+def status(
+    name: str | None = typer.Argument(None, help="One deployment.", show_default="all"),
+    reconcile: bool = typer.Option(False, "--reconcile", help="Rebuild the list from AWS tags and the engine."),
+    region: str | None = typer.Option(
+        None, "--region", help="Region for --reconcile.", show_default="the AWS configuration's"
+    ),
+    output: Output = OUTPUT_OPTION,
+    state: Path | None = STATE_OPTION,
+) -> None:
+    """List deployments: state, endpoint, size, age, TTL and estimated cost (list prices)."""
+    from shipyard.pricing import prices
+
+    deployer = deployer_for(state)
+    if reconcile:
+        deployer.reconcile(region)
+    rows = deployer.status(name)
+    label = prices().label
+    if output is Output.json:
+        print_json(
+            "status",
+            {
+                "state_file": str(deployer.state.path.absolute()),
+                "prices": label,
+                "deployments": [to_json(r) for r in rows],
+            },
+        )
+        return
+    if rows:
+        render(rows, title=f"deployments ({deployer.state.path})", caption=f"estimates from {label}")
+    for row in rows:
+        if row.failure and row.status not in {"InService"}:
+            out.print(f"{row.name}: {row.failure}", highlight=False, markup=False, soft_wrap=True)
+        if row.expired:
+            out.print(f"[yellow]{escape(row.name)} is past its TTL: `shipyard cleanup --expired` deletes it[/]")
+    if not rows:
+        out.print("no deployments")
+
+
+def render(rows: list[StatusRow], *, title: str, caption: str, console: Console | None = None) -> None:
+    """Print ``rows`` as the most informative table that fits (see the module's docstring)."""
+    console = console or out
+    cells = [_cells(row) for row in rows]
+    width = _available_width(console)
+    if width is None:  # a pipe or a file: every column, at the table's natural width
+        table = _table(list(ORDER), cells, title, caption)
+        wide = Console(file=console.file, width=max(console.width, _natural_width(console, table)))
+        wide.print(table)
+        return
+    shown = list(ESSENTIAL)
+    if _natural_width(console, _table(shown, cells, title, caption)) > width:
+        _print_as_lines(console, cells)
+        console.print(caption, highlight=False, markup=False, soft_wrap=True)
+        return
+    for column in OPTIONAL:  # the most useful first; one that does not fit leaves room for a narrower one
+        if _natural_width(console, _table([*shown, column], cells, title, caption)) <= width:
+            shown.append(column)
+    console.print(_table([c for c in ORDER if c in shown], cells, title, caption))
+
+
+def to_json(row: StatusRow) -> dict[str, Any]:
+    """One deployment in ``shipyard status --output json`` (docs/schemas/status.v1.json)."""
+    return {
+        "name": row.name,
+        "target": row.target,
+        "status": row.status,
+        "url": row.url,
+        "region": row.region,
+        "size": row.size,
+        "instance_type": row.instance_type,
+        "instance_count": row.instance_count,
+        "serverless": row.serverless,
+        "created_at": row.created.isoformat(),
+        "age_s": int(row.age.total_seconds()),
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "expired": row.expired,
+        "hourly_usd": row.hourly_usd,
+        "so_far_usd": None if row.so_far_usd is None else round(row.so_far_usd, 4),
+        "failure": row.failure,
+    }
+
+
+def _available_width(console: Console) -> int | None:
+    """The terminal's width; None (no limit) when stdout is a pipe or a file and ``COLUMNS`` is not set."""
+    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return console.width
+    return None
+
+
+def _cells(row: StatusRow) -> dict[str, Text]:
+    ttl = "–"
+    if row.expires_at:
+        ttl = "expired" if row.expired else f"{_age(row.expires_at - row.created - row.age)} left"
+    endpoint = row.url if row.target == "local" else f"{row.region} (sagemaker-runtime)" if row.region else None
+    values = {
+        "name": row.name,
+        "target": row.target,
+        "state": row.status,
+        "endpoint": endpoint or "–",
+        "size": row.size,
+        "created": row.created.strftime("%Y-%m-%d %H:%M"),
+        "age": _age(row.age),
+        "TTL": ttl,
+        "$/hour": "?" if row.hourly_usd is None else f"{row.hourly_usd:.3f}",
+        "$ so far": "?" if row.so_far_usd is None else f"{row.so_far_usd:.2f}",
+    }
+    styled = {key: Text(value) for key, value in values.items()}  # Text: a name or URL is never read as markup
+    if row.expired:
+        styled["TTL"].stylize("red")
+    return styled
+
+
+def _table(columns: list[str], cells: list[dict[str, Text]], title: str, caption: str) -> Table:
+    table = Table(title=Text(title), caption=Text(caption))  # a path is text, not markup
+    for column in columns:
+        keep = column in ESSENTIAL
+        table.add_column(
+            column,
+            justify="right" if column.startswith("$") else "left",
+            no_wrap=True,  # rows stay one line each; a table that would need wrapping loses columns instead
+            overflow="fold" if keep else "ellipsis",
+            min_width=max(len(column), *(len(c[column]) for c in cells)) if keep else None,
+        )
+    for row in cells:
+        table.add_row(*(row[column] for column in columns))
+    return table
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    return console.measure(table, options=console.options.update_width(100_000)).maximum
+
+
+def _print_as_lines(console: Console, cells: list[dict[str, Text]]) -> None:
+    """Each deployment as a few lines: for a terminal too narrow for even name, state and endpoint."""
+    for row in cells:
+        console.print(Text.assemble((row["name"].plain, "bold")))
+        for column in ("state", "endpoint", "target", "size", "age", "TTL", "$ so far"):
+            console.print(Text.assemble(f"  {column}: ", row[column]))
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"

@@ -1,0 +1,118 @@
+"""``--output json`` of inspect, bench and monitor check through the console script: stdout is exactly one
+JSON document, valid against its schema in docs/schemas/, holding what the command did (the files it wrote,
+the requests it sent). status and verify are covered on a real deployment in tests/deploy/test_local_cli.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import orjson
+import pytest
+
+from infra.server import Server
+
+SHIPYARD = str(Path(sys.executable).parent / "shipyard")
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+
+
+def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SHIPYARD, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def parse(done: subprocess.CompletedProcess[str], schema: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(done.stdout)  # all of stdout, nothing before or after
+    jsonschema.validate(document, json.loads((SCHEMAS / schema).read_text()))
+    return document
+
+
+def test_every_schema_is_a_valid_json_schema() -> None:
+    names = sorted(p.name for p in SCHEMAS.glob("*.json"))
+    assert names == ["bench.v1.json", "inspect.v1.json", "monitor-check.v1.json", "status.v1.json", "verify.v1.json"]
+    for path in SCHEMAS.glob("*.json"):
+        schema = json.loads(path.read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert schema["properties"]["schema"]["const"] == schema["$id"]  # shipyard.COMMAND/1
+
+
+def test_inspect_json_of_a_directory_and_an_archive(digits_bundle: Path, tmp_path: Path) -> None:
+    directory = parse(shipyard("inspect", str(digits_bundle), "--output", "json"), "inspect.v1.json")
+    assert directory["schema"] == "shipyard.inspect/1"
+    assert (directory["name"], directory["flavor"], directory["input"]) == ("digits", "sklearn", "float64[N × 64]")
+    assert directory["archive_bytes"] is None and directory["handler_functions"] is None
+    assert directory["files"] == sum(1 for p in digits_bundle.rglob("*") if p.is_file())
+
+    archive = tmp_path / "model.tar.gz"
+    assert shipyard("pack", str(digits_bundle), "-o", str(archive)).returncode == 0
+    packed = parse(shipyard("inspect", str(archive), "--output", "json"), "inspect.v1.json")
+    assert packed["archive_bytes"] == archive.stat().st_size
+    same = {k: v for k, v in packed.items() if k not in ("source", "archive_bytes")}
+    assert same == {k: v for k, v in directory.items() if k not in ("source", "archive_bytes")}
+    assert json.loads(shipyard("inspect", str(archive), "--json").stdout) == packed  # the old flag still works
+
+
+@pytest.mark.integration
+def test_bench_json_is_the_report_it_wrote(
+    digits_server: Server, digits_rows: list[list[float]], tmp_path: Path
+) -> None:
+    data = tmp_path / "rows.json"
+    data.write_bytes(orjson.dumps(digits_rows))
+    out = tmp_path / "report"
+    done = shipyard(
+        "bench", digits_server.url, "--data", str(data), "--sizes", "1,3", "--repeats", "2", "--concurrency", "1,2",
+        "--duration", "0.3", "--no-plot", "--out", str(out), "--output", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = parse(done, "bench.v1.json")
+    assert "one request with 3 items" in done.stderr  # progress goes to stderr
+    assert document["target"] == digits_server.url
+    assert [(r["items"], r["requests"], r["errors"]) for r in document["sizes"]] == [(1, 2, {}), (3, 2, {})]
+    assert [(r["mode"], r["level"]) for r in document["sweep"]] == [("closed", 1), ("closed", 2)]
+    assert all(r["requests"] > 0 and not r["errors"] for r in document["sweep"])
+    assert document["files"] == {kind: str(out / f"report.{kind}") for kind in ("json", "md", "html")}
+    written = json.loads((out / "report.json").read_text())
+    assert written == {k: v for k, v in document.items() if k not in ("schema", "files")}
+
+
+def _frame(path: Path, rows: np.ndarray) -> None:
+    path.write_text("f1,f2\n" + "".join(f"{a:.6f},{b:.6f}\n" for a, b in rows))
+
+
+@pytest.mark.integration
+def test_monitor_check_json_is_what_it_wrote(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    _frame(tmp_path / "train.csv", rng.normal(0.0, 1.0, size=(2000, 2)))
+    shifted = rng.normal(0.0, 1.0, size=(2000, 2))
+    shifted[:, 0] += 3.0  # f1 drifts, f2 does not
+    _frame(tmp_path / "current.csv", shifted)
+    assert shipyard("monitor", "baseline", str(tmp_path / "train.csv"), "-o", str(tmp_path / "base")).returncode == 0
+
+    out = tmp_path / "out"
+    done = shipyard(
+        "monitor", "check", str(tmp_path / "current.csv"), "-b", str(tmp_path / "base"), "-o", str(out),
+        "--output", "json",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr  # violations: the exit code says so, as without --output json
+    document = parse(done, "monitor-check.v1.json")
+    assert document["schema"] == "shipyard.monitor-check/1"
+    assert document["passed"] is False and document["drifted"] == ["f1"] and document["rows"] == 2000
+    on_disk = json.loads((out / "constraint_violations.json").read_text())["violations"]
+    assert document["violations"] == on_disk
+    assert any(v["feature_name"] == "f1" and v["constraint_check_type"] == "baseline_drift_check" for v in on_disk)
+    drift = json.loads((out / "drift.json").read_text())
+    assert [(f["name"], f["score"], f["drifted"]) for f in document["features"]] == [
+        (f["name"], f["score"], f["drifted"]) for f in drift["features"]
+    ]
+    assert document["files"]["drift"] == str(out / "drift.json")
+
+    same = shipyard(
+        "monitor", "check", str(tmp_path / "train.csv"), "-b", str(tmp_path / "base"), "-o", str(tmp_path / "o2"),
+        "--output", "json",
+    )  # fmt: skip
+    assert same.returncode == 0, same.stderr
+    assert parse(same, "monitor-check.v1.json")["passed"] is True
