@@ -1,26 +1,22 @@
 #!/usr/bin/env bash
 # CI job: the `local` deploy target with only the base install (no `aws` extra, so no boto3/botocore).
 #
-# Makes a fresh venv with `pip install -e '.[sklearn]'` and the test tools, checks that boto3 and botocore
+# Makes a fresh venv from requirements/local.txt (Shipyard with [sklearn,test]), checks that boto3 and botocore
 # are really absent there, then runs the local deploy tests in it: the real CLI and real Podman containers.
 # The selected test files import neither boto3 nor moto (tests/deploy/test_local_base.py also checks that).
 # Needs the system tools of scripts/system-deps.sh (Podman, debootstrap for the base image).
 #
-#   bash scripts/ci-local-base.sh            # the venv goes to $SHIPYARD_BASE_VENV (default: a temp dir)
+#   bash scripts/ci-local-base.sh            # the venv goes to $SHIPYARD_BASE_VENV (default: .venv-local-base)
 #   bash scripts/ci-local-base.sh -x -q      # extra arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${SHIPYARD_BASE_VENV:-${TMPDIR:-/tmp}/shipyard-ci-local-base}"
+venv="${SHIPYARD_BASE_VENV:-.venv-local-base}"
 python="${PYTHON:-python3}"
 
+# requirements/local.txt: the base install plus scikit-learn (the digits model) and the test extra (pytest,
+# hypothesis, jsonschema); no boto3, no moto. Installed exactly, as every other venv here (scripts/setup.sh).
 rm -rf "$venv"
-"$python" -m venv "$venv"
-pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" --upgrade pip 2>&1 | grep -v -e "^WARNING: Location" -e "is ignored: it is neither" || true
-# The base install plus scikit-learn (the digits model), and what the tests themselves use: pytest,
-# hypothesis (tests/conftest.py) and jsonschema (the --output json schemas). No boto3, no moto.
-"${pip[@]}" -e ".[sklearn]" "pytest>=8" "hypothesis>=6.100" "jsonschema>=4.20" 2>&1 \
-    | grep -v -e "^WARNING: Location" -e "is ignored: it is neither" || true
+SHIPYARD_LOCK=local SHIPYARD_VENV="$venv" PYTHON="$python" bash scripts/setup.sh
 
 for module in boto3 botocore moto; do
     if "$venv/bin/python" -c "import $module" 2>/dev/null; then

@@ -37,23 +37,8 @@ def commands() -> Iterator[tuple[str, object]]:
 COMMANDS = dict(commands())
 
 
-def _known_defect(name: str) -> bool:
-    """serve.py belongs to the handlers helper, whose branch rewrites its options; until that is merged its
-    --workers help writes "[default: one per core]" inside the help string. Only while that text is there
-    is the case expected to fail (strictly: it may not pass by accident)."""
-    return name == "serve" and any("[default" in (getattr(p, "help", None) or "") for p in COMMANDS[name].params)  # type: ignore[attr-defined]
-
-
-def _cases() -> list[object]:
-    return [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(strict=True, reason="serve.py: --workers help holds [default: ...]")
-            if _known_defect(name)
-            else (),
-        )
-        for name in COMMANDS
-    ]
+def _cases() -> list[str]:
+    return list(COMMANDS)
 
 
 def test_every_command_is_walked() -> None:
