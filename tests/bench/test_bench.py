@@ -151,3 +151,36 @@ def test_unknown_target_name_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "no-such-deployment-xyz", "--data", str(data)])
     assert isinstance(result.exception, ClientError)
     assert "neither a URL nor a deployment" in str(result.exception)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("columns", ["80", None])
+def test_bench_tables_keep_every_figure_whole(
+    digits_server: Any, digits_rows: list[list[float]], tmp_path: Path, columns: str | None
+) -> None:
+    """In an 80-column terminal and in a pipe, no cell ends in "…" and every rate and latency is printed whole."""
+    import os
+    import subprocess
+
+    from infra.server import BIN
+    from shipyard.bench.report import _num
+
+    data = tmp_path / "rows.json"
+    data.write_bytes(orjson.dumps(digits_rows))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | ({"COLUMNS": columns} if columns else {})
+    run = subprocess.run(
+        [str(BIN / "shipyard"), "bench", digits_server.url, "--data", str(data), "--sizes", "1,5", "--repeats", "2",
+         "--concurrency", "1,4", "--duration", "0.5", "--no-plot", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    tables = run.stdout.split("•")[0]  # the tables, before the recommendation's bullet points
+    assert "…" not in tables
+    report = orjson.loads((tmp_path / "r" / "report.json").read_bytes())
+    for row in report["sweep"]:
+        for key in ("req_per_s", "p50_ms", "p99_ms"):
+            assert _num(row[key]) in tables, (key, _num(row[key]))
+    for row in report["sizes"]:
+        assert _num(row["median_ms"]) in tables
+    if columns:
+        assert all(len(line) <= 80 for line in tables.splitlines())

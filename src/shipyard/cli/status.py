@@ -9,7 +9,6 @@ a file (not a terminal), the table keeps its natural width unless ``COLUMNS`` is
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli.deploy import STATE_OPTION, deployer_for
 from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
+from shipyard.cli.tables import print_fitted
 
 if TYPE_CHECKING:
     from shipyard.deploy import StatusRow
@@ -82,21 +81,13 @@ def render(rows: list[StatusRow], *, title: str, caption: str, console: Console 
     """Print ``rows`` as the most informative table that fits (see the module's docstring)."""
     console = console or out
     cells = [_cells(row) for row in rows]
-    width = _available_width(console)
-    if width is None:  # a pipe or a file: every column, at the table's natural width
-        table = _table(list(ORDER), cells, title, caption)
-        wide = Console(file=console.file, width=max(console.width, _natural_width(console, table)))
-        wide.print(table)
-        return
-    shown = list(ESSENTIAL)
-    if _natural_width(console, _table(shown, cells, title, caption)) > width:
+    table = [[row[column] for column in ORDER] for row in cells]
+    money = [column for column in ORDER if column.startswith("$")]
+    if not print_fitted(
+        console, ORDER, table, required=ESSENTIAL, optional=OPTIONAL, title=title, caption=caption, right=money
+    ):
         _print_as_lines(console, cells)
         console.print(caption, highlight=False, markup=False, soft_wrap=True)
-        return
-    for column in OPTIONAL:  # the most useful first; one that does not fit leaves room for a narrower one
-        if _natural_width(console, _table([*shown, column], cells, title, caption)) <= width:
-            shown.append(column)
-    console.print(_table([c for c in ORDER if c in shown], cells, title, caption))
 
 
 def to_json(row: StatusRow) -> dict[str, Any]:
@@ -121,13 +112,6 @@ def to_json(row: StatusRow) -> dict[str, Any]:
     }
 
 
-def _available_width(console: Console) -> int | None:
-    """The terminal's width; None (no limit) when stdout is a pipe or a file and ``COLUMNS`` is not set."""
-    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
-        return console.width
-    return None
-
-
 def _cells(row: StatusRow) -> dict[str, Text]:
     ttl = "–"
     if row.expires_at:
@@ -149,26 +133,6 @@ def _cells(row: StatusRow) -> dict[str, Text]:
     if row.expired:
         styled["TTL"].stylize("red")
     return styled
-
-
-def _table(columns: list[str], cells: list[dict[str, Text]], title: str, caption: str) -> Table:
-    table = Table(title=Text(title), caption=Text(caption))  # a path is text, not markup
-    for column in columns:
-        keep = column in ESSENTIAL
-        table.add_column(
-            column,
-            justify="right" if column.startswith("$") else "left",
-            no_wrap=True,  # rows stay one line each; a table that would need wrapping loses columns instead
-            overflow="fold" if keep else "ellipsis",
-            min_width=max(len(column), *(len(c[column]) for c in cells)) if keep else None,
-        )
-    for row in cells:
-        table.add_row(*(row[column] for column in columns))
-    return table
-
-
-def _natural_width(console: Console, table: Table) -> int:
-    return console.measure(table, options=console.options.update_width(100_000)).maximum
 
 
 def _print_as_lines(console: Console, cells: list[dict[str, Text]]) -> None:
