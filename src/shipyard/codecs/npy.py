@@ -25,20 +25,8 @@ class NPYCodec:
         # pickle for an array, and allocates whatever shape the header claims before reading the bytes.
         if not body.startswith(_MAGIC):
             raise RequestError("body is not a .npy array (it does not start with the .npy magic bytes)")
-        stream = io.BytesIO(body)
         try:
-            version = npy_format.read_magic(stream)
-            if version == (1, 0):
-                shape, _, dtype = npy_format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, _, dtype = npy_format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"format version {version} is not supported; np.save writes 1.0")
-            if dtype.hasobject:
-                raise ValueError("object arrays would need pickle, which is refused")
-            expected, sent = math.prod(shape) * dtype.itemsize, len(body) - stream.tell()
-            if sent != expected:
-                raise ValueError(f"the header says {expected} bytes of data, the body holds {sent}")
+            check_header(io.BytesIO(body), len(body))
             array = np.load(io.BytesIO(body), allow_pickle=False)
         except (ValueError, TypeError, OSError, EOFError) as exc:
             raise RequestError(f"body is not a valid .npy array: {exc}") from None
@@ -51,3 +39,23 @@ class NPYCodec:
             array = array.astype(str)
         np.save(out, array, allow_pickle=False)
         return out.getvalue()
+
+
+def check_header(stream: Any, size: int) -> None:
+    """Read a .npy header from ``stream`` (``size`` bytes in all) and check it before any data is read.
+
+    Raises ValueError for an unknown format version, an object array (it would need pickle) or a data length
+    that is not what the header's shape and dtype say (np.load allocates what the header claims).
+    """
+    version = npy_format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = npy_format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = npy_format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"format version {version} is not supported; np.save writes 1.0")
+    if dtype.hasobject:
+        raise ValueError("it is an object array, which would need pickle (refused)")
+    expected, stored = math.prod(shape) * dtype.itemsize, size - stream.tell()
+    if stored != expected:
+        raise ValueError(f"the header says {expected} bytes of data, it holds {stored}")

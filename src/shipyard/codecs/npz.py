@@ -25,9 +25,9 @@ import zipfile
 from typing import Any
 
 import numpy as np
-from numpy.lib import format as npy_format
 
 from shipyard.codecs.media import MediaType
+from shipyard.codecs.npy import check_header
 from shipyard.errors import RequestError, UnsupportedMediaType
 
 __all__ = ["MAX_EXPANDED_BYTES", "NPZDecoder", "densify", "is_sparse"]
@@ -83,21 +83,9 @@ def _checked_members(body: bytes) -> list[str]:
 
 def _check_header(member: Any, size: int, name: str) -> None:
     try:
-        version = npy_format.read_magic(member)
-        if version == (1, 0):
-            shape, _, dtype = npy_format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, _, dtype = npy_format.read_array_header_2_0(member)
-        else:
-            raise ValueError(f"format version {version} is not supported; numpy.savez writes 1.0")
+        check_header(member, size)
     except ValueError as exc:
         raise RequestError(f"{name} in the .npz archive is not a valid .npy array: {exc}") from None
-    if dtype.hasobject:
-        raise RequestError(f"{name} in the .npz archive is an object array, which would need pickle (refused)")
-    # The header's own length is what read_magic and read_array_header consumed.
-    expected, stored = math.prod(shape) * dtype.itemsize, size - member.tell()
-    if stored != expected:
-        raise RequestError(f"{name} in the .npz archive: its header says {expected} bytes of data, it holds {stored}")
 
 
 def _sparse(body: bytes) -> Any:
