@@ -109,8 +109,7 @@ def run_check(
     window_s = parse_duration(window) if window else None
     problems = Problems()
     profiler = Profiler(kinds, edges=edges, keep_small=small_rows, window_s=window_s)
-    numeric = frozenset(n for n, k in kinds.items() if k != "string")
-    chunks = read_chunks(source, names=names, numeric=numeric, since=start, until=end, header=header, problems=problems)
+    chunks = read_chunks(source, names=names, since=start, until=end, header=header, problems=problems)
     for chunk in prefetched(coalesced(chunks)):
         profiler.add(chunk)
     if not profiler.rows:

@@ -55,12 +55,29 @@ def _number(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def inferred_type(profile: NumericProfile | StringProfile | None) -> str:
+    """Model Monitor's type of a feature: Deequ's ``DataType`` rule on each value as it was written.
+
+    Nothing but missing values: ``Unknown``; any text: ``String``; else any number written with a fraction
+    (a float, ``2.0`` included): ``Fractional``; else ``Integral``. A numeric feature keeps its numeric type
+    in a check's statistics even when text came in (that is what its ``data_type_check`` reports).
+    """
+    if profile is None:
+        return "Unknown"
+    if isinstance(profile, StringProfile):
+        return "String" if profile.count else "Unknown"
+    if not profile.count:
+        return "Unknown" if not profile.mismatched else "Fractional"
+    return "Fractional" if profile.fractional else "Integral"
+
+
 def feature_statistics(name: str, profile: NumericProfile | StringProfile | None, rows: int) -> dict[str, Any]:
     """One entry of ``statistics.json``'s ``features``."""
-    if isinstance(profile, NumericProfile):
+    kind = inferred_type(profile)
+    if isinstance(profile, NumericProfile) and kind != "Unknown":
         return {
             "name": name,
-            "inferred_type": "Integral" if profile.count and profile.non_integer == 0 else "Fractional",
+            "inferred_type": kind,
             "numerical_statistics": {
                 "common": {"num_present": profile.count + profile.mismatched, "num_missing": profile.missing},
                 "mean": _number(profile.mean),
@@ -71,7 +88,7 @@ def feature_statistics(name: str, profile: NumericProfile | StringProfile | None
                 "distribution": {"kll": {"buckets": profile.buckets(), "sketch": profile.sketch.to_dict()}},
             },
         }
-    if isinstance(profile, StringProfile):
+    if isinstance(profile, StringProfile) and kind != "Unknown":
         ranked = sorted(profile.counts.items(), key=lambda item: (-item[1], item[0]))
         return {
             "name": name,
@@ -82,10 +99,11 @@ def feature_statistics(name: str, profile: NumericProfile | StringProfile | None
                 "distribution": {"categorical": {"buckets": [{"value": v, "count": c} for v, c in ranked]}},
             },
         }
+    missing = rows if profile is None else profile.missing
     return {
         "name": name,
         "inferred_type": "Unknown",
-        "string_statistics": {"common": {"num_present": 0, "num_missing": rows}, "distinct_count": 0.0},
+        "string_statistics": {"common": {"num_present": 0, "num_missing": missing}, "distinct_count": 0.0},
     }
 
 
