@@ -4,7 +4,8 @@ The layouts are those AWS documents for Model Monitor's prebuilt container ("Sch
 "Schema for Constraints", "Schema for Violations"), so tools that read Model Monitor's output read ours.
 Shipyard's own settings ride along in keys Model Monitor does not use (``shipyard_*`` in
 ``monitoring_config.distribution_constraints``, ``comparison_method`` / ``comparison_threshold`` in a
-feature's ``monitoringConfigOverrides``); the JSON Schemas in ``docs/monitor/`` describe every file.
+feature's ``monitoring_config_overrides``, see :mod:`constraints`); the JSON Schemas in ``docs/monitor/``
+describe every file.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ __all__ = [
 DEFAULTS: dict[str, Any] = {
     "evaluate_constraints": "Enabled",
     "emit_metrics": "Enabled",
-    "datatype_check_threshold": 0.0,  # share of values of another type tolerated before a data_type_check
-    "domain_content_threshold": 0.0,  # share of values outside the baseline's domain tolerated
+    # Model Monitor's meaning (its baseline jobs write 1.0; its violations say "Expected match: 100.0%"):
+    "datatype_check_threshold": 1.0,  # share of a feature's values that must be of its type
+    "domain_content_threshold": 1.0,  # share of a string feature's values that must be in its domain
     "distribution_constraints": {
         "perform_comparison": "Enabled",
         "comparison_threshold": 0.1,  # numeric: Wasserstein distance / baseline standard deviation
@@ -131,7 +133,6 @@ def constraints_document(statistics: dict[str, Any]) -> dict[str, Any]:
             buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
             if 0 < len(buckets) <= DOMAIN_MAX_VALUES:
                 entry["string_constraints"] = {"domains": sorted(b["value"] for b in buckets)}
-        entry["monitoringConfigOverrides"] = {}
         features.append(entry)
     return {"version": 0.0, "features": features, "monitoring_config": orjson.loads(orjson.dumps(DEFAULTS))}
 
