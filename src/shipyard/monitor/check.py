@@ -6,8 +6,10 @@
 
 One streaming pass: each chunk is profiled against the baseline's fixed bin edges (see :mod:`drift`), so
 time and memory do not depend on how the rows are spread over files, and 1 M rows × 64 features fit in a
-few hundred MB. Writes ``constraint_violations.json``, ``statistics.json`` (of the current data) and
-``drift.json`` into ``out``.
+few hundred MB. What is checked, and at which thresholds, comes from the baseline's constraints.json
+(:mod:`constraints`: per-feature overrides, checks turned off); the violations are worded as Model Monitor
+words them (:mod:`violations`). Writes ``constraint_violations.json``, ``statistics.json`` (of the current
+data) and ``drift.json`` into ``out``.
 """
 
 from __future__ import annotations
