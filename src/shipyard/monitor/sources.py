@@ -171,35 +171,32 @@ def capture_files(root: Path, since: float | None = None, until: float | None = 
 def coalesced(chunks: Iterator[Chunk], min_rows: int | None = None) -> Iterator[Chunk]:
     """Consecutive small chunks joined (no copy) into ones of at least ``min_rows``.
 
-    Captured traffic is parsed in small blocks to bound memory, but profiling pays per chunk and feature,
-    so it is fed fewer, larger chunks.
+    Captured traffic is parsed in small blocks to bound memory (and Parquet's small row groups come as
+    small batches), but profiling pays per chunk and feature, so it is fed fewer, larger chunks. Only chunks
+    alike join: the same columns, and the same part of the rows (a Parquet column group joins only the next
+    batch of the same group, which holds the next rows).
     """
     min_rows = BATCH_ROWS if min_rows is None else min_rows
     pending: list[Chunk] = []
     rows = 0
 
+    def alike(a: Chunk, b: Chunk) -> bool:
+        return a.continuation == b.continuation and a.columns == b.columns and a.table.schema == b.table.schema
+
     def flush() -> Chunk:
+        first = pending[0]
         if len(pending) == 1:
-            return pending[0]
+            return first
         times = None
         if all(c.times is not None for c in pending):
             times = np.concatenate([c.times for c in pending if c.times is not None])
-        joined = pa.concat_tables([c.table for c in pending], promote_options="permissive")
-        return Chunk(joined, times, columns=pending[0].columns)
+        joined = pa.concat_tables([c.table for c in pending])
+        return Chunk(joined, times, continuation=first.continuation, columns=first.columns)
 
     for chunk in chunks:
-        # only chunks of the same columns join: a column group (Parquet) is passed on as it is
-        if (
-            chunk.continuation
-            or chunk.columns is not None
-            or (pending and chunk.table.schema != pending[0].table.schema)
-        ):
-            if pending:
-                yield flush()
-                pending, rows = [], 0
-            if chunk.continuation or chunk.columns is not None:
-                yield chunk
-                continue
+        if pending and not alike(chunk, pending[0]):
+            yield flush()
+            pending, rows = [], 0
         pending.append(chunk)
         rows += chunk.table.num_rows
         if rows >= min_rows:
