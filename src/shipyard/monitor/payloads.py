@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -153,7 +154,7 @@ def _json(
         column = pajson.read_json(pa.BufferReader(wrapped)).column("d").combine_chunks()
         return _shaped(column, names, answers)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, _Irregular):
-        return _json_fallback(data.to_pylist(), names, problems, _rows_or_unknown(answers, len(data)))
+        return _json_fallback(data.to_pylist(), names, problems, answers)
 
 
 class _Irregular(Exception):
@@ -242,7 +243,7 @@ def _rows_or_unknown(answers: AnswerRows | None, n: int) -> np.ndarray:
 
 
 def _json_fallback(
-    payloads: list[Any], names: Sequence[str], problems: Problems, answers: np.ndarray | None = None
+    payloads: list[Any], names: Sequence[str], problems: Problems, answers: AnswerRows | None = None
 ) -> tuple[pa.Table, np.ndarray]:
     """Per-record parsing for payloads Arrow cannot read as one batch."""
     columns: dict[str, list[Any]] = {}
@@ -254,7 +255,7 @@ def _json_fallback(
         except orjson.JSONDecodeError as exc:
             problems.add("payload", f"a JSON payload could not be parsed ({exc}); skipped")
             continue
-        rows = _rows_of(value, -1 if answers is None else int(answers[index]), len(names))
+        rows = _rows_of(value, functools.partial(_answer_at, answers, index), len(names))
         if rows is None:
             problems.add("payload", f"a JSON payload has an unsupported shape ({type(value).__name__}); skipped")
             continue
@@ -275,7 +276,12 @@ def _json_fallback(
     return pa.table({key: _array(values) for key, values in columns.items()}), counts
 
 
-def _rows_of(value: Any, answer: int, width: int) -> list[Any] | None:
+def _answer_at(answers: AnswerRows | None, index: int) -> int:
+    return -1 if answers is None else int(answers()[index])
+
+
+def _rows_of(value: Any, answer: Callable[[], int], width: int) -> list[Any] | None:
+    """The rows a parsed payload holds; ``answer`` gives its answer's row count (asked only if ambiguous)."""
     if isinstance(value, dict):
         for key in _WRAPPED_KEYS:
             if key in value and len(value) == 1:
@@ -286,7 +292,7 @@ def _rows_of(value: Any, answer: int, width: int) -> list[Any] | None:
             return []
         if all(isinstance(row, list | dict) for row in value):
             return value
-        if _as_rows(np.array([len(value)]), np.array([answer]), width)[0]:
+        if len(value) > 1 and _as_rows(np.array([len(value)]), np.array([answer()]), width)[0]:
             return [[cell] for cell in value]
         return [value]
     if isinstance(value, int | float | str | bool):
