@@ -11,6 +11,10 @@ mean. The current rows are stored twice: as Parquet (row groups of 131,072 rows)
 1,000,000 SageMaker capture records, one CSV row per request, spread over 24 hourly files, written by the
 server's own record encoder (``serving/capture.py``; a million requests through HTTP would only add hours).
 
+"features flagged" is the drift each contender reports; for Shipyard, "other violations" lists every other
+violation and the cells its statistics count missing — both must be none, since the current rows are of the
+same kind as the reference (issue 11: a Parquet check once counted 44 columns missing).
+
 Every contender runs in its own process, measured from outside (wall time, and peak RSS from
 ``getrusage(RUSAGE_CHILDREN)`` of a wrapper that runs only that process), on the same files:
 
@@ -158,6 +162,19 @@ def shipyard_runs(data: Path, work: Path) -> dict[str, Any]:
         drift = json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else {"features": []}
         run["flagged"] = sorted(f["name"] for f in drift["features"] if f["drifted"])
         run["rows"] = drift.get("rows")
+        # every violation, not only drift: the same rows against their own kind of data must raise nothing else
+        # (a completeness_check per column is how issue 11's data loss showed)
+        path = out / "constraint_violations.json"
+        violations = json.loads(path.read_text())["violations"] if path.exists() else []
+        run["violations"] = {}
+        for violation in violations:
+            kind = violation["constraint_check_type"]
+            run["violations"][kind] = run["violations"].get(kind, 0) + 1
+        stats = json.loads((out / "statistics.json").read_text()) if (out / "statistics.json").exists() else {}
+        run["cells_missing"] = sum(
+            f.get("numerical_statistics", f.get("string_statistics", {}))["common"]["num_missing"]
+            for f in stats.get("features", [])
+        )
         runs[name] = run
     return runs
 
@@ -364,6 +381,15 @@ def verdict(flagged: list[str] | None) -> str:
     return f"{len(flagged)} flagged; missed {missed or 'none'}; false alarms {false or 'none'}"
 
 
+def others(run: dict[str, Any]) -> str:
+    """Violations other than drift, and cells counted missing (Shipyard's runs; '-' for the others)."""
+    if "violations" not in run:
+        return "-"
+    counts = {k: v for k, v in run["violations"].items() if k != "baseline_drift_check"}
+    listed = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
+    return f"{listed}; {run['cells_missing']:,} cells missing"
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows = [
         ("shipyard monitor check (Parquet)", result["shipyard"]["check_parquet"]),
@@ -383,15 +409,18 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Machine: {result['machine']}; load average before / after: {result['load_before']} / {result['load_after']}.",
         "",
-        "| contender | time (s) | peak memory (MB) | features flagged |",
-        "|---|---:|---:|---|",
+        "| contender | time (s) | peak memory (MB) | features flagged | other violations |",
+        "|---|---:|---:|---|---|",
     ]
     for name, run in rows:
         if "skipped" in run or "failed" in run:
             reason = (run.get("skipped") or run.get("failed") or "").replace("\n", " ")[:300]
-            lines.append(f"| {name} | - | - | not measured: {reason} |")
+            lines.append(f"| {name} | - | - | not measured: {reason} | - |")
         else:
-            lines.append(f"| {name} | {run['seconds']:.1f} | {run['peak_mb']:.0f} | {verdict(run.get('flagged'))} |")
+            lines.append(
+                f"| {name} | {run['seconds']:.1f} | {run['peak_mb']:.0f} | {verdict(run.get('flagged'))} "
+                f"| {others(run)} |"
+            )
     baseline = result["shipyard"]["baseline"]
     lines += [
         "",

@@ -122,12 +122,13 @@ def test_planted_faults_give_exactly_the_expected_violations(tabular: Path, tmp_
         ("d", "data_type_check"),
     }
     described = {
-        v["feature_name"]: v["description"]
-        for v in result.violations
-        if v["constraint_check_type"] != "baseline_drift_check"
+        v["feature_name"]: v for v in result.violations if v["constraint_check_type"] != "baseline_drift_check"
     }
-    assert "'purple'" in described["color"]
-    assert "90.00%" in described["a"]
+    assert described["color"]["values_outside_domain"] == ["purple"]
+    assert described["a"]["description"] == (
+        "Data completeness requirement is not met. Expected completeness: 100.0%. "
+        "Observed: Only 90.0% of data is complete."
+    )
 
 
 def test_the_same_distribution_from_a_file_and_from_captured_json_has_no_violations(

@@ -6,8 +6,10 @@
 
 One streaming pass: each chunk is profiled against the baseline's fixed bin edges (see :mod:`drift`), so
 time and memory do not depend on how the rows are spread over files, and 1 M rows × 64 features fit in a
-few hundred MB. Writes ``constraint_violations.json``, ``statistics.json`` (of the current data) and
-``drift.json`` into ``out``.
+few hundred MB. What is checked, and at which thresholds, comes from the baseline's constraints.json
+(:mod:`constraints`: per-feature overrides, checks turned off); the violations are worded as Model Monitor
+words them (:mod:`violations`). Writes ``constraint_violations.json``, ``statistics.json`` (of the current
+data) and ``drift.json`` into ``out``.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import MonitorError
+from shipyard.monitor import violations as report
+from shipyard.monitor.constraints import Settings
 from shipyard.monitor.drift import (
     TEST_METHODS,
     CategoricalReference,
     NumericReference,
     categorical_scores,
+    critical_value,
     holm,
+    holm_levels,
     numeric_scores,
 )
-from shipyard.monitor.formats import DEFAULTS, feature_statistics, read_json, statistics_document, write_json
+from shipyard.monitor.formats import feature_statistics, read_json, statistics_document, write_json
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
@@ -78,9 +84,7 @@ def run_check(
 ) -> CheckResult:
     """Check ``source`` against the baseline in ``baseline`` and write the results into ``out``."""
     statistics = read_json(baseline / "statistics.json", "statistics.json")
-    constraints = read_json(baseline / "constraints.json", "constraints.json")
-    config = _config(constraints)
-    limits = _constraints_by_name(constraints)
+    settings = Settings.of(read_json(baseline / "constraints.json", "constraints.json"))
     features = statistics.get("features") or []
     if not features:
         raise MonitorError(f"{baseline}/statistics.json lists no features")
@@ -103,14 +107,13 @@ def run_check(
             kinds[feature["name"]] = "string"
         else:
             kinds[feature["name"]] = "string"
-    small_rows = int(config["shipyard_small_sample_rows"])
+    small_rows = int(settings.config["shipyard_small_sample_rows"])
     start = parse_since(since, now)
     end = parse_since(until, now)
     window_s = parse_duration(window) if window else None
     problems = Problems()
     profiler = Profiler(kinds, edges=edges, keep_small=small_rows, window_s=window_s)
-    numeric = frozenset(n for n, k in kinds.items() if k != "string")
-    chunks = read_chunks(source, names=names, numeric=numeric, since=start, until=end, header=header, problems=problems)
+    chunks = read_chunks(source, names=names, since=start, until=end, header=header, problems=problems)
     for chunk in prefetched(coalesced(chunks)):
         profiler.add(chunk)
     if not profiler.rows:
@@ -121,24 +124,13 @@ def run_check(
 
     violations: list[dict[str, Any]] = []
     missing_columns = [n for n in names if profiler.present.get(n, 0) == 0]
+    current_columns = len(names) - len(missing_columns) + len(profiler.extra)
     for name in missing_columns:
-        violations.append(
-            _violation(
-                name,
-                "missing_column_check",
-                f"There are missing columns in current dataset. Number of columns in current dataset: "
-                f"{len(names) - len(missing_columns) + len(profiler.extra)}, Number of columns in baseline "
-                f"constraints: {len(names)}. The column {name!r} is absent from every row.",
-            )
-        )
-    for name, rows in profiler.extra.items():
-        violations.append(
-            _violation(
-                name,
-                "extra_column_check",
-                f"There are extra columns in current dataset: {name!r} ({rows} rows) is not in the baseline.",
-            )
-        )
+        if settings.evaluated(name):
+            violations.append(report.missing_column(name, current_columns, len(names)))
+    if settings.evaluates:
+        for name, rows in profiler.extra.items():
+            violations.append(report.extra_column(name, current_columns, len(names), rows))
 
     drift_rows: list[dict[str, Any]] = []
     pvalues: dict[str, float] = {}
@@ -146,22 +138,24 @@ def run_check(
         if name in missing_columns:
             continue
         profile = profiler.profiles[name]
-        limit = limits.get(name, {})
-        violations.extend(_value_checks(name, profile, limit, config))
+        if settings.evaluated(name):
+            violations.extend(_value_checks(name, profile, settings))
         ref = refs.get(name)
         if ref is None:
             continue
-        entry = _drift_entry(name, profile, ref, limit, config, thresholds or {}, methods or {}, small_rows)
-        if entry["method"] in TEST_METHODS and entry["score"] is not None:
+        entry = _drift_entry(name, profile, ref, settings, thresholds or {}, methods or {}, small_rows)
+        # a feature whose constraints are off is scored, but neither flagged nor one of the tests corrected for
+        if entry["evaluated"] and entry["method"] in TEST_METHODS and entry["score"] is not None:
             pvalues[name] = entry["score"]
         drift_rows.append(entry)
-    adjusted = holm(pvalues)
+    adjusted, levels = holm(pvalues), holm_levels(pvalues)  # levels: 1 / (m - rank)
     for entry in drift_rows:
         if entry["name"] in adjusted:
             entry["p_adjusted"] = adjusted[entry["name"]]
             entry["drifted"] = adjusted[entry["name"]] < entry["threshold"]
         if entry["drifted"]:
-            violations.append(_violation(entry["name"], "baseline_drift_check", _drift_description(entry)))
+            level = entry["threshold"] * levels.get(entry["name"], 1.0)  # Holm: alpha / (m - rank)
+            violations.append(_drift_violation(entry, level))
 
     document = {
         "version": 1,
@@ -185,28 +179,11 @@ def run_check(
     return CheckResult(violations, document, profiler.rows, out, problems)
 
 
-def _config(constraints: dict[str, Any]) -> dict[str, Any]:
-    given = constraints.get("monitoring_config") or {}
-    merged = {k: v for k, v in DEFAULTS.items() if k != "distribution_constraints"}
-    merged.update({k: v for k, v in given.items() if k != "distribution_constraints"})
-    distribution = dict(DEFAULTS["distribution_constraints"])
-    distribution.update(given.get("distribution_constraints") or {})
-    merged.update(distribution)
-    return merged
-
-
-def _constraints_by_name(constraints: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {f["name"]: f for f in constraints.get("features") or [] if "name" in f}
-
-
-def _violation(name: str, check: str, description: str) -> dict[str, Any]:
-    return {"feature_name": name, "constraint_check_type": check, "description": description}
-
-
-def _value_checks(
-    name: str, profile: NumericProfile | StringProfile, limit: dict[str, Any], config: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _value_checks(name: str, profile: NumericProfile | StringProfile, settings: Settings) -> list[dict[str, Any]]:
+    """The checks of one feature's values: type, completeness, domain (Model Monitor's thresholds: the share
+    of values that must pass, 1.0 in the files its baseline jobs write)."""
     found = []
+    limit = settings.features.get(name, {})
     expected_type = limit.get("inferred_type")
     if isinstance(profile, NumericProfile):
         present = profile.count + profile.mismatched
@@ -214,47 +191,25 @@ def _value_checks(
     else:
         present, wrong = profile.count, 0
     total = present + profile.missing
-    tolerance = float(config.get("datatype_check_threshold", 0.0))
-    if present and wrong / present > tolerance:
-        share = 100.0 * (1 - wrong / present)
-        found.append(
-            _violation(
-                name,
-                "data_type_check",
-                f"Data type match requirement is not met. Expected data type: {expected_type}, Expected match: "
-                f"{100 * (1 - tolerance):.1f}%. Observed: Only {share:.1f}% of data is {expected_type} "
-                f"({wrong} of {present} values are not).",
-            )
-        )
+    required = float(settings.config.get("datatype_check_threshold", 1.0))
+    if present and 1 - wrong / present < required - 1e-12:
+        found.append(report.data_type(name, str(expected_type), required, 1 - wrong / present, wrong, present))
     expected = limit.get("completeness")
     if expected is not None and total:
         observed = present / total
-        sigmas = float(config.get("shipyard_completeness_slack_sigmas", 0.0))
+        sigmas = float(settings.config.get("shipyard_completeness_slack_sigmas", 0.0))
         slack = sigmas * math.sqrt(max(expected * (1 - expected), 0.0) / total)
         if observed < expected - slack - 1e-12:
-            found.append(
-                _violation(
-                    name,
-                    "completeness_check",
-                    f"Data completeness requirement is not met. Expected completeness: {100 * expected:.2f}%. "
-                    f"Observed: Only {100 * observed:.2f}% of data is complete ({profile.missing} of {total} missing).",
-                )
-            )
+            found.append(report.completeness(name, float(expected), observed, profile.missing, total))
     domain = (limit.get("string_constraints") or {}).get("domains")
     if domain and isinstance(profile, StringProfile) and profile.count:
         allowed = set(domain)
         outside = {v: c for v, c in profile.counts.items() if v not in allowed}
-        share = sum(outside.values()) / profile.count
-        if share > float(config.get("domain_content_threshold", 0.0)):
-            shown = ", ".join(repr(v) for v in sorted(outside, key=lambda v: -outside[v])[:5])
-            found.append(
-                _violation(
-                    name,
-                    "categorical_values_check",
-                    f"Data type match requirement is not met. {100 * share:.2f}% of values are outside the "
-                    f"baseline's domain ({len(domain)} values): {shown}",
-                )
-            )
+        inside = 1 - sum(outside.values()) / profile.count
+        required = float(settings.config.get("domain_content_threshold", 1.0))
+        if inside < required - 1e-12:
+            shown = sorted(outside, key=lambda v: -outside[v])[:5]
+            found.append(report.categorical_values(name, required, inside, len(domain), shown))
     return found
 
 
@@ -262,27 +217,32 @@ def _drift_entry(
     name: str,
     profile: NumericProfile | StringProfile,
     ref: NumericReference | CategoricalReference,
-    limit: dict[str, Any],
-    config: dict[str, Any],
+    settings: Settings,
     thresholds: Mapping[str, float],
     methods: Mapping[str, str],
     small_rows: int,
 ) -> dict[str, Any]:
-    overrides = limit.get("monitoringConfigOverrides") or {}
+    config = settings.config
     numeric = isinstance(ref, NumericReference)
     allowed = NUMERIC_METHODS if numeric else CATEGORICAL_METHODS
-    method = methods.get(name) or overrides.get("comparison_method") or methods.get("*") or ""
-    if method not in allowed:
-        method = config["shipyard_numerical_method" if numeric else "shipyard_categorical_method"]
-        if method not in allowed:
-            method = "auto"
+    # the command line, the feature's override, the command line's default, the file's default (Model
+    # Monitor's own method names, Robust or Simple, are not Shipyard's: they are passed over)
+    candidates = (
+        methods.get(name),
+        settings.override(name, "comparison_method"),
+        methods.get("*"),
+        config["shipyard_numerical_method" if numeric else "shipyard_categorical_method"],
+    )
+    method = next((m for m in candidates if m in allowed), "auto")
     n = profile.count
     if method == "auto":
         if numeric:
             method = "ks" if n <= small_rows else "wasserstein"
         else:
             method = "chi_squared" if n <= small_rows else "jensen_shannon"
-    threshold = thresholds.get(name, overrides.get("comparison_threshold", thresholds.get("*")))
+    threshold = thresholds.get(name, settings.override(name, "comparison_threshold"))
+    if threshold is None:
+        threshold = thresholds.get("*")
     if threshold is None:
         if method in TEST_METHODS:
             threshold = config["shipyard_test_alpha"]
@@ -300,34 +260,53 @@ def _drift_entry(
         histogram = _categorical_histogram(ref, profile.counts)
     else:
         scores, histogram = {}, {}
+    evaluated = settings.compared(name)
     if method in TEST_METHODS:
         score = scores.get(f"{method}_pvalue")
         drifted = False  # decided after the Holm correction across features
     else:
         score = scores.get(method)
-        drifted = score is not None and score > float(threshold)
+        drifted = evaluated and score is not None and score > float(threshold)
     return {
         "name": name,
-        "inferred_type": limit.get("inferred_type", "Fractional" if numeric else "String"),
+        "inferred_type": settings.features.get(name, {}).get("inferred_type", "Fractional" if numeric else "String"),
         "method": method,
         "threshold": float(threshold),
         "score": score,
         "drifted": bool(drifted),
+        "evaluated": evaluated,
         "rows": n,
+        "baseline_rows": ref.count if isinstance(ref, NumericReference) else int(ref.total),
+        "baseline_categories": 0 if isinstance(ref, NumericReference) else len(ref.counts),
         "scores": scores,
         "histogram": histogram,
     }
 
 
-def _drift_description(entry: dict[str, Any]) -> str:
-    if entry["method"] in TEST_METHODS:
-        statistic = entry["scores"].get(entry["method"], float("nan"))
-        return (
-            f"Baseline drift: {entry['method']} statistic {statistic:.4g}, p = {entry['score']:.3g} "
-            f"(Holm-adjusted {entry.get('p_adjusted', float('nan')):.3g}) is below alpha {entry['threshold']:g}"
-        )
-    return (
-        f"Baseline drift distance: {entry['score']:.4g} ({entry['method']}) exceeds threshold: {entry['threshold']:g}"
+def _drift_violation(entry: dict[str, Any], level: float) -> dict[str, Any]:
+    """Model Monitor's sentence: ``Baseline drift distance: D exceeds threshold: T``. For a distance method D is
+    the score and T its threshold; for a test, D is the test statistic and T the statistic's critical value
+    at the level the feature was tested at (alpha, Holm-corrected), so the sentence reads the same way and
+    the p-value goes alongside."""
+    method, scores = entry["method"], entry["scores"]
+    if method not in TEST_METHODS:
+        return report.drift(entry["name"], entry["score"], entry["threshold"], method=method)
+    statistic = float(scores[method])
+    return report.drift(
+        entry["name"],
+        statistic,
+        critical_value(
+            method,
+            level,
+            rows=entry["rows"],
+            baseline_rows=entry["baseline_rows"],
+            categories=entry["baseline_categories"],
+        ),
+        method=method,
+        p_value=entry["score"],
+        p_adjusted=entry.get("p_adjusted"),
+        alpha=entry["threshold"],
+        level=level,
     )
 
 

@@ -31,7 +31,9 @@ __all__ = [
     "CategoricalReference",
     "NumericReference",
     "categorical_scores",
+    "critical_value",
     "holm",
+    "holm_levels",
     "numeric_scores",
 ]
 
@@ -124,13 +126,31 @@ def _exact_ks(ref: NumericReference, sample: np.ndarray) -> float:
     return float(max(np.abs(ref_right - cur_right).max(), np.abs(ref_left - cur_left).max()))
 
 
-def _ks_pvalue(d: float, n: int, m: int) -> float:
-    """Two-sample KS p-value: Kolmogorov's limit with Stephens' small-sample correction (good from n ≈ 5)."""
-    from scipy.special import kolmogorov
-
+def _ks_scale(n: int, m: int) -> float:
+    """Stephens' factor: the KS statistic times it follows Kolmogorov's distribution (good from n ≈ 5)."""
     effective = n * m / (n + m) if m else float(n)
     root = math.sqrt(max(effective, 1.0))
-    return float(kolmogorov((root + 0.12 + 0.11 / root) * d))
+    return root + 0.12 + 0.11 / root
+
+
+def _ks_pvalue(d: float, n: int, m: int) -> float:
+    """Two-sample KS p-value: Kolmogorov's limit with Stephens' small-sample correction."""
+    from scipy.special import kolmogorov
+
+    return float(kolmogorov(_ks_scale(n, m) * d))
+
+
+def critical_value(method: str, level: float, *, rows: int, baseline_rows: int, categories: int) -> float:
+    """The test statistic above which ``method``'s p-value is below ``level`` (the inverse of the p-values
+    :func:`numeric_scores` and :func:`categorical_scores` give, so the two always agree)."""
+    from scipy.special import chdtri, kolmogi
+
+    level = min(max(level, 1e-300), 1.0)
+    if method == "ks":
+        return float(kolmogi(level)) / _ks_scale(rows, baseline_rows)
+    if method == "chi_squared":
+        return float(chdtri(max(1, categories), level))
+    raise ValueError(f"{method} is not a test")
 
 
 def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -187,6 +207,13 @@ def categorical_scores(ref: CategoricalReference, current: dict[str, int]) -> di
         "chi_squared_pvalue": float(chdtrc(max(1, len(observed) - 1), statistic)),
         "psi": _psi(p, q),
     }
+
+
+def holm_levels(pvalues: dict[str, float], alpha: float = 1.0) -> dict[str, float]:
+    """The level each feature's p-value is held to by Holm's step-down: ``alpha / (m - rank)``."""
+    ordered = sorted(pvalues.items(), key=lambda item: item[1])
+    m = len(ordered)
+    return {name: alpha / (m - rank) for rank, (name, _) in enumerate(ordered)}
 
 
 def holm(pvalues: dict[str, float]) -> dict[str, float]:

@@ -4,7 +4,8 @@ The layouts are those AWS documents for Model Monitor's prebuilt container ("Sch
 "Schema for Constraints", "Schema for Violations"), so tools that read Model Monitor's output read ours.
 Shipyard's own settings ride along in keys Model Monitor does not use (``shipyard_*`` in
 ``monitoring_config.distribution_constraints``, ``comparison_method`` / ``comparison_threshold`` in a
-feature's ``monitoringConfigOverrides``); the JSON Schemas in ``docs/monitor/`` describe every file.
+feature's ``monitoring_config_overrides``, see :mod:`constraints`); the JSON Schemas in ``docs/monitor/``
+describe every file.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ __all__ = [
 DEFAULTS: dict[str, Any] = {
     "evaluate_constraints": "Enabled",
     "emit_metrics": "Enabled",
-    "datatype_check_threshold": 0.0,  # share of values of another type tolerated before a data_type_check
-    "domain_content_threshold": 0.0,  # share of values outside the baseline's domain tolerated
+    # Model Monitor's meaning (its baseline jobs write 1.0; its violations say "Expected match: 100.0%"):
+    "datatype_check_threshold": 1.0,  # share of a feature's values that must be of its type
+    "domain_content_threshold": 1.0,  # share of a string feature's values that must be in its domain
     "distribution_constraints": {
         "perform_comparison": "Enabled",
         "comparison_threshold": 0.1,  # numeric: Wasserstein distance / baseline standard deviation
@@ -55,12 +57,29 @@ def _number(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def inferred_type(profile: NumericProfile | StringProfile | None) -> str:
+    """Model Monitor's type of a feature: Deequ's ``DataType`` rule on each value as it was written.
+
+    Nothing but missing values: ``Unknown``; any text: ``String``; else any number written with a fraction
+    (a float, ``2.0`` included): ``Fractional``; else ``Integral``. A numeric feature keeps its numeric type
+    in a check's statistics even when text came in (that is what its ``data_type_check`` reports).
+    """
+    if profile is None:
+        return "Unknown"
+    if isinstance(profile, StringProfile):
+        return "String" if profile.count else "Unknown"
+    if not profile.count:
+        return "Unknown" if not profile.mismatched else "Fractional"
+    return "Fractional" if profile.fractional else "Integral"
+
+
 def feature_statistics(name: str, profile: NumericProfile | StringProfile | None, rows: int) -> dict[str, Any]:
     """One entry of ``statistics.json``'s ``features``."""
-    if isinstance(profile, NumericProfile):
+    kind = inferred_type(profile)
+    if isinstance(profile, NumericProfile) and kind != "Unknown":
         return {
             "name": name,
-            "inferred_type": "Integral" if profile.count and profile.non_integer == 0 else "Fractional",
+            "inferred_type": kind,
             "numerical_statistics": {
                 "common": {"num_present": profile.count + profile.mismatched, "num_missing": profile.missing},
                 "mean": _number(profile.mean),
@@ -71,7 +90,7 @@ def feature_statistics(name: str, profile: NumericProfile | StringProfile | None
                 "distribution": {"kll": {"buckets": profile.buckets(), "sketch": profile.sketch.to_dict()}},
             },
         }
-    if isinstance(profile, StringProfile):
+    if isinstance(profile, StringProfile) and kind != "Unknown":
         ranked = sorted(profile.counts.items(), key=lambda item: (-item[1], item[0]))
         return {
             "name": name,
@@ -82,10 +101,11 @@ def feature_statistics(name: str, profile: NumericProfile | StringProfile | None
                 "distribution": {"categorical": {"buckets": [{"value": v, "count": c} for v, c in ranked]}},
             },
         }
+    missing = rows if profile is None else profile.missing
     return {
         "name": name,
         "inferred_type": "Unknown",
-        "string_statistics": {"common": {"num_present": 0, "num_missing": rows}, "distinct_count": 0.0},
+        "string_statistics": {"common": {"num_present": 0, "num_missing": missing}, "distinct_count": 0.0},
     }
 
 
@@ -113,7 +133,6 @@ def constraints_document(statistics: dict[str, Any]) -> dict[str, Any]:
             buckets = stats.get("distribution", {}).get("categorical", {}).get("buckets", [])
             if 0 < len(buckets) <= DOMAIN_MAX_VALUES:
                 entry["string_constraints"] = {"domains": sorted(b["value"] for b in buckets)}
-        entry["monitoringConfigOverrides"] = {}
         features.append(entry)
     return {"version": 0.0, "features": features, "monitoring_config": orjson.loads(orjson.dumps(DEFAULTS))}
 

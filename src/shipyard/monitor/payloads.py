@@ -8,14 +8,22 @@ per-record fallback with orjson, which is slower but reads everything the server
 
 Every function returns the feature table and the number of rows each payload held (to spread the
 payload's time over its rows).
+
+One shape is ambiguous: a flat list of N numbers or strings (``[1.0, 2.0, 5.0]``, or TF Serving's
+``{"instances": [1.0, 2.0, 5.0]}``) is one row of N features to a model that takes N features, and N rows
+of one feature to a model that takes one. The captured answer says which: N predictions mean N rows, one
+prediction means one row. When the answer holds neither (none captured, unreadable, another count), the
+baseline decides: N rows when it has exactly one feature, else one row. (A list of lists, of records, or
+JSON Lines is never ambiguous.)
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,9 +35,12 @@ import pyarrow.json as pajson
 
 from shipyard.monitor.problems import Problems
 
-__all__ = ["decode_payloads", "positional_name"]
+__all__ = ["csv_conversion", "decode_payloads", "positional_name"]
 
 _WRAPPED_KEYS = ("instances", "inputs")
+
+#: rows per captured answer, for each payload (``-1``: unknown); computed only when a payload is ambiguous
+AnswerRows = Callable[[], np.ndarray]
 
 
 def positional_name(index: int, names: Sequence[str]) -> str:
@@ -42,27 +53,28 @@ def decode_payloads(
     encoding: str,
     content_type: str,
     names: Sequence[str],
-    numeric: frozenset[str],
     problems: Problems,
+    answers: AnswerRows | None = None,
 ) -> tuple[pa.Table, np.ndarray]:
-    """Feature rows from captured payloads that share one ``encoding`` and base ``content_type``."""
+    """Feature rows from captured payloads that share one ``encoding`` and base ``content_type``.
+
+    ``answers`` gives the number of rows each payload's captured answer holds (for the ambiguous shape).
+    """
     base = content_type.partition(";")[0].strip().lower()
     if encoding == "BASE64":
-        return _from_base64(data, base, names, numeric, problems)
+        return _from_base64(data, base, names, problems, answers)
     if encoding == "CSV" or base == "text/csv":
-        return _csv(data, names, numeric, problems)
+        return _csv(data, names, problems)
     if base in ("application/jsonlines", "application/jsonl", "application/x-ndjson"):
         return _json_lines(data, names, problems)
     if encoding == "JSON" or base == "application/json":
-        return _json(data, names, problems)
+        return _json(data, names, problems, answers)
     problems.add("content type", f"{len(data)} records with Content-Type {content_type!r} ({encoding}) were skipped")
     return pa.table({}), np.zeros(len(data), dtype=np.int64)
 
 
 # -- CSV -----------------------------------------------------------------------------------------
-def _csv(
-    data: pa.Array, names: Sequence[str], numeric: frozenset[str], problems: Problems
-) -> tuple[pa.Table, np.ndarray]:
+def _csv(data: pa.Array, names: Sequence[str], problems: Problems) -> tuple[pa.Table, np.ndarray]:
     data = pc.fill_null(data, "") if data.null_count else data
     # One payload per line: Arrow's CSV reader skips the blank lines a payload's own trailing newline makes.
     buffer = _joined(pc.binary_join_element_wise(data, pa.scalar(""), "\n"))
@@ -81,16 +93,15 @@ def _csv(
             pa.BufferReader(buffer),
             read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=max(1 << 20, len(buffer) // 4)),
             parse_options=pacsv.ParseOptions(invalid_row_handler=invalid),
-            convert_options=pacsv.ConvertOptions(column_types=types or {}, strings_can_be_null=True),
+            convert_options=csv_conversion(types or {}),
         )
 
     first_line = bytes(buffer[: min(len(buffer), 1 << 16)]).lstrip(b"\r\n").split(b"\n", 1)[0]
     width = first_line.count(b",") + 1
-    # Numeric baseline features are read straight as float64 (the fast path); a value that is not a
-    # number makes Arrow refuse the block, and the text path below then counts the mismatches per column.
-    types = {f"f{i}": pa.float64() for i in range(width) if positional_name(i, names) in numeric}
+    # Arrow infers each column's type over all the payloads (int64 for whole numbers as written, float64
+    # when one has a fraction, text when one is not a number): what Model Monitor's types are made from.
     try:
-        table = read(types)
+        table = read(None)
     except pa.ArrowInvalid:
         skipped = 0
         table = read({f"f{i}": pa.string() for i in range(width)})
@@ -107,6 +118,12 @@ def _csv(
         counts = _fit_counts(counts, table.num_rows)
     renamed = [positional_name(i, names) for i in range(table.num_columns)]
     return table.rename_columns(renamed), counts
+
+
+def csv_conversion(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    """How CSV cells become values: only an empty cell is missing, as Spark's CSV reader (Model Monitor's)
+    reads it; ``NA``, ``null`` and the like are text."""
+    return pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True)
 
 
 def _joined(array: pa.Array | pa.ChunkedArray) -> pa.Buffer:
@@ -128,27 +145,29 @@ def _fit_counts(counts: np.ndarray, rows: int) -> np.ndarray:
 
 
 # -- JSON ----------------------------------------------------------------------------------------
-def _json(data: pa.Array, names: Sequence[str], problems: Problems) -> tuple[pa.Table, np.ndarray]:
+def _json(
+    data: pa.Array, names: Sequence[str], problems: Problems, answers: AnswerRows | None
+) -> tuple[pa.Table, np.ndarray]:
     text = pc.replace_substring(pc.fill_null(data, "null"), "\n", " ")  # JSON whitespace; keeps one payload per line
     wrapped = _joined(pc.binary_join_element_wise(pa.scalar('{"d":'), text, pa.scalar("}\n"), ""))
     try:
         column = pajson.read_json(pa.BufferReader(wrapped)).column("d").combine_chunks()
-        return _shaped(column, names)
+        return _shaped(column, names, answers)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, _Irregular):
-        return _json_fallback(data.to_pylist(), names, problems)
+        return _json_fallback(data.to_pylist(), names, problems, answers)
 
 
 class _Irregular(Exception):
     """The payloads share a type but not a shape (rows of different lengths): take the slow path."""
 
 
-def _shaped(column: pa.Array, names: Sequence[str]) -> tuple[pa.Table, np.ndarray]:
+def _shaped(column: pa.Array, names: Sequence[str], answers: AnswerRows | None) -> tuple[pa.Table, np.ndarray]:
     kind = column.type
     if pa.types.is_struct(kind):
         fields = [kind.field(i).name for i in range(kind.num_fields)]
         for key in _WRAPPED_KEYS:
             if fields == [key]:
-                return _shaped(column.field(key), names)
+                return _shaped(column.field(key), names, answers)
         return _records(column, np.ones(len(column), dtype=np.int64))
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         counts = np.asarray(pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False), np.int64)
@@ -158,7 +177,12 @@ def _shaped(column: pa.Array, names: Sequence[str]) -> tuple[pa.Table, np.ndarra
         if pa.types.is_list(inner) or pa.types.is_large_list(inner):
             rows = pc.list_flatten(column)
             return _matrix(rows, names), counts
-        # one bare row per payload
+        # a flat list per payload: one row of N features, or N rows of one feature (see the module doc)
+        as_rows = _as_rows(counts, _rows_or_unknown(answers, len(column)), len(names))
+        if as_rows.all():
+            return pa.table({positional_name(0, names): pc.list_flatten(column)}), counts
+        if as_rows.any():
+            raise _Irregular
         return _matrix(column, names), np.ones(len(column), dtype=np.int64)
     # a scalar per payload: a one-feature model
     return pa.table({positional_name(0, names): column}), np.ones(len(column), dtype=np.int64)
@@ -179,8 +203,9 @@ def _matrix(rows: pa.Array, names: Sequence[str]) -> pa.Table:
     values = pc.list_flatten(rows)
     if not width:
         return pa.table({})
-    if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
-        matrix = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False).reshape(-1, width)
+    if (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)) and not values.null_count:
+        # whole numbers stay int64: Model Monitor's Integral is how the values were written
+        matrix = values.to_numpy(zero_copy_only=False).reshape(-1, width)
         return pa.table({positional_name(i, names): matrix[:, i] for i in range(width)})
     as_list = values.to_pylist()  # rows of text or mixed cells: rare, and small
     return pa.table({positional_name(i, names): _array(as_list[i::width]) for i in range(width)})
@@ -206,7 +231,20 @@ def _json_lines(data: pa.Array, names: Sequence[str], problems: Problems) -> tup
         return _json_fallback(payloads, names, problems)
 
 
-def _json_fallback(payloads: list[Any], names: Sequence[str], problems: Problems) -> tuple[pa.Table, np.ndarray]:
+def _as_rows(lengths: np.ndarray, answers: np.ndarray, width: int) -> np.ndarray:
+    """Which flat lists are N rows of one feature: their answers hold N predictions (N > 1), or, when the
+    answer holds neither N nor one, the baseline has a single feature."""
+    undecided = (answers != lengths) & (answers != 1)
+    return np.asarray((lengths > 1) & ((answers == lengths) | (undecided & (width == 1))), dtype=bool)
+
+
+def _rows_or_unknown(answers: AnswerRows | None, n: int) -> np.ndarray:
+    return answers() if answers is not None else np.full(n, -1, dtype=np.int64)
+
+
+def _json_fallback(
+    payloads: list[Any], names: Sequence[str], problems: Problems, answers: AnswerRows | None = None
+) -> tuple[pa.Table, np.ndarray]:
     """Per-record parsing for payloads Arrow cannot read as one batch."""
     columns: dict[str, list[Any]] = {}
     counts = np.zeros(len(payloads), dtype=np.int64)
@@ -217,7 +255,7 @@ def _json_fallback(payloads: list[Any], names: Sequence[str], problems: Problems
         except orjson.JSONDecodeError as exc:
             problems.add("payload", f"a JSON payload could not be parsed ({exc}); skipped")
             continue
-        rows = _rows_of(value)
+        rows = _rows_of(value, functools.partial(_answer_at, answers, index), len(names))
         if rows is None:
             problems.add("payload", f"a JSON payload has an unsupported shape ({type(value).__name__}); skipped")
             continue
@@ -238,17 +276,24 @@ def _json_fallback(payloads: list[Any], names: Sequence[str], problems: Problems
     return pa.table({key: _array(values) for key, values in columns.items()}), counts
 
 
-def _rows_of(value: Any) -> list[Any] | None:
+def _answer_at(answers: AnswerRows | None, index: int) -> int:
+    return -1 if answers is None else int(answers()[index])
+
+
+def _rows_of(value: Any, answer: Callable[[], int], width: int) -> list[Any] | None:
+    """The rows a parsed payload holds; ``answer`` gives its answer's row count (asked only if ambiguous)."""
     if isinstance(value, dict):
         for key in _WRAPPED_KEYS:
             if key in value and len(value) == 1:
-                return _rows_of(value[key])
+                return _rows_of(value[key], answer, width)
         return [value]
     if isinstance(value, list):
         if not value:
             return []
         if all(isinstance(row, list | dict) for row in value):
             return value
+        if len(value) > 1 and _as_rows(np.array([len(value)]), np.array([answer()]), width)[0]:
+            return [[cell] for cell in value]
         return [value]
     if isinstance(value, int | float | str | bool):
         return [[value]]
@@ -264,7 +309,11 @@ def _array(values: list[Any]) -> pa.Array:
 
 # -- base64 --------------------------------------------------------------------------------------
 def _from_base64(
-    data: pa.Array, base: str, names: Sequence[str], numeric: frozenset[str], problems: Problems
+    data: pa.Array,
+    base: str,
+    names: Sequence[str],
+    problems: Problems,
+    answers: AnswerRows | None,
 ) -> tuple[pa.Table, np.ndarray]:
     raw: list[bytes | None] = []
     for value in data.to_pylist():
@@ -289,7 +338,7 @@ def _from_base64(
     if not encoding:
         problems.add("content type", f"{len(data)} records with Content-Type {base!r} cannot be read; skipped")
         return pa.table({}), np.zeros(len(data), dtype=np.int64)
-    return decode_payloads(array, encoding, base, names, numeric, problems)
+    return decode_payloads(array, encoding, base, names, problems, answers)
 
 
 def _npy(raw: list[bytes | None], names: Sequence[str], problems: Problems) -> tuple[pa.Table, np.ndarray]:

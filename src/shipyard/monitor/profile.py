@@ -18,45 +18,61 @@ import pyarrow.compute as pc
 
 from shipyard.monitor.sketch import KLLSketch, weighted_cdf
 
-__all__ = ["MAX_CATEGORIES", "NumericProfile", "StringProfile", "to_float", "to_text"]
+__all__ = ["MAX_CATEGORIES", "NumericProfile", "StringProfile", "all_numbers", "to_float", "to_text"]
 
 MAX_CATEGORIES = 10_000
 _OTHER = "__other__"
 _NUMBER = r"(?i)^[+-]?(\d+\.?\d*(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?|inf|infinity|nan)$"
 
 
-def to_float(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
-    """A float64 array (NaN where missing) and the number of values that are not numbers at all."""
+def to_float(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int]:
+    """A float64 array (NaN where missing), the number of values that are not numbers at all (text), and
+    the number written with a fraction (Model Monitor's ``Fractional``: every value of a float column,
+    ``2.0`` too; in text, a decimal point or an exponent)."""
     kind = column.type
     if pa.types.is_null(kind):
-        return np.full(len(column), np.nan), 0
-    if (
-        pa.types.is_integer(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_boolean(kind)
-        or pa.types.is_decimal(kind)
-    ):
+        return np.full(len(column), np.nan), 0, 0
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
         values = column if pa.types.is_float64(kind) else pc.cast(column, pa.float64())
-        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), 0  # nulls become NaN
+        array = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls become NaN
+        fractional = len(column) - column.null_count if pa.types.is_floating(kind) else 0
+        return array, 0, fractional
+    if pa.types.is_decimal(kind):
+        array = np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return array, 0, (len(column) - column.null_count) if kind.scale > 0 else 0
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         text = pc.utf8_trim_whitespace(column)
         numeric = pc.match_substring_regex(text, _NUMBER)
         empty = pc.equal(text, "")
         bad = pc.and_(pc.invert(numeric), pc.invert(empty))
-        mismatched = int(pc.sum(pc.cast(pc.fill_null(bad, False), pa.int64())).as_py() or 0)
+        mismatched = _count(bad)
+        fractional = _count(pc.and_(numeric, pc.match_substring_regex(text, r"[.eE]")))
         numbers = pc.cast(pc.if_else(numeric, text, pa.scalar(None, pa.string())), pa.float64())
-        return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64), mismatched
+        return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64), mismatched, fractional
     # lists, structs, binary: present, but not a number
-    return np.full(len(column), np.nan), len(column) - column.null_count
+    return np.full(len(column), np.nan), len(column) - column.null_count, 0
+
+
+def all_numbers(column: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every value of a text column that is not empty is a number."""
+    text = pc.utf8_trim_whitespace(column)
+    numeric = pc.or_(pc.match_substring_regex(text, _NUMBER), pc.equal(text, ""))
+    return bool(pc.all(pc.fill_null(numeric, True)).as_py())
+
+
+def _count(mask: pa.Array | pa.ChunkedArray) -> int:
+    return int(pc.sum(pc.cast(pc.fill_null(mask, False), pa.int64())).as_py() or 0)
 
 
 def to_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """The column as strings (numbers and booleans as they print); nulls stay null."""
+    """The column as strings (numbers as Python writes them: ``2.0``, ``1e-05``); nulls stay null."""
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return column
     if pa.types.is_null(kind):
         return pa.nulls(len(column), pa.string())
+    if pa.types.is_floating(kind):  # Arrow would write 2.0 as "2": a number in a text feature is rare, be exact
+        return pa.array([None if v is None else repr(float(v)) for v in column.to_pylist()], pa.string())
     try:
         return pc.cast(column, pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
@@ -66,14 +82,13 @@ def to_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 class NumericProfile:
     """Moments, extremes, a KLL sketch and (for a check) counts at the baseline's edges, per window."""
 
-    def __init__(
-        self, edges: np.ndarray | None = None, *, keep_small: int = 0, k: int = 2048, track_integers: bool = True
-    ) -> None:
+    def __init__(self, edges: np.ndarray | None = None, *, keep_small: int = 0, k: int = 2048) -> None:
         self.count = 0  # finite numbers
         self.missing = 0  # nulls, empty cells, NaN
-        self.mismatched = 0  # present but not a number (text in a numeric column, ±inf)
-        self.track_integers = track_integers
-        self.non_integer = 0
+        self.text = 0  # present but not a number: text in a numeric column
+        self.infinite = 0  # ±inf: a number, but none the moments or the sketch can hold
+        self.fractional = 0  # numbers written with a fraction (2.0 too): Model Monitor's Fractional
+        self.non_integer = 0  # numbers that are not whole (2.5, not 2.0): what an Integral feature rejects
         self.total = 0.0
         self._shift = 0.0
         self._s1 = 0.0
@@ -90,16 +105,24 @@ class NumericProfile:
         self._small: list[np.ndarray] = []
         self._small_n = 0
 
-    def add(self, values: np.ndarray, mismatched: int = 0, window: int | None = None) -> None:
-        """Add a chunk (float64, NaN for missing) whose ``mismatched`` non-numbers are already NaN."""
+    @property
+    def mismatched(self) -> int:
+        """Values present that are not finite numbers (text, ±inf): what a ``data_type_check`` counts."""
+        return self.text + self.infinite
+
+    def add(self, values: np.ndarray, text: int = 0, window: int | None = None, fractional: int = 0) -> None:
+        """Add a chunk (float64, NaN for missing) whose ``text`` non-numbers are already NaN, of which
+        ``fractional`` numbers were written with a fraction."""
         finite = np.isfinite(values)
         n = int(np.count_nonzero(finite))
+        self.fractional += fractional
         if n == len(values):
             x = values
         else:
-            missing = int(np.count_nonzero(np.isnan(values))) - mismatched
-            self.missing += missing
-            self.mismatched += len(values) - n - missing  # text, and ±inf
+            nan = int(np.count_nonzero(np.isnan(values)))
+            self.missing += nan - text
+            self.text += text
+            self.infinite += len(values) - n - nan
             x = values[finite]
         if n == 0:
             return
@@ -116,8 +139,7 @@ class NumericProfile:
         self.total += s1 + n * self._shift
         self.min = min(self.min, float(xs[0]))
         self.max = max(self.max, float(xs[-1]))
-        if self.track_integers:
-            self.non_integer += int(np.count_nonzero(xs != np.floor(xs)))
+        self.non_integer += int(np.count_nonzero(xs != np.floor(xs)))
         self.sketch.update_sorted(xs)
         if self.edges is not None:
             le, below, above = self._against_edges(xs)

@@ -15,8 +15,6 @@ statistics layout, plus per-window metrics) and ``quality_violations.json``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import time
 from collections.abc import Mapping
@@ -28,6 +26,7 @@ import numpy as np
 import orjson
 
 from shipyard.errors import MonitorError
+from shipyard.monitor.answers import decode_values
 from shipyard.monitor.formats import write_json
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.sources import parse_duration, parse_since, read_capture_envelopes
@@ -80,63 +79,13 @@ def _label_record(record: Any) -> tuple[str | None, list[Any] | None]:
         data = record.get("groundTruthData") or {}
         meta = record.get("eventMetadata") or {}
         key = meta.get("inferenceId") or meta.get("eventId")
-        return (str(key) if key else None), _decode(data.get("data"), data.get("encoding") or "CSV")
+        return (str(key) if key else None), decode_values(data.get("data"), data.get("encoding") or "CSV")
     key = record.get("inference_id") or record.get("inferenceId") or record.get("id")
     if "labels" in record and isinstance(record["labels"], list):
         return (str(key) if key else None), record["labels"]
     if "label" in record:
         return (str(key) if key else None), [record["label"]]
     return None, None
-
-
-def _decode(data: Any, encoding: str, content_type: str = "") -> list[Any] | None:
-    """The values a payload holds: predictions from an answer, or labels."""
-    if data is None:
-        return None
-    if encoding == "BASE64":
-        try:
-            data = base64.b64decode(data).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return None
-        encoding = "CSV" if "csv" in content_type else "JSON"
-    if not isinstance(data, str):
-        return _values(data)
-    if encoding == "CSV":
-        rows = [line for line in data.splitlines() if line.strip()]
-        out: list[Any] = []
-        for row in rows:
-            cells = [_cell(c) for c in row.split(",")]
-            out.append(cells[0] if len(cells) == 1 else cells)
-        return out
-    if "jsonl" in content_type or "ndjson" in content_type:
-        try:
-            return [orjson.loads(line) for line in data.splitlines() if line.strip()]
-        except orjson.JSONDecodeError:
-            return None
-    try:
-        return _values(orjson.loads(data))
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _values(value: Any) -> list[Any] | None:
-    if isinstance(value, dict):
-        for key in ("predictions", "outputs", "labels", "label", "prediction"):
-            if key in value:
-                return _values(value[key])
-        return None
-    if isinstance(value, list):
-        return value
-    return [value]
-
-
-def _cell(text: str) -> Any:
-    text = text.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
 
 
 def run_quality(
@@ -175,7 +124,7 @@ def run_quality(
             truth = labels.get(key) if key else None
             if truth is None:
                 continue
-            guesses = _decode(datas[index], encodings[index] or "JSON", (types[index] or "").lower())
+            guesses = decode_values(datas[index], encodings[index] or "JSON", (types[index] or "").lower())
             if guesses is None:
                 problems.add("answer", f"the captured answer of {key} could not be read; skipped")
                 continue

@@ -3,8 +3,9 @@
 Items at level ``h`` stand for ``2**h`` values each. A sorted chunk of ``n`` values enters at the level whose
 stride keeps it within ``k`` items (every ``2**h``-th value from a random offset), so feeding a chunk costs a
 slice of an array that is sorted anyway; a level holding more than ``2k`` items is compacted into the next
-one (sort, keep every other item from a random offset). Rank error stays within a few ``2**h / n`` — a small
-fraction of a percent at ``k = 2048`` — and the whole sketch is a few thousand floats whatever the input size.
+one (sort, keep every other item from a random offset). The whole sketch is a few thousand floats whatever
+the input size, and its rank error has a deterministic bound, :func:`rank_error`: every quantile it answers
+lies between the exact ones at ``p - ε`` and ``p + ε``.
 
 Model Monitor writes the same shape (``{"parameters": {"c": …, "k": …}, "data": [[level 0], [level 1], …]}``),
 so a baseline made by SageMaker reads back through :meth:`KLLSketch.from_dict` too.
@@ -16,7 +17,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KLLSketch", "weighted_cdf"]
+__all__ = ["KLLSketch", "rank_error", "weighted_cdf"]
+
+
+def rank_error(n: int, k: int = 2048) -> float:
+    """The most a quantile of ``n`` values can be off, as a share of ``n`` (0 while nothing was compacted).
+
+    Why: sampling a sorted chunk of ``c`` values at stride ``2**h`` moves any rank by less than ``2**h``, and
+    ``2**h < 2c/k`` (the smallest stride that keeps the chunk within ``k`` items), so all chunks together move
+    ranks by less than ``2n/k``. A compaction at level ``h`` moves ranks by at most ``2**h`` and happens only
+    after more than ``2k`` items of weight ``2**h`` arrived, so each level adds at most ``n/(2k)``; levels that
+    compact satisfy ``2k·2**h <= n``. Hence ``ε <= (2 + levels/2) / k``: 0.27 % for a million values at
+    ``k = 2048``, 0.51 % for a billion. (Random offsets make the typical error far smaller.)
+    """
+    if n <= k:
+        return 0.0
+    levels = (n // (2 * k)).bit_length()  # the h with 2k·2**h <= n
+    return (2.0 + levels / 2.0) / k
 
 
 class KLLSketch:

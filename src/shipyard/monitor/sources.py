@@ -12,9 +12,10 @@ opened, and records are filtered by ``eventMetadata.inferenceTime``.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,8 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from shipyard.errors import MonitorError
-from shipyard.monitor.payloads import decode_payloads
+from shipyard.monitor.answers import answer_rows
+from shipyard.monitor.payloads import csv_conversion, decode_payloads, positional_name
 from shipyard.monitor.problems import Problems
 
 __all__ = [
@@ -45,8 +47,10 @@ __all__ = [
     "read_chunks",
 ]
 
+# read sizes (module settings, so tests can make them small enough to split a small file many ways)
 BATCH_ROWS = 65_536
 BLOCK_BYTES = 8 << 20
+CSV_BLOCK_BYTES = 8 << 20
 _COLUMN_GROUP_BYTES = 16 << 20
 _HOUR_PATH = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:/|$)")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -64,10 +68,12 @@ CAPTURE_SCHEMA = pa.schema(
         ),
     ]
 )
-# what a drift check needs: Arrow's parser skips the rest (the answers) without building them
+# what a drift check needs: the requests, their times, and the answers' data (how many rows an ambiguous
+# request held, see payloads.py); Arrow's parser skips the rest without building it
+_ANSWER = pa.struct([("observedContentType", pa.string()), ("data", pa.string()), ("encoding", pa.string())])
 INPUT_SCHEMA = pa.schema(
     [
-        ("captureData", pa.struct([("endpointInput", _PAYLOAD)])),
+        ("captureData", pa.struct([("endpointInput", _PAYLOAD), ("endpointOutput", _ANSWER)])),
         ("eventMetadata", pa.struct([("inferenceTime", pa.string())])),
     ]
 )
@@ -94,6 +100,9 @@ class Chunk:
     times: np.ndarray | None = None
     #: more columns of rows already counted (Parquet is read a few columns at a time, to bound memory)
     continuation: bool = False
+    #: every column these rows have, when the source delivers some of them in other chunks (Parquet's
+    #: column groups): a column named here but absent from ``table`` is not missing, it comes elsewhere
+    columns: frozenset[str] | None = None
 
 
 # -- time ----------------------------------------------------------------------------------------
@@ -159,31 +168,35 @@ def capture_files(root: Path, since: float | None = None, until: float | None = 
     return selected
 
 
-def coalesced(chunks: Iterator[Chunk], min_rows: int = BATCH_ROWS) -> Iterator[Chunk]:
+def coalesced(chunks: Iterator[Chunk], min_rows: int | None = None) -> Iterator[Chunk]:
     """Consecutive small chunks joined (no copy) into ones of at least ``min_rows``.
 
-    Captured traffic is parsed in small blocks to bound memory, but profiling pays per chunk and feature,
-    so it is fed fewer, larger chunks.
+    Captured traffic is parsed in small blocks to bound memory (and Parquet's small row groups come as
+    small batches), but profiling pays per chunk and feature, so it is fed fewer, larger chunks. Only chunks
+    alike join: the same columns, and the same part of the rows (a Parquet column group joins only the next
+    batch of the same group, which holds the next rows).
     """
+    min_rows = BATCH_ROWS if min_rows is None else min_rows
     pending: list[Chunk] = []
     rows = 0
 
+    def alike(a: Chunk, b: Chunk) -> bool:
+        return a.continuation == b.continuation and a.columns == b.columns and a.table.schema == b.table.schema
+
     def flush() -> Chunk:
+        first = pending[0]
         if len(pending) == 1:
-            return pending[0]
+            return first
         times = None
         if all(c.times is not None for c in pending):
             times = np.concatenate([c.times for c in pending if c.times is not None])
-        return Chunk(pa.concat_tables([c.table for c in pending], promote_options="permissive"), times)
+        joined = pa.concat_tables([c.table for c in pending])
+        return Chunk(joined, times, continuation=first.continuation, columns=first.columns)
 
     for chunk in chunks:
-        if chunk.continuation or (pending and chunk.table.schema != pending[0].table.schema):
-            if pending:
-                yield flush()
-                pending, rows = [], 0
-            if chunk.continuation:
-                yield chunk
-                continue
+        if pending and not alike(chunk, pending[0]):
+            yield flush()
+            pending, rows = [], 0
         pending.append(chunk)
         rows += chunk.table.num_rows
         if rows >= min_rows:
@@ -235,25 +248,29 @@ def read_chunks(
     path: Path,
     *,
     names: Sequence[str] = (),
-    numeric: frozenset[str] = frozenset(),
     since: float | None = None,
     until: float | None = None,
     header: bool = True,
+    text_columns: frozenset[str] = frozenset(),
     problems: Problems,
 ) -> Iterator[Chunk]:
-    """Feature chunks from a data file or from captured traffic (a capture directory or file)."""
+    """Feature chunks from a data file or from captured traffic (a capture directory or file).
+
+    ``text_columns`` are read as text where the file format has no types of its own (CSV: the cells as
+    written, not as Arrow would convert them).
+    """
     path = Path(path)
     if not path.exists():
         raise MonitorError(f"{path}: no such file or directory")
     if is_capture(path):
         for envelope, times in read_capture_envelopes(path, since=since, until=until, problems=problems):
-            yield from _inputs(envelope, times, names, numeric, problems)
+            yield from _inputs(envelope, times, names, problems)
         return
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         yield from _parquet(path)
     elif suffix in (".csv", ".csv.gz"):
-        yield from _csv(path, header, names)
+        yield from _csv(path, header, names, text_columns)
     elif suffix in (".jsonl", ".json", ".ndjson"):
         for block, offset in _line_blocks(path, problems):
             table = _json_block(block, offset, path, problems, None)
@@ -273,32 +290,36 @@ def _parquet(path: Path) -> Iterator[Chunk]:
         raise MonitorError(f"{path}: not a readable Parquet file ({exc})") from None
     # Read a group of columns at a time, over every row group: a row group holds all its rows in memory,
     # so a file written with one 1 M-row group would otherwise cost 1 M × all columns at once.
+    # Every chunk names all the file's columns, so a column of another group is not taken for a missing one.
     names = reader.schema_arrow.names
+    everything = frozenset(names)
     largest = max((reader.metadata.row_group(i).num_rows for i in range(reader.num_row_groups)), default=0)
     per_group = max(1, (_COLUMN_GROUP_BYTES // 8) // max(1, largest))
     for first in range(0, len(names), per_group):
         columns = names[first : first + per_group]
         for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            yield Chunk(pa.Table.from_batches([batch]), continuation=first > 0)
+            yield Chunk(pa.Table.from_batches([batch]), continuation=first > 0, columns=everything)
 
 
-def _csv(path: Path, header: bool, names: Sequence[str]) -> Iterator[Chunk]:
-    read = pacsv.ReadOptions(block_size=8 << 20, autogenerate_column_names=not header)
+def _csv(path: Path, header: bool, names: Sequence[str], text_columns: frozenset[str]) -> Iterator[Chunk]:
+    read = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, autogenerate_column_names=not header)
+    text = _text_types(path, read, header, names, text_columns)
     done = 0
     try:
-        for batch in pacsv.open_csv(path, read_options=read):
+        for batch in pacsv.open_csv(path, read_options=read, convert_options=csv_conversion(text)):
             done += batch.num_rows
             yield Chunk(_named(pa.Table.from_batches([batch]), header, names))
         return
     except pa.ArrowInvalid as exc:
         if "CSV parse error" in str(exc) or "Empty CSV" in str(exc):
             raise MonitorError(f"{path}: not a readable CSV file ({exc})") from None
-    # A later block did not fit the types Arrow inferred from the first one (text in a number column):
-    # read the rest as text, skipping the rows already read, and let the profiles count the mismatches.
+    # A later block did not fit the types Arrow inferred from the first one (text in a number column, or
+    # 2.5 after a block of whole numbers): read the rest as text, skipping the rows already read, and let
+    # the profiles read the numbers (and count the mismatches) from the text.
     first = next(iter(pacsv.open_csv(path, read_options=read)))
-    text = pacsv.ConvertOptions(column_types={name: pa.string() for name in first.schema.names})
+    everything = csv_conversion({name: pa.string() for name in first.schema.names})
     skip = done
-    for batch in pacsv.open_csv(path, read_options=read, convert_options=text):
+    for batch in pacsv.open_csv(path, read_options=read, convert_options=everything):
         if skip >= batch.num_rows:
             skip -= batch.num_rows
             continue
@@ -307,10 +328,23 @@ def _csv(path: Path, header: bool, names: Sequence[str]) -> Iterator[Chunk]:
         yield Chunk(_named(table, header, names))
 
 
+def _text_types(
+    path: Path, read: pacsv.ReadOptions, header: bool, names: Sequence[str], text_columns: frozenset[str]
+) -> dict[str, pa.DataType]:
+    """Arrow's column names of ``text_columns`` (``f0``, ``f1``… in a file without a header), as strings."""
+    if not text_columns:
+        return {}
+    with pacsv.open_csv(path, read_options=read) as reader:
+        raw = reader.schema.names
+    renamed = raw if header else [positional_name(i, names) for i in range(len(raw))]
+    return {arrow: pa.string() for arrow, ours in zip(raw, renamed, strict=True) if ours in text_columns}
+
+
 def _named(table: pa.Table, header: bool, names: Sequence[str]) -> pa.Table:
-    if header or not names:
+    """Without a header, columns are named by position: the baseline's names, else Model Monitor's ``_cN``."""
+    if header:
         return table
-    return table.rename_columns([names[i] if i < len(names) else f"_c{i}" for i in range(table.num_columns)])
+    return table.rename_columns([positional_name(i, names) for i in range(table.num_columns)])
 
 
 def _line_blocks(path: Path, problems: Problems) -> Iterator[tuple[bytes, int]]:
@@ -492,9 +526,7 @@ def _epoch_seconds(column: pa.ChunkedArray, problems: Problems) -> np.ndarray:
     return out
 
 
-def _inputs(
-    envelope: pa.Table, times: np.ndarray, names: Sequence[str], numeric: frozenset[str], problems: Problems
-) -> Iterator[Chunk]:
+def _inputs(envelope: pa.Table, times: np.ndarray, names: Sequence[str], problems: Problems) -> Iterator[Chunk]:
     encodings = envelope.column("in_encoding")
     types = pc.fill_null(envelope.column("in_type"), "application/json")
     kinds = pc.unique(pc.binary_join_element_wise(pc.fill_null(encodings, ""), types, "|"))
@@ -506,7 +538,18 @@ def _inputs(
             mask = pc.and_(pc.equal(pc.fill_null(encodings, ""), encoding), pc.equal(types, content_type))
             part, part_times = envelope.filter(mask), times[np.asarray(mask.to_numpy(zero_copy_only=False), bool)]
         data = part.column("in_data").combine_chunks()
-        table, counts = decode_payloads(data, encoding, content_type, names, numeric, problems)
+        table, counts = decode_payloads(data, encoding, content_type, names, problems, _answers_of(part))
         if table.num_rows:
             row_times = np.repeat(part_times, counts)[: table.num_rows]
             yield Chunk(table, row_times)
+
+
+def _answers_of(envelope: pa.Table) -> Callable[[], np.ndarray]:
+    """Rows per captured answer, read (once) only if a payload's shape needs it."""
+
+    def rows() -> np.ndarray:
+        if "out_data" not in envelope.column_names:
+            return np.full(envelope.num_rows, -1, dtype=np.int64)
+        return answer_rows(*(envelope.column(c).combine_chunks() for c in ("out_data", "out_encoding", "out_type")))
+
+    return functools.cache(rows)
