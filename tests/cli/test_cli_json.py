@@ -116,3 +116,13 @@ def test_monitor_check_json_is_what_it_wrote(tmp_path: Path) -> None:
     )  # fmt: skip
     assert same.returncode == 0, same.stderr
     assert parse(same, "monitor-check.v1.json")["passed"] is True
+
+
+def test_monitor_checks_violation_schema_is_the_violation_files_own() -> None:
+    """`monitor check --output json` lists the entries of constraint_violations.json: one definition, kept equal."""
+    file_schema = json.loads((SCHEMAS.parent / "monitor" / "constraint_violations.schema.json").read_text())
+    entry = file_schema["properties"]["violations"]["items"]
+    cli = json.loads((SCHEMAS / "monitor-check.v1.json").read_text())["$defs"]["violation"]
+    assert {k: v for k, v in cli.items() if k != "description"} == {
+        k: v for k, v in entry.items() if k != "description"
+    }
