@@ -7,9 +7,10 @@ the two set the pace (a saturated client core means the figure is the generator'
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
-__all__ = ["CLIENT_BOUND", "busy", "core_times", "tree_cpu"]
+__all__ = ["CLIENT_BOUND", "busy", "children_cpu", "core_times", "tree_cpu"]
 
 CLIENT_BOUND = 0.9  # a point whose client core was busier than this measured the load generator, not the server
 
@@ -52,3 +53,9 @@ def tree_cpu(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of the children this process has waited for (a load generator run with subprocess.run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -52,6 +52,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu import CLIENT_BOUND, children_cpu  # noqa: E402
+
 BIN = Path(sys.executable).parent
 CACHE = Path.home() / ".cache" / "shipyard-bench"
 DRIFTED = [f"f{i:02d}" for i in range(9)]
@@ -311,6 +314,9 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
     off, on = statistics.median(results["off"]), statistics.median(results["on"])
     return {
         "tool": "wrk" if shutil.which("wrk") else "httpx",
+        # wrk's own CPU time over each run's wall time (1 = its whole core); the runs are refused at CLIENT_BOUND
+        "client_cpu": [round(share, 3) for share in CLIENT_SHARES] if shutil.which("wrk") else None,
+        "client_bound": not shutil.which("wrk"),
         "connections": 64,
         "seconds_per_run": seconds,
         "requests_per_s": results,
@@ -322,6 +328,9 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
     }
 
 
+CLIENT_SHARES: list[float] = []  # wrk's CPU share in every capture-cost run, in order
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -329,9 +338,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def load(url: str, body: str, seconds: float) -> tuple[float, int]:
-    """Requests/s and requests answered at 64 connections for ``seconds``."""
+    """Requests/s and requests answered at 64 connections for ``seconds``.
+
+    wrk sends one fixed body (its fast path: no Lua per request); its own CPU share of its core is checked, so
+    a run the load generator limited is refused rather than reported as the server's throughput.
+    """
     wrk = shutil.which("wrk")
     if wrk:
+        used_before, started = children_cpu(), time.perf_counter()
         script = Path(tempfile.mkdtemp()) / "post.lua"
         script.write_text(f'wrk.method = "POST"\nwrk.body = "{body}"\nwrk.headers["Content-Type"] = "text/csv"\n')
         pin = ["taskset", "-c", "1"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
@@ -346,7 +360,12 @@ def load(url: str, body: str, seconds: float) -> tuple[float, int]:
             raise RuntimeError(f"the server answered errors under load: {non2xx[0]}")
         rate = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
         requests = int(next(line.split()[0] for line in out.splitlines() if " requests in " in line))
+        share = (children_cpu() - used_before) / (time.perf_counter() - started)
+        CLIENT_SHARES.append(share)
+        if share >= CLIENT_BOUND:
+            raise RuntimeError(f"wrk used {share:.0%} of its core: the run measured the load generator, not the server")
         return rate, requests
+    # without wrk: an httpx loop, far slower than the server; its figures are marked as the generator's
     import asyncio
 
     import httpx
@@ -450,8 +469,20 @@ def markdown(result: dict[str, Any]) -> str:
             f"Cost of capturing every request: {100 * capture['cost']:.1f} % of throughput (target ≤ 10 %); "
             f"worker CPU per request {statistics.median(capture['cpu_us_per_request']['off']):.0f} µs off, "
             f"{statistics.median(capture['cpu_us_per_request']['on']):.0f} µs on ({100 * capture['cpu_cost']:+.1f} %).",
+            "",
+            _client_line(capture),
         ]
     return "\n".join(lines) + "\n"
+
+
+def _client_line(capture: dict[str, Any]) -> str:
+    if capture.get("client_bound"):
+        return "**The load generator (an httpx loop: wrk is not installed) was the limit: these rates are its own.**"
+    shares = capture.get("client_cpu") or [0.0]
+    return (
+        f"The load generator was not the limit: wrk used at most {max(shares):.0%} of its core in any run "
+        f"(a run at {CLIENT_BOUND:.0%} or more is refused)."
+    )
 
 
 def main() -> None:

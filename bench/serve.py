@@ -25,7 +25,6 @@ import argparse
 import http.client
 import json
 import os
-import resource
 import shutil
 import signal
 import statistics
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cpu import CLIENT_BOUND, busy, core_times, tree_cpu
+from cpu import CLIENT_BOUND, busy, children_cpu, core_times, tree_cpu
 from serve_report import machine_info, render_markdown, targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,12 +336,12 @@ def _wrk(
         str(APPS / "wrk_post.lua"),
         f"http://127.0.0.1:{port}/invocations",
     ]
-    cpu_before, core_before, wrk_before = tree_cpu(server_pid), core_times(), _children_cpu()
+    cpu_before, core_before, wrk_before = tree_cpu(server_pid), core_times(), children_cpu()
     wall = time.monotonic()
     done = subprocess.run(command, env={**os.environ, "WRK_BODY": str(bodies)}, capture_output=True, text=True)
     wall = time.monotonic() - wall
     cpu_used, core_after = tree_cpu(server_pid) - cpu_before, core_times()
-    wrk_cpu = (_children_cpu() - wrk_before) / wall  # wrk is the only child this script waited for meanwhile
+    wrk_cpu = (children_cpu() - wrk_before) / wall  # wrk is the only child this script waited for meanwhile
     core_busy = {c: busy(core_before[c], core_after[c]) for c in (server_core, core)}
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
@@ -367,11 +366,6 @@ def _wrk(
         "client_busy": wrk_cpu,
         "client_bound": wrk_cpu >= CLIENT_BOUND,
     }
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _compute_floor(model: Any, features: Any, np: Any, core: int) -> dict[str, Any]:
