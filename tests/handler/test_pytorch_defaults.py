@@ -285,3 +285,36 @@ def test_a_model_that_is_not_torch_keeps_the_scikit_learn_defaults(tmp_path: Pat
         _call(handler, b"[1,", "application/json")
     # strings pass the sklearn container's decoder untouched (the torch default refuses them)
     assert _call(handler, b'["a", "b"]', "application/json") == ["A", "B"]
+
+
+@pytest.mark.parametrize("content_type", ["application/jsonlines", "application/jsonl", "application/x-ndjson"])
+def test_every_spelling_of_a_text_type_gives_float32(tmp_path: Path, content_type: str) -> None:
+    # integers in a text body become float32, as torch.FloatTensor does in the toolkit, whatever the alias
+    handler = _handler(tmp_path, MODE_SCRIPT)
+    assert _call(handler, b"[1, 2]\n[3, 4]\n", content_type) == [[0.0, 0.0, 1.0]] * 2
+
+
+NAMEDTUPLE_SCRIPT = """
+from typing import NamedTuple
+
+import torch
+
+
+class Output(NamedTuple):
+    scores: torch.Tensor
+    labels: torch.Tensor
+
+
+class Two(torch.nn.Module):
+    def forward(self, x):
+        return Output(x * 2, x.argmax(dim=1))
+
+
+def model_fn(model_dir):
+    return Two()
+"""
+
+
+def test_a_namedtuple_of_tensors_is_answered(tmp_path: Path) -> None:
+    handler = _handler(tmp_path, NAMEDTUPLE_SCRIPT)
+    assert _call(handler, b"[[1, 3], [4, 2]]", "application/json") == [[[2.0, 6.0], [8.0, 4.0]], [1, 0]]

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from shipyard.codecs.media import parse_media_type
 from shipyard.codecs.npz import densify, is_sparse
 from shipyard.errors import BundleError, RequestError
 from shipyard.handler.flavors._torch import is_instance_of
@@ -88,7 +89,8 @@ def to_tensor(payload: Any, content_type: str | None, model: Any) -> Any:
     if array.dtype.kind not in "biuf":
         got = "strings" if array.dtype.kind in "USO" else str(array.dtype)
         raise RequestError(f"the PyTorch container's default input_fn takes numbers, got {got}")
-    essence = (content_type or "application/json").partition(";")[0].strip().lower()
+    media = parse_media_type(content_type)  # aliases mapped: application/jsonl is JSON Lines, application/csv CSV
+    essence = media.essence if media else "application/json"
     text = essence in _TEXT_TYPES or essence.startswith("text/")
     if text:  # what torch.FloatTensor(array) gives in the toolkit
         tensor = torch.as_tensor(array, dtype=torch.float32)
@@ -124,7 +126,8 @@ def to_numpy(value: Any) -> Any:
     # Only the first item of a sequence is looked at: a list of tensors holds tensors throughout, and a long
     # list of numbers must not cost a type check per number on every answer.
     if isinstance(value, list | tuple) and value and _holds_tensor(value[0]):
-        return type(value)(to_numpy(v) for v in value)
+        items = [to_numpy(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)  # a namedtuple: by position
     if isinstance(value, dict) and any(_holds_tensor(v) for v in value.values()):
         return {k: to_numpy(v) for k, v in value.items()}
     return value
