@@ -316,7 +316,7 @@ def capture_cost(work: Path, seconds: float, rounds: int) -> dict[str, Any]:
         "tool": "wrk" if shutil.which("wrk") else "httpx",
         # wrk's own CPU time over each run's wall time (1 = its whole core); the runs are refused at CLIENT_BOUND
         "client_cpu": [round(share, 3) for share in CLIENT_SHARES] if shutil.which("wrk") else None,
-        "client_bound": not shutil.which("wrk"),
+        "client_bound": not shutil.which("wrk") or any(share >= CLIENT_BOUND for share in CLIENT_SHARES),
         "connections": 64,
         "seconds_per_run": seconds,
         "requests_per_s": results,
@@ -340,8 +340,8 @@ def _cpu_seconds(pid: int) -> float:
 def load(url: str, body: str, seconds: float) -> tuple[float, int]:
     """Requests/s and requests answered at 64 connections for ``seconds``.
 
-    wrk sends one fixed body (its fast path: no Lua per request); its own CPU share of its core is checked, so
-    a run the load generator limited is refused rather than reported as the server's throughput.
+    wrk sends one fixed body (its fast path: no Lua per request); its own CPU share of its core is recorded, and
+    a cost measured with a run the load generator limited is reported as not judged, never as the server's.
     """
     wrk = shutil.which("wrk")
     if wrk:
@@ -361,9 +361,7 @@ def load(url: str, body: str, seconds: float) -> tuple[float, int]:
         rate = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
         requests = int(next(line.split()[0] for line in out.splitlines() if " requests in " in line))
         share = (children_cpu() - used_before) / (time.perf_counter() - started)
-        CLIENT_SHARES.append(share)
-        if share >= CLIENT_BOUND:
-            raise RuntimeError(f"wrk used {share:.0%} of its core: the run measured the load generator, not the server")
+        CLIENT_SHARES.append(share)  # a run at CLIENT_BOUND or more makes the capture cost "not judged"
         return rate, requests
     # without wrk: an httpx loop, far slower than the server; its figures are marked as the generator's
     import asyncio
@@ -472,20 +470,53 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             _client_line(capture),
         ]
+    lines += _targets_lines(targets(result))
     return "\n".join(lines) + "\n"
 
 
 def _client_line(capture: dict[str, Any]) -> str:
-    if capture.get("client_bound"):
-        return "**The load generator (an httpx loop: wrk is not installed) was the limit: these rates are its own.**"
     shares = capture.get("client_cpu") or [0.0]
+    if capture.get("client_bound"):
+        who = "an httpx loop: wrk is not installed" if capture["tool"] != "wrk" else f"wrk at {max(shares):.0%}"
+        return f"**The load generator ({who}) was the limit: these rates are its own, and the cost is not judged.**"
     return (
         f"The load generator was not the limit: wrk used at most {max(shares):.0%} of its core in any run "
-        f"(a run at {CLIENT_BOUND:.0%} or more is refused)."
+        f"(at {CLIENT_BOUND:.0%} or more the cost would not be judged)."
     )
 
 
-def main() -> None:
+COST_MAX = 0.10  # capturing every request costs at most this share of throughput
+
+
+def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What every figure of the report must be: each Shipyard check exact, capture within its cost."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in ("check_parquet", "check_capture"):
+        run = result["shipyard"][key]
+        flagged = run.get("flagged")
+        others_ = {k: v for k, v in run.get("violations", {}).items() if k != "baseline_drift_check"}
+        out[key] = {
+            "drift exactly the 9": flagged is not None and sorted(flagged) == sorted(DRIFTED),
+            "no other violation": "violations" in run and not others_,
+            "no cell counted missing": run.get("cells_missing") == 0,
+        }
+    capture = result.get("capture")
+    if capture:
+        judged = not capture.get("client_bound")
+        out["capture"] = {f"cost <= {COST_MAX:.0%}": (capture["cost"] <= COST_MAX) if judged else None}
+    return out
+
+
+def _targets_lines(checks: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["", "## Targets", ""]
+    for key, entries in checks.items():
+        for name, ok in entries.items():
+            verdict_ = "not judged (client-bound)" if ok is None else "**PASS**" if ok else "**FAIL**"
+            lines.append(f"- {key}: {name} {verdict_}")
+    return lines
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1/10 of the rows; results in a temporary directory")
     parser.add_argument("--skip-capture", action="store_true", help="do not measure the cost of data capture")
@@ -543,7 +574,12 @@ def main() -> None:
     (results_dir / "monitor.md").write_text(markdown(result))
     print(markdown(result))
     print(f"results: {results_dir}/monitor.md")
+    checks = targets(result)
+    failed = [f"{key}: {name}" for key, entries in checks.items() for name, ok in entries.items() if ok is False]
+    if failed:
+        print(f"targets missed: {'; '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,7 +11,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cpu import CLIENT_BOUND
+
 __all__ = ["machine_info", "render_markdown", "targets"]
+
+
 
 PACKAGES = (
     "shipyard",
@@ -107,10 +111,17 @@ def _client_summary(results: dict[str, Any]) -> str:
     bound = [f"{n} c={cc}" for n, cc, p in points if p["client_bound"]]
     if bound:
         return f"**Client-bound points: {', '.join(bound)}**: their figures are the load generator's, not the server's."
+    at_64 = [(n, p["server_cpu"]) for n, cc, p in points if cc == "64"]
+    saturated = all(share >= CLIENT_BOUND for _, share in at_64)
+    servers = (
+        "every server's core was saturated at c=64 (server CPU above)"
+        if at_64 and saturated
+        else "not every server saturated its core at c=64: "
+        + ", ".join(f"{LABELS.get(n, n).split(':')[0]} {share:.0%}" for n, share in at_64 if share < CLIENT_BOUND)
+    )
     return (
         f"The load generator was not the limit: wrk used at most {busiest['client_busy']:.0%} of its core "
-        f"({LABELS.get(name, name).split(':')[0]} at c={c}, {busiest['rps']:,.0f} req/s), while the servers' "
-        "cores were saturated at c=64 (server CPU above)."
+        f"({LABELS.get(name, name).split(':')[0]} at c={c}, {busiest['rps']:,.0f} req/s); {servers}."
     )
 
 

@@ -184,6 +184,15 @@ def sync(path: Path) -> int:
     if missing:
         print(f"setup: installing {len(missing)} locked packages from {path.relative_to(ROOT)}", file=sys.stderr)
         if code := pip("install", "--quiet", "--require-hashes", "-r", str(path)):
+            local = sorted(f"{n}=={v}" for n, v in wanted.items() if "+" in v)
+            if local:  # a local-version build (torch's CPU build) lives on PyTorch's index, not on PyPI
+                print(
+                    f"setup: {path.name} pins {', '.join(local)}: a build PyPI does not serve (the lock was made on "
+                    "Linux x86-64, CPython 3.11, where pip found it on the machine's own wheel index). Elsewhere, "
+                    "try PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu; the lock's hash of that file "
+                    "was not checked against that index.",
+                    file=sys.stderr,
+                )
             return code
     if extra:
         print(f"setup: removing {len(extra)} packages {path.name} does not name: {', '.join(extra)}", file=sys.stderr)

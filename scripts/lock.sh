@@ -11,9 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
-if [ ! -x .venv-lock/bin/pip-compile ]; then
+tools="pip-tools==7.6.2"  # one version for everyone who makes the locks
+if [ "$(.venv-lock/bin/pip-compile --version 2>/dev/null)" != "pip-compile, version ${tools#*==}" ]; then
+    rm -rf .venv-lock
     "$python" -m venv .venv-lock
-    .venv-lock/bin/python -m pip install --quiet --disable-pip-version-check "pip-tools==7.6.2"
+    .venv-lock/bin/python -m pip install --quiet --disable-pip-version-check "$tools"
 fi
 compile=(.venv-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps
          --no-emit-index-url --no-emit-find-links --no-header "$@")
@@ -28,7 +30,11 @@ while read -r name extras; do
         grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*==' requirements/dev.txt | sed 's/ .*//' > "$constraints"
     else
         "${compile[@]}" "${args[@]}" -c "$constraints" -o "requirements/$name.txt" pyproject.toml
-        sed -i "s|-c $constraints|dev.txt's version|" "requirements/$name.txt"
+        "$python" - "requirements/$name.txt" "-c $constraints" <<'PY'  # portable, unlike sed -i
+import sys, pathlib
+path = pathlib.Path(sys.argv[1])
+path.write_text(path.read_text().replace(sys.argv[2], "dev.txt's version"))
+PY
     fi
     echo "lock: requirements/$name.txt ($(grep -cE '^[A-Za-z0-9]' "requirements/$name.txt") packages)" >&2
 done < <("$python" scripts/lock.py names)

@@ -12,14 +12,18 @@ cd "$(dirname "$0")/.."
 lock="requirements/${SHIPYARD_LOCK:-dev}.txt"
 venv="${SHIPYARD_VENV:-.venv}"
 python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "setup: Shipyard needs Python >= 3.11; $python is $("$python" --version 2>&1). Set PYTHON=python3.11 (or newer)." >&2
+    exit 1
+fi
 "$python" scripts/lock.py check >/dev/null
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" scripts/lock.py sync "$lock"
 # Shipyard itself, without touching its dependencies (the lock has them) and with the lock's setuptools; again
-# only when pyproject.toml changed since the last install into this venv.
-stamp=$(head -n 1 "$lock")
+# only when pyproject.toml (its entry points, version, dependencies) changed since the last install into this venv.
+stamp=$("$python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [ ! -x "$venv/bin/shipyard" ] || [ "$(cat "$venv/.shipyard-installed" 2>/dev/null)" != "$stamp" ]; then
     "$venv/bin/python" scripts/lock.py pip install --quiet --no-deps --no-build-isolation -e .
     echo "$stamp" > "$venv/.shipyard-installed"
