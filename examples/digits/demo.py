@@ -6,7 +6,9 @@
 Every step is the real `shipyard` command, printed before it runs. The deployment is the real image under
 Podman or Docker with SageMaker's lifecycle; at the end the demo asks the engine that none of its containers is
 left. Options: --base IMAGE (the base image to build on; scripts/demo.sh passes a local one where no registry is
-reachable), --engine docker|podman, --keep (skip the clean-up, to look around; `shipyard cleanup` later).
+reachable), --engine docker|podman, --keep (skip the clean-up, to look around; `shipyard cleanup` later),
+--name NAME (the deployment's name, default shipyard-demo-digits; the image is tagged after it, so that two runs
+can share one engine).
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ from train import main as train
 
 from shipyard.client.http import wait_ready
 
-NAME = "shipyard-demo-digits"
-IMAGE = "shipyard-demo/digits:1"
+NAME = "shipyard-demo-digits"  # the default deployment name (its image: shipyard-demo/digits:1)
 LABEL = "dev.shipyard.deployment"  # what the local target labels its containers with
 
 
@@ -50,13 +51,27 @@ class Steps:
         subprocess.run([self.shipyard, *args], check=True, env=env)
 
 
+def image_for(name: str) -> str:
+    """The image the demo builds for deployment ``name``: shipyard-demo/NAME:1, less the name's own prefix.
+
+    shipyard-demo-digits (the default) gives shipyard-demo/digits:1, as before; shipyard-demo-digits-1a2b gives
+    shipyard-demo/digits-1a2b:1. A deployment name (letters, digits, inner hyphens) is a valid path component of
+    an image name once lower-cased.
+    """
+    return f"shipyard-demo/{name.lower().removeprefix('shipyard-demo-')}:1"
+
+
 def full(args: argparse.Namespace, work: Path) -> int:
     steps = Steps(9)
     env = {**os.environ, "SHIPYARD_STATE": str(work / "state.json")}  # the demo's own state: yours is untouched
     engine = ["--engine", args.engine] if args.engine else []
+    name, image = args.name, image_for(args.name)
 
-    stale = _containers(args.engine)
-    if stale:  # an earlier demo run was interrupted before its clean-up: its state file is gone with it
+    # An earlier run under the default name that was interrupted before its clean-up: its state file is gone with
+    # it, so its container is found by label and removed. Only under the default name: a name given with --name
+    # may be another run's, alive right now (two demos, or a test, sharing one engine).
+    stale = _containers(args.engine, name) if name == NAME else []
+    if stale:
         print(f"removing what an interrupted demo run left: {', '.join(stale)}")
         subprocess.run([_engine(args.engine), "rm", "-f", *stale], check=True, capture_output=True)
 
@@ -68,23 +83,23 @@ def full(args: argparse.Namespace, work: Path) -> int:
     request.write_text(json.dumps({"instances": example["instances"]}))
 
     steps.step("build a SageMaker-ready image (linux/amd64, the server inside, model baked in)")
-    steps.run("build", str(bundle), "-t", IMAGE, *(["--base", args.base] if args.base else []), *engine)
+    steps.run("build", str(bundle), "-t", image, *(["--base", args.base] if args.base else []), *engine)
 
     steps.step("verify it the way SageMaker runs it: serve, /ping, /invocations, SIGTERM, secrets")
-    steps.run("verify", IMAGE, "--bundle", str(bundle), "--example", str(request), *engine)
+    steps.run("verify", image, "--bundle", str(bundle), "--example", str(request), *engine)
 
-    steps.step(f"deploy it as {NAME} on the local target (the real image, SageMaker's lifecycle)")
-    steps.run("deploy", str(bundle), "--name", NAME, "--image", IMAGE, *engine, env=env)
+    steps.step(f"deploy it as {name} on the local target (the real image, SageMaker's lifecycle)")
+    steps.run("deploy", str(bundle), "--name", name, "--image", image, *engine, env=env)
     deployed = True
     try:
         steps.step("invoke the endpoint by its name")
-        steps.run("invoke", NAME, "--data", str(request), env=env)
+        steps.run("invoke", name, "--data", str(request), env=env)
         print(f"expected (in-process): {example['predictions']}")
 
         steps.step("benchmark it for a few seconds: latency table, load sweep, plot, what to deploy on")
         report = work / "bench"
         steps.run(
-            "bench", NAME, "--data", str(request), "--sizes", "1,5", "--repeats", "3", "--concurrency", "1,4,16",
+            "bench", name, "--data", str(request), "--sizes", "1,5", "--repeats", "3", "--concurrency", "1,4,16",
             "--duration", "1", "--out", str(report), env=env,
         )  # fmt: skip
         print(f"plot: {report / 'bench.png'}")
@@ -93,19 +108,19 @@ def full(args: argparse.Namespace, work: Path) -> int:
         steps.run("status", env=env)
     finally:
         if args.keep:
-            print(f"\n--keep: {NAME} is still running; remove it with SHIPYARD_STATE={env['SHIPYARD_STATE']} "
-                  f"shipyard cleanup {NAME}")  # fmt: skip
+            print(f"\n--keep: {name} is still running; remove it with SHIPYARD_STATE={env['SHIPYARD_STATE']} "
+                  f"shipyard cleanup {name}")  # fmt: skip
         else:
             steps.step("clean up everything the deployment created")
-            steps.run("cleanup", NAME, env=env)
+            steps.run("cleanup", name, env=env)
             deployed = False
     if not deployed:
         steps.step("check with the engine that nothing is left running")
-        left = _containers(args.engine)
+        left = _containers(args.engine, name)
         if left:
             print(f"left behind: {', '.join(left)}", file=sys.stderr)
             return 1
-        print(f"no container labelled {LABEL}={NAME} is left; the image {IMAGE} is kept for a faster rerun")
+        print(f"no container labelled {LABEL}={name} is left; the image {image} is kept for a faster rerun")
     print(f"\ndone in {time.perf_counter() - steps.started:.0f} s; files in {work}")
     return 0
 
@@ -116,12 +131,23 @@ def _engine(preferred: str | None) -> str:
     return detect(preferred).binary
 
 
-def _containers(preferred: str | None) -> list[str]:
+def _containers(preferred: str | None, name: str) -> list[str]:
     listed = subprocess.run(
-        [_engine(preferred), "ps", "-a", "--filter", f"label={LABEL}={NAME}", "--format", "{{.Names}}"],
+        [_engine(preferred), "ps", "-a", "--filter", f"label={LABEL}={name}", "--format", "{{.Names}}"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return listed.stdout.split()
+
+
+def _deployment_name(text: str) -> str:
+    """--name as `shipyard deploy` takes it, checked before a minute is spent building an image for it."""
+    from shipyard.deploy.spec import check_name
+    from shipyard.errors import ShipyardError
+
+    try:
+        return check_name(text)
+    except ShipyardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def quick(work: Path) -> int:
@@ -163,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="base image to build on [default: shipyard build's]")
     parser.add_argument("--engine", choices=["docker", "podman"], help="container engine [default: detected]")
     parser.add_argument("--keep", action="store_true", help="leave the deployment running")
+    parser.add_argument(
+        "--name", default=NAME, type=_deployment_name,
+        help=f"the deployment's name; its image: shipyard-demo/NAME:1, less a shipyard-demo- prefix [default: {NAME}]",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="shipyard-demo-"))
     try:

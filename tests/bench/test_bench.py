@@ -153,34 +153,61 @@ def test_unknown_target_name_is_a_clear_error(tmp_path: Path) -> None:
     assert "neither a URL nor a deployment" in str(result.exception)
 
 
+def _printed_tables(text: str) -> dict[str, list[dict[str, str]]]:
+    """Rich's tables as printed: ``{first header cell: [{header: cell}, ...]}``, one dict per body line."""
+    tables: dict[str, list[dict[str, str]]] = {}
+    header: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("┃"):
+            header = [cell.strip() for cell in line.strip("┃").split("┃")]
+            tables[header[0]] = []
+        elif line.startswith("│") and header:
+            cells = [cell.strip() for cell in line.strip("│").split("│")]
+            assert len(cells) == len(header), line
+            tables[header[0]].append(dict(zip(header, cells, strict=True)))
+    return tables
+
+
+def _shows(cell: str, value: float) -> bool:
+    """``cell`` is ``value`` printed whole: the same number to six significant digits.
+
+    report.json keeps two decimals, so below 10,000 every digit it holds must be printed; a larger figure may
+    lose a hundredth to the table's six significant digits, never more (1465.05 printed as 1.47e+03 fails).
+    """
+    return math.isclose(float(cell), value, rel_tol=5e-6, abs_tol=1e-12)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("columns", ["80", None])
 def test_bench_tables_keep_every_figure_whole(
     digits_server: Any, digits_rows: list[list[float]], tmp_path: Path, columns: str | None
 ) -> None:
-    """In an 80-column terminal and in a pipe, no cell ends in "…" and every rate and latency is printed whole."""
-    import os
-    import subprocess
+    """In an 80-column terminal and in a pipe, no cell ends in "…" and every rate and latency is printed whole.
 
-    from infra.server import BIN
-    from shipyard.bench.report import _num
+    The printed cells are read back as numbers and compared with report.json (not with the report's own
+    formatting function, so a formatting bug that cuts or rounds a figure fails here).
+    """
+    from infra.cli import shipyard
 
     data = tmp_path / "rows.json"
     data.write_bytes(orjson.dumps(digits_rows))
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | ({"COLUMNS": columns} if columns else {})
-    run = subprocess.run(
-        [str(BIN / "shipyard"), "bench", digits_server.url, "--data", str(data), "--sizes", "1,5", "--repeats", "2",
-         "--concurrency", "1,4", "--duration", "0.5", "--no-plot", "--out", str(tmp_path / "r")],
-        capture_output=True, text=True, env=env, timeout=120,
+    run = shipyard(
+        "bench", digits_server.url, "--data", str(data), "--sizes", "1,5", "--repeats", "2", "--concurrency", "1,4",
+        "--duration", "0.5", "--no-plot", "--out", str(tmp_path / "r"),
+        env={"COLUMNS": columns} if columns else None, timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     tables = run.stdout.split("•")[0]  # the tables, before the recommendation's bullet points
     assert "…" not in tables
     report = orjson.loads((tmp_path / "r" / "report.json").read_bytes())
-    for row in report["sweep"]:
-        for key in ("req_per_s", "p50_ms", "p99_ms"):
-            assert _num(row[key]) in tables, (key, _num(row[key]))
-    for row in report["sizes"]:
-        assert _num(row["median_ms"]) in tables
+    printed = _printed_tables(tables)
+    sweep, sizes = printed["concurrency"], printed["items per request"]
+    assert [int(row["concurrency"]) for row in sweep] == [row["level"] for row in report["sweep"]], tables
+    for shown, row in zip(sweep, report["sweep"], strict=True):
+        for header, key in (("req/s", "req_per_s"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms")):
+            assert _shows(shown[header], row[key]), (header, shown[header], row[key])
+    assert [int(row["items per request"]) for row in sizes] == [row["items"] for row in report["sizes"]], tables
+    for shown, row in zip(sizes, report["sizes"], strict=True):
+        assert _shows(shown["median ms"], row["median_ms"]), (shown["median ms"], row["median_ms"])
     if columns:
         assert all(len(line) <= 80 for line in tables.splitlines())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -10,18 +9,11 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from infra.server import BIN, Server
+from infra.cli import shipyard  # the installed console script: errors are formatted by cli.main
+from infra.server import Server
 from shipyard.cli import app
 
 runner = CliRunner()
-SHIPYARD = str(BIN / "shipyard")
-
-
-def shipyard(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    """The installed console script, as a user runs it (errors are formatted by cli.main)."""
-    return subprocess.run(
-        [SHIPYARD, *args], input=stdin.decode() if stdin else None, capture_output=True, text=True, timeout=60
-    )
 
 
 def test_version() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,10 @@ import numpy as np
 import orjson
 import pytest
 
+from infra.cli import shipyard
 from infra.server import Server
 
-SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
-
-
-def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SHIPYARD, *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def parse(done: subprocess.CompletedProcess[str], schema: str) -> dict[str, Any]:

@@ -19,11 +19,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from infra.server import BIN, ServerFactory, server_env
+from infra.cli import SHIPYARD
+from infra.server import ServerFactory, server_env
 from shipyard.cli import app
 from shipyard.config import ENV, ServerConfig, usable_cores
 
-SHIPYARD = str(BIN / "shipyard")
 runner = CliRunner()
 
 

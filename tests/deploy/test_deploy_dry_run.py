@@ -5,33 +5,43 @@ checks against AWS as before."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from infra.cli import shipyard
 from infra.moto import ACCOUNT
 
 pytestmark = pytest.mark.integration
 
-SHIPYARD = str(Path(sys.executable).parent / "shipyard")
-UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
+
+@pytest.fixture
+def unreachable() -> Iterator[str]:
+    """An endpoint URL on which nothing listens, so a connection is refused at once.
+
+    The port is one the kernel hands out (a fixed one such as 9, discard, may be in use on a shared machine), and
+    the socket stays bound, never listening, for the whole test: no other process can take the port meanwhile.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def dry_run(bundle: Path, tmp_path: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
-    # A machine without AWS configuration: no credentials or config files, no instance metadata to ask.
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    clean.update(
-        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
-        AWS_EC2_METADATA_DISABLED="true",
-        SHIPYARD_STATE=str(tmp_path / "state.json"),
-        COLUMNS="200",
-    )
-    clean.update(env)
+    # A machine without AWS configuration: no AWS_* variables, no credentials or config files, no instance metadata.
+    settings = {
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SHIPYARD_STATE": str(tmp_path / "state.json"),
+        "COLUMNS": "200",
+        **env,
+    }
     args = ["deploy", str(bundle), "--name", "digits", "--target", "sagemaker", "--instance-count", "2", "--dry-run"]
-    return subprocess.run([SHIPYARD, *args, *extra], capture_output=True, text=True, env=clean, timeout=120)
+    return shipyard(*args, *extra, env=settings, drop=("AWS_",), timeout=120)
 
 
 def one_line(text: str) -> str:
@@ -44,9 +54,9 @@ def one_line(text: str) -> str:
     ids=["no-credentials", "credentials"],
 )
 def test_unreachable_aws_still_gives_the_plan_and_its_cost(
-    digits_bundle: Path, tmp_path: Path, credentials: dict[str, str]
+    digits_bundle: Path, tmp_path: Path, credentials: dict[str, str], unreachable: str
 ) -> None:
-    done = dry_run(digits_bundle, tmp_path, {"AWS_ENDPOINT_URL": UNREACHABLE, **credentials}, "--region", "us-east-1")
+    done = dry_run(digits_bundle, tmp_path, {"AWS_ENDPOINT_URL": unreachable, **credentials}, "--region", "us-east-1")
     assert done.returncode == 0, done.stderr  # was exit 5 "AWS is not reachable"
     text = one_line(done.stdout)
     assert "dry run: nothing is created" in text and "167.90" in text  # 2 × $0.115 × 730 h
@@ -57,8 +67,8 @@ def test_unreachable_aws_still_gives_the_plan_and_its_cost(
     assert not (tmp_path / "state.json").exists()  # nothing recorded
 
 
-def test_no_region_plans_with_a_placeholder(digits_bundle: Path, tmp_path: Path) -> None:
-    done = dry_run(digits_bundle, tmp_path, {"AWS_ENDPOINT_URL": UNREACHABLE})
+def test_no_region_plans_with_a_placeholder(digits_bundle: Path, tmp_path: Path, unreachable: str) -> None:
+    done = dry_run(digits_bundle, tmp_path, {"AWS_ENDPOINT_URL": unreachable})
     assert done.returncode == 0, done.stderr
     text = one_line(done.stdout)
     assert "167.90" in text and "sagemaker-REGION-ACCOUNT" in text

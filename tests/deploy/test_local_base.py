@@ -108,4 +108,5 @@ def test_the_ci_selection_collects_without_aws(tmp_path: Path) -> None:
         *(str(ROOT / path) for path in selection),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "error" not in done.stdout.lower()
+    # pytest's own marker of a module that failed to import (not the word "error", which test ids may hold)
+    assert "ERROR collecting" not in done.stdout, done.stdout[-3000:]

@@ -6,6 +6,7 @@ import filecmp
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -93,26 +94,44 @@ def test_quick_demo_serves_and_invokes() -> None:
 
 
 def test_demo_runs_the_whole_path_and_leaves_nothing_running() -> None:
-    """README's first command: build, verify, deploy on the local target, invoke, bench, status, cleanup."""
+    """README's first command: build, verify, deploy on the local target, invoke, bench, status, cleanup.
+
+    Under a name of its own: the engine may be shared (other sessions, a demo someone runs meanwhile), and the
+    default name's stale-container removal would remove theirs.
+    """
     from infra.base_image import ensure_base_image
 
-    result = subprocess.run(
-        [sys.executable, str(DIGITS / "demo.py"), "--base", ensure_base_image(), "--engine", "podman"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    out = result.stdout
-    commands = [line.split()[2] for line in out.splitlines() if line.startswith("$ shipyard ")]
-    assert commands == ["inspect", "build", "verify", "deploy", "invoke", "bench", "status", "cleanup"]
-    assert "[9/9] check with the engine that nothing is left running" in out
-    verify = out.split("$ shipyard verify")[1].split("==>")[0]
-    assert " pass " in verify and " fail " not in verify
-    _invoke_table_matches(out)
-    plot = Path(out.split("plot: ")[1].splitlines()[0])
-    assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "InService" in out.split("$ shipyard status")[1]
-    left = subprocess.run(
-        ["podman", "ps", "-a", "--filter", "label=dev.shipyard.deployment=shipyard-demo-digits", "-q"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert left.stdout.strip() == ""
+    name = f"shipyard-demo-digits-{uuid.uuid4().hex[:8]}"
+    image = f"shipyard-demo/digits-{name.rsplit('-', 1)[1]}:1"
+    try:
+        result = subprocess.run(
+            [sys.executable, str(DIGITS / "demo.py"), "--base", ensure_base_image(), "--engine", "podman",
+             "--name", name],
+            capture_output=True, text=True, timeout=900, cwd=ROOT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        out = result.stdout
+        commands = [line.split()[2] for line in out.splitlines() if line.startswith("$ shipyard ")]
+        assert commands == ["inspect", "build", "verify", "deploy", "invoke", "bench", "status", "cleanup"]
+        assert f"-t {image}" in out and f"$ shipyard verify {image}" in out
+        assert f"--name {name} --image {image}" in out.split("$ shipyard deploy")[1].splitlines()[0]
+        assert f"$ shipyard cleanup {name}" in out
+        assert "removing what an interrupted demo run left" not in out  # only under the default name
+        assert "[9/9] check with the engine that nothing is left running" in out
+        verify = out.split("$ shipyard verify")[1].split("==>")[0]
+        assert " pass " in verify and " fail " not in verify
+        _invoke_table_matches(out)
+        plot = Path(out.split("plot: ")[1].splitlines()[0])
+        assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        status = out.split("$ shipyard status")[1]
+        assert name in status and "InService" in status
+        assert f"no container labelled dev.shipyard.deployment={name} is left" in out
+        left = subprocess.run(
+            ["podman", "ps", "-a", "--filter", f"label=dev.shipyard.deployment={name}", "-q"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert left.stdout.strip() == ""
+    finally:
+        # The demo keeps its image for a faster rerun; a tag per test run would pile up. Untag only: the layers
+        # stay as the build cache of the next run.
+        subprocess.run(["podman", "untag", image, f"localhost/{image}"], capture_output=True, check=False)

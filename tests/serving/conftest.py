@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 import time
 from collections.abc import Callable
@@ -47,6 +48,13 @@ def handler_bundle(directory: Path, script: str) -> Path:
     (directory / "code").mkdir(parents=True)
     (directory / "code" / "inference.py").write_text(textwrap.dedent(script))
     return directory
+
+
+@pytest.fixture
+def make_handler_bundle(tmp_path: Path) -> Callable[[str], Path]:
+    """``make_handler_bundle(SCRIPT)``: a handler bundle of this test's own whose code/inference.py is SCRIPT."""
+    made = itertools.count()
+    return lambda script: handler_bundle(tmp_path / f"handler-{next(made)}", script)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import orjson
 import pytest
 import scipy.sparse
 
-from infra.server import Server
+from infra.server import Server, ServerFactory
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
@@ -55,7 +55,18 @@ def test_native_bundle_checks_an_npz_body_against_its_schema(digits_server: Serv
     answer = _post(digits_server, SparseMatrixSerializer().serialize(scipy.sparse.csr_matrix(np.ones((2, 10)))))
     assert answer.status_code == 400 and "expected 64 features per row, got 10" in answer.json()["message"]
     assert _post(digits_server, b"PK\x03\x04broken").status_code == 400
-    assert _post(digits_server, b"{}", accept="application/x-npz").status_code in (400, 406)
+
+
+def test_an_npz_answer_is_refused_with_406(digits_server: Server, digits_rows: list[list[float]]) -> None:
+    """NPZ is read, never written: a valid request that asks for an NPZ answer gets 406 Not Acceptable."""
+    answer = httpx.post(
+        f"{digits_server.url}/invocations",
+        content=orjson.dumps({"instances": digits_rows}),
+        headers={"content-type": "application/json", "accept": "application/x-npz"},
+        timeout=30,
+    )
+    assert answer.status_code == 406, answer.text
+    assert answer.json()["error"] == "NotAcceptable" and "application/x-npz" in answer.json()["message"]
 
 
 PROBE = """
@@ -82,10 +93,10 @@ def model_fn(model_dir):
 """
 
 
-def test_handler_default_input_fn_gives_what_the_toolkit_gives(tmp_path: Path, running_server: Any) -> None:
-    (tmp_path / "probe" / "code").mkdir(parents=True)
-    (tmp_path / "probe" / "code" / "inference.py").write_text(textwrap.dedent(PROBE))
-    server = running_server(tmp_path / "probe")
+def test_handler_default_input_fn_gives_what_the_toolkit_gives(
+    make_handler_bundle: Callable[[str], Path], running_server: ServerFactory
+) -> None:
+    server = running_server(make_handler_bundle(PROBE))
     matrix = scipy.sparse.random(3, 5, density=0.6, format="csc", random_state=1)
     body = SparseMatrixSerializer().serialize(matrix)
     answer = _post(server, body)

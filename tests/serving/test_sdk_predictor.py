@@ -184,14 +184,15 @@ def test_numpy_deserializer_with_json_needs_the_bare_shape(
 
 
 def test_the_server_setting_overrides_the_bundle(
-    session_servers: ServerFactory, digits_bundle: Path, bare_bundle: Path, digits_rows: list[list[float]]
+    running_server: ServerFactory, digits_bundle: Path, bare_bundle: Path, digits_rows: list[list[float]]
 ) -> None:
     import httpx
 
+    # servers of this test's own (stopped when it ends): no other test needs these settings
     body = orjson.dumps({"instances": digits_rows})
-    bare = session_servers(digits_bundle, env={"SHIPYARD_JSON_ENVELOPE": "0"})
+    bare = running_server(digits_bundle, env={"SHIPYARD_JSON_ENVELOPE": "0"})
     assert isinstance(httpx.post(f"{bare.url}/invocations", content=body, timeout=30).json(), list)
-    wrapped = session_servers(bare_bundle, env={"SHIPYARD_JSON_ENVELOPE": "1"})
+    wrapped = running_server(bare_bundle, env={"SHIPYARD_JSON_ENVELOPE": "1"})
     assert set(httpx.post(f"{wrapped.url}/invocations", content=body, timeout=30).json()) == {"predictions"}
 
 
