@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from shipyard.errors import DeployFailed, NotDeployed, SpecError
 from shipyard.state import StateStore
 
 pytestmark = pytest.mark.integration
+
+SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 
 
 class Steps:
@@ -39,11 +44,9 @@ def base() -> str:
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
     steps = Steps()
-    deployer = Deployer(
-        StateStore(tmp_path_factory.mktemp("state") / "state.json"),
-        targets={"local": LocalTarget(EngineImages("podman"), engine="podman")},
-        reporter=steps,
-    )
+    store = StateStore(tmp_path_factory.mktemp("state") / "state.json")
+    target = LocalTarget(EngineImages("podman"), engine="podman", state_path=store.path)
+    deployer = Deployer(store, targets={"local": target}, reporter=steps)
     yield deployer
     for record in deployer.state.all():
         deployer.cleanup(record.name)
@@ -132,30 +135,44 @@ def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
     again.delete()
 
 
-def test_an_archive_is_staged_per_version_and_cleanup_deletes_it(
-    local: Deployer,
-    base: str,
-    digits_bundle: Path,
-    digits_rows: list[list[float]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def shipyard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SHIPYARD, *args], capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def test_an_archive_is_staged_beside_the_state_file_per_version_and_cleanup_deletes_it(
+    base: str, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
 ) -> None:
-    """A model.tar.gz is extracted for the container to mount, as SageMaker does; that copy is cleanup's to delete."""
+    """A model.tar.gz is extracted for the container to mount, as SageMaker does, beside the state file that
+    ``--state`` names (not in ~/.shipyard, which every other state file shares); that copy is cleanup's to delete."""
     from shipyard.bundle.archive import pack
 
-    monkeypatch.setenv("SHIPYARD_STATE", str(tmp_path / "home" / "state.json"))  # where the copies go
+    env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_STATE"}  # only --state says where
+    state = tmp_path / "elsewhere" / "state.json"
+    name = f"digits-tar-{uuid.uuid4().hex[:6]}"  # other sessions may share this Podman
+    where = ["--state", str(state)]
     archive = pack(digits_bundle, tmp_path / "model.tar.gz")
-    endpoint = local.deploy(DeploySpec(source=str(archive), name="digits-tar", base_image=base))
-    (staged,) = [r.id for r in endpoint.record.of("model-dir")]
-    assert staged == str(tmp_path / "home" / "local" / "digits-tar" / "model-1")
-    assert (Path(staged) / "shipyard.toml").is_file()
-    assert len(endpoint.predict(digits_rows[:2])) == 2
+    try:
+        done = shipyard("deploy", str(archive), "--name", name, "--base", base, "--engine", "podman", *where, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        endpoint = Deployer(StateStore(state)).get(name)
+        (staged,) = [r.id for r in endpoint.record.of("model-dir")]
+        assert staged == str(state.parent / "local" / name / "model-1")
+        assert (Path(staged) / "shipyard.toml").is_file()
+        assert len(endpoint.predict(digits_rows[:2])) == 2
 
-    updated = local.update("digits-tar", str(archive))  # version 2 gets its own copy; version 1's goes
-    assert [r.id for r in updated.record.of("model-dir")] == [staged.replace("model-1", "model-2")]
-    assert not Path(staged).exists()
+        # version 2 gets its own copy; version 1's goes
+        done = shipyard("deploy", "--update", name, str(archive), *where, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        updated = Deployer(StateStore(state)).get(name)
+        assert [r.id for r in updated.record.of("model-dir")] == [staged.replace("model-1", "model-2")]
+        assert not Path(staged).exists()
 
-    report = updated.delete()
-    assert f"model directory {staged.replace('model-1', 'model-2')}" in report.deleted
-    assert not (tmp_path / "home" / "local" / "digits-tar").exists()
-    assert local.cleanup("digits-tar").recorded is False  # and again: nothing to do, no error
+        done = shipyard("cleanup", name, *where, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"model directory {staged.replace('model-1', 'model-2')}" in done.stdout
+        assert not (state.parent / "local" / name).exists()
+        assert StateStore(state).get(name) is None
+        done = shipyard("cleanup", name, *where, env=env)  # and again: nothing to do, no error
+        assert done.returncode == 0 and "nothing to clean up" in done.stdout, done.stdout + done.stderr
+    finally:
+        Deployer(StateStore(state)).cleanup(name)  # whatever a failed assertion left (idempotent)

@@ -62,10 +62,26 @@ def _free_port() -> int:
 class LocalTarget:
     name = "local"
 
-    def __init__(self, images: ImageService | None = None, *, engine: str | None = None, poll_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        images: ImageService | None = None,
+        *,
+        engine: str | None = None,
+        poll_s: float = 0.05,
+        state_path: str | Path | None = None,
+    ) -> None:
+        """``state_path``: the state file of the deployments (a :class:`~shipyard.deploy.Deployer` passes its
+        store's); an extracted ``model.tar.gz`` is staged beside it, in ``local/NAME/``. Default: the default
+        state file's (``$SHIPYARD_STATE``, else ``~/.shipyard/state.json``)."""
         self._images = images
         self._engine_name = engine
         self.poll_s = poll_s
+        self._state_path = Path(state_path).expanduser() if state_path is not None else None
+
+    @property
+    def staging_root(self) -> Path:
+        """Where model.tar.gz files are extracted for the containers: ``local/`` beside the state file."""
+        return (self._state_path or default_state_path()).parent / "local"
 
     @property
     def images(self) -> ImageService:
@@ -107,7 +123,7 @@ class LocalTarget:
             return resolved.bundle.resolve(), False
         # What SageMaker does with model.tar.gz: extract it into a fresh directory everyone can read (the
         # server's workers run unprivileged, and a bundle written with mode 0700 would be unreadable to them).
-        target = default_state_path().parent / "local" / spec.name / f"model-{version}"
+        target = self.staging_root / spec.name / f"model-{version}"
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True, mode=0o755)
@@ -330,7 +346,7 @@ def _remove_tree(path: str) -> bool:
     if not staged.exists():
         return False
     shutil.rmtree(staged)
-    with contextlib.suppress(OSError):  # ~/.shipyard/local/NAME, once its last version is gone
+    with contextlib.suppress(OSError):  # local/NAME beside the state file, once its last version is gone
         staged.parent.rmdir()
     return True
 
