@@ -83,6 +83,8 @@ CASES = [
     ("secrets", "SHIPYARD_SECRETS", "A=a", ("A=a",), "--secrets", "B=b,C=c", ("B=b", "C=c")),
     ("region", "AWS_REGION", "eu-west-1", "eu-west-1", "--region", "us-west-2", "us-west-2"),
     ("preload", "SHIPYARD_PRELOAD", "off", "off", "--preload", "on", "on"),
+    ("preload", "SHIPYARD_PRELOAD", "y", "on", "--preload", "OFF", "off"),  # the yes/no spellings; any case
+    ("preload", "SHIPYARD_PRELOAD", "0", "off", "--preload", "Auto", "auto"),
     ("json_envelope", "SHIPYARD_JSON_ENVELOPE", "0", False, "--json-envelope", None, True),
     ("json_envelope", "SHIPYARD_JSON_ENVELOPE", "1", True, "--bare-json", None, False),
 ]  # fmt: skip
@@ -198,7 +200,8 @@ def test_port_workers_and_json_shape_come_from_the_environment(
         ({"SHIPYARD_ACCESS_LOG": "maybe"}, [], 2, "SHIPYARD_ACCESS_LOG"),
         ({"SAGEMAKER_MODEL_SERVER_WORKERS": "0"}, [], 2, "SAGEMAKER_MODEL_SERVER_WORKERS"),
         ({}, ["--timeout", "inf"], 1, "must be a finite number"),
-        ({}, ["--preload", "sometimes"], 1, "use auto, on or off"),
+        ({}, ["--preload", "sometimes"], 2, "Invalid value for '--preload'"),  # a usage error naming the option
+        ({"SHIPYARD_PRELOAD": "sometimes"}, [], 2, "SHIPYARD_PRELOAD"),
     ],
 )
 def test_bad_settings_are_clear_errors(

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from shipyard.config import ENV, LIMITS, ServerConfig
+from shipyard.config import ENV, LIMITS, ServerConfig, parse_auto_bool
 
 SERVER, BATCHING, HANDLER, LOGS, CAPTURE, SECRETS = "Server", "Batching", "Handler", "Logs", "Data capture", "Secrets"
 _D = ServerConfig()  # the container's defaults, shown as the options' defaults
@@ -32,6 +32,16 @@ def _env(name: str) -> list[str]:
 def _range(name: str) -> dict[str, Any]:
     low, high = LIMITS[name]
     return {"min": low, "max": high}
+
+
+def _auto_on_off(value: str) -> str:
+    """auto, on or off in any case; also the yes/no spellings (``1``, ``yes``, ...) the container's
+    SHIPYARD_PRELOAD takes, so the variable means the same to ``shipyard serve``. Anything else is a usage
+    error that names the option."""
+    parsed = parse_auto_bool(value)
+    if parsed is None:
+        raise typer.BadParameter(f"{value!r}: use auto, on or off")
+    return parsed
 
 
 def serve(
@@ -57,7 +67,7 @@ def serve(
                                            **_range("graceful_timeout_s")),
     preload: str = typer.Option(_D.preload, "--preload", help="Load the model once before forking the workers: "
                                 "auto (scikit-learn and Python bundles), on or off.", envvar=_env("preload"),
-                                rich_help_panel=SERVER),
+                                parser=_auto_on_off, metavar="<auto|on|off>", rich_help_panel=SERVER),
     model_threads: int = typer.Option(_D.model_threads, "--model-threads",
                                       help="Torch threads per worker (0: cores ÷ workers).",
                                       envvar=_env("model_threads"), rich_help_panel=SERVER,
