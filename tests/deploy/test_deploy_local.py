@@ -176,3 +176,28 @@ def test_an_archive_is_staged_beside_the_state_file_per_version_and_cleanup_dele
         assert done.returncode == 0 and "nothing to clean up" in done.stdout, done.stdout + done.stderr
     finally:
         Deployer(StateStore(state)).cleanup(name)  # whatever a failed assertion left (idempotent)
+
+
+def test_a_staged_copy_has_the_modes_pack_gives_its_files(digits_bundle: Path, tmp_path: Path) -> None:
+    """The copy the container mounts reads as the archive does: directories and executables 0755, other files
+    0644 (one rule, bundle.archive.readable_mode), whatever modes the files had when they were written."""
+    from shipyard.bundle.archive import pack
+    from shipyard.deploy.images import ResolvedImage
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(digits_bundle, bundle)
+    (bundle / "code" / "start.sh").write_text("#!/bin/sh\n")
+    (bundle / "code" / "start.sh").chmod(0o700)  # executable, private
+    (bundle / "model" / "model.joblib").chmod(0o600)  # what a library writing through mkstemp leaves
+    bundle.chmod(0o700)  # not world-readable: staged even as a directory
+    target = LocalTarget(EngineImages("podman"), engine="podman", state_path=tmp_path / "state.json")
+    for source in (bundle, pack(bundle, tmp_path / "model.tar.gz")):
+        staged, owned = target._model_dir(
+            DeploySpec(source=str(source), name="modes"), ResolvedImage("i", source, False), 1
+        )
+        assert owned and staged == tmp_path / "local" / "modes" / "model-1"
+        modes = {p.relative_to(staged).as_posix(): p.stat().st_mode & 0o777 for p in [staged, *staged.rglob("*")]}
+        assert modes["."] == modes["code"] == modes["model"] == 0o755
+        assert modes["code/start.sh"] == 0o755  # an executable stays one (it was made 0644 here before)
+        assert modes["model/model.joblib"] == modes["shipyard.toml"] == 0o644
+        assert {m for name, m in modes.items() if name not in ("code/start.sh",)} <= {0o755, 0o644}

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from shipyard.bundle.archive import pack
+from shipyard.bundle.archive import make_readable, pack
 from shipyard.client.http import Answer
 from shipyard.client.http import invoke as http_invoke
 from shipyard.client.transport import HTTPTransport
@@ -127,13 +127,11 @@ class LocalTarget:
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True, mode=0o755)
-        target.chmod(0o755)
         with tempfile.TemporaryDirectory(prefix="shipyard-local-") as tmp:
             archive = resolved.bundle if resolved.bundle.is_file() else pack(resolved.bundle, Path(tmp) / "m.tar.gz")
             with tarfile.open(archive) as tar:
                 tar.extractall(target, filter="data")
-        for path in [target, *target.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        make_readable(target)
         return target, True
 
     def _start(
