@@ -117,6 +117,20 @@ def test_a_model_that_cannot_load_ends_failed_with_its_log(
     assert not container_exists("shipyard-digits-broken-1")
 
 
+def test_a_failed_deploy_from_an_archive_leaves_no_staged_copy(
+    local: Deployer, base: str, digits_bundle: Path, tmp_path: Path
+) -> None:
+    from shipyard.bundle.archive import pack
+
+    archive = pack(broken_copy(digits_bundle, tmp_path), tmp_path / "broken.tar.gz")
+    name = f"digits-broken-tar-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(DeployFailed, match="exited with code 3"):
+        local.deploy(DeploySpec(source=str(archive), name=name, base_image=base, startup_timeout_s=120))
+    assert local.state.get(name) is None  # nothing left to clean up: neither the container nor the copy
+    assert not (local.state.path.parent / "local" / name).exists()
+    assert not container_exists(f"shipyard-{name}-1")
+
+
 def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
     local: Deployer, base: str, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
 ) -> None:

@@ -174,9 +174,7 @@ class LocalTarget:
             container_id = engine.run_detached(resolved.image, ["serve"], options)
         except BaseException:
             if staged:  # no container uses it: leave nothing behind
-                _remove_tree(str(model_dir))
-                record.drop(MODEL_DIR, str(model_dir))
-                save(record)
+                _drop_model_dir(record, str(model_dir), save)
             raise
         record.add("container", container)
         record.image, record.url = resolved.image, f"http://127.0.0.1:{port}"
@@ -194,8 +192,7 @@ class LocalTarget:
             self.engine.remove_container(container)
             record.drop("container", container)
             if staged:
-                _remove_tree(str(model_dir))
-                record.drop(MODEL_DIR, str(model_dir))
+                _drop_model_dir(record, str(model_dir), save)
             record.failure = str(failure)
             record.touch(FAILED)
             save(record)
@@ -258,9 +255,7 @@ class LocalTarget:
             save(record)
         current = record.details.get("model_dir")
         for staged in [r for r in record.of(MODEL_DIR) if r.id != current]:  # the previous versions' copies
-            _remove_tree(staged.id)
-            record.drop(MODEL_DIR, staged.id)
-            save(record)
+            _drop_model_dir(record, staged.id, save)
         return record
 
     # -- afterwards -----------------------------------------------------------------------------------------
@@ -326,9 +321,7 @@ class LocalTarget:
                 f"deleted container {resource.id}" if existed else f"container {resource.id} was already gone"
             )
         for resource in list(record.of(MODEL_DIR)):
-            existed = _remove_tree(resource.id)
-            record.drop(MODEL_DIR, resource.id)
-            save(record)
+            existed = _drop_model_dir(record, resource.id, save)
             (report.deleted if existed else report.already_gone).append(f"model directory {resource.id}")
         if record.image:
             report.kept.append(f"image {record.image} (the build cache of the next deploy)")
@@ -338,15 +331,17 @@ class LocalTarget:
         return report
 
 
-def _remove_tree(path: str) -> bool:
-    """Delete a staged model directory; False when it was already gone."""
+def _drop_model_dir(record: Deployment, path: str, save: Save) -> bool:
+    """Delete a staged model directory and its resource in the record (saved); False when it was already gone."""
     staged = Path(path)
-    if not staged.exists():
-        return False
-    shutil.rmtree(staged)
-    with contextlib.suppress(OSError):  # local/NAME beside the state file, once its last version is gone
-        staged.parent.rmdir()
-    return True
+    existed = staged.exists()
+    if existed:
+        shutil.rmtree(staged)
+        with contextlib.suppress(OSError):  # local/NAME beside the state file, once its last version is gone
+            staged.parent.rmdir()
+    record.drop(MODEL_DIR, path)
+    save(record)
+    return existed
 
 
 def _world_readable(root: Path) -> bool:
