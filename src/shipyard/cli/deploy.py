@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from shipyard.cli.image import DEFAULT_BASE
+
 if TYPE_CHECKING:
     from shipyard.deploy import CleanupReport, Deployer, Plan
 
@@ -72,10 +74,10 @@ def deployer_for(state: Path | None, reporter: CliReporter | None = None) -> Dep
 
 # The library's defaults as --help shows them, written out: importing shipyard.deploy or shipyard.image here
 # would cost every command ~0.2 s. tests/cli/test_help.py checks them against DeploySpec and the builder.
+# (DEFAULT_BASE is the build's: cli/image.py has it, and every command module is imported at start anyway.)
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 DEFAULT_STARTUP_TIMEOUT_S = 600
 DEFAULT_LOG_RETENTION_DAYS = 30
-DEFAULT_BASE = "python:3.11-slim"
 
 # Typer shows a default it cannot see (these options are None until the library fills them in) only through
 # show_default: a "[default: ...]" inside a help text is read as Rich markup and vanishes, leaving "State file ."
