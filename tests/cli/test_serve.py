@@ -39,6 +39,15 @@ def test_every_container_setting_is_an_option_default() -> None:
     assert not missing, f"settings the container reads that shipyard serve has no option for: {missing}"
 
 
+def test_each_option_is_named_as_its_setting_and_reads_that_settings_variables() -> None:
+    """serve hands its arguments to the config by name: each parameter but the bundle is a key of ENV."""
+    params = {name: param for name, param in _serve_params().items() if name != "help"}
+    assert set(params) - {"bundle"} == set(ENV) - {"model_dir"}
+    assert all(tuple(param.envvar or ()) == ENV[name] for name, param in params.items() if name != "bundle")
+    flags = {name: param.opts[0] for name, param in params.items() if name in ("timeout_s", "graceful_timeout_s")}
+    assert flags == {"timeout_s": "--timeout", "graceful_timeout_s": "--graceful-timeout"}  # the flags stay
+
+
 def test_every_option_shows_its_real_default() -> None:
     for name, param in _serve_params().items():
         if name == "help" or getattr(param, "required", False):
