@@ -215,3 +215,18 @@ def test_a_staged_copy_has_the_modes_pack_gives_its_files(digits_bundle: Path, t
         assert modes["code/start.sh"] == 0o755  # an executable stays one (it was made 0644 here before)
         assert modes["model/model.joblib"] == modes["shipyard.toml"] == 0o644
         assert {m for name, m in modes.items() if name not in ("code/start.sh",)} <= {0o755, 0o644}
+
+
+def test_cleanup_of_a_name_without_a_record_suggests_the_close_ones(tmp_path: Path) -> None:
+    """The state's names are read for the hint only when the name has no record (no engine is asked)."""
+    from shipyard.state import Deployment, now_utc
+
+    state = StateStore(tmp_path / "state.json")
+    now = now_utc().isoformat()
+    state.put(Deployment("digits-tar", "local", "InService", "b/", now, now))
+    env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_STATE"}
+    done = shipyard("cleanup", "digits-tarr", "--state", str(state.path), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing to clean up: no deployment named 'digits-tarr'" in done.stdout
+    assert "did you mean digits-tar?" in " ".join(done.stdout.split())
+    assert state.get("digits-tar") is not None  # untouched

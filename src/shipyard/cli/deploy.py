@@ -19,6 +19,7 @@ from shipyard.cli.image import DEFAULT_BASE
 
 if TYPE_CHECKING:
     from shipyard.deploy import CleanupReport, Deployer, Plan
+    from shipyard.state import StateStore
 
 T = TypeVar("T")
 
@@ -248,18 +249,19 @@ def cleanup(
             markup=False,
             soft_wrap=True,
         )
-    known = [r.name for r in deployer.state.all()]
     for each in names:
         report = deployer.cleanup(each, keep_artifacts=keep_artifacts)
-        _print_cleanup(report, deployer.state.path, known)
+        _print_cleanup(report, deployer.state)
 
 
-def _print_cleanup(report: CleanupReport, state_path: Path, known: list[str]) -> None:
+def _print_cleanup(report: CleanupReport, state: StateStore) -> None:
     name = report.deployment
+    state_path = state.path
     if not report.recorded:
         import difflib
 
-        close = difflib.get_close_matches(name, known, n=3)
+        # the names to suggest are read only here: a name without a record removed nothing from the file
+        close = difflib.get_close_matches(name, [r.name for r in state.all()], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         out.print(
             f"nothing to clean up: no deployment named {name!r} in {state_path} (never deployed, or cleaned up "
