@@ -114,6 +114,9 @@ def test_reads_os_environ_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPat
         ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "inf", "SAGEMAKER_MAX_PAYLOAD_IN_MB='inf' must be a finite number"),
         ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "-1", "must be >="),
         ("SHIPYARD_GRACEFUL_TIMEOUT", "inf", "must be a finite number"),
+        ("SHIPYARD_CAPTURE_PERCENT", "150", "SHIPYARD_CAPTURE_PERCENT=150 must be between 0 and 100"),
+        ("SHIPYARD_CAPTURE_PERCENT", "-1", "SHIPYARD_CAPTURE_PERCENT=-1 must be between 0 and 100"),
+        ("SHIPYARD_MODEL_THREADS", "-1", r"SHIPYARD_MODEL_THREADS=-1 is out of range \[0, 4096\]"),
         ("SHIPYARD_MAX_BATCH_SIZE", "0", "out of range"),
         ("SHIPYARD_MAX_QUEUE", "many", "is not an integer"),
         ("SAGEMAKER_CONTAINER_LOG_LEVEL", "verbose", "log level 'verbose' is not one of DEBUG, INFO"),
@@ -130,7 +133,12 @@ def test_with_replaces_fields() -> None:
     assert config.port == 8080  # frozen: the original is unchanged
 
 
-@pytest.mark.parametrize(("raw", "value"), [("", "auto"), ("AUTO", "auto"), ("1", "on"), ("on", "on"), ("no", "off")])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [("", "auto"), ("AUTO", "auto"), ("1", "on"), ("on", "on"), ("no", "off"),
+     # every spelling of a yes/no setting (SHIPYARD_ACCESS_LOG's), not a shorter list of its own
+     ("y", "on"), ("t", "on"), (" Yes ", "on"), ("TRUE", "on"), ("n", "off"), ("f", "off"), ("OFF", "off")],
+)  # fmt: skip
 def test_preload_setting(raw: str, value: str) -> None:
     assert ServerConfig.from_env({"SHIPYARD_PRELOAD": raw}).preload == value
 

@@ -46,7 +46,7 @@ from typing import Any
 
 from shipyard.errors import ShipyardError
 
-__all__ = ["ENV", "LIMITS", "ServerConfig", "parse_bool", "usable_cores"]
+__all__ = ["ENV", "LIMITS", "ServerConfig", "parse_auto_bool", "parse_bool", "usable_cores"]
 
 _TOOLKIT_LEVELS = {"10": "DEBUG", "20": "INFO", "30": "WARNING", "40": "ERROR", "50": "CRITICAL"}
 
@@ -211,7 +211,7 @@ def _int(env: Mapping[str, str], names: tuple[str, ...], default: int, limits: t
     except ValueError:
         raise ShipyardError(f"{name}={raw!r} is not an integer") from None
     low, high = limits
-    if not low <= value <= (high if high is not None else value):
+    if not (low <= value and (high is None or value <= high)):
         raise ShipyardError(f"{name}={value} is out of range [{_show(low)}, {_show(high)}]")
     return value
 
@@ -228,10 +228,9 @@ def _float(env: Mapping[str, str], names: tuple[str, ...], default: float, limit
     if not math.isfinite(value):  # inf would pass the bound below and break int()/round() later
         raise ShipyardError(f"{name}={raw!r} must be a finite number")
     low, high = limits
-    if high is not None and not low <= value <= high:
-        raise ShipyardError(f"{name}={value:g} must be between {_show(low)} and {_show(high)}")
-    if not value >= low:
-        raise ShipyardError(f"{name}={value:g} must be >= {_show(low)}")
+    if not (low <= value and (high is None or value <= high)):
+        bounds = f">= {_show(low)}" if high is None else f"between {_show(low)} and {_show(high)}"
+        raise ShipyardError(f"{name}={value:g} must be {bounds}")
     return value
 
 
@@ -258,8 +257,13 @@ def _bool(env: Mapping[str, str], names: tuple[str, ...], default: bool | None) 
     return value
 
 
-_CHOICES = {"auto": "auto", "on": "on", "1": "on", "true": "on", "yes": "on", "off": "off", "0": "off",
-            "false": "off", "no": "off"}  # fmt: skip
+def parse_auto_bool(raw: str) -> str | None:
+    """An auto/on/off setting's value: ``auto``, else a yes/no spelling (:func:`parse_bool`) as ``on`` or ``off``;
+    None if neither."""
+    if raw.strip().lower() == "auto":
+        return "auto"
+    value = parse_bool(raw)
+    return None if value is None else "on" if value else "off"
 
 
 def _choice(env: Mapping[str, str], names: tuple[str, ...], default: str) -> str:
@@ -267,10 +271,10 @@ def _choice(env: Mapping[str, str], names: tuple[str, ...], default: str) -> str
     if found is None:
         return default
     name, raw = found
-    value = raw.strip().lower()
-    if value not in _CHOICES:
-        raise ShipyardError(f"{name}={value!r}: use auto, on or off")
-    return _CHOICES[value]
+    value = parse_auto_bool(raw)
+    if value is None:
+        raise ShipyardError(f"{name}={raw.strip().lower()!r}: use auto, on or off")
+    return value
 
 
 def _level(raw: str | None) -> str:

@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "NEEDS_BOTO3",
     "AccessDenied",
     "AwsUnreachable",
     "BundleError",
@@ -169,6 +170,10 @@ class CloudError(ShipyardError):
         super().__init__(message)
         self.aws_code = aws_code
         self.operation = operation
+
+
+# What a CloudError says where boto3 (the ``aws`` extra) is missing: the base install deploys locally only.
+NEEDS_BOTO3 = "the AWS features need boto3: pip install 'shipyard[aws]'"
 
 
 class CredentialsError(CloudError):

@@ -39,6 +39,15 @@ def test_every_container_setting_is_an_option_default() -> None:
     assert not missing, f"settings the container reads that shipyard serve has no option for: {missing}"
 
 
+def test_each_option_is_named_as_its_setting_and_reads_that_settings_variables() -> None:
+    """serve hands its arguments to the config by name: each parameter but the bundle is a key of ENV."""
+    params = {name: param for name, param in _serve_params().items() if name != "help"}
+    assert set(params) - {"bundle"} == set(ENV) - {"model_dir"}
+    assert all(tuple(param.envvar or ()) == ENV[name] for name, param in params.items() if name != "bundle")
+    flags = {name: param.opts[0] for name, param in params.items() if name in ("timeout_s", "graceful_timeout_s")}
+    assert flags == {"timeout_s": "--timeout", "graceful_timeout_s": "--graceful-timeout"}  # the flags stay
+
+
 def test_every_option_shows_its_real_default() -> None:
     for name, param in _serve_params().items():
         if name == "help" or getattr(param, "required", False):
@@ -83,6 +92,8 @@ CASES = [
     ("secrets", "SHIPYARD_SECRETS", "A=a", ("A=a",), "--secrets", "B=b,C=c", ("B=b", "C=c")),
     ("region", "AWS_REGION", "eu-west-1", "eu-west-1", "--region", "us-west-2", "us-west-2"),
     ("preload", "SHIPYARD_PRELOAD", "off", "off", "--preload", "on", "on"),
+    ("preload", "SHIPYARD_PRELOAD", "y", "on", "--preload", "OFF", "off"),  # the yes/no spellings; any case
+    ("preload", "SHIPYARD_PRELOAD", "0", "off", "--preload", "Auto", "auto"),
     ("json_envelope", "SHIPYARD_JSON_ENVELOPE", "0", False, "--json-envelope", None, True),
     ("json_envelope", "SHIPYARD_JSON_ENVELOPE", "1", True, "--bare-json", None, False),
 ]  # fmt: skip
@@ -198,7 +209,8 @@ def test_port_workers_and_json_shape_come_from_the_environment(
         ({"SHIPYARD_ACCESS_LOG": "maybe"}, [], 2, "SHIPYARD_ACCESS_LOG"),
         ({"SAGEMAKER_MODEL_SERVER_WORKERS": "0"}, [], 2, "SAGEMAKER_MODEL_SERVER_WORKERS"),
         ({}, ["--timeout", "inf"], 1, "must be a finite number"),
-        ({}, ["--preload", "sometimes"], 1, "use auto, on or off"),
+        ({}, ["--preload", "sometimes"], 2, "Invalid value for '--preload'"),  # a usage error naming the option
+        ({"SHIPYARD_PRELOAD": "sometimes"}, [], 2, "SHIPYARD_PRELOAD"),
     ],
 )
 def test_bad_settings_are_clear_errors(

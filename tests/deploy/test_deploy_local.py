@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from shipyard.errors import DeployFailed, NotDeployed, SpecError
 from shipyard.state import StateStore
 
 pytestmark = pytest.mark.integration
+
+SHIPYARD = str(Path(sys.executable).parent / "shipyard")
 
 
 class Steps:
@@ -39,11 +44,9 @@ def base() -> str:
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployer]:
     steps = Steps()
-    deployer = Deployer(
-        StateStore(tmp_path_factory.mktemp("state") / "state.json"),
-        targets={"local": LocalTarget(EngineImages("podman"), engine="podman")},
-        reporter=steps,
-    )
+    store = StateStore(tmp_path_factory.mktemp("state") / "state.json")
+    target = LocalTarget(EngineImages("podman"), engine="podman", state_path=store.path)
+    deployer = Deployer(store, targets={"local": target}, reporter=steps)
     yield deployer
     for record in deployer.state.all():
         deployer.cleanup(record.name)
@@ -114,6 +117,20 @@ def test_a_model_that_cannot_load_ends_failed_with_its_log(
     assert not container_exists("shipyard-digits-broken-1")
 
 
+def test_a_failed_deploy_from_an_archive_leaves_no_staged_copy(
+    local: Deployer, base: str, digits_bundle: Path, tmp_path: Path
+) -> None:
+    from shipyard.bundle.archive import pack
+
+    archive = pack(broken_copy(digits_bundle, tmp_path), tmp_path / "broken.tar.gz")
+    name = f"digits-broken-tar-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(DeployFailed, match="exited with code 3"):
+        local.deploy(DeploySpec(source=str(archive), name=name, base_image=base, startup_timeout_s=120))
+    assert local.state.get(name) is None  # nothing left to clean up: neither the container nor the copy
+    assert not (local.state.path.parent / "local" / name).exists()
+    assert not container_exists(f"shipyard-{name}-1")
+
+
 def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
     local: Deployer, base: str, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
 ) -> None:
@@ -132,30 +149,84 @@ def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
     again.delete()
 
 
-def test_an_archive_is_staged_per_version_and_cleanup_deletes_it(
-    local: Deployer,
-    base: str,
-    digits_bundle: Path,
-    digits_rows: list[list[float]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def shipyard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SHIPYARD, *args], capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def test_an_archive_is_staged_beside_the_state_file_per_version_and_cleanup_deletes_it(
+    base: str, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
 ) -> None:
-    """A model.tar.gz is extracted for the container to mount, as SageMaker does; that copy is cleanup's to delete."""
+    """A model.tar.gz is extracted for the container to mount, as SageMaker does, beside the state file that
+    ``--state`` names (not in ~/.shipyard, which every other state file shares); that copy is cleanup's to delete."""
     from shipyard.bundle.archive import pack
 
-    monkeypatch.setenv("SHIPYARD_STATE", str(tmp_path / "home" / "state.json"))  # where the copies go
+    env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_STATE"}  # only --state says where
+    state = tmp_path / "elsewhere" / "state.json"
+    name = f"digits-tar-{uuid.uuid4().hex[:6]}"  # other sessions may share this Podman
+    where = ["--state", str(state)]
     archive = pack(digits_bundle, tmp_path / "model.tar.gz")
-    endpoint = local.deploy(DeploySpec(source=str(archive), name="digits-tar", base_image=base))
-    (staged,) = [r.id for r in endpoint.record.of("model-dir")]
-    assert staged == str(tmp_path / "home" / "local" / "digits-tar" / "model-1")
-    assert (Path(staged) / "shipyard.toml").is_file()
-    assert len(endpoint.predict(digits_rows[:2])) == 2
+    try:
+        done = shipyard("deploy", str(archive), "--name", name, "--base", base, "--engine", "podman", *where, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        endpoint = Deployer(StateStore(state)).get(name)
+        (staged,) = [r.id for r in endpoint.record.of("model-dir")]
+        assert staged == str(state.parent / "local" / name / "model-1")
+        assert (Path(staged) / "shipyard.toml").is_file()
+        assert len(endpoint.predict(digits_rows[:2])) == 2
 
-    updated = local.update("digits-tar", str(archive))  # version 2 gets its own copy; version 1's goes
-    assert [r.id for r in updated.record.of("model-dir")] == [staged.replace("model-1", "model-2")]
-    assert not Path(staged).exists()
+        # version 2 gets its own copy; version 1's goes
+        done = shipyard("deploy", "--update", name, str(archive), *where, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        updated = Deployer(StateStore(state)).get(name)
+        assert [r.id for r in updated.record.of("model-dir")] == [staged.replace("model-1", "model-2")]
+        assert not Path(staged).exists()
 
-    report = updated.delete()
-    assert f"model directory {staged.replace('model-1', 'model-2')}" in report.deleted
-    assert not (tmp_path / "home" / "local" / "digits-tar").exists()
-    assert local.cleanup("digits-tar").recorded is False  # and again: nothing to do, no error
+        done = shipyard("cleanup", name, *where, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"model directory {staged.replace('model-1', 'model-2')}" in done.stdout
+        assert not (state.parent / "local" / name).exists()
+        assert StateStore(state).get(name) is None
+        done = shipyard("cleanup", name, *where, env=env)  # and again: nothing to do, no error
+        assert done.returncode == 0 and "nothing to clean up" in done.stdout, done.stdout + done.stderr
+    finally:
+        Deployer(StateStore(state)).cleanup(name)  # whatever a failed assertion left (idempotent)
+
+
+def test_a_staged_copy_has_the_modes_pack_gives_its_files(digits_bundle: Path, tmp_path: Path) -> None:
+    """The copy the container mounts reads as the archive does: directories and executables 0755, other files
+    0644 (one rule, bundle.archive.readable_mode), whatever modes the files had when they were written."""
+    from shipyard.bundle.archive import pack
+    from shipyard.deploy.images import ResolvedImage
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(digits_bundle, bundle)
+    (bundle / "code" / "start.sh").write_text("#!/bin/sh\n")
+    (bundle / "code" / "start.sh").chmod(0o700)  # executable, private
+    (bundle / "model" / "model.joblib").chmod(0o600)  # what a library writing through mkstemp leaves
+    bundle.chmod(0o700)  # not world-readable: staged even as a directory
+    target = LocalTarget(EngineImages("podman"), engine="podman", state_path=tmp_path / "state.json")
+    for source in (bundle, pack(bundle, tmp_path / "model.tar.gz")):
+        staged, owned = target._model_dir(
+            DeploySpec(source=str(source), name="modes"), ResolvedImage("i", source, False), 1
+        )
+        assert owned and staged == tmp_path / "local" / "modes" / "model-1"
+        modes = {p.relative_to(staged).as_posix(): p.stat().st_mode & 0o777 for p in [staged, *staged.rglob("*")]}
+        assert modes["."] == modes["code"] == modes["model"] == 0o755
+        assert modes["code/start.sh"] == 0o755  # an executable stays one (it was made 0644 here before)
+        assert modes["model/model.joblib"] == modes["shipyard.toml"] == 0o644
+        assert {m for name, m in modes.items() if name not in ("code/start.sh",)} <= {0o755, 0o644}
+
+
+def test_cleanup_of_a_name_without_a_record_suggests_the_close_ones(tmp_path: Path) -> None:
+    """The state's names are read for the hint only when the name has no record (no engine is asked)."""
+    from shipyard.state import Deployment, now_utc
+
+    state = StateStore(tmp_path / "state.json")
+    now = now_utc().isoformat()
+    state.put(Deployment("digits-tar", "local", "InService", "b/", now, now))
+    env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_STATE"}
+    done = shipyard("cleanup", "digits-tarr", "--state", str(state.path), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing to clean up: no deployment named 'digits-tarr'" in done.stdout
+    assert "did you mean digits-tar?" in " ".join(done.stdout.split())
+    assert state.get("digits-tar") is not None  # untouched

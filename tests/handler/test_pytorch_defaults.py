@@ -266,6 +266,38 @@ def test_default_predict_runs_eval_without_grad_on_float32(tmp_path: Path) -> No
     assert _call(handler, _npy(np.ones((1, 2))), "application/x-npy") == [[0.0, 0.0, 1.0]]
 
 
+COUNTING_SCRIPT = """
+import torch
+
+
+class Counting(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 1)
+        self.walks = 0
+
+    def parameters(self, recurse=True):
+        self.walks += 1  # the defaults read the device and the float dtype from here
+        return super().parameters(recurse)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+def model_fn(model_dir):
+    return Counting()
+"""
+
+
+def test_the_device_and_float_dtype_are_read_once_at_load_not_per_request(tmp_path: Path) -> None:
+    handler = _handler(tmp_path, COUNTING_SCRIPT)
+    walks = handler.model.walks
+    for body, content_type in ((b"[[1, 2], [3, 4]]", "application/json"), (_npy(np.ones((1, 2))), "application/x-npy")):
+        assert np.shape(_call(handler, body, content_type)) in {(2, 1), (1, 1)}
+    assert handler.model.walks == walks  # none per request (three walks of the parameters each, before)
+    assert walks >= 1  # read at load
+
+
 def test_default_model_fn_errors_are_clear(tmp_path: Path, scorer: Scorer) -> None:
     script = "def predict_fn(data, model):\n    return model(data)\n"
     with pytest.raises(BundleError, match=r"defines no model_fn.*model\.pt"):

@@ -224,3 +224,53 @@ def test_csv_input_with_and_without_header(tabular: Path, tmp_path: Path) -> Non
     payloads = [(T0 + i, "text/csv", line.encode()) for i, line in enumerate(body.splitlines())]
     write_capture(tmp_path / "capture", payloads)
     assert run_check(tmp_path / "capture", tabular / "baseline", tmp_path / "o2").violations == []
+
+
+def test_a_feature_its_constraints_type_integral_counts_values_that_are_not_whole(tmp_path: Path) -> None:
+    """Whole numbers are counted where the data type check reads them: where constraints.json says Integral,
+    whatever statistics.json says (a user may tighten a Fractional feature's constraints by hand)."""
+    rng = np.random.default_rng(7)
+    train = pa.table({"n": pa.array(rng.integers(0, 50, 2000).astype(np.float64)), "x": rng.normal(0, 1, 2000)})
+    pq.write_table(train, tmp_path / "train.parquet")
+    make_baseline(tmp_path / "train.parquet", tmp_path / "baseline")
+    statistics = orjson.loads((tmp_path / "baseline" / "statistics.json").read_bytes())
+    assert {f["name"]: f["inferred_type"] for f in statistics["features"]} == {"n": "Fractional", "x": "Fractional"}
+    constraints_path = tmp_path / "baseline" / "constraints.json"
+    constraints = orjson.loads(constraints_path.read_bytes())
+    for feature in constraints["features"]:
+        if feature["name"] == "n":
+            feature["inferred_type"] = "Integral"
+    constraints_path.write_bytes(orjson.dumps(constraints))
+
+    values = rng.integers(0, 50, 1000).astype(np.float64)
+    values[::10] += 0.5  # 10 % not whole
+    pq.write_table(pa.table({"n": values, "x": rng.normal(0, 1, 1000)}), tmp_path / "current.parquet")
+    result = run_check(tmp_path / "current.parquet", tmp_path / "baseline", tmp_path / "out", window=None)
+    (data_type,) = [v for v in result.violations if v["constraint_check_type"] == "data_type_check"]
+    assert data_type["feature_name"] == "n"
+    assert (data_type["values_mismatched"], data_type["values_checked"]) == (100, 1000)
+
+
+def test_whole_numbers_are_counted_only_for_a_check_against_integral() -> None:
+    """The pass over every chunk that finds values that are not whole runs only where its count is read."""
+    from shipyard.monitor.profile import NumericProfile
+    from shipyard.monitor.profiler import Profiler
+    from shipyard.monitor.sources import Chunk
+
+    chunk = Chunk(pa.table({"i": [1.0, 2.5, 3.5], "f": [1.0, 2.5, 3.5]}))
+    check = Profiler({"i": "integer", "f": "numeric"})
+    baseline = Profiler()
+    for profiler in (check, baseline):
+        profiler.add(chunk)
+    counted = {
+        (which, name): (profile.track_integers, profile.non_integer)
+        for which, profiler in (("check", check), ("baseline", baseline))
+        for name, profile in profiler.profiles.items()
+        if isinstance(profile, NumericProfile)
+    }
+    assert counted == {
+        ("check", "i"): (True, 2),
+        ("check", "f"): (False, 0),
+        ("baseline", "i"): (False, 0),
+        ("baseline", "f"): (False, 0),
+    }

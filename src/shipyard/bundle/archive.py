@@ -17,9 +17,32 @@ from pathlib import Path
 from shipyard.bundle import Bundle
 from shipyard.errors import BundleError
 
-__all__ = ["is_archive", "open_any", "pack"]
+__all__ = ["is_archive", "make_readable", "open_any", "pack", "readable_mode"]
 
 _EPOCH = 0
+
+
+def readable_mode(path: Path) -> int:
+    """The mode a bundle's files have wherever Shipyard writes them: directories and executables 0755, other
+    files 0644.
+
+    A bundle is read by another user: a container's workers run unprivileged (``SHIPYARD_RUN_AS``) and see a
+    mounted bundle with its modes as they are on the host. The rule is the archive's (``pack``), so a bundle
+    saved, packed, or extracted for the local target keeps the same modes, execute bits included.
+    """
+    return 0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644
+
+
+def make_readable(root: Path) -> None:
+    """Give ``root`` and everything under it :func:`readable_mode`, whatever wrote them (symbolic links are
+    left alone: a chmod would change their target). Libraries write through private temporary files
+    (``mkdtemp`` is 0700; transformers writes ``model.safetensors`` 0600), and a user's umask may be 077."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        wanted = readable_mode(path)
+        if path.stat().st_mode & 0o7777 != wanted:
+            path.chmod(wanted)
 
 
 def pack(bundle_dir: str | Path, output: str | Path) -> Path:
@@ -39,7 +62,7 @@ def pack(bundle_dir: str | Path, output: str | Path) -> Path:
             for path in files:
                 info = tar.gettarinfo(str(path), arcname=path.relative_to(bundle.path).as_posix())
                 info.mtime, info.uid, info.gid, info.uname, info.gname = _EPOCH, 0, 0, "", ""
-                info.mode = 0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644
+                info.mode = readable_mode(path)
                 if path.is_file():
                     with path.open("rb") as data:
                         tar.addfile(info, data)

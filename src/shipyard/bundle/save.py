@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from shipyard.bundle import EXAMPLE, Bundle
+from shipyard.bundle.archive import make_readable
 from shipyard.bundle.manifest import Manifest
 from shipyard.bundle.requirements import pin
 from shipyard.bundle.schema import Schema
@@ -99,7 +100,7 @@ def save(
             output = _check_round_trip(staging, manifest, example)
             manifest = Manifest(**{**manifest.__dict__, "output": output})
             manifest.write(staging)
-        _make_readable(staging)
+        make_readable(staging)  # the workers that read it run as another user
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         os.replace(staging, target)
@@ -107,23 +108,6 @@ def save(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle.open(target)
-
-
-def _make_readable(root: Path) -> None:
-    """Directories 0755, files 0644 (0755 when executable), whatever wrote them.
-
-    A bundle is read by another user: a container's workers run unprivileged (``SHIPYARD_RUN_AS``) and see a
-    mounted bundle with its modes as they are here. Libraries write through private temporary files
-    (``mkdtemp`` is 0700; transformers writes ``model.safetensors`` 0600), and a user's umask may be 077:
-    the same modes ``shipyard pack`` and ``shipyard build`` give every file, given at the source.
-    """
-    for path in [root, *root.rglob("*")]:
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode
-        wanted = 0o755 if path.is_dir() or mode & 0o111 else 0o644
-        if mode & 0o7777 != wanted:
-            path.chmod(wanted)
 
 
 def _check_round_trip(directory: Path, manifest: Manifest, example: Any) -> dict[str, Any]:

@@ -15,8 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from shipyard.cli.image import DEFAULT_BASE
+
 if TYPE_CHECKING:
     from shipyard.deploy import CleanupReport, Deployer, Plan
+    from shipyard.state import StateStore
 
 T = TypeVar("T")
 
@@ -72,10 +75,10 @@ def deployer_for(state: Path | None, reporter: CliReporter | None = None) -> Dep
 
 # The library's defaults as --help shows them, written out: importing shipyard.deploy or shipyard.image here
 # would cost every command ~0.2 s. tests/cli/test_help.py checks them against DeploySpec and the builder.
+# (DEFAULT_BASE is the build's: cli/image.py has it, and every command module is imported at start anyway.)
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 DEFAULT_STARTUP_TIMEOUT_S = 600
 DEFAULT_LOG_RETENTION_DAYS = 30
-DEFAULT_BASE = "python:3.11-slim"
 
 # Typer shows a default it cannot see (these options are None until the library fills them in) only through
 # show_default: a "[default: ...]" inside a help text is read as Rich markup and vanishes, leaving "State file ."
@@ -246,18 +249,19 @@ def cleanup(
             markup=False,
             soft_wrap=True,
         )
-    known = [r.name for r in deployer.state.all()]
     for each in names:
         report = deployer.cleanup(each, keep_artifacts=keep_artifacts)
-        _print_cleanup(report, deployer.state.path, known)
+        _print_cleanup(report, deployer.state)
 
 
-def _print_cleanup(report: CleanupReport, state_path: Path, known: list[str]) -> None:
+def _print_cleanup(report: CleanupReport, state: StateStore) -> None:
     name = report.deployment
+    state_path = state.path
     if not report.recorded:
         import difflib
 
-        close = difflib.get_close_matches(name, known, n=3)
+        # the names to suggest are read only here: a name without a record removed nothing from the file
+        close = difflib.get_close_matches(name, [r.name for r in state.all()], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         out.print(
             f"nothing to clean up: no deployment named {name!r} in {state_path} (never deployed, or cleaned up "

@@ -17,7 +17,8 @@ from shipyard.errors import VerifyFailed
 out = Console()
 err = Console(stderr=True)
 
-# As --help shows it (importing the builder here would slow every command); tests/cli/test_help.py checks it.
+# The builder's default base image (shipyard.image.build.DEFAULT_BASE) as `build --help` and `deploy --help`
+# show it, written out: importing the builder here would slow every command. tests/cli/test_help.py checks it.
 DEFAULT_BASE = "python:3.11-slim"
 
 _STATUS = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
@@ -47,7 +48,7 @@ def build(
     no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
 ) -> None:
     """Build a SageMaker-ready image of BUNDLE: offline, reproducible, single-platform, non-root workers."""
-    from shipyard.image.build import DEFAULT_BASE, BuildEvent, BuildOptions
+    from shipyard.image.build import BuildEvent, BuildOptions
     from shipyard.image.build import build as run
 
     options = BuildOptions(

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from shipyard.config import ENV, LIMITS, ServerConfig
+from shipyard.config import ENV, LIMITS, ServerConfig, parse_auto_bool
 
 SERVER, BATCHING, HANDLER, LOGS, CAPTURE, SECRETS = "Server", "Batching", "Handler", "Logs", "Data capture", "Secrets"
 _D = ServerConfig()  # the container's defaults, shown as the options' defaults
@@ -34,6 +34,16 @@ def _range(name: str) -> dict[str, Any]:
     return {"min": low, "max": high}
 
 
+def _auto_on_off(value: str) -> str:
+    """auto, on or off in any case; also the yes/no spellings (``1``, ``yes``, ...) the container's
+    SHIPYARD_PRELOAD takes, so the variable means the same to ``shipyard serve``. Anything else is a usage
+    error that names the option."""
+    parsed = parse_auto_bool(value)
+    if parsed is None:
+        raise typer.BadParameter(f"{value!r}: use auto, on or off")
+    return parsed
+
+
 def serve(
     bundle: Path = typer.Argument(
         ..., help="Bundle directory or model.tar.gz.", envvar=_env("model_dir"), show_default=False
@@ -45,19 +55,19 @@ def serve(
     workers: int | None = typer.Option(None, "--workers", "-w", help="Worker processes.", envvar=_env("workers"),
                                        show_default="one per usable core", rich_help_panel=SERVER,
                                        **_range("workers")),
-    timeout: float = typer.Option(_D.timeout_s, "--timeout", help="Seconds per invocation before 504.",
-                                  envvar=_env("timeout_s"), rich_help_panel=SERVER, **_range("timeout_s")),
+    timeout_s: float = typer.Option(_D.timeout_s, "--timeout", help="Seconds per invocation before 504.",
+                                    envvar=_env("timeout_s"), rich_help_panel=SERVER, **_range("timeout_s")),
     max_payload_mb: float = typer.Option(_D.max_payload_bytes / 2**20, "--max-payload-mb",
                                          help="Request body limit in MB before 413.",
                                          envvar=_env("max_payload_mb"), rich_help_panel=SERVER,
                                          **_range("max_payload_mb")),
-    graceful_timeout: float = typer.Option(_D.graceful_timeout_s, "--graceful-timeout",
-                                           help="Seconds SIGTERM waits for in-flight requests.",
-                                           envvar=_env("graceful_timeout_s"), rich_help_panel=SERVER,
-                                           **_range("graceful_timeout_s")),
+    graceful_timeout_s: float = typer.Option(_D.graceful_timeout_s, "--graceful-timeout",
+                                             help="Seconds SIGTERM waits for in-flight requests.",
+                                             envvar=_env("graceful_timeout_s"), rich_help_panel=SERVER,
+                                             **_range("graceful_timeout_s")),
     preload: str = typer.Option(_D.preload, "--preload", help="Load the model once before forking the workers: "
                                 "auto (scikit-learn and Python bundles), on or off.", envvar=_env("preload"),
-                                rich_help_panel=SERVER),
+                                parser=_auto_on_off, metavar="<auto|on|off>", rich_help_panel=SERVER),
     model_threads: int = typer.Option(_D.model_threads, "--model-threads",
                                       help="Torch threads per worker (0: cores ÷ workers).",
                                       envvar=_env("model_threads"), rich_help_panel=SERVER,
@@ -101,10 +111,10 @@ def serve(
                                       help="Captured records waiting to be written; more are dropped.",
                                       envvar=_env("capture_queue"), rich_help_panel=CAPTURE,
                                       **_range("capture_queue")),
-    capture_flush_seconds: float = typer.Option(_D.capture_flush_s, "--capture-flush-seconds",
-                                                help="Seconds between uploads to an s3:// destination.",
-                                                envvar=_env("capture_flush_s"), rich_help_panel=CAPTURE,
-                                                **_range("capture_flush_s")),
+    capture_flush_s: float = typer.Option(_D.capture_flush_s, "--capture-flush-seconds",
+                                          help="Seconds between uploads to an s3:// destination.",
+                                          envvar=_env("capture_flush_s"), rich_help_panel=CAPTURE,
+                                          **_range("capture_flush_s")),
     secrets: str | None = typer.Option(None, "--secrets", help="VAR=NAME,...: Secrets Manager secrets put in "
                                        "the environment at start.", envvar=_env("secrets"), show_default="none",
                                        rich_help_panel=SECRETS),
@@ -115,34 +125,13 @@ def serve(
 
     Each option's default is the environment variable the container reads (shown as "env var").
     """
+    # Each parameter but the bundle is named as its setting in config.ENV (the flags keep their own names):
+    # the settings given are the arguments, read before any other local name exists.
+    arguments = dict(locals())
+    given: dict[str, Any] = {name: arguments[name] for name in ENV if name in arguments}
     from shipyard.bundle.archive import open_any
     from shipyard.serving.entry import serve as run
 
-    given: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "workers": workers,
-        "timeout_s": timeout,
-        "max_payload_mb": max_payload_mb,
-        "graceful_timeout_s": graceful_timeout,
-        "preload": preload,
-        "model_threads": model_threads,
-        "run_as": run_as,
-        "max_batch_size": max_batch_size,
-        "max_batch_delay_ms": max_batch_delay_ms,
-        "max_queue": max_queue,
-        "program": program,
-        "default_accept": default_accept,
-        "json_envelope": json_envelope,
-        "access_log": access_log,
-        "log_level": log_level,
-        "capture_destination": capture_destination,
-        "capture_percent": capture_percent,
-        "capture_queue": capture_queue,
-        "capture_flush_s": capture_flush_seconds,
-        "secrets": secrets,
-        "region": region,
-    }
     # Back to the variables (the first name of each, the one the config reads first): one reader, the
     # container's, parses and checks every value, whether it came from the command line or the environment.
     env = dict(os.environ)

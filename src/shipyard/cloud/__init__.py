@@ -15,9 +15,9 @@ from __future__ import annotations
 try:
     import boto3  # noqa: F401
 except ImportError:  # pragma: no cover - the dev extra installs it
-    from shipyard.errors import CloudError
+    from shipyard.errors import NEEDS_BOTO3, CloudError
 
-    raise CloudError("the AWS features need boto3: pip install 'shipyard[aws]'") from None
+    raise CloudError(NEEDS_BOTO3) from None
 
 from shipyard.cloud.errors import aws_call, error_code, translate
 from shipyard.cloud.session import TAG_KEY, Aws, tag_list

@@ -57,6 +57,12 @@ class StatusRow:
 
 
 class Deployer:
+    """Every deployment operation over the targets, with ``state`` (the state file) kept in step.
+
+    The targets it makes itself work beside ``state`` (the local target stages an extracted model.tar.gz in
+    ``local/`` next to the state file); one given in ``targets`` is used as it is.
+    """
+
     def __init__(
         self,
         state: StateStore | None = None,
@@ -74,7 +80,7 @@ class Deployer:
             if name == "local":
                 from shipyard.deploy.local import LocalTarget
 
-                self._targets[name] = LocalTarget()
+                self._targets[name] = LocalTarget(state_path=self.state.path)  # stages beside the state
             elif name == "sagemaker":
                 from shipyard.deploy.sagemaker import SageMakerTarget
 

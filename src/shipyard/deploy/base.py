@@ -87,11 +87,6 @@ class CleanupReport:
     recorded: bool = True  # the state file had a record of this name
     forgotten: bool = False  # the record left the state file (nothing of it is left to delete)
 
-    @property
-    def nothing_to_do(self) -> bool:
-        """Nothing was deleted: every resource was already gone, or there was none."""
-        return not self.deleted
-
 
 class Target(Protocol):
     """``local`` and ``sagemaker`` implement this."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from shipyard.bundle.archive import pack
+from shipyard.bundle.archive import make_readable, pack
 from shipyard.client.http import Answer
 from shipyard.client.http import invoke as http_invoke
 from shipyard.client.transport import HTTPTransport
@@ -62,10 +62,26 @@ def _free_port() -> int:
 class LocalTarget:
     name = "local"
 
-    def __init__(self, images: ImageService | None = None, *, engine: str | None = None, poll_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        images: ImageService | None = None,
+        *,
+        engine: str | None = None,
+        poll_s: float = 0.05,
+        state_path: str | Path | None = None,
+    ) -> None:
+        """``state_path``: the state file of the deployments (a :class:`~shipyard.deploy.Deployer` passes its
+        store's); an extracted ``model.tar.gz`` is staged beside it, in ``local/NAME/``. Default: the default
+        state file's (``$SHIPYARD_STATE``, else ``~/.shipyard/state.json``)."""
         self._images = images
         self._engine_name = engine
         self.poll_s = poll_s
+        self._state_path = Path(state_path).expanduser() if state_path is not None else None
+
+    @property
+    def staging_root(self) -> Path:
+        """Where model.tar.gz files are extracted for the containers: ``local/`` beside the state file."""
+        return (self._state_path or default_state_path()).parent / "local"
 
     @property
     def images(self) -> ImageService:
@@ -107,17 +123,15 @@ class LocalTarget:
             return resolved.bundle.resolve(), False
         # What SageMaker does with model.tar.gz: extract it into a fresh directory everyone can read (the
         # server's workers run unprivileged, and a bundle written with mode 0700 would be unreadable to them).
-        target = default_state_path().parent / "local" / spec.name / f"model-{version}"
+        target = self.staging_root / spec.name / f"model-{version}"
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True, mode=0o755)
-        target.chmod(0o755)
         with tempfile.TemporaryDirectory(prefix="shipyard-local-") as tmp:
             archive = resolved.bundle if resolved.bundle.is_file() else pack(resolved.bundle, Path(tmp) / "m.tar.gz")
             with tarfile.open(archive) as tar:
                 tar.extractall(target, filter="data")
-        for path in [target, *target.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        make_readable(target)
         return target, True
 
     def _start(
@@ -160,9 +174,7 @@ class LocalTarget:
             container_id = engine.run_detached(resolved.image, ["serve"], options)
         except BaseException:
             if staged:  # no container uses it: leave nothing behind
-                _remove_tree(str(model_dir))
-                record.drop(MODEL_DIR, str(model_dir))
-                save(record)
+                _drop_model_dir(record, str(model_dir), save)
             raise
         record.add("container", container)
         record.image, record.url = resolved.image, f"http://127.0.0.1:{port}"
@@ -180,8 +192,7 @@ class LocalTarget:
             self.engine.remove_container(container)
             record.drop("container", container)
             if staged:
-                _remove_tree(str(model_dir))
-                record.drop(MODEL_DIR, str(model_dir))
+                _drop_model_dir(record, str(model_dir), save)
             record.failure = str(failure)
             record.touch(FAILED)
             save(record)
@@ -244,9 +255,7 @@ class LocalTarget:
             save(record)
         current = record.details.get("model_dir")
         for staged in [r for r in record.of(MODEL_DIR) if r.id != current]:  # the previous versions' copies
-            _remove_tree(staged.id)
-            record.drop(MODEL_DIR, staged.id)
-            save(record)
+            _drop_model_dir(record, staged.id, save)
         return record
 
     # -- afterwards -----------------------------------------------------------------------------------------
@@ -312,9 +321,7 @@ class LocalTarget:
                 f"deleted container {resource.id}" if existed else f"container {resource.id} was already gone"
             )
         for resource in list(record.of(MODEL_DIR)):
-            existed = _remove_tree(resource.id)
-            record.drop(MODEL_DIR, resource.id)
-            save(record)
+            existed = _drop_model_dir(record, resource.id, save)
             (report.deleted if existed else report.already_gone).append(f"model directory {resource.id}")
         if record.image:
             report.kept.append(f"image {record.image} (the build cache of the next deploy)")
@@ -324,15 +331,17 @@ class LocalTarget:
         return report
 
 
-def _remove_tree(path: str) -> bool:
-    """Delete a staged model directory; False when it was already gone."""
+def _drop_model_dir(record: Deployment, path: str, save: Save) -> bool:
+    """Delete a staged model directory and its resource in the record (saved); False when it was already gone."""
     staged = Path(path)
-    if not staged.exists():
-        return False
-    shutil.rmtree(staged)
-    with contextlib.suppress(OSError):  # ~/.shipyard/local/NAME, once its last version is gone
-        staged.parent.rmdir()
-    return True
+    existed = staged.exists()
+    if existed:
+        shutil.rmtree(staged)
+        with contextlib.suppress(OSError):  # local/NAME beside the state file, once its last version is gone
+            staged.parent.rmdir()
+    record.drop(MODEL_DIR, path)
+    save(record)
+    return existed
 
 
 def _world_readable(root: Path) -> bool:

@@ -265,9 +265,9 @@ def check_instance_type(instance_type: str) -> None:
     try:
         import botocore.session
     except ImportError:  # the base install: the sagemaker target is the aws extra's
-        from shipyard.errors import CloudError
+        from shipyard.errors import NEEDS_BOTO3, CloudError
 
-        raise CloudError("the AWS features need boto3: pip install 'shipyard[aws]'") from None
+        raise CloudError(NEEDS_BOTO3) from None
 
     model = botocore.session.get_session().get_service_model("sagemaker")
     known = list(model.shape_for("ProductionVariantInstanceType").enum)

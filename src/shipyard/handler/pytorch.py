@@ -23,6 +23,7 @@ torch is imported only here, only for such models.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,15 @@ from shipyard.codecs.npz import densify, is_sparse
 from shipyard.errors import BundleError, RequestError
 from shipyard.handler.flavors._torch import is_instance_of
 
-__all__ = ["default_model_fn", "default_predict", "is_torch_model", "model_file", "to_numpy", "to_tensor"]
+__all__ = [
+    "Placement",
+    "default_model_fn",
+    "default_predict",
+    "is_torch_model",
+    "model_file",
+    "to_numpy",
+    "to_tensor",
+]
 
 DEFAULT_MODEL_FILE = "model.pt"
 _MODEL_SUFFIXES = (".pt", ".pth")
@@ -42,6 +51,20 @@ _TEXT_TYPES = {"application/json", "text/csv", "application/jsonlines"}
 
 def is_torch_model(model: Any) -> bool:
     return is_instance_of(model, "torch", "Module")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model's weights are and their floating dtype (None: it has none): what the defaults move a
+    request's tensor to and cast it to. Read once when the model is loaded (:meth:`of` walks its parameters),
+    not on every request."""
+
+    device: Any
+    float_dtype: Any
+
+    @classmethod
+    def of(cls, model: Any) -> Placement:
+        return cls(_device(model), _float_dtype(model))
 
 
 def model_file(model_dir: Path) -> Path | None:
@@ -59,9 +82,10 @@ def model_file(model_dir: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
-def default_model_fn(model_dir: str) -> Any:
-    """``torch.jit.load`` of the model file onto the available device, as the PyTorch container does."""
-    path = model_file(Path(model_dir))
+def default_model_fn(model_dir: str, *, path: Path | None = None) -> Any:
+    """``torch.jit.load`` of the model file onto the available device, as the PyTorch container does;
+    ``path``: that file, when the caller has found it already (:func:`model_file`)."""
+    path = path or model_file(Path(model_dir))
     if path is None:
         raise BundleError(f"{model_dir} has no {DEFAULT_MODEL_FILE} (or other .pt/.pth file) to load")
     try:
@@ -79,8 +103,9 @@ def default_model_fn(model_dir: str) -> Any:
     return model.to(device)
 
 
-def to_tensor(payload: Any, content_type: str | None, model: Any) -> Any:
-    """The default ``input_fn``'s tensor: float32 from text bodies, the array's dtype from binary ones."""
+def to_tensor(payload: Any, content_type: str | None, model: Any, placement: Placement | None = None) -> Any:
+    """The default ``input_fn``'s tensor: float32 from text bodies, the array's dtype from binary ones, on the
+    model's device (``placement``'s, else read from ``model``)."""
     import torch
 
     if is_sparse(payload):
@@ -101,17 +126,18 @@ def to_tensor(payload: Any, content_type: str | None, model: Any) -> Any:
             tensor = torch.from_numpy(np.ascontiguousarray(array))
         except TypeError as exc:
             raise RequestError(f"the PyTorch container's default input_fn cannot make a tensor: {exc}") from None
-    return tensor.to(_device(model))
+    return tensor.to(placement.device if placement is not None else _device(model))
 
 
-def default_predict(data: Any, model: Any) -> Any:
-    """``model.eval()``, then ``model(data)`` under ``torch.no_grad()``, ``data`` as a tensor on the model's device."""
+def default_predict(data: Any, model: Any, placement: Placement | None = None) -> Any:
+    """``model.eval()``, then ``model(data)`` under ``torch.no_grad()``, ``data`` as a tensor on the model's device
+    (``placement``'s, else read from ``model``) and floating input in the model's floating dtype."""
     import torch
 
-    device = _device(model)
+    placement = placement or Placement.of(model)
     tensor = data if isinstance(data, torch.Tensor) else torch.as_tensor(np.asarray(data))
-    tensor = tensor.to(device)
-    wanted = _float_dtype(model)
+    tensor = tensor.to(placement.device)
+    wanted = placement.float_dtype
     if wanted is not None and tensor.is_floating_point() and tensor.dtype != wanted:
         tensor = tensor.to(wanted)
     model.eval()

@@ -58,6 +58,7 @@ class ToolkitHandler:
         self.functions: dict[str, Any] = {}
         self.model: Any = None
         self.pytorch = False  # model_fn gave a torch.nn.Module: the PyTorch container's defaults apply
+        self._placement: pytorch.Placement | None = None  # such a model's device and float dtype
         self._loaded = False
 
     def load(self) -> None:
@@ -68,15 +69,19 @@ class ToolkitHandler:
                 f"{self.script.name} defines transform_fn together with input_fn/predict_fn/output_fn; keep one style"
             )
         model_fn = self.functions.get("model_fn")
-        if model_fn is None:
-            if pytorch.model_file(self.bundle.path) is None:
+        if model_fn is not None:
+            self.model = model_fn(str(self.bundle.path))
+        else:
+            found = pytorch.model_file(self.bundle.path)
+            if found is None:
                 raise BundleError(
                     f"{self.script.name} defines no model_fn(model_dir), and {self.bundle.path} holds no TorchScript "
                     f"{pytorch.DEFAULT_MODEL_FILE} for the PyTorch container's default model_fn to load"
                 )
-            model_fn = pytorch.default_model_fn
-        self.model = model_fn(str(self.bundle.path))
+            self.model = pytorch.default_model_fn(str(self.bundle.path), path=found)
         self.pytorch = pytorch.is_torch_model(self.model)
+        # read once: the defaults move and cast every request's tensor to them
+        self._placement = pytorch.Placement.of(self.model) if self.pytorch else None
         self._loaded = True
 
     def prepare(self, body: bytes, content_type: str | None, accept: str | None) -> Prepared:
@@ -112,16 +117,19 @@ class ToolkitHandler:
                 decoded = input_fn(data, essence)
             else:
                 decoded = _default_input(data, raw_type)
-                if self.pytorch:
-                    decoded = pytorch.to_tensor(decoded, raw_type, self.model)
+                if self._placement is not None:
+                    decoded = pytorch.to_tensor(decoded, raw_type, self.model, self._placement)
         except ShipyardError:
             raise
         except Exception as exc:
             raise RequestError(f"input_fn rejected the request: {type(exc).__name__}: {exc}") from exc
         predict_fn = self.functions.get("predict_fn")
-        if predict_fn is None:
-            predict_fn = pytorch.default_predict if self.pytorch else _default_predict
-        prediction = _call(predict_fn, decoded, self.model)
+        if predict_fn is not None:
+            prediction = _call(predict_fn, decoded, self.model)
+        elif self._placement is not None:
+            prediction = _call(pytorch.default_predict, decoded, self.model, self._placement)
+        else:
+            prediction = _call(_default_predict, decoded, self.model)
         output_fn = self.functions.get("output_fn")
         if output_fn is None:
             return prediction

@@ -95,13 +95,14 @@ def run_check(
     for feature in features:
         kind = feature.get("inferred_type")
         if kind in _NUMERIC_TYPES and "numerical_statistics" in feature:
+            # whole numbers are counted where they are read: a data type check against Integral constraints
+            integral = settings.features.get(feature["name"], {}).get("inferred_type") == "Integral"
+            kinds[feature["name"]] = "integer" if integral else "numeric"
             try:
                 numeric_ref = NumericReference.from_statistics(feature)
             except ValueError:
-                kinds[feature["name"]] = "numeric"
                 continue
             refs[feature["name"]], edges[feature["name"]] = numeric_ref, numeric_ref.edges
-            kinds[feature["name"]] = "integer" if kind == "Integral" else "numeric"
         elif kind == "String":
             refs[feature["name"]] = CategoricalReference.from_statistics(feature)
             kinds[feature["name"]] = "string"

@@ -209,11 +209,12 @@ def categorical_scores(ref: CategoricalReference, current: dict[str, int]) -> di
     }
 
 
-def holm_levels(pvalues: dict[str, float], alpha: float = 1.0) -> dict[str, float]:
-    """The level each feature's p-value is held to by Holm's step-down: ``alpha / (m - rank)``."""
+def holm_levels(pvalues: dict[str, float]) -> dict[str, float]:
+    """Each feature's share of alpha under Holm's step-down, ``1 / (m - rank)``: the level its p-value is held
+    to is its threshold times this (each feature may have its own threshold)."""
     ordered = sorted(pvalues.items(), key=lambda item: item[1])
     m = len(ordered)
-    return {name: alpha / (m - rank) for rank, (name, _) in enumerate(ordered)}
+    return {name: 1.0 / (m - rank) for rank, (name, _) in enumerate(ordered)}
 
 
 def holm(pvalues: dict[str, float]) -> dict[str, float]:

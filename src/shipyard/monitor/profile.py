@@ -82,13 +82,19 @@ def to_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 class NumericProfile:
     """Moments, extremes, a KLL sketch and (for a check) counts at the baseline's edges, per window."""
 
-    def __init__(self, edges: np.ndarray | None = None, *, keep_small: int = 0, k: int = 2048) -> None:
+    def __init__(
+        self, edges: np.ndarray | None = None, *, keep_small: int = 0, k: int = 2048, track_integers: bool = False
+    ) -> None:
         self.count = 0  # finite numbers
         self.missing = 0  # nulls, empty cells, NaN
         self.text = 0  # present but not a number: text in a numeric column
         self.infinite = 0  # ±inf: a number, but none the moments or the sketch can hold
         self.fractional = 0  # numbers written with a fraction (2.0 too): Model Monitor's Fractional
-        self.non_integer = 0  # numbers that are not whole (2.5, not 2.0): what an Integral feature rejects
+        # numbers that are not whole (2.5, not 2.0): what a check of an Integral feature rejects. Counted only
+        # with track_integers (a check of a feature its constraints type Integral): a pass over every chunk
+        # that nothing else reads (a baseline types a feature by how its values are written: ``fractional``).
+        self.track_integers = track_integers
+        self.non_integer = 0
         self.total = 0.0
         self._shift = 0.0
         self._s1 = 0.0
@@ -139,7 +145,8 @@ class NumericProfile:
         self.total += s1 + n * self._shift
         self.min = min(self.min, float(xs[0]))
         self.max = max(self.max, float(xs[-1]))
-        self.non_integer += int(np.count_nonzero(xs != np.floor(xs)))
+        if self.track_integers:
+            self.non_integer += int(np.count_nonzero(xs != np.floor(xs)))
         self.sketch.update_sorted(xs)
         if self.edges is not None:
             le, below, above = self._against_edges(xs)

@@ -89,7 +89,9 @@ class Profiler:
 
     def _new(self, name: str, kind: str) -> Profile:
         if kind in ("numeric", "integer"):
-            return NumericProfile(self.edges.get(name), keep_small=self.keep_small)
+            # "integer": a check whose constraints expect Integral counts the values that are not whole
+            track = kind == "integer"
+            return NumericProfile(self.edges.get(name), keep_small=self.keep_small, track_integers=track)
         return StringProfile()
 
     @property

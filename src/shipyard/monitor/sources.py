@@ -476,7 +476,10 @@ def read_capture_envelopes(
 ) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """Capture records as flat tables (``in_data``, ``time``, … see :data:`_SHORT_NAMES`) and their times.
 
-    Only records in [since, until) are returned; ``answers`` adds the answers and the event ids.
+    Only records in [since, until) are returned. The requests (``in_*``), their times and the answers' data,
+    type and encoding (``out_data``, ``out_type``, ``out_encoding``: a drift check counts an ambiguous
+    request's rows by its answer) are always read (:data:`INPUT_SCHEMA`); ``answers`` adds the answers' mode
+    and the event and inference ids (:data:`CAPTURE_SCHEMA`).
     """
     schema = CAPTURE_SCHEMA if answers else INPUT_SCHEMA
     for file in capture_files(path, since, until):
