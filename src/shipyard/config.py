@@ -30,6 +30,8 @@ Nothing is read at import time.
 | SAGEMAKER_REGION / AWS_REGION         | (boto3's)        | region of those secrets                   |
 | SHIPYARD_PRELOAD                      | auto             | load the model before forking: auto, on, off |
 | SHIPYARD_JSON_ENVELOPE                | (the bundle's)   | JSON answers as ``{"predictions": ...}`` (1) or bare (0) |
+| SHIPYARD_MODEL_PROCESS                | 1                | run the model in a child process of each worker |
+| SHIPYARD_OVERRUN_GRACE                | 2                | seconds past the timeout before a stuck model is replaced |
 
 :data:`ENV` names the variables of each setting (the first one set wins) and :data:`LIMITS` the range of the
 numeric ones; ``shipyard serve`` takes both from here, so each of its options defaults to the variable the
@@ -76,6 +78,8 @@ ENV: dict[str, tuple[str, ...]] = {
     "region": ("SAGEMAKER_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
     "preload": ("SHIPYARD_PRELOAD",),
     "json_envelope": ("SHIPYARD_JSON_ENVELOPE",),
+    "model_process": ("SHIPYARD_MODEL_PROCESS",),
+    "overrun_grace_s": ("SHIPYARD_OVERRUN_GRACE",),
 }
 
 # Accepted ranges of the numeric settings (inclusive; None: unbounded). Floats must also be finite.
@@ -92,6 +96,7 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "capture_queue": (1, 1 << 24),
     "capture_flush_s": (0.0, None),
     "model_threads": (0, 4096),
+    "overrun_grace_s": (0.0, None),
 }
 
 # The spellings of a yes/no setting: the ones click accepts for a flag's environment variable, so the
@@ -134,6 +139,8 @@ class ServerConfig:
     region: str | None = None
     preload: str = "auto"  # load the model once before forking the workers: auto (by flavor) | on | off
     json_envelope: bool | None = None  # JSON answers in {"predictions": ...}; None: as the bundle's manifest says
+    model_process: bool = True  # the model in a child process of each worker (serving/compute.py)
+    overrun_grace_s: float = 2.0  # a model call this long past timeout_s gets its process replaced
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -175,6 +182,8 @@ class ServerConfig:
             "preload": _choice(env, ENV["preload"], d.preload),
             "region": raw("region"),
             "json_envelope": _bool(env, ENV["json_envelope"], None),
+            "model_process": _bool(env, ENV["model_process"], d.model_process),
+            "overrun_grace_s": number("overrun_grace_s", d.overrun_grace_s),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -47,6 +47,7 @@ __all__ = [
     "EngineNotFound",
     "ImageError",
     "InferenceTimeout",
+    "ModelCrashed",
     "ModelError",
     "ModelNotReady",
     "MonitorError",
@@ -100,6 +101,12 @@ class PayloadTooLarge(RequestError):
 
 class ModelError(ShipyardError):
     code = "ModelError"
+
+
+class ModelCrashed(ModelError):
+    """The model's process died while computing the request (out of memory, a crash in native code)."""
+
+    code = "ModelCrashed"
 
 
 class Overloaded(ShipyardError):

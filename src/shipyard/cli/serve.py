@@ -72,6 +72,14 @@ def serve(
                                       help="Torch threads per worker (0: cores ÷ workers).",
                                       envvar=_env("model_threads"), rich_help_panel=SERVER,
                                       **_range("model_threads")),
+    model_process: bool = typer.Option(_D.model_process, "--model-process/--model-in-worker",
+                                       help="Run the model in a child process of each worker, so that a crash, an "
+                                       "OOM kill or a stuck call costs only its own requests.",
+                                       envvar=_env("model_process"), show_default="on", rich_help_panel=SERVER),
+    overrun_grace_s: float = typer.Option(_D.overrun_grace_s, "--overrun-grace",
+                                          help="Seconds a model call may run past --timeout before its process is "
+                                          "replaced.", envvar=_env("overrun_grace_s"), rich_help_panel=SERVER,
+                                          **_range("overrun_grace_s")),
     run_as: str | None = typer.Option(None, "--run-as", help="User to drop to after binding the port (as root).",
                                       envvar=_env("run_as"), show_default="stay who you are",
                                       rich_help_panel=SERVER),

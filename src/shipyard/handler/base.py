@@ -4,6 +4,11 @@ The server calls, per request, ``prepare`` on the event loop (cheap: decode and 
 ``predict`` in the compute thread on one or several prepared inputs stacked together, then ``finish``
 on the event loop (encode). Handlers that cannot stack inputs (``batchable = False``) get one request
 per ``predict`` call.
+
+``load`` and ``predict`` usually run in the worker's model process, ``prepare`` and ``finish`` in the worker
+(see :mod:`shipyard.serving.compute`). A handler whose ``prepare`` or ``finish`` depends on what ``load``
+found defines ``loaded_state()`` (a picklable summary, returned in the model process after loading) and
+``adopt(state)`` (called with it in the worker).
 """
 
 from __future__ import annotations

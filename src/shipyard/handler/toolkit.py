@@ -84,6 +84,16 @@ class ToolkitHandler:
         self._placement = pytorch.Placement.of(self.model) if self.pytorch else None
         self._loaded = True
 
+    def loaded_state(self) -> tuple[str, ...]:
+        """What :meth:`prepare` and :meth:`finish` need of a load made in another process (the model's): the
+        names of the functions the script defines."""
+        return tuple(sorted(self.functions))
+
+    def adopt(self, names: tuple[str, ...]) -> None:
+        """Take :meth:`loaded_state` from the process that loaded the script (here the functions are only names)."""
+        if not self._loaded:
+            self.functions = dict.fromkeys(names)
+
     def prepare(self, body: bytes, content_type: str | None, accept: str | None) -> Prepared:
         media = parse_media_type(content_type)
         essence = media.essence if media else "application/json"

@@ -4,7 +4,7 @@ A plain ASGI callable rather than a framework: four routes do not need a router,
 is the product (every microsecond here is a microsecond of every invocation). Errors become HTTP
 answers in one place, :meth:`ServerApp._invocations`'s ``except`` clauses.
 
-    GET  /ping                  200 once the model is loaded (answered from memory), 503 before
+    GET  /ping                  200 once the model is loaded and a worker can take work, 503 otherwise
     POST /invocations           predictions
     GET  /execution-parameters  batch transform's hints
     GET  /metrics               Prometheus text
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,8 +25,9 @@ from shipyard.errors import InferenceTimeout, ModelNotReady, PayloadTooLarge, Sh
 from shipyard.handler import Handler, split, stack
 from shipyard.serving.batcher import Batcher, BatchStats
 from shipyard.serving.capture import Capture, capture_for
+from shipyard.serving.compute import Compute, InlineCompute, ModelProcess
 from shipyard.serving.deadlines import Deadlines
-from shipyard.serving.logs import AccessLog
+from shipyard.serving.logs import AccessLog, output
 from shipyard.serving.metrics import Metrics, render
 
 __all__ = ["ServerApp"]
@@ -67,6 +67,8 @@ class ServerApp:
         on_load_failed: Callable[[BaseException], None] | None = None,
         warmed: Any = None,
         loaded: bool = False,
+        slot: int = 0,
+        available: Any = None,
     ) -> None:
         self.config = config
         # A counter shared by every worker (a multiprocessing.Value): how many have loaded the model once.
@@ -76,6 +78,7 @@ class ServerApp:
         self.handler = handler
         self.metrics = metrics or Metrics()
         self.access_log = AccessLog(config.access_log)
+        output().on_drop = self.metrics.log_lines_dropped.inc  # a stdout nobody reads: counted, never waited for
         self.capture: Capture | None = capture_for(
             config.capture_destination,
             config.capture_percent,
@@ -86,6 +89,11 @@ class ServerApp:
         self._preloaded = loaded  # the handler came loaded (the supervisor preloaded it before forking)
         self.ready = False
         self.load_error: BaseException | None = None
+        # Whether each worker can take model calls now (a multiprocessing.Array of the supervisor's, one byte
+        # per worker; None: this process alone): false while its model process is replaced or overran.
+        self._slot = slot
+        self._available = available
+        self.available = False
         self.batcher = Batcher(
             handler.predict,
             stack,
@@ -95,6 +103,7 @@ class ServerApp:
             max_delay=config.max_batch_delay_ms / 1000.0,
             max_queue=config.max_queue,
             stats=_PrometheusStats(self.metrics),
+            compute=self._compute(handler, slot),
         )
         self._deadlines = Deadlines(
             config.timeout_s,
@@ -108,6 +117,35 @@ class ServerApp:
                 "MaxPayloadInMB": max(1, config.max_payload_bytes // (1024 * 1024)),
             }
         )
+
+    def _compute(self, handler: Handler, slot: int) -> Compute:
+        config = self.config
+        if not config.model_process:
+            return InlineCompute(handler.predict, stack, split, load=None if self._preloaded else handler.load)
+        return ModelProcess(
+            handler,
+            stack,
+            split,
+            loaded=self._preloaded,
+            name=f"worker {slot}",
+            timeout_s=config.timeout_s,
+            grace_s=config.overrun_grace_s,
+            output=lambda data: output().write(data, wait_s=1.0),
+            on_state=self._set_available,
+            on_restart=lambda reason: self.metrics.model_restarts.labels(reason).inc(),
+        )
+
+    def _set_available(self, available: bool, why: str) -> None:
+        """Called from the model thread whenever this worker starts or stops being able to take model calls."""
+        self.available = available
+        if self._available is not None:
+            self._available.get_obj()[self._slot] = 1 if available else 0
+        self.metrics.workers_available.set(1 if available else 0)
+
+    def _any_available(self) -> bool:
+        if self._available is None:
+            return self.available
+        return any(self._available.get_obj())
 
     # -- ASGI ------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -132,10 +170,8 @@ class ServerApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self._preloaded:
-                    self._mark_ready()
-                else:
-                    self._start_loading(asyncio.get_running_loop())
+                # the model thread loads the model (or forks its process) and reports here when done
+                self.batcher.start(self._loaded)
                 if self.capture is not None:
                     self.capture.start()
                 await send({"type": "lifespan.startup.complete"})
@@ -149,21 +185,6 @@ class ServerApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _start_loading(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Load the model in a thread so the port is open (and /ping says 503) while it loads."""
-
-        def load() -> None:
-            started = time.perf_counter()
-            try:
-                self.handler.load()
-            except BaseException as exc:
-                log.error("loading the model failed: %s", exc, exc_info=exc)
-                loop.call_soon_threadsafe(self._loaded, exc, 0.0)
-                return
-            loop.call_soon_threadsafe(self._loaded, None, time.perf_counter() - started)
-
-        threading.Thread(target=load, name="shipyard-load", daemon=True).start()
-
     def _mark_ready(self) -> None:
         self.ready = True
         if self._warmed is not None:
@@ -172,11 +193,17 @@ class ServerApp:
 
     def _loaded(self, error: BaseException | None, seconds: float) -> None:
         if error is None:
+            if not self.config.model_process:
+                self._set_available(True, "ready")
             self._mark_ready()
-            log.info(
-                "model loaded", extra={"fields": {"model": self.handler.description, "load_seconds": round(seconds, 3)}}
-            )
+            if not self._preloaded:
+                log.info(
+                    "model loaded",
+                    extra={"fields": {"model": self.handler.description, "load_seconds": round(seconds, 3)}},
+                )
         else:
+            remote = _remote_traceback(error)
+            log.error("loading the model failed: %s", error, exc_info=None if remote else error, extra=remote)
             self.load_error = error
             if self.on_load_failed is not None:
                 self.on_load_failed(error)
@@ -184,10 +211,13 @@ class ServerApp:
     # -- routes ----------------------------------------------------------------------------------
     async def _ping(self, scope: Scope, send: Send) -> None:
         if self.ready and (self._warmed is None or self._warmed.value >= self.config.workers):
-            await self._simple(scope, send, 200, b"", _JSON, route="ping")
+            if self._any_available():
+                await self._simple(scope, send, 200, b"", _JSON, route="ping")
+                return
+            state = "unavailable"  # every worker's model is being replaced, or overran its time limit
         else:
             state = "failed" if self.load_error else "loading"
-            await self._simple(scope, send, 503, orjson.dumps({"status": state}), _JSON, route="ping")
+        await self._simple(scope, send, 503, orjson.dumps({"status": state}), _JSON, route="ping")
 
     async def _simple(
         self, scope: Scope, send: Send, status: int, body: bytes, content_type: bytes, route: str | None = None
@@ -247,10 +277,9 @@ class ServerApp:
         except ShipyardError as exc:
             status, body, content = exc.http_status, _error_body(exc.code, str(exc)), _JSON
             if status >= 500:
-                log.error("invocation failed: %s", exc, exc_info=exc.__cause__ or exc)
-                self.metrics.errors.labels(str(status), exc.code).inc()
-            else:
-                self.metrics.errors.labels(str(status), exc.code).inc()
+                remote = _remote_traceback(exc)
+                log.error("invocation failed: %s", exc, exc_info=None if remote else exc.__cause__ or exc, extra=remote)
+            self.metrics.errors.labels(str(status), exc.code).inc()
             if status == 503:
                 headers.append((b"retry-after", b"1"))
         except _ClientGone:
@@ -318,6 +347,12 @@ def _too_large(size: int, limit: int, at_least: bool = False) -> str:
         f"the body is {prefix}{size / 1048576:.2f} MB; the limit is {limit / 1048576:.2f} MB "
         "(SAGEMAKER_MAX_PAYLOAD_IN_MB). Split the input into several requests (shipyard invoke does)."
     )
+
+
+def _remote_traceback(exc: BaseException) -> dict[str, Any] | None:
+    """Log fields with the traceback of an error raised in the model process (tracebacks do not cross it)."""
+    text = getattr(exc, "remote_traceback", None)
+    return {"fields": {"traceback": text}} if text else None
 
 
 def _error_body(code: str, message: str) -> bytes:

@@ -6,11 +6,13 @@ request therefore never waits for company: batches grow exactly as fast as load 
 ``max_delay`` holds a non-full batch that long for more requests (useful when a model call costs much
 more per call than per row).
 
-The model runs in a dedicated thread, so the event loop keeps answering ``/ping`` and parsing requests
-while a long prediction runs. Batches go to that thread through a ``queue.SimpleQueue`` and come back
-with ``call_soon_threadsafe``: a round trip costs about a third of ``run_in_executor``'s (no
-``concurrent.futures.Future``, no condition variables), and a lone request pays it in full. If a stacked
-call raises, each request of the batch is retried alone, so one bad request fails only itself.
+Model calls are made from a dedicated thread, so the event loop keeps answering ``/ping`` and parsing
+requests while a long prediction runs. Batches go to that thread through a ``queue.SimpleQueue`` and come
+back with ``call_soon_threadsafe``: a round trip costs about a third of ``run_in_executor``'s (no
+``concurrent.futures.Future``, no condition variables), and a lone request pays it in full. The thread
+hands each batch to a :class:`~shipyard.serving.compute.Compute`: the model in this thread, or in a child
+process (the server's default; see :mod:`shipyard.serving.compute`). If a stacked call raises, each
+request of the batch is retried alone, so one bad request fails only itself.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.errors import ModelError, Overloaded, ShipyardError
+from shipyard.errors import Overloaded
+from shipyard.serving.compute import Compute, InlineCompute
 
 __all__ = ["BatchStats", "Batcher"]
 
@@ -59,10 +62,11 @@ class Batcher:
         max_delay: float = 0.0,
         max_queue: int = 2048,
         stats: BatchStats | None = None,
+        compute: Compute | None = None,
+        idle_check_s: float = 0.5,
     ) -> None:
-        self._predict = predict
-        self._stack = stack
-        self._split = split
+        self._compute_with = compute or InlineCompute(predict, stack, split)
+        self.idle_check_s = idle_check_s
         self.max_rows = max_rows
         self.max_requests = max_requests or max_rows
         self.max_delay = max_delay
@@ -154,51 +158,71 @@ class Batcher:
             rows += item.rows
         return batch
 
+    def start(self, on_started: Callable[[BaseException | None, float], None]) -> None:
+        """Start the model thread now and have it start the compute (load the model, fork its process);
+        ``on_started(error, seconds)`` is called on the event loop when that is done."""
+        self._start_thread(asyncio.get_running_loop(), on_started)
+
+    def _start_thread(
+        self, loop: asyncio.AbstractEventLoop, on_started: Callable[[BaseException | None, float], None] | None
+    ) -> None:
+        self._thread = threading.Thread(
+            target=self._model_thread, args=(loop, on_started), name="shipyard-model", daemon=True
+        )
+        self._thread.start()
+
     def _in_model_thread(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> asyncio.Future[Any]:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._model_thread, args=(loop,), name="shipyard-model", daemon=True)
-            self._thread.start()
+            self._start_thread(loop, None)
         done: asyncio.Future[Any] = loop.create_future()
         self._jobs.put((batch, done))
         return done
 
     # -- in the model thread -------------------------------------------------------------------------
-    def _model_thread(self, loop: asyncio.AbstractEventLoop) -> None:
-        while (job := self._jobs.get()) is not None:
-            batch, done = job
+    def _model_thread(
+        self, loop: asyncio.AbstractEventLoop, on_started: Callable[[BaseException | None, float], None] | None
+    ) -> None:
+        compute = self._compute_with
+        if on_started is not None:
+            started = time.perf_counter()
+            error: BaseException | None = None
             try:
-                outcome: Any = self._compute(batch)
-            except BaseException as exc:  # _compute catches Exceptions per request; this is anything else
-                outcome = exc
+                compute.start()
+            except BaseException as exc:
+                error = exc
             try:
-                loop.call_soon_threadsafe(_deliver, done, outcome)
-            except RuntimeError:  # the event loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(on_started, error, time.perf_counter() - started)
+            except RuntimeError:  # the event loop is closed
                 return
+            if error is not None:
+                return
+        try:
+            while True:
+                try:
+                    job = self._jobs.get(timeout=self.idle_check_s)
+                except queue.Empty:
+                    compute.check()
+                    continue
+                if job is None:
+                    return
+                batch, done = job
+                try:
+                    outcome: Any = self._compute(batch)
+                except BaseException as exc:  # the compute catches Exceptions per request; this is anything else
+                    outcome = exc
+                try:
+                    loop.call_soon_threadsafe(_deliver, done, outcome)
+                except RuntimeError:  # the event loop is closed: nobody is waiting any more
+                    return
+        finally:
+            compute.close()
 
     def _compute(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
         started = time.perf_counter()
         try:
-            if len(batch) == 1:
-                return [self._call(batch[0].inputs)]
-            try:
-                predictions = self._predict(self._stack([item.inputs for item in batch]))
-                pieces = self._split(predictions, [item.rows for item in batch])
-                return [(True, piece) for piece in pieces]
-            except Exception as exc:
-                log.info("a batch of %d requests failed (%s); retrying each alone", len(batch), exc)
-                return [self._call(item.inputs) for item in batch]
+            return self._compute_with.run([item.inputs for item in batch], [item.rows for item in batch])
         finally:
             self._stats.batch(len(batch), sum(item.rows for item in batch), time.perf_counter() - started)
-
-    def _call(self, inputs: Any) -> tuple[bool, Any]:
-        try:
-            return True, self._predict(inputs)
-        except ShipyardError as exc:
-            return False, exc
-        except Exception as exc:
-            error = ModelError(f"the model raised {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            return False, error
 
     async def close(self) -> None:
         if self._task is not None:

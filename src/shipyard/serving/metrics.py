@@ -36,6 +36,17 @@ class Metrics:
         self.batch_requests = Histogram("shipyard_batch_requests", "Requests per model call", buckets=_BATCH_BUCKETS)
         self.predict_seconds = Histogram("shipyard_predict_seconds", "Time of one model call", buckets=_LATENCY_BUCKETS)
         self.queue_depth = Gauge("shipyard_queue_depth", "Requests waiting for the model", multiprocess_mode="livesum")
+        self.workers_available = Gauge(
+            "shipyard_workers_available", "Workers that can take model calls now", multiprocess_mode="livesum"
+        )
+        self.model_restarts = Counter(
+            "shipyard_model_restarts",
+            "Model processes replaced, by reason (out_of_memory, crashed, overran...)",
+            ["reason"],
+        )
+        self.log_lines_dropped = Counter(
+            "shipyard_log_lines_dropped", "Log lines dropped because stdout was not being read"
+        )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         # (route, code) -> [requests, sum of seconds, count per latency bucket (the last one is +Inf)]
         self._tally: dict[tuple[str, int], list[Any]] = {}

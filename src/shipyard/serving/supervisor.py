@@ -1,8 +1,13 @@
 """The server's main process: owns the socket, forks the workers, replaces the ones that die, drains.
 
 * The listening socket is bound once here and shared by every worker (the kernel spreads connections).
-* A worker that dies (a segfault in native code, an OOM kill, ``kill -9``) is replaced at once;
-  one that cannot load the model stops the whole server with exit code 3 instead of looping.
+* A worker that dies (a segfault in native code, an OOM kill, ``kill -9``) is replaced, at once the first
+  few times and then after a short delay (:class:`~shipyard.serving.process.Backoff`: capped at 1 s and
+  forgotten after 10 s of health); one that cannot load the model stops the whole server with exit code 3
+  instead of looping. The model itself runs in a child of each worker (:mod:`shipyard.serving.compute`),
+  so a crash in the model replaces only that child and the worker keeps its connections.
+* The supervisor keeps the kernel's default ``oom_score_adj``; workers and model processes raise theirs,
+  so under a memory limit the OOM killer takes one of them, never the process that replaces them.
 * SIGTERM (what ``docker stop`` and SageMaker send) closes the socket, asks each worker to finish its
   in-flight requests, and exits within ``SHIPYARD_GRACEFUL_TIMEOUT`` seconds.
 * Started as root with ``SHIPYARD_RUN_AS``, it drops to that user right after binding the port, before any
@@ -31,6 +36,8 @@ from types import FrameType
 from shipyard.bundle import Bundle
 from shipyard.config import ServerConfig
 from shipyard.handler import Handler, handler_for
+from shipyard.serving.logs import Relay, flush_logs, output
+from shipyard.serving.process import Backoff, exit_reason, oom_kills, raise_nofile_limit
 from shipyard.serving.worker import EXIT_LOAD_FAILED, drop_privileges, preimport, run_worker
 
 __all__ = ["Supervisor", "bind"]
@@ -38,7 +45,6 @@ __all__ = ["Supervisor", "bind"]
 log = logging.getLogger("shipyard.supervisor")
 
 _POLL_S = 0.1
-_MAX_BACKOFF_S = 5.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -60,8 +66,10 @@ class Supervisor:
         self.config = config
         self._bundle = bundle
         self.workers: dict[int, BaseProcess] = {}
+        self._relay: Relay | None = None  # the workers' stdout and stderr, passed on whole lines at a time
         self._stopping = False
-        self._failures = 0
+        self._backoff = Backoff()
+        self._oom_at_spawn: dict[int, int | None] = {}
         self._handler: Handler | None = None  # made here once, inherited by every worker (loaded if preloaded)
         self._preloaded = False
         self._preloading = False
@@ -75,10 +83,14 @@ class Supervisor:
             _hand_over(owned_dir.name, self.config.run_as)
         # Bound now (a port in use fails at once, and a low port needs root), listening only once there is a
         # worker to answer: while a model preloads, connections are refused rather than left hanging.
+        raise_nofile_limit()  # every idle keep-alive connection is a descriptor; the workers inherit the limit
         sock = bind(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
+        self._relay = Relay()
+        output().on_drop = _count_dropped
         context = multiprocessing.get_context("fork")
         self._warmed = context.Value("i", 0)
+        self._available = context.Array("b", self.config.workers)  # which workers can take model calls now
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
@@ -111,19 +123,28 @@ class Supervisor:
         finally:
             sock.close()
             self._stop_workers()
+            self._relay.close()
+            flush_logs()
             if owned_dir is not None:
                 owned_dir.cleanup()
                 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         return code
 
     def _spawn(self, context: multiprocessing.context.ForkContext, slot: int, sock: socket.socket) -> None:
+        assert self._relay is not None
+        _, log_fd = self._relay.pipe()
         process = context.Process(
             target=run_worker,
-            args=(self.config, sock, self._handler, self._preloaded, self._warmed),
+            args=(self.config, sock, self._handler, self._preloaded, self._warmed, slot, self._available, os.getpid()),
+            kwargs={"log_fd": log_fd},
             name=f"shipyard-worker-{slot}",
             daemon=False,
         )
-        process.start()
+        self._oom_at_spawn[slot] = oom_kills()
+        try:
+            process.start()
+        finally:
+            os.close(log_fd)  # the worker has it
         self.workers[slot] = process
 
     def _preload(self) -> bool:
@@ -157,16 +178,29 @@ class Supervisor:
                     continue
                 code = process.exitcode
                 _mark_dead(process.pid)
+                self._available.get_obj()[slot] = 0
                 if code == EXIT_LOAD_FAILED:
                     log.error("a worker could not load the model; stopping (see the error above)")
                     return EXIT_LOAD_FAILED
-                self._failures += 1
-                delay = min(_MAX_BACKOFF_S, 0.05 * 2 ** min(self._failures, 7))
-                log.warning(
-                    "worker died; replacing it",
-                    extra={"fields": {"pid": process.pid, "exit": code, "restart_in_s": delay}},
+                reason, words = exit_reason(_wait_status(code), self._oom_at_spawn.get(slot), oom_kills())
+                delay = self._backoff.died()
+                log.error(
+                    f"worker {slot} killed: out of memory"
+                    if reason == "out_of_memory"
+                    else "worker died; replacing it",
+                    extra={
+                        "fields": {
+                            "slot": slot,
+                            "pid": process.pid,
+                            "exit": code,
+                            "reason": reason,
+                            "how": words,
+                            "restart_in_s": delay,
+                        }
+                    },
                 )
-                time.sleep(delay)
+                if delay:
+                    time.sleep(delay)
                 if not self._stopping:
                     self._spawn(context, slot, sock)
         return 0
@@ -191,6 +225,28 @@ class Supervisor:
                 log.warning("worker %s did not stop in time; killing it", process.pid)
                 _signal(process, signal.SIGKILL)
                 process.join(5)
+
+
+_dropped_counter: object = None
+
+
+def _count_dropped(lines: int) -> None:
+    """Lines the supervisor dropped because stdout was stuck, counted where every worker's /metrics sees them."""
+    global _dropped_counter
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return
+    if _dropped_counter is None:
+        from prometheus_client import Counter
+
+        _dropped_counter = Counter("shipyard_log_lines_dropped", "Log lines dropped because stdout was not being read")
+    _dropped_counter.inc(lines)  # type: ignore[attr-defined]
+
+
+def _wait_status(exitcode: int | None) -> int:
+    """multiprocessing's exit code (negative: the signal) back as a wait status, for exit_reason."""
+    if exitcode is None:
+        return 0
+    return -exitcode & 0x7F if exitcode < 0 else (exitcode & 0xFF) << 8
 
 
 def _hand_over(directory: str, user: str | None) -> None:

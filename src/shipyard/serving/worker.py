@@ -33,17 +33,39 @@ def drop_privileges(user: str | None) -> None:
     os.environ["USER"] = entry.pw_name
 
 
-def run_worker(config: ServerConfig, sock: socket.socket, handler: Handler, loaded: bool, warmed: Any = None) -> None:
-    """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it."""
-    from shipyard.serving.logs import setup_logging
+def run_worker(
+    config: ServerConfig,
+    sock: socket.socket,
+    handler: Handler,
+    loaded: bool,
+    warmed: Any = None,
+    slot: int = 0,
+    available: Any = None,
+    parent: int | None = None,
+    log_fd: int | None = None,
+) -> None:
+    """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it;
+    ``slot``: this worker's index in ``available`` (see :class:`~shipyard.serving.app.ServerApp`); ``log_fd``: the
+    supervisor's pipe, which becomes this process's stdout and stderr."""
+    from shipyard.serving.logs import flush_logs, setup_logging
+    from shipyard.serving.process import OOM_SCORE_WORKER, die_with_parent, set_oom_score_adj
 
     # fork() copied the supervisor's SIGTERM/SIGINT handler, which would run here too (and log a second,
     # misleading "draining" line). uvicorn installs its own while it serves and re-raises the signal when
     # done; ignoring it outside that window lets the worker finish its exit normally.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if log_fd is not None:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
     setup_logging(config.log_level)
     drop_privileges(config.run_as)
+    # After the privilege drop, which clears it: a supervisor killed with SIGKILL takes its workers along, so
+    # no orphan keeps serving (and holding the port) behind a restarted server.
+    if not die_with_parent(signal.SIGKILL, parent):
+        sys.exit(0)
+    set_oom_score_adj(OOM_SCORE_WORKER)  # out of memory, the kernel picks a worker (or its model) first
     import uvicorn
 
     from shipyard.serving.app import ServerApp
@@ -57,7 +79,9 @@ def run_worker(config: ServerConfig, sock: socket.socket, handler: Handler, load
         if server is not None:
             server.should_exit = True
 
-    app = ServerApp(config, handler, on_load_failed=load_failed, warmed=warmed, loaded=loaded)
+    app = ServerApp(
+        config, handler, on_load_failed=load_failed, warmed=warmed, loaded=loaded, slot=slot, available=available
+    )
     uv_config = uvicorn.Config(
         app,
         loop=_loop(),
@@ -72,6 +96,7 @@ def run_worker(config: ServerConfig, sock: socket.socket, handler: Handler, load
     )
     server = uvicorn.Server(uv_config)
     server.run(sockets=[sock])
+    flush_logs()
     sys.exit(exit_code)
 
 
