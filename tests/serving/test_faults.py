@@ -265,21 +265,7 @@ def _alive(pid: int) -> bool:
 def test_a_stdout_nobody_reads_never_stalls_serving(faulty_bundle: Path, tmp_path: Path) -> None:
     """stdout is a pipe nobody reads (a stuck log shipper): requests and /ping still answer, the lines that
     did not fit are counted in /metrics, and said once the pipe drains."""
-    settings = {
-        "SHIPYARD_MODEL_DIR": str(faulty_bundle),
-        "SAGEMAKER_BIND_TO_PORT": "0",
-        "SHIPYARD_HOST": "127.0.0.1",
-        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-    }
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings["SAGEMAKER_BIND_TO_PORT"] = str(port)
-    process = subprocess.Popen(
-        [str(BIN / "serve")], env=server_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    process, url = _start_piped(faulty_bundle)
     try:
         _wait_ping(url, process)
         attributes = {"X-Amzn-SageMaker-Custom-Attributes": "a" * 1000}  # access lines of about 1.1 KB
@@ -318,25 +304,57 @@ def _wait_ping(url: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("server not ready")
 
 
-def test_a_handler_printing_megabytes_never_splits_a_log_line(
-    running_server: ServerFactory, faulty_bundle: Path
-) -> None:
-    server = running_server(faulty_bundle, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda i: call(server.url, PRINT if i % 2 else NORMAL, i), range(40)))
-    assert all(answer.status_code == 200 for answer in answers)
-    deadline = time.monotonic() + 20
-    while True:
-        text = server.log_path.read_bytes()
-        lines = text.split(b"\n")
-        access = [line for line in lines if b'"path":"/invocations"' in line]
-        if len(access) >= 40 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    intact = [line for line in access if _json(line)]
-    assert len(access) == 40 and len(intact) == 40  # every access line whole, on a line of its own
-    printed = sum(line.count(b"x") for line in lines if line.startswith(b"x"))
-    assert printed == 20 * (4 << 20)  # and nothing of the prints lost
+def test_a_handler_printing_megabytes_never_splits_a_log_line(faulty_bundle: Path) -> None:
+    """stdout is a pipe (as under Docker or a log shipper): writes to it over 4 KB are not atomic, so two
+    processes writing at once interleave. 20 requests print 4 MB each while 20 others are logged."""
+    process, url = _start_piped(faulty_bundle, {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+    received = bytearray()
+    assert process.stdout is not None
+    stdout = process.stdout
+    reader = threading.Thread(
+        target=lambda: [received.extend(chunk) for chunk in iter(lambda: stdout.read1(1 << 16), b"")]
+    )
+    reader.daemon = True
+    reader.start()
+    try:
+        _wait_ping(url, process)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: call(url, PRINT if i % 2 else NORMAL, i), range(40)))
+        assert all(answer.status_code == 200 for answer in answers)
+        deadline = time.monotonic() + 20
+        while True:  # the prints come through the model process's pipe, the access lines straight from the worker
+            lines = bytes(received).split(b"\n")
+            access = [line for line in lines if b'"path":"/invocations"' in line]
+            printed = sum(line.count(b"x") for line in lines if line.startswith(b"x"))
+            if (len(access) >= 40 and printed >= 20 * (4 << 20)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        intact = [line for line in access if _json(line)]
+        assert len(access) == 40 and len(intact) == 40  # every access line whole, on a line of its own
+        assert printed == 20 * (4 << 20)  # and nothing of the prints lost
+        assert metric(url, "shipyard_log_lines_dropped_total") == 0
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def _start_piped(bundle: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``serve`` with its stdout and stderr a pipe this test reads (or does not); its process and URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {
+        "SHIPYARD_MODEL_DIR": str(bundle),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SHIPYARD_HOST": "127.0.0.1",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        **(env or {}),
+    }
+    process = subprocess.Popen(
+        [str(BIN / "serve")], env=server_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
 
 
 def _json(line: bytes) -> bool:
