@@ -32,6 +32,7 @@ Nothing is read at import time.
 | SHIPYARD_JSON_ENVELOPE                | (the bundle's)   | JSON answers as ``{"predictions": ...}`` (1) or bare (0) |
 | SHIPYARD_MODEL_PROCESS                | 1                | run the model in a child process of each worker |
 | SHIPYARD_OVERRUN_GRACE                | 2                | seconds past the timeout before a stuck model is replaced |
+| SHIPYARD_FAULT_INJECTION              | 0                | a route that leaks memory, for verify    |
 
 :data:`ENV` names the variables of each setting (the first one set wins) and :data:`LIMITS` the range of the
 numeric ones; ``shipyard serve`` takes both from here, so each of its options defaults to the variable the
@@ -80,6 +81,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "json_envelope": ("SHIPYARD_JSON_ENVELOPE",),
     "model_process": ("SHIPYARD_MODEL_PROCESS",),
     "overrun_grace_s": ("SHIPYARD_OVERRUN_GRACE",),
+    "fault_injection": ("SHIPYARD_FAULT_INJECTION",),
 }
 
 # Accepted ranges of the numeric settings (inclusive; None: unbounded). Floats must also be finite.
@@ -141,6 +143,7 @@ class ServerConfig:
     json_envelope: bool | None = None  # JSON answers in {"predictions": ...}; None: as the bundle's manifest says
     model_process: bool = True  # the model in a child process of each worker (serving/compute.py)
     overrun_grace_s: float = 2.0  # a model call this long past timeout_s gets its process replaced
+    fault_injection: bool = False  # the route shipyard verify uses to leak memory in the model process
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -184,6 +187,7 @@ class ServerConfig:
             "json_envelope": _bool(env, ENV["json_envelope"], None),
             "model_process": _bool(env, ENV["model_process"], d.model_process),
             "overrun_grace_s": number("overrun_grace_s", d.overrun_grace_s),
+            "fault_injection": _bool(env, ENV["fault_injection"], d.fault_injection),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -80,6 +80,10 @@ def serve(
                                           help="Seconds a model call may run past --timeout before its process is "
                                           "replaced.", envvar=_env("overrun_grace_s"), rich_help_panel=SERVER,
                                           **_range("overrun_grace_s")),
+    fault_injection: bool = typer.Option(_D.fault_injection, "--fault-injection/--no-fault-injection",
+                                         help="Answer POST /_shipyard/faults/oom by leaking memory in the model "
+                                         "process (what `shipyard verify` checks the server survives). Tests only.",
+                                         envvar=_env("fault_injection"), show_default="off", rich_help_panel=SERVER),
     run_as: str | None = typer.Option(None, "--run-as", help="User to drop to after binding the port (as root).",
                                       envvar=_env("run_as"), show_default="stay who you are",
                                       rich_help_panel=SERVER),

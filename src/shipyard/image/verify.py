@@ -168,7 +168,8 @@ def _run_checks(
     record: Callable[..., None],
 ) -> None:
     name = f"shipyard-verify-{uuid.uuid4().hex[:8]}"
-    run_options = ["--name", name, "--memory", options.memory]
+    # SHIPYARD_FAULT_INJECTION: the oom check's route (a model call that leaks until the OOM killer comes)
+    run_options = ["--name", name, "--memory", options.memory, "--env", "SHIPYARD_FAULT_INJECTION=1"]
     if options.bundle is not None and bundle_dir is not None:
         run_options += ["--volume", f"{bundle_dir.resolve()}:/opt/ml/model:ro"]
     isolate = _can_isolate(engine)
@@ -217,6 +218,8 @@ def _run_checks(
             _prediction_check(client, url, bundle_dir, options, record)
             _error_checks(client, url, info, bundle_dir, record)
         _user_check(engine, container, record)
+        with httpx.Client(timeout=120.0) as client:
+            _oom_check(client, url, options.memory, record)
         _sigterm_check(engine, container, options.grace, record)
     finally:
         if forwarder is not None:
@@ -303,6 +306,44 @@ def _error_checks(
     )
     response = _post(client, url, b'{"instances": [[1, 2', "application/json")
     record("status-400", "pass" if response.status_code == 400 else "fail", f"malformed JSON → {response.status_code}")
+
+
+def _oom_check(client: httpx.Client, url: str, memory: str, record: Callable[..., None]) -> None:
+    """A model call that leaks until the kernel's OOM killer comes, under the container's memory limit: the
+    server must answer that call (500), keep its port, and be ready again."""
+    started = time.perf_counter()
+    try:
+        response = client.post(f"{url}/_shipyard/faults/oom")
+    except httpx.HTTPError as exc:
+        record("oom", "fail", f"a leaking model call under --memory {memory} cut the connection: {exc!r}")
+        return
+    if response.status_code == 404:
+        record("oom", "skip", "the image's server has no fault injection (built with an older Shipyard)")
+        return
+    said = _json(response.content)
+    message = said.get("message", "") if isinstance(said, dict) else ""
+    if response.status_code != 500:
+        record("oom", "fail", f"a leaking model call under --memory {memory} was answered {response.status_code}")
+        return
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if client.get(f"{url}/ping").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            record("oom", "fail", f"after a leaking model call ({message}), /ping was not 200 again within 60 s")
+            return
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    how = "out of memory" if "out of memory" in message else message or "500"
+    record(
+        "oom",
+        "pass",
+        f"a model call leaking past --memory {memory}: 500 ({how}); ready again, {seconds:.1f} s",
+        seconds,
+    )
 
 
 def _post(client: httpx.Client, url: str, body: bytes, content_type: str) -> httpx.Response:

@@ -25,7 +25,7 @@ from shipyard.errors import InferenceTimeout, ModelNotReady, PayloadTooLarge, Sh
 from shipyard.handler import Handler, split, stack
 from shipyard.serving.batcher import Batcher, BatchStats
 from shipyard.serving.capture import Capture, capture_for
-from shipyard.serving.compute import Compute, InlineCompute, ModelProcess
+from shipyard.serving.compute import Compute, Fault, InlineCompute, ModelProcess
 from shipyard.serving.deadlines import Deadlines
 from shipyard.serving.logs import AccessLog, output
 from shipyard.serving.metrics import Metrics, render
@@ -158,6 +158,8 @@ class ServerApp:
                 await self._ping(scope, send)
             elif path == "/execution-parameters":
                 await self._simple(scope, send, 200, self._execution_parameters, _JSON)
+            elif path == "/_shipyard/faults/oom" and self.config.fault_injection and self.config.model_process:
+                await self._fault(scope, send, Fault("oom"))
             elif path == "/metrics":
                 self.metrics.flush()  # this process's tally of the current loop turn
                 await self._simple(scope, send, 200, render(), b"text/plain; version=0.0.4; charset=utf-8")
@@ -234,6 +236,24 @@ class ServerApp:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         self.metrics.observe(route, status, time.perf_counter() - started)
+
+    async def _fault(self, scope: Scope, send: Send, fault: Fault) -> None:
+        """A model call that misbehaves on purpose, alone in its batch; answered as any invocation would be."""
+        started = time.perf_counter()
+        if scope["method"] != "POST":
+            body, status = _error_body("MethodNotAllowed", f"{scope['path']} takes POST"), 405
+        else:
+            try:
+                future = self.batcher.submit(fault, self.config.max_batch_size)  # a full batch: nobody shares it
+                self._deadlines.watch(future)
+                await future
+                status, body = 200, b"{}"
+            except ShipyardError as exc:
+                status, body = exc.http_status, _error_body(exc.code, str(exc))
+        headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.observe("faults", status, time.perf_counter() - started)
 
     async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()

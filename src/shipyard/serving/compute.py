@@ -41,6 +41,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -54,7 +55,7 @@ from shipyard.serving.process import (
     set_oom_score_adj,
 )
 
-__all__ = ["Compute", "InlineCompute", "ModelProcess", "Outcome"]
+__all__ = ["Compute", "Fault", "InlineCompute", "ModelProcess", "Outcome"]
 
 log = logging.getLogger("shipyard.model")
 
@@ -62,6 +63,14 @@ Outcome = tuple[bool, Any]  # (True, predictions) or (False, the request's excep
 
 _PICKLE = pickle.HIGHEST_PROTOCOL
 _POLL_S = 0.5  # how often an idle model process is checked for life
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A request's input that makes the model process misbehave on purpose (``SHIPYARD_FAULT_INJECTION``):
+    ``oom`` allocates until the OOM killer comes. What ``shipyard verify`` uses to check the server survives."""
+
+    kind: str
 
 
 class Compute(Protocol):
@@ -473,12 +482,21 @@ def _child_serve(
         except (EOFError, OSError):
             return
         parts, rows = pickle.loads(data)
+        if len(parts) == 1 and isinstance(parts[0], Fault):
+            _inject(parts[0])
         outcomes = [outcome if outcome[0] else (False, _portable(outcome[1])) for outcome in compute.run(parts, rows)]
         try:
             answer = pickle.dumps(outcomes, _PICKLE)
         except Exception:  # a prediction that does not pickle fails its own request only
             answer = pickle.dumps([_checked(outcome) for outcome in outcomes], _PICKLE)
         conn.send_bytes(answer)
+
+
+def _inject(fault: Fault) -> None:
+    if fault.kind == "oom":
+        hoard = []
+        while True:
+            hoard.append(b"x" * (16 << 20))  # written, so resident: the cgroup's limit comes quickly
 
 
 def _checked(outcome: Outcome) -> Outcome:
