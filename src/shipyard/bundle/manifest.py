@@ -82,7 +82,7 @@ class Manifest:
         if version > FORMAT_VERSION:
             raise BundleError(f"{source} was written by a newer Shipyard (format {version})")
         try:
-            return cls(
+            manifest = cls(
                 name=str(model.get("name", default_name)),
                 flavor=str(model["flavor"]),
                 version=str(model.get("version", "1")),
@@ -97,6 +97,21 @@ class Manifest:
             )
         except (TypeError, ValueError, AttributeError) as exc:  # a table where a value was due, or the reverse
             raise BundleError(f"{source} is not a valid manifest: {exc}") from None
+        _check_values(manifest, source)
+        return manifest
+
+
+def _check_values(manifest: Manifest, source: str) -> None:
+    """What readers take for granted (``shipyard inspect`` prints them): an archive's manifest may be crafted."""
+    schema = manifest.input
+    if schema.kind == "columns" and len(schema.names) != len(schema.dtypes):
+        raise BundleError(f"{source}: [input] has {len(schema.names)} names but {len(schema.dtypes)} dtypes")
+    shape = manifest.output.get("shape", [-1])
+    if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+        raise BundleError(f"{source}: [output] shape must be a list of integers, not {shape!r}")
+    python = manifest.runtime.get("python")
+    if python is not None and not isinstance(python, str):
+        raise BundleError(f"{source}: [runtime] python must be a string, not {python!r}")
 
 
 def _flag(table: dict[str, Any], key: str, path: str) -> bool:
