@@ -38,7 +38,7 @@ from typing import IO, Literal
 from shipyard.config import ARCHIVE_ENV, ArchiveLimits
 from shipyard.errors import BundleError
 
-__all__ = ["MAX_LINKS", "Listing", "Member", "extract", "read_listing", "scan"]
+__all__ = ["MAX_LINKS", "Listing", "Member", "extract", "scan"]
 
 MAX_LINKS = 8  # symbolic links followed to resolve one link's target, itself included (Linux allows 40)
 _CHUNK = 1 << 20
@@ -102,12 +102,6 @@ def _opened(source: Path) -> Iterator[tarfile.TarFile]:
         raise BundleError(f"{source} is not a readable tar archive: {exc}") from None
 
 
-def read_listing(source: Path, limits: ArchiveLimits | None = None) -> Listing:
-    """Every member of ``source`` checked, from its headers alone (nothing is extracted)."""
-    with _opened(source) as tar:
-        return _listing(tar, source, limits or ArchiveLimits.from_env())
-
-
 def scan(
     source: Path, names: Iterable[str], max_file_bytes: int, limits: ArchiveLimits | None = None
 ) -> tuple[Listing, dict[str, bytes]]:
@@ -151,16 +145,17 @@ _Capture = tuple[set[str], int, dict[str, bytes]]
 
 def _listing(tar: tarfile.TarFile, source: Path, limits: ArchiveLimits, capture: _Capture | None = None) -> Listing:
     members: list[Member] = []
-    total = 0
+    total = headers = 0
     while (info := tar.next()) is not None:
-        member = _member(info, source)
-        if member is None:  # "." or "./": the root itself
-            continue
-        if len(members) >= limits.max_members:
+        headers += 1  # "." entries too: tarfile keeps every header in memory
+        if headers > limits.max_members:
             raise BundleError(
                 f"{source} holds more than {limits.max_members:,} members (the limit; {ARCHIVE_ENV['max_members'][0]} "
                 "raises it)"
             )
+        member = _member(info, source)
+        if member is None:  # "." or "./": the root itself
+            continue
         total += member.size
         if total > limits.max_bytes:
             raise BundleError(
