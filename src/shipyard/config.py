@@ -37,6 +37,14 @@ Nothing is read at import time.
 :data:`ENV` names the variables of each setting (the first one set wins) and :data:`LIMITS` the range of the
 numeric ones; ``shipyard serve`` takes both from here, so each of its options defaults to the variable the
 container reads, and checks the same range.
+
+The limits on a ``model.tar.gz`` that Shipyard extracts or reads (``shipyard inspect``, ``shipyard serve
+BUNDLE``, the local target) are read by :meth:`ArchiveLimits.from_env`, from :data:`ARCHIVE_ENV`:
+
+| variable                              | default          | meaning                                   |
+|---------------------------------------|------------------|-------------------------------------------|
+| SHIPYARD_MAX_BUNDLE_BYTES             | 68719476736      | bytes an archive may extract to (64 GiB)  |
+| SHIPYARD_MAX_BUNDLE_MEMBERS           | 100000           | members (files, directories, links)       |
 """
 
 from __future__ import annotations
@@ -49,7 +57,16 @@ from typing import Any
 
 from shipyard.errors import ShipyardError
 
-__all__ = ["ENV", "LIMITS", "ServerConfig", "parse_auto_bool", "parse_bool", "usable_cores"]
+__all__ = [
+    "ARCHIVE_ENV",
+    "ENV",
+    "LIMITS",
+    "ArchiveLimits",
+    "ServerConfig",
+    "parse_auto_bool",
+    "parse_bool",
+    "usable_cores",
+]
 
 _TOOLKIT_LEVELS = {"10": "DEBUG", "20": "INFO", "30": "WARNING", "40": "ERROR", "50": "CRITICAL"}
 
@@ -100,6 +117,13 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "model_threads": (0, 4096),
     "overrun_grace_s": (0.0, None),
 }
+
+# The limits on an archive Shipyard opens (not server settings: `shipyard serve` has no option for them).
+ARCHIVE_ENV: dict[str, tuple[str, ...]] = {
+    "max_bytes": ("SHIPYARD_MAX_BUNDLE_BYTES",),
+    "max_members": ("SHIPYARD_MAX_BUNDLE_MEMBERS",),
+}
+_ARCHIVE_LIMITS: dict[str, tuple[float, float | None]] = {"max_bytes": (1, None), "max_members": (1, None)}
 
 # The spellings of a yes/no setting: the ones click accepts for a flag's environment variable, so the
 # container and `shipyard serve` read SHIPYARD_ACCESS_LOG alike.
@@ -198,6 +222,31 @@ class ServerConfig:
 
     def with_(self, **changes: Any) -> ServerConfig:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveLimits:
+    """What a ``model.tar.gz`` may extract to, checked against its headers before a byte is written and counted
+    again while it is written (see ``bundle/untrusted.py``).
+
+    64 GiB is twice what a real-time endpoint holds without changing its storage: SageMaker asks for a larger
+    ``VolumeSizeInGB`` past 30 GB of model, and recommends uncompressed artifacts (``S3Prefix``, no archive) for
+    large models, so a bigger ``model.tar.gz`` is a mistake or an attack. 100,000 members is far more than any
+    model with its code holds (a Hugging Face snapshot has tens), and bounds the memory the member list takes.
+    """
+
+    max_bytes: int = 64 * 1024**3
+    max_members: int = 100_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveLimits:
+        """The limits from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            max_bytes=_int(env, ARCHIVE_ENV["max_bytes"], d.max_bytes, _ARCHIVE_LIMITS["max_bytes"]),
+            max_members=_int(env, ARCHIVE_ENV["max_members"], d.max_members, _ARCHIVE_LIMITS["max_members"]),
+        )
 
 
 def _first(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:

@@ -21,7 +21,7 @@ from shipyard.bundle.manifest import MANIFEST, Manifest
 from shipyard.bundle.schema import Schema
 from shipyard.errors import BundleError
 
-__all__ = ["EXAMPLE", "HANDLER_FLAVOR", "Bundle", "Manifest", "Schema"]
+__all__ = ["EXAMPLE", "HANDLER_FLAVOR", "Bundle", "Manifest", "Schema", "parse_requirements"]
 
 EXAMPLE = "example.json"
 HANDLER_FLAVOR = "handler"
@@ -62,8 +62,7 @@ class Bundle:
         path = self.path / "code" / "requirements.txt"
         if not path.is_file():
             return []
-        lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-        return [line for line in lines if line]
+        return parse_requirements(path.read_bytes())
 
     def example(self) -> dict[str, Any] | None:
         path = self.path / EXAMPLE
@@ -77,3 +76,18 @@ class Bundle:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    def file_count(self) -> int:
+        return sum(1 for p in self.path.rglob("*") if p.is_file())
+
+    def handler_source(self) -> tuple[str, bytes] | None:
+        """The handler script's name (for messages) and its bytes; None without one."""
+        script = self.handler_script
+        return (str(script), script.read_bytes()) if script is not None else None
+
+
+def parse_requirements(data: bytes) -> list[str]:
+    """The requirement lines of a ``requirements.txt`` (comments and blank lines dropped)."""
+    text = data.decode(errors="replace")
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]

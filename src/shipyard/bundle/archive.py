@@ -2,6 +2,12 @@
 
 Files sit at the archive's root (``shipyard.toml``, ``model/…``, ``code/…``), which is what SageMaker
 expects. Archives are reproducible: sorted entries, fixed mtimes and owners, gzip without a timestamp.
+
+A symbolic link in the bundle is packed as a relative link when it leads inside the bundle (what SageMaker's
+extraction, and :func:`open_any`, accept) and refused when it leads outside: an archive holds what it says.
+Archives are read as untrusted (``bundle/untrusted.py``): :func:`read_bundle` (``shipyard inspect``) reads the
+few files it needs straight from the stream, :func:`open_any` and :func:`extract_archive` extract only after
+every member is checked.
 """
 
 from __future__ import annotations
@@ -12,14 +18,31 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.bundle import Bundle
+from shipyard.bundle import HANDLER_FLAVOR, Bundle, parse_requirements
+from shipyard.bundle.manifest import MANIFEST, Manifest
+from shipyard.bundle.untrusted import extract, scan
+from shipyard.config import ArchiveLimits
 from shipyard.errors import BundleError
 
-__all__ = ["is_archive", "make_readable", "open_any", "pack", "readable_mode"]
+__all__ = [
+    "ArchivedBundle",
+    "extract_archive",
+    "is_archive",
+    "link_target",
+    "make_readable",
+    "open_any",
+    "pack",
+    "read_bundle",
+    "read_member",
+    "readable_mode",
+]
 
 _EPOCH = 0
+# What read_bundle and read_member read into memory from one member (a manifest, a script, requirements).
+MAX_READ_BYTES = 16 * 1024 * 1024
 
 
 def readable_mode(path: Path) -> int:
@@ -46,12 +69,16 @@ def make_readable(root: Path) -> None:
 
 
 def pack(bundle_dir: str | Path, output: str | Path) -> Path:
-    """Write ``bundle_dir`` as a reproducible ``model.tar.gz`` at ``output`` (atomically)."""
+    """Write ``bundle_dir`` as a reproducible ``model.tar.gz`` at ``output`` (atomically).
+
+    A symbolic link that leads inside the bundle is stored as a relative link; one that leads outside is a
+    BundleError (see :func:`link_target`)."""
     bundle = Bundle.open(bundle_dir)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     # `shipyard pack .` run inside the bundle writes model.tar.gz into it: never pack the archive into itself.
     files = sorted(p for p in bundle.path.rglob("*") if _keep(p, bundle.path) and p.resolve() != output.resolve())
+    links = {path: link_target(path, bundle.path) for path in files if path.is_symlink()}
     handle, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=".pack-", suffix=".tar.gz")
     try:
         with (
@@ -63,7 +90,9 @@ def pack(bundle_dir: str | Path, output: str | Path) -> Path:
                 info = tar.gettarinfo(str(path), arcname=path.relative_to(bundle.path).as_posix())
                 info.mtime, info.uid, info.gid, info.uname, info.gname = _EPOCH, 0, 0, "", ""
                 info.mode = readable_mode(path)
-                if path.is_file():
+                if path in links:
+                    info.linkname = os.path.relpath(links[path], path.parent.relative_to(bundle.path))
+                if info.isreg():
                     with path.open("rb") as data:
                         tar.addfile(info, data)
                 else:
@@ -73,6 +102,26 @@ def pack(bundle_dir: str | Path, output: str | Path) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return output
+
+
+def link_target(link: Path, root: Path) -> Path:
+    """Where the symbolic link ``link`` of the bundle ``root`` leads, relative to ``root``: the rule ``pack``
+    and the image's build context share. A link that leads outside the bundle, to a file ``pack`` leaves out
+    (dotfiles, ``__pycache__``) or to a directory holding the link itself is a BundleError naming it."""
+    real_root = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(link))
+    shown = link.relative_to(root).as_posix()
+    if os.path.commonpath([real, real_root]) != str(real_root):
+        raise BundleError(
+            f"{root}: {shown} is a symbolic link to {real}, outside the bundle; an archive must hold what it "
+            "names (copy the file into the bundle, or link to a file inside it)"
+        )
+    target = real.relative_to(real_root)
+    if any(part == "__pycache__" or part.startswith(".") for part in target.parts):
+        raise BundleError(f"{root}: {shown} is a symbolic link to {target.as_posix()}, which pack leaves out")
+    if real.is_dir() and os.path.commonpath([real, Path(os.path.realpath(link.parent))]) == str(real):
+        raise BundleError(f"{root}: {shown} is a symbolic link to {target.as_posix() or '.'}, which holds it (a loop)")
+    return target
 
 
 def _keep(path: Path, root: Path) -> bool:
@@ -88,8 +137,9 @@ def is_archive(path: str | Path) -> bool:
 
 
 @contextmanager
-def open_any(path: str | Path, program: str = "inference.py") -> Iterator[Bundle]:
-    """A bundle from a directory or a ``model.tar.gz`` (extracted safely into a temporary directory)."""
+def open_any(path: str | Path, program: str = "inference.py", limits: ArchiveLimits | None = None) -> Iterator[Bundle]:
+    """A bundle from a directory or a ``model.tar.gz`` (checked, then extracted into a temporary directory; see
+    ``bundle/untrusted.py``)."""
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path} does not exist")
@@ -97,19 +147,83 @@ def open_any(path: str | Path, program: str = "inference.py") -> Iterator[Bundle
         yield Bundle.open(path, program)
         return
     with tempfile.TemporaryDirectory(prefix="shipyard-bundle-") as tmp:
-        try:
-            with tarfile.open(path) as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise BundleError(f"{path} is not a readable tar archive: {exc}") from None
+        extract(path, Path(tmp), limits)
         yield Bundle.open(tmp, program)
 
 
-def read_member(path: str | Path, name: str) -> bytes | None:
-    """One file of an archive, without extracting the rest."""
-    with tarfile.open(path) as tar:
-        try:
-            member = tar.extractfile(name)
-        except KeyError:
-            return None
-        return member.read() if member else None
+def extract_archive(archive: str | Path, target: str | Path, limits: ArchiveLimits | None = None) -> None:
+    """Extract ``archive`` into the (empty) directory ``target``, every member checked first."""
+    extract(Path(archive), Path(target), limits)
+
+
+@dataclass(frozen=True)
+class ArchivedBundle:
+    """A ``model.tar.gz`` read without extracting it: what ``shipyard inspect`` shows of a bundle."""
+
+    source: Path
+    manifest: Manifest
+    program: str
+    files: int
+    size: int
+    requirements_txt: bytes | None
+    handler: bytes | None
+
+    @property
+    def flavor(self) -> str:
+        return self.manifest.flavor
+
+    def requirements(self) -> list[str]:
+        return parse_requirements(self.requirements_txt) if self.requirements_txt is not None else []
+
+    def size_bytes(self) -> int:
+        return self.size
+
+    def file_count(self) -> int:
+        return self.files
+
+    def handler_source(self) -> tuple[str, bytes] | None:
+        return (f"{self.source}:code/{self.program}", self.handler) if self.handler is not None else None
+
+
+def read_bundle(path: str | Path, program: str = "inference.py", limits: ArchiveLimits | None = None) -> ArchivedBundle:
+    """The bundle in the archive ``path``, from its headers and three small files (the manifest, the requirements,
+    the handler script), with every member checked as for extraction; nothing is written to disk."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path} does not exist")
+    requirements, script = "code/requirements.txt", f"code/{program}"
+    listing, found = scan(path, (MANIFEST, requirements, script), MAX_READ_BYTES, limits)
+    name = _stem(path)
+    if MANIFEST in found:
+        manifest = Manifest.parse(found[MANIFEST], source=f"{path}:{MANIFEST}", default_name=name)
+    elif script in found:
+        manifest = Manifest(name=name, flavor=HANDLER_FLAVOR, batchable=False)
+    else:
+        raise BundleError(
+            f"{path} is not a model bundle: it has neither {MANIFEST} (written by shipyard.save) "
+            f"nor code/{program} (a SageMaker handler)"
+        )
+    # What a reader of the extracted bundle counts: regular files, hard links, and links that lead to a file.
+    reached = [file for member in listing.members if (file := listing.file_at(member.name)) is not None]
+    return ArchivedBundle(
+        source=path,
+        manifest=manifest,
+        program=program,
+        files=len(reached),
+        size=sum(file.size for file in reached),
+        requirements_txt=found.get(requirements),
+        handler=found.get(script),
+    )
+
+
+def _stem(path: Path) -> str:
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.name[: -len(suffix)]
+    return path.name
+
+
+def read_member(path: str | Path, name: str, limits: ArchiveLimits | None = None) -> bytes | None:
+    """One file of an archive (found as a reader of the extracted archive finds it), without extracting the
+    rest; None if it has no such file. The archive is checked as for extraction."""
+    return scan(Path(path), (name,), MAX_READ_BYTES, limits)[1].get(name)

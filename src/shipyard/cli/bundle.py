@@ -37,10 +37,13 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="The same as --output json.", hidden=True),
 ) -> None:
     """Show what a bundle holds: flavor, schema, size, requirements, handler functions."""
-    from shipyard.bundle.archive import open_any
+    from shipyard.bundle.archive import is_archive, open_any, read_bundle
 
-    with open_any(bundle) as opened:
-        info = describe(opened)
+    if is_archive(bundle):  # read from its stream, every member checked: nothing is extracted
+        info = describe(read_bundle(bundle))
+    else:
+        with open_any(bundle) as opened:
+            info = describe(opened)
     info["source"] = str(bundle)
     info["archive_bytes"] = bundle.stat().st_size if bundle.is_file() else None
     if as_json or output is Output.json:
@@ -72,6 +75,8 @@ def inspect(
 
 
 def describe(bundle: Any) -> dict[str, Any]:
+    """What ``inspect`` shows of a :class:`~shipyard.bundle.Bundle` or an
+    :class:`~shipyard.bundle.archive.ArchivedBundle` (the two answer the same questions)."""
     manifest = bundle.manifest
     info: dict[str, Any] = {
         "name": manifest.name,
@@ -80,21 +85,22 @@ def describe(bundle: Any) -> dict[str, Any]:
         "batchable": manifest.batchable,
         "input": manifest.input.describe(),
         "output": _output(manifest.output),
-        "files": sum(1 for p in bundle.path.rglob("*") if p.is_file()),
+        "files": bundle.file_count(),
         "size_bytes": bundle.size_bytes(),
         "requirements": bundle.requirements(),
         "python": manifest.runtime.get("python"),
         "created": manifest.created,
         "handler_functions": None,  # the functions of code/inference.py, when the bundle has one
     }
-    script = bundle.handler_script
-    if script is not None:
+    handler = bundle.handler_source()
+    if handler is not None:
         import ast
 
         from shipyard.errors import BundleError
 
+        script, source = handler
         try:
-            tree = ast.parse(script.read_bytes(), filename=str(script))
+            tree = ast.parse(source, filename=script)
         except (SyntaxError, ValueError) as exc:  # the server could not import it either: say so, no traceback
             raise BundleError(f"{script} is not valid Python: {exc}") from None
         names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}

@@ -15,7 +15,6 @@ import functools
 import shutil
 import socket
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from shipyard.bundle.archive import make_readable, pack
+from shipyard.bundle.archive import extract_archive, make_readable, pack
 from shipyard.client.http import Answer
 from shipyard.client.http import invoke as http_invoke
 from shipyard.client.transport import HTTPTransport
@@ -129,8 +128,7 @@ class LocalTarget:
         target.mkdir(parents=True, mode=0o755)
         with tempfile.TemporaryDirectory(prefix="shipyard-local-") as tmp:
             archive = resolved.bundle if resolved.bundle.is_file() else pack(resolved.bundle, Path(tmp) / "m.tar.gz")
-            with tarfile.open(archive) as tar:
-                tar.extractall(target, filter="data")
+            extract_archive(archive, target)  # every member checked first (bundle/untrusted.py)
         make_readable(target)
         return target, True
 
