@@ -122,6 +122,9 @@ def test_user_image_runs_as_non_root_from_the_start_with_the_model_mounted(
     report = verify(result.image, VerifyOptions(bundle=digits_bundle, timeout=90, scan_layers=False))
     assert report.passed, report.to_dict()
     assert "model" in next(c.detail for c in report.checks if c.name == "non-root")
+    # under verify's 2g limit, a model call leaking until the OOM killer comes: answered, and the server recovers
+    oom = next(c for c in report.checks if c.name == "oom")
+    assert oom.status == "pass" and "500 (out of memory)" in oom.detail, oom
 
 
 def test_push_pull_and_verify_the_pulled_image(digits_image: BuildResult, digits_bundle: Path, registry: str) -> None:

@@ -384,7 +384,7 @@ def _sigterm_check(engine: Engine, container: str, grace: float, record: Callabl
 
 
 def _skip_rest(record: Callable[..., None], why: str) -> None:
-    for name in ("predictions", "status-415", "status-413", "status-400", "non-root", "sigterm"):
+    for name in ("predictions", "status-415", "status-413", "status-400", "non-root", "oom", "sigterm"):
         record(name, "skip", why)
 
 
