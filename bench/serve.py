@@ -10,7 +10,9 @@ one thread, connections = concurrency, one fixed body on wrk's fast path) to the
 1. floor: a minimal ASGI app answering a constant on Shipyard's HTTP stack (uvicorn + httptools + uvloop);
 2. compute: ``model.predict`` in process on batch 1 and batch 64;
 3. tutorial: the Flask app of the usual guide under gunicorn (one sync worker);
-4. shipyard: ``serve`` with one worker, access log off, then on.
+4. shipyard: ``serve`` with one worker, access log off, then on; and with the model in the worker's own
+   thread instead of its model process (``SHIPYARD_MODEL_PROCESS=0``, access log off): what the model
+   process costs, before and after in one run.
 
 Every server's answers are checked against the in-process model before and after it is loaded (32 distinct
 rows). Every point records wrk's own CPU share (of its pinned core) and both cores' busy shares: a point where wrk
@@ -98,7 +100,9 @@ def _parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load per server (default 3)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s points, 1 s warm-up, results to a temp dir")
     p.add_argument("--concurrency", default="1,8,64", help="comma-separated connection counts (default 1,8,64)")
-    p.add_argument("--servers", default="floor,tutorial,shipyard,shipyard-log", help="which servers to run")
+    p.add_argument(
+        "--servers", default="floor,tutorial,shipyard-inworker,shipyard,shipyard-log", help="which servers to run"
+    )
     p.add_argument("--server-core", type=int, default=0, help="core the server runs on (default 0)")
     p.add_argument("--load-core", type=int, default=1, help="core wrk runs on (default 1)")
     p.add_argument("--max-load", type=float, default=0.5, help="wait for a 1-min load average below this")
@@ -240,17 +244,18 @@ def _server_command(name: str, bundle: Path, port: int) -> tuple[list[str], dict
             env,
             name,
         )
-    if name in ("shipyard", "shipyard-log"):
+    if name in ("shipyard", "shipyard-log", "shipyard-inworker"):
         env |= {
             "SHIPYARD_MODEL_DIR": str(bundle),
             "SHIPYARD_HOST": "127.0.0.1",
             "SAGEMAKER_BIND_TO_PORT": str(port),
             "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
             "SHIPYARD_ACCESS_LOG": "1" if name == "shipyard-log" else "0",
+            "SHIPYARD_MODEL_PROCESS": "0" if name == "shipyard-inworker" else "1",
             "SHIPYARD_LOG_LEVEL": "WARNING",
         }
         return [str(BIN / "serve")], env, name
-    raise SystemExit(f"unknown server {name!r}; choose from floor, tutorial, shipyard, shipyard-log")
+    raise SystemExit(f"unknown server {name!r}; choose from floor, tutorial, shipyard, shipyard-log, shipyard-inworker")
 
 
 @contextmanager

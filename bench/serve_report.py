@@ -16,7 +16,6 @@ from cpu import CLIENT_BOUND
 __all__ = ["machine_info", "render_markdown", "targets"]
 
 
-
 PACKAGES = (
     "shipyard",
     "uvicorn",
@@ -34,7 +33,9 @@ LABELS = {
     "tutorial": "tutorial: Flask + gunicorn (1 sync worker)",
     "shipyard": "Shipyard `serve`, 1 worker, access log off",
     "shipyard-log": "Shipyard `serve`, 1 worker, access log on",
+    "shipyard-inworker": "Shipyard `serve`, 1 worker, access log off, model in the worker (SHIPYARD_MODEL_PROCESS=0)",
 }
+PROCESS_COST_MAX = 0.10  # the model process may cost at most 10 % of c=64 throughput against the model in the worker
 THROUGHPUT_MIN = 0.5  # c=64 req/s at least half the floor's
 LATENCY_SLACK_MS = 0.25  # c=1 p50 at most floor p50 + predict(batch 1) + this
 TAIL_MAX = 3.0  # c=64 p99 at most 3 × p50
@@ -74,7 +75,7 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     floor = servers.get("floor", {}).get("points", {})
     predict_ms = results["compute"]["batch_1"]["us_per_call"] / 1000
     out: dict[str, Any] = {}
-    for name in ("shipyard", "shipyard-log", "tutorial"):
+    for name in ("shipyard", "shipyard-log", "shipyard-inworker", "tutorial"):
         points = servers.get(name, {}).get("points", {})
         entry: dict[str, Any] = {}
         if "64" in points and "64" in floor:
@@ -100,6 +101,17 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
             entry["tail"] = {"ratio": tail, "target": f"<= {TAIL_MAX}", "pass": tail <= TAIL_MAX}
         if entry:
             out[name] = entry
+    inworker = servers.get("shipyard-inworker", {}).get("points", {})
+    process = servers.get("shipyard", {}).get("points", {})
+    if "64" in inworker and "64" in process:
+        cost = 1 - process["64"]["rps"] / inworker["64"]["rps"]
+        out.setdefault("shipyard", {})["process_cost"] = {
+            "cost": cost,
+            "rps_model_process": process["64"]["rps"],
+            "rps_in_worker": inworker["64"]["rps"],
+            "target": f"<= {PROCESS_COST_MAX}",
+            "pass": cost <= PROCESS_COST_MAX,
+        }
     return out
 
 
@@ -199,6 +211,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         if "tail" in entry:
             t = entry["tail"]
             lines.append(f"- c=64 p99 / p50: {t['ratio']:.2f} (target ≤ {TAIL_MAX}) {_verdict(t['pass'])}")
+        if "process_cost" in entry:
+            t = entry["process_cost"]
+            lines.append(
+                f"- the model process's cost at c=64: {t['rps_model_process']:,.0f} req/s against "
+                f"{t['rps_in_worker']:,.0f} with the model in the worker, {t['cost']:.1%} "
+                f"(target ≤ {PROCESS_COST_MAX:.0%}) {_verdict(t['pass'])}"
+            )
         lines.append("")
     lines += [
         "## Machine",
