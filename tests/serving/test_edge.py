@@ -35,25 +35,31 @@ class Answer:
         return document
 
 
-def read_answer(sock: socket.socket) -> Answer:
-    """One HTTP/1.1 answer read from ``sock`` (its head, then Content-Length bytes of body)."""
-    data = b""
+def read_answer(sock: socket.socket, pending: bytearray | None = None) -> Answer:
+    """One HTTP/1.1 answer read from ``sock`` (its head, then Content-Length bytes of body).
+
+    ``pending``: bytes already received and not yet read, kept across calls (answers to pipelined requests
+    arrive back to back).
+    """
+    data = pending if pending is not None else bytearray()
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
-            raise AssertionError(f"the connection closed before an answer; got {data[:200]!r}")
+            raise AssertionError(f"the connection closed before an answer; got {bytes(data[:200])!r}")
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    end = data.index(b"\r\n\r\n")
+    lines = bytes(data[:end]).decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
     length = int(headers.get("content-length", "0"))
-    while len(body) < length:
+    while len(data) < end + 4 + length:
         chunk = sock.recv(65536)
         if not chunk:
             break
-        body += chunk
-    return Answer(status, headers, body[:length])
+        data += chunk
+    body = bytes(data[end + 4 : end + 4 + length])
+    del data[: end + 4 + length]
+    return Answer(status, headers, body)
 
 
 def send_and_read(port: int, data: bytes, timeout: float = 10) -> Answer:
@@ -94,6 +100,14 @@ def test_a_1_mb_header_is_answered_431_in_json_at_once(digits_server: Server) ->
     assert httpx.get(f"{digits_server.url}/ping").status_code == 200
 
 
+@pytest.mark.parametrize(("size", "status"), [(65536, 200), (65537, 431)])
+def test_the_cap_counts_the_request_line_and_headers_to_the_byte(digits_server: Server, size: int, status: int) -> None:
+    start, end = b"GET /ping HTTP/1.1\r\nHost: test\r\nX-Pad: ", b"\r\n\r\n"
+    request = start + b"p" * (size - len(start) - len(end)) + end
+    assert len(request) == size
+    assert send_and_read(digits_server.port, request).status == status
+
+
 def test_a_head_under_the_cap_with_a_body_in_the_same_packet_is_served(
     digits_server: Server, digits_rows: list[list[float]]
 ) -> None:
@@ -109,6 +123,19 @@ def test_a_head_under_the_cap_with_a_body_in_the_same_packet_is_served(
     )
     answer = send_and_read(digits_server.port, request)
     assert answer.status == 200, answer.body[:300]
+
+
+def test_pipelined_requests_are_each_answered(digits_server: Server, digits_rows: list[list[float]]) -> None:
+    """Requests sent back to back in one write: each head is counted on its own, each is answered in turn."""
+    body = orjson.dumps([digits_rows[0]])
+    post = b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+    post += b"Content-Length: %d\r\n\r\n" % len(body) + body
+    ping = b"GET /ping HTTP/1.1\r\nHost: test\r\nX-Pad: " + b"p" * 40_000 + b"\r\n\r\n"  # 3 of them: over 64 KiB
+    with socket.create_connection(("127.0.0.1", digits_server.port), timeout=10) as sock:
+        sock.sendall(ping + post + ping + ping + post)
+        pending = bytearray()
+        statuses = [read_answer(sock, pending).status for _ in range(5)]
+    assert statuses == [200] * 5
 
 
 def test_ping_stays_responsive_while_a_64_mb_header_is_sent(digits_server: Server) -> None:

@@ -181,7 +181,7 @@ class EdgeProtocol(HttpToolsProtocol):
         if len(self.connections) > self.max_connections:
             _warnings.warn(
                 "connections",
-                "connection refused: over the connection cap (SHIPYARD_MAX_CONNECTIONS)",
+                "connection answered 503: over the connection cap (SHIPYARD_MAX_CONNECTIONS)",
                 {"status": 503, "max_connections": self.max_connections},
             )
             self._refuse(
@@ -199,55 +199,59 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         left = self._head_left
-        if left is not None and len(data) > left:
-            self._over_allowance(data, left)
-            return
         if left is not None:
+            if len(data) > left:
+                self._over_allowance(data, left)
+                return
             self._head_left = left - len(data)
         # uvicorn cancels the keep-alive timer here, on any byte; on_headers_complete does, so a head
         # sent a byte at a time still has a deadline.
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> bool:
+        """Feed the parser; False when that ended in an error answer."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._malformed(exc)
+            return False
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():  # pragma: no cover - the worker serves no WebSockets (ws="none")
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            # No WebSockets (ws="none"): the request is served as plain HTTP, as RFC 9110 allows, and its
+            # connection closed after the answer (the parser reads nothing after an upgrade request).
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
+            return False
+        return True
 
     def _over_allowance(self, data: bytes, left: int) -> None:
         """``data`` is more than the head may still take: feed what it may, and see whether the head ended."""
-        if left < 0:  # draining after an error answer
-            return
-        self._head_left = 0
-        if left:
-            try:
-                self.parser.feed_data(data[:left])
-            except httptools.HttpParserError as exc:
-                self._malformed(exc)
+        while left >= 0:  # below 0: draining after an error answer
+            self._head_left = 0
+            if left and not self._feed(data[:left]):
                 return
-            except httptools.HttpParserUpgrade:
-                self._unsupported_upgrade_warning()
+            if self._head_left == 0:  # the head did not end within the cap
+                _warnings.warn(
+                    "head",
+                    "request answered 431: its head is over SHIPYARD_MAX_HEADER_BYTES",
+                    {"status": 431, "max_header_bytes": self.max_head_bytes},
+                )
+                self._refuse(
+                    431,
+                    "RequestHeaderFieldsTooLarge",
+                    f"the request line and headers are over {self.max_head_bytes} bytes (SHIPYARD_MAX_HEADER_BYTES)",
+                )
                 return
-        if self._head_left == 0:  # the head did not end within the cap
-            _warnings.warn(
-                "head",
-                "request refused: its head is over SHIPYARD_MAX_HEADER_BYTES",
-                {"status": 431, "max_header_bytes": self.max_head_bytes},
-            )
-            self._refuse(
-                431,
-                "RequestHeaderFieldsTooLarge",
-                f"the request line and headers are over {self.max_head_bytes} bytes (SHIPYARD_MAX_HEADER_BYTES)",
-            )
-            return
-        if self._head_left != -1:
-            self.data_received(data[left:])
+            # The head ended: the rest is its body, or the next request (whose head counts from here).
+            data, left = data[left:], self._head_left
+            if left is None or len(data) <= left:
+                if left is not None:
+                    self._head_left = left - len(data)
+                self._feed(data)
+                return
 
     def _malformed(self, exc: Exception) -> None:
         detail = str(exc) or type(exc).__name__
-        _warnings.warn("malformed", "request refused: malformed HTTP", {"status": 400, "detail": detail})
+        _warnings.warn("malformed", "request answered 400: malformed HTTP", {"status": 400, "detail": detail})
         self._refuse(400, "BadRequest", f"malformed HTTP request: {detail}")
 
     def send_400_response(self, msg: str) -> None:
