@@ -314,3 +314,36 @@ def test_the_soft_open_file_limit_is_raised_to_the_hard_limit(
         limits = Path(f"/proc/{pid}/limits").read_text()
         line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
         assert line.split()[3:5] == ["4096", "4096"], line
+
+
+# -- what the protocol was written against ---------------------------------------------------------------
+UVICORN_SOURCES = {  # sha256 of each function's source, first 16 hex digits (uvicorn 0.54.0)
+    "HttpToolsProtocol.on_headers_complete": "1ea8589acfad92d8",  # rewritten in EdgeProtocol
+    "HttpToolsProtocol.on_body": "dba9c32aeba35b6a",  # rewritten
+    "HttpToolsProtocol.on_message_complete": "1fbad42dc31fc01f",  # rewritten
+    "HttpToolsProtocol.data_received": "010a7ae59a5d3b1a",  # rewritten
+    "HttpToolsProtocol.shutdown": "d7351fa33f00d430",  # relied on: closes idle connections
+    "HttpToolsProtocol.on_response_complete": "64e254f28e389e76",  # relied on: arms the keep-alive timer
+    "RequestResponseCycle.run_asgi": "0f33f2449a444bc2",  # relied on: calls send_500_response
+    "Server.shutdown": "9b33c50562992b1e",  # relied on: cancels the tasks at the grace time
+}
+
+
+def test_uvicorn_is_the_one_the_protocol_was_written_against() -> None:
+    """serving/protocol.py rewrites some of uvicorn's protocol methods and relies on others: a new uvicorn
+    that changed any of them needs protocol.py read against it again (then update these digests)."""
+    import hashlib
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+    from uvicorn.server import Server as UvicornServer
+
+    owners = {"HttpToolsProtocol": HttpToolsProtocol, "RequestResponseCycle": RequestResponseCycle}
+    owners["Server"] = UvicornServer
+    changed = []
+    for name, digest in UVICORN_SOURCES.items():
+        owner, _, method = name.partition(".")
+        source = inspect.getsource(getattr(owners[owner], method))
+        if hashlib.sha256(source.encode()).hexdigest()[:16] != digest:
+            changed.append(name)
+    assert not changed, f"uvicorn changed {changed}: check serving/protocol.py against them"

@@ -28,7 +28,14 @@ connection reset (closing a socket with unread data makes the kernel send a rese
 answer before the client reads it).
 
 The per-request cost is a few attribute reads and writes: the byte count is one subtraction per chunk
-received while a head is incomplete, and the header deadline reuses the keep-alive timer.
+received while a head is incomplete, and the header deadline reuses the keep-alive timer. uvicorn's
+``on_headers_complete``, ``on_body`` and ``on_message_complete`` are rewritten here rather than extended
+(a ``super()`` call per callback, or giving each request cycle another class afterwards, cost about 1 µs a
+request); tests/serving/test_edge.py fails when uvicorn changes the methods this module rewrites or relies
+on. Not kept from uvicorn: WebSockets (an ``Upgrade`` is ignored) and ``limit_concurrency`` (the connection
+cap replaces it). A head counts from the first chunk received after the previous request ended, so a head
+pipelined in the same chunk as the end of the request before it may pass the cap by at most that chunk
+(one read, 256 KiB): still a bound.
 
 :func:`raise_open_files_limit` raises the soft ``RLIMIT_NOFILE`` to the hard limit; the supervisor calls it
 at start (a worker calls it too, which is a no-op once the supervisor has).
@@ -41,10 +48,12 @@ import http
 import logging
 import resource
 import time
+import urllib.parse
 from typing import Any, ClassVar
 
 import httptools
 import orjson
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from shipyard.config import ServerConfig
@@ -206,22 +215,30 @@ class EdgeProtocol(HttpToolsProtocol):
             self._head_left = left - len(data)
         # uvicorn cancels the keep-alive timer here, on any byte; on_headers_complete does, so a head
         # sent a byte at a time still has a deadline.
-        self._feed(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._malformed(exc)
+        except httptools.HttpParserUpgrade:
+            self._upgrade_ignored()
 
     def _feed(self, data: bytes) -> bool:
-        """Feed the parser; False when that ended in an error answer."""
+        """:meth:`data_received`'s parsing, for the slow path; False when it ended in an error answer."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._malformed(exc)
             return False
         except httptools.HttpParserUpgrade:
-            # No WebSockets (ws="none"): the request is served as plain HTTP, as RFC 9110 allows, and its
-            # connection closed after the answer (the parser reads nothing after an upgrade request).
-            if self.cycle is not None:
-                self.cycle.keep_alive = False
+            self._upgrade_ignored()
             return False
         return True
+
+    def _upgrade_ignored(self) -> None:
+        # No WebSockets (nor any other upgrade): the request was served as plain HTTP, as RFC 9110 allows,
+        # and its connection closes after the answer (the parser reads nothing after an upgrade request).
+        if self.cycle is not None:
+            self.cycle.keep_alive = False
 
     def _over_allowance(self, data: bytes, left: int) -> None:
         """``data`` is more than the head may still take: feed what it may, and see whether the head ended."""
@@ -272,18 +289,70 @@ class EdgeProtocol(HttpToolsProtocol):
             self.transport.close()
 
     # -- parser callbacks ------------------------------------------------------------------------
+    def _should_upgrade(self) -> bool:
+        return False  # this protocol serves no WebSockets: an Upgrade header is ignored
+
     def on_headers_complete(self) -> None:
+        # uvicorn's on_headers_complete (0.54), less its WebSocket and limit_concurrency branches (the
+        # connection cap replaces the latter), plus the head's end: the byte count stops, the deadline is
+        # cancelled, and the request cycle is a _Cycle (its fallback answers are JSON). Rewritten rather than
+        # extended: a super() call and changing the cycle's class afterwards cost more than all the rest of
+        # this protocol's per-request work (measured: about 1 µs a request for the class change alone).
         self._head_left = None
-        self._unset_keepalive_if_required()
-        super().on_headers_complete()
+        timer = self.timeout_keep_alive_task
+        if timer is not None:
+            timer.cancel()
+            self.timeout_keep_alive_task = None
+        parser = self.parser
+        scope = self.scope
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed_url.query or b""
+        existing_cycle = self.cycle
+        self.cycle = _Cycle(
+            scope=scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing_cycle is None or existing_cycle.response_complete:
+            self._start_asgi_task(self.cycle, self.app)
+        else:  # pipelined: queued until the answer before it is sent
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, self.app))
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if cycle.response_complete:
+            return
+        cycle.body += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         self._head_left = self.max_head_bytes  # the next request's head starts now
-        super().on_message_complete()
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        cycle.__class__ = _Cycle  # its own 500, in JSON, and a 503 for a request the shutdown cut off
-        super()._start_asgi_task(cycle, app)
+        cycle = self.cycle
+        if cycle.response_complete:
+            return
+        cycle.more_body = False
+        cycle.message_event.set()
 
     # -- answers written here ----------------------------------------------------------------------
     def _refuse(
