@@ -229,6 +229,46 @@ def test_a_request_cut_off_by_the_graceful_timeout_is_answered_503_json(
     assert time.monotonic() - sent < 4  # at the grace time, not when the model is done
 
 
+def test_an_application_that_fails_before_answering_gets_a_json_500() -> None:
+    """uvicorn's fallback answer, through the protocol the worker uses, on a real socket (ServerApp itself
+    answers every failure it sees, so an application that raises is a stand-in here)."""
+    import asyncio
+
+    import uvicorn
+
+    from shipyard.config import ServerConfig
+    from shipyard.serving.protocol import protocol_for
+
+    async def broken(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if scope["path"] == "/silent":
+                return  # returns without answering
+            raise RuntimeError("a bug")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        broken, host="127.0.0.1", port=port, http=protocol_for(ServerConfig()), ws="none", lifespan="off",
+        log_config=None, loop="asyncio",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for path in ("/raises", "/silent"):
+            answer = send_and_read(port, b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode())
+            assert answer.status == 500
+            assert answer.error()["error"] == "InternalError"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 # -- 3. idle connections and the connection cap -----------------------------------------------------------
 def test_a_connection_must_send_its_head_within_the_header_timeout(
     running_server: ServerFactory, digits_bundle: Path
