@@ -98,6 +98,8 @@ def test_a_1_mb_header_is_answered_431_in_json_at_once(digits_server: Server) ->
     assert "SHIPYARD_MAX_HEADER_BYTES" in error["message"]
     assert elapsed < 2, elapsed
     assert httpx.get(f"{digits_server.url}/ping").status_code == 200
+    metrics = httpx.get(f"{digits_server.url}/metrics").text
+    assert 'shipyard_errors_total{code="431",reason="RequestHeaderFieldsTooLarge"}' in metrics
 
 
 @pytest.mark.parametrize(("size", "status"), [(65536, 200), (65537, 431)])
