@@ -206,6 +206,12 @@ class EdgeProtocol(HttpToolsProtocol):
         # never sent a byte stayed open forever.
         self.timeout_keep_alive_task = self.loop.call_later(self.header_timeout, self.timeout_keep_alive_handler)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # uvicorn cancels its timer only on a clean close; a reset left it (and this protocol) alive until
+        # it fired, up to the header timeout later.
+        self._unset_keepalive_if_required()
+
     def data_received(self, data: bytes) -> None:
         left = self._head_left
         if left is not None:
