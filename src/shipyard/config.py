@@ -20,6 +20,9 @@ Nothing is read at import time.
 | SHIPYARD_MAX_QUEUE                    | 2048             | queued requests per worker before 503     |
 | SHIPYARD_ACCESS_LOG                   | 1                | one JSON line per request on stdout       |
 | SHIPYARD_GRACEFUL_TIMEOUT             | 30               | seconds SIGTERM waits for in-flight work  |
+| SHIPYARD_MAX_HEADER_BYTES             | 65536            | request line + headers before 431         |
+| SHIPYARD_HEADER_TIMEOUT               | 60               | seconds from connecting to a complete request head |
+| SHIPYARD_MAX_CONNECTIONS              | 0 (from nofile)  | open connections per worker before 503    |
 | SHIPYARD_RUN_AS                       | (none)           | user the workers run as (root drops to it)|
 | SHIPYARD_CAPTURE_DESTINATION          | (off)            | data capture: a directory or s3://bucket/prefix |
 | SHIPYARD_CAPTURE_PERCENT              | 100              | share of invocations captured (0-100)     |
@@ -86,6 +89,9 @@ ENV: dict[str, tuple[str, ...]] = {
     "max_queue": ("SHIPYARD_MAX_QUEUE",),
     "access_log": ("SHIPYARD_ACCESS_LOG",),
     "graceful_timeout_s": ("SHIPYARD_GRACEFUL_TIMEOUT",),
+    "max_header_bytes": ("SHIPYARD_MAX_HEADER_BYTES",),
+    "header_timeout_s": ("SHIPYARD_HEADER_TIMEOUT",),
+    "max_connections": ("SHIPYARD_MAX_CONNECTIONS",),
     "run_as": ("SHIPYARD_RUN_AS",),
     "capture_destination": ("SHIPYARD_CAPTURE_DESTINATION",),
     "capture_percent": ("SHIPYARD_CAPTURE_PERCENT",),
@@ -111,6 +117,9 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "max_batch_delay_ms": (0.0, None),
     "max_queue": (1, 1 << 24),
     "graceful_timeout_s": (0.0, None),
+    "max_header_bytes": (1024, 1 << 26),
+    "header_timeout_s": (0.001, None),
+    "max_connections": (0, 1 << 24),
     "capture_percent": (0.0, 100.0),
     "capture_queue": (1, 1 << 24),
     "capture_flush_s": (0.0, None),
@@ -155,6 +164,9 @@ class ServerConfig:
     max_queue: int = 2048
     access_log: bool = True
     graceful_timeout_s: float = 30.0
+    max_header_bytes: int = 64 * 1024  # request line + headers; more is answered 431 (serving/protocol.py)
+    header_timeout_s: float = 60.0  # from connecting to a complete request head
+    max_connections: int = 0  # per worker; 0: from the open-file limit (protocol.default_max_connections)
     run_as: str | None = None
     capture_destination: str | None = None  # None: data capture off (see serving/capture.py)
     capture_percent: float = 100.0
@@ -199,6 +211,9 @@ class ServerConfig:
             "max_queue": whole("max_queue", d.max_queue),
             "access_log": _bool(env, ENV["access_log"], d.access_log),
             "graceful_timeout_s": number("graceful_timeout_s", d.graceful_timeout_s),
+            "max_header_bytes": whole("max_header_bytes", d.max_header_bytes),
+            "header_timeout_s": number("header_timeout_s", d.header_timeout_s),
+            "max_connections": whole("max_connections", d.max_connections),
             "run_as": raw("run_as"),
             "capture_destination": raw("capture_destination"),
             "capture_percent": number("capture_percent", d.capture_percent),

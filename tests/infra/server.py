@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -124,11 +125,13 @@ def start_server(
     command: Sequence[str] | None = None,
     wait: bool = True,
     timeout: float = 60.0,
+    nofile: tuple[int, int] | None = None,
 ) -> Server:
     """Start ``serve`` (SageMaker's entry point, configured by environment) on a free port.
 
     The port is 0, so the kernel picks a free one; the server logs the port it bound, which is read back.
-    ``command`` replaces ``serve`` (e.g. ``[shipyard, "serve", BUNDLE, "--port", "0"]``).
+    ``command`` replaces ``serve`` (e.g. ``[shipyard, "serve", BUNDLE, "--port", "0"]``). ``nofile``: the
+    (soft, hard) open-file limits the server starts with, as ``ulimit -Sn/-Hn`` would set them.
     """
     settings = {
         "SHIPYARD_MODEL_DIR": str(bundle),
@@ -138,6 +141,11 @@ def start_server(
         **(env or {}),
     }
     log = log_path.open("wb")
+
+    def limits() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
     process = subprocess.Popen(
         list(command or [str(BIN / "serve")]),
         env=server_env(settings),
@@ -145,6 +153,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so teardown can end the workers too
         cwd=log_path.parent,
+        preexec_fn=limits if nofile is not None else None,
     )
     server = Server(process, log_path, _log=log)
     try:
@@ -185,9 +194,10 @@ class ServerFactory:
         command: Sequence[str] | None = None,
         wait: bool = True,
         timeout: float = 60.0,
+        nofile: tuple[int, int] | None = None,
     ) -> Server:
         log_path = self.directory / f"server-{len(self.servers)}.log"
-        server = start_server(bundle, log_path, env=env, command=command, wait=wait, timeout=timeout)
+        server = start_server(bundle, log_path, env=env, command=command, wait=wait, timeout=timeout, nofile=nofile)
         self.servers.append(server)
         return server
 

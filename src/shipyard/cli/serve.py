@@ -65,6 +65,18 @@ def serve(
                                              help="Seconds SIGTERM waits for in-flight requests.",
                                              envvar=_env("graceful_timeout_s"), rich_help_panel=SERVER,
                                              **_range("graceful_timeout_s")),
+    max_header_bytes: int = typer.Option(_D.max_header_bytes, "--max-header-bytes",
+                                         help="Request line and headers in bytes before 431.",
+                                         envvar=_env("max_header_bytes"), rich_help_panel=SERVER,
+                                         **_range("max_header_bytes")),
+    header_timeout_s: float = typer.Option(_D.header_timeout_s, "--header-timeout",
+                                           help="Seconds from connecting to a complete request head (then 408, "
+                                           "or closed if nothing came).", envvar=_env("header_timeout_s"),
+                                           rich_help_panel=SERVER, **_range("header_timeout_s")),
+    max_connections: int = typer.Option(_D.max_connections, "--max-connections",
+                                        help="Open connections per worker before 503 (0: from the open-file "
+                                        "limit).", envvar=_env("max_connections"), rich_help_panel=SERVER,
+                                        **_range("max_connections")),
     preload: str = typer.Option(_D.preload, "--preload", help="Load the model once before forking the workers: "
                                 "auto (scikit-learn and Python bundles), on or off.", envvar=_env("preload"),
                                 parser=_auto_on_off, metavar="<auto|on|off>", rich_help_panel=SERVER),

@@ -1,5 +1,7 @@
 """``text/csv``: one row per line, no header (a header row equal to the schema's names is skipped).
 
+A leading byte order mark (what Excel writes at the start of a "CSV UTF-8" file) is dropped, in any charset.
+
 Answers carry one prediction per line; multi-output predictions are comma-separated.
 """
 
@@ -26,6 +28,8 @@ class CSVCodec:
             text = body.decode(media.charset)
         except (LookupError, UnicodeDecodeError) as exc:
             raise RequestError(f"body is not valid {media.charset} text: {exc}") from None
+        if text.startswith("\ufeff"):  # a byte order mark: Excel starts its "CSV UTF-8" files with one
+            text = text[1:]
         if '"' in text:
             try:
                 rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]

@@ -28,8 +28,8 @@ class NPYCodec:
         try:
             check_header(io.BytesIO(body), len(body))
             array = np.load(io.BytesIO(body), allow_pickle=False)
-        except (ValueError, TypeError, OSError, EOFError) as exc:
-            raise RequestError(f"body is not a valid .npy array: {exc}") from None
+        except Exception as exc:  # whatever numpy raises for a body it cannot read, the body is at fault
+            raise RequestError(f"body is not a valid .npy array: {reason(exc)}") from None
         return array
 
     def encode(self, predictions: Any, *, envelope: bool = True) -> bytes:
@@ -44,9 +44,29 @@ class NPYCodec:
 def check_header(stream: Any, size: int) -> None:
     """Read a .npy header from ``stream`` (``size`` bytes in all) and check it before any data is read.
 
-    Raises ValueError for an unknown format version, an object array (it would need pickle) or a data length
-    that is not what the header's shape and dtype say (np.load allocates what the header claims).
+    Raises ValueError for a header that cannot be read, an unknown format version, an object array (it would
+    need pickle) or a data length that is not what the header's shape and dtype say (np.load allocates what
+    the header claims). A header is a Python literal that numpy reads with ``tokenize`` and ``ast``: whatever
+    they raise on a malformed one (``tokenize.TokenError``, ``SyntaxError``, ``TypeError``, ``MemoryError``,
+    ``RecursionError``, ``OverflowError``...) comes out as that ValueError too.
     """
+    try:
+        _check_header(stream, size)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"its header cannot be read: {reason(exc)}") from None
+
+
+def reason(exc: BaseException) -> str:
+    """``exc`` for a client: its text, after its type's name unless it is one of the usual I/O and value errors."""
+    text = str(exc)
+    if text and isinstance(exc, ValueError | OSError | EOFError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_header(stream: Any, size: int) -> None:
     version = npy_format.read_magic(stream)
     if version == (1, 0):
         shape, _, dtype = npy_format.read_array_header_1_0(stream)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.codecs.media import MediaType
-from shipyard.codecs.npy import check_header
+from shipyard.codecs.npy import check_header, reason
 from shipyard.errors import RequestError, UnsupportedMediaType
 
 __all__ = ["MAX_EXPANDED_BYTES", "NPZDecoder", "densify", "is_sparse"]
@@ -55,8 +55,8 @@ class NPZDecoder:
         try:
             with np.load(io.BytesIO(body), allow_pickle=False) as archive:
                 return archive[archive.files[0]]
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise RequestError(f"body is not a valid .npz archive: {exc}") from None
+        except Exception as exc:  # whatever numpy or zipfile raise for an archive they cannot read
+            raise RequestError(f"body is not a valid .npz archive: {reason(exc)}") from None
 
 
 def _checked_members(body: bytes) -> list[str]:
@@ -76,8 +76,10 @@ def _checked_members(body: bytes) -> list[str]:
                 with archive.open(info) as member:
                     _check_header(member, info.file_size, info.filename)
                 names.append(info.filename)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
-        raise RequestError(f"body is not a valid .npz archive: {exc}") from None
+    except RequestError:
+        raise
+    except Exception as exc:  # zipfile, zlib, bz2 and lzma each raise their own (a corrupt or encrypted member)
+        raise RequestError(f"body is not a valid .npz archive: {reason(exc)}") from None
     return names
 
 
@@ -98,8 +100,8 @@ def _sparse(body: bytes) -> Any:
         check = getattr(matrix, "check_format", None)  # csr, csc, bsr; coo checks its indices when built
         if check is not None:
             check(full_check=True)
-    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise RequestError(f"body is not a valid sparse matrix (.npz): {exc}") from None
+    except Exception as exc:  # whatever scipy, numpy or zipfile raise for a matrix they cannot read
+        raise RequestError(f"body is not a valid sparse matrix (.npz): {reason(exc)}") from None
     return matrix
 
 

@@ -6,9 +6,12 @@ below), or a single ``transform_fn(model, body, content_type, accept)``. As in t
 bodies arrive as ``str``, other types as ``bytes``; ``output_fn`` may return a body or
 ``(body, content_type)``.
 
-Two things are friendlier than the toolkit: the content type handed to the script has its parameters
-stripped (``text/csv; charset=utf-8`` arrives as ``text/csv``), and an exception raised in ``input_fn``
-answers 400 (it is about the request), not 500.
+Three things are friendlier than the toolkit: the content type handed to the script has its parameters
+stripped (``text/csv; charset=utf-8`` arrives as ``text/csv``), an exception raised in ``input_fn``
+answers 400 (it is about the request), not 500, and the default ``input_fn`` reads CSV that starts with a
+byte order mark (Excel's "CSV UTF-8"), where the toolkit's ``np.genfromtxt`` reads the first cell as the text
+``"\ufeff1.5"`` and makes a column of strings. A script's own ``input_fn`` gets the body as the toolkit
+decodes it, ``body.decode("utf-8")``, BOM included.
 
 Defaults are the framework container's. For a ``torch.nn.Module`` (what ``model_fn`` returned, or the
 TorchScript ``model.pt`` loaded when the script has no ``model_fn``) they are the PyTorch container's (see

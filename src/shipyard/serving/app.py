@@ -29,6 +29,7 @@ from shipyard.serving.compute import Compute, Fault, InlineCompute, ModelProcess
 from shipyard.serving.deadlines import Deadlines
 from shipyard.serving.logs import AccessLog, output
 from shipyard.serving.metrics import Metrics, render
+from shipyard.serving.protocol import error_body as _error_body
 
 __all__ = ["ServerApp"]
 
@@ -39,6 +40,10 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = b"application/json"
+# SageMaker's limits (InvokeEndpoint refuses more before the container sees the request; a direct client
+# sending more is answered 400): CustomAttributes at most 1,024 US-ASCII characters, InferenceId 1 to 64.
+MAX_CUSTOM_ATTRIBUTES = 1024
+MAX_INFERENCE_ID = 64
 _PLAIN_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
@@ -270,6 +275,11 @@ class ServerApp:
                 inference_id = value
             elif name == b"x-amzn-sagemaker-custom-attributes":
                 attributes = value
+        if (inference_id is not None and len(inference_id) > MAX_INFERENCE_ID) or (
+            attributes is not None and len(attributes) > MAX_CUSTOM_ATTRIBUTES
+        ):
+            await self._over_header_limit(send, started, inference_id, attributes)
+            return
         headers: list[tuple[bytes, bytes]] = []
         size_in = 0
         try:
@@ -331,9 +341,45 @@ class ServerApp:
                 "bytes_out": len(body),
             }
             if inference_id is not None:
-                entry["inference_id"] = inference_id.decode("latin-1")
+                entry["inference_id"] = _text(inference_id)
             if attributes is not None:
-                entry["custom_attributes"] = attributes.decode("latin-1")
+                entry["custom_attributes"] = _text(attributes)
+            self.access_log.write(entry)
+
+    async def _over_header_limit(
+        self, send: Send, started: float, inference_id: bytes | None, attributes: bytes | None
+    ) -> None:
+        """400 for a SageMaker header over SageMaker's limit; the value is not echoed, and logged cut short."""
+        over = []
+        if inference_id is not None and len(inference_id) > MAX_INFERENCE_ID:
+            over.append(("X-Amzn-SageMaker-Inference-Id", len(inference_id), MAX_INFERENCE_ID))
+        if attributes is not None and len(attributes) > MAX_CUSTOM_ATTRIBUTES:
+            over.append(("X-Amzn-SageMaker-Custom-Attributes", len(attributes), MAX_CUSTOM_ATTRIBUTES))
+        message = "; ".join(f"{name} is {size} bytes, over SageMaker's limit of {limit}" for name, size, limit in over)
+        body = _error_body("BadRequest", message)
+        headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+        if inference_id is not None and len(inference_id) <= MAX_INFERENCE_ID:
+            headers.append((b"x-amzn-sagemaker-inference-id", inference_id))
+        if attributes is not None and len(attributes) <= MAX_CUSTOM_ATTRIBUTES:
+            headers.append((b"x-amzn-sagemaker-custom-attributes", attributes))
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        elapsed = time.perf_counter() - started
+        self.metrics.errors.labels("400", "BadRequest").inc()
+        self.metrics.observe("invocations", 400, elapsed)
+        if self.access_log.enabled:
+            entry: dict[str, Any] = {
+                "ts": round(time.time(), 6),
+                "path": "/invocations",
+                "status": 400,
+                "ms": round(elapsed * 1000, 3),
+                "bytes_in": 0,
+                "bytes_out": len(body),
+            }
+            if inference_id is not None:
+                entry["inference_id"] = _text(inference_id, MAX_INFERENCE_ID)
+            if attributes is not None:
+                entry["custom_attributes"] = _text(attributes, MAX_CUSTOM_ATTRIBUTES)
             self.access_log.write(entry)
 
 
@@ -375,5 +421,8 @@ def _remote_traceback(exc: BaseException) -> dict[str, Any] | None:
     return {"fields": {"traceback": text}} if text else None
 
 
-def _error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"error": code, "message": message})
+def _text(value: bytes, limit: int | None = None) -> str:
+    """A header value for the log: UTF-8 (other bytes as ``\\xNN``), cut to ``limit`` bytes with a mark."""
+    if limit is not None and len(value) > limit:
+        return value[:limit].decode("utf-8", "backslashreplace") + f"… ({len(value)} bytes)"
+    return value.decode("utf-8", "backslashreplace")

@@ -20,7 +20,6 @@ __all__ = [
     "die_with_parent",
     "exit_reason",
     "oom_kills",
-    "raise_nofile_limit",
     "set_oom_score_adj",
 ]
 
@@ -49,20 +48,6 @@ def set_oom_score_adj(value: int) -> None:
     """Raise this process's ``oom_score_adj`` (lowering it needs privilege; failures are ignored)."""
     with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text(f"{value}\n")
-
-
-def raise_nofile_limit() -> tuple[int, int]:
-    """Raise the soft limit of open files to the hard limit (no privilege needed); returns (soft, hard)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not Unix
-        return (0, 0)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    return soft, hard
 
 
 def oom_kills(pid: int | str = "self") -> int | None:

@@ -37,7 +37,8 @@ from shipyard.bundle import Bundle
 from shipyard.config import ServerConfig
 from shipyard.handler import Handler, handler_for
 from shipyard.serving.logs import Relay, flush_logs, output
-from shipyard.serving.process import Backoff, exit_reason, oom_kills, raise_nofile_limit
+from shipyard.serving.process import Backoff, exit_reason, oom_kills
+from shipyard.serving.protocol import raise_open_files_limit
 from shipyard.serving.worker import EXIT_LOAD_FAILED, drop_privileges, preimport, run_worker
 
 __all__ = ["Supervisor", "bind"]
@@ -83,7 +84,7 @@ class Supervisor:
             _hand_over(owned_dir.name, self.config.run_as)
         # Bound now (a port in use fails at once, and a low port needs root), listening only once there is a
         # worker to answer: while a model preloads, connections are refused rather than left hanging.
-        raise_nofile_limit()  # every idle keep-alive connection is a descriptor; the workers inherit the limit
+        raise_open_files_limit()  # every idle keep-alive connection is a descriptor; the workers inherit the limit
         sock = bind(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
         self._relay = Relay()

@@ -69,6 +69,7 @@ def run_worker(
     import uvicorn
 
     from shipyard.serving.app import ServerApp
+    from shipyard.serving.protocol import protocol_for, raise_open_files_limit
 
     exit_code = 0
     server: uvicorn.Server | None = None
@@ -82,10 +83,12 @@ def run_worker(
     app = ServerApp(
         config, handler, on_load_failed=load_failed, warmed=warmed, loaded=loaded, slot=slot, available=available
     )
+    raise_open_files_limit()  # a no-op once the supervisor has; before protocol_for reads the limit
     uv_config = uvicorn.Config(
         app,
         loop=_loop(),
-        http="httptools",
+        http=protocol_for(config),  # uvicorn's httptools protocol with Shipyard's limits and JSON errors
+        ws="none",  # no WebSockets: an Upgrade header is ignored and the request served as plain HTTP
         lifespan="on",
         log_config=None,
         access_log=False,
