@@ -109,15 +109,16 @@ class InlineCompute:
 
     def run(self, parts: list[Any], rows: list[int]) -> list[Outcome]:
         if len(parts) == 1:
-            return [self._call(parts[0])]
+            return [self.call(parts[0])]
         try:
             predictions = self._predict(self._stack(parts))
             return [(True, piece) for piece in self._split(predictions, rows)]
         except Exception as exc:
             log.info("a batch of %d requests failed (%s); retrying each alone", len(parts), exc)
-            return [self._call(part) for part in parts]
+            return [self.call(part) for part in parts]
 
-    def _call(self, inputs: Any) -> Outcome:
+    def call(self, inputs: Any) -> Outcome:
+        """One request's inputs through the model: its predictions, or its own error."""
         try:
             return True, self._predict(inputs)
         except ShipyardError as exc:
@@ -265,7 +266,7 @@ class ModelProcess:
         conn = self._conn
         assert conn is not None
         try:
-            message = pickle.dumps((parts, rows), _PICKLE)
+            message = pickle.dumps(self._request(parts, rows), _PICKLE)
         except Exception as exc:  # the inputs do not pickle (a handler's input_fn is the user's)
             return [(False, ModelError(f"the input cannot be sent to the model process: {exc}"))] * len(parts)
         try:
@@ -281,8 +282,20 @@ class ModelProcess:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             raise _Died(*self._reap()) from None
-        outcomes: list[Outcome] = pickle.loads(data)
+        kind, value = pickle.loads(data)
+        if kind == "whole":  # the batch's predictions, checked there to hold one per row: cut here (views)
+            return [(True, piece) for piece in self._split(value, rows)]
+        outcomes: list[Outcome] = value
         return outcomes
+
+    def _request(self, parts: list[Any], rows: list[int]) -> tuple[str, Any, list[int]]:
+        """One stacked input crosses far cheaper than many small ones (a pickle per array): stacked here."""
+        if len(parts) == 1:
+            return "stacked", parts[0], rows
+        try:
+            return "stacked", self._stack(parts), rows
+        except Exception:  # inputs that do not stack: each goes alone, as InlineCompute would retry them
+            return "parts", parts, rows
 
     def _overran(self, requests: int) -> None:
         log.error(
@@ -481,15 +494,43 @@ def _child_serve(
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        parts, rows = pickle.loads(data)
-        if len(parts) == 1 and isinstance(parts[0], Fault):
-            _inject(parts[0])
-        outcomes = [outcome if outcome[0] else (False, _portable(outcome[1])) for outcome in compute.run(parts, rows)]
+        kind, inputs, rows = pickle.loads(data)
+        if isinstance(inputs, Fault):
+            _inject(inputs)
+        answer = _answer(compute, kind, inputs, rows, predict=handler.predict, split=split)
         try:
-            answer = pickle.dumps(outcomes, _PICKLE)
+            message = pickle.dumps(answer, _PICKLE)
         except Exception:  # a prediction that does not pickle fails its own request only
-            answer = pickle.dumps([_checked(outcome) for outcome in outcomes], _PICKLE)
-        conn.send_bytes(answer)
+            outcomes = answer[1] if answer[0] == "each" else [(True, p) for p in split(answer[1], rows)]
+            message = pickle.dumps(("each", [_checked(outcome) for outcome in outcomes]), _PICKLE)
+        conn.send_bytes(message)
+
+
+def _answer(
+    compute: InlineCompute,
+    kind: str,
+    inputs: Any,
+    rows: list[int],
+    *,
+    predict: Callable[[Any], Any],
+    split: Callable[[Any, list[int]], Any],
+) -> tuple[str, Any]:
+    """``("whole", predictions)`` for a stacked batch that went through at once (the worker cuts it), else
+    ``("each", outcomes)``, one per request, errors made portable."""
+    if kind == "stacked" and len(rows) > 1:
+        try:
+            predictions = predict(inputs)
+            split(predictions, rows)  # one prediction per row, or each request alone below
+            return "whole", predictions
+        except Exception as exc:
+            log.info("a batch of %d requests failed (%s); retrying each alone", len(rows), exc)
+            parts = split(inputs, rows)
+            outcomes = [compute.call(part) for part in parts]
+    elif kind == "stacked":
+        outcomes = [compute.call(inputs)]
+    else:
+        outcomes = compute.run(inputs, rows)
+    return "each", [outcome if outcome[0] else (False, _portable(outcome[1])) for outcome in outcomes]
 
 
 def _inject(fault: Fault) -> None:
