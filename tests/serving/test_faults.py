@@ -362,3 +362,18 @@ def _json(line: bytes) -> bool:
         return isinstance(orjson.loads(line), dict)
     except orjson.JSONDecodeError:
         return False
+
+
+def test_an_invalid_content_type_from_output_fn_is_a_json_500(running_server: ServerFactory, tmp_path: Path) -> None:
+    """A handler's output_fn answering a Content-Type with a newline: a JSON 500, not a dropped connection."""
+    bundle = tmp_path / "bad-type"
+    (bundle / "code").mkdir(parents=True)
+    (bundle / "code" / "inference.py").write_text(
+        "def model_fn(model_dir):\n    return None\n"
+        "def transform_fn(model, body, content_type, accept):\n    return 'x', 'text/plain\\r\\nX-Evil: 1'\n"
+    )
+    server = running_server(bundle)
+    answer = httpx.post(f"{server.url}/invocations", content=b"{}", timeout=30)
+    assert answer.status_code == 500 and "x-evil" not in answer.headers
+    assert answer.json()["error"] == "ModelError" and "invalid Content-Type" in answer.json()["message"]
+    assert httpx.get(f"{server.url}/ping", timeout=5).status_code == 200

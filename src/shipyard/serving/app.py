@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from shipyard.config import ServerConfig
-from shipyard.errors import InferenceTimeout, ModelNotReady, PayloadTooLarge, ShipyardError
+from shipyard.errors import InferenceTimeout, ModelError, ModelNotReady, PayloadTooLarge, ShipyardError
 from shipyard.handler import Handler, split, stack
 from shipyard.serving.batcher import Batcher, BatchStats
 from shipyard.serving.capture import Capture, capture_for
@@ -303,6 +303,8 @@ class ServerApp:
                 self._deadlines.watch(future)  # fails the future with InferenceTimeout (504) when late
                 predictions = await future
                 body, media_type = self.handler.finish(predictions, prepared)
+                if "\n" in media_type or "\r" in media_type:  # a header that would end the answer's head early
+                    raise ModelError(f"the handler answered with an invalid Content-Type {media_type!r}")
                 status, content = 200, media_type.encode("latin-1")
         except ShipyardError as exc:
             status, body, content = exc.http_status, _error_body(exc.code, str(exc)), _JSON
