@@ -46,6 +46,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from shipyard.errors import InferenceTimeout, ModelCrashed, ModelError, ShipyardError
+from shipyard.serving.logs import JSONFormatter, pass_lines
 from shipyard.serving.process import (
     OOM_SCORE_MODEL,
     Backoff,
@@ -62,7 +63,6 @@ log = logging.getLogger("shipyard.model")
 Outcome = tuple[bool, Any]  # (True, predictions) or (False, the request's exception)
 
 _PICKLE = pickle.HIGHEST_PROTOCOL
-_POLL_S = 0.5  # how often an idle model process is checked for life
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +111,25 @@ class InlineCompute:
         if len(parts) == 1:
             return [self.call(parts[0])]
         try:
-            predictions = self._predict(self._stack(parts))
-            return [(True, piece) for piece in self._split(predictions, rows)]
+            stacked = self._stack(parts)
         except Exception as exc:
             log.info("a batch of %d requests failed (%s); retrying each alone", len(parts), exc)
             return [self.call(part) for part in parts]
+        return self.batch(stacked, rows, parts)[1]
+
+    def batch(self, inputs: Any, rows: list[int], parts: list[Any] | None = None) -> tuple[Any, list[Outcome]]:
+        """Stacked inputs of ``len(rows)`` requests through the model at once: ``(predictions, outcomes)``, one
+        outcome per request. If that call fails, or does not give one prediction per row, each request goes
+        alone (its ``parts`` entry, or its rows cut from ``inputs``) and ``predictions`` is None."""
+        if len(rows) == 1:
+            return None, [self.call(inputs)]
+        try:
+            predictions = self._predict(inputs)
+            return predictions, [(True, piece) for piece in self._split(predictions, rows)]
+        except Exception as exc:
+            log.info("a batch of %d requests failed (%s); retrying each alone", len(rows), exc)
+            alone = parts if parts is not None else self._split(inputs, rows)
+            return None, [self.call(part) for part in alone]
 
     def call(self, inputs: Any) -> Outcome:
         """One request's inputs through the model: its predictions, or its own error."""
@@ -185,7 +199,6 @@ class ModelProcess:
         self._oom_at_start: int | None = None
         self._relay: threading.Thread | None = None
         self.load_seconds = 0.0
-        self.restarts = 0
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -347,7 +360,6 @@ class ModelProcess:
             self._reap(kill=True)
         self._on_state(False, reason)
         self._on_restart(reason)
-        self.restarts += 1
         for attempt in range(3):
             delay = self._backoff.died()
             if delay:
@@ -380,27 +392,13 @@ class ModelProcess:
 
     def _relay_output(self, fd: int) -> None:
         """The child's stdout and stderr, whole lines at a time, into this process's log output."""
-        out = self._output or _discard
-
-        def write(data: bytes) -> None:
-            out(data)
-
+        write = self._output or _discard
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             pending = b""
             while chunk := pipe.read(65536):
-                pending += chunk
-                cut = pending.rfind(b"\n") + 1
-                if cut:
-                    write(pending[:cut])
-                    pending = pending[cut:]
-                elif len(pending) >= _LONGEST_LINE:  # a very long line: passed on in pieces
-                    write(pending + b"\n")
-                    pending = b""
+                pending = pass_lines(pending, chunk, write)
             if pending:
                 write(pending + b"\n")
-
-
-_LONGEST_LINE = 1 << 18  # CloudWatch Logs' largest event is 256 KB
 
 
 def _discard(data: bytes) -> None:
@@ -464,8 +462,6 @@ def _child_setup(sock: socket.socket, out_fd: int, parent: int) -> Connection:
 
 
 def _child_logging() -> None:
-    from shipyard.serving.logs import JSONFormatter
-
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JSONFormatter())
     root = logging.getLogger()
@@ -497,7 +493,7 @@ def _child_serve(
         kind, inputs, rows = pickle.loads(data)
         if isinstance(inputs, Fault):
             _inject(inputs)
-        answer = _answer(compute, kind, inputs, rows, predict=handler.predict, split=split)
+        answer = _answer(compute, kind, inputs, rows)
         try:
             message = pickle.dumps(answer, _PICKLE)
         except Exception:  # a prediction that does not pickle fails its own request only
@@ -506,28 +502,13 @@ def _child_serve(
         conn.send_bytes(message)
 
 
-def _answer(
-    compute: InlineCompute,
-    kind: str,
-    inputs: Any,
-    rows: list[int],
-    *,
-    predict: Callable[[Any], Any],
-    split: Callable[[Any, list[int]], Any],
-) -> tuple[str, Any]:
+def _answer(compute: InlineCompute, kind: str, inputs: Any, rows: list[int]) -> tuple[str, Any]:
     """``("whole", predictions)`` for a stacked batch that went through at once (the worker cuts it), else
     ``("each", outcomes)``, one per request, errors made portable."""
-    if kind == "stacked" and len(rows) > 1:
-        try:
-            predictions = predict(inputs)
-            split(predictions, rows)  # one prediction per row, or each request alone below
+    if kind == "stacked":
+        predictions, outcomes = compute.batch(inputs, rows)
+        if predictions is not None:
             return "whole", predictions
-        except Exception as exc:
-            log.info("a batch of %d requests failed (%s); retrying each alone", len(rows), exc)
-            parts = split(inputs, rows)
-            outcomes = [compute.call(part) for part in parts]
-    elif kind == "stacked":
-        outcomes = [compute.call(inputs)]
     else:
         outcomes = compute.run(inputs, rows)
     return "each", [outcome if outcome[0] else (False, _portable(outcome[1])) for outcome in outcomes]

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["AccessLog", "JSONFormatter", "Output", "Relay", "flush_logs", "output", "setup_logging"]
+__all__ = ["AccessLog", "JSONFormatter", "Output", "Relay", "flush_logs", "output", "pass_lines", "setup_logging"]
 
 _QUEUE_BYTES = 1 << 20  # lines waiting for stdout (seconds of them at full load); more are dropped
 _LONGEST_LINE = 1 << 18  # a longer line is passed on in pieces (CloudWatch Logs' largest event is 256 KB)
@@ -240,6 +240,20 @@ class AccessLog:
         output().write(data)
 
 
+def pass_lines(pending: bytes, chunk: bytes, write: Callable[[bytes], object]) -> bytes:
+    """``chunk`` read after ``pending``: every complete line goes to ``write``, and a rest of
+    ``_LONGEST_LINE`` bytes or more as a line of its own; returns the rest still waiting for its newline."""
+    pending += chunk
+    cut = pending.rfind(b"\n") + 1
+    if cut:
+        write(pending[:cut])
+        pending = pending[cut:]
+    if len(pending) >= _LONGEST_LINE:
+        write(pending + b"\n")
+        pending = b""
+    return pending
+
+
 class Relay:
     """The supervisor's side of its workers' stdout and stderr: pipes read by one thread, passed on whole
     lines at a time to this process's :func:`output` (the only writer of the real stdout)."""
@@ -299,21 +313,13 @@ class Relay:
         except OSError:
             chunk = b""
         with self._lock:
-            pending = self._pending.get(fd, b"") + chunk
             if not chunk:  # every writer is gone
-                self._pending.pop(fd, None)
+                pending = self._pending.pop(fd, b"")
                 os.close(fd)
                 if pending:
                     write(pending + b"\n")
                 return
-            cut = pending.rfind(b"\n") + 1
-            if cut:
-                write(pending[:cut])
-                pending = pending[cut:]
-            if len(pending) >= _LONGEST_LINE:
-                write(pending + b"\n")
-                pending = b""
-            self._pending[fd] = pending
+            self._pending[fd] = pass_lines(self._pending.get(fd, b""), chunk, write)
 
     def _drain_all(self, write: Callable[[bytes], bool]) -> None:
         with self._lock:
