@@ -33,8 +33,8 @@ def busy(before: tuple[int, int], after: tuple[int, int]) -> float:
     return (after[0] - before[0]) / total if total else 0.0
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) used so far by ``pid`` and its descendants."""
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (children, grandchildren, ...), whichever of its threads forked them."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -43,10 +43,18 @@ def tree_cpu(pid: int) -> float:
             except OSError:
                 continue
             children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0, [pid]
+    found, todo = [], list(children.get(pid, []))
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(children.get(current, []))
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used so far by ``pid`` and its descendants."""
+    total = 0
+    for current in (pid, *descendants(pid)):
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

@@ -38,15 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 
-
-def descendants(pid: int) -> list[int]:
-    direct: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            direct += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return direct + [grandchild for child in direct for grandchild in descendants(child)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu import descendants  # noqa: E402
 
 
 def start(bundle: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:

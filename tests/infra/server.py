@@ -11,6 +11,7 @@ import contextlib
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,6 +104,26 @@ class Server:
             self._log.close()
             self._log = None
         return self.process.returncode
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server whose port must be known up front)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid``: a child forked by one of its threads (a worker's model process) is listed
+    under that thread in /proc, so every thread is read."""
+    direct: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            direct += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return direct + [grandchild for child in direct for grandchild in descendants(child)]
 
 
 def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

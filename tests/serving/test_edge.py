@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from infra.server import Server, ServerFactory
+from infra.server import Server, ServerFactory, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -247,9 +247,7 @@ def test_an_application_that_fails_before_answering_gets_a_json_500() -> None:
                 return  # returns without answering
             raise RuntimeError("a bug")
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(
         broken, host="127.0.0.1", port=port, http=protocol_for(ServerConfig()), ws="none", lifespan="off",
         log_config=None, loop="asyncio",

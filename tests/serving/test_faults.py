@@ -24,7 +24,7 @@ import pytest
 
 import shipyard
 from infra.cgroup import MemoryCgroup, memory_cgroup
-from infra.server import BIN, Server, ServerFactory, server_env
+from infra.server import BIN, Server, ServerFactory, descendants, free_port, server_env
 
 NORMAL, SEGFAULT, EXIT, LEAK, HANG, SLOW, PRINT = range(7)
 
@@ -81,17 +81,6 @@ def metric(url: str, name: str, labels: str = "") -> float:
             if labels or head == name or head.startswith(name + "{"):
                 total += float(value)
     return total
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (a child forked by one of its threads is listed under that thread)."""
-    direct: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            direct += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return direct + [grandchild for child in direct for grandchild in descendants(child)]
 
 
 def batch_behind_a_blocker(url: str, requests: list[tuple[int, float]]) -> list[httpx.Response | BaseException]:
@@ -342,9 +331,7 @@ def test_a_handler_printing_megabytes_never_splits_a_log_line(faulty_bundle: Pat
 
 def _start_piped(bundle: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """``serve`` with its stdout and stderr a pipe this test reads (or does not); its process and URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     settings = {
         "SHIPYARD_MODEL_DIR": str(bundle),
         "SAGEMAKER_BIND_TO_PORT": str(port),

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from infra.server import BIN, ServerFactory, server_env
+from infra.server import BIN, ServerFactory, free_port, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -190,11 +190,8 @@ def test_connections_are_refused_not_left_hanging_while_a_model_preloads(
     slow_loading_bundle: Path, tmp_path: Path
 ) -> None:
     """SHIPYARD_PRELOAD=on with a 3 s model_fn: the port refuses connections until the model is in memory."""
-    import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     settings = {
         "SHIPYARD_MODEL_DIR": str(slow_loading_bundle),
         "SAGEMAKER_BIND_TO_PORT": str(port),
