@@ -58,7 +58,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import SettingsError
 
 __all__ = [
     "ARCHIVE_ENV",
@@ -286,10 +286,10 @@ def _int(env: Mapping[str, str], names: tuple[str, ...], default: int, limits: t
     try:
         value = int(raw)
     except ValueError:
-        raise ShipyardError(f"{name}={raw!r} is not an integer") from None
+        raise SettingsError(f"{name}={raw!r} is not an integer", setting=name) from None
     low, high = limits
     if not (low <= value and (high is None or value <= high)):
-        raise ShipyardError(f"{name}={value} is out of range [{_show(low)}, {_show(high)}]")
+        raise SettingsError(f"{name}={value} is out of range [{_show(low)}, {_show(high)}]", setting=name)
     return value
 
 
@@ -301,13 +301,13 @@ def _float(env: Mapping[str, str], names: tuple[str, ...], default: float, limit
     try:
         value = float(raw)
     except ValueError:
-        raise ShipyardError(f"{name}={raw!r} is not a number") from None
+        raise SettingsError(f"{name}={raw!r} is not a number", setting=name) from None
     if not math.isfinite(value):  # inf would pass the bound below and break int()/round() later
-        raise ShipyardError(f"{name}={raw!r} must be a finite number")
+        raise SettingsError(f"{name}={raw!r} must be a finite number", setting=name)
     low, high = limits
     if not (low <= value and (high is None or value <= high)):
         bounds = f">= {_show(low)}" if high is None else f"between {_show(low)} and {_show(high)}"
-        raise ShipyardError(f"{name}={value:g} must be {bounds}")
+        raise SettingsError(f"{name}={value:g} must be {bounds}", setting=name)
     return value
 
 
@@ -330,7 +330,7 @@ def _bool(env: Mapping[str, str], names: tuple[str, ...], default: bool | None) 
     name, raw = found
     value = parse_bool(raw)
     if value is None:
-        raise ShipyardError(f"{name}={raw!r}: use 1 or 0 (also on/off, true/false, yes/no)")
+        raise SettingsError(f"{name}={raw!r}: use 1 or 0 (also on/off, true/false, yes/no)", setting=name)
     return value
 
 
@@ -350,7 +350,7 @@ def _choice(env: Mapping[str, str], names: tuple[str, ...], default: str) -> str
     name, raw = found
     value = parse_auto_bool(raw)
     if value is None:
-        raise ShipyardError(f"{name}={raw.strip().lower()!r}: use auto, on or off")
+        raise SettingsError(f"{name}={raw.strip().lower()!r}: use auto, on or off", setting=name)
     return value
 
 
@@ -361,5 +361,5 @@ def _level(raw: str | None) -> str:
     level = _TOOLKIT_LEVELS.get(level) or {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
     if level not in _TOOLKIT_LEVELS.values():  # logging would raise a bare ValueError at start-up
         names = ", ".join(_TOOLKIT_LEVELS.values())
-        raise ShipyardError(f"log level {raw!r} is not one of {names} (or the toolkit's 10-50)")
+        raise SettingsError(f"log level {raw!r} is not one of {names} (or the toolkit's 10-50)")
     return level

@@ -5,6 +5,8 @@ server answers with and the exit code the CLI leaves with, so errors are mapped 
 codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
 
     ShipyardError                  500 / exit 1
+    ├── UsageError                 400 an input or a setting is wrong; nothing was done (exit 2)
+    │   └── SettingsError          400 an environment variable or option has a value that cannot work
     ├── BundleError                    a bundle cannot be written, read or loaded (exit 2)
     ├── RequestError               400 the request is wrong
     │   ├── SchemaMismatch         400 it does not match the bundle's schema
@@ -57,9 +59,11 @@ __all__ = [
     "PayloadTooLarge",
     "RequestError",
     "SchemaMismatch",
+    "SettingsError",
     "ShipyardError",
     "SpecError",
     "UnsupportedMediaType",
+    "UsageError",
     "VerifyFailed",
 ]
 
@@ -68,6 +72,27 @@ class ShipyardError(Exception):
     http_status: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
     code: ClassVar[str] = "InternalError"
+
+
+class UsageError(ShipyardError):
+    """What was asked cannot work as given (an option, a setting, an argument); nothing was done."""
+
+    http_status = 400
+    exit_code = 2
+    code = "UsageError"
+
+
+class SettingsError(UsageError):
+    """A setting (an environment variable, or the option that stands for it) has a value that cannot work.
+
+    ``setting`` names it (``SHIPYARD_MAX_QUEUE``, ...) so the CLI can point at the option that sets it.
+    """
+
+    code = "InvalidSetting"
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class BundleError(ShipyardError):

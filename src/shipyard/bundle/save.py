@@ -153,6 +153,6 @@ def _feature_names(model: Any) -> tuple[str, ...]:
 
 
 def _version() -> str:
-    from shipyard import __version__
+    from shipyard.version import __version__
 
     return __version__

@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from shipyard import __version__
 from shipyard.errors import ShipyardError
+from shipyard.version import __version__
 
 __all__ = ["app", "main"]
 

@@ -10,9 +10,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from shipyard import __version__
 from shipyard.cloud.errors import aws_call
 from shipyard.errors import CredentialsError, SpecError
+from shipyard.version import __version__
 
 __all__ = ["TAG_KEY", "Aws", "Identity", "tag_list"]
 

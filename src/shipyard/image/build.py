@@ -226,7 +226,7 @@ def _target(engine: Engine, base: str, platform: str, phase: Callable[[str], Non
 
 
 def _stable_labels(bundle: Bundle, options: BuildOptions, target: Target) -> dict[str, str]:
-    from shipyard import __version__
+    from shipyard.version import __version__
 
     manifest = bundle.manifest
     return {

@@ -200,7 +200,7 @@ def shipyard_wheel(progress: Progress | None = None) -> Lock:
     source = _source_tree()
     root = cache_dir() / "shipyard"
     if source is None:
-        from shipyard import __version__
+        from shipyard.version import __version__
 
         target = root / f"release-{__version__}"
         if not any(target.glob("*.whl")):
