@@ -38,7 +38,7 @@ from shipyard.deploy.engine_images import EngineImages  # noqa: E402
 from shipyard.deploy.local import LocalTarget  # noqa: E402
 from shipyard.deploy.sagemaker import SageMakerTarget  # noqa: E402
 from shipyard.deploy.spec import Autoscale, SecretRef  # noqa: E402
-from shipyard.state import StateStore  # noqa: E402
+from shipyard.deploy.state import StateStore  # noqa: E402
 
 
 def aws_calls(work: Path, bundle: Path) -> dict[str, object]:

@@ -30,15 +30,15 @@ from shipyard.errors import BundleError, ShipyardError
 if TYPE_CHECKING:
     from shipyard.bundle import Bundle
     from shipyard.bundle.archive import pack
-    from shipyard.bundle.save import save
     from shipyard.config import ServerConfig
     from shipyard.handler.flavors.sentence_transformers import TextPipeline
+    from shipyard.handler.save import save
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import shipyard` inside the image must not pull in what serving does not need.
     if name == "save":
-        from shipyard.bundle.save import save
+        from shipyard.handler.save import save
 
         return save
     if name == "pack":

@@ -17,8 +17,8 @@ from infra.base_image import ensure_base_image
 from shipyard.deploy import Deployer, DeploySpec, Endpoint
 from shipyard.deploy.engine_images import EngineImages
 from shipyard.deploy.local import LocalTarget
+from shipyard.deploy.state import StateStore
 from shipyard.errors import DeployFailed, NotDeployed, SpecError
-from shipyard.state import StateStore
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,7 @@ def test_a_staged_copy_has_the_modes_pack_gives_its_files(digits_bundle: Path, t
 
 def test_cleanup_of_a_name_without_a_record_suggests_the_close_ones(tmp_path: Path) -> None:
     """The state's names are read for the hint only when the name has no record (no engine is asked)."""
-    from shipyard.state import Deployment, now_utc
+    from shipyard.deploy.state import Deployment, now_utc
 
     state = StateStore(tmp_path / "state.json")
     now = now_utc().isoformat()

@@ -16,7 +16,7 @@ from shipyard.deploy import Deployer, DeploySpec
 from shipyard.deploy.engine_images import EngineImages
 from shipyard.deploy.sagemaker import SageMakerTarget
 from shipyard.deploy.spec import Autoscale, SecretRef, Serverless
-from shipyard.state import StateStore
+from shipyard.deploy.state import StateStore
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from shipyard.deploy import Deployer, DeploySpec
 from shipyard.deploy.engine_images import EngineImages
 from shipyard.deploy.local import LocalTarget
 from shipyard.deploy.spec import SecretRef
-from shipyard.state import StateStore
+from shipyard.deploy.state import StateStore
 
 pytestmark = pytest.mark.integration
 

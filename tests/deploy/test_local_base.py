@@ -57,7 +57,7 @@ def test_the_local_path_imports_no_aws_module(digits_bundle: Path, tmp_path: Pat
         from shipyard.deploy import Deployer, DeploySpec
         from shipyard.deploy.engine_images import EngineImages
         from shipyard.deploy.local import LocalTarget
-        from shipyard.state import StateStore
+        from shipyard.deploy.state import StateStore
 
         spec = DeploySpec(source=sys.argv[1], name="base-only").check()  # the check that imported cloud.logs
         target = LocalTarget(EngineImages("podman"), engine="podman")

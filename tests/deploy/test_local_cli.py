@@ -27,7 +27,7 @@ import pytest
 
 from infra.base_image import ensure_base_image
 from infra.cli import SHIPYARD, shipyard
-from shipyard.state import Deployment, Resource, StateStore, now_utc
+from shipyard.deploy.state import Deployment, Resource, StateStore, now_utc
 
 pytestmark = pytest.mark.integration
 

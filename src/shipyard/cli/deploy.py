@@ -19,7 +19,7 @@ from shipyard.cli.image import DEFAULT_BASE
 
 if TYPE_CHECKING:
     from shipyard.deploy import CleanupReport, Deployer, Plan
-    from shipyard.state import StateStore
+    from shipyard.deploy.state import StateStore
 
 T = TypeVar("T")
 
@@ -68,7 +68,7 @@ class CliReporter:
 
 def deployer_for(state: Path | None, reporter: CliReporter | None = None) -> Deployer:
     from shipyard.deploy import Deployer
-    from shipyard.state import StateStore
+    from shipyard.deploy.state import StateStore
 
     return Deployer(StateStore(state), reporter=reporter)
 

@@ -18,7 +18,7 @@ from shipyard.deploy.api import Deployer, StatusRow
 from shipyard.deploy.base import CleanupReport, Plan
 from shipyard.deploy.endpoint import Endpoint
 from shipyard.deploy.spec import DeploySpec, options_from
-from shipyard.state import StateStore
+from shipyard.deploy.state import StateStore
 
 __all__ = ["CleanupReport", "DeploySpec", "Deployer", "Endpoint", "Plan", "StatusRow", "deploy", "endpoint"]
 

@@ -26,9 +26,9 @@ from shipyard.deploy.base import (
 )
 from shipyard.deploy.endpoint import Endpoint
 from shipyard.deploy.spec import Autoscale, DeploySpec, SecretRef, Serverless
+from shipyard.deploy.state import Deployment, StateStore, now_utc, parse_time
 from shipyard.errors import DeployError, NotDeployed, SpecError
 from shipyard.pricing import prices
-from shipyard.state import Deployment, StateStore, now_utc, parse_time
 
 __all__ = ["Deployer", "StatusRow"]
 

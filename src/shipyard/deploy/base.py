@@ -1,7 +1,7 @@
 """The target protocol: what ``local`` and ``sagemaker`` both do, and how they report progress.
 
 A target creates an endpoint from a :class:`~shipyard.deploy.spec.DeploySpec`, records every resource it
-creates in a :class:`~shipyard.state.Deployment` as soon as it exists (through ``save``, so a crash
+creates in a :class:`~shipyard.deploy.state.Deployment` as soon as it exists (through ``save``, so a crash
 half-way leaves a record that ``cleanup`` completes), and answers the same questions afterwards.
 """
 
@@ -14,7 +14,7 @@ from typing import Protocol
 from shipyard.client.http import Answer
 from shipyard.client.transport import Transport
 from shipyard.deploy.spec import DeploySpec
-from shipyard.state import Deployment
+from shipyard.deploy.state import Deployment
 
 __all__ = ["CleanupReport", "Plan", "PlannedResource", "Reporter", "Save", "SilentReporter", "Target"]
 

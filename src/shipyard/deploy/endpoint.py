@@ -10,7 +10,7 @@ import orjson
 from shipyard.client.chunked import LIMITS, Limits, invoke_all
 from shipyard.client.http import Answer
 from shipyard.deploy.base import CleanupReport
-from shipyard.state import Deployment
+from shipyard.deploy.state import Deployment
 
 if TYPE_CHECKING:
     from shipyard.deploy.api import Deployer

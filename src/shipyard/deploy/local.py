@@ -39,8 +39,8 @@ from shipyard.deploy.base import (
 )
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.spec import DeploySpec
+from shipyard.deploy.state import Deployment, default_state_path, now_utc
 from shipyard.errors import DeployError, DeployFailed, SpecError
-from shipyard.state import Deployment, default_state_path, now_utc
 
 if TYPE_CHECKING:
     from shipyard.image import Engine

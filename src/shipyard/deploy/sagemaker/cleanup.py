@@ -13,7 +13,7 @@ from collections.abc import Callable
 from shipyard.deploy.base import DELETED, DELETING, CleanupReport, Reporter, Save
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import VARIANT
-from shipyard.state import Deployment, Resource
+from shipyard.deploy.state import Deployment, Resource
 
 __all__ = ["ARTIFACT_KINDS", "ORDER", "cleanup"]
 

@@ -21,8 +21,8 @@ from shipyard.deploy.sagemaker.policy import execution_policy
 from shipyard.deploy.sagemaker.push import publish
 from shipyard.deploy.sagemaker.waiter import wait_in_service
 from shipyard.deploy.spec import DeploySpec
+from shipyard.deploy.state import Deployment
 from shipyard.errors import DeployError, SpecError
-from shipyard.state import Deployment
 
 __all__ = ["Preflight", "create_version", "deploy", "preflight", "tags_for"]
 

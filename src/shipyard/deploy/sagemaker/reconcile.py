@@ -15,7 +15,7 @@ from shipyard.deploy.base import DELETED
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.create import EXPIRES_TAG
 from shipyard.deploy.sagemaker.names import ROLE_PATH, Names
-from shipyard.state import Deployment, now_utc
+from shipyard.deploy.state import Deployment, now_utc
 
 __all__ = ["reconcile"]
 

@@ -16,6 +16,7 @@ from shipyard.deploy.sagemaker import create, update
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
 from shipyard.deploy.spec import DeploySpec
+from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import (
     AwsUnreachable,
     ClientError,
@@ -26,7 +27,6 @@ from shipyard.errors import (
     SpecError,
 )
 from shipyard.pricing import prices
-from shipyard.state import Deployment, now_utc
 
 __all__ = ["SageMakerTarget"]
 

@@ -27,8 +27,8 @@ from shipyard.deploy.sagemaker.names import POLICY_NAME, VARIANT
 from shipyard.deploy.sagemaker.push import publish
 from shipyard.deploy.sagemaker.waiter import wait_in_service
 from shipyard.deploy.spec import DeploySpec, SecretRef
+from shipyard.deploy.state import Deployment
 from shipyard.errors import DeployError, DeployFailed, ShipyardError
-from shipyard.state import Deployment
 
 __all__ = ["inherit_environment", "update"]
 
