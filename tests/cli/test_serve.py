@@ -211,7 +211,7 @@ def test_port_workers_and_json_shape_come_from_the_environment(
     [
         ({"SHIPYARD_ACCESS_LOG": "maybe"}, [], 2, "SHIPYARD_ACCESS_LOG"),
         ({"SAGEMAKER_MODEL_SERVER_WORKERS": "0"}, [], 2, "SAGEMAKER_MODEL_SERVER_WORKERS"),
-        ({}, ["--timeout", "inf"], 1, "must be a finite number"),
+        ({}, ["--timeout", "inf"], 2, "must be a finite number"),  # a bad setting is a usage error (exit 2)
         ({}, ["--preload", "sometimes"], 2, "Invalid value for '--preload'"),  # a usage error naming the option
         ({"SHIPYARD_PRELOAD": "sometimes"}, [], 2, "SHIPYARD_PRELOAD"),
     ],
