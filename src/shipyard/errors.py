@@ -166,10 +166,18 @@ class ClientError(ShipyardError):
 
 
 class SpecError(ShipyardError):
-    """Deploy options that cannot work (checked before anything is created)."""
+    """Deploy options that cannot work (checked before anything is created).
+
+    ``option`` names the option at fault as the Python API spells it (``serverless``, ``instance_count``);
+    the message starts with that name, and the CLI shows the flag that sets it instead (``--instance-count``).
+    """
 
     exit_code = 2
     code = "InvalidSpec"
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class DeployError(ShipyardError):
