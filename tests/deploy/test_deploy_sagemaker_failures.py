@@ -186,7 +186,7 @@ def test_update_replaces_the_version_and_deletes_the_old_one(
         "ScalingPolicies"
     ]
     assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 300.0
-    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=old["bucket"])["Contents"]]
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=old.bucket)["Contents"]]
     assert keys == [f"shipyard/digits/{record.details.version}/model.tar.gz"]
     assert [r.kind for r in record.resources].count("endpoint-config") == 1
     deployer2.cleanup("digits")
@@ -202,7 +202,7 @@ def test_failed_update_rolls_back_to_the_previous_config(
     time.sleep(1.1)
     deployer2, target2, _ = make(state_path)
     emulated = _emulate_update(target2, ["Updating", "Failed", "Updating", "InService"])
-    with pytest.raises(DeployFailed, match=f"back on {old['endpoint_config']}"):
+    with pytest.raises(DeployFailed, match=f"back on {old.endpoint_config}"):
         deployer2.update("digits", str(digits_bundle), image=small_image)
     new_config = emulated["asked"][0]
     assert emulated["asked"] == [new_config, old.endpoint_config]  # the update, then the rollback
@@ -210,6 +210,6 @@ def test_failed_update_rolls_back_to_the_previous_config(
     assert record.status == "InService" and record.details.endpoint_config == old.endpoint_config
     sm = boto3.client("sagemaker")
     assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [old.endpoint_config]
-    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [old["model"]]
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [old.model]
     deployer2.cleanup("digits")
     assert tagged_everywhere() == {}

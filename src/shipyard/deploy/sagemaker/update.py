@@ -75,9 +75,9 @@ def update(
     before = dataclasses.replace(record, details=dataclasses.replace(details))
     create_version(ctx, run, this, image_uri=pushed.uri)
     versions = _Versions(
-        old_config=details.endpoint_config,
-        old_model=details.model or "",
-        old_version=details.version or "",
+        old_config=before.details.endpoint_config or "",
+        old_model=before.details.model or "",
+        old_version=before.details.version or "",
         new_config=record.details.endpoint_config or "",
         new_model=record.details.model or "",
     )
