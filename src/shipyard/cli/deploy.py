@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,8 +18,6 @@ from shipyard.cli.image import DEFAULT_BASE
 if TYPE_CHECKING:
     from shipyard.deploy import CleanupReport, Deployer, Plan
     from shipyard.deploy.state import StateStore
-
-T = TypeVar("T")
 
 out = Console()
 err = Console(stderr=True)
@@ -88,29 +85,30 @@ STATE_OPTION = typer.Option(
     None, "--state", help="The state file.", show_default="$SHIPYARD_STATE, else ~/.shipyard/state.json"
 )
 
-# The flag of each option of DeployOptions (an error names the option; the command shows its flag).
-FLAGS = {
-    "name": "--name",
-    "target": "--target",
-    "instance_type": "--instance-type",
-    "instance_count": "--instance-count",
-    "serverless": "--serverless",
-    "autoscale": "--autoscale",
-    "max_rps": "--max-rps",
-    "env": "--env",
-    "secrets": "--secret",
-    "data_capture_pct": "--data-capture",
-    "startup_timeout_s": "--startup-timeout",
-    "region": "--region",
-    "role_arn": "--role-arn",
-    "ttl": "--ttl",
-    "image": "--image",
-    "base_image": "--base",
-    "engine": "--engine",
-    "port": "--port",
-    "bucket": "--bucket",
-    "log_retention_days": "--log-retention",
+# Each parameter of `deploy` that sets an option of DeployOptions: (the option, its flag). An error names the
+# option as the library does; the command shows its flag instead.
+OPTIONS = {
+    "target": ("target", "--target"),
+    "instance_type": ("instance_type", "--instance-type"),
+    "instance_count": ("instance_count", "--instance-count"),
+    "serverless": ("serverless", "--serverless"),
+    "autoscale": ("autoscale", "--autoscale"),
+    "max_rps": ("max_rps", "--max-rps"),
+    "env": ("env", "--env"),
+    "secret": ("secrets", "--secret"),
+    "data_capture": ("data_capture_pct", "--data-capture"),
+    "startup_timeout": ("startup_timeout_s", "--startup-timeout"),
+    "region": ("region", "--region"),
+    "role_arn": ("role_arn", "--role-arn"),
+    "ttl": ("ttl", "--ttl"),
+    "image": ("image", "--image"),
+    "base": ("base_image", "--base"),
+    "engine": ("engine", "--engine"),
+    "port": ("port", "--port"),
+    "bucket": ("bucket", "--bucket"),
+    "log_retention": ("log_retention_days", "--log-retention"),
 }
+FLAGS = {"name": "--name", **dict(OPTIONS.values())}
 
 # The command's parameters, declared once (the signature below stays short).
 Source = Annotated[str | None, typer.Argument(help="A bundle directory, a model.tar.gz, or an image reference.")]
@@ -182,33 +180,9 @@ def deploy(
 
     if source is None:
         raise SpecError("deploy needs a SOURCE: a bundle directory, a model.tar.gz or an image")
-    # Only what was given: `--update` keeps every deployed setting not named, so a default must not count.
-    given = _given(ctx)
-    changes = {
-        "target": given(target, "target"),
-        "instance_type": given(instance_type, "instance_type"),
-        "instance_count": given(instance_count, "instance_count"),
-        "serverless": serverless,
-        "autoscale": autoscale,
-        "max_rps": max_rps,
-        "env": env,
-        "secrets": secret,
-        "data_capture_pct": data_capture,
-        "startup_timeout_s": given(startup_timeout, "startup_timeout"),
-        "region": region,
-        "role_arn": role_arn,
-        "ttl": ttl,
-        "image": image,
-        "port": port,
-        "base_image": given(base, "base"),
-        "engine": engine,
-        "bucket": bucket,
-        "log_retention_days": given(log_retention, "log_retention"),
-    }
-    changes = {key: value for key, value in changes.items() if value not in (None, [])}
     reporter = CliReporter()
     try:
-        _run_deploy(deployer_for(state, reporter), source, name, update, dry_run, changes)
+        _run_deploy(deployer_for(state, reporter), source, name, update, dry_run, _given(ctx))
     except Exception as exc:
         reporter.done()
         _print_failure(exc)
@@ -260,13 +234,17 @@ def _name_the_flag(exc: Exception) -> None:
     exc.args = (f"{text} ({flag})", *exc.args[1:])
 
 
-def _given(ctx: typer.Context) -> Callable[[T, str], T | None]:
-    """``given(value, "param")``: the value when the command line (or the environment) set it, else None."""
+def _given(ctx: typer.Context) -> dict[str, Any]:
+    """The options the command line (or the environment) set, by their DeployOptions names.
 
-    def given(value: T, param: str) -> T | None:
+    Only what was given: `--update` keeps every deployed setting not named, so a default must not count.
+    """
+    given: dict[str, Any] = {}
+    for param, (option, _flag) in OPTIONS.items():
         source = ctx.get_parameter_source(param)
-        return None if source is None or source.name in {"DEFAULT", "DEFAULT_MAP"} else value
-
+        value = ctx.params.get(param)
+        if source is not None and source.name not in {"DEFAULT", "DEFAULT_MAP"} and value not in (None, []):
+            given[option] = value
     return given
 
 
