@@ -7,7 +7,15 @@ Secrets Manager name. The tags on AWS stay the source of truth: ``shipyard statu
 the file from them.
 
     {"version": 1, "deployments": {"NAME": {"name": ..., "target": "sagemaker", "status": "InService",
+                                            "options": {"instance_count": 2, ...},
+                                            "details": {"endpoint_config": ..., "version": ...},
                                             "resources": [{"kind": "role", "id": "shipyard-NAME"}, ...]}}}
+
+Each record keeps the options it was deployed with once (:class:`~shipyard.deploy.options.DeployOptions`,
+without env values, in ``options``) and what its current version is made of (:class:`Details`). A file an
+earlier version wrote (the options in ``details["spec"]``, the size, autoscaling and secrets beside them)
+is read as well; it is written back in this shape. A file that cannot be read is a
+:class:`~shipyard.errors.SettingsError` (``SHIPYARD_STATE`` or ``--state`` point at it).
 """
 
 from __future__ import annotations
