@@ -206,10 +206,13 @@ class CloudError(ShipyardError):
     exit_code = 5
     code = "CloudError"
 
-    def __init__(self, message: str, *, aws_code: str | None = None, operation: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, aws_code: str | None = None, operation: str | None = None, option: str | None = None
+    ) -> None:
         super().__init__(message)
         self.aws_code = aws_code
         self.operation = operation
+        self.option = option  # the deploy option that would fix it (``region``, ``role_arn``), as SpecError's
 
 
 # What a CloudError says where boto3 (the ``aws`` extra) is missing: the base install deploys locally only.

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 out = Console()
 err = Console(stderr=True)
 
-__all__ = ["STATE_OPTION", "deployer_for", "register", "resolve_invoke_target"]
+__all__ = ["FLAGS", "STATE_OPTION", "deployer_for", "name_the_flag", "register", "resolve_invoke_target"]
 
 
 def register(app: typer.Typer) -> None:
@@ -186,7 +186,7 @@ def deploy(
     except Exception as exc:
         reporter.done()
         _print_failure(exc)
-        _name_the_flag(exc)
+        name_the_flag(exc)
         raise
     reporter.done()
 
@@ -221,7 +221,7 @@ def _run_deploy(
     )
 
 
-def _name_the_flag(exc: Exception) -> None:
+def name_the_flag(exc: Exception) -> None:
     """An error about an option names it as the library does (``instance_count 0: ...``); here, as its flag."""
     option = getattr(exc, "option", None)
     if not isinstance(option, str) or option not in FLAGS or not exc.args:

@@ -56,9 +56,11 @@ def translate(exc: BaseException, action: str, region: str | None = None) -> Shi
             "(`aws sso login`, new keys) or deploy to the local target"
         )
     if isinstance(exc, NoRegionError):
-        return CloudError(f"cannot {action}: no AWS region; give one (the region option) or set AWS_REGION")
+        return CloudError(f"cannot {action}: no AWS region; give one or set AWS_REGION", option="region")
     if isinstance(exc, BotoConnectionError):  # no answer at all: DNS, refused, timed out, proxy, TLS
-        return AwsUnreachable(f"cannot {action}: AWS is not reachable{where} ({exc}); check the network and the region")
+        return AwsUnreachable(
+            f"cannot {action}: AWS is not reachable{where} ({exc}); check the network and the region", option="region"
+        )
     if not isinstance(exc, ClientError):
         if isinstance(exc, BotoCoreError):
             return CloudError(f"cannot {action}: {exc}")
@@ -74,13 +76,15 @@ def translate(exc: BaseException, action: str, region: str | None = None) -> Shi
             "be enabled in the account settings); choose another region",
             aws_code=code,
             operation=operation,
+            option="region",
         )
     if code in DENIED:
         return AccessDenied(
             f"{text}. Your AWS identity lacks this permission: grant it (docs/deploy.md lists every "
-            "permission a deploy needs), or reuse an execution role made by an administrator (the role ARN option)",
+            "permission a deploy needs), or reuse an execution role made by an administrator",
             aws_code=code,
             operation=operation,
+            option="role_arn",
         )
     if code in _THROTTLED:
         return CloudError(f"{text}. AWS throttled the call: wait and retry", aws_code=code, operation=operation)
