@@ -33,11 +33,11 @@ from infra.moto import start_moto  # noqa: E402
 from infra.oci_registry import tiny_image  # noqa: E402
 from infra.registry import local_registry  # noqa: E402
 from shipyard.cloud import Aws  # noqa: E402
-from shipyard.deploy import Deployer, DeploySpec  # noqa: E402
+from shipyard.deploy import Deployer, DeployOptions  # noqa: E402
 from shipyard.deploy.engine_images import EngineImages  # noqa: E402
 from shipyard.deploy.local import LocalTarget  # noqa: E402
+from shipyard.deploy.options import Autoscale, SecretRef  # noqa: E402
 from shipyard.deploy.sagemaker import SageMakerTarget  # noqa: E402
-from shipyard.deploy.spec import Autoscale, SecretRef  # noqa: E402
 from shipyard.deploy.state import StateStore  # noqa: E402
 
 
@@ -74,7 +74,7 @@ def aws_calls(work: Path, bundle: Path) -> dict[str, object]:
                     StateStore(work / f"state-{label}.json"),
                     targets={"sagemaker": SageMakerTarget(EngineImages("podman"), aws=aws, poll_s=0.01)},
                 )
-                spec = DeploySpec(
+                spec = DeployOptions(
                     source=str(bundle),
                     name="digits",
                     target="sagemaker",
@@ -103,7 +103,7 @@ def local_deploy(work: Path, bundle: Path, runs: int) -> dict[str, object]:
     deployer = Deployer(
         StateStore(work / "state-local.json"), targets={"local": LocalTarget(EngineImages("podman"), engine="podman")}
     )
-    spec = DeploySpec(source=str(bundle), name="digits-bench", base_image=base)
+    spec = DeployOptions(source=str(bundle), name="digits-bench", base_image=base)
     started = time.perf_counter()
     deployer.deploy(spec)
     first = time.perf_counter() - started

@@ -166,10 +166,18 @@ class ClientError(ShipyardError):
 
 
 class SpecError(ShipyardError):
-    """Deploy options that cannot work (checked before anything is created)."""
+    """Deploy options that cannot work (checked before anything is created).
+
+    ``option`` names the option at fault as the Python API spells it (``serverless``, ``instance_count``);
+    the message starts with that name, and the CLI shows the flag that sets it instead (``--instance-count``).
+    """
 
     exit_code = 2
     code = "InvalidSpec"
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class DeployError(ShipyardError):
@@ -198,10 +206,13 @@ class CloudError(ShipyardError):
     exit_code = 5
     code = "CloudError"
 
-    def __init__(self, message: str, *, aws_code: str | None = None, operation: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, aws_code: str | None = None, operation: str | None = None, option: str | None = None
+    ) -> None:
         super().__init__(message)
         self.aws_code = aws_code
         self.operation = operation
+        self.option = option  # the deploy option that would fix it (``region``, ``role_arn``), as SpecError's
 
 
 # What a CloudError says where boto3 (the ``aws`` extra) is missing: the base install deploys locally only.

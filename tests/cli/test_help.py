@@ -81,10 +81,10 @@ def test_rendered_help_has_no_artifacts(name: str) -> None:
 def test_defaults_shown_are_the_library_defaults() -> None:
     from shipyard.cli import deploy as cli_deploy
     from shipyard.cli import image as cli_image
-    from shipyard.deploy import spec
+    from shipyard.deploy import options as spec
     from shipyard.image.build import DEFAULT_BASE
 
-    library = spec.DeploySpec(".", "x")
+    library = spec.DeployOptions(".", "x")
     assert (library.instance_type, library.startup_timeout_s, library.log_retention_days) == (
         cli_deploy.DEFAULT_INSTANCE_TYPE,
         cli_deploy.DEFAULT_STARTUP_TIMEOUT_S,

@@ -11,7 +11,7 @@ from test_deploy_sagemaker import make, spec, tagged_everywhere
 from infra.moto import REGION
 from infra.oci_registry import OciRegistry
 from infra.scripted_aws import answer, error
-from shipyard.deploy.spec import Autoscale, DeploySpec, SecretRef, Serverless, parse_env, parse_ttl
+from shipyard.deploy.options import Autoscale, DeployOptions, SecretRef, Serverless, parse_env, parse_ttl
 from shipyard.errors import CredentialsError, SpecError
 
 
@@ -27,7 +27,7 @@ from shipyard.errors import CredentialsError, SpecError
 )
 def test_names_sagemaker_would_reject(name: str, message: str) -> None:
     with pytest.raises(SpecError, match=message):
-        DeploySpec(source=".", name=name).check()
+        DeployOptions(source=".", name=name)
 
 
 def test_a_63_character_name_fits_every_derived_resource_name() -> None:
@@ -58,16 +58,16 @@ def test_serverless_limits(text: str, message: str) -> None:
 def test_serverless_within_limits_and_conflicting_options() -> None:
     assert Serverless.parse("6144:200") == Serverless(6144, 200)
     with pytest.raises(SpecError, match="drop --autoscale"):
-        DeploySpec(".", "x", target="sagemaker", serverless=Serverless(1024, 1), autoscale=Autoscale(1, 2, 5)).check()
+        DeployOptions(".", "x", target="sagemaker", serverless=Serverless(1024, 1), autoscale=Autoscale(1, 2, 5))
     with pytest.raises(SpecError, match="not available on serverless"):
-        DeploySpec(".", "x", target="sagemaker", serverless=Serverless(1024, 1), data_capture_pct=5).check()
+        DeployOptions(".", "x", target="sagemaker", serverless=Serverless(1024, 1), data_capture_pct=5)
 
 
 def test_unknown_instance_type_suggests_the_close_ones() -> None:
     with pytest.raises(SpecError, match=r"did you mean ml\.m5\.large"):
-        DeploySpec(".", "x", target="sagemaker", instance_type="ml.m5.largee").check()
+        DeployOptions(".", "x", target="sagemaker", instance_type="ml.m5.largee")
     with pytest.raises(SpecError, match="not a SageMaker hosting instance type"):
-        DeploySpec(".", "x", target="sagemaker", instance_type="m5.large").check()
+        DeployOptions(".", "x", target="sagemaker", instance_type="m5.large")
 
 
 def test_other_options() -> None:
@@ -77,9 +77,9 @@ def test_other_options() -> None:
         Autoscale.parse("4:1", 10)
     assert Autoscale.parse("1:4", 20).target_per_minute == 600.0
     with pytest.raises(SpecError, match="outside --autoscale"):
-        DeploySpec(".", "x", target="sagemaker", instance_count=5, autoscale=Autoscale(1, 4, 10)).check()
+        DeployOptions(".", "x", target="sagemaker", instance_count=5, autoscale=Autoscale(1, 4, 10))
     with pytest.raises(SpecError, match="60 to 3600"):
-        DeploySpec(".", "x", startup_timeout_s=5).check()
+        DeployOptions(".", "x", startup_timeout_s=5)
     with pytest.raises(SpecError, match="KEY=VALUE"):
         parse_env(["NOEQUALS"])
     with pytest.raises(SpecError, match="--secret"):
@@ -90,7 +90,7 @@ def test_other_options() -> None:
     with pytest.raises(SpecError, match=r"e\.g\. 90m"):
         parse_ttl("two hours")
     with pytest.raises(SpecError, match="choose one of"):
-        DeploySpec(".", "x", target="kubernetes").check()
+        DeployOptions(".", "x", target="kubernetes")
 
 
 @pytest.mark.integration

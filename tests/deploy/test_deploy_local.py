@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from infra.base_image import ensure_base_image
-from shipyard.deploy import Deployer, DeploySpec, Endpoint
+from shipyard.deploy import Deployer, DeployOptions, Endpoint
 from shipyard.deploy.engine_images import EngineImages
 from shipyard.deploy.local import LocalTarget
 from shipyard.deploy.state import StateStore
@@ -66,7 +66,7 @@ def broken_copy(bundle: Path, where: Path) -> Path:
 def test_deploy_invoke_status_logs_and_delete(
     local: Deployer, base: str, digits_bundle: Path, digits_rows: list[list[float]]
 ) -> None:
-    endpoint = local.deploy(DeploySpec(source=str(digits_bundle), name="digits-local", base_image=base))
+    endpoint = local.deploy(DeployOptions(source=str(digits_bundle), name="digits-local", base_image=base))
     assert endpoint.status == "InService" and endpoint.url and endpoint.url.startswith("http://127.0.0.1:")
     assert local.reporter.states[-1] == "InService"  # type: ignore[attr-defined]
     expected = orjson.loads((digits_bundle / "example.json").read_bytes())["predictions"]
@@ -83,7 +83,7 @@ def test_deploy_invoke_status_logs_and_delete(
     assert any("model loaded" in line for line in endpoint.logs(200))
 
     with pytest.raises(SpecError, match="already exists"):
-        local.deploy(DeploySpec(source=str(digits_bundle), name="digits-local", base_image=base))
+        local.deploy(DeployOptions(source=str(digits_bundle), name="digits-local", base_image=base))
 
     container = endpoint.record.one("container")
     assert container and container_exists(container)
@@ -95,7 +95,7 @@ def test_deploy_invoke_status_logs_and_delete(
 
 
 def test_status_tells_the_truth_when_the_container_is_gone(local: Deployer, base: str, digits_bundle: Path) -> None:
-    endpoint = local.deploy(DeploySpec(source=str(digits_bundle), name="digits-gone", base_image=base))
+    endpoint = local.deploy(DeployOptions(source=str(digits_bundle), name="digits-gone", base_image=base))
     container = endpoint.record.one("container")
     subprocess.run(["podman", "rm", "--force", container], check=True, capture_output=True)  # a reboot, say
     (row,) = local.status("digits-gone")
@@ -109,7 +109,7 @@ def test_a_model_that_cannot_load_ends_failed_with_its_log(
 ) -> None:
     broken = broken_copy(digits_bundle, tmp_path)
     with pytest.raises(DeployFailed) as raised:
-        local.deploy(DeploySpec(source=str(broken), name="digits-broken", base_image=base, startup_timeout_s=120))
+        local.deploy(DeployOptions(source=str(broken), name="digits-broken", base_image=base, startup_timeout_s=120))
     failure = raised.value
     assert "exited with code 3" in str(failure) and "model could not be loaded" in str(failure)
     assert any("loading the model failed" in line for line in failure.log_tail)
@@ -125,7 +125,7 @@ def test_a_failed_deploy_from_an_archive_leaves_no_staged_copy(
     archive = pack(broken_copy(digits_bundle, tmp_path), tmp_path / "broken.tar.gz")
     name = f"digits-broken-tar-{uuid.uuid4().hex[:6]}"
     with pytest.raises(DeployFailed, match="exited with code 3"):
-        local.deploy(DeploySpec(source=str(archive), name=name, base_image=base, startup_timeout_s=120))
+        local.deploy(DeployOptions(source=str(archive), name=name, base_image=base, startup_timeout_s=120))
     assert local.state.get(name) is None  # nothing left to clean up: neither the container nor the copy
     assert not (local.state.path.parent / "local" / name).exists()
     assert not container_exists(f"shipyard-{name}-1")
@@ -134,7 +134,7 @@ def test_a_failed_deploy_from_an_archive_leaves_no_staged_copy(
 def test_update_replaces_the_container_and_a_failed_update_keeps_the_old_one(
     local: Deployer, base: str, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
 ) -> None:
-    endpoint: Endpoint = local.deploy(DeploySpec(source=str(digits_bundle), name="digits-up", base_image=base))
+    endpoint: Endpoint = local.deploy(DeployOptions(source=str(digits_bundle), name="digits-up", base_image=base))
     url = endpoint.url
     updated = local.update("digits-up", str(digits_bundle))
     assert updated.url == url and updated.record.one("container") == "shipyard-digits-up-2"
@@ -207,7 +207,7 @@ def test_a_staged_copy_has_the_modes_pack_gives_its_files(digits_bundle: Path, t
     target = LocalTarget(EngineImages("podman"), engine="podman", state_path=tmp_path / "state.json")
     for source in (bundle, pack(bundle, tmp_path / "model.tar.gz")):
         staged, owned = target._model_dir(
-            DeploySpec(source=str(source), name="modes"), ResolvedImage("i", source, False), 1
+            DeployOptions(source=str(source), name="modes"), ResolvedImage("i", source, False), 1
         )
         assert owned and staged == tmp_path / "local" / "modes" / "model-1"
         modes = {p.relative_to(staged).as_posix(): p.stat().st_mode & 0o777 for p in [staged, *staged.rglob("*")]}

@@ -12,10 +12,10 @@ import pytest
 from infra.moto import ACCOUNT, REGION
 from infra.oci_registry import OciRegistry
 from shipyard.cloud import Aws
-from shipyard.deploy import Deployer, DeploySpec
+from shipyard.deploy import Deployer, DeployOptions
 from shipyard.deploy.engine_images import EngineImages
+from shipyard.deploy.options import Autoscale, SecretRef, Serverless
 from shipyard.deploy.sagemaker import SageMakerTarget
-from shipyard.deploy.spec import Autoscale, SecretRef, Serverless
 from shipyard.deploy.state import StateStore
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,7 @@ def make(state_path: Path) -> tuple[Deployer, SageMakerTarget, Steps]:
     return Deployer(StateStore(state_path), targets={"sagemaker": target}, reporter=steps), target, steps
 
 
-def spec(bundle: Path, image: str, registry: OciRegistry, **changes: Any) -> DeploySpec:
+def spec(bundle: Path, image: str, registry: OciRegistry, **changes: Any) -> DeployOptions:
     values: dict[str, Any] = {
         "source": str(bundle),
         "name": "digits",
@@ -52,7 +52,7 @@ def spec(bundle: Path, image: str, registry: OciRegistry, **changes: Any) -> Dep
         "region": REGION,
     }
     values.update(changes)
-    return DeploySpec(**values)
+    return DeployOptions(**values)
 
 
 def tagged_everywhere(name: str = "digits") -> dict[str, list[str]]:
@@ -113,7 +113,7 @@ def test_deploy_creates_every_resource_with_exact_settings_and_cleanup_removes_t
     deploy_calls = target.aws(REGION).total_calls
     assert endpoint.status == "InService"
     record = deployer.record("digits")
-    version = record.details["version"]
+    version = record.details.version
     bucket = f"sagemaker-{REGION}-{ACCOUNT}"
 
     # IAM: trust limited to SageMaker for this account; the policy names exactly this deployment's resources.
@@ -260,15 +260,15 @@ def test_serverless_bakes_the_model_into_the_image_and_uploads_nothing(
     deployer.deploy(spec(digits_bundle, small_image, registry, serverless=Serverless(2048, 10)))
     record = deployer.record("digits")
     sm = boto3.client("sagemaker")
-    config = sm.describe_endpoint_config(EndpointConfigName=record.details["endpoint_config"])
+    config = sm.describe_endpoint_config(EndpointConfigName=record.details.endpoint_config)
     assert config["ProductionVariants"] == [
         {
             "VariantName": "AllTraffic",
-            "ModelName": record.details["model"],
+            "ModelName": record.details.model,
             "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 10},
         }
     ]
-    model = sm.describe_model(ModelName=record.details["model"])
+    model = sm.describe_model(ModelName=record.details.model)
     assert "ModelDataUrl" not in model["PrimaryContainer"]
     assert not [r for r in record.resources if r.kind == "s3-prefix"]
     assert record.serverless == {"memory_mb": 2048, "max_concurrency": 10}

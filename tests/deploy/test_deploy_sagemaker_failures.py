@@ -7,6 +7,7 @@ mechanism at that one operation, see scripted.py); every other call goes to the 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from test_deploy_sagemaker import make, spec, tagged_everywhere
 from infra.moto import REGION
 from infra.oci_registry import OciRegistry
 from infra.scripted_aws import answer, error
-from shipyard.deploy.spec import Autoscale
+from shipyard.deploy.options import Autoscale
 from shipyard.errors import CloudError, DeployFailed
 
 pytestmark = pytest.mark.integration
@@ -165,28 +166,28 @@ def test_update_replaces_the_version_and_deletes_the_old_one(
     deployer.deploy(
         spec(digits_bundle, small_image, registry, instance_count=2, autoscale=Autoscale(1, 3, 10.0), env={"MODE": "a"})
     )
-    old = dict(deployer.record("digits").details)
+    old = dataclasses.replace(deployer.record("digits").details)
     time.sleep(1.1)  # versions are per second
     deployer2, target2, _steps = make(state_path)
     emulated = _emulate_update(target2, ["Updating", "Updating", "InService"])
     deployer2.update("digits", str(digits_bundle), image=small_image)
     record = deployer2.record("digits")
-    assert emulated["asked"] == [record.details["endpoint_config"]] != [old["endpoint_config"]]
+    assert emulated["asked"] == [record.details.endpoint_config] != [old.endpoint_config]
     sm = boto3.client("sagemaker")
     configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
     models = [m["ModelName"] for m in sm.list_models()["Models"]]
-    assert configs == [record.details["endpoint_config"]] and models == [record.details["model"]]
+    assert configs == [record.details.endpoint_config] and models == [record.details.model]
     # Settings not named in the update stay: instance count, autoscaling, --env (read back from the live model).
-    config = sm.describe_endpoint_config(EndpointConfigName=record.details["endpoint_config"])
+    config = sm.describe_endpoint_config(EndpointConfigName=record.details.endpoint_config)
     assert config["ProductionVariants"][0]["InitialInstanceCount"] == 2
-    env = sm.describe_model(ModelName=record.details["model"])["PrimaryContainer"]["Environment"]
+    env = sm.describe_model(ModelName=record.details.model)["PrimaryContainer"]["Environment"]
     assert env["MODE"] == "a"
     (policy,) = boto3.client("application-autoscaling").describe_scaling_policies(ServiceNamespace="sagemaker")[
         "ScalingPolicies"
     ]
     assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 300.0
-    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=old["bucket"])["Contents"]]
-    assert keys == [f"shipyard/digits/{record.details['version']}/model.tar.gz"]
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=old.bucket)["Contents"]]
+    assert keys == [f"shipyard/digits/{record.details.version}/model.tar.gz"]
     assert [r.kind for r in record.resources].count("endpoint-config") == 1
     deployer2.cleanup("digits")
     assert tagged_everywhere() == {}
@@ -197,18 +198,18 @@ def test_failed_update_rolls_back_to_the_previous_config(
 ) -> None:
     deployer, _, _ = make(state_path)
     deployer.deploy(spec(digits_bundle, small_image, registry))
-    old = dict(deployer.record("digits").details)
+    old = dataclasses.replace(deployer.record("digits").details)
     time.sleep(1.1)
     deployer2, target2, _ = make(state_path)
     emulated = _emulate_update(target2, ["Updating", "Failed", "Updating", "InService"])
-    with pytest.raises(DeployFailed, match=f"back on {old['endpoint_config']}"):
+    with pytest.raises(DeployFailed, match=f"back on {old.endpoint_config}"):
         deployer2.update("digits", str(digits_bundle), image=small_image)
     new_config = emulated["asked"][0]
-    assert emulated["asked"] == [new_config, old["endpoint_config"]]  # the update, then the rollback
+    assert emulated["asked"] == [new_config, old.endpoint_config]  # the update, then the rollback
     record = deployer2.record("digits")
-    assert record.status == "InService" and record.details["endpoint_config"] == old["endpoint_config"]
+    assert record.status == "InService" and record.details.endpoint_config == old.endpoint_config
     sm = boto3.client("sagemaker")
-    assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [old["endpoint_config"]]
-    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [old["model"]]
+    assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [old.endpoint_config]
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [old.model]
     deployer2.cleanup("digits")
     assert tagged_everywhere() == {}

@@ -13,10 +13,10 @@ import pytest
 
 from infra.base_image import ensure_base_image
 from infra.server import ServerFactory
-from shipyard.deploy import Deployer, DeploySpec
+from shipyard.deploy import Deployer, DeployOptions
 from shipyard.deploy.engine_images import EngineImages
 from shipyard.deploy.local import LocalTarget
-from shipyard.deploy.spec import SecretRef
+from shipyard.deploy.options import SecretRef
 from shipyard.deploy.state import StateStore
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def test_a_local_deploy_hands_the_secret_to_the_container(aws: object, tmp_path:
     boto3.client("secretsmanager").create_secret(Name="prod/db-password", SecretString="s3cr3t-Value-42")
     state = tmp_path / "state.json"
     deployer = Deployer(StateStore(state), targets={"local": LocalTarget(EngineImages("podman"), engine="podman")})
-    spec = DeploySpec(
+    spec = DeployOptions(
         source=str(handler_bundle(tmp_path / "bundle")),
         name="secret-local",
         base_image=ensure_base_image(),

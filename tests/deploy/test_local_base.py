@@ -54,12 +54,12 @@ def test_the_local_path_imports_no_aws_module(digits_bundle: Path, tmp_path: Pat
     done = run_without_aws(
         """
         import json, sys
-        from shipyard.deploy import Deployer, DeploySpec
+        from shipyard.deploy import Deployer, DeployOptions
         from shipyard.deploy.engine_images import EngineImages
         from shipyard.deploy.local import LocalTarget
         from shipyard.deploy.state import StateStore
 
-        spec = DeploySpec(source=sys.argv[1], name="base-only").check()  # the check that imported cloud.logs
+        spec = DeployOptions(source=sys.argv[1], name="base-only")  # the check that imported cloud.logs
         target = LocalTarget(EngineImages("podman"), engine="podman")
         deployer = Deployer(StateStore(sys.argv[2]), targets={"local": target})
         plan = deployer.plan(spec)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,12 +19,10 @@ if TYPE_CHECKING:
     from shipyard.deploy import CleanupReport, Deployer, Plan
     from shipyard.deploy.state import StateStore
 
-T = TypeVar("T")
-
 out = Console()
 err = Console(stderr=True)
 
-__all__ = ["STATE_OPTION", "deployer_for", "register", "resolve_invoke_target"]
+__all__ = ["FLAGS", "STATE_OPTION", "deployer_for", "name_the_flag", "register", "resolve_invoke_target"]
 
 
 def register(app: typer.Typer) -> None:
@@ -67,14 +63,17 @@ class CliReporter:
 
 
 def deployer_for(state: Path | None, reporter: CliReporter | None = None) -> Deployer:
+    """The deployer of the command: the tool's settings from the environment, ``--state`` over them."""
     from shipyard.deploy import Deployer
     from shipyard.deploy.state import StateStore
+    from shipyard.settings import Settings
 
-    return Deployer(StateStore(state), reporter=reporter)
+    settings = Settings.from_env(state_path=state)
+    return Deployer(StateStore(settings=settings), reporter=reporter, settings=settings)
 
 
 # The library's defaults as --help shows them, written out: importing shipyard.deploy or shipyard.image here
-# would cost every command ~0.2 s. tests/cli/test_help.py checks them against DeploySpec and the builder.
+# would cost every command ~0.2 s. tests/cli/test_help.py checks them against DeployOptions and the builder.
 # (DEFAULT_BASE is the build's: cli/image.py has it, and every command module is imported at start anyway.)
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 DEFAULT_STARTUP_TIMEOUT_S = 600
@@ -86,98 +85,130 @@ STATE_OPTION = typer.Option(
     None, "--state", help="The state file.", show_default="$SHIPYARD_STATE, else ~/.shipyard/state.json"
 )
 
+# Each parameter of `deploy` that sets an option of DeployOptions: (the option, its flag). An error names the
+# option as the library does; the command shows its flag instead.
+OPTIONS = {
+    "target": ("target", "--target"),
+    "instance_type": ("instance_type", "--instance-type"),
+    "instance_count": ("instance_count", "--instance-count"),
+    "serverless": ("serverless", "--serverless"),
+    "autoscale": ("autoscale", "--autoscale"),
+    "max_rps": ("max_rps", "--max-rps"),
+    "env": ("env", "--env"),
+    "secret": ("secrets", "--secret"),
+    "data_capture": ("data_capture_pct", "--data-capture"),
+    "startup_timeout": ("startup_timeout_s", "--startup-timeout"),
+    "region": ("region", "--region"),
+    "role_arn": ("role_arn", "--role-arn"),
+    "ttl": ("ttl", "--ttl"),
+    "image": ("image", "--image"),
+    "base": ("base_image", "--base"),
+    "engine": ("engine", "--engine"),
+    "port": ("port", "--port"),
+    "bucket": ("bucket", "--bucket"),
+    "log_retention": ("log_retention_days", "--log-retention"),
+}
+FLAGS = {"name": "--name", **dict(OPTIONS.values())}
+
+# The command's parameters, declared once (the signature below stays short).
+Source = Annotated[str | None, typer.Argument(help="A bundle directory, a model.tar.gz, or an image reference.")]
+Name = Annotated[str | None, typer.Option("--name", "-n", help="Endpoint name (letters, digits, hyphens; ≤ 63).")]
+TargetOpt = Annotated[str, typer.Option("--target", help="local or sagemaker.")]
+UpdateOpt = Annotated[str | None, typer.Option("--update", help="Replace the model of this existing deployment.")]
+InstanceType = Annotated[str, typer.Option("--instance-type", help="sagemaker: the hosting instance type.")]
+InstanceCount = Annotated[int, typer.Option("--instance-count", help="sagemaker: instances behind the endpoint.")]
+ServerlessOpt = Annotated[str | None, typer.Option("--serverless", help="MEMORY_MB:MAX_CONCURRENCY, e.g. 2048:10.")]
+AutoscaleOpt = Annotated[str | None, typer.Option("--autoscale", help="MIN:MAX instances (needs --max-rps).")]
+MaxRps = Annotated[float | None, typer.Option("--max-rps", help="Requests/s one instance sustains (autoscaling).")]
+EnvOpt = Annotated[list[str], typer.Option("--env", "-e", help="KEY=VALUE for the container (repeatable).")]
+SecretOpt = Annotated[list[str], typer.Option("--secret", help="Secrets Manager NAME or VAR=NAME (repeatable).")]
+DataCapture = Annotated[int | None, typer.Option("--data-capture", help="Percent of requests captured.")]
+StartupTimeout = Annotated[
+    int, typer.Option("--startup-timeout", help="Seconds the container may take to answer /ping with 200.")
+]
+Region = Annotated[str | None, typer.Option("--region", help="AWS region.", show_default="the AWS configuration's")]
+RoleArn = Annotated[str | None, typer.Option("--role-arn", help="Use this execution role instead of creating one.")]
+Ttl = Annotated[str | None, typer.Option("--ttl", help="Mark for deletion after this long (e.g. 2h, 3d).")]
+ImageOpt = Annotated[str | None, typer.Option("--image", help="A prebuilt image for the bundle (from shipyard build).")]
+Base = Annotated[str, typer.Option("--base", help="Base image when building.")]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="docker or podman.", show_default="detected")]
+Port = Annotated[int | None, typer.Option("--port", help="local: the port on 127.0.0.1.", show_default="a free one")]
+Bucket = Annotated[
+    str | None,
+    typer.Option(
+        "--bucket", help="sagemaker: the S3 bucket for model.tar.gz.", show_default="sagemaker-REGION-ACCOUNT"
+    ),
+]
+LogRetention = Annotated[int, typer.Option("--log-retention", help="Days CloudWatch keeps the logs.")]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print the plan and its estimated cost; create nothing (needs no AWS credentials or network)."
+    ),
+]
+
 
 def deploy(
     ctx: typer.Context,
-    source: str | None = typer.Argument(None, help="A bundle directory, a model.tar.gz, or an image reference."),
-    name: str | None = typer.Option(None, "--name", "-n", help="Endpoint name (letters, digits, hyphens; ≤ 63)."),
-    target: str = typer.Option("local", "--target", help="local or sagemaker."),
-    update: str | None = typer.Option(None, "--update", help="Replace the model of this existing deployment."),
-    instance_type: str = typer.Option(
-        DEFAULT_INSTANCE_TYPE, "--instance-type", help="sagemaker: the hosting instance type."
-    ),
-    instance_count: int = typer.Option(1, "--instance-count", help="sagemaker: instances behind the endpoint."),
-    serverless: str | None = typer.Option(None, "--serverless", help="MEMORY_MB:MAX_CONCURRENCY, e.g. 2048:10."),
-    autoscale: str | None = typer.Option(None, "--autoscale", help="MIN:MAX instances (needs --max-rps)."),
-    max_rps: float | None = typer.Option(None, "--max-rps", help="Requests/s one instance sustains (autoscaling)."),
-    env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE for the container (repeatable)."),
-    secret: list[str] = typer.Option([], "--secret", help="Secrets Manager NAME or VAR=NAME (repeatable)."),
-    data_capture: int | None = typer.Option(None, "--data-capture", help="Percent of requests captured."),
-    startup_timeout: int = typer.Option(
-        DEFAULT_STARTUP_TIMEOUT_S, "--startup-timeout", help="Seconds the container may take to answer /ping with 200."
-    ),
-    region: str | None = typer.Option(None, "--region", help="AWS region.", show_default="the AWS configuration's"),
-    role_arn: str | None = typer.Option(None, "--role-arn", help="Use this execution role instead of creating one."),
-    ttl: str | None = typer.Option(None, "--ttl", help="Mark for deletion after this long (e.g. 2h, 3d)."),
-    image: str | None = typer.Option(None, "--image", help="A prebuilt image for the bundle (from shipyard build)."),
-    base: str = typer.Option(DEFAULT_BASE, "--base", help="Base image when building."),
-    engine: str | None = typer.Option(None, "--engine", help="docker or podman.", show_default="detected"),
-    port: int | None = typer.Option(None, "--port", help="local: the port on 127.0.0.1.", show_default="a free one"),
-    bucket: str | None = typer.Option(
-        None, "--bucket", help="sagemaker: the S3 bucket for model.tar.gz.", show_default="sagemaker-REGION-ACCOUNT"
-    ),
-    log_retention: int = typer.Option(
-        DEFAULT_LOG_RETENTION_DAYS, "--log-retention", help="Days CloudWatch keeps the logs."
-    ),
-    dry_run: bool = typer.Option(
-        False,
-        "--dry-run",
-        help="Print the plan and its estimated cost; create nothing (needs no AWS credentials or network).",
-    ),
+    source: Source = None,
+    name: Name = None,
+    target: TargetOpt = "local",
+    update: UpdateOpt = None,
+    instance_type: InstanceType = DEFAULT_INSTANCE_TYPE,
+    instance_count: InstanceCount = 1,
+    serverless: ServerlessOpt = None,
+    autoscale: AutoscaleOpt = None,
+    max_rps: MaxRps = None,
+    env: EnvOpt = [],  # noqa: B006 (typer's way of a repeatable option; never mutated)
+    secret: SecretOpt = [],  # noqa: B006
+    data_capture: DataCapture = None,
+    startup_timeout: StartupTimeout = DEFAULT_STARTUP_TIMEOUT_S,
+    region: Region = None,
+    role_arn: RoleArn = None,
+    ttl: Ttl = None,
+    image: ImageOpt = None,
+    base: Base = DEFAULT_BASE,
+    engine: EngineOpt = None,
+    port: Port = None,
+    bucket: Bucket = None,
+    log_retention: LogRetention = DEFAULT_LOG_RETENTION_DAYS,
+    dry_run: DryRun = False,
     state: Path | None = STATE_OPTION,
 ) -> None:
     """Deploy a bundle or an image as an endpoint: `local` (the real image under Podman/Docker) or `sagemaker`."""
-    from shipyard.deploy import DeploySpec
-    from shipyard.deploy.spec import options_from, parse_env
     from shipyard.errors import SpecError
 
     if source is None:
         raise SpecError("deploy needs a SOURCE: a bundle directory, a model.tar.gz or an image")
-    # Only what was given: `--update` keeps every deployed setting not named, so a default must not count.
-    given = _given(ctx)
-    options = options_from(
-        target=given(target, "target"),
-        instance_type=given(instance_type, "instance_type"),
-        instance_count=given(instance_count, "instance_count"),
-        serverless=serverless,
-        autoscale=autoscale,
-        max_rps=max_rps,
-        env=parse_env(env),
-        secrets=secret,
-        data_capture=data_capture,
-        startup_timeout=given(startup_timeout, "startup_timeout"),
-        region=region,
-        role_arn=role_arn,
-        ttl=ttl,
-        image=image,
-        port=port,
-        base_image=given(base, "base"),
-        engine=engine,
-        bucket=bucket,
-        log_retention_days=given(log_retention, "log_retention"),
-        # Push to this registry instead of ECR's host and record the image in ECR (a mirror; a local registry
-        # in tests, where moto serves the ECR API but no registry).
-        registry_override=os.environ.get("SHIPYARD_ECR_REGISTRY") or None,
-    )
     reporter = CliReporter()
-    deployer = deployer_for(state, reporter)
-    started = time.perf_counter()
     try:
-        if update:
-            endpoint = deployer.update(update, source, **options)
-        else:
-            if not name:
-                raise SpecError("deploy needs --name NAME (or --update NAME)")
-            spec = DeploySpec(source=source, name=name, **options)
-            if dry_run:
-                _print_plan(deployer.plan(spec))
-                return
-            endpoint = deployer.deploy(spec)
+        _run_deploy(deployer_for(state, reporter), source, name, update, dry_run, _given(ctx))
     except Exception as exc:
         reporter.done()
         _print_failure(exc)
+        name_the_flag(exc)
         raise
     reporter.done()
+
+
+def _run_deploy(
+    deployer: Deployer, source: str, name: str | None, update: str | None, dry_run: bool, changes: dict[str, Any]
+) -> None:
+    """Deploy, update or plan; print the outcome."""
+    from shipyard.deploy import DeployOptions
+    from shipyard.errors import SpecError
+
+    started = time.perf_counter()
+    if update:
+        endpoint = deployer.update(update, source, **changes)
+    else:
+        if not name:
+            raise SpecError("deploy needs --name NAME (or --update NAME)")
+        options = DeployOptions.parse(source, name, **changes)
+        if dry_run:
+            _print_plan(deployer.plan(options))
+            return
+        endpoint = deployer.deploy(options)
     where = endpoint.url or f"{endpoint.record.region} (sagemaker-runtime)"
     out.print(
         f"[bold green]{endpoint.status}[/] {escape(endpoint.name)} on {endpoint.target}: {escape(where)} "
@@ -190,13 +221,30 @@ def deploy(
     )
 
 
-def _given(ctx: typer.Context) -> Callable[[T, str], T | None]:
-    """``given(value, "param")``: the value when the command line (or the environment) set it, else None."""
+def name_the_flag(exc: Exception) -> None:
+    """An error about an option names it as the library does (``instance_count 0: ...``); here, as its flag."""
+    option = getattr(exc, "option", None)
+    if not isinstance(option, str) or option not in FLAGS or not exc.args:
+        return
+    flag, text = FLAGS[option], str(exc.args[0])
+    for word in (option, option.removesuffix("s")):
+        if text.startswith(f"{word} "):
+            exc.args = (flag + text[len(word) :], *exc.args[1:])
+            return
+    exc.args = (f"{text} ({flag})", *exc.args[1:])
 
-    def given(value: T, param: str) -> T | None:
+
+def _given(ctx: typer.Context) -> dict[str, Any]:
+    """The options the command line (or the environment) set, by their DeployOptions names.
+
+    Only what was given: `--update` keeps every deployed setting not named, so a default must not count.
+    """
+    given: dict[str, Any] = {}
+    for param, (option, _flag) in OPTIONS.items():
         source = ctx.get_parameter_source(param)
-        return None if source is None or source.name in {"DEFAULT", "DEFAULT_MAP"} else value
-
+        value = ctx.params.get(param)
+        if source is not None and source.name not in {"DEFAULT", "DEFAULT_MAP"} and value not in (None, []):
+            given[option] = value
     return given
 
 

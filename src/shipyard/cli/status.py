@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from shipyard.cli.deploy import STATE_OPTION, deployer_for
+from shipyard.cli.deploy import STATE_OPTION, deployer_for, name_the_flag
 from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
 from shipyard.cli.tables import print_fitted
 
@@ -53,7 +53,11 @@ def status(
 
     deployer = deployer_for(state)
     if reconcile:
-        deployer.reconcile(region)
+        try:
+            deployer.reconcile(region)
+        except Exception as exc:
+            name_the_flag(exc)  # "no AWS region ... (--region)"
+            raise
     rows = deployer.status(name)
     label = prices().label
     if output is Output.json:

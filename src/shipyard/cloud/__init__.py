@@ -20,6 +20,6 @@ except ImportError:  # pragma: no cover - the dev extra installs it
     raise CloudError(NEEDS_BOTO3) from None
 
 from shipyard.cloud.errors import aws_call, error_code, translate
-from shipyard.cloud.session import TAG_KEY, Aws, tag_list
+from shipyard.cloud.session import TAG_KEY, Aws, deployment_tags, tag_list
 
-__all__ = ["TAG_KEY", "Aws", "aws_call", "error_code", "tag_list", "translate"]
+__all__ = ["TAG_KEY", "Aws", "aws_call", "deployment_tags", "error_code", "tag_list", "translate"]

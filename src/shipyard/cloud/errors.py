@@ -48,17 +48,19 @@ def translate(exc: BaseException, action: str, region: str | None = None) -> Shi
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return CredentialsError(
             f"cannot {action}: no AWS credentials found. Set AWS_PROFILE (after `aws configure` or "
-            "`aws sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or deploy with --target local"
+            "`aws sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or deploy to the local target (no AWS)"
         )
     if isinstance(exc, CredentialRetrievalError | TokenRetrievalError | SSOError):
         return CredentialsError(
             f"cannot {action}: the AWS credentials could not be loaded ({exc}); refresh them "
-            "(`aws sso login`, new keys) or deploy with --target local"
+            "(`aws sso login`, new keys) or deploy to the local target"
         )
     if isinstance(exc, NoRegionError):
-        return CloudError(f"cannot {action}: no AWS region; pass --region or set AWS_REGION")
+        return CloudError(f"cannot {action}: no AWS region; give one or set AWS_REGION", option="region")
     if isinstance(exc, BotoConnectionError):  # no answer at all: DNS, refused, timed out, proxy, TLS
-        return AwsUnreachable(f"cannot {action}: AWS is not reachable{where} ({exc}); check the network and --region")
+        return AwsUnreachable(
+            f"cannot {action}: AWS is not reachable{where} ({exc}); check the network and the region", option="region"
+        )
     if not isinstance(exc, ClientError):
         if isinstance(exc, BotoCoreError):
             return CloudError(f"cannot {action}: {exc}")
@@ -71,16 +73,18 @@ def translate(exc: BaseException, action: str, region: str | None = None) -> Shi
         return CredentialsError(
             f"{text}. AWS refused the credentials{where}: refresh them (`aws sso login`, new keys), or, if "
             "they work in other regions, this account has no access to this region (an opt-in region must "
-            "be enabled in the account settings); choose another with --region",
+            "be enabled in the account settings); choose another region",
             aws_code=code,
             operation=operation,
+            option="region",
         )
     if code in DENIED:
         return AccessDenied(
             f"{text}. Your AWS identity lacks this permission: grant it (docs/deploy.md lists every "
-            "permission a deploy needs), or pass --role-arn to reuse an execution role made by an administrator",
+            "permission a deploy needs), or reuse an execution role made by an administrator",
             aws_code=code,
             operation=operation,
+            option="role_arn",
         )
     if code in _THROTTLED:
         return CloudError(f"{text}. AWS throttled the call: wait and retry", aws_code=code, operation=operation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,15 +15,21 @@ from shipyard.cloud.errors import aws_call
 from shipyard.errors import CredentialsError, SpecError
 from shipyard.version import __version__
 
-__all__ = ["TAG_KEY", "Aws", "Identity", "tag_list"]
+__all__ = ["EXPIRES_TAG", "TAG_KEY", "Aws", "Identity", "deployment_tags", "tag_list"]
 
 TAG_KEY = "shipyard:deployment"
 """Every resource Shipyard creates carries this tag, with the deployment's name as its value."""
+EXPIRES_TAG = "shipyard:expires-at"
+"""... and this one when the deployment has a time to live (ISO 8601, UTC)."""
 
 
-def tag_list(name: str, extra: dict[str, str] | None = None) -> list[dict[str, str]]:
-    """Tags in the ``[{"Key": ..., "Value": ...}]`` shape most AWS APIs take."""
-    tags = {TAG_KEY: name, **(extra or {})}
+def deployment_tags(name: str, expires_at: str | None = None) -> dict[str, str]:
+    """The tags of every resource of the deployment ``name``."""
+    return {TAG_KEY: name, **({EXPIRES_TAG: expires_at} if expires_at else {})}
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """``tags`` in the ``[{"Key": ..., "Value": ...}]`` shape most AWS APIs take."""
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
@@ -61,7 +68,7 @@ class Aws:
             self.session = session or boto3.Session(profile_name=profile, region_name=region)
         resolved = region or self.session.region_name
         if not resolved:
-            raise SpecError("no AWS region: pass --region or set AWS_REGION (e.g. us-east-1)")
+            raise SpecError("no AWS region given, and none configured: set AWS_REGION (e.g. us-east-1)", option="region")
         self.region: str = resolved
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()  # the chunking client calls from many threads
@@ -111,7 +118,8 @@ class Aws:
             known.update(self.session.get_available_regions(service, partition_name=partition))
         if known and self.region not in known:
             raise SpecError(
-                f"region {self.region!r} has no {service} service; choose one of: {', '.join(sorted(known))}"
+                f"region {self.region!r} has no {service} service; choose one of: {', '.join(sorted(known))}",
+                option="region",
             )
 
     def check_credentials(self) -> None:
@@ -121,7 +129,7 @@ class Aws:
         if credentials is None:
             raise CredentialsError(
                 "no AWS credentials found: set AWS_PROFILE (after `aws configure` or `aws sso login`) or "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --target local, which needs none"
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use the local target, which needs none"
             )
 
     def identity(self) -> Identity:

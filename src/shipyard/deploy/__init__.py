@@ -10,73 +10,60 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from shipyard.deploy.api import Deployer, StatusRow
-from shipyard.deploy.base import CleanupReport, Plan
+from shipyard.deploy.base import CleanupReport, DeployRun, Plan
 from shipyard.deploy.endpoint import Endpoint
-from shipyard.deploy.spec import DeploySpec, options_from
+from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import StateStore
+from shipyard.settings import Settings
 
-__all__ = ["CleanupReport", "DeploySpec", "Deployer", "Endpoint", "Plan", "StatusRow", "deploy", "endpoint"]
+__all__ = [
+    "CleanupReport",
+    "DeployOptions",
+    "DeployRun",
+    "Deployer",
+    "Endpoint",
+    "Plan",
+    "StatusRow",
+    "deploy",
+    "endpoint",
+]
 
 
 def deploy(
     source: str | Path,
     name: str,
     *,
-    target: str | None = None,
-    instance_type: str | None = None,
-    instance_count: int | None = None,
-    serverless: str | None = None,
-    autoscale: str | None = None,
-    max_rps: float | None = None,
-    env: Mapping[str, str] | None = None,
-    secrets: Iterable[str] = (),
-    data_capture: int | None = None,
-    startup_timeout: int | None = None,
-    region: str | None = None,
-    role_arn: str | None = None,
-    ttl: str | None = None,
-    image: str | None = None,
-    port: int | None = None,
     state: str | Path | None = None,
     update: bool = False,
+    settings: Settings | None = None,
+    **options: Any,
 ) -> Endpoint:
     """Deploy ``source`` (a bundle directory, a ``model.tar.gz`` or an image) as the endpoint ``name``.
 
-    The same options as ``shipyard deploy`` (``target`` defaults to ``local``); ``update=True`` replaces the
-    model of an existing endpoint, keeping every setting not given here. Returns an :class:`Endpoint` with
-    ``.predict()``, ``.logs()`` and ``.delete()``.
+    ``options`` are those of ``shipyard deploy``, named as the fields of :class:`DeployOptions`
+    (``target="sagemaker"``, ``instance_type``, ``instance_count``, ``serverless="2048:10"``,
+    ``autoscale="1:4"`` with ``max_rps``, ``env``, ``secrets``, ``data_capture_pct``, ``startup_timeout_s``,
+    ``region``, ``role_arn``, ``ttl="2h"``, ``log_retention_days``, ``bucket``, ``registry_override``,
+    ``image``, ``base_image``, ``engine``, ``port``, ``workers``); ``target`` defaults to ``local``.
+    ``update=True`` replaces the model of an existing endpoint, keeping every option not given here.
+    ``settings`` (default: :meth:`Settings.from_env`) give the state file (unless ``state``) and the
+    registry override. Returns an :class:`Endpoint` with ``.predict()``, ``.logs()`` and ``.delete()``.
     """
-    options = options_from(
-        target=target,
-        instance_type=instance_type,
-        instance_count=instance_count,
-        serverless=serverless,
-        autoscale=autoscale,
-        max_rps=max_rps,
-        env=env,
-        secrets=secrets,
-        data_capture=data_capture,
-        startup_timeout=startup_timeout,
-        region=region,
-        role_arn=role_arn,
-        ttl=ttl,
-        image=image,
-        port=port,
-    )
-    deployer = Deployer(StateStore(state))
+    settings = settings or Settings.from_env()
+    deployer = Deployer(StateStore(state, settings=settings), settings=settings)
     if update:
         return deployer.update(name, str(source), **options)
-    return deployer.deploy(DeploySpec(source=str(source), name=name, **options))
+    return deployer.deploy(DeployOptions.parse(str(source), name, **options))
 
 
-def endpoint(name: str, *, state: str | Path | None = None) -> Endpoint:
+def endpoint(name: str, *, state: str | Path | None = None, settings: Settings | None = None) -> Endpoint:
     """The endpoint deployed earlier under ``name``."""
-    return Deployer(StateStore(state)).get(name)
+    settings = settings or Settings.from_env()
+    return Deployer(StateStore(state, settings=settings), settings=settings).get(name)
 
 
 class _CallableModule(types.ModuleType):

@@ -19,16 +19,18 @@ from shipyard.deploy.base import (
     FAILED,
     IN_SERVICE,
     CleanupReport,
+    DeployRun,
     Plan,
     Reporter,
     SilentReporter,
     Target,
 )
 from shipyard.deploy.endpoint import Endpoint
-from shipyard.deploy.spec import Autoscale, DeploySpec, SecretRef, Serverless
+from shipyard.deploy.options import DEFAULT_INSTANCE_TYPE, DeployOptions, parse_changes
 from shipyard.deploy.state import Deployment, StateStore, now_utc, parse_time
 from shipyard.errors import DeployError, NotDeployed, SpecError
 from shipyard.pricing import prices
+from shipyard.settings import Settings
 
 __all__ = ["Deployer", "StatusRow"]
 
@@ -60,7 +62,8 @@ class Deployer:
     """Every deployment operation over the targets, with ``state`` (the state file) kept in step.
 
     The targets it makes itself work beside ``state`` (the local target stages an extracted model.tar.gz in
-    ``local/`` next to the state file); one given in ``targets`` is used as it is.
+    ``local/`` next to the state file) with ``settings`` (default: :meth:`Settings.from_env`); one given in
+    ``targets`` is used as it is.
     """
 
     def __init__(
@@ -69,8 +72,10 @@ class Deployer:
         *,
         targets: dict[str, Target] | None = None,
         reporter: Reporter | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        self.state = state or StateStore()
+        self.settings = settings or Settings.from_env()
+        self.state = state or StateStore(settings=self.settings)
         self._targets: dict[str, Target] = dict(targets or {})
         self.reporter: Reporter = reporter or SilentReporter()
 
@@ -80,11 +85,11 @@ class Deployer:
             if name == "local":
                 from shipyard.deploy.local import LocalTarget
 
-                self._targets[name] = LocalTarget(state_path=self.state.path)  # stages beside the state
+                self._targets[name] = LocalTarget(state_path=self.state.path, settings=self.settings)
             elif name == "sagemaker":
                 from shipyard.deploy.sagemaker import SageMakerTarget
 
-                self._targets[name] = SageMakerTarget()
+                self._targets[name] = SageMakerTarget(settings=self.settings)
             else:
                 raise SpecError(f"unknown target {name!r}: use local or sagemaker")
         return self._targets[name]
@@ -99,60 +104,45 @@ class Deployer:
         return record
 
     # -- deploy ---------------------------------------------------------------------------------------------
-    def plan(self, spec: DeploySpec) -> Plan:
-        spec.check()
-        return self.target(spec.target).plan(spec)
+    def plan(self, options: DeployOptions) -> Plan:
+        return self.target(options.target).plan(options)
 
-    def deploy(self, spec: DeploySpec) -> Endpoint:
-        spec.check()
-        existing = self.state.get(spec.name)
+    def deploy(self, options: DeployOptions) -> Endpoint:
+        existing = self.state.get(options.name)
         if existing is not None:
             raise SpecError(
-                f"a deployment named {spec.name!r} already exists ({existing.target}, {existing.status}): "
-                f"`shipyard deploy --update {spec.name} ...` replaces its model, `shipyard cleanup {spec.name}` "
-                "removes it"
+                f"a deployment named {options.name!r} already exists ({existing.target}, {existing.status}): "
+                f"`shipyard deploy --update {options.name} ...` replaces its model, `shipyard cleanup "
+                f"{options.name}` removes it",
+                option="name",
             )
-        now = now_utc()
-        expires = spec.expires_at(now)
-        record = Deployment(
-            name=spec.name,
-            target=spec.target,
-            status=CREATING,
-            source=spec.source,
-            created_at=now.isoformat(),
-            updated_at=now.isoformat(),
-            expires_at=expires.isoformat() if expires else None,
-        )
-        record.details["spec"] = _remember(spec)
-        target = self.target(spec.target)
+        run = DeployRun(options, _new_record(options), self.state.put, self.reporter)
         try:
-            record = target.deploy(spec, record, self.state.put, self.reporter)
+            record = self.target(options.target).deploy(run)
         except BaseException:
             # Keep the record only while it still names something to clean up.
-            current = self.state.get(spec.name)
+            current = self.state.get(options.name)
             if current is not None and not current.resources:
-                self.state.remove(spec.name)
+                self.state.remove(options.name)
             raise
         self.state.put(record)
         return Endpoint(self, record)
 
-    def update(self, name: str, source: str, **options: Any) -> Endpoint:
-        """Replace the model of ``name`` with ``source``; settings not in ``options`` stay as deployed."""
+    def update(self, name: str, source: str, **changes: Any) -> Endpoint:
+        """Replace the model of ``name`` with ``source``; the options not in ``changes`` stay as deployed.
+
+        ``changes`` are :class:`DeployOptions` fields, typed or in their user-facing forms (``serverless="2048:10"``).
+        """
         record = self.record(name)
         if record.status not in {IN_SERVICE, FAILED}:
             raise DeployError(f"{name} is {record.status}; it can be updated when it is InService")
-        if options.get("target", record.target) != record.target:
-            raise SpecError(f"{name} runs on {record.target}; an update cannot move it to {options['target']}")
-        kept = {**record.details.get("spec", {}), **options, "target": record.target}
-        if "serverless" in options:  # instances → serverless
-            for key in ("instance_type", "instance_count", "autoscale"):
-                kept.pop(key, None)
-        elif "instance_type" in options or "instance_count" in options:  # serverless → instances
-            kept.pop("serverless", None)
-        spec = DeploySpec(source=source, name=name, **_revive(kept)).check()
-        target = self.target(record.target)
-        record = target.update(spec, record, self.state.put, self.reporter)
-        record.details["spec"] = _remember(spec)
+        typed = parse_changes(**changes)
+        if typed.get("target", record.target) != record.target:
+            raise SpecError(
+                f"{name} runs on {record.target}; an update cannot move it to {typed['target']}", option="target"
+            )
+        options = _updated(record, source, typed)
+        record = self.target(record.target).update(DeployRun(options, record, self.state.put, self.reporter))
         self.state.put(record)
         return Endpoint(self, record)
 
@@ -210,7 +200,8 @@ class Deployer:
             old = current.get(name)
             if old is not None and old.target == "sagemaker":
                 record.created_at, record.source, record.expires_at = old.created_at, old.source, record.expires_at
-                record.details = {**old.details, **record.details}
+                record.details = dataclasses.replace(old.details, **record.details.to_json())
+                record.options = old.options or record.options
             current[name] = record
         for name, record in list(current.items()):
             if record.target == "local":
@@ -287,46 +278,28 @@ def runtime_url(region: str, endpoint: str) -> str:
     return f"https://runtime.sagemaker.{region}.{suffix}/endpoints/{endpoint}/invocations"
 
 
-# Settings kept in the record so an update changes only what it names; never env values or secret values.
-_REMEMBERED = (
-    "instance_type",
-    "instance_count",
-    "serverless",
-    "autoscale",
-    "secrets",
-    "data_capture_pct",
-    "startup_timeout_s",
-    "role_arn",
-    "log_retention_days",
-    "bucket",
-    "registry_override",
-    "port",
-    "engine",
-    "base_image",
-    "workers",
-)
+def _new_record(options: DeployOptions) -> Deployment:
+    now = now_utc()
+    expires = options.expires_at(now)
+    return Deployment(
+        name=options.name,
+        target=options.target,
+        status=CREATING,
+        source=options.source,
+        created_at=now.isoformat(),
+        updated_at=now.isoformat(),
+        expires_at=expires.isoformat() if expires else None,
+        options=options,
+    )
 
 
-def _remember(spec: DeploySpec) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for key in _REMEMBERED:
-        value = getattr(spec, key)
-        if value is None:
-            continue
-        if isinstance(value, Serverless | Autoscale):
-            value = dataclasses.asdict(value)
-        elif key == "secrets":
-            value = [str(s) for s in value]
-        kept[key] = value
-    return kept
-
-
-def _revive(kept: dict[str, Any]) -> dict[str, Any]:
-    values = dict(kept)
-    if isinstance(values.get("serverless"), dict):
-        values["serverless"] = Serverless(**values["serverless"])
-    if isinstance(values.get("autoscale"), dict):
-        values["autoscale"] = Autoscale(**values["autoscale"])
-    if isinstance(values.get("secrets"), list):
-        values["secrets"] = tuple(SecretRef.parse(s) for s in values["secrets"])
-    return values
+def _updated(record: Deployment, source: str, changes: dict[str, Any]) -> DeployOptions:
+    """The deployed options with ``changes``; a change between instances and serverless drops the other kind."""
+    kept: dict[str, Any] = {"source": source, "env": {}, "region": changes.get("region", record.region)}
+    if "serverless" in changes:  # instances → serverless
+        kept.update(instance_type=DEFAULT_INSTANCE_TYPE, instance_count=1, autoscale=None)
+    elif "instance_type" in changes or "instance_count" in changes:  # serverless → instances
+        kept["serverless"] = None
+    if record.options is None:  # rebuilt from AWS without its options: the defaults
+        return DeployOptions(name=record.name, target=record.target, **{**kept, **changes})
+    return record.options.replace(**{**kept, **changes})

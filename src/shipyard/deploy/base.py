@@ -1,8 +1,9 @@
 """The target protocol: what ``local`` and ``sagemaker`` both do, and how they report progress.
 
-A target creates an endpoint from a :class:`~shipyard.deploy.spec.DeploySpec`, records every resource it
-creates in a :class:`~shipyard.deploy.state.Deployment` as soon as it exists (through ``save``, so a crash
-half-way leaves a record that ``cleanup`` completes), and answers the same questions afterwards.
+A target creates an endpoint for a :class:`DeployRun` (the options, the record, how to save it, who to tell),
+records every resource it creates in the run's :class:`~shipyard.deploy.state.Deployment` as soon as it exists
+(``run.save()``, so a crash half-way leaves a record that ``cleanup`` completes), and answers the same questions
+afterwards.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Protocol
 
 from shipyard.client.http import Answer
 from shipyard.client.transport import Transport
-from shipyard.deploy.spec import DeploySpec
+from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import Deployment
 
-__all__ = ["CleanupReport", "Plan", "PlannedResource", "Reporter", "Save", "SilentReporter", "Target"]
+__all__ = ["CleanupReport", "DeployRun", "Plan", "PlannedResource", "Reporter", "Save", "SilentReporter", "Target"]
 
 Save = Callable[[Deployment], None]
 
@@ -47,6 +48,26 @@ class SilentReporter:
 
     def status(self, state: str, elapsed_s: float, detail: str = "") -> None:
         pass
+
+
+@dataclass
+class DeployRun:
+    """One deploy or update under way: its options, the record it fills in, where that is saved, who is told.
+
+    ``options`` may be replaced as the run learns more (an update inherits the live environment).
+    """
+
+    options: DeployOptions
+    record: Deployment
+    saver: Save
+    reporter: Reporter
+
+    def save(self) -> None:
+        """Write the record now (right after each resource is created)."""
+        self.saver(self.record)
+
+    def step(self, message: str) -> None:
+        self.reporter.step(message)
 
 
 @dataclass(frozen=True)
@@ -93,11 +114,11 @@ class Target(Protocol):
 
     name: str
 
-    def plan(self, spec: DeploySpec) -> Plan: ...
+    def plan(self, options: DeployOptions) -> Plan: ...
 
-    def deploy(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment: ...
+    def deploy(self, run: DeployRun) -> Deployment: ...
 
-    def update(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment: ...
+    def update(self, run: DeployRun) -> Deployment: ...
 
     def refresh(self, record: Deployment) -> Deployment:
         """The record with its status read from the target (the engine, or AWS)."""

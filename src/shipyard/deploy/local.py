@@ -33,14 +33,16 @@ from shipyard.deploy.base import (
     FAILED,
     IN_SERVICE,
     CleanupReport,
+    DeployRun,
     Plan,
     Reporter,
     Save,
 )
 from shipyard.deploy.images import ImageService, ResolvedImage
-from shipyard.deploy.spec import DeploySpec
-from shipyard.deploy.state import Deployment, default_state_path, now_utc
+from shipyard.deploy.options import DeployOptions
+from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import DeployError, DeployFailed, SpecError
+from shipyard.settings import Settings
 
 if TYPE_CHECKING:
     from shipyard.image import Engine
@@ -68,19 +70,21 @@ class LocalTarget:
         engine: str | None = None,
         poll_s: float = 0.05,
         state_path: str | Path | None = None,
+        settings: Settings | None = None,
     ) -> None:
         """``state_path``: the state file of the deployments (a :class:`~shipyard.deploy.Deployer` passes its
         store's); an extracted ``model.tar.gz`` is staged beside it, in ``local/NAME/``. Default: the default
-        state file's (``$SHIPYARD_STATE``, else ``~/.shipyard/state.json``)."""
+        state file's (``settings.state_path``: ``$SHIPYARD_STATE``, else ``~/.shipyard/state.json``)."""
         self._images = images
         self._engine_name = engine
         self.poll_s = poll_s
         self._state_path = Path(state_path).expanduser() if state_path is not None else None
+        self._settings = settings
 
     @property
     def staging_root(self) -> Path:
         """Where model.tar.gz files are extracted for the containers: ``local/`` beside the state file."""
-        return (self._state_path or default_state_path()).parent / "local"
+        return (self._state_path or (self._settings or Settings.from_env()).state_path).parent / "local"
 
     @property
     def images(self) -> ImageService:
@@ -97,22 +101,25 @@ class LocalTarget:
         return detect(self._engine_name)
 
     # -- deploy ---------------------------------------------------------------------------------------------
-    def plan(self, spec: DeploySpec) -> Plan:
+    def plan(self, spec: DeployOptions) -> Plan:
         plan = Plan(spec.name, self.name, price_label="local: no cloud cost")
         plan.add("image", spec.image or f"built from {spec.source}", "the model mounted at /opt/ml/model", 0.0)
         plan.add("container", f"shipyard-{spec.name}", f"127.0.0.1:{spec.port or 'a free port'} → 8080", 0.0)
         return plan
 
-    def deploy(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment:
+    def deploy(self, run: DeployRun) -> Deployment:
+        spec = run.options
         if spec.serverless or spec.autoscale or spec.data_capture_pct or spec.role_arn:
-            raise SpecError("--serverless, --autoscale, --data-capture and --role-arn apply to --target sagemaker")
+            raise SpecError(
+                "serverless, autoscale, data_capture_pct and role_arn apply to the sagemaker target", option="target"
+            )
         resolved = self.images.resolve(
-            spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=reporter
+            spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=run.reporter
         )
-        self._start(spec, record, save, reporter, resolved, version=1)
-        return record
+        self._start(spec, run.record, run.saver, run.reporter, resolved, version=1)
+        return run.record
 
-    def _model_dir(self, spec: DeploySpec, resolved: ResolvedImage, version: int) -> tuple[Path | None, bool]:
+    def _model_dir(self, spec: DeployOptions, resolved: ResolvedImage, version: int) -> tuple[Path | None, bool]:
         """The directory mounted at /opt/ml/model, and whether it was staged (and so is cleanup's to delete):
         the bundle itself, or a model.tar.gz extracted once per version (a failed update's restarted old
         container keeps its own copy)."""
@@ -134,7 +141,7 @@ class LocalTarget:
 
     def _start(
         self,
-        spec: DeploySpec,
+        spec: DeployOptions,
         record: Deployment,
         save: Save,
         reporter: Reporter,
@@ -148,7 +155,7 @@ class LocalTarget:
                 f"a container named {container} already exists: `shipyard cleanup {spec.name}` "
                 f"or `{self.engine.name} rm -f {container}`"
             )
-        port = spec.port or int(record.details.get("port") or 0) or _free_port()
+        port = spec.port or record.details.port or _free_port()
         options = ["--name", container, "--label", f"{LABEL}={spec.name}", "-p", f"127.0.0.1:{port}:8080"]
         model_dir, staged = self._model_dir(spec, resolved, version)
         if staged:
@@ -176,10 +183,10 @@ class LocalTarget:
             raise
         record.add("container", container)
         record.image, record.url = resolved.image, f"http://127.0.0.1:{port}"
-        record.details.update(port=port, container=container, container_id=container_id[:12], version=version)
-        record.details["model_dir"] = str(model_dir) if staged else None
-        record.env_keys = sorted(spec.env)
-        record.secrets = [str(s) for s in spec.secrets]
+        details = record.details
+        details.port, details.container, details.container_id = port, container, container_id[:12]
+        details.version, details.model_dir = str(version), str(model_dir) if staged else None
+        record.options, record.env_keys = spec, sorted(spec.env)
         record.instance_type, record.instance_count = None, 1
         record.touch(CREATING)
         save(record)
@@ -224,11 +231,13 @@ class LocalTarget:
             log_tail=tail,
         )
 
-    def update(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment:
+    def update(self, run: DeployRun) -> Deployment:
         """Stop the old container, start the new one on the same port; restart the old one if it fails."""
+        spec, record, save, reporter = run.options, run.record, run.saver, run.reporter
         old = record.one("container")
-        old_model_dir = record.details.get("model_dir")
-        version = int(record.details.get("version", 1)) + 1
+        old_model_dir = record.details.model_dir
+        old_options = record.options
+        version = int(record.details.version or 1) + 1
         resolved = self.images.resolve(
             spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=reporter
         )
@@ -239,7 +248,9 @@ class LocalTarget:
         except DeployFailed as failure:
             if old:
                 subprocess.run([self.engine.binary, "start", old], capture_output=True, check=False, timeout=60)
-                record.details.update(container=old, version=version - 1, model_dir=old_model_dir)
+                record.details.container, record.details.model_dir = old, old_model_dir
+                record.details.version = str(version - 1)
+                record.options = old_options
                 self._wait(old, record.url or "", spec.startup_timeout_s, reporter, time.monotonic())  # serving again
                 record.failure = None
                 record.touch(IN_SERVICE)
@@ -251,7 +262,7 @@ class LocalTarget:
             self.engine.remove_container(old)
             record.drop("container", old)
             save(record)
-        current = record.details.get("model_dir")
+        current = record.details.model_dir
         for staged in [r for r in record.of(MODEL_DIR) if r.id != current]:  # the previous versions' copies
             _drop_model_dir(record, staged.id, save)
         return record
@@ -324,7 +335,7 @@ class LocalTarget:
         if record.image:
             report.kept.append(f"image {record.image} (the build cache of the next deploy)")
         record.touch(DELETED)
-        record.details["deleted_at"] = now_utc().isoformat()
+        record.details.deleted_at = now_utc().isoformat()
         save(record)
         return report
 
@@ -350,7 +361,7 @@ def _world_readable(root: Path) -> bool:
     return True
 
 
-def _read_secrets(spec: DeploySpec, region: str | None) -> dict[str, str]:
+def _read_secrets(spec: DeployOptions, region: str | None) -> dict[str, str]:
     from shipyard.cloud import Aws, aws_call
 
     aws = Aws(region)

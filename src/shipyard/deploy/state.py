@@ -7,7 +7,15 @@ Secrets Manager name. The tags on AWS stay the source of truth: ``shipyard statu
 the file from them.
 
     {"version": 1, "deployments": {"NAME": {"name": ..., "target": "sagemaker", "status": "InService",
+                                            "options": {"instance_count": 2, ...},
+                                            "details": {"endpoint_config": ..., "version": ...},
                                             "resources": [{"kind": "role", "id": "shipyard-NAME"}, ...]}}}
+
+Each record keeps the options it was deployed with once (:class:`~shipyard.deploy.options.DeployOptions`,
+without env values, in ``options``) and what its current version is made of (:class:`Details`). A file an
+earlier version wrote (the options in ``details["spec"]``, the size, autoscaling and secrets beside them)
+is read as well; it is written back in this shape. A file that cannot be read is a
+:class:`~shipyard.errors.SettingsError` (``SHIPYARD_STATE`` or ``--state`` point at it).
 """
 
 from __future__ import annotations
@@ -24,18 +32,13 @@ from typing import Any
 
 import orjson
 
-from shipyard.errors import ShipyardError
+from shipyard.deploy.options import DeployOptions
+from shipyard.errors import SettingsError, SpecError
+from shipyard.settings import Settings
 
-__all__ = ["STATE_ENV", "Deployment", "Resource", "StateStore", "default_state_path", "now_utc", "parse_time"]
+__all__ = ["Deployment", "Details", "Resource", "StateStore", "now_utc", "parse_time"]
 
-STATE_ENV = "SHIPYARD_STATE"
 VERSION = 1
-
-
-def default_state_path() -> Path:
-    """``$SHIPYARD_STATE`` or ``~/.shipyard/state.json``."""
-    override = os.environ.get(STATE_ENV)
-    return Path(override).expanduser() if override else Path.home() / ".shipyard" / "state.json"
 
 
 def now_utc() -> datetime:
@@ -48,7 +51,7 @@ def parse_time(value: str | None) -> datetime | None:
 
 @dataclass
 class Resource:
-    """One thing a deployment created (``owned``) or uses without owning it (a ``--role-arn`` role)."""
+    """One thing a deployment created (``owned``) or uses without owning it (a given execution role)."""
 
     kind: str
     id: str
@@ -56,7 +59,39 @@ class Resource:
 
 
 @dataclass
+class Details:
+    """What the current version of a deployment is made of, beyond its resources (the target's bookkeeping)."""
+
+    version: str | None = None  # sagemaker: 20261123-130501 (one per deploy/update); local: 1, 2, ...
+    # sagemaker
+    account: str | None = None
+    bucket: str | None = None
+    role_arn: str | None = None
+    model: str | None = None
+    endpoint_config: str | None = None
+    # local
+    port: int | None = None
+    container: str | None = None
+    container_id: str | None = None
+    model_dir: str | None = None
+    deleted_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Details:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("version") is not None:
+            values["version"] = str(values["version"])  # the local target's were numbers
+        return cls(**values)
+
+
+@dataclass
 class Deployment:
+    """One deployment in the state file: its options (once), its live state, its resources."""
+
     name: str
     target: str
     status: str
@@ -66,16 +101,24 @@ class Deployment:
     region: str | None = None
     image: str | None = None
     url: str | None = None
+    # the size it runs at now (refreshed from the target: autoscaling changes the count)
     instance_type: str | None = None
     instance_count: int = 1
-    serverless: dict[str, int] | None = None
-    autoscale: dict[str, float] | None = None
     expires_at: str | None = None
     env_keys: list[str] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
     failure: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    options: DeployOptions | None = None  # how it was deployed (None: rebuilt from AWS without them)
+    details: Details = field(default_factory=Details)
     resources: list[Resource] = field(default_factory=list)
+
+    @property
+    def serverless(self) -> dict[str, int] | None:
+        found = self.options.serverless if self.options else None
+        return found.to_json() if found else None
+
+    @property
+    def secrets(self) -> list[str]:
+        return [str(s) for s in self.options.secrets] if self.options else []
 
     def add(self, kind: str, ident: str, *, owned: bool = True) -> None:
         """Record a resource (once): called right after it is created, so a crash leaves it findable."""
@@ -98,21 +141,53 @@ class Deployment:
         self.updated_at = now_utc().isoformat()
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        document = {f.name: getattr(self, f.name) for f in fields(self)}
+        document["options"] = self.options.to_json() if self.options else None
+        document["details"] = self.details.to_json()
+        document["resources"] = [asdict(r) for r in self.resources]
+        return document
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Deployment:
+        """A record as this version writes it, or as earlier ones did (the options in ``details["spec"]``,
+        the size and secrets beside them)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        old_details = dict(data.get("details") or {})
+        kept = values.pop("options", None) or old_details.pop("spec", None)
+        values["details"] = Details.from_json(old_details)
         values["resources"] = [Resource(**r) for r in data.get("resources", [])]
+        values["options"] = _options(kept, data)
         return cls(**values)
 
 
-class StateStore:
-    """Read and update the state file; every change is one locked read-modify-write."""
+def _options(kept: Mapping[str, Any] | None, data: Mapping[str, Any]) -> DeployOptions | None:
+    if kept is None and "options" not in data:
+        kept = _legacy_options(data)
+    if kept is None:
+        return None
+    identity = {k: data[k] for k in ("source", "name", "target") if k in data}
+    return DeployOptions.from_json(kept, **identity, region=data.get("region"))
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path).expanduser() if path else default_state_path()
+
+def _legacy_options(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The options of an older record that had none kept (rebuilt from AWS): its size and secrets."""
+    if data.get("target") != "sagemaker":
+        return None
+    if data.get("serverless"):
+        return {"serverless": data["serverless"], "secrets": data.get("secrets") or []}
+    size = {"instance_type": data.get("instance_type"), "instance_count": data.get("instance_count")}
+    return {**size, "secrets": data.get("secrets") or []} if data.get("instance_type") else None
+
+
+class StateStore:
+    """Read and update the state file; every change is one locked read-modify-write.
+
+    ``path``: the state file (default: ``settings.state_path``, ``$SHIPYARD_STATE`` else ``~/.shipyard/state.json``).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, settings: Settings | None = None) -> None:
+        self.path = Path(path).expanduser() if path else (settings or Settings.from_env()).state_path
 
     def load(self) -> dict[str, Deployment]:
         if not self.path.is_file():
@@ -120,13 +195,24 @@ class StateStore:
         try:
             document = orjson.loads(self.path.read_bytes())
         except (orjson.JSONDecodeError, OSError) as exc:
-            raise ShipyardError(
+            raise SettingsError(
                 f"the state file {self.path} cannot be read ({exc}); move it away and run "
-                "`shipyard status --reconcile` to rebuild it from the tags on AWS"
+                "`shipyard status --reconcile` to rebuild it from the tags on AWS",
+                setting="SHIPYARD_STATE",
             ) from None
         if not isinstance(document, dict) or document.get("version") != VERSION:
-            raise ShipyardError(f"the state file {self.path} has an unknown format (expected version {VERSION})")
-        return {name: Deployment.from_json(data) for name, data in document.get("deployments", {}).items()}
+            raise SettingsError(
+                f"the state file {self.path} has an unknown format (expected version {VERSION})",
+                setting="SHIPYARD_STATE",
+            )
+        try:
+            return {name: Deployment.from_json(data) for name, data in document.get("deployments", {}).items()}
+        except (SpecError, TypeError, ValueError, KeyError) as exc:
+            raise SettingsError(
+                f"the state file {self.path} has a record that cannot be read ({exc}); move it away and run "
+                "`shipyard status --reconcile` to rebuild it from the tags on AWS",
+                setting="SHIPYARD_STATE",
+            ) from None
 
     def get(self, name: str) -> Deployment | None:
         return self.load().get(name)

@@ -1,9 +1,9 @@
-"""One deployment's view of AWS: its names and a gateway per service, created on first use."""
+"""One deployment's view of AWS: its names, its tags and a gateway per service, created on first use."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shipyard.cloud.autoscaling import AutoscalingGateway
 from shipyard.cloud.ecr import EcrGateway
@@ -12,7 +12,7 @@ from shipyard.cloud.logs import LogsGateway
 from shipyard.cloud.s3 import S3Gateway
 from shipyard.cloud.sagemaker import SageMakerGateway
 from shipyard.cloud.secrets import SecretsGateway
-from shipyard.cloud.session import Aws
+from shipyard.cloud.session import Aws, tag_list
 from shipyard.deploy.sagemaker.names import Names
 
 __all__ = ["Context"]
@@ -22,6 +22,12 @@ __all__ = ["Context"]
 class Context:
     aws: Aws
     names: Names
+    tags: dict[str, str] = field(default_factory=dict)  # cloud.session.deployment_tags: made once per deployment
+
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        """:attr:`tags` in the list shape most AWS APIs take."""
+        return tag_list(self.tags)
 
     @functools.cached_property
     def iam(self) -> IamGateway:

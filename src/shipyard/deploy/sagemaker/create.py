@@ -12,21 +12,18 @@ from typing import Any
 from shipyard.bundle.archive import is_archive, pack
 from shipyard.cloud.iam import sagemaker_trust_policy
 from shipyard.cloud.s3 import default_bucket
-from shipyard.cloud.session import TAG_KEY, tag_list
-from shipyard.deploy.base import CREATING, IN_SERVICE, Reporter, Save
+from shipyard.deploy.base import CREATING, IN_SERVICE, DeployRun
 from shipyard.deploy.images import ImageService, ResolvedImage
+from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import POLICY_NAME, ROLE_PATH, VARIANT
 from shipyard.deploy.sagemaker.policy import execution_policy
-from shipyard.deploy.sagemaker.push import publish
+from shipyard.deploy.sagemaker.push import PushedImage, publish
 from shipyard.deploy.sagemaker.waiter import wait_in_service
-from shipyard.deploy.spec import DeploySpec
 from shipyard.deploy.state import Deployment
 from shipyard.errors import DeployError, SpecError
 
-__all__ = ["Preflight", "create_version", "deploy", "preflight", "tags_for"]
-
-EXPIRES_TAG = "shipyard:expires-at"
+__all__ = ["Preflight", "Version", "create_version", "deploy", "preflight"]
 
 
 @dataclass(frozen=True)
@@ -37,14 +34,17 @@ class Preflight:
     secret_arns: dict[str, str]
 
 
-def tags_for(record: Deployment) -> dict[str, str]:
-    tags = {TAG_KEY: record.name}
-    if record.expires_at:
-        tags[EXPIRES_TAG] = record.expires_at
-    return tags
+@dataclass(frozen=True)
+class Version:
+    """One version of a deployment about to be made: its label, its image, what AWS said before."""
+
+    label: str
+    resolved: ResolvedImage
+    checks: Preflight
+    registry_override: str | None = None
 
 
-def preflight(ctx: Context, spec: DeploySpec, *, update: bool = False) -> Preflight:
+def preflight(ctx: Context, options: DeployOptions, *, update: bool = False) -> Preflight:
     """Every check that needs AWS, before the first resource is created."""
     ctx.aws.check_region("sagemaker")
     ctx.aws.check_credentials()
@@ -54,213 +54,224 @@ def preflight(ctx: Context, spec: DeploySpec, *, update: bool = False) -> Prefli
         raise SpecError(
             f"an endpoint named {ctx.names.endpoint} already exists in {ctx.aws.region} "
             f"({existing.get('EndpointStatus')}): update it with `shipyard deploy --update {ctx.names.endpoint} ...` "
-            "or choose another --name"
+            "or choose another name",
+            option="name",
         )
     if existing is None and update:
         raise DeployError(f"there is no endpoint {ctx.names.endpoint} in {ctx.aws.region} to update")
-    secret_arns = {s.name: ctx.secrets.arn(s.name) for s in spec.secrets}
-    if spec.role_arn and not spec.role_arn.startswith("arn:"):
-        raise SpecError(f"--role-arn {spec.role_arn!r} is not an ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+    secret_arns = {s.name: ctx.secrets.arn(s.name) for s in options.secrets}
+    if options.role_arn and not options.role_arn.startswith("arn:"):
+        raise SpecError(
+            f"role_arn {options.role_arn!r} is not an ARN (arn:aws:iam::ACCOUNT:role/NAME)", option="role_arn"
+        )
     return Preflight(
         account=identity.account,
         partition=identity.partition,
-        bucket=spec.bucket or default_bucket(ctx.aws.region, identity.account),
+        bucket=options.bucket or default_bucket(ctx.aws.region, identity.account),
         secret_arns=secret_arns,
     )
 
 
-def resolve_image(images: ImageService, spec: DeploySpec, reporter: Reporter) -> ResolvedImage:
-    """The image a SageMaker deployment of ``spec`` runs (built from the bundle when the source is one)."""
+def resolve_image(images: ImageService, run: DeployRun) -> ResolvedImage:
+    """The image a SageMaker deployment of ``run.options`` runs (built from the bundle when the source is one)."""
+    options = run.options
     return images.resolve(
-        spec.source,
-        name=spec.name,
-        bake_model=spec.serverless is not None,  # serverless endpoints take no ModelDataUrl
-        image=spec.image,
-        base=spec.base_image,
-        reporter=reporter,
-        with_aws=bool(spec.secrets),  # the server reads the secrets with boto3 at start
+        options.source,
+        name=options.name,
+        bake_model=options.serverless is not None,  # serverless endpoints take no ModelDataUrl
+        image=options.image,
+        base=options.base_image,
+        reporter=run.reporter,
+        with_aws=bool(options.secrets),  # the server reads the secrets with boto3 at start
     )
 
 
 def deploy(
-    ctx: Context,
-    spec: DeploySpec,
-    record: Deployment,
-    save: Save,
-    reporter: Reporter,
-    images: ImageService,
-    *,
-    version: str,
-    poll_s: float,
+    ctx: Context, run: DeployRun, images: ImageService, *, version: str, poll_s: float, registry: str | None
 ) -> Deployment:
-    checks = preflight(ctx, spec)
-    names = ctx.names
-    tags = tags_for(record)
+    """role → log group → ECR + push → S3 → Model → EndpointConfig → Endpoint → wait → autoscaling."""
+    checks = preflight(ctx, run.options)
+    record = run.record
     record.region = ctx.aws.region
-    record.details.update(account=checks.account, bucket=checks.bucket)
-
-    resolved = resolve_image(images, spec, reporter)
-
-    # 1. the execution role (or the one given)
-    if spec.role_arn:
-        role_arn = spec.role_arn
-        record.add("role", role_arn, owned=False)
-    else:
-        role_arn = ctx.iam.create_role(
-            names.role,
-            trust=sagemaker_trust_policy(checks.account),
-            path=ROLE_PATH,
-            tags=tag_list(record.name, _extra(tags)),
-            description=f"SageMaker execution role of the Shipyard deployment {record.name}",
-        )
-        record.add("role", names.role)
-        save(record)
-        ctx.iam.put_policy(names.role, POLICY_NAME, role_policy(ctx, spec, checks))
-        reporter.step(f"IAM role {names.role} (least-privilege policy {POLICY_NAME})")
-    record.details["role_arn"] = role_arn
-
-    # 2. the log group first, so its retention applies from the container's first line
-    ctx.logs.create_group(names.log_group, retention_days=spec.log_retention_days, tags=tags)
-    record.add("log-group", names.log_group)
-    save(record)
-    reporter.step(f"log group {names.log_group} (retention {spec.log_retention_days} days)")
-
-    # 3. the repository and the image
-    repository = ctx.ecr.create_repository(names.repository, tags=tag_list(record.name, _extra(tags)))
-    record.add("ecr-repository", names.repository)
-    save(record)
-    pushed = publish(
-        images,
-        ctx.ecr,
-        image=resolved.image,
-        repository=repository,
-        tag=version,
-        registry_override=spec.registry_override,
-    )
-    record.image = pushed.uri
-    save(record)
-    reporter.step(f"image {pushed.uri} (scan on push, immutable tags)")
-
-    create_version(ctx, spec, record, save, reporter, resolved, version=version, image_uri=pushed.uri, checks=checks)
-
-    # 6. the endpoint
-    config = record.details["endpoint_config"]
-    since_ms = int(time.time() * 1000)
-    ctx.sagemaker.create_endpoint(names.endpoint, config=config, tags=tag_list(record.name, _extra(tags)))
-    record.add("endpoint", names.endpoint)
-    record.touch(CREATING)
-    save(record)
-    reporter.step(f"endpoint {names.endpoint} ({_describe_variant(spec)})")
-    wait_in_service(
-        ctx.sagemaker,
-        ctx.logs,
-        endpoint=names.endpoint,
-        log_group=names.log_group,
-        reporter=reporter,
-        timeout_s=spec.startup_timeout_s + 1800,  # instance provisioning comes before the container's start
-        poll_s=poll_s,
-        since_ms=since_ms,
-    )
-    attach_autoscaling(ctx, spec, record, save, reporter)
+    record.details.account, record.details.bucket = checks.account, checks.bucket
+    resolved = resolve_image(images, run)
+    _role(ctx, run, checks)
+    _log_group(ctx, run)
+    this = Version(version, resolved, checks, registry)
+    pushed = push_image(ctx, run, images, this, create=True)
+    create_version(ctx, run, this, image_uri=pushed.uri)
+    _endpoint(ctx, run, poll_s)
+    attach_autoscaling(ctx, run)
     record.touch(IN_SERVICE)
-    save(record)
+    run.save()
     return record
 
 
-def create_version(
-    ctx: Context,
-    spec: DeploySpec,
-    record: Deployment,
-    save: Save,
-    reporter: Reporter,
-    resolved: ResolvedImage,
-    *,
-    version: str,
-    image_uri: str,
-    checks: Preflight,
-) -> None:
-    """S3 artifact → Model → EndpointConfig for one version (shared by deploy and update)."""
-    names = ctx.names
-    tags = tags_for(record)
-    model_data_url = None
-    if resolved.bundle is not None and spec.serverless is None:
-        # 4. model.tar.gz, encrypted and tagged; serverless endpoints get the model inside the image instead
-        if not ctx.s3.bucket_exists(checks.bucket):
-            ctx.s3.create_bucket(checks.bucket)
-            reporter.step(f"S3 bucket {checks.bucket} (private, encrypted)")
-        record.add("s3-prefix", f"s3://{checks.bucket}/{names.prefix}")
-        save(record)
-        with tempfile.TemporaryDirectory(prefix="shipyard-deploy-") as tmp:
-            archive = (
-                resolved.bundle if is_archive(resolved.bundle) else pack(resolved.bundle, Path(tmp) / "model.tar.gz")
-            )
-            model_data_url = ctx.s3.upload(archive, checks.bucket, names.artifact_key(version), tags=tags)
-        reporter.step(f"model artifact {model_data_url} (SSE)")
+def _role(ctx: Context, run: DeployRun, checks: Preflight) -> None:
+    """1. the execution role (or the one given)"""
+    names, record = ctx.names, run.record
+    if run.options.role_arn:
+        record.add("role", run.options.role_arn, owned=False)
+        record.details.role_arn = run.options.role_arn
+        return
+    record.details.role_arn = ctx.iam.create_role(
+        names.role,
+        trust=sagemaker_trust_policy(checks.account),
+        path=ROLE_PATH,
+        tags=ctx.tag_list,
+        description=f"SageMaker execution role of the Shipyard deployment {record.name}",
+    )
+    record.add("role", names.role)
+    run.save()
+    ctx.iam.put_policy(names.role, POLICY_NAME, role_policy(ctx, run.options, checks))
+    run.step(f"IAM role {names.role} (least-privilege policy {POLICY_NAME})")
 
+
+def _log_group(ctx: Context, run: DeployRun) -> None:
+    """2. the log group first, so its retention applies from the container's first line"""
+    days = run.options.log_retention_days
+    ctx.logs.create_group(ctx.names.log_group, retention_days=days, tags=ctx.tags)
+    run.record.add("log-group", ctx.names.log_group)
+    run.save()
+    run.step(f"log group {ctx.names.log_group} (retention {days} days)")
+
+
+def push_image(ctx: Context, run: DeployRun, images: ImageService, version: Version, *, create: bool) -> PushedImage:
+    """3. the repository and the image (a deploy records the repository; an update finds it there)"""
+    repository = ctx.ecr.create_repository(ctx.names.repository, tags=ctx.tag_list)
+    if create:
+        run.record.add("ecr-repository", ctx.names.repository)
+        run.save()
+    pushed = publish(
+        images,
+        ctx.ecr,
+        image=version.resolved.image,
+        repository=repository,
+        tag=version.label,
+        registry_override=version.registry_override,
+    )
+    if create:
+        run.record.image = pushed.uri
+        run.save()
+        run.step(f"image {pushed.uri} (scan on push, immutable tags)")
+    else:
+        run.step(f"image {pushed.uri}")
+    return pushed
+
+
+def _endpoint(ctx: Context, run: DeployRun, poll_s: float) -> None:
+    """6. the endpoint, and the wait for it"""
+    names, record = ctx.names, run.record
+    since_ms = int(time.time() * 1000)
+    config = record.details.endpoint_config or ""
+    ctx.sagemaker.create_endpoint(names.endpoint, config=config, tags=ctx.tag_list)
+    record.add("endpoint", names.endpoint)
+    record.touch(CREATING)
+    run.save()
+    run.step(f"endpoint {names.endpoint} ({_describe_variant(run.options)})")
+    wait_for(ctx, run, poll_s, since_ms=since_ms)
+
+
+def wait_for(ctx: Context, run: DeployRun, poll_s: float, *, since_ms: int | None = None) -> dict[str, Any]:
+    """Wait until the endpoint is InService (see :func:`wait_in_service`)."""
+    return wait_in_service(
+        ctx.sagemaker,
+        ctx.logs,
+        endpoint=ctx.names.endpoint,
+        log_group=ctx.names.log_group,
+        reporter=run.reporter,
+        timeout_s=run.options.startup_timeout_s + 1800,  # instance provisioning comes before the container's start
+        poll_s=poll_s,
+        since_ms=since_ms,
+    )
+
+
+def create_version(ctx: Context, run: DeployRun, version: Version, *, image_uri: str) -> None:
+    """S3 artifact → Model → EndpointConfig for one version (shared by deploy and update)."""
+    names, record, options = ctx.names, run.record, run.options
+    model_data_url = _upload_model(ctx, run, version)
     # 5. the Model and the EndpointConfig
-    model = names.model(version)
+    model = names.model(version.label)
     ctx.sagemaker.create_model(
         model,
         image=image_uri,
-        role_arn=record.details["role_arn"],
+        role_arn=record.details.role_arn or "",
         model_data_url=model_data_url,
-        environment=_environment(spec, ctx.aws.region),
-        tags=tag_list(record.name, _extra(tags)),
+        environment=_environment(options, ctx.aws.region),
+        tags=ctx.tag_list,
     )
     record.add("model", model)
-    save(record)
-    config = names.endpoint_config(version)
+    run.save()
+    config = names.endpoint_config(version.label)
     ctx.sagemaker.create_endpoint_config(
         config,
-        variant=production_variant(spec, model),
-        data_capture=_data_capture(spec, checks.bucket, names.capture_prefix()),
-        tags=tag_list(record.name, _extra(tags)),
+        variant=production_variant(options, model),
+        data_capture=_data_capture(options, version.checks.bucket, names.capture_prefix()),
+        tags=ctx.tag_list,
     )
     record.add("endpoint-config", config)
-    record.details.update(model=model, endpoint_config=config, version=version)
-    _describe_record(record, spec)
-    save(record)
-    reporter.step(f"model {model} and endpoint config {config}")
+    record.details.model, record.details.endpoint_config, record.details.version = model, config, version.label
+    _describe_record(record, options)
+    run.save()
+    run.step(f"model {model} and endpoint config {config}")
 
 
-def attach_autoscaling(ctx: Context, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> None:
-    if spec.autoscale is None:
+def _upload_model(ctx: Context, run: DeployRun, version: Version) -> str | None:
+    """4. model.tar.gz, encrypted and tagged; serverless endpoints get the model inside the image instead"""
+    bundle, bucket = version.resolved.bundle, version.checks.bucket
+    if bundle is None or run.options.serverless is not None:
+        return None
+    if not ctx.s3.bucket_exists(bucket):
+        ctx.s3.create_bucket(bucket)
+        run.step(f"S3 bucket {bucket} (private, encrypted)")
+    run.record.add("s3-prefix", f"s3://{bucket}/{ctx.names.prefix}")
+    run.save()
+    with tempfile.TemporaryDirectory(prefix="shipyard-deploy-") as tmp:
+        archive = bundle if is_archive(bundle) else pack(bundle, Path(tmp) / "model.tar.gz")
+        url = ctx.s3.upload(archive, bucket, ctx.names.artifact_key(version.label), tags=ctx.tags)
+    run.step(f"model artifact {url} (SSE)")
+    return url
+
+
+def attach_autoscaling(ctx: Context, run: DeployRun) -> None:
+    autoscale = run.options.autoscale
+    if autoscale is None:
         return
     ctx.scaling.attach(
         ctx.names.endpoint,
         VARIANT,
-        minimum=spec.autoscale.minimum,
-        maximum=spec.autoscale.maximum,
-        target_invocations_per_minute=spec.autoscale.target_per_minute,
+        minimum=autoscale.minimum,
+        maximum=autoscale.maximum,
+        target_invocations_per_minute=autoscale.target_per_minute,
         policy_name=ctx.names.scaling_policy,
-        tags=tags_for(record),
+        tags=ctx.tags,
     )
-    record.add("autoscaling", f"endpoint/{ctx.names.endpoint}/variant/{VARIANT}")
-    save(record)
-    reporter.step(
-        f"autoscaling {spec.autoscale.minimum}–{spec.autoscale.maximum} instances, target "
-        f"{spec.autoscale.target_per_minute:g} invocations per instance per minute"
+    run.record.add("autoscaling", f"endpoint/{ctx.names.endpoint}/variant/{VARIANT}")
+    run.save()
+    run.step(
+        f"autoscaling {autoscale.minimum}–{autoscale.maximum} instances, target "
+        f"{autoscale.target_per_minute:g} invocations per instance per minute"
     )
 
 
-def production_variant(spec: DeploySpec, model: str) -> dict[str, Any]:
+def production_variant(options: DeployOptions, model: str) -> dict[str, Any]:
     variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": model}
-    if spec.serverless is not None:
+    if options.serverless is not None:
         variant["ServerlessConfig"] = {
-            "MemorySizeInMB": spec.serverless.memory_mb,
-            "MaxConcurrency": spec.serverless.max_concurrency,
+            "MemorySizeInMB": options.serverless.memory_mb,
+            "MaxConcurrency": options.serverless.max_concurrency,
         }
         return variant
     variant.update(
-        InstanceType=spec.instance_type,
-        InitialInstanceCount=spec.instance_count,
+        InstanceType=options.instance_type,
+        InitialInstanceCount=options.instance_count,
         InitialVariantWeight=1.0,
-        ContainerStartupHealthCheckTimeoutInSeconds=spec.startup_timeout_s,
+        ContainerStartupHealthCheckTimeoutInSeconds=options.startup_timeout_s,
     )
     return variant
 
 
-def role_policy(ctx: Context, spec: DeploySpec, checks: Preflight) -> dict[str, Any]:
+def role_policy(ctx: Context, options: DeployOptions, checks: Preflight) -> dict[str, Any]:
     return execution_policy(
         partition=checks.partition,
         region=ctx.aws.region,
@@ -270,55 +281,42 @@ def role_policy(ctx: Context, spec: DeploySpec, checks: Preflight) -> dict[str, 
         prefix=ctx.names.prefix,
         log_group=ctx.names.log_group,
         secret_arns=list(checks.secret_arns.values()),
-        capture_prefix=ctx.names.capture_prefix() if spec.data_capture_pct else None,
+        capture_prefix=ctx.names.capture_prefix() if options.data_capture_pct else None,
     )
 
 
-def _environment(spec: DeploySpec, region: str) -> dict[str, str]:
-    env = dict(spec.env)
+def _environment(options: DeployOptions, region: str) -> dict[str, str]:
+    env = dict(options.env)
     env.setdefault("SAGEMAKER_REGION", region)
-    if spec.secrets:
+    if options.secrets:
         # Names only: the server reads the values with the endpoint's role when it starts.
-        env["SHIPYARD_SECRETS"] = ",".join(str(s) for s in spec.secrets)
+        env["SHIPYARD_SECRETS"] = ",".join(str(s) for s in options.secrets)
     return env
 
 
-def _data_capture(spec: DeploySpec, bucket: str, prefix: str) -> dict[str, Any] | None:
-    if not spec.data_capture_pct:
+def _data_capture(options: DeployOptions, bucket: str, prefix: str) -> dict[str, Any] | None:
+    if not options.data_capture_pct:
         return None
     return {
         "EnableCapture": True,
-        "InitialSamplingPercentage": spec.data_capture_pct,
+        "InitialSamplingPercentage": options.data_capture_pct,
         "DestinationS3Uri": f"s3://{bucket}/{prefix}",
         "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
     }
 
 
-def _extra(tags: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in tags.items() if k != TAG_KEY}
+def _describe_variant(options: DeployOptions) -> str:
+    if options.serverless is not None:
+        return f"serverless {options.serverless.memory_mb} MB, up to {options.serverless.max_concurrency} concurrent"
+    return f"{options.instance_count} × {options.instance_type}"
 
 
-def _describe_variant(spec: DeploySpec) -> str:
-    if spec.serverless is not None:
-        return f"serverless {spec.serverless.memory_mb} MB, up to {spec.serverless.max_concurrency} concurrent"
-    return f"{spec.instance_count} × {spec.instance_type}"
-
-
-def _describe_record(record: Deployment, spec: DeploySpec) -> None:
-    if spec.serverless is not None:
+def _describe_record(record: Deployment, options: DeployOptions) -> None:
+    """The record of a version: its options (kept once), the size it starts at, its variables' names."""
+    record.options = options
+    if options.serverless is not None:
         record.instance_type, record.instance_count = None, 0
-        record.serverless = {"memory_mb": spec.serverless.memory_mb, "max_concurrency": spec.serverless.max_concurrency}
     else:
-        record.instance_type, record.instance_count, record.serverless = spec.instance_type, spec.instance_count, None
-    record.autoscale = (
-        None
-        if spec.autoscale is None
-        else {
-            "min": spec.autoscale.minimum,
-            "max": spec.autoscale.maximum,
-            "target_per_minute": spec.autoscale.target_per_minute,
-        }
-    )
-    record.env_keys = sorted(spec.env)
-    record.secrets = [str(s) for s in spec.secrets]
+        record.instance_type, record.instance_count = options.instance_type, options.instance_count
+    record.env_keys = sorted(options.env)

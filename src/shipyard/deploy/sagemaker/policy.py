@@ -29,7 +29,41 @@ def execution_policy(
     secret_arns: list[str],
     capture_prefix: str | None,
 ) -> dict[str, Any]:
-    statements: list[dict[str, Any]] = [
+    statements = _always(
+        partition=partition,
+        region=region,
+        account=account,
+        repository=repository,
+        bucket=bucket,
+        prefix=prefix,
+        log_group=log_group,
+    )
+    if capture_prefix:
+        statements.append(
+            {
+                "Sid": "WriteCapture",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:{partition}:s3:::{bucket}/{capture_prefix}/*",
+            }
+        )
+    if secret_arns:
+        statements.append(
+            {
+                "Sid": "ReadSecrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": sorted(secret_arns),
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _always(
+    *, partition: str, region: str, account: str, repository: str, bucket: str, prefix: str, log_group: str
+) -> list[dict[str, Any]]:
+    """The statements every endpoint's role has: pull its image, read its model, write its logs."""
+    return [
         {
             "Sid": "PullImage",
             "Effect": "Allow",
@@ -59,22 +93,3 @@ def execution_policy(
             ],
         },
     ]
-    if capture_prefix:
-        statements.append(
-            {
-                "Sid": "WriteCapture",
-                "Effect": "Allow",
-                "Action": "s3:PutObject",
-                "Resource": f"arn:{partition}:s3:::{bucket}/{capture_prefix}/*",
-            }
-        )
-    if secret_arns:
-        statements.append(
-            {
-                "Sid": "ReadSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": sorted(secret_arns),
-            }
-        )
-    return {"Version": "2012-10-17", "Statement": statements}

@@ -7,15 +7,18 @@ deployment, and the S3 prefix is found from the deployment's name.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
+from typing import Any
 
 from shipyard.cloud.s3 import default_bucket
-from shipyard.cloud.session import TAG_KEY, Aws
+from shipyard.cloud.session import EXPIRES_TAG, TAG_KEY, Aws
 from shipyard.deploy.base import DELETED
+from shipyard.deploy.options import DeployOptions, SecretRef, Serverless
 from shipyard.deploy.sagemaker.context import Context
-from shipyard.deploy.sagemaker.create import EXPIRES_TAG
 from shipyard.deploy.sagemaker.names import ROLE_PATH, Names
 from shipyard.deploy.state import Deployment, now_utc
+from shipyard.errors import SpecError
 
 __all__ = ["reconcile"]
 
@@ -70,13 +73,13 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
         names = Names(name)
         if ctx.s3.keys(bucket, names.prefix):
             dep.add("s3-prefix", f"s3://{bucket}/{names.prefix}")
-        dep.details["bucket"] = bucket
+        dep.details.bucket = bucket
         _describe(ctx, dep)
     return found
 
 
 def _describe(ctx: Context, dep: Deployment) -> None:
-    """Status, image and size from the live endpoint (when there is one)."""
+    """Status, image, size and options from the live endpoint (when there is one)."""
     endpoint = dep.one("endpoint")
     described = ctx.sagemaker.describe_endpoint(endpoint) if endpoint else None
     if described is None:
@@ -84,24 +87,31 @@ def _describe(ctx: Context, dep: Deployment) -> None:
     dep.status = str(described["EndpointStatus"])
     dep.failure = described.get("FailureReason")
     config_name = str(described["EndpointConfigName"])
-    dep.details["endpoint_config"] = config_name
+    dep.details.endpoint_config = config_name
     config = ctx.sagemaker.describe_endpoint_config(config_name) or {}
     variant = (config.get("ProductionVariants") or [{}])[0]
-    dep.details["model"] = variant.get("ModelName")
+    dep.details.model = variant.get("ModelName")
+    size: dict[str, Any] = {}
     if "ServerlessConfig" in variant:
         serverless = variant["ServerlessConfig"]
-        dep.serverless = {"memory_mb": serverless["MemorySizeInMB"], "max_concurrency": serverless["MaxConcurrency"]}
+        size["serverless"] = Serverless(serverless["MemorySizeInMB"], serverless["MaxConcurrency"])
         dep.instance_type, dep.instance_count = None, 0
     else:
         dep.instance_type = variant.get("InstanceType")
         live = (described.get("ProductionVariants") or [{}])[0]
         dep.instance_count = int(live.get("CurrentInstanceCount") or variant.get("InitialInstanceCount") or 1)
-    model = ctx.sagemaker.describe_model(str(dep.details["model"])) if dep.details.get("model") else None
+        size.update(instance_type=dep.instance_type, instance_count=dep.instance_count)
+    model = ctx.sagemaker.describe_model(dep.details.model) if dep.details.model else None
+    secrets: tuple[SecretRef, ...] = ()
     if model:
         dep.image = model.get("PrimaryContainer", {}).get("Image")
-        dep.details["role_arn"] = model.get("ExecutionRoleArn")
+        dep.details.role_arn = model.get("ExecutionRoleArn")
         env = model.get("PrimaryContainer", {}).get("Environment", {})
         dep.env_keys = sorted(k for k in env if k not in {"SAGEMAKER_REGION", "SHIPYARD_SECRETS"})
-        dep.secrets = [s for s in env.get("SHIPYARD_SECRETS", "").split(",") if s]
+        secrets = tuple(SecretRef.parse(s) for s in env.get("SHIPYARD_SECRETS", "").split(",") if s)
+    with contextlib.suppress(SpecError):  # what AWS holds but Shipyard would not make: no options kept
+        dep.options = DeployOptions(
+            source=dep.source, name=dep.name, target="sagemaker", region=dep.region, secrets=secrets, **size
+        )
     if ctx.scaling.target(dep.name, "AllTraffic"):
         dep.add("autoscaling", f"endpoint/{dep.name}/variant/AllTraffic")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from shipyard.client.http import Answer
 from shipyard.client.sagemaker import SageMakerTransport
-from shipyard.cloud.session import Aws
-from shipyard.deploy.base import DELETED, FAILED, CleanupReport, Plan, Reporter, Save, SilentReporter
+from shipyard.cloud.session import Aws, deployment_tags
+from shipyard.deploy.base import DELETED, FAILED, CleanupReport, DeployRun, Plan, Reporter, Save, SilentReporter
 from shipyard.deploy.images import ImageService, is_bundle_source
+from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.sagemaker import cleanup as cleanup_steps
 from shipyard.deploy.sagemaker import create, update
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
-from shipyard.deploy.spec import DeploySpec
 from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import (
     AwsUnreachable,
@@ -26,7 +26,8 @@ from shipyard.errors import (
     ShipyardError,
     SpecError,
 )
-from shipyard.pricing import prices
+from shipyard.pricing import PriceTable, prices
+from shipyard.settings import Settings
 
 __all__ = ["SageMakerTarget"]
 
@@ -41,11 +42,19 @@ class SageMakerTarget:
         aws: Aws | None = None,
         poll_s: float = 15.0,
         profile: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._images = images
         self._aws = aws
         self.poll_s = poll_s
         self.profile = profile
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
 
     # -- plumbing -----------------------------------------------------------------------------------------
     def aws(self, region: str | None) -> Aws:
@@ -53,8 +62,12 @@ class SageMakerTarget:
             self._aws = Aws(region, profile=self.profile)
         return self._aws
 
-    def context(self, name: str, region: str | None) -> Context:
-        return Context(self.aws(region), Names(name))
+    def context(self, name: str, region: str | None, *, expires_at: str | None = None) -> Context:
+        return Context(self.aws(region), Names(name), deployment_tags(name, expires_at))
+
+    def registry(self, options: DeployOptions) -> str | None:
+        """Where images go instead of ECR's host: the option, else ``Settings.ecr_registry``."""
+        return options.registry_override or self.settings.ecr_registry
 
     @property
     def images(self) -> ImageService:
@@ -74,7 +87,7 @@ class SageMakerTarget:
             return None
 
     # -- deploy ---------------------------------------------------------------------------------------------
-    def plan(self, spec: DeploySpec) -> Plan:
+    def plan(self, options: DeployOptions) -> Plan:
         """What ``deploy`` would create, with list-price estimates; read-only calls at most.
 
         Needs neither credentials nor a network: with both, it runs the deploy's checks that ask AWS (who
@@ -82,96 +95,77 @@ class SageMakerTarget:
         would; without them (or without a region) it plans all the same and says what was not checked.
         """
         table = prices()
-        names = Names(spec.name)
-        plan = Plan(spec.name, self.name, price_label=f"{table.label} ({table.source})")
-        aws = self._plan_aws(spec.region)
-        checks: create.Preflight | None = None
+        plan = Plan(options.name, self.name, price_label=f"{table.label} ({table.source})")
+        aws = self._plan_aws(options.region)
+        checks = self._plan_checks(aws, options, plan)
+        region = aws.region if aws is not None else "REGION"
+        account = checks.account if checks else "ACCOUNT"
+        bucket = checks.bucket if checks else (options.bucket or f"sagemaker-{region}-{account}")
+        _plan_resources(plan, options, table, bucket)
+        plan.notes.append("ECR storage, S3 storage and CloudWatch Logs ingestion are billed by size and are small")
+        return plan
+
+    def _plan_checks(self, aws: Aws | None, options: DeployOptions, plan: Plan) -> create.Preflight | None:
+        """The deploy's checks that ask AWS, when it can be asked; what could not be checked goes in the notes."""
         unchecked = "nor an existing endpoint of this name, nor the secrets"
         if aws is None:
             plan.notes.append(
                 f"credentials were not checked ({unchecked}): no AWS region given (--region, AWS_REGION or the "
                 "profile's), so the names show REGION"
             )
-        else:
-            aws.check_region("sagemaker")
-            try:
-                checks = create.preflight(Context(aws, names), spec)
-            except (CredentialsError, AwsUnreachable) as exc:
-                if exc.aws_code:  # they reached AWS, which refused them
-                    plan.notes.append(f"AWS refused the credentials ({unchecked} could be checked): {exc}")
-                else:
-                    plan.notes.append(f"credentials were not checked ({unchecked}): {exc}")
-        region = aws.region if aws is not None else "REGION"
-        account = checks.account if checks else "ACCOUNT"
-        bucket = checks.bucket if checks else (spec.bucket or f"sagemaker-{region}-{account}")
-        version = new_version(now_utc())
-        bundle = is_bundle_source(spec.source)
-        if spec.role_arn:
-            plan.add("IAM role", spec.role_arn, "given with --role-arn; not created", 0.0)
-        else:
-            plan.add("IAM role", f"{names.role} (path /shipyard/)", "least-privilege inline policy", 0.0)
-        plan.add("CloudWatch log group", names.log_group, f"retention {spec.log_retention_days} days", None)
-        plan.add("ECR repository", names.repository, "scan on push, immutable tags, lifecycle policy", None)
-        plan.add("ECR image", f"{names.repository}:{version}", "single-platform linux/amd64", None)
-        if bundle and spec.serverless is None:
-            size = _size_mb(spec.source)
-            plan.add("S3 object", f"s3://{bucket}/{names.artifact_key(version)}", f"model.tar.gz, {size}, SSE", None)
-        plan.add("SageMaker model", names.model(version), "", 0.0)
-        plan.add("SageMaker endpoint config", names.endpoint_config(version), _variant(spec), 0.0)
-        if spec.serverless is not None:
-            per_s = table.serverless_per_second(spec.serverless.memory_mb)
-            plan.add("SageMaker endpoint", names.endpoint, f"serverless: ${per_s:.7f} per second of inference", 0.0)
-            plan.notes.append("serverless endpoints cost nothing while idle; you pay per second of inference")
-        else:
-            monthly = table.monthly(spec.instance_type, spec.instance_count)
-            plan.add("SageMaker endpoint", names.endpoint, _variant(spec), monthly)
-            if monthly is None:
-                plan.notes.append(f"no list price for {spec.instance_type} in the table ({table.label})")
-        if spec.autoscale is not None:
-            top = table.monthly(spec.instance_type, spec.autoscale.maximum)
-            plan.add(
-                "autoscaling policy",
-                names.scaling_policy,
-                f"{spec.autoscale.minimum}–{spec.autoscale.maximum} instances, target "
-                f"{spec.autoscale.target_per_minute:g} invocations/instance/minute"
-                + (f"; up to ${top:,.0f}/month at MAX" if top else ""),
-                0.0,
-            )
-        plan.notes.append("ECR storage, S3 storage and CloudWatch Logs ingestion are billed by size and are small")
-        return plan
+            return None
+        aws.check_region("sagemaker")
+        try:
+            return create.preflight(Context(aws, Names(options.name)), options)
+        except (CredentialsError, AwsUnreachable) as exc:
+            if exc.aws_code:  # they reached AWS, which refused them
+                plan.notes.append(f"AWS refused the credentials ({unchecked} could be checked): {exc}")
+            else:
+                plan.notes.append(f"credentials were not checked ({unchecked}): {exc}")
+        return None
 
-    def deploy(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment:
-        ctx = self.context(spec.name, spec.region)
+    def deploy(self, run: DeployRun) -> Deployment:
+        ctx = self.context(run.options.name, run.options.region, expires_at=run.record.expires_at)
         try:
             return create.deploy(
-                ctx, spec, record, save, reporter, self.images, version=new_version(now_utc()), poll_s=self.poll_s
+                ctx,
+                run,
+                self.images,
+                version=new_version(now_utc()),
+                poll_s=self.poll_s,
+                registry=self.registry(run.options),
             )
         except ShipyardError as failure:
-            self._roll_back(ctx, record, save, reporter, failure)
+            self._roll_back(ctx, run, failure)
             raise
 
-    def _roll_back(
-        self, ctx: Context, record: Deployment, save: Save, reporter: Reporter, failure: ShipyardError
-    ) -> None:
+    def _roll_back(self, ctx: Context, run: DeployRun, failure: ShipyardError) -> None:
         """Remove what a failed deploy created, except its log group (the logs explain the failure)."""
+        record = run.record
         record.failure = str(failure)
         if not record.resources:
             return
-        reporter.step("deploy failed: removing what it created (the log group stays for its logs)")
+        run.step("deploy failed: removing what it created (the log group stays for its logs)")
         logs = [r for r in record.resources if r.kind == "log-group"]
         record.resources = [r for r in record.resources if r.kind != "log-group"]
         try:
-            cleanup_steps.cleanup(ctx, record, save, SilentReporter())
+            cleanup_steps.cleanup(ctx, record, run.saver, SilentReporter())
         except ShipyardError as exc:
             record.failure = f"{failure} (rollback stopped: {exc}; run `shipyard cleanup {record.name}`)"
         record.resources.extend(logs)
         record.touch(FAILED)
-        save(record)
+        run.save()
 
-    def update(self, spec: DeploySpec, record: Deployment, save: Save, reporter: Reporter) -> Deployment:
-        ctx = self.context(record.name, spec.region or record.region)
+    def update(self, run: DeployRun) -> Deployment:
+        record = run.record
+        ctx = self.context(record.name, run.options.region or record.region, expires_at=record.expires_at)
         return update.update(
-            ctx, spec, record, save, reporter, self.images, version=new_version(now_utc()), poll_s=self.poll_s
+            ctx,
+            run,
+            self.images,
+            version=new_version(now_utc()),
+            poll_s=self.poll_s,
+            registry=self.registry(run.options),
         )
 
     # -- afterwards ---------------------------------------------------------------------------------------
@@ -221,10 +215,50 @@ class SageMakerTarget:
         return cleanup_steps.cleanup(ctx, record, save, reporter, keep_artifacts=keep_artifacts)
 
 
-def _variant(spec: DeploySpec) -> str:
-    if spec.serverless is not None:
-        return f"serverless {spec.serverless.memory_mb} MB × {spec.serverless.max_concurrency} concurrent"
-    return f"{spec.instance_count} × {spec.instance_type}"
+def _plan_resources(plan: Plan, options: DeployOptions, table: PriceTable, bucket: str) -> None:
+    names = Names(options.name)
+    version = new_version(now_utc())
+    if options.role_arn:
+        plan.add("IAM role", options.role_arn, "given with --role-arn; not created", 0.0)
+    else:
+        plan.add("IAM role", f"{names.role} (path /shipyard/)", "least-privilege inline policy", 0.0)
+    plan.add("CloudWatch log group", names.log_group, f"retention {options.log_retention_days} days", None)
+    plan.add("ECR repository", names.repository, "scan on push, immutable tags, lifecycle policy", None)
+    plan.add("ECR image", f"{names.repository}:{version}", "single-platform linux/amd64", None)
+    if is_bundle_source(options.source) and options.serverless is None:
+        size = _size_mb(options.source)
+        plan.add("S3 object", f"s3://{bucket}/{names.artifact_key(version)}", f"model.tar.gz, {size}, SSE", None)
+    plan.add("SageMaker model", names.model(version), "", 0.0)
+    plan.add("SageMaker endpoint config", names.endpoint_config(version), _variant(options), 0.0)
+    _plan_endpoint(plan, options, table, names)
+
+
+def _plan_endpoint(plan: Plan, options: DeployOptions, table: PriceTable, names: Names) -> None:
+    if options.serverless is not None:
+        per_s = table.serverless_per_second(options.serverless.memory_mb)
+        plan.add("SageMaker endpoint", names.endpoint, f"serverless: ${per_s:.7f} per second of inference", 0.0)
+        plan.notes.append("serverless endpoints cost nothing while idle; you pay per second of inference")
+    else:
+        monthly = table.monthly(options.instance_type, options.instance_count)
+        plan.add("SageMaker endpoint", names.endpoint, _variant(options), monthly)
+        if monthly is None:
+            plan.notes.append(f"no list price for {options.instance_type} in the table ({table.label})")
+    if options.autoscale is not None:
+        top = table.monthly(options.instance_type, options.autoscale.maximum)
+        plan.add(
+            "autoscaling policy",
+            names.scaling_policy,
+            f"{options.autoscale.minimum}–{options.autoscale.maximum} instances, target "
+            f"{options.autoscale.target_per_minute:g} invocations/instance/minute"
+            + (f"; up to ${top:,.0f}/month at MAX" if top else ""),
+            0.0,
+        )
+
+
+def _variant(options: DeployOptions) -> str:
+    if options.serverless is not None:
+        return f"serverless {options.serverless.memory_mb} MB × {options.serverless.max_concurrency} concurrent"
+    return f"{options.instance_count} × {options.instance_type}"
 
 
 def _size_mb(source: str) -> str:

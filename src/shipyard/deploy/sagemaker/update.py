@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 
-from shipyard.cloud.session import tag_list
-from shipyard.deploy.base import IN_SERVICE, UPDATING, Reporter, Save
+from shipyard.deploy.base import IN_SERVICE, UPDATING, DeployRun
 from shipyard.deploy.images import ImageService
+from shipyard.deploy.options import DeployOptions, SecretRef
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.create import (
+    Version,
     attach_autoscaling,
     create_version,
     preflight,
+    push_image,
     resolve_image,
     role_policy,
-    tags_for,
+    wait_for,
 )
 from shipyard.deploy.sagemaker.names import POLICY_NAME, VARIANT
-from shipyard.deploy.sagemaker.push import publish
-from shipyard.deploy.sagemaker.waiter import wait_in_service
-from shipyard.deploy.spec import DeploySpec, SecretRef
-from shipyard.deploy.state import Deployment
+from shipyard.deploy.state import Deployment, Details
 from shipyard.errors import DeployError, DeployFailed, ShipyardError
 
 __all__ = ["inherit_environment", "update"]
@@ -35,156 +35,136 @@ __all__ = ["inherit_environment", "update"]
 _MANAGED_ENV = {"SAGEMAKER_REGION", "SHIPYARD_SECRETS"}
 
 
-def inherit_environment(ctx: Context, spec: DeploySpec, model: str) -> DeploySpec:
-    """Keep the live model's --env and --secret settings unless new ones are given (AWS is the truth)."""
+@dataclass(frozen=True)
+class _Versions:
+    """The version being replaced and the one replacing it."""
+
+    old_config: str
+    old_model: str
+    old_version: str
+    new_config: str
+    new_model: str
+
+
+def inherit_environment(ctx: Context, options: DeployOptions, model: str) -> DeployOptions:
+    """Keep the live model's env and secrets settings unless new ones are given (AWS is the truth)."""
     described = ctx.sagemaker.describe_model(model) or {}
     live = dict(described.get("PrimaryContainer", {}).get("Environment", {}))
     env = {k: v for k, v in live.items() if k not in _MANAGED_ENV}
-    env.update(spec.env)
-    secrets = spec.secrets
+    env.update(options.env)
+    secrets = options.secrets
     if not secrets and live.get("SHIPYARD_SECRETS"):
         secrets = tuple(SecretRef.parse(item) for item in live["SHIPYARD_SECRETS"].split(",") if item)
-    return dataclasses.replace(spec, env=env, secrets=secrets)
+    return options.replace(env=env, secrets=secrets)
 
 
 def update(
-    ctx: Context,
-    spec: DeploySpec,
-    record: Deployment,
-    save: Save,
-    reporter: Reporter,
-    images: ImageService,
-    *,
-    version: str,
-    poll_s: float,
+    ctx: Context, run: DeployRun, images: ImageService, *, version: str, poll_s: float, registry: str | None
 ) -> Deployment:
-    names = ctx.names
-    old_config = str(record.details.get("endpoint_config", ""))
-    old_model = str(record.details.get("model", ""))
-    old_version = str(record.details.get("version", ""))
-    if not old_config:
+    """A new version beside the live one, UpdateEndpoint, wait; roll back on failure, else drop the old one."""
+    record = run.record
+    details = record.details
+    if not details.endpoint_config:
         raise DeployError(f"the record of {record.name} names no endpoint config; run `shipyard status --reconcile`")
-    spec = inherit_environment(ctx, spec, old_model)
-    checks = preflight(ctx, spec, update=True)
-    resolved = resolve_image(images, spec, reporter)
-
-    repository = ctx.ecr.create_repository(names.repository, tags=tag_list(record.name))
-    pushed = publish(
-        images,
-        ctx.ecr,
-        image=resolved.image,
-        repository=repository,
-        tag=version,
-        registry_override=spec.registry_override,
+    run.options = inherit_environment(ctx, run.options, details.model or "")
+    checks = preflight(ctx, run.options, update=True)
+    this = Version(version, resolve_image(images, run), checks, registry)
+    pushed = push_image(ctx, run, images, this, create=False)
+    if any(r.owned for r in record.of("role")):  # secrets or capture may change
+        ctx.iam.put_policy(ctx.names.role, POLICY_NAME, role_policy(ctx, run.options, checks))
+    before = dataclasses.replace(record, details=dataclasses.replace(details))
+    create_version(ctx, run, this, image_uri=pushed.uri)
+    versions = _Versions(
+        old_config=before.details.endpoint_config or "",
+        old_model=before.details.model or "",
+        old_version=before.details.version or "",
+        new_config=record.details.endpoint_config or "",
+        new_model=record.details.model or "",
     )
-    reporter.step(f"image {pushed.uri}")
-    if any(r.owned for r in record.of("role")):
-        ctx.iam.put_policy(names.role, POLICY_NAME, role_policy(ctx, spec, checks))  # secrets or capture may change
-    before = dataclasses.replace(record, details=dict(record.details))
-    create_version(ctx, spec, record, save, reporter, resolved, version=version, image_uri=pushed.uri, checks=checks)
-    new_config, new_model = str(record.details["endpoint_config"]), str(record.details["model"])
-
-    if record.of("autoscaling"):  # a variant under autoscaling cannot be replaced; re-attached after
-        ctx.scaling.detach(names.endpoint, VARIANT)
-        record.drop("autoscaling", f"endpoint/{names.endpoint}/variant/{VARIANT}")
-        save(record)
-    since_ms = int(time.time() * 1000)
-    ctx.sagemaker.update_endpoint(names.endpoint, config=new_config)
-    record.image = pushed.uri
-    record.touch(UPDATING)
-    save(record)
-    reporter.step(f"updating {names.endpoint} to {new_config}")
+    since_ms = _switch(ctx, run, versions, image_uri=pushed.uri)
     try:
-        described = wait_in_service(
-            ctx.sagemaker,
-            ctx.logs,
-            endpoint=names.endpoint,
-            log_group=names.log_group,
-            reporter=reporter,
-            timeout_s=spec.startup_timeout_s + 1800,
-            poll_s=poll_s,
-            since_ms=since_ms,
-        )
-        if described.get("EndpointConfigName") != new_config:
-            reason = str(described.get("FailureReason") or "SageMaker went back to the previous config")
-            raise DeployFailed(f"the update of {names.endpoint} failed and was rolled back: {reason}", reason=reason)
+        _wait_on_new(ctx, run, versions, poll_s, since_ms)
     except DeployFailed as failure:
-        _roll_back(ctx, record, save, reporter, before, old_config, new_config, new_model, poll_s, spec)
+        _roll_back(ctx, run, before, versions, poll_s)
         raise DeployFailed(
-            f"{failure}; the endpoint is back on {old_config}",
+            f"{failure}; the endpoint is back on {versions.old_config}",
             reason=failure.reason,
             log_tail=failure.log_tail,
         ) from None
-
-    # Success: the previous version's config, model and artifact go.
-    for kind, ident, delete in (
-        ("endpoint-config", old_config, ctx.sagemaker.delete_endpoint_config),
-        ("model", old_model, ctx.sagemaker.delete_model),
-    ):
-        if ident and ident != record.details.get(kind.replace("-", "_")):
-            delete(ident)
-            record.drop(kind, ident)
-            save(record)
-    if old_version and old_version != version and record.details.get("bucket"):
-        ctx.s3.delete_prefix(str(record.details["bucket"]), f"{names.prefix}{old_version}/")
-    reporter.step(f"deleted the previous version {old_config}")
-    attach_autoscaling(ctx, spec, record, save, reporter)
+    _drop_previous(ctx, run, versions, version)
+    attach_autoscaling(ctx, run)
     record.touch(IN_SERVICE)
-    save(record)
+    run.save()
     return record
 
 
-def _roll_back(
-    ctx: Context,
-    record: Deployment,
-    save: Save,
-    reporter: Reporter,
-    before: Deployment,
-    old_config: str,
-    new_config: str,
-    new_model: str,
-    poll_s: float,
-    spec: DeploySpec,
-) -> None:
-    names = ctx.names
+def _switch(ctx: Context, run: DeployRun, versions: _Versions, *, image_uri: str) -> int:
+    """UpdateEndpoint to the new config (a variant under autoscaling cannot be replaced: detached first);
+    when it was asked, in ms (the container log lines to show on failure start there)."""
+    names, record = ctx.names, run.record
+    if record.of("autoscaling"):  # re-attached after
+        ctx.scaling.detach(names.endpoint, VARIANT)
+        record.drop("autoscaling", f"endpoint/{names.endpoint}/variant/{VARIANT}")
+        run.save()
+    since_ms = int(time.time() * 1000)
+    ctx.sagemaker.update_endpoint(names.endpoint, config=versions.new_config)
+    record.image = image_uri
+    record.touch(UPDATING)
+    run.save()
+    run.step(f"updating {names.endpoint} to {versions.new_config}")
+    return since_ms
+
+
+def _wait_on_new(ctx: Context, run: DeployRun, versions: _Versions, poll_s: float, since_ms: int) -> None:
+    described = wait_for(ctx, run, poll_s, since_ms=since_ms)
+    if described.get("EndpointConfigName") != versions.new_config:
+        reason = str(described.get("FailureReason") or "SageMaker went back to the previous config")
+        raise DeployFailed(f"the update of {ctx.names.endpoint} failed and was rolled back: {reason}", reason=reason)
+
+
+def _drop_previous(ctx: Context, run: DeployRun, versions: _Versions, version: str) -> None:
+    """Success: the previous version's config, model and artifact go."""
+    record = run.record
+    for kind, ident, current, delete in (
+        ("endpoint-config", versions.old_config, record.details.endpoint_config, ctx.sagemaker.delete_endpoint_config),
+        ("model", versions.old_model, record.details.model, ctx.sagemaker.delete_model),
+    ):
+        if ident and ident != current:
+            delete(ident)
+            record.drop(kind, ident)
+            run.save()
+    if versions.old_version and versions.old_version != version and record.details.bucket:
+        ctx.s3.delete_prefix(record.details.bucket, f"{ctx.names.prefix}{versions.old_version}/")
+    run.step(f"deleted the previous version {versions.old_config}")
+
+
+def _roll_back(ctx: Context, run: DeployRun, before: Deployment, versions: _Versions, poll_s: float) -> None:
+    """Back to the old config (when SageMaker did not go back by itself); the new version's parts go."""
+    names, record = ctx.names, run.record
     described = ctx.sagemaker.describe_endpoint(names.endpoint) or {}
-    if described.get("EndpointConfigName") != old_config or described.get("EndpointStatus") != IN_SERVICE:
-        reporter.step(f"rolling back {names.endpoint} to {old_config}")
-        ctx.sagemaker.update_endpoint(names.endpoint, config=old_config)
+    if described.get("EndpointConfigName") != versions.old_config or described.get("EndpointStatus") != IN_SERVICE:
+        run.step(f"rolling back {names.endpoint} to {versions.old_config}")
+        ctx.sagemaker.update_endpoint(names.endpoint, config=versions.old_config)
         try:
-            wait_in_service(
-                ctx.sagemaker,
-                ctx.logs,
-                endpoint=names.endpoint,
-                log_group=names.log_group,
-                reporter=reporter,
-                timeout_s=spec.startup_timeout_s + 1800,
-                poll_s=poll_s,
-            )
+            wait_for(ctx, run, poll_s)
         except ShipyardError as exc:
             raise DeployError(
-                f"the update failed and so did the rollback to {old_config}: {exc}. The endpoint needs attention: "
-                f"`shipyard status {names.endpoint}`; `shipyard cleanup {names.endpoint}` removes it"
+                f"the update failed and so did the rollback to {versions.old_config}: {exc}. The endpoint needs "
+                f"attention: `shipyard status {names.endpoint}`; `shipyard cleanup {names.endpoint}` removes it"
             ) from exc
-    ctx.sagemaker.delete_endpoint_config(new_config)
-    ctx.sagemaker.delete_model(new_model)
-    record.drop("endpoint-config", new_config)
-    record.drop("model", new_model)
-    record.details = before.details
-    record.image = before.image
-    record.instance_type, record.instance_count = before.instance_type, before.instance_count
-    record.serverless, record.autoscale = before.serverless, before.autoscale
+    ctx.sagemaker.delete_endpoint_config(versions.new_config)
+    ctx.sagemaker.delete_model(versions.new_model)
+    record.drop("endpoint-config", versions.new_config)
+    record.drop("model", versions.new_model)
+    _restore(record, before)
     record.touch(IN_SERVICE)
-    save(record)
-    if before.autoscale:
-        ctx.scaling.attach(
-            names.endpoint,
-            VARIANT,
-            minimum=int(before.autoscale["min"]),
-            maximum=int(before.autoscale["max"]),
-            target_invocations_per_minute=float(before.autoscale["target_per_minute"]),
-            policy_name=names.scaling_policy,
-            tags=tags_for(record),
-        )
-        record.add("autoscaling", f"endpoint/{names.endpoint}/variant/{VARIANT}")
-        save(record)
+    run.save()
+    if before.options is not None and before.options.autoscale is not None:
+        run.options = before.options
+        attach_autoscaling(ctx, run)
+
+
+def _restore(record: Deployment, before: Deployment) -> None:
+    record.details = Details(**dataclasses.asdict(before.details))
+    record.image, record.options, record.env_keys = before.image, before.options, before.env_keys
+    record.instance_type, record.instance_count = before.instance_type, before.instance_count

@@ -76,7 +76,7 @@ def _hint(reason: str, tail: tuple[str, ...]) -> str:
     elif "s3" in text or "model data" in text or "modeldataurl" in text:
         hint = "SageMaker could not read model.tar.gz: check the role's S3 access and the object's KMS key"
     elif "assume" in text or "role" in text:
-        hint = "SageMaker could not use the execution role; check its trust policy (or --role-arn)"
+        hint = "SageMaker could not use the execution role; check its trust policy (or the role_arn given)"
     else:
         return "" if tail else " (the endpoint wrote no logs)"
     return f"; likely cause: {hint}" + ("" if tail else " (the endpoint wrote no logs)")

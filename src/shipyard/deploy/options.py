@@ -1,0 +1,390 @@
+"""What to deploy and how: one :class:`DeployOptions`, built by the CLI and by :func:`shipyard.deploy` alike.
+
+It is validated once, when it is made (``__post_init__``): every check that can be made without AWS (names,
+instance types, serverless limits, autoscaling bounds, TTL, environment). The targets add the ones that need
+AWS (credentials, region access, secrets) before they create their first resource. :meth:`DeployOptions.parse`
+takes the user-facing forms (``serverless="2048:10"``, ``autoscale="1:4"`` with ``max_rps``, ``ttl="2h"``,
+``secrets=["VAR=name"]``, ``env=["KEY=VALUE"]`` or a mapping), the same for the command line and the Python API.
+
+A :class:`~shipyard.errors.SpecError` names the option at fault (``option``, the field's name); the CLI shows
+it as its flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shipyard.errors import SpecError
+
+__all__ = [
+    "DEFAULT_INSTANCE_TYPE",
+    "DEFAULT_LOG_RETENTION_DAYS",
+    "DEFAULT_STARTUP_TIMEOUT_S",
+    "LOG_RETENTION_DAYS",
+    "TARGETS",
+    "Autoscale",
+    "DeployOptions",
+    "SecretRef",
+    "Serverless",
+    "check_name",
+    "parse_changes",
+    "parse_env",
+    "parse_ttl",
+]
+
+TARGETS = ("local", "sagemaker")
+DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+DEFAULT_STARTUP_TIMEOUT_S = 600
+DEFAULT_LOG_RETENTION_DAYS = 30
+# The retention values CloudWatch Logs accepts (PutRetentionPolicy). Kept here, not in shipyard.cloud: the
+# options are checked for every target, and the `local` one must work without boto3 (the base install).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)  # fmt: skip
+# SageMaker's pattern for endpoint, endpoint-config and model names (botocore's service model).
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+_NAME_MAX = 63
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Variables the server or SageMaker set themselves; env must not fight them.
+_RESERVED_ENV = {"SHIPYARD_SECRETS", "SAGEMAKER_BIND_TO_PORT", "SHIPYARD_MODEL_DIR", "SM_MODEL_DIR"}
+
+
+def check_name(name: str) -> str:
+    """A name SageMaker accepts for an endpoint (≤ 63 characters, letters, digits, inner hyphens)."""
+    if not name:
+        raise SpecError("the deployment needs a name", option="name")
+    if len(name) > _NAME_MAX:
+        raise SpecError(f"name {name!r} is {len(name)} characters; SageMaker allows at most {_NAME_MAX}", option="name")
+    if not _NAME.match(name):
+        raise SpecError(
+            f"name {name!r} is not a valid endpoint name: use letters, digits and hyphens, starting and "
+            "ending with a letter or digit (SageMaker's pattern ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$)",
+            option="name",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Serverless:
+    """``MEMORY_MB:MAX_CONCURRENCY``: SageMaker Serverless Inference limits (checked when made)."""
+
+    memory_mb: int
+    max_concurrency: int
+
+    def __post_init__(self) -> None:
+        if self.memory_mb not in range(1024, 6145, 1024):
+            raise SpecError(
+                f"serverless memory {self.memory_mb} MB: SageMaker allows 1024, 2048, 3072, 4096, 5120 or 6144",
+                option="serverless",
+            )
+        if not 1 <= self.max_concurrency <= 200:
+            raise SpecError(
+                f"serverless concurrency {self.max_concurrency}: SageMaker allows 1 to 200", option="serverless"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Serverless:
+        memory, sep, concurrency = text.partition(":")
+        try:
+            numbers = int(memory), int(concurrency) if sep else 20
+        except ValueError:
+            raise SpecError(
+                f"serverless {text!r}: expected MEMORY_MB:MAX_CONCURRENCY, e.g. 2048:10", option="serverless"
+            ) from None
+        return cls(*numbers)
+
+    def to_json(self) -> dict[str, int]:
+        return {"memory_mb": self.memory_mb, "max_concurrency": self.max_concurrency}
+
+
+@dataclass(frozen=True)
+class Autoscale:
+    """``MIN:MAX`` instances with the sustainable requests per second of one instance (``max_rps``).
+
+    The target-tracking value is in invocations per instance per *minute*: ``max_rps × 0.5 × 60`` keeps
+    each instance at half of what it can take, the usual safety factor.
+    """
+
+    minimum: int
+    maximum: int
+    max_rps: float
+    safety: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.minimum <= self.maximum:
+            raise SpecError(f"autoscale {self.minimum}:{self.maximum}: need 1 <= MIN <= MAX", option="autoscale")
+        if self.maximum > 100:
+            raise SpecError(
+                f"autoscale MAX {self.maximum} is over 100 instances; ask for a quota and split", option="autoscale"
+            )
+        if not self.max_rps > 0:
+            raise SpecError(f"max_rps {self.max_rps}: must be > 0", option="max_rps")
+
+    @classmethod
+    def parse(cls, text: str, max_rps: float | None) -> Autoscale:
+        low, sep, high = text.partition(":")
+        try:
+            minimum, maximum = int(low), int(high)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise SpecError(f"autoscale {text!r}: expected MIN:MAX instance counts, e.g. 1:4", option="autoscale")
+        if max_rps is None:
+            raise SpecError(
+                "autoscale needs --max-rps: the requests per second one instance sustains "
+                "(measure it with `shipyard bench`); the scaling target is half of it",
+                option="autoscale",
+            )
+        return cls(minimum, maximum, float(max_rps))
+
+    @property
+    def target_per_minute(self) -> float:
+        return round(self.max_rps * self.safety * 60, 2)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """``NAME`` or ``ENV_VAR=NAME``: which Secrets Manager secret, and the variable the handler reads."""
+
+    name: str
+    env_var: str
+
+    @classmethod
+    def parse(cls, text: str) -> SecretRef:
+        var, sep, name = text.partition("=")
+        if not sep:
+            var, name = "", text
+        if not _SECRET_NAME.match(name):
+            raise SpecError(f"secret {text!r}: not a Secrets Manager name", option="secrets")
+        var = var or re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+        if not _ENV_KEY.match(var):
+            raise SpecError(f"secret {text!r}: {var!r} is not a valid environment variable name", option="secrets")
+        return cls(name=name, env_var=var)
+
+    def __str__(self) -> str:
+        return f"{self.env_var}={self.name}"
+
+
+def _check_env(env: Mapping[str, str]) -> None:
+    for key in env:
+        if not _ENV_KEY.match(key):
+            raise SpecError(f"env {key!r}: not a valid variable name", option="env")
+        if key in _RESERVED_ENV:
+            raise SpecError(f"env {key}: set by Shipyard itself (use --secret for secrets)", option="env")
+
+
+def parse_env(items: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs (or a mapping), checked."""
+    if isinstance(items, Mapping):
+        env = dict(items)
+    else:
+        env = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not _ENV_KEY.match(key):
+                raise SpecError(f"env {item!r}: expected KEY=VALUE with KEY a valid variable name", option="env")
+            env[key] = value
+    _check_env(env)
+    return env
+
+
+def parse_ttl(text: str | timedelta | None) -> timedelta | None:
+    """``2h`` (s, m, h, d, w); a timedelta as it is."""
+    if not text:
+        return None
+    if isinstance(text, timedelta):
+        return text
+    match = _TTL.match(text)
+    if not match:
+        raise SpecError(f"ttl {text!r}: expected a number and a unit, e.g. 90m, 2h, 7d", option="ttl")
+    seconds = float(match.group(1)) * _TTL_UNITS[match.group(2)]
+    if seconds < 60:
+        raise SpecError(f"ttl {text!r}: at least one minute", option="ttl")
+    return timedelta(seconds=seconds)
+
+
+def check_instance_type(instance_type: str) -> None:
+    """The instance types SageMaker hosting accepts, from botocore's service model (no AWS call)."""
+    from shipyard.cloud.catalog import hosting_instance_types  # the aws extra; a CloudError says so without it
+
+    known = hosting_instance_types()
+    if instance_type not in known:
+        close = difflib.get_close_matches(instance_type, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (types look like ml.m5.large)"
+        raise SpecError(
+            f"instance_type {instance_type!r} is not a SageMaker hosting instance type{hint}", option="instance_type"
+        )
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Everything a target needs to create an endpoint; checked when made (a bad one raises :class:`SpecError`).
+
+    Build it with keyword arguments of the typed values, or with :meth:`parse` from the user-facing forms.
+    """
+
+    source: str
+    name: str
+    target: str = "local"
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = 1
+    serverless: Serverless | None = None
+    autoscale: Autoscale | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[SecretRef, ...] = ()
+    data_capture_pct: int | None = None
+    startup_timeout_s: int = DEFAULT_STARTUP_TIMEOUT_S
+    region: str | None = None
+    role_arn: str | None = None
+    ttl: timedelta | None = None
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    bucket: str | None = None
+    # Where images are pushed instead of the ECR host (a registry on 127.0.0.1 in tests); recorded in ECR.
+    # Settings.ecr_registry (SHIPYARD_ECR_REGISTRY) when not given.
+    registry_override: str | None = None
+    # a prebuilt image for the bundle (``shipyard build`` output) instead of building one
+    image: str | None = None
+    # local target
+    port: int | None = None
+    engine: str | None = None
+    base_image: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        _check_env(self.env)
+        self._check_ranges()
+        self._check_sizes()
+        if self.target == "sagemaker":
+            check_instance_type(self.instance_type)
+        env_names = [s.env_var for s in self.secrets]
+        if len(set(env_names)) != len(env_names) or set(env_names) & set(self.env):
+            raise SpecError("two secrets/env settings use the same environment variable", option="secrets")
+
+    def _check_ranges(self) -> None:
+        if self.target not in TARGETS:
+            raise SpecError(f"target {self.target!r}: choose one of {', '.join(TARGETS)}", option="target")
+        if not 1 <= self.instance_count <= 100:
+            raise SpecError(f"instance_count {self.instance_count}: between 1 and 100", option="instance_count")
+        if not 60 <= self.startup_timeout_s <= 3600:
+            raise SpecError(
+                f"startup_timeout_s {self.startup_timeout_s}: SageMaker allows 60 to 3600 seconds "
+                "(ContainerStartupHealthCheckTimeoutInSeconds)",
+                option="startup_timeout_s",
+            )
+        if self.data_capture_pct is not None and not 0 <= self.data_capture_pct <= 100:
+            raise SpecError(
+                f"data_capture_pct {self.data_capture_pct}: a percentage from 0 to 100", option="data_capture_pct"
+            )
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise SpecError(
+                f"log_retention_days {self.log_retention_days}: CloudWatch accepts "
+                f"{', '.join(map(str, LOG_RETENTION_DAYS))} days",
+                option="log_retention_days",
+            )
+
+    def _check_sizes(self) -> None:
+        if self.serverless is not None:
+            if self.autoscale is not None:
+                raise SpecError(
+                    "serverless scales by itself: drop --autoscale (its limit is MAX_CONCURRENCY)", option="autoscale"
+                )
+            if self.data_capture_pct:
+                raise SpecError(
+                    "data_capture_pct is not available on serverless endpoints (SageMaker's limit)",
+                    option="data_capture_pct",
+                )
+            if self.instance_count != 1 or self.instance_type != DEFAULT_INSTANCE_TYPE:
+                raise SpecError("serverless has no instances: drop instance_type/instance_count", option="serverless")
+        if self.autoscale is not None and not self.autoscale.minimum <= self.instance_count <= self.autoscale.maximum:
+            raise SpecError(
+                f"instance_count {self.instance_count} is outside --autoscale "
+                f"{self.autoscale.minimum}:{self.autoscale.maximum}",
+                option="instance_count",
+            )
+
+    @classmethod
+    def parse(cls, source: str, name: str, **values: Any) -> DeployOptions:
+        """Options from user-facing values (see :func:`parse_changes`); the ones not given take their defaults."""
+        return cls(source=source, name=name, **parse_changes(**values))
+
+    def replace(self, **changes: Any) -> DeployOptions:
+        """A copy with ``changes`` (typed values), checked again as a whole."""
+        return dataclasses.replace(self, **changes)
+
+    def expires_at(self, now: datetime) -> datetime | None:
+        return now + self.ttl if self.ttl else None
+
+    # -- the state file keeps these, once: never env values (their names are kept) or secret values ------
+    def to_json(self) -> dict[str, Any]:
+        kept: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name in _NOT_KEPT or value is None:
+                continue
+            if isinstance(value, Serverless | Autoscale):
+                value = dataclasses.asdict(value)
+            elif item.name == "secrets":
+                value = [str(s) for s in value]
+            kept[item.name] = value
+        return kept
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], **identity: Any) -> DeployOptions:
+        """What :meth:`to_json` kept (or the ``details["spec"]`` of an older state file), with ``identity``
+        (source, name, target, region) from the record."""
+        known = {f.name for f in dataclasses.fields(cls)} - _NOT_KEPT
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in known and v is not None}
+        if isinstance(values.get("serverless"), dict):
+            values["serverless"] = Serverless(**values["serverless"])
+        if isinstance(values.get("autoscale"), dict):
+            values["autoscale"] = Autoscale(**values["autoscale"])
+        values["secrets"] = tuple(SecretRef.parse(s) for s in values.get("secrets", ()))
+        return cls(**{**values, **identity})
+
+
+# Kept elsewhere in the record (source, name, target, region, expires_at, env_keys) or never (env values,
+# a one-off prebuilt image).
+_NOT_KEPT = {"source", "name", "target", "region", "ttl", "env", "image"}
+_ALIASES = {"data_capture": "data_capture_pct", "startup_timeout": "startup_timeout_s"}
+
+
+def parse_changes(
+    *,
+    serverless: str | Serverless | None = None,
+    autoscale: str | Autoscale | None = None,
+    max_rps: float | None = None,
+    env: Iterable[str] | Mapping[str, str] | None = None,
+    secrets: Iterable[str | SecretRef] | None = None,
+    ttl: str | timedelta | None = None,
+    **values: Any,
+) -> dict[str, Any]:
+    """Typed :class:`DeployOptions` values from user-facing ones, only those given (not None).
+
+    ``serverless="2048:10"``, ``autoscale="1:4"`` with ``max_rps=20``, ``env=["KEY=VALUE"]`` or a mapping,
+    ``secrets=["VAR=name"]``, ``ttl="2h"``; every other option as its field (``instance_count=2``, ...).
+    An unknown name raises :class:`SpecError`.
+    """
+    for alias, option in _ALIASES.items():  # the names the Python API had before they were the fields'
+        if alias in values:
+            values[option] = values.pop(alias)
+    unknown = set(values) - {f.name for f in dataclasses.fields(DeployOptions)}
+    if unknown:
+        raise SpecError(f"unknown deploy option {', '.join(sorted(unknown))}", option=sorted(unknown)[0])
+    typed: dict[str, Any] = {
+        "serverless": Serverless.parse(serverless) if isinstance(serverless, str) else serverless,
+        "autoscale": Autoscale.parse(autoscale, max_rps) if isinstance(autoscale, str) else autoscale,
+        "env": parse_env(env) if env else None,
+        "secrets": tuple(s if isinstance(s, SecretRef) else SecretRef.parse(s) for s in secrets or ()) or None,
+        "ttl": parse_ttl(ttl),
+        **values,
+    }
+    return {key: value for key, value in typed.items() if value is not None}
