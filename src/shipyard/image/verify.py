@@ -170,7 +170,7 @@ def _run_checks(
     record: Callable[..., None],
 ) -> None:
     """The checks of a running container: it starts, answers /ping, keeps the contract, and stops on SIGTERM."""
-    mounted = options.bundle is not None and bundle_dir is not None
+    mounted = bundle_dir if options.bundle is not None else None  # None: the model is baked into the image
     run = ContainerRun(
         engine,
         image,
@@ -178,7 +178,7 @@ def _run_checks(
         memory=options.memory,
         # SHIPYARD_FAULT_INJECTION: the oom check's route (a model call that leaks until the OOM killer comes)
         env={"SHIPYARD_FAULT_INJECTION": "1"},
-        mounts={str(bundle_dir.resolve()): "/opt/ml/model"} if mounted and bundle_dir is not None else {},
+        mounts={str(mounted.resolve()): "/opt/ml/model"} if mounted is not None else {},
         isolate=can_isolate(engine),
     )
     report.network = run.network
