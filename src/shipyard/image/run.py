@@ -146,7 +146,10 @@ class ContainerRun:
 
     # -- running --------------------------------------------------------------------------------------------
     def start(self) -> str:
-        """Run the container, detached; its id. An ImageError when the engine cannot (nothing is left behind)."""
+        """Run the container, detached; its id. An ImageError when the engine cannot (nothing is left behind) or
+        when a container of that name exists already (it is someone else's: it is left alone)."""
+        if self.engine.container_state(self.name):
+            raise ImageError(f"a container named {self.name} already exists")
         options = self._options()
         try:
             self.container = self.engine.run_detached(self.image, self.args, options, env=self.secret_env)
