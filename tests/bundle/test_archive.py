@@ -14,9 +14,17 @@ import pytest
 
 import shipyard
 from shipyard.bundle import Bundle
-from shipyard.bundle.archive import open_any, pack, read_member
+from shipyard.bundle.archive import open_any, pack
 from shipyard.bundle.manifest import MANIFEST
 from shipyard.errors import BundleError
+
+
+def read_member(archive: Path, name: str) -> bytes | None:
+    """One file of ``archive`` as a reader of the extracted bundle finds it (None: no such file), through the public
+    reader (``open_any``: every member checked, then extracted into a temporary directory)."""
+    with open_any(archive) as bundle:
+        path = bundle.path / name
+        return path.read_bytes() if path.is_file() else None
 
 
 @pytest.fixture(scope="module")

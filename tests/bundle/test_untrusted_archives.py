@@ -19,7 +19,7 @@ from infra.archives import MANIFEST_TOML, entry, extraction_root_length, manifes
 from shipyard import config
 from shipyard.bundle import Bundle
 from shipyard.bundle import archive as archives
-from shipyard.bundle.archive import open_any, pack, read_member
+from shipyard.bundle.archive import open_any, pack
 from shipyard.bundle.manifest import MANIFEST
 from shipyard.errors import BundleError, ShipyardError
 from shipyard.image.context import bundle_files
@@ -28,6 +28,14 @@ from shipyard.image.context import bundle_files
 # through their module, so that the tests run, and fail, against the code before the hardening as well.
 SYM, LNK = tarfile.SYMTYPE, tarfile.LNKTYPE
 MAX_LINKS = 8  # shipyard.bundle.untrusted.MAX_LINKS (test_the_link_cap_is_small)
+
+
+def read_member(archive: Path, name: str) -> bytes | None:
+    """One file of ``archive`` as a reader of the extracted bundle finds it (None: no such file), through the public
+    reader (``open_any``: every member checked, then extracted into a temporary directory)."""
+    with open_any(archive) as bundle:
+        path = bundle.path / name
+        return path.read_bytes() if path.is_file() else None
 
 
 @pytest.fixture

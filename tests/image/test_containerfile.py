@@ -17,7 +17,7 @@ from shipyard.image import ImageSpec, detect, render
 from shipyard.image.context import FIXED_MTIME, BuildContext
 from shipyard.image.engine import is_local_registry
 from shipyard.image.scan import scan_env, scan_layers, scan_text
-from shipyard.image.wheelhouse import Target, resolve, serving_requirements
+from shipyard.image.wheelhouse import Platform, resolve, serving_requirements
 
 
 def _instructions(text: str) -> list[str]:
@@ -104,10 +104,10 @@ def test_labels_are_quoted_and_the_text_is_stable() -> None:
 
 
 def test_platform_tags_cover_every_glibc_up_to_the_base_images() -> None:
-    tags = Target("3.11", (2, 36), "x86_64").platform_tags()
+    tags = Platform("3.11", (2, 36), "x86_64").platform_tags()
     assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_28_x86_64" in tags and "manylinux_2_17_x86_64" in tags
     assert tags[-1] == "manylinux2014_x86_64"
-    assert Target("3.12", (2, 28), "aarch64").abi == "cp312"
+    assert Platform("3.12", (2, 28), "aarch64").abi == "cp312"
 
 
 def test_serving_requirements_keep_the_bundles_pins_and_add_the_server() -> None:
@@ -173,7 +173,7 @@ def test_an_unresolvable_local_version_pin_says_which_index_serves_it(
 ) -> None:
     """pip really runs (and fails): a `+cpu` pin gets a hint naming PyTorch's index, other failures do not."""
     monkeypatch.setenv("SHIPYARD_CACHE_DIR", str(tmp_path))
-    target = Target("3.11", (2, 36), "x86_64")
+    target = Platform("3.11", (2, 36), "x86_64")
     with pytest.raises(ImageError) as raised:
         resolve(["shipyard-test-no-such-package==1.0+cpu"], target)
     message = str(raised.value)

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from shipyard.bundle import HANDLER_FLAVOR, Bundle, parse_requirements
 from shipyard.bundle.manifest import MANIFEST, Manifest
@@ -29,19 +29,20 @@ from shipyard.errors import BundleError
 
 __all__ = [
     "ArchivedBundle",
+    "bundle_files",
     "extract_archive",
+    "holds",
     "is_archive",
     "link_target",
     "make_readable",
     "open_any",
     "pack",
     "read_bundle",
-    "read_member",
     "readable_mode",
 ]
 
 _EPOCH = 0
-# What read_bundle and read_member read into memory from one member (a manifest, a script, requirements).
+# What read_bundle reads into memory from one member (a manifest, a script, requirements).
 MAX_READ_BYTES = 16 * 1024 * 1024
 
 
@@ -117,18 +118,47 @@ def link_target(link: Path, root: Path) -> Path:
             "names (copy the file into the bundle, or link to a file inside it)"
         )
     target = real.relative_to(real_root)
-    if any(part == "__pycache__" or part.startswith(".") for part in target.parts):
+    if not holds(target):
         raise BundleError(f"{root}: {shown} is a symbolic link to {target.as_posix()}, which pack leaves out")
     if real.is_dir() and os.path.commonpath([real, Path(os.path.realpath(link.parent))]) == str(real):
         raise BundleError(f"{root}: {shown} is a symbolic link to {target.as_posix() or '.'}, which holds it (a loop)")
     return target
 
 
+def holds(relative: PurePath) -> bool:
+    """Whether a bundle holds the path ``relative`` (to its root): the one rule of which files make up a bundle,
+    for ``pack``, a link's target and the image's build context alike. Caches and dotfiles are left out."""
+    return not any(part == "__pycache__" or part.startswith(".") for part in relative.parts)
+
+
 def _keep(path: Path, root: Path) -> bool:
-    parts = path.relative_to(root).parts
-    return not any(part == "__pycache__" or part.startswith(".") for part in parts) and (
-        path.is_file() or path.is_dir()
-    )
+    return holds(path.relative_to(root)) and (path.is_file() or path.is_dir())
+
+
+def bundle_files(root: Path) -> list[Path]:
+    """The bundle's files, sorted, relative to ``root``: what SageMaker would extract from ``pack``'s archive.
+
+    Symbolic links are taken as ``pack`` takes them (:func:`link_target`): one that leads outside the bundle is a
+    BundleError; a file a link leads to is listed under the link's name (a copy holds it), and so are the files of
+    a directory it leads to; a dangling link is left out."""
+    return sorted(_files(root, root, Path(), frozenset({os.path.realpath(root)})))
+
+
+def _files(root: Path, directory: Path, prefix: Path, within: frozenset[str]) -> Iterator[Path]:
+    for path in directory.rglob("*"):
+        relative = prefix / path.relative_to(directory)
+        if not holds(relative):
+            continue
+        if path.is_symlink() and path.exists():
+            link_target(path, root)
+            real = os.path.realpath(path)
+            if path.is_dir():
+                if real in within:  # links that lead into each other
+                    raise BundleError(f"{root}: {relative.as_posix()} is a symbolic link in a loop of links")
+                yield from _files(root, path, relative, within | {real})
+                continue
+        if path.is_file():
+            yield relative
 
 
 def is_archive(path: str | Path) -> bool:
@@ -221,9 +251,3 @@ def _stem(path: Path) -> str:
         if path.name.endswith(suffix) and len(path.name) > len(suffix):
             return path.name[: -len(suffix)]
     return path.name
-
-
-def read_member(path: str | Path, name: str, limits: ArchiveLimits | None = None) -> bytes | None:
-    """One file of an archive (found as a reader of the extracted archive finds it), without extracting the
-    rest; None if it has no such file. The archive is checked as for extraction."""
-    return scan(Path(path), (name,), MAX_READ_BYTES, limits)[1].get(name)

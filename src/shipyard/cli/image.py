@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -29,23 +30,33 @@ def register(app: typer.Typer) -> None:
     app.command("verify")(verify)
 
 
+BundleArg = Annotated[Path, typer.Argument(help="Bundle directory or model.tar.gz.")]
+TagOpt = Annotated[
+    str | None, typer.Option("--tag", "-t", help="Image NAME:TAG.", show_default="the bundle's NAME:VERSION")
+]
+BaseOpt = Annotated[str | None, typer.Option("--base", help="Base image with CPython.", show_default=DEFAULT_BASE)]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="docker or podman.", show_default="detected")]
+PushOpt = Annotated[str | None, typer.Option("--push", help="Registry to push to, e.g. 127.0.0.1:5000 or an ECR host.")]
+EmitOpt = Annotated[Path | None, typer.Option("--emit", help="Also write the Containerfile here.")]
+UserOpt = Annotated[bool, typer.Option("--user", help="Non-root USER from the start (Kubernetes runAsNonRoot).")]
+BakeOpt = Annotated[
+    bool, typer.Option("--bake/--no-bake", help="Model inside the image, or from /opt/ml/model at run time.")
+]
+PlatformOpt = Annotated[str, typer.Option("--platform", help="linux/amd64 (SageMaker x86) or linux/arm64 (Graviton).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")]
+
+
 def build(
-    bundle: Path = typer.Argument(..., help="Bundle directory or model.tar.gz."),
-    tag: str | None = typer.Option(
-        None, "--tag", "-t", help="Image NAME:TAG.", show_default="the bundle's NAME:VERSION"
-    ),
-    base: str | None = typer.Option(None, "--base", help="Base image with CPython.", show_default=DEFAULT_BASE),
-    engine: str | None = typer.Option(None, "--engine", help="docker or podman.", show_default="detected"),
-    push: str | None = typer.Option(None, "--push", help="Registry to push to, e.g. 127.0.0.1:5000 or an ECR host."),
-    emit: Path | None = typer.Option(None, "--emit", help="Also write the Containerfile here."),
-    user: bool = typer.Option(False, "--user", help="Non-root USER from the start (Kubernetes runAsNonRoot)."),
-    bake: bool = typer.Option(
-        True, "--bake/--no-bake", help="Model inside the image, or from /opt/ml/model at run time."
-    ),
-    platform: str = typer.Option(
-        "linux/amd64", "--platform", help="linux/amd64 (SageMaker x86) or linux/arm64 (Graviton)."
-    ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
+    bundle: BundleArg,
+    tag: TagOpt = None,
+    base: BaseOpt = None,
+    engine: EngineOpt = None,
+    push: PushOpt = None,
+    emit: EmitOpt = None,
+    user: UserOpt = False,
+    bake: BakeOpt = True,
+    platform: PlatformOpt = "linux/amd64",
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Build a SageMaker-ready image of BUNDLE: offline, reproducible, single-platform, non-root workers."""
     from shipyard.image.build import BuildEvent, BuildOptions
@@ -89,20 +100,31 @@ def build(
         out.print(f"pushed [bold]{result.pushed}[/]")
 
 
+ImageArg = Annotated[str, typer.Argument(help="Image to check (local, or in a registry).")]
+MountOpt = Annotated[Path | None, typer.Option("--bundle", help="Mount this bundle at /opt/ml/model (read-only).")]
+ExampleOpt = Annotated[
+    Path | None, typer.Option("--example", help="A request body to compare with in-process (needs --bundle).")
+]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds for the first /ping 200.")]
+GraceOpt = Annotated[float, typer.Option("--grace", help="Seconds SIGTERM may take.")]
+MemoryOpt = Annotated[str, typer.Option("--memory", help="Container memory limit.")]
+ArchOpt = Annotated[str, typer.Option("--platform", help="The architecture the image must have.")]
+ScanOpt = Annotated[bool, typer.Option("--scan/--no-scan", help="Scan every layer's files for secrets.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="The same as --output json.", hidden=True)]
+
+
 def verify(
-    image: str = typer.Argument(..., help="Image to check (local, or in a registry)."),
-    bundle: Path | None = typer.Option(None, "--bundle", help="Mount this bundle at /opt/ml/model (read-only)."),
-    example: Path | None = typer.Option(
-        None, "--example", help="A request body to compare with in-process (needs --bundle)."
-    ),
-    engine: str | None = typer.Option(None, "--engine", help="docker or podman.", show_default="detected"),
-    timeout: float = typer.Option(120.0, "--timeout", help="Seconds for the first /ping 200."),
-    grace: float = typer.Option(30.0, "--grace", help="Seconds SIGTERM may take."),
-    memory: str = typer.Option("2g", "--memory", help="Container memory limit."),
-    platform: str = typer.Option("linux/amd64", "--platform", help="The architecture the image must have."),
-    scan: bool = typer.Option(True, "--scan/--no-scan", help="Scan every layer's files for secrets."),
+    image: ImageArg,
+    bundle: MountOpt = None,
+    example: ExampleOpt = None,
+    engine: EngineOpt = None,
+    timeout: TimeoutOpt = 120.0,
+    grace: GraceOpt = 30.0,
+    memory: MemoryOpt = "2g",
+    platform: ArchOpt = "linux/amd64",
+    scan: ScanOpt = True,
     output: Output = OUTPUT_OPTION,
-    as_json: bool = typer.Option(False, "--json", help="The same as --output json.", hidden=True),
+    as_json: JsonOpt = False,
 ) -> None:
     """Run IMAGE as SageMaker does and check the container contract; exit 7 when a check fails."""
     from shipyard.image.verify import Check, VerifyOptions

@@ -79,21 +79,12 @@ def invoke(
 
 def wait_ready(url: str, timeout: float = 60.0, interval: float = 0.05) -> float:
     """Poll ``URL/ping`` until it answers 200; the seconds it took. :class:`ClientError` on time-out."""
-    started = time.perf_counter()
-    deadline = started + timeout
-    last = "no answer"
-    ping = _endpoint(url, "/ping")
-    with httpx.Client(timeout=2.0) as client:
-        while time.perf_counter() < deadline:
-            try:
-                response = client.get(ping)
-                if response.status_code == 200:
-                    return time.perf_counter() - started
-                last = f"{response.status_code} {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = str(exc) or type(exc).__name__
-            time.sleep(interval)
-    raise ClientError(f"{url} was not ready within {timeout:g} s (last: {last})")
+    from shipyard.image.run import wait_for_ping  # the one /ping poller (a container's too)
+
+    ping = wait_for_ping(_endpoint(url, "/ping"), timeout, interval=interval)
+    if ping.seconds is None:
+        raise ClientError(f"{url} was not ready within {timeout:g} s (last: {ping.last})")
+    return ping.seconds
 
 
 def _endpoint(url: str, path: str) -> httpx.URL:

@@ -68,7 +68,9 @@ class Aws:
             self.session = session or boto3.Session(profile_name=profile, region_name=region)
         resolved = region or self.session.region_name
         if not resolved:
-            raise SpecError("no AWS region given, and none configured: set AWS_REGION (e.g. us-east-1)", option="region")
+            raise SpecError(
+                "no AWS region given, and none configured: set AWS_REGION (e.g. us-east-1)", option="region"
+            )
         self.region: str = resolved
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()  # the chunking client calls from many threads

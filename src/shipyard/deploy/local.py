@@ -10,18 +10,13 @@ reads the container's state, so a container gone after a reboot shows as gone.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import httpx
+from typing import TYPE_CHECKING, NoReturn
 
 from shipyard.bundle.archive import extract_archive, make_readable, pack
 from shipyard.client.http import Answer
@@ -46,18 +41,13 @@ from shipyard.settings import Settings
 
 if TYPE_CHECKING:
     from shipyard.image import Engine
+    from shipyard.image.run import ContainerRun
 
 __all__ = ["LABEL", "LocalTarget"]
 
 LABEL = "dev.shipyard.deployment"
 OUT_OF_SERVICE = "OutOfService"
 MODEL_DIR = "model-dir"  # resource kind: a model.tar.gz extracted for the container to mount
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalTarget:
@@ -91,14 +81,14 @@ class LocalTarget:
         if self._images is None:
             from shipyard.deploy.engine_images import EngineImages
 
-            self._images = EngineImages(self._engine_name)
+            self._images = EngineImages(self._engine_name, settings=self._settings)
         return self._images
 
     @functools.cached_property
     def engine(self) -> Engine:
         from shipyard.image import detect
 
-        return detect(self._engine_name)
+        return detect(self._engine_name, self._settings)
 
     # -- deploy ---------------------------------------------------------------------------------------------
     def plan(self, spec: DeployOptions) -> Plan:
@@ -149,53 +139,30 @@ class LocalTarget:
         *,
         version: int,
     ) -> None:
-        container = f"shipyard-{spec.name}-{version}"
-        if self.engine.container_state(container):
-            raise SpecError(
-                f"a container named {container} already exists: `shipyard cleanup {spec.name}` "
-                f"or `{self.engine.name} rm -f {container}`"
-            )
-        port = spec.port or record.details.port or _free_port()
-        options = ["--name", container, "--label", f"{LABEL}={spec.name}", "-p", f"127.0.0.1:{port}:8080"]
+        run = self._container(spec, record, resolved, version)
         model_dir, staged = self._model_dir(spec, resolved, version)
         if staged:
             record.add(MODEL_DIR, str(model_dir))
             save(record)
         if model_dir is not None:
-            options += ["-v", f"{model_dir}:/opt/ml/model:ro"]
-        if spec.workers:
-            options += ["-e", f"SAGEMAKER_MODEL_SERVER_WORKERS={spec.workers}"]
-        for key, value in spec.env.items():
-            options += ["-e", f"{key}={value}"]
-        engine = self.engine
+            run.mounts = {str(model_dir): "/opt/ml/model"}
         started = time.monotonic()
         try:
-            if spec.secrets:
-                # Read on this machine with its credentials and handed over through the engine's environment
-                # (``-e VAR`` names the variable only), so no value appears on a command line or in the state.
-                values = _read_secrets(spec, record.region)
-                engine = dataclasses.replace(engine, env={**engine.env, **values})
-                options += [arg for var in values for arg in ("-e", var)]
-            container_id = engine.run_detached(resolved.image, ["serve"], options)
+            # Secrets are read on this machine with its credentials and handed over through the engine's
+            # environment (``-e VAR`` names the variable only), so no value appears on a command line or in the state.
+            run.secret_env = _read_secrets(spec, record.region) if spec.secrets else {}
+            container_id = run.start()
         except BaseException:
             if staged:  # no container uses it: leave nothing behind
                 _drop_model_dir(record, str(model_dir), save)
             raise
-        record.add("container", container)
-        record.image, record.url = resolved.image, f"http://127.0.0.1:{port}"
-        details = record.details
-        details.port, details.container, details.container_id = port, container, container_id[:12]
-        details.version, details.model_dir = str(version), str(model_dir) if staged else None
-        record.options, record.env_keys = spec, sorted(spec.env)
-        record.instance_type, record.instance_count = None, 1
-        record.touch(CREATING)
-        save(record)
-        reporter.step(f"container {container} ({resolved.image}) on {record.url}")
+        self._record_started(spec, record, save, run, container_id, version, str(model_dir) if staged else None)
+        reporter.step(f"container {run.name} ({resolved.image}) on {record.url}")
         try:
-            self._wait(container, record.url, spec.startup_timeout_s, reporter, started)
+            self._wait(run, spec.startup_timeout_s, reporter, started)
         except DeployFailed as failure:
-            self.engine.remove_container(container)
-            record.drop("container", container)
+            run.remove()
+            record.drop("container", run.name)
             if staged:
                 _drop_model_dir(record, str(model_dir), save)
             record.failure = str(failure)
@@ -205,26 +172,62 @@ class LocalTarget:
         record.touch(IN_SERVICE)
         save(record)
 
-    def _wait(self, container: str, url: str, timeout_s: float, reporter: Reporter, started: float) -> None:
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                elapsed = time.monotonic() - started
-                try:
-                    if client.get(f"{url}/ping").status_code == 200:
-                        reporter.status(IN_SERVICE, elapsed)
-                        return
-                except httpx.HTTPError:
-                    pass
-                state = self.engine.container_state(container)
-                if state and not state.get("Running", False):
-                    self._fail(container, f"the container exited with code {state.get('ExitCode')}", state)
-                if elapsed > timeout_s:
-                    self._fail(container, f"/ping did not answer 200 within --startup-timeout {timeout_s:g} s", state)
-                reporter.status(CREATING, elapsed)
-                time.sleep(self.poll_s)
+    def _container(
+        self, spec: DeployOptions, record: Deployment, resolved: ResolvedImage, version: int
+    ) -> ContainerRun:
+        """The container of this version (not started): ``shipyard-NAME-VERSION``, on the deployment's port."""
+        from shipyard.image.run import ContainerRun
 
-    def _fail(self, container: str, reason: str, state: dict[str, object]) -> None:
-        tail = tuple(self.engine.logs(container, tail=30).splitlines())
+        name = f"shipyard-{spec.name}-{version}"
+        if self.engine.container_state(name):
+            raise SpecError(
+                f"a container named {name} already exists: `shipyard cleanup {spec.name}` "
+                f"or `{self.engine.name} rm -f {name}`"
+            )
+        env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(spec.workers)} if spec.workers else {}
+        return ContainerRun(
+            self.engine,
+            resolved.image,
+            name=name,
+            port=spec.port or record.details.port or None,  # None: a free one
+            labels={LABEL: spec.name},
+            env={**env, **spec.env},
+        )
+
+    @staticmethod
+    def _record_started(
+        spec: DeployOptions,
+        record: Deployment,
+        save: Save,
+        run: ContainerRun,
+        container_id: str,
+        version: int,
+        model_dir: str | None,
+    ) -> None:
+        record.add("container", run.name)
+        record.image, record.url = run.image, run.url
+        details = record.details
+        details.port, details.container, details.container_id = run.port, run.name, container_id[:12]
+        details.version, details.model_dir = str(version), model_dir
+        record.options, record.env_keys = spec, sorted(spec.env)
+        record.instance_type, record.instance_count = None, 1
+        record.touch(CREATING)
+        save(record)
+
+    def _wait(self, run: ContainerRun, timeout_s: float, reporter: Reporter, started: float) -> None:
+        ping = run.wait_ready(
+            timeout_s, started=started, interval=self.poll_s, on_wait=lambda elapsed: reporter.status(CREATING, elapsed)
+        )
+        if ping.seconds is not None:
+            reporter.status(IN_SERVICE, ping.seconds)
+            return
+        state = run.state()
+        if ping.exited:
+            self._fail(run, f"the container exited with code {state.get('ExitCode')}", state)
+        self._fail(run, f"/ping did not answer 200 within --startup-timeout {timeout_s:g} s", state)
+
+    def _fail(self, run: ContainerRun, reason: str, state: dict[str, object]) -> NoReturn:
+        tail = tuple(run.logs(tail=30).splitlines())
         raise DeployFailed(
             f"Failed: {reason}; likely cause: {_likely_cause(tail, state, reason)}",
             reason=reason,
@@ -247,11 +250,14 @@ class LocalTarget:
             self._start(spec, record, save, reporter, resolved, version=version)
         except DeployFailed as failure:
             if old:
-                subprocess.run([self.engine.binary, "start", old], capture_output=True, check=False, timeout=60)
+                from shipyard.image.run import ContainerRun
+
+                previous = ContainerRun.attach(self.engine, old, record.details.port or 0)
+                previous.restart()
                 record.details.container, record.details.model_dir = old, old_model_dir
                 record.details.version = str(version - 1)
                 record.options = old_options
-                self._wait(old, record.url or "", spec.startup_timeout_s, reporter, time.monotonic())  # serving again
+                self._wait(previous, spec.startup_timeout_s, reporter, time.monotonic())  # serving again
                 record.failure = None
                 record.touch(IN_SERVICE)
                 save(record)
@@ -302,19 +308,7 @@ class LocalTarget:
         if not follow:
             yield from self.engine.logs(container, tail=lines).splitlines()
             return
-        process = subprocess.Popen(
-            [self.engine.binary, "logs", "--follow", "--tail", str(lines), container],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                yield line.rstrip("\n")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        yield from self.engine.follow_logs(container, tail=lines)
 
     def cleanup(self, record: Deployment, save: Save, reporter: Reporter, *, keep_artifacts: bool) -> CleanupReport:
         report = CleanupReport(record.name)

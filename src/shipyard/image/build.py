@@ -31,13 +31,13 @@ from shipyard.image.context import BuildContext, bundle_files, bundle_hash
 from shipyard.image.engine import Engine, Layer, detect
 from shipyard.image.wheelhouse import (
     Lock,
-    Target,
-    cache_dir,
+    Platform,
     pip_wheel,
     resolve,
     serving_requirements,
     shipyard_wheel,
 )
+from shipyard.settings import Settings
 
 __all__ = ["DEFAULT_BASE", "BuildEvent", "BuildOptions", "BuildResult", "build", "push"]
 
@@ -78,7 +78,7 @@ class BuildResult:
     engine: str
     seconds: float
     bundle_hash: str
-    target: Target
+    target: Platform
     containerfile: str
     requirements: list[str] = field(default_factory=list)
     pushed: str | None = None
@@ -88,98 +88,141 @@ def build(
     bundle_path: str | os.PathLike[str],
     options: BuildOptions | None = None,
     on_event: Callable[[BuildEvent], None] | None = None,
+    *,
+    settings: Settings | None = None,
+    engine: Engine | None = None,
 ) -> BuildResult:
-    """Build (and push, with ``options.push``) the image for the bundle at ``bundle_path``."""
+    """Build (and push, with ``options.push``) the image for the bundle at ``bundle_path``.
+
+    ``engine``: the engine to build with (default: ``options.engine``, else detected with ``settings``, default
+    :meth:`Settings.from_env`); its settings say where the caches are."""
     options = options or BuildOptions()
     started = time.perf_counter()
     if options.platform not in PLATFORMS:
         raise ImageError(f"unsupported platform {options.platform!r}: use one of {', '.join(PLATFORMS)}")
-
-    def phase(text: str) -> None:
-        if on_event:
-            on_event(BuildEvent("phase", text))
-
-    engine = detect(options.engine)
-    with open_any(Path(bundle_path)) as bundle:
+    phase = _phases(on_event)
+    engine = engine or detect(options.engine, settings)
+    with open_any(Path(bundle_path), limits=engine.settings.archive) as bundle:
         phase(f"{engine.name} ({engine.builder}); base {options.base}; {options.platform}")
-        target = _target(engine, options.base, options.platform, phase)
-        requirements = serving_requirements([*bundle.requirements(), *options.extra_requirements])
-        lock = resolve(requirements, target, phase)
-        own = shipyard_wheel(phase)
-        installer = pip_wheel(target, phase)
-        digest = bundle_hash(bundle.path)
-        tag = options.tag or _default_tag(bundle)
-        spec = ImageSpec(
-            base=options.base,
-            platform=options.platform,
-            bake=options.bake,
-            has_code=(bundle.path / "code").is_dir(),
-            non_root=options.non_root,
-            mount_wheelhouse=engine.mounts_build_context,
-            labels=_stable_labels(bundle, options, target),
-            pip_wheel=installer.name,
-            requirements_sha256=hashlib.sha256(lock.text().encode()).hexdigest(),
-            shipyard_sha256=hashlib.sha256(own.text().encode()).hexdigest(),
-        )
-        text = render(spec)
+        plan = _plan(engine, bundle, options, phase)
         if options.emit:
             options.emit.parent.mkdir(parents=True, exist_ok=True)
-            options.emit.write_text(text)
-        key = hashlib.sha256(f"{bundle.path.resolve()}|{options.platform}|{engine.builder}".encode()).hexdigest()[:16]
-        with BuildContext.open(cache_dir() / "contexts" / key) as context:
-            context.write("Containerfile", text.encode())
-            context.write("requirements.lock", lock.text().encode())
-            context.write("shipyard.lock", own.text().encode())
-            files = bundle_files(bundle.path)
-            if options.bake:
-                context.sync_tree("model", bundle.path, [f for f in files if f.parts[0] != "code"])
-                context.sync_tree(
-                    "code", bundle.path / "code", [f.relative_to("code") for f in files if f.parts[0] == "code"]
-                )
-            else:
-                context.remove("model")
-                context.remove("code")
-            wheelhouse = context.path.parent / f"{context.path.name}.wheelhouse"
-            Lock(lock.lines + own.lines, (*lock.files, *own.files, installer)).link_into(wheelhouse)
-            if engine.mounts_build_context:
-                contexts = {WHEELHOUSE_CONTEXT: wheelhouse}
-                context.remove(WHEELHOUSE_CONTEXT)
-            else:  # the legacy builder cannot mount: the wheels go into the context (and the first stage only)
-                contexts = {}
-                context.sync_tree(WHEELHOUSE_CONTEXT, wheelhouse, [Path(p.name) for p in sorted(wheelhouse.iterdir())])
-            context.settle()
-            labels = {
-                "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "dev.shipyard.bundle.sha256": digest,
-            }
-            phase(f"building {tag}")
-            engine.build(
-                context.path,
-                tag,
-                platform=options.platform,
-                labels=labels,
-                build_contexts=contexts,
-                no_cache=options.no_cache,
-                on_line=_step_reporter(on_event),
-            )
+            options.emit.write_text(plan.containerfile)
+        _build_image(engine, bundle, options, plan, on_event)
     with ThreadPoolExecutor(2) as pool:  # two engine calls of ~0.1 s each, side by side
-        history = pool.submit(engine.history, tag)
-        info = engine.inspect_image(tag)
+        history = pool.submit(engine.history, plan.tag)
+        info = engine.inspect_image(plan.tag)
         layers = history.result()
-    pushed = push(engine, tag, options.push, phase) if options.push else None
+    pushed = push(engine, plan.tag, options.push, phase) if options.push else None
     return BuildResult(
-        image=tag,
+        image=plan.tag,
         image_id=info.id,
         size=info.size,
         layers=layers,
         engine=f"{engine.name} ({engine.builder})",
         seconds=time.perf_counter() - started,
-        bundle_hash=digest,
-        target=target,
-        containerfile=text,
-        requirements=[line.split(" ", 1)[0] for line in lock.lines],
+        bundle_hash=plan.digest,
+        target=plan.target,
+        containerfile=plan.containerfile,
+        requirements=[line.split(" ", 1)[0] for line in plan.lock.lines],
         pushed=pushed,
     )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What an image is made of, decided before the engine runs."""
+
+    tag: str
+    target: Platform
+    lock: Lock  # the bundle's and the server's wheels
+    own: Lock  # Shipyard's wheel
+    installer: Path  # pip's wheel, which installs the others
+    digest: str  # the bundle's hash
+    containerfile: str
+
+
+def _plan(engine: Engine, bundle: Bundle, options: BuildOptions, phase: Callable[[str], None]) -> _Plan:
+    """Probe the base image's Python, resolve the wheelhouse for it, and render the Containerfile."""
+    settings = engine.settings
+    target = _target(engine, options.base, options.platform, phase)
+    requirements = serving_requirements([*bundle.requirements(), *options.extra_requirements])
+    lock = resolve(requirements, target, phase, settings=settings)
+    own = shipyard_wheel(phase, settings=settings)
+    installer = pip_wheel(target, phase, settings=settings)
+    spec = ImageSpec(
+        base=options.base,
+        platform=options.platform,
+        bake=options.bake,
+        has_code=(bundle.path / "code").is_dir(),
+        non_root=options.non_root,
+        mount_wheelhouse=engine.mounts_build_context,
+        labels=_stable_labels(bundle, options, target),
+        pip_wheel=installer.name,
+        requirements_sha256=hashlib.sha256(lock.text().encode()).hexdigest(),
+        shipyard_sha256=hashlib.sha256(own.text().encode()).hexdigest(),
+    )
+    tag = options.tag or _default_tag(bundle)
+    return _Plan(tag, target, lock, own, installer, bundle_hash(bundle.path), render(spec))
+
+
+def _build_image(
+    engine: Engine, bundle: Bundle, options: BuildOptions, plan: _Plan, on_event: Callable[[BuildEvent], None] | None
+) -> None:
+    """Write the build context (kept between builds, under the cache) and run the engine's build in it."""
+    key = hashlib.sha256(f"{bundle.path.resolve()}|{options.platform}|{engine.builder}".encode()).hexdigest()[:16]
+    with BuildContext.open(engine.settings.cache_dir / "contexts" / key) as context:
+        context.write("Containerfile", plan.containerfile.encode())
+        context.write("requirements.lock", plan.lock.text().encode())
+        context.write("shipyard.lock", plan.own.text().encode())
+        _sync_bundle(context, bundle.path, options.bake)
+        contexts = _sync_wheelhouse(context, engine, plan)
+        context.settle()
+        labels = {
+            "org.opencontainers.image.created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "dev.shipyard.bundle.sha256": plan.digest,
+        }
+        _phases(on_event)(f"building {plan.tag}")
+        engine.build(
+            context.path,
+            plan.tag,
+            platform=options.platform,
+            labels=labels,
+            build_contexts=contexts,
+            no_cache=options.no_cache,
+            on_line=_step_reporter(on_event),
+        )
+
+
+def _sync_bundle(context: BuildContext, root: Path, bake: bool) -> None:
+    """The bundle's files (model/ and code/) in the context when the model is baked in; else none."""
+    if not bake:
+        context.remove("model")
+        context.remove("code")
+        return
+    files = bundle_files(root)
+    context.sync_tree("model", root, [f for f in files if f.parts[0] != "code"])
+    context.sync_tree("code", root / "code", [f.relative_to("code") for f in files if f.parts[0] == "code"])
+
+
+def _sync_wheelhouse(context: BuildContext, engine: Engine, plan: _Plan) -> dict[str, Path]:
+    """The wheelhouse beside the context, mounted as a named build context; the named contexts to build with."""
+    wheelhouse = context.path.parent / f"{context.path.name}.wheelhouse"
+    Lock(plan.lock.lines + plan.own.lines, (*plan.lock.files, *plan.own.files, plan.installer)).link_into(wheelhouse)
+    if engine.mounts_build_context:
+        context.remove(WHEELHOUSE_CONTEXT)
+        return {WHEELHOUSE_CONTEXT: wheelhouse}
+    # The legacy builder cannot mount: the wheels go into the context (and the first stage only).
+    context.sync_tree(WHEELHOUSE_CONTEXT, wheelhouse, [Path(p.name) for p in sorted(wheelhouse.iterdir())])
+    return {}
+
+
+def _phases(on_event: Callable[[BuildEvent], None] | None) -> Callable[[str], None]:
+    def phase(text: str) -> None:
+        if on_event:
+            on_event(BuildEvent("phase", text))
+
+    return phase
 
 
 def push(engine: Engine, image: str, registry: str, phase: Callable[[str], None] | None = None) -> str:
@@ -200,15 +243,15 @@ def push(engine: Engine, image: str, registry: str, phase: Callable[[str], None]
     return destination
 
 
-def _target(engine: Engine, base: str, platform: str, phase: Callable[[str], None]) -> Target:
+def _target(engine: Engine, base: str, platform: str, phase: Callable[[str], None]) -> Platform:
     """The base image's CPython, cached by image id (probing runs a container: about a second)."""
-    cache = cache_dir() / "bases.json"
+    cache = engine.settings.cache_dir / "bases.json"
     known: dict[str, list[object]] = json.loads(cache.read_text()) if cache.is_file() else {}
     found = engine.find_image(base)
     key = f"{engine.name}|{found.id if found else None}|{platform}"
     if found and key in known:
         python, glibc, machine = known[key]
-        return Target(str(python), tuple(glibc), str(machine))  # type: ignore[arg-type]
+        return Platform(str(python), tuple(glibc), str(machine))  # type: ignore[arg-type]
     phase(f"probing the Python of {base}")
     target = engine.probe_python(base, platform)
     if target.machine != _MACHINES[platform]:
@@ -225,7 +268,7 @@ def _target(engine: Engine, base: str, platform: str, phase: Callable[[str], Non
     return target
 
 
-def _stable_labels(bundle: Bundle, options: BuildOptions, target: Target) -> dict[str, str]:
+def _stable_labels(bundle: Bundle, options: BuildOptions, target: Platform) -> dict[str, str]:
     from shipyard.version import __version__
 
     manifest = bundle.manifest

@@ -17,38 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shipyard.bundle.archive import link_target
-from shipyard.errors import BundleError
+from shipyard.bundle.archive import bundle_files
 
+# bundle_files: which files make up a bundle is the bundle's rule (bundle/archive.py); the image takes it from there.
 __all__ = ["FIXED_MTIME", "BuildContext", "bundle_files", "bundle_hash"]
 
 FIXED_MTIME = 315532800  # 1980-01-01, the earliest time a zip (wheel) can hold
-
-
-def bundle_files(root: Path) -> list[Path]:
-    """The bundle's files, sorted, relative to ``root``: what SageMaker would extract (no caches, no dotfiles).
-
-    Symbolic links are taken as ``shipyard pack`` takes them (:func:`~shipyard.bundle.archive.link_target`): one
-    that leads outside the bundle is a BundleError; a file a link leads to is listed under the link's name (the
-    image holds a copy), and so are the files of a directory it leads to; a dangling link is left out."""
-    return sorted(_files(root, root, Path(), frozenset({os.path.realpath(root)})))
-
-
-def _files(root: Path, directory: Path, prefix: Path, within: frozenset[str]) -> Iterator[Path]:
-    for path in directory.rglob("*"):
-        relative = prefix / path.relative_to(directory)
-        if any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
-            continue
-        if path.is_symlink() and path.exists():
-            link_target(path, root)
-            real = os.path.realpath(path)
-            if path.is_dir():
-                if real in within:  # links that lead into each other
-                    raise BundleError(f"{root}: {relative.as_posix()} is a symbolic link in a loop of links")
-                yield from _files(root, path, relative, within | {real})
-                continue
-        if path.is_file():
-            yield relative
 
 
 def bundle_hash(root: Path) -> str:

@@ -2,8 +2,9 @@
 
 Both are driven through their command-line clients, which every user already has configured (contexts,
 credential helpers, ``DOCKER_HOST``, registries.conf). :func:`detect` picks one: ``--engine`` or
-``SHIPYARD_ENGINE`` when given, else Docker when its daemon answers, else Podman; neither is an
-:class:`~shipyard.errors.EngineNotFound` that says what to install.
+``SHIPYARD_ENGINE`` (:attr:`Settings.engine <shipyard.settings.Settings.engine>`) when given, else Docker when
+its daemon answers, else Podman; neither is an :class:`~shipyard.errors.EngineNotFound` that says what to
+install. The engine's processes get :meth:`Settings.child_env <shipyard.settings.Settings.child_env>`.
 
 Engine failures are turned into :class:`~shipyard.errors.ImageError` here, with the engine's own message.
 """
@@ -11,7 +12,6 @@ Engine failures are turned into :class:`~shipyard.errors.ImageError` here, with 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipyard.errors import EngineNotFound, ImageError
-from shipyard.image.wheelhouse import Target
+from shipyard.image.wheelhouse import Platform
+from shipyard.settings import Settings
 
 __all__ = ["Engine", "ImageInfo", "Layer", "Process", "detect", "is_local_registry"]
 
@@ -89,6 +90,8 @@ class Engine:
     binary: str
     builder: str
     env: dict[str, str] = field(default_factory=dict)
+    # The environment of the engine's processes (settings.child_env), DOCKER_HOST and the cache directory.
+    settings: Settings = field(default_factory=Settings.from_env, repr=False, compare=False)
 
     # -- building ---------------------------------------------------------------------------------
     @property
@@ -147,7 +150,7 @@ class Engine:
                     on_line(line)
         return output
 
-    def probe_python(self, image: str, platform: str) -> Target:
+    def probe_python(self, image: str, platform: str) -> Platform:
         """The CPython version, glibc and machine of ``image`` (runs it once, offline)."""
         out = self._run_text(
             [
@@ -172,7 +175,7 @@ class Engine:
             raise ImageError(f"the base image {image} did not report its Python and glibc: {out!r}") from None
         if (major, minor) < (2, 17):
             raise ImageError(f"the base image {image} has no glibc (musl?); manylinux wheels need a glibc base")
-        return Target(python=python, glibc=(major, minor), machine=machine)
+        return Platform(python=python, glibc=(major, minor), machine=machine)
 
     # -- images -----------------------------------------------------------------------------------
     def inspect_image(self, ref: str) -> ImageInfo:
@@ -225,6 +228,12 @@ class Engine:
                 if on_line:
                     on_line(line)
 
+    def login(self, host: str, username: str, password: str) -> None:
+        """Log in to the registry ``host``; the password goes on standard input, never on a command line."""
+        done = self._run(["login", "--username", username, "--password-stdin", host], timeout=60, input=password)
+        if done.returncode != 0:
+            raise ImageError(f"{self.name} could not log in to {host}: {done.stderr.strip()[-300:]}")
+
     def pull(self, ref: str, *, platform: str = "linux/amd64") -> None:
         args = ["pull", "--platform", platform]
         if self.name == "podman" and is_local_registry(ref):
@@ -249,8 +258,16 @@ class Engine:
             process.wait()
 
     # -- containers -------------------------------------------------------------------------------
-    def run_detached(self, image: str, args: Sequence[str], options: Sequence[str]) -> str:
-        return self._run_text(["run", "--detach", *options, image, *args], what=f"run {image}").strip().splitlines()[-1]
+    def run_detached(
+        self, image: str, args: Sequence[str], options: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> str:
+        """Start a container; its id. ``env``: variables of the engine's own process (what ``-e VAR`` passes on)."""
+        done = self._run_text(["run", "--detach", *options, image, *args], what=f"run {image}", env=env)
+        return done.strip().splitlines()[-1]
+
+    def start_container(self, container: str) -> bool:
+        """Start a stopped container again; whether the engine did."""
+        return self._run(["start", container], timeout=60).returncode == 0
 
     def container_state(self, container: str) -> dict[str, Any]:
         out = self._run(["container", "inspect", "--format", "{{json .State}}", container])
@@ -285,6 +302,23 @@ class Engine:
         out = self._run(["logs", "--tail", str(tail), container])
         return (out.stdout or "") + (out.stderr or "")
 
+    def follow_logs(self, container: str, tail: int = 40) -> Iterator[str]:
+        """The last ``tail`` lines of the container's log, then each new one as it comes (until closed)."""
+        process = subprocess.Popen(
+            [self.binary, "logs", "--follow", "--tail", str(tail), container],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self._env(self.env),
+        )
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                yield line.rstrip("\n")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
     def remove_container(self, container: str) -> None:
         self._run(["rm", "--force", container])
 
@@ -305,19 +339,26 @@ class Engine:
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        return {**os.environ, **extra}
+        return self.settings.child_env(extra)
 
-    def _run(self, args: Sequence[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self,
+        args: Sequence[str],
+        timeout: float = 600,
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
-                [self.binary, *args], capture_output=True, text=True, env=self._env(self.env), timeout=timeout,
-                check=False,
+                [self.binary, *args], capture_output=True, text=True, env=self._env({**self.env, **(env or {})}),
+                timeout=timeout, input=input, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess([self.binary, *args], 124, "", f"timed out after {timeout:g} s")
 
-    def _run_text(self, args: Sequence[str], *, what: str) -> str:
-        done = self._run(args)
+    def _run_text(self, args: Sequence[str], *, what: str, env: Mapping[str, str] | None = None) -> str:
+        done = self._run(args, env=env)
         if done.returncode != 0:
             message = (done.stderr or done.stdout).strip().splitlines()
             raise ImageError(
@@ -351,15 +392,17 @@ class Engine:
             raise ImageError(f"`{' '.join(command[:3])} …` failed (exit {code}):\n{shown}")
 
 
-def detect(preferred: str | None = None) -> Engine:
-    """``preferred`` (docker|podman) or ``SHIPYARD_ENGINE``; else Docker if its daemon answers, else Podman."""
-    wanted = (preferred or os.environ.get("SHIPYARD_ENGINE") or "").strip().lower() or None
+def detect(preferred: str | None = None, settings: Settings | None = None) -> Engine:
+    """``preferred`` (docker|podman) or ``settings.engine`` (``SHIPYARD_ENGINE``); else Docker if its daemon
+    answers, else Podman. The engine runs with ``settings`` (default: :meth:`Settings.from_env`)."""
+    settings = settings or Settings.from_env()
+    wanted = (preferred or settings.engine or "").strip().lower() or None
     if wanted not in (None, "docker", "podman"):
         raise EngineNotFound(f"unknown engine {wanted!r}: use docker or podman")
     problems: list[str] = []
     for name in [wanted] if wanted else ["docker", "podman"]:
         assert name is not None
-        engine = _docker(problems) if name == "docker" else _podman(problems)
+        engine = _docker(problems, settings) if name == "docker" else _podman(problems, settings)
         if engine is not None:
             return engine
     raise EngineNotFound(
@@ -370,27 +413,31 @@ def detect(preferred: str | None = None) -> Engine:
     )
 
 
-def _docker(problems: list[str]) -> Engine | None:
-    binary = shutil.which("docker")
+def _docker(problems: list[str], settings: Settings) -> Engine | None:
+    binary = shutil.which("docker", path=settings.environ.get("PATH"))
     if binary is None:
         problems.append("docker: not installed")
         return None
+    env = settings.child_env()
     version = subprocess.run(
-        [binary, "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, timeout=20, check=False
-    )
+        [binary, "version", "--format", "{{.Server.Version}}"],
+        capture_output=True, text=True, timeout=20, check=False, env=env,
+    )  # fmt: skip
     if version.returncode != 0 or not version.stdout.strip():
         problems.append("docker: the client is installed but no daemon answers")
         return None
-    buildx = subprocess.run([binary, "buildx", "version"], capture_output=True, text=True, timeout=20, check=False)
-    return Engine("docker", binary, "buildx" if buildx.returncode == 0 else "legacy")
+    buildx = subprocess.run(
+        [binary, "buildx", "version"], capture_output=True, text=True, timeout=20, check=False, env=env
+    )
+    return Engine("docker", binary, "buildx" if buildx.returncode == 0 else "legacy", settings=settings)
 
 
-def _podman(problems: list[str]) -> Engine | None:
-    binary = shutil.which("podman")
+def _podman(problems: list[str], settings: Settings) -> Engine | None:
+    binary = shutil.which("podman", path=settings.environ.get("PATH"))
     if binary is None:
         problems.append("podman: not installed")
         return None
-    return Engine("podman", binary, "podman")
+    return Engine("podman", binary, "podman", settings=settings)
 
 
 def is_local_registry(ref: str) -> bool:

@@ -14,12 +14,8 @@ non-root, sigterm.
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -34,7 +30,9 @@ import orjson
 
 from shipyard.errors import ImageError
 from shipyard.image.engine import Engine, ImageInfo, detect, is_local_registry
+from shipyard.image.run import ContainerRun, Ping, can_isolate
 from shipyard.image.scan import scan_env, scan_history, scan_layers
+from shipyard.settings import Settings
 
 __all__ = ["Check", "VerifyOptions", "VerifyReport", "verify"]
 
@@ -100,11 +98,15 @@ class VerifyReport:
 
 
 def verify(
-    image: str, options: VerifyOptions | None = None, on_check: Callable[[Check], None] | None = None
+    image: str,
+    options: VerifyOptions | None = None,
+    on_check: Callable[[Check], None] | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> VerifyReport:
     """Run every check on ``image``; the report (``report.passed`` is False when any check failed)."""
     options = options or VerifyOptions()
-    engine = detect(options.engine)
+    engine = detect(options.engine, settings)
     report = VerifyReport(image)
 
     def record(name: str, status: str, detail: str, value: float | None = None) -> None:
@@ -167,88 +169,70 @@ def _run_checks(
     report: VerifyReport,
     record: Callable[..., None],
 ) -> None:
-    name = f"shipyard-verify-{uuid.uuid4().hex[:8]}"
-    # SHIPYARD_FAULT_INJECTION: the oom check's route (a model call that leaks until the OOM killer comes)
-    run_options = ["--name", name, "--memory", options.memory, "--env", "SHIPYARD_FAULT_INJECTION=1"]
-    if options.bundle is not None and bundle_dir is not None:
-        run_options += ["--volume", f"{bundle_dir.resolve()}:/opt/ml/model:ro"]
-    isolate = _can_isolate(engine)
-    listener: socket.socket | None = None
-    if isolate:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        port = listener.getsockname()[1]
-        run_options += ["--network", "none"]
-        report.network = "none (only the serving port, forwarded from 127.0.0.1)"
-    else:
-        port = _free_port()
-        run_options += ["--publish", f"127.0.0.1:{port}:8080"]
-        report.network = "bridge with 127.0.0.1 published (this engine cannot isolate: outbound not blocked)"
-    url = f"http://127.0.0.1:{port}"
-    forwarder: subprocess.Popen[bytes] | None = None
-    started = time.perf_counter()
-    container = None
-    try:
+    """The checks of a running container: it starts, answers /ping, keeps the contract, and stops on SIGTERM."""
+    mounted = bundle_dir if options.bundle is not None else None  # None: the model is baked into the image
+    run = ContainerRun(
+        engine,
+        image,
+        name=f"shipyard-verify-{uuid.uuid4().hex[:8]}",
+        memory=options.memory,
+        # SHIPYARD_FAULT_INJECTION: the oom check's route (a model call that leaks until the OOM killer comes)
+        env={"SHIPYARD_FAULT_INJECTION": "1"},
+        mounts={str(mounted.resolve()): "/opt/ml/model"} if mounted is not None else {},
+        isolate=can_isolate(engine),
+    )
+    report.network = run.network
+    with run:
+        started = time.monotonic()
         try:
-            container = engine.run_detached(image, ["serve"], run_options)
+            run.start()
         except ImageError as exc:
-            engine.remove_container(name)  # created, never started
             record("serve", "fail", f"`{image} serve` did not start: {exc}")
             _skip_rest(record, "the container did not start")
             return
-        if isolate and listener is not None:
-            forwarder = _forward(engine, container, listener)  # None: the container has already exited
-        ready, detail = _wait_ready(engine, container, url, options.timeout, started)
-        if ready is None:
-            running = bool(engine.container_state(container).get("Running"))
-            logs = _tail(engine.logs(container))
-            if not running:
-                record("serve", "fail", f"the container exited before answering /ping: {logs}")
-                record("ping", "skip", "the container exited")
-            else:
-                record("serve", "pass", "`IMAGE serve` runs")
-                record("ping", "fail", f"{detail}; log: {logs}")
-            _skip_rest(record, "the server never answered /ping")
+        ping = run.wait_ready(options.timeout, started=started, interval=0.02, alive_every=1.0)
+        if ping.seconds is None:
+            _not_ready(run, ping, options.timeout, record)
             return
-        report.cold_start_s = ready
+        report.cold_start_s = ping.seconds
         record("serve", "pass", "`IMAGE serve` runs")
-        record("ping", "pass", f"200 after {ready:.2f} s (cold start: container start → first /ping 200)", ready)
-        with httpx.Client(timeout=60.0) as client:
-            _prediction_check(client, url, bundle_dir, options, record)
-            _error_checks(client, url, info, bundle_dir, record)
-        _user_check(engine, container, record)
-        with httpx.Client(timeout=120.0) as client:
-            _oom_check(client, url, options.memory, record)
-        _sigterm_check(engine, container, options.grace, record)
-    finally:
-        if forwarder is not None:
-            forwarder.kill()
-            forwarder.wait()
-        if listener is not None:
-            listener.close()
-        if container is not None:
-            engine.remove_container(container)
+        record(
+            "ping",
+            "pass",
+            f"200 after {ping.seconds:.2f} s (cold start: container start → first /ping 200)",
+            ping.seconds,
+        )
+        _contract_checks(run, info, bundle_dir, options, record)
 
 
-def _wait_ready(engine: Engine, container: str, url: str, timeout: float, started: float) -> tuple[float | None, str]:
-    last = "no answer"
-    checked = 0.0
-    with httpx.Client(timeout=2.0) as client:
-        while time.perf_counter() - started < timeout:
-            try:
-                response = client.get(f"{url}/ping")
-                if response.status_code == 200:
-                    return time.perf_counter() - started, ""
-                last = f"{response.status_code} {response.text[:100]}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            if time.perf_counter() - checked > 1.0:  # a container that died will never answer
-                checked = time.perf_counter()
-                if not engine.container_state(container).get("Running", True):
-                    return None, "the container exited"
-            time.sleep(0.02)
-    return None, f"no 200 from /ping within {timeout:g} s (last: {last})"
+def _not_ready(run: ContainerRun, ping: Ping, timeout: float, record: Callable[..., None]) -> None:
+    running = bool(run.state().get("Running"))
+    logs = _tail(run.logs())
+    if not running:
+        record("serve", "fail", f"the container exited before answering /ping: {logs}")
+        record("ping", "skip", "the container exited")
+    else:
+        detail = (
+            "the container exited" if ping.exited else f"no 200 from /ping within {timeout:g} s (last: {ping.last})"
+        )
+        record("serve", "pass", "`IMAGE serve` runs")
+        record("ping", "fail", f"{detail}; log: {logs}")
+    _skip_rest(record, "the server never answered /ping")
+
+
+def _contract_checks(
+    run: ContainerRun, info: ImageInfo, bundle_dir: Path | None, options: VerifyOptions, record: Callable[..., None]
+) -> None:
+    """What a ready container must do: predict, answer errors with their codes, serve as non-root, survive an
+    out-of-memory model call, and stop cleanly."""
+    assert run.container is not None
+    with httpx.Client(timeout=60.0) as client:
+        _prediction_check(client, run.url, bundle_dir, options, record)
+        _error_checks(client, run.url, info, bundle_dir, record)
+    _user_check(run.engine, run.container, record)
+    with httpx.Client(timeout=120.0) as client:
+        _oom_check(client, run.url, options.memory, record)
+    _sigterm_check(run.engine, run.container, options.grace, record)
 
 
 def _prediction_check(
@@ -394,7 +378,7 @@ def _bundle_view(engine: Engine, image: str, bundle: Path | None) -> Iterator[Pa
     if bundle is not None:
         from shipyard.bundle.archive import open_any
 
-        with open_any(bundle) as opened:
+        with open_any(bundle, limits=engine.settings.archive) as opened:
             yield opened.path
         return
     tmp = Path(tempfile.mkdtemp(prefix="shipyard-verify-"))
@@ -445,41 +429,6 @@ def _manifest_kind(engine: Engine, image: str, info: ImageInfo) -> str:
     if engine.is_manifest_list(image):
         return _MANIFEST_TYPES[3]
     return info.manifest_type or _MANIFEST_TYPES[0]
-
-
-def _can_isolate(engine: Engine) -> bool:
-    return (
-        sys.platform.startswith("linux")
-        and os.geteuid() == 0
-        and shutil.which("nsenter") is not None
-        and (engine.name == "podman" or not os.environ.get("DOCKER_HOST", "unix://").startswith(("tcp://", "ssh://")))
-    )
-
-
-def _forward(engine: Engine, container: str, listener: socket.socket) -> subprocess.Popen[bytes] | None:
-    pid = engine.container_state(container).get("Pid")
-    if not pid:
-        return None  # it exited at once; the ping loop reports it with the log tail
-    return subprocess.Popen(
-        [
-            "nsenter",
-            f"--net=/proc/{pid}/ns/net",
-            sys.executable,
-            "-m",
-            "shipyard.image.forward",
-            str(listener.fileno()),
-            "8080",
-        ],
-        pass_fds=(listener.fileno(),),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _close(got: Any, want: Any) -> bool:

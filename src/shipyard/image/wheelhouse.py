@@ -5,7 +5,8 @@ wheels an x86_64 (or aarch64) CPython of the base image can install, whatever th
 installs them with ``--no-index --require-hashes``: no network inside the build, the same versions every
 time, and never an ``exec format error`` from an arm64 laptop's wheels.
 
-Cache layout (``$SHIPYARD_CACHE_DIR``, default ``~/.cache/shipyard``)::
+Cache layout (:attr:`Settings.cache_dir <shipyard.settings.Settings.cache_dir>`: ``$SHIPYARD_CACHE_DIR``,
+default ``~/.cache/shipyard``)::
 
     wheels/<target>/            every wheel downloaded for that target (python + platform), shared
     locks/<key>.lock            a resolution: ``name==version --hash=sha256:...`` per wheel, by input key
@@ -30,12 +31,12 @@ from importlib import metadata
 from pathlib import Path
 
 from shipyard.errors import ImageError
+from shipyard.settings import Settings
 
 __all__ = [
     "SERVING_PACKAGES",
     "Lock",
-    "Target",
-    "cache_dir",
+    "Platform",
     "pip_wheel",
     "resolve",
     "serving_requirements",
@@ -53,16 +54,9 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 Progress = Callable[[str], None]
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("SHIPYARD_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "shipyard"
-    )
-    return Path(root)
-
-
 @dataclass(frozen=True)
-class Target:
-    """The interpreter and platform the wheels are for: the base image's CPython."""
+class Platform:
+    """The interpreter and platform the wheels are for: the base image's CPython (``key()`` names it)."""
 
     python: str  # "3.11" (major.minor)
     glibc: tuple[int, int] = (2, 36)
@@ -136,10 +130,17 @@ def serving_requirements(bundle_requirements: Sequence[str]) -> list[str]:
     return result
 
 
-def resolve(requirements: Iterable[str], target: Target, progress: Progress | None = None) -> Lock:
-    """Download (or find in the cache) the wheels for ``requirements`` on ``target``; their lock."""
+def resolve(
+    requirements: Iterable[str],
+    target: Platform,
+    progress: Progress | None = None,
+    *,
+    settings: Settings | None = None,
+) -> Lock:
+    """Download (or find in ``settings.cache_dir``) the wheels for ``requirements`` on ``target``; their lock."""
+    settings = settings or Settings.from_env()
     requirements = sorted({r.strip() for r in requirements if r.strip()})
-    root = cache_dir()
+    root = settings.cache_dir
     wheels = root / "wheels" / target.key()
     key = hashlib.sha256(json.dumps([target.key(), requirements]).encode()).hexdigest()[:24]
     lock_path = root / "locks" / f"{key}.lock"
@@ -161,7 +162,7 @@ def resolve(requirements: Iterable[str], target: Target, progress: Progress | No
             "--find-links", str(wheels),  # already-downloaded wheels are copied, not fetched again
             "--dest", str(Path(tmp) / "out"), "-r", str(request),
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=settings.child_env())
         if done.returncode != 0:
             raise ImageError(
                 f"cannot resolve the image's requirements for {target.key()} "
@@ -195,16 +196,18 @@ def _local_version_hint(requirements: Sequence[str]) -> str:
     )
 
 
-def shipyard_wheel(progress: Progress | None = None) -> Lock:
+def shipyard_wheel(progress: Progress | None = None, *, settings: Settings | None = None) -> Lock:
     """The wheel of the Shipyard running now: built from its source tree (editable installs), else downloaded."""
+    settings = settings or Settings.from_env()
     source = _source_tree()
-    root = cache_dir() / "shipyard"
+    root = settings.cache_dir / "shipyard"
+    env = settings.child_env()
     if source is None:
         from shipyard.version import __version__
 
         target = root / f"release-{__version__}"
         if not any(target.glob("*.whl")):
-            _pip(["download", "--no-deps", "--only-binary=:all:", f"shipyard=={__version__}", "-d", str(target)])
+            _pip(["download", "--no-deps", "--only-binary=:all:", f"shipyard=={__version__}", "-d", str(target)], env)
         return _lock_for(sorted(target.glob("*.whl")))
     digest = _tree_hash(source)
     target = root / digest
@@ -215,16 +218,16 @@ def shipyard_wheel(progress: Progress | None = None) -> Lock:
         with tempfile.TemporaryDirectory(prefix=".build-", dir=root) as tmp:
             # The host's setuptools (no build isolation) keeps this to a second; isolation is the fallback.
             try:
-                _pip(["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", tmp, str(source)])
+                _pip(["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", tmp, str(source)], env)
             except ImageError:
-                _pip(["wheel", "--no-deps", "--wheel-dir", tmp, str(source)])
+                _pip(["wheel", "--no-deps", "--wheel-dir", tmp, str(source)], env)
             target.mkdir(parents=True, exist_ok=True)
             for wheel in Path(tmp).glob("*.whl"):
                 os.replace(wheel, target / wheel.name)
     return _lock_for(sorted(target.glob("*.whl")))
 
 
-def pip_wheel(target: Target, progress: Progress | None = None) -> Path:
+def pip_wheel(target: Platform, progress: Progress | None = None, *, settings: Settings | None = None) -> Path:
     """A pip wheel for ``target``: the build runs pip from it (``python pip.whl/pip``), so the image has no pip.
 
     The host's pip version when it supports the target's Python, else the newest that does.
@@ -234,9 +237,9 @@ def pip_wheel(target: Target, progress: Progress | None = None) -> Path:
     except metadata.PackageNotFoundError:
         pinned = ["pip"]
     try:
-        lock = resolve(pinned, target, progress)
+        lock = resolve(pinned, target, progress, settings=settings)
     except ImageError:
-        lock = resolve(["pip"], target, progress)
+        lock = resolve(["pip"], target, progress, settings=settings)
     return lock.files[0]
 
 
@@ -312,10 +315,11 @@ def _key(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
 
 
-def _pip(args: list[str]) -> None:
+def _pip(args: list[str], env: dict[str, str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args], capture_output=True, text=True, check=False
-    )
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
     if done.returncode != 0:
         raise ImageError(f"pip {args[0]} failed: {_pip_error(done.stderr or done.stdout)}")
 
