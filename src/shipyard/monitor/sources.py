@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,15 +33,18 @@ import pyarrow.parquet as pq
 from shipyard.errors import MonitorError
 from shipyard.monitor.answers import answer_rows
 from shipyard.monitor.payloads import csv_conversion, decode_payloads, positional_name
-from shipyard.monitor.problems import Problems
+from shipyard.monitor.problems import ArgumentError, Problems
 
 __all__ = [
     "CAPTURE_SCHEMA",
     "INPUT_SCHEMA",
     "Chunk",
+    "Span",
     "capture_files",
     "coalesced",
     "is_capture",
+    "iso_time",
+    "parse_duration",
     "parse_since",
     "prefetched",
     "read_capture_envelopes",
@@ -106,7 +110,31 @@ class Chunk:
 
 
 # -- time ----------------------------------------------------------------------------------------
-def parse_since(text: str | None, now: float | None = None) -> float | None:
+@dataclass(frozen=True)
+class Span:
+    """The period a check or a quality run reads (epoch seconds; ``None``: open) and its window width."""
+
+    start: float | None
+    end: float | None
+    window_s: float | None
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None, window: str | None, now: float | None = None) -> Span:
+        return cls(
+            parse_since(since, now),
+            parse_since(until, now, argument="until"),
+            parse_duration(window) if window else None,
+        )
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """Epoch seconds as ``2026-11-23T10:00:00Z`` (``None`` for none, or a time that is not finite)."""
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def parse_since(text: str | None, now: float | None = None, *, argument: str = "since") -> float | None:
     """``24h``, ``30m``, ``7d`` (back from now) or an ISO 8601 time, as epoch seconds."""
     if not text:
         return None
@@ -117,18 +145,18 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise MonitorError(
-            f"--since {text!r}: give a duration (24h, 30m, 7d) or an ISO time (2026-11-23T10:00Z)"
+        raise ArgumentError(
+            argument, repr(text), "give a duration (24h, 30m, 7d) or an ISO time (2026-11-23T10:00Z)"
         ) from None
     if moment.tzinfo is None:
         return float(calendar.timegm(moment.timetuple()))
     return moment.timestamp()
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, argument: str = "window") -> float:
     match = _DURATION.match(text)
     if not match:
-        raise MonitorError(f"{text!r} is not a duration: use a number and s, m, h, d or w (1h, 30m, 1d)")
+        raise ArgumentError(argument, repr(text), "not a duration: use a number and s, m, h, d or w (1h, 30m, 1d)")
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
