@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from shipyard.errors import MonitorError
 from shipyard.monitor.answers import decode_values
 from shipyard.monitor.formats import write_json
 from shipyard.monitor.problems import ArgumentError, Problems
-from shipyard.monitor.sources import Span, iso_time, read_capture_envelopes
+from shipyard.monitor.sources import Span, iso_time, json_values, read_capture_envelopes
 
 __all__ = ["HIGHER_IS_BETTER", "QualityResult", "read_ground_truth", "run_quality"]
 
@@ -54,15 +53,8 @@ def read_ground_truth(path: Path, problems: Problems) -> dict[str, list[Any]]:
     raw = path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise MonitorError(f"{path}: UTF-16 text; ground truth must be UTF-8 JSON Lines (iconv -f UTF-16 -t UTF-8)")
-    for number, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            problems.add("ground truth", f"{where}: not valid JSON ({exc}); line skipped")
-            continue
+    lines = ((f"{path}:{number}", line) for number, line in enumerate(raw.splitlines(), 1) if line.strip())
+    for where, record in json_values(lines, problems, "ground truth"):
         key, values = _label_record(record)
         if key is None or values is None:
             problems.add("ground truth", f"{where}: no inference id and label in this record; line skipped")

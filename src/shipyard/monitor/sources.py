@@ -16,7 +16,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ __all__ = [
     "coalesced",
     "is_capture",
     "iso_time",
+    "json_values",
     "parse_duration",
     "parse_since",
     "prefetched",
@@ -416,16 +417,19 @@ def _line_number(path: Path, offset: int) -> int:
     return count
 
 
-def _json_block(block: bytes, offset: int, path: Path, problems: Problems, schema: pa.Schema | None) -> pa.Table:
-    """Arrow reads the block; if it refuses, name the bad lines and read the good ones."""
-    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema else "infer")
-    read = pajson.ReadOptions(block_size=max(4 << 20, min(len(block) + 1, 16 << 20)))
-    try:
-        return pajson.read_json(pa.BufferReader(block), read_options=read, parse_options=parse)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    good: list[Any] = []
-    first_line = _line_number(path, offset)
+def json_values(lines: Iterable[tuple[str, bytes]], problems: Problems, kind: str) -> Iterator[tuple[str, Any]]:
+    """Each ``(where, line)`` that is JSON, parsed; a line that is not is reported as a problem of ``kind``."""
+    for where, raw in lines:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            problems.add(kind, f"{where}: not valid JSON ({exc}); line skipped")
+            continue
+        yield where, value
+
+
+def _utf8_lines(block: bytes, path: Path, first_line: int, problems: Problems) -> Iterator[tuple[str, bytes]]:
+    """The block's lines that are not blank, as ``(path:line, line)``; one that is not UTF-8 is reported."""
     for index, raw in enumerate(block.split(b"\n")):
         if not raw.strip():
             continue
@@ -435,11 +439,19 @@ def _json_block(block: bytes, offset: int, path: Path, problems: Problems, schem
         except UnicodeDecodeError as exc:
             problems.add("encoding", f"{where}: not UTF-8 text (byte {exc.start}); line skipped")
             continue
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            problems.add("json", f"{where}: not valid JSON ({exc}); line skipped")
-            continue
+        yield where, raw
+
+
+def _json_block(block: bytes, offset: int, path: Path, problems: Problems, schema: pa.Schema | None) -> pa.Table:
+    """Arrow reads the block; if it refuses, name the bad lines and read the good ones."""
+    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema else "infer")
+    read = pajson.ReadOptions(block_size=max(4 << 20, min(len(block) + 1, 16 << 20)))
+    try:
+        return pajson.read_json(pa.BufferReader(block), read_options=read, parse_options=parse)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    good: list[Any] = []
+    for where, value in json_values(_utf8_lines(block, path, _line_number(path, offset), problems), problems, "json"):
         if not isinstance(value, dict):
             problems.add("json", f"{where}: a JSON {type(value).__name__}, not an object; line skipped")
             continue
