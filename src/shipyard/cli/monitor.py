@@ -63,7 +63,8 @@ def baseline(
     """Profile training data: statistics.json and constraints.json in Model Monitor's format."""
     from shipyard.monitor.baseline import make_baseline
 
-    result = make_baseline(data, out_dir, schema=schema, exclude=exclude, header=header)
+    with _options():
+        result = make_baseline(data, out_dir, schema=schema, exclude=exclude, header=header)
     _problems(result.problems.summary())
     table = Table(title=f"baseline of {result.rows:,} rows → {out_dir}/")
     for column in ("feature", "type", "complete", "mean / top value", "std / distinct"):
@@ -131,18 +132,25 @@ _OPTION_OF = {
     "problem": "--problem",
     "thresholds": "--threshold",
     "methods": "--method",
+    "schema": "--schema",
 }
 
 
 @contextmanager
 def _options() -> Iterator[None]:
-    """Word the library's argument errors with the option's name: ``since 'x': …`` becomes ``--since 'x': …``."""
+    """Word the library's argument errors with the option's name: ``since 'x': …`` becomes ``--since 'x': …``;
+    a results directory that is not there says which command makes one."""
     try:
         yield
     except MonitorError as exc:
         from shipyard.monitor.problems import ArgumentError
 
-        if not isinstance(exc, ArgumentError) or exc.argument not in _OPTION_OF:
+        if not isinstance(exc, ArgumentError):
+            raise
+        if exc.argument == "results":
+            hint = f"run `shipyard monitor check … --out {exc.value}` first"
+            raise MonitorError(f"{exc.value}: {exc.problem} ({hint})") from exc
+        if exc.argument not in _OPTION_OF:
             raise
         raise MonitorError(ArgumentError.wording(_OPTION_OF[exc.argument], exc.value, exc.problem)) from exc
 
@@ -299,7 +307,8 @@ def report(
     """Write one self-contained HTML report (with PNGs) and print a one-screen summary."""
     from shipyard.monitor.report import make_report, ratio
 
-    result = make_report(results, html_path)
+    with _options():
+        result = make_report(results, html_path)
     if result.drift is not None:
         drift = result.drift
         features = sorted(drift["features"], key=ratio, reverse=True)
