@@ -5,8 +5,10 @@ Exit codes: 0 fine, 2 unusable input (MonitorError), 3 violations found — so a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -61,7 +63,8 @@ def baseline(
     """Profile training data: statistics.json and constraints.json in Model Monitor's format."""
     from shipyard.monitor.baseline import make_baseline
 
-    result = make_baseline(data, out_dir, schema=schema, exclude=exclude, header=header)
+    with _options():
+        result = make_baseline(data, out_dir, schema=schema, exclude=exclude, header=header)
     _problems(result.problems.summary())
     table = Table(title=f"baseline of {result.rows:,} rows → {out_dir}/")
     for column in ("feature", "type", "complete", "mean / top value", "std / distinct"):
@@ -84,49 +87,116 @@ def baseline(
     out.print(table)
 
 
-@monitor_app.command("check")
-def check(
-    source: Path = typer.Argument(..., help="Captured traffic (a capture directory or .jsonl) or a data file."),
-    baseline_dir: Path = typer.Option(..., "--baseline", "-b", help="Directory made by `shipyard monitor baseline`."),
-    out_dir: Path = typer.Option(Path("monitoring"), "--out", "-o", help="Directory for the results."),
-    since: str | None = typer.Option(None, "--since", help="Only traffic since: 24h, 30m, 7d or an ISO time."),
-    until: str | None = typer.Option(
-        None, "--until", help="Only traffic before: a duration back from now or an ISO time."
-    ),
-    window: str = typer.Option("1h", "--window", help="Width of the time windows drift is also scored on."),
-    threshold: list[str] = typer.Option(
-        [], "--threshold", "-t", help="FEATURE=VALUE (or VALUE for all): drift threshold."
-    ),
-    method: list[str] = typer.Option(
-        [],
+# the options of `check` and `quality` (module-level, so the commands' signatures stay short)
+Source = Annotated[Path, typer.Argument(help="Captured traffic (a capture directory or .jsonl) or a data file.")]
+CaptureSource = Annotated[Path, typer.Argument(help="Captured traffic (a capture directory or .jsonl).")]
+BaselineDir = Annotated[Path, typer.Option("--baseline", "-b", help="Directory made by `shipyard monitor baseline`.")]
+ResultsDir = Annotated[Path, typer.Option("--out", "-o", help="Directory for the results.")]
+Since = Annotated[str | None, typer.Option("--since", help="Only traffic since: 24h, 30m, 7d or an ISO time.")]
+CheckUntil = Annotated[
+    str | None, typer.Option("--until", help="Only traffic before: a duration back from now or an ISO time.")
+]
+QualityUntil = Annotated[str | None, typer.Option("--until", help="Only traffic before this time.")]
+DriftWindow = Annotated[str, typer.Option("--window", help="Width of the time windows drift is also scored on.")]
+MetricsWindow = Annotated[str, typer.Option("--window", help="Width of the time windows metrics are computed on.")]
+DriftThresholds = Annotated[
+    list[str], typer.Option("--threshold", "-t", help="FEATURE=VALUE (or VALUE for all): drift threshold.")
+]
+Methods = Annotated[
+    list[str],
+    typer.Option(
         "--method",
         "-m",
         help="FEATURE=METHOD (or METHOD for all): wasserstein, ks, psi, jensen_shannon, chi_squared, linf.",
     ),
-    header: bool = typer.Option(True, "--header/--no-header", help="Whether a CSV's first line names the columns."),
+]
+Header = Annotated[bool, typer.Option("--header/--no-header", help="Whether a CSV's first line names the columns.")]
+GroundTruth = Annotated[Path, typer.Option("--ground-truth", "-g", help="Labels as JSON Lines, keyed by inference id.")]
+Problem = Annotated[
+    str | None, typer.Option("--problem", help="classification or regression.", show_default="inferred")
+]
+MetricThresholds = Annotated[
+    list[str],
+    typer.Option("--threshold", "-t", help="METRIC=VALUE: accuracy=0.9, rmse=3.5 (min for scores, max for errors)."),
+]
+ProbabilityThreshold = Annotated[
+    float, typer.Option("--probability-threshold", help="Binary scores at or above it are class 1.")
+]
+
+# the library's arguments and the options that set them, for its error messages (see `_options`)
+_OPTION_OF = {
+    "since": "--since",
+    "until": "--until",
+    "window": "--window",
+    "ground_truth": "--ground-truth",
+    "problem": "--problem",
+    "thresholds": "--threshold",
+    "methods": "--method",
+    "schema": "--schema",
+}
+
+
+@contextmanager
+def _options() -> Iterator[None]:
+    """Word the library's argument errors with the option's name: ``since 'x': …`` becomes ``--since 'x': …``;
+    a results directory that is not there says which command makes one."""
+    try:
+        yield
+    except MonitorError as exc:
+        from shipyard.monitor.problems import ArgumentError
+
+        if not isinstance(exc, ArgumentError):
+            raise
+        if exc.argument == "results":
+            hint = f"run `shipyard monitor check … --out {exc.value}` first"
+            raise MonitorError(f"{exc.value}: {exc.problem} ({hint})") from exc
+        if exc.argument not in _OPTION_OF:
+            raise
+        raise MonitorError(ArgumentError.wording(_OPTION_OF[exc.argument], exc.value, exc.problem)) from exc
+
+
+@monitor_app.command("check")
+def check(
+    source: Source,
+    baseline_dir: BaselineDir,
+    out_dir: ResultsDir = Path("monitoring"),
+    since: Since = None,
+    until: CheckUntil = None,
+    window: DriftWindow = "1h",
+    threshold: DriftThresholds = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    method: Methods = [],  # noqa: B006
+    header: Header = True,
     output: Output = OUTPUT_OPTION,
 ) -> None:
     """Compare current data with the baseline: constraint_violations.json, drift.json; exit 3 on violations."""
     from shipyard.monitor.check import run_check
-    from shipyard.monitor.report import ratio
 
-    result = run_check(
-        source,
-        baseline_dir,
-        out_dir,
-        since=since,
-        until=until,
-        window=window or None,
-        thresholds=_pairs(threshold, "--threshold"),
-        methods=_pairs(method, "--method", str),
-        header=header,
-    )
+    with _options():
+        result = run_check(
+            source,
+            baseline_dir,
+            out_dir,
+            since=since,
+            until=until,
+            window=window or None,
+            thresholds=_pairs(threshold, "--threshold"),
+            methods=_pairs(method, "--method", str),
+            header=header,
+        )
     _problems(result.problems.summary())
     if output is Output.json:
         print_json("monitor-check", _check_document(result, baseline_dir))
         if result.violations:
             raise typer.Exit(EXIT_VIOLATIONS)
         return
+    out.print(_drift_table(result, baseline_dir, out_dir))
+    _violations(result.violations, "feature_name", out_dir / "constraint_violations.json")
+
+
+def _drift_table(result: Any, baseline_dir: Path, out_dir: Path) -> Table:
+    """The drifted features (or the five nearest to drifting), most drifted first."""
+    from shipyard.monitor.report import ratio
+
     features = sorted(result.drift["features"], key=ratio, reverse=True)
     table = Table(title=f"{result.rows:,} rows checked against {baseline_dir}/")
     for column in ("feature", "method", "score", "threshold", ""):
@@ -144,8 +214,7 @@ def check(
         )
     if len(shown) > 25:
         table.caption = f"… {len(shown) - 25} more drifted features (see {out_dir}/drift.json)"
-    out.print(table)
-    _violations(result.violations, "feature_name", out_dir / "constraint_violations.json")
+    return table
 
 
 def _check_document(result: Any, baseline_dir: Path) -> dict[str, Any]:
@@ -187,37 +256,32 @@ def _violations(violations: list[dict[str, Any]], key: str, path: Path) -> None:
 
 @monitor_app.command("quality")
 def quality(
-    source: Path = typer.Argument(..., help="Captured traffic (a capture directory or .jsonl)."),
-    ground_truth: Path = typer.Option(..., "--ground-truth", "-g", help="Labels as JSON Lines, keyed by inference id."),
-    out_dir: Path = typer.Option(Path("monitoring"), "--out", "-o", help="Directory for the results."),
-    since: str | None = typer.Option(None, "--since", help="Only traffic since: 24h, 30m, 7d or an ISO time."),
-    until: str | None = typer.Option(None, "--until", help="Only traffic before this time."),
-    window: str = typer.Option("1h", "--window", help="Width of the time windows metrics are computed on."),
-    problem: str | None = typer.Option(
-        None, "--problem", help="classification or regression.", show_default="inferred"
-    ),
-    threshold: list[str] = typer.Option(
-        [], "--threshold", "-t", help="METRIC=VALUE: accuracy=0.9, rmse=3.5 (min for scores, max for errors)."
-    ),
-    probability_threshold: float = typer.Option(
-        0.5, "--probability-threshold", help="Binary scores at or above it are class 1."
-    ),
+    source: CaptureSource,
+    ground_truth: GroundTruth,
+    out_dir: ResultsDir = Path("monitoring"),
+    since: Since = None,
+    until: QualityUntil = None,
+    window: MetricsWindow = "1h",
+    problem: Problem = None,
+    threshold: MetricThresholds = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    probability_threshold: ProbabilityThreshold = 0.5,
 ) -> None:
     """Join captured predictions with ground truth; metrics overall and per window; exit 3 on violations."""
     from shipyard.monitor.quality import run_quality
 
     thresholds = {k: v for k, v in _pairs(threshold, "--threshold").items() if k != "*"}
-    result = run_quality(
-        source,
-        ground_truth,
-        out_dir,
-        since=since,
-        until=until,
-        window=window or None,
-        problem=problem,
-        thresholds=thresholds,
-        probability_threshold=probability_threshold,
-    )
+    with _options():
+        result = run_quality(
+            source,
+            ground_truth,
+            out_dir,
+            since=since,
+            until=until,
+            window=window or None,
+            problem=problem,
+            thresholds=thresholds,
+            probability_threshold=probability_threshold,
+        )
     _problems(result.problems.summary())
     join = result.document["join"]
     table = Table(
@@ -243,7 +307,8 @@ def report(
     """Write one self-contained HTML report (with PNGs) and print a one-screen summary."""
     from shipyard.monitor.report import make_report, ratio
 
-    result = make_report(results, html_path)
+    with _options():
+        result = make_report(results, html_path)
     if result.drift is not None:
         drift = result.drift
         features = sorted(drift["features"], key=ratio, reverse=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from shipyard.errors import MonitorError
 from shipyard.monitor.formats import constraints_document, feature_statistics, statistics_document, write_json
-from shipyard.monitor.problems import Problems
+from shipyard.monitor.problems import ArgumentError, Problems
 from shipyard.monitor.profile import NumericProfile
 from shipyard.monitor.profiler import Profiler
 from shipyard.monitor.sources import read_chunks
@@ -68,9 +68,11 @@ def make_baseline(
     if names:
         missing = [n for n in names if n not in profiler.profiles and n not in profiler.unknown()]
         if missing:
-            raise MonitorError(
+            raise ArgumentError(
+                "schema",
+                None,
                 f"{data} lacks the model's input columns {missing[:5]}{'…' if len(missing) > 5 else ''}; "
-                "pass the training data the model was fitted on (or drop --schema)"
+                "pass the training data the model was fitted on, or leave the schema out",
             )
     unknown = profiler.unknown()
     # the source's column order: captured CSV rows (no names) line up with the features by position

@@ -15,7 +15,6 @@ data) and ``drift.json`` into ``out``.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from shipyard.monitor.formats import feature_statistics, read_json, statistics_d
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
-from shipyard.monitor.sources import coalesced, parse_duration, parse_since, prefetched, read_chunks
+from shipyard.monitor.sources import Span, coalesced, iso_time, prefetched, read_chunks
 
 __all__ = ["CATEGORICAL_METHODS", "NUMERIC_METHODS", "CheckResult", "run_check"]
 
@@ -63,10 +62,20 @@ class CheckResult:
         return [f["name"] for f in self.drift["features"] if f.get("drifted")]
 
 
-def _iso(seconds: float | None) -> str | None:
-    if seconds is None or not math.isfinite(seconds):
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+@dataclass
+class _Baseline:
+    """What a check needs of the baseline directory: its features, how each is read, and its references."""
+
+    path: Path
+    settings: Settings
+    names: list[str]
+    kinds: dict[str, str]  # "numeric", "integer" or "string": how the profiler reads the column
+    edges: dict[str, np.ndarray]  # the fixed bin edges a numeric feature is counted at
+    refs: dict[str, NumericReference | CategoricalReference]
+
+    @property
+    def small_rows(self) -> int:
+        return int(self.settings.config["shipyard_small_sample_rows"])
 
 
 def run_check(
@@ -82,69 +91,115 @@ def run_check(
     header: bool = True,
     now: float | None = None,
 ) -> CheckResult:
-    """Check ``source`` against the baseline in ``baseline`` and write the results into ``out``."""
+    """Check ``source`` against the baseline in ``baseline`` and write the results into ``out``.
+
+    The steps: load the baseline → profile the current data → judge it (violations, drift) → write.
+    """
+    reference = _load_baseline(baseline)
+    span = Span.parse(since, until, window, now)
+    problems = Problems()
+    profiler = _profile(source, reference, span, header, problems)
+    missing = [n for n in reference.names if profiler.present.get(n, 0) == 0]
+    violations = _column_checks(reference, profiler, missing)
+    drift_rows = _judge(reference, profiler, missing, thresholds or {}, methods or {}, violations)
+    document = {
+        "version": 1,
+        "source": str(source),
+        "baseline": str(baseline),
+        "since": iso_time(span.start),
+        "until": iso_time(span.end),
+        "rows": profiler.rows,
+        "window_seconds": span.window_s,
+        "features": drift_rows,
+        "windows": _windows(profiler, reference.refs, drift_rows, span.window_s),
+        "problems": problems.to_dict(),
+    }
+    current = [
+        feature_statistics(n, profiler.profiles.get(n), profiler.rows) for n in reference.names if n not in missing
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "constraint_violations.json", {"violations": violations})
+    write_json(out / "statistics.json", statistics_document(current, profiler.rows), indent=False)
+    write_json(out / "drift.json", document)
+    return CheckResult(violations, document, profiler.rows, out, problems)
+
+
+def _load_baseline(baseline: Path) -> _Baseline:
+    """statistics.json and constraints.json: the features, how to read each, the references drift is scored on."""
     statistics = read_json(baseline / "statistics.json", "statistics.json")
     settings = Settings.of(read_json(baseline / "constraints.json", "constraints.json"))
     features = statistics.get("features") or []
     if not features:
         raise MonitorError(f"{baseline}/statistics.json lists no features")
-    names = [f["name"] for f in features]
-    kinds: dict[str, str] = {}
-    edges: dict[str, np.ndarray] = {}
-    refs: dict[str, NumericReference | CategoricalReference] = {}
+    reference = _Baseline(baseline, settings, [f["name"] for f in features], {}, {}, {})
     for feature in features:
-        kind = feature.get("inferred_type")
+        name, kind = feature["name"], feature.get("inferred_type")
         if kind in _NUMERIC_TYPES and "numerical_statistics" in feature:
             # whole numbers are counted where they are read: a data type check against Integral constraints
-            integral = settings.features.get(feature["name"], {}).get("inferred_type") == "Integral"
-            kinds[feature["name"]] = "integer" if integral else "numeric"
+            integral = settings.features.get(name, {}).get("inferred_type") == "Integral"
+            reference.kinds[name] = "integer" if integral else "numeric"
             try:
                 numeric_ref = NumericReference.from_statistics(feature)
             except ValueError:
                 continue
-            refs[feature["name"]], edges[feature["name"]] = numeric_ref, numeric_ref.edges
+            reference.refs[name], reference.edges[name] = numeric_ref, numeric_ref.edges
         elif kind == "String":
-            refs[feature["name"]] = CategoricalReference.from_statistics(feature)
-            kinds[feature["name"]] = "string"
+            reference.refs[name] = CategoricalReference.from_statistics(feature)
+            reference.kinds[name] = "string"
         else:
-            kinds[feature["name"]] = "string"
-    small_rows = int(settings.config["shipyard_small_sample_rows"])
-    start = parse_since(since, now)
-    end = parse_since(until, now)
-    window_s = parse_duration(window) if window else None
-    problems = Problems()
-    profiler = Profiler(kinds, edges=edges, keep_small=small_rows, window_s=window_s)
-    chunks = read_chunks(source, names=names, since=start, until=end, header=header, problems=problems)
+            reference.kinds[name] = "string"
+    return reference
+
+
+def _profile(source: Path, reference: _Baseline, span: Span, header: bool, problems: Problems) -> Profiler:
+    """One streaming pass over ``source``: every feature profiled at the baseline's edges, per window."""
+    profiler = Profiler(reference.kinds, edges=reference.edges, keep_small=reference.small_rows, window_s=span.window_s)
+    chunks = read_chunks(
+        source, names=reference.names, since=span.start, until=span.end, header=header, problems=problems
+    )
     for chunk in prefetched(coalesced(chunks)):
         profiler.add(chunk)
     if not profiler.rows:
-        span = f" since {_iso(start)}" if start is not None else ""
-        span += f" until {_iso(end)}" if end is not None else ""
+        period = f" since {iso_time(span.start)}" if span.start is not None else ""
+        period += f" until {iso_time(span.end)}" if span.end is not None else ""
         detail = ("; problems: " + "; ".join(problems.summary())) if problems else ""
-        raise MonitorError(f"{source}: no rows to check{span} (the window is empty){detail}")
+        raise MonitorError(f"{source}: no rows to check{period} (the window is empty){detail}")
+    return profiler
 
-    violations: list[dict[str, Any]] = []
-    missing_columns = [n for n in names if profiler.present.get(n, 0) == 0]
-    current_columns = len(names) - len(missing_columns) + len(profiler.extra)
-    for name in missing_columns:
-        if settings.evaluated(name):
-            violations.append(report.missing_column(name, current_columns, len(names)))
+
+def _column_checks(reference: _Baseline, profiler: Profiler, missing: list[str]) -> list[dict[str, Any]]:
+    """Columns of the baseline the data lacks, and columns it has that the baseline does not."""
+    settings, expected = reference.settings, len(reference.names)
+    current_columns = expected - len(missing) + len(profiler.extra)
+    found = [report.missing_column(n, current_columns, expected) for n in missing if settings.evaluated(n)]
     if settings.evaluates:
-        for name, rows in profiler.extra.items():
-            violations.append(report.extra_column(name, current_columns, len(names), rows))
+        found.extend(report.extra_column(n, current_columns, expected, rows) for n, rows in profiler.extra.items())
+    return found
 
+
+def _judge(
+    reference: _Baseline,
+    profiler: Profiler,
+    missing: list[str],
+    thresholds: Mapping[str, float],
+    methods: Mapping[str, str],
+    violations: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each present feature's value checks and drift entry (violations appended to ``violations``); the tests
+    among them Holm-corrected across features. Returns the drift entries."""
+    settings = reference.settings
     drift_rows: list[dict[str, Any]] = []
     pvalues: dict[str, float] = {}
-    for name in names:
-        if name in missing_columns:
+    for name in reference.names:
+        if name in missing:
             continue
         profile = profiler.profiles[name]
         if settings.evaluated(name):
             violations.extend(_value_checks(name, profile, settings))
-        ref = refs.get(name)
+        ref = reference.refs.get(name)
         if ref is None:
             continue
-        entry = _drift_entry(name, profile, ref, settings, thresholds or {}, methods or {}, small_rows)
+        entry = _drift_entry(name, profile, ref, settings, thresholds, methods, reference.small_rows)
         # a feature whose constraints are off is scored, but neither flagged nor one of the tests corrected for
         if entry["evaluated"] and entry["method"] in TEST_METHODS and entry["score"] is not None:
             pvalues[name] = entry["score"]
@@ -157,27 +212,7 @@ def run_check(
         if entry["drifted"]:
             level = entry["threshold"] * levels.get(entry["name"], 1.0)  # Holm: alpha / (m - rank)
             violations.append(_drift_violation(entry, level))
-
-    document = {
-        "version": 1,
-        "source": str(source),
-        "baseline": str(baseline),
-        "since": _iso(start),
-        "until": _iso(end),
-        "rows": profiler.rows,
-        "window_seconds": window_s,
-        "features": drift_rows,
-        "windows": _windows(profiler, refs, drift_rows, window_s),
-        "problems": problems.to_dict(),
-    }
-    current = [
-        feature_statistics(n, profiler.profiles.get(n), profiler.rows) for n in names if n not in missing_columns
-    ]
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "constraint_violations.json", {"violations": violations})
-    write_json(out / "statistics.json", statistics_document(current, profiler.rows), indent=False)
-    write_json(out / "drift.json", document)
-    return CheckResult(violations, document, profiler.rows, out, problems)
+    return drift_rows
 
 
 def _value_checks(name: str, profile: NumericProfile | StringProfile, settings: Settings) -> list[dict[str, Any]]:
@@ -223,24 +258,60 @@ def _drift_entry(
     methods: Mapping[str, str],
     small_rows: int,
 ) -> dict[str, Any]:
-    config = settings.config
+    """One feature's drift: the method and threshold it is judged by, its scores and its histograms."""
     numeric = isinstance(ref, NumericReference)
+    n = profile.count
+    method = _method(name, numeric, n, settings, methods, small_rows)
+    threshold = _threshold(name, numeric, method, settings, thresholds)
+    scores, histogram = _scores(ref, profile)
+    evaluated = settings.compared(name)
+    if method in TEST_METHODS:
+        score = scores.get(f"{method}_pvalue")
+        drifted = False  # decided after the Holm correction across features
+    else:
+        score = scores.get(method)
+        drifted = evaluated and score is not None and score > threshold
+    return {
+        "name": name,
+        "inferred_type": settings.features.get(name, {}).get("inferred_type", "Fractional" if numeric else "String"),
+        "method": method,
+        "threshold": threshold,
+        "score": score,
+        "drifted": bool(drifted),
+        "evaluated": evaluated,
+        "rows": n,
+        "baseline_rows": ref.count if isinstance(ref, NumericReference) else int(ref.total),
+        "baseline_categories": 0 if isinstance(ref, NumericReference) else len(ref.counts),
+        "scores": scores,
+        "histogram": histogram,
+    }
+
+
+def _method(
+    name: str, numeric: bool, rows: int, settings: Settings, methods: Mapping[str, str], small_rows: int
+) -> str:
+    """The first method that applies of: the command line's for the feature, the feature's override, the
+    command line's default, the file's default (Model Monitor's own method names, Robust or Simple, are not
+    Shipyard's: they are passed over). ``auto`` picks by sample size."""
     allowed = NUMERIC_METHODS if numeric else CATEGORICAL_METHODS
-    # the command line, the feature's override, the command line's default, the file's default (Model
-    # Monitor's own method names, Robust or Simple, are not Shipyard's: they are passed over)
     candidates = (
         methods.get(name),
         settings.override(name, "comparison_method"),
         methods.get("*"),
-        config["shipyard_numerical_method" if numeric else "shipyard_categorical_method"],
+        settings.config["shipyard_numerical_method" if numeric else "shipyard_categorical_method"],
     )
     method = next((m for m in candidates if m in allowed), "auto")
-    n = profile.count
-    if method == "auto":
-        if numeric:
-            method = "ks" if n <= small_rows else "wasserstein"
-        else:
-            method = "chi_squared" if n <= small_rows else "jensen_shannon"
+    if method != "auto":
+        return str(method)
+    if numeric:
+        return "ks" if rows <= small_rows else "wasserstein"
+    return "chi_squared" if rows <= small_rows else "jensen_shannon"
+
+
+def _threshold(name: str, numeric: bool, method: str, settings: Settings, thresholds: Mapping[str, float]) -> float:
+    """The feature's threshold (the command line's, the override's, the command line's default), else the
+    file's default for the kind of method."""
+    config = settings.config
     threshold = thresholds.get(name, settings.override(name, "comparison_threshold"))
     if threshold is None:
         threshold = thresholds.get("*")
@@ -253,35 +324,19 @@ def _drift_entry(
             threshold = config["comparison_threshold"]
         else:
             threshold = config["categorical_comparison_threshold"]
+    return float(threshold)
+
+
+def _scores(
+    ref: NumericReference | CategoricalReference, profile: NumericProfile | StringProfile
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Every score of the feature against its reference, and the histograms a report draws."""
     if isinstance(ref, NumericReference) and isinstance(profile, NumericProfile):
-        scores = numeric_scores(ref, profile.le, n, profile.below, profile.above, profile.small_sample())
-        histogram = _numeric_histogram(ref, profile)
-    elif isinstance(ref, CategoricalReference) and isinstance(profile, StringProfile):
-        scores = categorical_scores(ref, profile.counts)
-        histogram = _categorical_histogram(ref, profile.counts)
-    else:
-        scores, histogram = {}, {}
-    evaluated = settings.compared(name)
-    if method in TEST_METHODS:
-        score = scores.get(f"{method}_pvalue")
-        drifted = False  # decided after the Holm correction across features
-    else:
-        score = scores.get(method)
-        drifted = evaluated and score is not None and score > float(threshold)
-    return {
-        "name": name,
-        "inferred_type": settings.features.get(name, {}).get("inferred_type", "Fractional" if numeric else "String"),
-        "method": method,
-        "threshold": float(threshold),
-        "score": score,
-        "drifted": bool(drifted),
-        "evaluated": evaluated,
-        "rows": n,
-        "baseline_rows": ref.count if isinstance(ref, NumericReference) else int(ref.total),
-        "baseline_categories": 0 if isinstance(ref, NumericReference) else len(ref.counts),
-        "scores": scores,
-        "histogram": histogram,
-    }
+        scores = numeric_scores(ref, profile.le, profile.count, profile.below, profile.above, profile.small_sample())
+        return scores, _numeric_histogram(ref, profile)
+    if isinstance(ref, CategoricalReference) and isinstance(profile, StringProfile):
+        return categorical_scores(ref, profile.counts), _categorical_histogram(ref, profile.counts)
+    return {}, {}
 
 
 def _drift_violation(entry: dict[str, Any], level: float) -> dict[str, Any]:
@@ -376,5 +431,5 @@ def _windows(
                 if counts:
                     key = method if method not in TEST_METHODS else "jensen_shannon"
                     scores[name] = categorical_scores(ref, counts).get(key)
-        out.append({"start": _iso(slot * window_s), "rows": profiler.window_rows[slot], "scores": scores})
+        out.append({"start": iso_time(slot * window_s), "rows": profiler.window_rows[slot], "scores": scores})
     return out

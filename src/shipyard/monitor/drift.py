@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.monitor.sketch import KLLSketch, weighted_cdf
+from shipyard.monitor.sketch import KLLSketch, weighted_cdf, weighted_quantiles
 
 __all__ = [
     "TEST_METHODS",
@@ -67,9 +67,7 @@ class NumericReference:
         low = stats.get("min")
         high = stats.get("max")
         probabilities = np.linspace(0.0, 1.0, bins + 1)
-        cumulative = np.cumsum(weights)
-        index = np.minimum(np.searchsorted(cumulative, probabilities * cumulative[-1], side="left"), len(values) - 1)
-        grid = values[index]
+        grid = weighted_quantiles(values, weights, probabilities)
         grid[0] = values[0] if low is None else min(low, values[0])
         grid[-1] = values[-1] if high is None else max(high, values[-1])
         grid = np.maximum.accumulate(grid)
@@ -79,7 +77,7 @@ class NumericReference:
         deciles = np.searchsorted(edges, grid[bins // 10 : bins : bins // 10])
         twentieths = np.searchsorted(edges, grid[bins // 20 : bins : bins // 20])
         std = stats.get("std_dev")
-        count = stats.get("common", {}).get("num_present") or int(cumulative[-1])
+        count = stats.get("common", {}).get("num_present") or int(np.cumsum(weights)[-1])
         return cls(
             edges, cdf, values, weights, float(std or 0.0), int(count), np.unique(deciles), np.unique(twentieths)
         )

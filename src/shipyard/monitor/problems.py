@@ -1,10 +1,34 @@
-"""Problems found in the input: collected and reported, never fatal on their own (the rest is still read)."""
+"""Problems found in the input: collected and reported, never fatal on their own (the rest is still read).
+
+:class:`ArgumentError` is the one that is fatal: a value given to a monitor function cannot be used. It
+names the function's parameter; the CLI names the option that sets it instead (``since`` → ``--since``).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["Problems"]
+from shipyard.errors import MonitorError
+
+__all__ = ["ArgumentError", "Problems"]
+
+
+class ArgumentError(MonitorError):
+    """``argument`` (a parameter of the monitor's functions) has a value that cannot work: ``problem`` says why.
+
+    ``value`` is the value as the message shows it (``None``: the message is about the argument as a whole).
+    """
+
+    def __init__(self, argument: str, value: str | None, problem: str) -> None:
+        super().__init__(self.wording(argument, value, problem))
+        self.argument = argument
+        self.value = value
+        self.problem = problem
+
+    @staticmethod
+    def wording(name: str, value: str | None, problem: str) -> str:
+        """``name value: problem`` (the CLI words it with its option's name in place of the argument's)."""
+        return f"{name} {value}: {problem}" if value is not None else f"{name}: {problem}"
 
 
 class Problems:

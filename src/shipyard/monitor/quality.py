@@ -16,20 +16,18 @@ statistics layout, plus per-window metrics) and ``quality_violations.json``.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from shipyard.errors import MonitorError
 from shipyard.monitor.answers import decode_values
 from shipyard.monitor.formats import write_json
-from shipyard.monitor.problems import Problems
-from shipyard.monitor.sources import parse_duration, parse_since, read_capture_envelopes
+from shipyard.monitor.problems import ArgumentError, Problems
+from shipyard.monitor.sources import Span, iso_time, json_values, read_capture_envelopes
 
 __all__ = ["HIGHER_IS_BETTER", "QualityResult", "read_ground_truth", "run_quality"]
 
@@ -50,20 +48,13 @@ class QualityResult:
 def read_ground_truth(path: Path, problems: Problems) -> dict[str, list[Any]]:
     """Inference id → labels (one per row of the request), from a JSON Lines file; bad lines are reported."""
     if not path.is_file():
-        raise MonitorError(f"--ground-truth {path}: no such file")
+        raise ArgumentError("ground_truth", str(path), "no such file")
     labels: dict[str, list[Any]] = {}
     raw = path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise MonitorError(f"{path}: UTF-16 text; ground truth must be UTF-8 JSON Lines (iconv -f UTF-16 -t UTF-8)")
-    for number, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            problems.add("ground truth", f"{where}: not valid JSON ({exc}); line skipped")
-            continue
+    lines = ((f"{path}:{number}", line) for number, line in enumerate(raw.splitlines(), 1) if line.strip())
+    for where, record in json_values(lines, problems, "ground truth"):
         key, values = _label_record(record)
         if key is None or values is None:
             problems.add("ground truth", f"{where}: no inference id and label in this record; line skipped")
@@ -88,6 +79,18 @@ def _label_record(record: Any) -> tuple[str | None, list[Any] | None]:
     return None, None
 
 
+@dataclass
+class _Joined:
+    """Captured predictions matched with their labels, row by row, and what the join counted."""
+
+    predicted: list[Any] = field(default_factory=list)
+    actual: list[Any] = field(default_factory=list)
+    moments: list[float] = field(default_factory=list)  # the capture time of each row
+    captured: int = 0
+    matched_records: int = 0
+    used: set[str] = field(default_factory=set)
+
+
 def run_quality(
     source: Path,
     ground_truth: Path,
@@ -101,24 +104,58 @@ def run_quality(
     probability_threshold: float = 0.5,
     now: float | None = None,
 ) -> QualityResult:
+    """The steps: read the labels → join them with the captured answers → metrics overall and per window →
+    judge them against ``thresholds`` → write quality.json and quality_violations.json."""
     problems = Problems()
     labels = read_ground_truth(ground_truth, problems)
     if not labels:
         raise MonitorError(f"{ground_truth}: no usable labels" + (f" ({problems.summary()[0]})" if problems else ""))
-    start, end = parse_since(since, now), parse_since(until, now)
-    window_s = parse_duration(window) if window else None
-    predicted: list[Any] = []
-    actual: list[Any] = []
-    moments: list[float] = []
-    captured = matched_records = 0
-    used: set[str] = set()
-    for envelope, times in read_capture_envelopes(source, since=start, until=end, problems=problems, answers=True):
+    span = Span.parse(since, until, window, now)
+    joined = _join(source, labels, span, problems)
+    if not joined.predicted:
+        raise MonitorError(
+            f"no captured prediction in {source} matches a label in {ground_truth} "
+            f"({joined.captured} captured records, {len(labels)} labels; they join on inferenceId, else eventId)"
+        )
+    kind, y_true, y_pred = _prepare(joined.actual, joined.predicted, problem, probability_threshold)
+    metrics_fn = _classification if kind == "classification" else _regression
+    overall = metrics_fn(y_true, y_pred)
+    windows = _windows(metrics_fn, y_true, y_pred, joined.moments, span.window_s)
+    flat = _flat(overall)
+    violations = _thresholds(flat, windows, thresholds or {})
+    document = {
+        "version": 0.0,
+        "dataset": {"item_count": len(y_true)},
+        "problem_type": kind,
+        ("multiclass_classification_metrics" if kind == "classification" else "regression_metrics"): overall,
+        "windows": windows,
+        "thresholds": dict(thresholds or {}),
+        "join": {
+            "captured_records": joined.captured,
+            "labels": len(labels),
+            "matched_records": joined.matched_records,
+            "matched_rows": len(y_true),
+            "labels_without_capture": len(labels) - len(joined.used),
+        },
+        "problems": problems.to_dict(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "quality.json", document)
+    write_json(out / "quality_violations.json", {"violations": violations})
+    return QualityResult(flat, document, violations, out, problems)
+
+
+def _join(source: Path, labels: dict[str, list[Any]], span: Span, problems: Problems) -> _Joined:
+    """Each captured answer whose inference id (else event id) has labels, one row per label."""
+    joined = _Joined()
+    envelopes = read_capture_envelopes(source, since=span.start, until=span.end, problems=problems, answers=True)
+    for envelope, times in envelopes:
         ids = envelope.column("inference_id").to_pylist()
         events = envelope.column("event_id").to_pylist()
         datas = envelope.column("out_data").to_pylist()
         encodings = envelope.column("out_encoding").to_pylist()
         types = envelope.column("out_type").to_pylist()
-        captured += len(ids)
+        joined.captured += len(ids)
         for index, key in enumerate(ids):
             key = key or events[index]
             truth = labels.get(key) if key else None
@@ -131,53 +168,36 @@ def run_quality(
             if len(guesses) != len(truth):
                 problems.add("join", f"{key}: {len(guesses)} predictions but {len(truth)} labels; skipped")
                 continue
-            used.add(key)
-            matched_records += 1
-            predicted.extend(guesses)
-            actual.extend(truth)
-            moments.extend([float(times[index])] * len(truth))
-    if not predicted:
-        raise MonitorError(
-            f"no captured prediction in {source} matches a label in {ground_truth} "
-            f"({captured} captured records, {len(labels)} labels; they join on inferenceId, else eventId)"
-        )
-    kind, y_true, y_pred = _prepare(actual, predicted, problem, probability_threshold)
-    metrics_fn = _classification if kind == "classification" else _regression
-    overall = metrics_fn(y_true, y_pred)
+            joined.used.add(key)
+            joined.matched_records += 1
+            joined.predicted.extend(guesses)
+            joined.actual.extend(truth)
+            joined.moments.extend([float(times[index])] * len(truth))
+    return joined
+
+
+def _windows(
+    metrics_fn: Callable[[np.ndarray, np.ndarray], dict[str, Any]],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    moments: list[float],
+    window_s: float | None,
+) -> list[dict[str, Any]]:
+    """The metrics of each window of ``window_s`` seconds that holds labelled rows."""
+    if not window_s:
+        return []
     windows = []
-    if window_s:
-        slots = np.floor(np.asarray(moments) / window_s)
-        for slot in np.unique(slots[np.isfinite(slots)]):
-            mask = slots == slot
-            windows.append(
-                {
-                    "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(slot * window_s)),
-                    "rows": int(mask.sum()),
-                    "metrics": _flat(metrics_fn(y_true[mask], y_pred[mask])),
-                }
-            )
-    flat = _flat(overall)
-    violations = _thresholds(flat, windows, thresholds or {})
-    document = {
-        "version": 0.0,
-        "dataset": {"item_count": len(y_true)},
-        "problem_type": kind,
-        ("multiclass_classification_metrics" if kind == "classification" else "regression_metrics"): overall,
-        "windows": windows,
-        "thresholds": dict(thresholds or {}),
-        "join": {
-            "captured_records": captured,
-            "labels": len(labels),
-            "matched_records": matched_records,
-            "matched_rows": len(y_true),
-            "labels_without_capture": len(labels) - len(used),
-        },
-        "problems": problems.to_dict(),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "quality.json", document)
-    write_json(out / "quality_violations.json", {"violations": violations})
-    return QualityResult(flat, document, violations, out, problems)
+    slots = np.floor(np.asarray(moments) / window_s)
+    for slot in np.unique(slots[np.isfinite(slots)]):
+        mask = slots == slot
+        windows.append(
+            {
+                "start": iso_time(slot * window_s),
+                "rows": int(mask.sum()),
+                "metrics": _flat(metrics_fn(y_true[mask], y_pred[mask])),
+            }
+        )
+    return windows
 
 
 def _prepare(
@@ -201,10 +221,12 @@ def _prepare(
             problem = "classification" if few and (integral or probabilities or pred is None) else "regression"
     if problem == "regression":
         if not (numeric_truth and numeric_pred):
-            raise MonitorError("regression metrics need numeric labels and predictions; pass --problem classification")
+            raise ArgumentError(
+                "problem", None, "regression metrics need numeric labels and predictions; ask for classification"
+            )
         return problem, np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     if problem != "classification":
-        raise MonitorError(f"--problem {problem!r}: use classification or regression")
+        raise ArgumentError("problem", repr(problem), "use classification or regression")
     if numeric_pred and numeric_truth:
         truth = np.asarray(actual, dtype=float)
         pred = np.asarray(predicted, dtype=float)
@@ -286,9 +308,8 @@ def _thresholds(
     found = []
     for name, limit in thresholds.items():
         if name not in HIGHER_IS_BETTER and name not in LOWER_IS_BETTER:
-            raise MonitorError(
-                f"--threshold {name}: not a metric (use {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))})"
-            )
+            metrics = ", ".join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))
+            raise ArgumentError("thresholds", name, f"not a metric (use {metrics})")
         scopes = [("overall", overall)] + [(f"window {w['start']}", w["metrics"]) for w in windows]
         for scope, values in scopes:
             value = values.get(name)

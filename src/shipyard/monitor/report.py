@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from shipyard.errors import MonitorError
+from shipyard.monitor.problems import ArgumentError
 
 __all__ = ["ReportResult", "load_results", "make_report"]
 
@@ -50,7 +51,7 @@ def _read(path: Path) -> Any:
 def load_results(results: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[Any], list[Any]]:
     """drift.json, quality.json and both violation lists from a results directory (``None`` / ``[]`` if absent)."""
     if not results.is_dir():
-        raise MonitorError(f"{results}: no such directory (run `shipyard monitor check … --out {results}` first)")
+        raise ArgumentError("results", str(results), "no such directory")
     drift = _read(results / "drift.json")
     quality = _read(results / "quality.json")
     if drift is None and quality is None:

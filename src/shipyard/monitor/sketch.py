@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KLLSketch", "rank_error", "weighted_cdf"]
+__all__ = ["KLLSketch", "rank_error", "weighted_cdf", "weighted_quantiles"]
 
 
 def rank_error(n: int, k: int = 2048) -> float:
@@ -84,15 +84,6 @@ class KLLSketch:
         order = np.argsort(v, kind="stable")
         return v[order], w[order]
 
-    def quantiles(self, probabilities: np.ndarray) -> np.ndarray:
-        values, weights = self.items()
-        if len(values) == 0:
-            return np.full(len(probabilities), np.nan)
-        cumulative = np.cumsum(weights)
-        ranks = np.asarray(probabilities) * cumulative[-1]
-        index = np.minimum(np.searchsorted(cumulative, ranks, side="left"), len(values) - 1)
-        return np.asarray(values[index], dtype=np.float64)
-
     def to_dict(self) -> dict[str, Any]:
         self._settle()
         return {"parameters": {"c": 0.5, "k": float(self.k)}, "data": [lvl.tolist() for lvl in self.levels]}
@@ -113,3 +104,14 @@ def weighted_cdf(values: np.ndarray, weights: np.ndarray, points: np.ndarray) ->
     cumulative = np.concatenate([[0.0], np.cumsum(weights)])
     index = np.searchsorted(values, points, side="right")
     return np.asarray(cumulative[index] / cumulative[-1])
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """The quantiles of weighted sorted ``values`` (a sketch's :meth:`KLLSketch.items`) at ``probabilities``:
+    for each ``p`` the first value whose cumulative weight reaches ``p`` of the total (NaN where empty)."""
+    if len(values) == 0:
+        return np.full(len(probabilities), np.nan)
+    cumulative = np.cumsum(weights)
+    ranks = np.asarray(probabilities) * cumulative[-1]
+    index = np.minimum(np.searchsorted(cumulative, ranks, side="left"), len(values) - 1)
+    return np.asarray(values[index], dtype=np.float64)

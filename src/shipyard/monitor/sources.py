@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import calendar
 import functools
+import math
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,15 +33,19 @@ import pyarrow.parquet as pq
 from shipyard.errors import MonitorError
 from shipyard.monitor.answers import answer_rows
 from shipyard.monitor.payloads import csv_conversion, decode_payloads, positional_name
-from shipyard.monitor.problems import Problems
+from shipyard.monitor.problems import ArgumentError, Problems
 
 __all__ = [
     "CAPTURE_SCHEMA",
     "INPUT_SCHEMA",
     "Chunk",
+    "Span",
     "capture_files",
     "coalesced",
     "is_capture",
+    "iso_time",
+    "json_values",
+    "parse_duration",
     "parse_since",
     "prefetched",
     "read_capture_envelopes",
@@ -106,7 +111,31 @@ class Chunk:
 
 
 # -- time ----------------------------------------------------------------------------------------
-def parse_since(text: str | None, now: float | None = None) -> float | None:
+@dataclass(frozen=True)
+class Span:
+    """The period a check or a quality run reads (epoch seconds; ``None``: open) and its window width."""
+
+    start: float | None
+    end: float | None
+    window_s: float | None
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None, window: str | None, now: float | None = None) -> Span:
+        return cls(
+            parse_since(since, now),
+            parse_since(until, now, argument="until"),
+            parse_duration(window) if window else None,
+        )
+
+
+def iso_time(seconds: float | None) -> str | None:
+    """Epoch seconds as ``2026-11-23T10:00:00Z`` (``None`` for none, or a time that is not finite)."""
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def parse_since(text: str | None, now: float | None = None, *, argument: str = "since") -> float | None:
     """``24h``, ``30m``, ``7d`` (back from now) or an ISO 8601 time, as epoch seconds."""
     if not text:
         return None
@@ -117,18 +146,18 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise MonitorError(
-            f"--since {text!r}: give a duration (24h, 30m, 7d) or an ISO time (2026-11-23T10:00Z)"
+        raise ArgumentError(
+            argument, repr(text), "give a duration (24h, 30m, 7d) or an ISO time (2026-11-23T10:00Z)"
         ) from None
     if moment.tzinfo is None:
         return float(calendar.timegm(moment.timetuple()))
     return moment.timestamp()
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, *, argument: str = "window") -> float:
     match = _DURATION.match(text)
     if not match:
-        raise MonitorError(f"{text!r} is not a duration: use a number and s, m, h, d or w (1h, 30m, 1d)")
+        raise ArgumentError(argument, repr(text), "not a duration: use a number and s, m, h, d or w (1h, 30m, 1d)")
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -388,16 +417,19 @@ def _line_number(path: Path, offset: int) -> int:
     return count
 
 
-def _json_block(block: bytes, offset: int, path: Path, problems: Problems, schema: pa.Schema | None) -> pa.Table:
-    """Arrow reads the block; if it refuses, name the bad lines and read the good ones."""
-    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema else "infer")
-    read = pajson.ReadOptions(block_size=max(4 << 20, min(len(block) + 1, 16 << 20)))
-    try:
-        return pajson.read_json(pa.BufferReader(block), read_options=read, parse_options=parse)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    good: list[Any] = []
-    first_line = _line_number(path, offset)
+def json_values(lines: Iterable[tuple[str, bytes]], problems: Problems, kind: str) -> Iterator[tuple[str, Any]]:
+    """Each ``(where, line)`` that is JSON, parsed; a line that is not is reported as a problem of ``kind``."""
+    for where, raw in lines:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            problems.add(kind, f"{where}: not valid JSON ({exc}); line skipped")
+            continue
+        yield where, value
+
+
+def _utf8_lines(block: bytes, path: Path, first_line: int, problems: Problems) -> Iterator[tuple[str, bytes]]:
+    """The block's lines that are not blank, as ``(path:line, line)``; one that is not UTF-8 is reported."""
     for index, raw in enumerate(block.split(b"\n")):
         if not raw.strip():
             continue
@@ -407,11 +439,19 @@ def _json_block(block: bytes, offset: int, path: Path, problems: Problems, schem
         except UnicodeDecodeError as exc:
             problems.add("encoding", f"{where}: not UTF-8 text (byte {exc.start}); line skipped")
             continue
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            problems.add("json", f"{where}: not valid JSON ({exc}); line skipped")
-            continue
+        yield where, raw
+
+
+def _json_block(block: bytes, offset: int, path: Path, problems: Problems, schema: pa.Schema | None) -> pa.Table:
+    """Arrow reads the block; if it refuses, name the bad lines and read the good ones."""
+    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore" if schema else "infer")
+    read = pajson.ReadOptions(block_size=max(4 << 20, min(len(block) + 1, 16 << 20)))
+    try:
+        return pajson.read_json(pa.BufferReader(block), read_options=read, parse_options=parse)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    good: list[Any] = []
+    for where, value in json_values(_utf8_lines(block, path, _line_number(path, offset), problems), problems, "json"):
         if not isinstance(value, dict):
             problems.add("json", f"{where}: a JSON {type(value).__name__}, not an object; line skipped")
             continue
