@@ -141,7 +141,7 @@ def _containers(preferred: str | None, name: str) -> list[str]:
 
 def _deployment_name(text: str) -> str:
     """--name as `shipyard deploy` takes it, checked before a minute is spent building an image for it."""
-    from shipyard.deploy.spec import check_name
+    from shipyard.deploy.options import check_name
     from shipyard.errors import ShipyardError
 
     try:
