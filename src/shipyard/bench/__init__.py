@@ -121,10 +121,10 @@ def _workers(url: str) -> int | None:
     """The server's worker count, from GET /execution-parameters (MaxConcurrentTransforms), if it answers."""
     import httpx
 
-    from shipyard.client.http import _base
+    from shipyard.client.transport import base_url
 
     try:
-        response = httpx.get(f"{_base(url)}/execution-parameters", timeout=5.0)
+        response = httpx.get(f"{base_url(url)}/execution-parameters", timeout=5.0)
         value = response.json().get("MaxConcurrentTransforms") if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError, AttributeError):
         return None

@@ -116,9 +116,9 @@ class HTTPSender:
     """``POST URL/invocations`` with one pooled async client; answers the status (598/599 for failures)."""
 
     def __init__(self, url: str, *, content_type: str = "application/json", timeout: float = 65.0) -> None:
-        from shipyard.client.http import _base
+        from shipyard.client.transport import base_url
 
-        self.url = f"{_base(url)}/invocations"
+        self.url = f"{base_url(url)}/invocations"
         self.headers = {"content-type": content_type}
         self.timeout = timeout
         self._client: httpx.AsyncClient | None = None
@@ -154,9 +154,9 @@ class RawHTTPSender:
     def __init__(self, url: str, *, content_type: str = "application/json", timeout: float = 65.0) -> None:
         from urllib.parse import urlsplit
 
-        from shipyard.client.http import _base
+        from shipyard.client.transport import base_url
 
-        parts = urlsplit(f"{_base(url)}/invocations")
+        parts = urlsplit(f"{base_url(url)}/invocations")
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"RawHTTPSender speaks plain http only, not {url}")
         self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path
@@ -249,7 +249,7 @@ class TransportSender:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._post, body)
 
     def _post(self, body: bytes) -> int:
-        return self.transport.post(body, content_type=self.content_type, accept=None, timeout=self.timeout).status
+        return self.transport.post(body, content_type=self.content_type, accept=None, timeout_s=self.timeout).status
 
 
 def sender_for(url: str, *, timeout: float = 65.0) -> HTTPSender | RawHTTPSender:

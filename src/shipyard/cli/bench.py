@@ -56,10 +56,10 @@ def bench(
     from shipyard.client.http import content_type_for
     from shipyard.client.rows import read_items
     from shipyard.config import usable_cores
-    from shipyard.errors import ClientError
+    from shipyard.errors import InvokeError
 
     if not data.is_file():
-        raise ClientError(f"--data {data}: no such file")
+        raise InvokeError(f"--data {data}: no such file")
     rows = read_items(data.read_bytes(), content_type_for(data))
     url, deployer = _resolve(target)
     if server_vcpus is None and _is_local(url):
@@ -115,11 +115,11 @@ _OPTIONAL = ("errors", "items/s", "p95 ms", "max ms", "min ms", "items/req", "re
 def _resolve(target: str) -> tuple[str, Deployer | None]:
     """A URL as it is; a deployment's name: its local URL, or "" and the deployer for a sagemaker endpoint."""
     from shipyard.cli.deploy import resolve_invoke_target
-    from shipyard.errors import ClientError
+    from shipyard.errors import InvokeError
 
     url, deployer = resolve_invoke_target(target)
     if deployer is None and "://" not in url and ":" not in url and "/" not in url:
-        raise ClientError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
+        raise InvokeError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
     return url, deployer
 
 

@@ -27,11 +27,11 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from shipyard.client.rows import JSONRows, RowFormat
-from shipyard.client.transport import TIMED_OUT, UNREACHABLE, HTTPTransport, Reply, Transport
-from shipyard.errors import ClientError
+from shipyard.client.rows import JSONRows, RowFormat, read_items
+from shipyard.client.transport import TIMED_OUT, UNREACHABLE, HTTPTransport, Reply, Transport, server_message
+from shipyard.errors import InvokeError
 
-__all__ = ["LIMITS", "ChunkedInvoker", "Limits", "Summary", "invoke_all"]
+__all__ = ["LIMITS", "ChunkedInvoker", "Limits", "Summary", "invoke_all", "limits_for", "should_chunk"]
 
 _RETRY = {429, 500, 502, 503, UNREACHABLE}
 _SPLIT = {413, 504, TIMED_OUT}
@@ -54,6 +54,26 @@ LIMITS = {
     "realtime": Limits(6 * 1024 * 1024, 60.0),  # SageMaker real-time endpoints (and shipyard serve's defaults)
     "serverless": Limits(4 * 1024 * 1024, 60.0),  # SageMaker serverless inference
 }
+
+AUTO_CHUNK_ROWS = 64  # more rows than one server batch: split, so no request nears the time limit
+
+
+def limits_for(
+    name: str | None = None,
+    *,
+    serverless: bool = False,
+    max_payload_mb: float | None = None,
+    time_limit_s: float | None = None,
+) -> Limits:
+    """The one place an endpoint's limits are chosen: by ``name`` when given, else serverless or realtime, with
+    the payload and time overrides on top. :class:`InvokeError` for a name that is not in :data:`LIMITS`."""
+    base = LIMITS.get(name or ("serverless" if serverless else "realtime"))
+    if base is None:
+        raise InvokeError(f"unknown limits {name!r}: use one of {', '.join(LIMITS)}")
+    return Limits(
+        int(max_payload_mb * 1024 * 1024) if max_payload_mb else base.max_payload_bytes,
+        time_limit_s or base.time_limit_s,
+    )
 
 
 @dataclass(slots=True)
@@ -83,9 +103,9 @@ class ChunkedInvoker:
         max_items: int | None = None,
     ) -> None:
         if concurrency < 1:
-            raise ClientError(f"concurrency must be at least 1, got {concurrency}")
+            raise InvokeError(f"concurrency must be at least 1, got {concurrency}")
         if not 0 < safety <= 1:
-            raise ClientError(f"safety must be in (0, 1], got {safety}")
+            raise InvokeError(f"safety must be in (0, 1], got {safety}")
         self.transport = transport
         self.format: RowFormat = row_format or JSONRows()
         self.limits = limits
@@ -230,16 +250,16 @@ class ChunkedInvoker:
                 middle = first + (end - first) // 2
                 spans[:0] = [(first, middle), (middle, end)]
                 continue
-            raise ClientError(_describe(reply, first, end), status=reply.status)
+            raise InvokeError(_describe(reply, first, end), status=reply.status)
 
     def _post_with_retries(self, body: bytes, count: int, summary: Summary) -> Reply:
         attempt = 0
         timeout = self.limits.read_timeout_s
         while True:
             if self._stop.is_set():
-                raise ClientError("stopped: another request failed")
+                raise InvokeError("stopped: another request failed")
             reply = self.transport.post(
-                body, content_type=self.format.content_type, accept=self.format.accept, timeout=timeout
+                body, content_type=self.format.content_type, accept=self.format.accept, timeout_s=timeout
             )
             with self._lock:
                 summary.requests += 1
@@ -254,7 +274,7 @@ class ChunkedInvoker:
             with self._lock:
                 summary.retries += 1
             if self._stop.wait(delay):
-                raise ClientError("stopped: another request failed")
+                raise InvokeError("stopped: another request failed")
 
 
 def invoke_all(
@@ -288,16 +308,35 @@ def invoke_all(
 
 
 def _describe(reply: Reply, first: int, end: int) -> str:
-    from shipyard.client.http import _message
 
     rows = f"rows {first}–{end - 1}" if end - first > 1 else f"row {first}"
     if reply.status == 413:
-        return f"{rows}: a single row is larger than the endpoint accepts (413): {_message(reply.body)}"
-    return f"{rows}: {reply.status} {_message(reply.body)}"
+        return f"{rows}: a single row is larger than the endpoint accepts (413): {server_message(reply.body)}"
+    return f"{rows}: {reply.status} {server_message(reply.body)}"
 
 
 def _with_progress(error: BaseException, answered: int, total: int) -> BaseException:
-    if isinstance(error, ClientError):
+    if isinstance(error, InvokeError):
         message = f"{error} ({answered} of {total} rows were answered before it; rerun to resume)"
-        return ClientError(message, status=error.status)
+        return InvokeError(message, status=error.status)
     return error
+
+
+def should_chunk(body: bytes, content_type: str, limits: Limits, output: object | None) -> list[Any] | None:
+    """The rows to send in chunks, or None when the body goes as one request. ``output`` is where the answers
+    are written, if anywhere: writing them always splits."""
+    if output is None and len(body) < limits.max_payload_bytes * 0.9 and len(body) < 64 * 1024:
+        # Small bodies (the usual hand-written request) keep the single-request path and its exact answer.
+        try:
+            rows = read_items(body, content_type)
+        except InvokeError:
+            return None
+        if all(isinstance(row, int | float) for row in rows):
+            return None  # a flat list of numbers may be one row sent bare: split only when asked (--chunk)
+        return rows if len(rows) > AUTO_CHUNK_ROWS else None
+    try:
+        return read_items(body, content_type)
+    except InvokeError:
+        if output is not None:
+            raise
+        return None
