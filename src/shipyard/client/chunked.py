@@ -138,32 +138,24 @@ class ChunkedInvoker:
         self._stop.clear()
         started = time.perf_counter()
         sizes = [self.format.item_size(item) for item in items] if total else []
-        done: dict[int, tuple[int, list[Any]]] = {}
-        emitted = start
-
-        def deliver(first: int, predictions: list[Any]) -> None:
-            nonlocal emitted
-            with self._lock:
-                done[first] = (first + len(predictions), predictions)
-                while emitted in done:  # hand over the contiguous prefix, in order
-                    end, values = done.pop(emitted)
-                    if on_results is not None:
-                        on_results(emitted, values)
-                    emitted = end
-                if on_progress is not None:
-                    on_progress(emitted, total)
-
+        deliver = _InOrder(self._lock, start, total, on_results, on_progress)
         if on_progress is not None:
             on_progress(start, total)
-        if start >= total:
-            summary.seconds = time.perf_counter() - started
-            return summary
-        # A first, small request measures the endpoint before the big chunks are cut.
-        probe_end = self._cut(start, sizes, self.probe_items)
-        probe_started = time.perf_counter()
-        self._send(items, sizes, start, probe_end, deliver, summary)
-        self._rate = (probe_end - start) / max(1e-6, time.perf_counter() - probe_started)
-        cursor = probe_end
+        if start < total:
+            # A first, small request measures the endpoint before the big chunks are cut.
+            probe_end = self._cut(start, sizes, self.probe_items)
+            probe_started = time.perf_counter()
+            self._send(items, sizes, start, probe_end, deliver, summary)
+            self._rate = (probe_end - start) / max(1e-6, time.perf_counter() - probe_started)
+            self._send_rest(items, sizes, probe_end, deliver, summary)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _send_rest(
+        self, items: Sequence[Any], sizes: list[int], cursor: int, deliver: _InOrder, summary: Summary
+    ) -> None:
+        """Chunks from ``cursor`` on, ``concurrency`` at a time, each cut to the rate measured so far."""
+        total = len(items)
         phase_started, phase_items = time.perf_counter(), 0
 
         def take() -> tuple[int, int] | None:
@@ -194,9 +186,7 @@ class ChunkedInvoker:
                 wait(futures)
                 error = failed[0].exception()
                 assert error is not None
-                raise _with_progress(error, emitted, total)
-        summary.seconds = time.perf_counter() - started
-        return summary
+                raise _with_progress(error, deliver.emitted, total)
 
     # -- chunking --------------------------------------------------------------------------------
     def _items_per_chunk(self) -> int:
@@ -275,6 +265,33 @@ class ChunkedInvoker:
                 summary.retries += 1
             if self._stop.wait(delay):
                 raise InvokeError("stopped: another request failed")
+
+
+class _InOrder:
+    """Hands the answers over in input order: the contiguous prefix of what has come back, as it grows."""
+
+    def __init__(
+        self,
+        lock: threading.Lock,
+        start: int,
+        total: int,
+        on_results: Callable[[int, list[Any]], None] | None,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self._lock, self.emitted, self._total = lock, start, total
+        self._on_results, self._on_progress = on_results, on_progress
+        self._done: dict[int, tuple[int, list[Any]]] = {}
+
+    def __call__(self, first: int, predictions: list[Any]) -> None:
+        with self._lock:
+            self._done[first] = (first + len(predictions), predictions)
+            while self.emitted in self._done:
+                end, values = self._done.pop(self.emitted)
+                if self._on_results is not None:
+                    self._on_results(self.emitted, values)
+                self.emitted = end
+            if self._on_progress is not None:
+                self._on_progress(self.emitted, self._total)
 
 
 def invoke_all(
