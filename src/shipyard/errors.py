@@ -17,7 +17,7 @@ codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
     ├── Overloaded                 503 the queue is full (Retry-After)
     ├── ModelNotReady              503 still loading
     ├── InferenceTimeout           504 over SAGEMAKER_MODEL_SERVER_TIMEOUT
-    ├── ClientError                    the client got an error answer (exit 4)
+    ├── InvokeError                    the client got an error answer (exit 4)
     ├── MonitorError                   monitoring input or baseline is unusable (exit 2)
     ├── SpecError                      deploy options are wrong; nothing was created (exit 2)
     ├── DeployError                    a deployment could not be made, changed, found or removed (exit 3)
@@ -41,7 +41,6 @@ __all__ = [
     "AccessDenied",
     "AwsUnreachable",
     "BundleError",
-    "ClientError",
     "CloudError",
     "CredentialsError",
     "DeployError",
@@ -49,6 +48,7 @@ __all__ = [
     "EngineNotFound",
     "ImageError",
     "InferenceTimeout",
+    "InvokeError",
     "ModelCrashed",
     "ModelError",
     "ModelNotReady",
@@ -156,7 +156,7 @@ class MonitorError(ShipyardError):
     code = "MonitorError"
 
 
-class ClientError(ShipyardError):
+class InvokeError(ShipyardError):
     exit_code = 4
     code = "ClientError"
 

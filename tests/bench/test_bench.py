@@ -144,12 +144,12 @@ def test_percentile_matches_numpy() -> None:
 
 
 def test_unknown_target_name_is_a_clear_error(tmp_path: Path) -> None:
-    from shipyard.errors import ClientError
+    from shipyard.errors import InvokeError
 
     data = tmp_path / "rows.json"
     data.write_bytes(b"[[1.0]]")
     result = CliRunner().invoke(app, ["bench", "no-such-deployment-xyz", "--data", str(data)])
-    assert isinstance(result.exception, ClientError)
+    assert isinstance(result.exception, InvokeError)
     assert "neither a URL nor a deployment" in str(result.exception)
 
 

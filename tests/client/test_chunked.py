@@ -14,7 +14,7 @@ from shipyard.cli import app
 from shipyard.client.chunked import ChunkedInvoker, Limits, invoke_all
 from shipyard.client.rows import CSVRows, JSONLinesRows, ResultWriter, read_items
 from shipyard.client.transport import HTTPTransport, retry_after_seconds
-from shipyard.errors import ClientError
+from shipyard.errors import InvokeError
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def test_retry_after_is_honoured(scripted_server: Start) -> None:
 
 def test_retries_give_up_with_the_status_and_progress(scripted_server: Start) -> None:
     server = scripted_server(Script(fail_all=503))
-    with pytest.raises(ClientError) as caught:
+    with pytest.raises(InvokeError) as caught:
         invoke_all(server.url, list(range(50)), max_retries=2, backoff_s=0.001)
     assert caught.value.status == 503
     assert "0 of 50 rows were answered" in str(caught.value) or "scripted 503" in str(caught.value)
@@ -87,7 +87,7 @@ def test_retries_give_up_with_the_status_and_progress(scripted_server: Start) ->
 
 def test_a_client_error_is_not_retried(scripted_server: Start) -> None:
     server = scripted_server(Script(fail={1: 400}))
-    with pytest.raises(ClientError, match="400"):
+    with pytest.raises(InvokeError, match="400"):
         invoke_all(server.url, list(range(10)), backoff_s=0.001)
     assert len(server.app.requests) == 1
 
@@ -127,11 +127,11 @@ def test_rows_formats_round_trip() -> None:
     assert read_items(b'{"instances": [1, [2, 3]]}', "application/json") == [1, [2, 3]]
     assert read_items(b'"a"\n\n{"b": 1}\n', "application/jsonlines") == ["a", {"b": 1}]
     assert read_items(b"1,2\n3,4\n", "text/csv; charset=utf-8") == ["1,2", "3,4"]
-    with pytest.raises(ClientError, match="list of rows"):
+    with pytest.raises(InvokeError, match="list of rows"):
         read_items(b'{"x": 1}', "application/json")
     assert JSONLinesRows().decode(b"1\n2\n", 2) == [1, 2]
     assert CSVRows().decode(b"a\n1,2\n", 2) == ["a", ["1", "2"]]
-    with pytest.raises(ClientError, match="3 predictions for 2 rows"):
+    with pytest.raises(InvokeError, match="3 predictions for 2 rows"):
         JSONLinesRows().decode(b"1\n2\n3\n", 2)
 
 

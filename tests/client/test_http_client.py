@@ -12,7 +12,7 @@ import pytest
 
 from infra.server import Server
 from shipyard.client.http import content_type_for, invoke, wait_ready
-from shipyard.errors import ClientError
+from shipyard.errors import InvokeError
 
 pytestmark = pytest.mark.integration
 
@@ -75,30 +75,30 @@ def test_invoke_sends_extra_headers(digits_server: Server, digits_rows: list[lis
 
 
 def test_error_answers_carry_status_and_message(digits_server: Server) -> None:
-    with pytest.raises(ClientError, match="400 Bad Request: expected 64 features per row, got 2") as info:
+    with pytest.raises(InvokeError, match="400 Bad Request: expected 64 features per row, got 2") as info:
         invoke(digits_server.url, b"[[1, 2]]")
     assert info.value.status == 400
     assert info.value.exit_code == 4
-    with pytest.raises(ClientError, match="415 Unsupported Media Type") as info:
+    with pytest.raises(InvokeError, match="415 Unsupported Media Type") as info:
         invoke(digits_server.url, b"x", content_type="text/plain")
     assert info.value.status == 415
 
 
 def test_connection_refused() -> None:
     port = closed_port()
-    with pytest.raises(ClientError, match=f"cannot reach http://127.0.0.1:{port}"):
+    with pytest.raises(InvokeError, match=f"cannot reach http://127.0.0.1:{port}"):
         invoke(f"http://127.0.0.1:{port}", b"[]")
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:port", "ftp://example"])
 def test_bad_urls(url: str) -> None:
-    with pytest.raises(ClientError, match=r"not a valid URL|unsupported protocol"):
+    with pytest.raises(InvokeError, match=r"not a valid URL|unsupported protocol"):
         invoke(url, b"[]")
 
 
 def test_no_answer_in_time(silent_port: int) -> None:
-    with pytest.raises(ClientError, match=r"no answer from .* within 0\.5 s"):
-        invoke(f"http://127.0.0.1:{silent_port}", b"[]", timeout=0.5)
+    with pytest.raises(InvokeError, match=r"no answer from .* within 0\.5 s"):
+        invoke(f"http://127.0.0.1:{silent_port}", b"[]", timeout_s=0.5)
 
 
 def test_wait_ready(digits_server: Server) -> None:
@@ -106,9 +106,9 @@ def test_wait_ready(digits_server: Server) -> None:
 
 
 def test_wait_ready_times_out() -> None:
-    with pytest.raises(ClientError, match=r"was not ready within 0\.3 s \(last: .*\)"):
+    with pytest.raises(InvokeError, match=r"was not ready within 0\.3 s \(last: .*\)"):
         wait_ready(f"http://127.0.0.1:{closed_port()}", timeout=0.3)
-    with pytest.raises(ClientError, match="not a valid URL"):
+    with pytest.raises(InvokeError, match="not a valid URL"):
         wait_ready("http://[::1", timeout=0.3)
 
 

@@ -22,7 +22,7 @@ from infra.scripted_http import answer as doubled
 from shipyard.client.chunked import ChunkedInvoker, Limits, invoke_all
 from shipyard.client.sagemaker import SageMakerTransport, status_of
 from shipyard.cloud.session import Aws
-from shipyard.errors import ClientError, CredentialsError
+from shipyard.errors import CredentialsError, InvokeError
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,7 @@ def test_a_wrong_endpoint_is_not_retried(scripted_server: Start, front: Front) -
     sagemaker = front(FrontScript(scripted_server(Script()).url))
     sender = transport("nope")
     try:
-        with pytest.raises(ClientError, match="Endpoint nope of account 123456789012 not found") as caught:
+        with pytest.raises(InvokeError, match="Endpoint nope of account 123456789012 not found") as caught:
             invoke_all(sender, list(range(10)), backoff_s=0.001)
     finally:
         sender.close()

@@ -20,6 +20,7 @@ from shipyard.bench.load import (
     HTTPSender,
     LoadResult,
     RawHTTPSender,
+    Send,
     TransportSender,
     closed_loop,
     open_loop,
@@ -29,7 +30,7 @@ from shipyard.bench.load import (
 )
 from shipyard.bench.recommend import Recommendation, recommend
 from shipyard.bench.report import BenchReport
-from shipyard.errors import ShipyardError
+from shipyard.errors import UsageError
 
 if TYPE_CHECKING:
     from shipyard.client.transport import Transport
@@ -44,7 +45,7 @@ OPEN_LOOP_THREADS = 64  # requests in flight at most through a blocking transpor
 def request_body(rows: Sequence[Any], count: int) -> bytes:
     """A JSON request of ``count`` items, cycling through ``rows``."""
     if not rows:
-        raise ShipyardError("the benchmark needs at least one input row (--data FILE)")
+        raise UsageError("the benchmark needs at least one input row")
     return orjson.dumps({"instances": [rows[i % len(rows)] for i in range(count)]}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -58,7 +59,7 @@ def run_bench(
     rates: Sequence[float] = (),
     duration: float = 5.0,
     items: int = 1,
-    timeout: float = 65.0,
+    timeout_s: float = 65.0,
     server_vcpus: int | None = None,
     peak_rps: float | None = None,
     safety: float = 0.5,
@@ -71,19 +72,16 @@ def run_bench(
     With ``transport`` (a SageMaker endpoint's InvokeEndpoint, say), requests go through it instead, on as
     many threads as the highest concurrency level, and ``url`` only names the endpoint in the report.
     """
-    if repeats < 1 or duration <= 0 or items < 1:
-        raise ShipyardError("repeats and items must be at least 1, and duration positive")
-    if any(n < 1 for n in sizes) or any(c < 1 for c in concurrency) or any(r <= 0 for r in rates):
-        raise ShipyardError("sizes and concurrency levels must be at least 1, and rates positive")
+    _check(sizes, repeats, concurrency, rates, duration, items)
     step = on_step or (lambda message: None)
     report = BenchReport(url, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), environment=BenchReport.machine())
     workers = _workers(url) if transport is None else None
     sender: HTTPSender | RawHTTPSender | TransportSender
     if transport is not None:
         threads = OPEN_LOOP_THREADS if rates else max([*concurrency, 1])
-        sender = TransportSender(transport, threads=threads, timeout=timeout)
+        sender = TransportSender(transport, threads=threads, timeout_s=timeout_s)
     else:
-        sender = sender_for(url, timeout=timeout)
+        sender = sender_for(url, timeout_s=timeout_s)
 
     async def measure() -> None:
         async with sender as send:
@@ -91,15 +89,7 @@ def run_bench(
             for count in sizes:
                 step(f"one request with {count} items × {repeats}")
                 report.sizes.append(await sequential(send, request_body(rows, count), repeats, count))
-            body = request_body(rows, items)
-            if rates:
-                for rate in rates:
-                    step(f"open loop at {rate:g} req/s for {duration:g} s")
-                    report.sweep.append(await open_loop(send, body, rate, duration, items))
-            else:
-                for level in concurrency:
-                    step(f"closed loop with {level} concurrent clients for {duration:g} s")
-                    report.sweep.append(await closed_loop(send, body, level, duration, items))
+            await _sweep(send, request_body(rows, items), report, concurrency, rates, duration, items, step)
 
     run_sync(measure())
     report.environment["server_workers"] = workers
@@ -117,14 +107,49 @@ def run_bench(
     return report
 
 
+def _check(
+    sizes: Sequence[int],
+    repeats: int,
+    concurrency: Sequence[int],
+    rates: Sequence[float],
+    duration: float,
+    items: int,
+) -> None:
+    if repeats < 1 or duration <= 0 or items < 1:
+        raise UsageError("repeats and items must be at least 1, and duration positive")
+    if any(n < 1 for n in sizes) or any(c < 1 for c in concurrency) or any(r <= 0 for r in rates):
+        raise UsageError("sizes and concurrency levels must be at least 1, and rates positive")
+
+
+async def _sweep(
+    send: Send,
+    body: bytes,
+    report: BenchReport,
+    concurrency: Sequence[int],
+    rates: Sequence[float],
+    duration: float,
+    items: int,
+    step: Callable[[str], None],
+) -> None:
+    """The load sweep: an open loop at each rate, or else a closed loop at each concurrency level."""
+    if rates:
+        for rate in rates:
+            step(f"open loop at {rate:g} req/s for {duration:g} s")
+            report.sweep.append(await open_loop(send, body, rate, duration, items))
+        return
+    for level in concurrency:
+        step(f"closed loop with {level} concurrent clients for {duration:g} s")
+        report.sweep.append(await closed_loop(send, body, level, duration, items))
+
+
 def _workers(url: str) -> int | None:
     """The server's worker count, from GET /execution-parameters (MaxConcurrentTransforms), if it answers."""
     import httpx
 
-    from shipyard.client.http import _base
+    from shipyard.client.transport import base_url
 
     try:
-        response = httpx.get(f"{_base(url)}/execution-parameters", timeout=5.0)
+        response = httpx.get(f"{base_url(url)}/execution-parameters", timeout=5.0)
         value = response.json().get("MaxConcurrentTransforms") if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError, AttributeError):
         return None

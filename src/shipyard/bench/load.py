@@ -115,17 +115,17 @@ def percentile(sorted_values: list[float], q: float) -> float:
 class HTTPSender:
     """``POST URL/invocations`` with one pooled async client; answers the status (598/599 for failures)."""
 
-    def __init__(self, url: str, *, content_type: str = "application/json", timeout: float = 65.0) -> None:
-        from shipyard.client.http import _base
+    def __init__(self, url: str, *, content_type: str = "application/json", timeout_s: float = 65.0) -> None:
+        from shipyard.client.transport import base_url
 
-        self.url = f"{_base(url)}/invocations"
+        self.url = f"{base_url(url)}/invocations"
         self.headers = {"content-type": content_type}
-        self.timeout = timeout
+        self.timeout_s = timeout_s
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> HTTPSender:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
-        self._client = httpx.AsyncClient(limits=limits, timeout=self.timeout)
+        self._client = httpx.AsyncClient(limits=limits, timeout=self.timeout_s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -151,19 +151,19 @@ class RawHTTPSender:
     the load generator. Anything it does not speak (TLS, chunked answers) is for :class:`HTTPSender`.
     """
 
-    def __init__(self, url: str, *, content_type: str = "application/json", timeout: float = 65.0) -> None:
+    def __init__(self, url: str, *, content_type: str = "application/json", timeout_s: float = 65.0) -> None:
         from urllib.parse import urlsplit
 
-        from shipyard.client.http import _base
+        from shipyard.client.transport import base_url
 
-        parts = urlsplit(f"{_base(url)}/invocations")
+        parts = urlsplit(f"{base_url(url)}/invocations")
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"RawHTTPSender speaks plain http only, not {url}")
         self.host, self.port, self.path = parts.hostname, parts.port or 80, parts.path
         self.head = (
             f"POST {self.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: {content_type}\r\nContent-Length: "
         ).encode()
-        self.timeout = timeout
+        self.timeout_s = timeout_s
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def __aenter__(self) -> RawHTTPSender:
@@ -185,10 +185,10 @@ class RawHTTPSender:
     async def _send(self, body: bytes, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> int:
         try:
             if connection is None:
-                connection = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
+                connection = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout_s)
             reader, writer = connection
             writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            status, close = await asyncio.wait_for(self._answer(reader), self.timeout)
+            status, close = await asyncio.wait_for(self._answer(reader), self.timeout_s)
         except TimeoutError:
             if connection is not None:
                 connection[1].close()
@@ -228,12 +228,12 @@ class TransportSender:
     waits for a free thread counts that wait in its latency, as a caller limited to that many would see."""
 
     def __init__(
-        self, transport: Transport, *, threads: int, content_type: str = "application/json", timeout: float = 65.0
+        self, transport: Transport, *, threads: int, content_type: str = "application/json", timeout_s: float = 65.0
     ) -> None:
         self.transport = transport
         self.threads = max(1, threads)
         self.content_type = content_type
-        self.timeout = timeout
+        self.timeout_s = timeout_s
         self._pool: ThreadPoolExecutor | None = None
 
     async def __aenter__(self) -> TransportSender:
@@ -249,14 +249,14 @@ class TransportSender:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._post, body)
 
     def _post(self, body: bytes) -> int:
-        return self.transport.post(body, content_type=self.content_type, accept=None, timeout=self.timeout).status
+        return self.transport.post(body, content_type=self.content_type, accept=None, timeout_s=self.timeout_s).status
 
 
-def sender_for(url: str, *, timeout: float = 65.0) -> HTTPSender | RawHTTPSender:
+def sender_for(url: str, *, timeout_s: float = 65.0) -> HTTPSender | RawHTTPSender:
     """The lean sender for plain http, httpx for anything else."""
     if url.startswith("https://"):
-        return HTTPSender(url, timeout=timeout)
-    return RawHTTPSender(url, timeout=timeout)
+        return HTTPSender(url, timeout_s=timeout_s)
+    return RawHTTPSender(url, timeout_s=timeout_s)
 
 
 async def _timed(send: Send, body: bytes, origin: float, out: list[Sample]) -> None:

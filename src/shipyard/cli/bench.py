@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,7 +13,8 @@ from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
 from shipyard.cli.tables import print_fitted
 
 if TYPE_CHECKING:
-    from shipyard.deploy.api import Deployer
+    from shipyard.bench import BenchReport
+    from shipyard.deploy.endpoint import Destination
 
 out = Console()
 err = Console(stderr=True)
@@ -23,28 +24,49 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
 
 
+TargetArg = Annotated[str, typer.Argument(help="URL of a server (http://127.0.0.1:8080), or a deployment's name.")]
+DataOpt = Annotated[
+    Path, typer.Option("--data", "-d", help="Input rows to build requests from (JSON, JSON Lines, CSV).")
+]
+SizesOpt = Annotated[str, typer.Option("--sizes", help="Items per request for the single-request table.")]
+RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Requests per size.")]
+ConcurrencyOpt = Annotated[str, typer.Option("--concurrency", "-c", help="Closed-loop levels.")]
+RateOpt = Annotated[
+    str | None, typer.Option("--rate", help="Open loop instead: arrival rates in req/s, e.g. 10,50,100.")
+]
+DurationOpt = Annotated[float, typer.Option("--duration", help="Seconds per load level (after a short warm-up).")]
+ItemsOpt = Annotated[int, typer.Option("--items", help="Items per request during the load sweep.")]
+OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Directory for the report and plot.")]
+VcpusOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--server-vcpus", help="vCPUs of the measured server.", show_default="this machine's, for a local URL"
+    ),
+]
+PeakOpt = Annotated[
+    float | None,
+    typer.Option("--peak-rps", help="Peak load to size instances for.", show_default="the max sustainable load"),
+]
+SafetyOpt = Annotated[float, typer.Option("--safety", help="Fraction of capacity to plan for (autoscaling headroom).")]
+SloOpt = Annotated[float | None, typer.Option("--slo-ms", help="p99 latency a load level must keep to count.")]
+PlotOpt = Annotated[bool, typer.Option("--plot/--no-plot", help="Draw bench.png (needs matplotlib).")]
+
+
 def bench(
-    target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080), or a deployment's name."),
-    data: Path = typer.Option(..., "--data", "-d", help="Input rows to build requests from (JSON, JSON Lines, CSV)."),
-    sizes: str = typer.Option("1,10,50,500", "--sizes", help="Items per request for the single-request table."),
-    repeats: int = typer.Option(5, "--repeats", help="Requests per size."),
-    concurrency: str = typer.Option("1,2,4,8,16,32,64", "--concurrency", "-c", help="Closed-loop levels."),
-    rate: str | None = typer.Option(None, "--rate", help="Open loop instead: arrival rates in req/s, e.g. 10,50,100."),
-    duration: float = typer.Option(5.0, "--duration", help="Seconds per load level (after a short warm-up)."),
-    items: int = typer.Option(1, "--items", help="Items per request during the load sweep."),
-    output: Path = typer.Option(Path("bench-report"), "--out", "-o", help="Directory for the report and plot."),
-    server_vcpus: int | None = typer.Option(
-        None,
-        "--server-vcpus",
-        help="vCPUs of the measured server.",
-        show_default="this machine's, for a local URL",
-    ),
-    peak_rps: float | None = typer.Option(
-        None, "--peak-rps", help="Peak load to size instances for.", show_default="the max sustainable load"
-    ),
-    safety: float = typer.Option(0.5, "--safety", help="Fraction of capacity to plan for (autoscaling headroom)."),
-    slo_ms: float | None = typer.Option(None, "--slo-ms", help="p99 latency a load level must keep to count."),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw bench.png (needs matplotlib)."),
+    target: TargetArg,
+    data: DataOpt,
+    sizes: SizesOpt = "1,10,50,500",
+    repeats: RepeatsOpt = 5,
+    concurrency: ConcurrencyOpt = "1,2,4,8,16,32,64",
+    rate: RateOpt = None,
+    duration: DurationOpt = 5.0,
+    items: ItemsOpt = 1,
+    output: OutDirOpt = Path("bench-report"),
+    server_vcpus: VcpusOpt = None,
+    peak_rps: PeakOpt = None,
+    safety: SafetyOpt = 0.5,
+    slo_ms: SloOpt = None,
+    plot: PlotOpt = True,
     output_format: Output = OUTPUT_OPTION,
 ) -> None:
     """Benchmark an endpoint: latency by request size, throughput and latency by load, and what to deploy.
@@ -52,45 +74,72 @@ def bench(
     A sagemaker deployment is measured through InvokeEndpoint from this machine: its latencies include the
     network to AWS and the SageMaker front, as your callers' will.
     """
-    from shipyard.bench import OPEN_LOOP_THREADS, run_bench
-    from shipyard.client.http import content_type_for
-    from shipyard.client.rows import read_items
     from shipyard.config import usable_cores
-    from shipyard.errors import ClientError
 
-    if not data.is_file():
-        raise ClientError(f"--data {data}: no such file")
-    rows = read_items(data.read_bytes(), content_type_for(data))
-    url, deployer = _resolve(target)
-    if server_vcpus is None and _is_local(url):
+    rows = _rows(data)
+    where = _resolve(target)
+    if server_vcpus is None and _is_local(where.url):
         server_vcpus = usable_cores()
     levels = _ints(concurrency, "--concurrency")
-    transport = None
-    if deployer is not None and not url:  # a sagemaker endpoint: InvokeEndpoint, one connection per client
-        threads = OPEN_LOOP_THREADS if rate else max(levels)  # one connection per thread that sends
-        transport = deployer.transport(target, read_timeout_s=65.0, connections=threads)
+    options: dict[str, Any] = {
+        "sizes": _ints(sizes, "--sizes"),
+        "repeats": repeats,
+        "concurrency": levels,
+        "rates": [float(r) for r in rate.split(",")] if rate else (),
+        "duration": duration,
+        "items": items,
+        "server_vcpus": server_vcpus,
+        "peak_rps": peak_rps,
+        "safety": safety,
+        "slo_p99_ms": slo_ms,
+    }
+    report = _measure(where, target, rows, options)
+    _print(report, _write(report, output, plot), output_format)
+
+
+def _rows(data: Path) -> list[Any]:
+    from shipyard.client.http import content_type_for
+    from shipyard.client.rows import read_items
+    from shipyard.errors import InvokeError, UsageError
+
+    if not data.is_file():
+        raise InvokeError(f"--data {data}: no such file")
+    rows = read_items(data.read_bytes(), content_type_for(data))
+    if not rows:
+        raise UsageError("the benchmark needs at least one input row (--data FILE)")
+    return rows
+
+
+def _measure(where: Destination, target: str, rows: list[Any], options: dict[str, Any]) -> BenchReport:
+    """A URL is measured with the bench's own lean HTTP senders; a sagemaker deployment through its transport."""
+    from shipyard.bench import OPEN_LOOP_THREADS, run_bench
+
+    url, transport = where.url, None
+    if where.deployer is not None and not where.url:  # sagemaker: InvokeEndpoint, a connection per thread
+        threads = OPEN_LOOP_THREADS if options["rates"] else max(options["concurrency"])
+        transport = where.transport(read_timeout_s=65.0, connections=threads)
         url = f"sagemaker:{target}"
     try:
-        report = run_bench(
-            url,
-            rows,
-            sizes=_ints(sizes, "--sizes"),
-            repeats=repeats,
-            concurrency=levels,
-            rates=[float(r) for r in rate.split(",")] if rate else (),
-            duration=duration,
-            items=items,
-            server_vcpus=server_vcpus,
-            peak_rps=peak_rps,
-            safety=safety,
-            slo_p99_ms=slo_ms,
-            on_step=lambda message: err.print(f"[dim]· {escape(message)}[/]"),
-            transport=transport,
+        return run_bench(
+            url, rows, on_step=lambda message: err.print(f"[dim]· {escape(message)}[/]"), transport=transport, **options
         )
     finally:
         if transport is not None:
             transport.close()
-    paths = report.write(output, plot=plot)
+
+
+def _write(report: BenchReport, output: Path, plot: bool) -> dict[str, Path]:
+    from shipyard.errors import UsageError
+
+    try:
+        return report.write(output, plot=plot)
+    except UsageError as exc:
+        if plot and "matplotlib" in str(exc):
+            raise UsageError(f"{exc} (or pass --no-plot)") from exc
+        raise
+
+
+def _print(report: BenchReport, paths: dict[str, Path], output_format: Output) -> None:
     if output_format is Output.json:
         print_json("bench", {**report.to_dict(), "files": {kind: str(path) for kind, path in paths.items()}})
         return
@@ -112,15 +161,16 @@ _REQUIRED = ("items per request", "concurrency", "offered req/s", "median ms", "
 _OPTIONAL = ("errors", "items/s", "p95 ms", "max ms", "min ms", "items/req", "requests", "spread ms")
 
 
-def _resolve(target: str) -> tuple[str, Deployer | None]:
-    """A URL as it is; a deployment's name: its local URL, or "" and the deployer for a sagemaker endpoint."""
-    from shipyard.cli.deploy import resolve_invoke_target
-    from shipyard.errors import ClientError
+def _resolve(target: str) -> Destination:
+    """A URL as it is; a deployment's name: its local URL, or its transport for a sagemaker endpoint."""
+    from shipyard.cli.deploy import deployer_for
+    from shipyard.deploy.endpoint import destination, is_url
+    from shipyard.errors import InvokeError
 
-    url, deployer = resolve_invoke_target(target)
-    if deployer is None and "://" not in url and ":" not in url and "/" not in url:
-        raise ClientError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
-    return url, deployer
+    where = destination(target, lambda: deployer_for(None))
+    if where.deployer is None and not is_url(where.url):
+        raise InvokeError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
+    return where
 
 
 def _is_local(url: str) -> bool:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 out = Console()
 err = Console(stderr=True)
 
-__all__ = ["FLAGS", "STATE_OPTION", "deployer_for", "name_the_flag", "register", "resolve_invoke_target"]
+__all__ = ["FLAGS", "STATE_OPTION", "deployer_for", "name_the_flag", "register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -348,14 +348,3 @@ def logs(
             print(line, flush=True)
     except KeyboardInterrupt:
         return
-
-
-def resolve_invoke_target(target: str, state: Path | None = None) -> tuple[str, Deployer | None]:
-    """``shipyard invoke`` takes a URL or a deployment name: (URL, None) or (the local URL or "", deployer)."""
-    if "://" in target or ":" in target or "/" in target:
-        return target, None
-    deployer = deployer_for(state)
-    record = deployer.state.get(target)
-    if record is None:
-        return target, None
-    return record.url or "", deployer

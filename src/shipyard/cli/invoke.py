@@ -1,13 +1,18 @@
-"""``shipyard invoke URL --data FILE|-``."""
+"""``shipyard invoke URL --data FILE|-``: parse, pick the destination, send (one request or in chunks), print."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from shipyard.client.chunked import Limits
+    from shipyard.client.transport import Reply
 
 out = Console()
 
@@ -16,37 +21,59 @@ def register(app: typer.Typer) -> None:
     app.command("invoke")(invoke)
 
 
-def invoke(
-    target: str = typer.Argument(..., help="URL of a server (http://127.0.0.1:8080), or a deployment's name."),
-    data: str = typer.Option(..., "--data", "-d", help="File to send, or - for standard input."),
-    content_type: str | None = typer.Option(
-        None, "--content-type", "-t", help="Content-Type.", show_default="from the file's suffix, else JSON"
-    ),
-    accept: str | None = typer.Option(
-        None, "--accept", "-a", help="Accept header.", show_default="the request's Content-Type"
-    ),
-    raw: bool = typer.Option(False, "--raw", help="Print the body as the server sent it."),
-    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the answer."),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write predictions here as they arrive (.jsonl or .csv); a rerun resumes."
-    ),
-    chunk: bool | None = typer.Option(
-        None,
+TargetArg = Annotated[str, typer.Argument(help="URL of a server (http://127.0.0.1:8080), or a deployment's name.")]
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="File to send, or - for standard input.")]
+ContentTypeOpt = Annotated[
+    str | None,
+    typer.Option("--content-type", "-t", help="Content-Type.", show_default="from the file's suffix, else JSON"),
+]
+AcceptOpt = Annotated[
+    str | None, typer.Option("--accept", "-a", help="Accept header.", show_default="the request's Content-Type")
+]
+RawOpt = Annotated[bool, typer.Option("--raw", help="Print the body as the server sent it.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.")]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write predictions here as they arrive (.jsonl or .csv); a rerun resumes."),
+]
+ChunkOpt = Annotated[
+    bool | None,
+    typer.Option(
         "--chunk/--single",
         help="Split the rows into requests, or send one.",
         show_default="split over 64 rows, or with --output",
     ),
-    limits: str | None = typer.Option(
-        None,
+]
+LimitsOpt = Annotated[
+    str | None,
+    typer.Option(
         "--limits",
         help="Endpoint limits: realtime (6 MB/60 s), serverless (4 MB).",
         show_default="the deployment's, else realtime",
     ),
-    max_payload_mb: float | None = typer.Option(None, "--max-payload-mb", help="Override the payload limit."),
-    time_limit: float | None = typer.Option(None, "--time-limit", help="Override the per-request time limit (s)."),
-    concurrency: int = typer.Option(4, "--concurrency", "-c", help="Requests in flight when splitting."),
-    max_items: int | None = typer.Option(None, "--max-items", help="At most this many rows per request."),
-    resume: bool = typer.Option(True, "--resume/--restart", help="Continue an existing --output file."),
+]
+MaxPayloadOpt = Annotated[float | None, typer.Option("--max-payload-mb", help="Override the payload limit.")]
+TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", help="Override the per-request time limit (s).")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", help="Requests in flight when splitting.")]
+MaxItemsOpt = Annotated[int | None, typer.Option("--max-items", help="At most this many rows per request.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--restart", help="Continue an existing --output file.")]
+
+
+def invoke(
+    target: TargetArg,
+    data: DataOpt,
+    content_type: ContentTypeOpt = None,
+    accept: AcceptOpt = None,
+    raw: RawOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    output: OutputOpt = None,
+    chunk: ChunkOpt = None,
+    limits: LimitsOpt = None,
+    max_payload_mb: MaxPayloadOpt = None,
+    time_limit: TimeLimitOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    max_items: MaxItemsOpt = None,
+    resume: ResumeOpt = True,
 ) -> None:
     """Send a request to POST /invocations and print the predictions.
 
@@ -55,50 +82,50 @@ def invoke(
     the answers are put back in order.
     """
     from shipyard.cli import invoke_chunked
-    from shipyard.client.chunked import LIMITS
+    from shipyard.cli.deploy import deployer_for
+    from shipyard.client.chunked import should_chunk
     from shipyard.client.http import content_type_for
-    from shipyard.client.http import invoke as send
-    from shipyard.errors import ClientError
+    from shipyard.client.rows import read_items
+    from shipyard.deploy.endpoint import destination
+
+    body = _read_body(data)
+    kind = content_type or content_type_for(data)
+    where = destination(target, lambda: deployer_for(None))  # a name: its local URL, or sagemaker-runtime
+    fits = _limits(limits, where.serverless, max_payload_mb, time_limit)
+    rows = should_chunk(body, kind, fits, output) if chunk is not False else None
+    if chunk and rows is None:
+        rows = read_items(body, kind)
+    if rows is not None:
+        options = invoke_chunked.ChunkOptions(kind, fits, concurrency, max_items, output, resume, raw)
+        invoke_chunked.run(where, rows, options)
+        return
+    _print_answer(where.invoke(body, content_type=kind, accept=accept, timeout_s=timeout), raw)
+
+
+def _read_body(data: str) -> bytes:
+    from shipyard.errors import InvokeError
 
     if data == "-":
-        body = sys.stdin.buffer.read()
-    else:
-        path = Path(data)
-        if not path.is_file():
-            raise ClientError(f"--data {data}: no such file")
-        body = path.read_bytes()
-    kind = content_type or content_type_for(data)
-    from shipyard.cli.deploy import resolve_invoke_target
+        return sys.stdin.buffer.read()
+    path = Path(data)
+    if not path.is_file():
+        raise InvokeError(f"--data {data}: no such file")
+    return path.read_bytes()
 
-    name = target
-    target, deployment = resolve_invoke_target(target)  # a deployment's name: its local URL, or sagemaker-runtime
-    if limits is None:
-        record = deployment.state.get(name) if deployment is not None else None
-        limits = "serverless" if record is not None and record.serverless else "realtime"
-    rows = None
-    if chunk is not False:
-        rows = invoke_chunked.should_chunk(body, kind, LIMITS.get(limits, LIMITS["realtime"]), output)
-        if chunk and rows is None:
-            rows = invoke_chunked.read_items(body, kind)
-    if rows is not None:
-        invoke_chunked.run(
-            invoke_chunked.Destination(target, name if deployment is not None else None, deployment),
-            rows,
-            content_type=kind,
-            limits_name=limits,
-            max_payload_mb=max_payload_mb,
-            time_limit=time_limit,
-            concurrency=concurrency,
-            max_items=max_items,
-            output=output,
-            resume=resume,
-            raw=raw,
-        )
-        return
-    if deployment is not None and not target:  # sagemaker: InvokeEndpoint through boto3
-        answer = deployment.invoke(name, body, content_type=kind, accept=accept, timeout=timeout)
-    else:
-        answer = send(target, body, content_type=kind, accept=accept, timeout=timeout)
+
+def _limits(name: str | None, serverless: bool, max_payload_mb: float | None, time_limit: float | None) -> Limits:
+    from shipyard.client.chunked import LIMITS, limits_for
+    from shipyard.errors import InvokeError
+
+    try:
+        return limits_for(name, serverless=serverless, max_payload_mb=max_payload_mb, time_limit_s=time_limit)
+    except InvokeError:
+        raise InvokeError(f"--limits {name}: use one of {', '.join(LIMITS)}") from None
+
+
+def _print_answer(answer: Reply, raw: bool) -> None:
+    from shipyard.cli import invoke_chunked
+
     if raw or not answer.content_type.startswith("application/json"):
         sys.stdout.buffer.write(answer.body if answer.body.endswith(b"\n") else answer.body + b"\n")
         return

@@ -27,11 +27,11 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from shipyard.client.rows import JSONRows, RowFormat
-from shipyard.client.transport import TIMED_OUT, UNREACHABLE, HTTPTransport, Reply, Transport
-from shipyard.errors import ClientError
+from shipyard.client.rows import JSONRows, RowFormat, read_items
+from shipyard.client.transport import TIMED_OUT, UNREACHABLE, HTTPTransport, Reply, Transport, server_message
+from shipyard.errors import InvokeError
 
-__all__ = ["LIMITS", "ChunkedInvoker", "Limits", "Summary", "invoke_all"]
+__all__ = ["LIMITS", "ChunkedInvoker", "Limits", "Summary", "invoke_all", "limits_for", "should_chunk"]
 
 _RETRY = {429, 500, 502, 503, UNREACHABLE}
 _SPLIT = {413, 504, TIMED_OUT}
@@ -54,6 +54,26 @@ LIMITS = {
     "realtime": Limits(6 * 1024 * 1024, 60.0),  # SageMaker real-time endpoints (and shipyard serve's defaults)
     "serverless": Limits(4 * 1024 * 1024, 60.0),  # SageMaker serverless inference
 }
+
+AUTO_CHUNK_ROWS = 64  # more rows than one server batch: split, so no request nears the time limit
+
+
+def limits_for(
+    name: str | None = None,
+    *,
+    serverless: bool = False,
+    max_payload_mb: float | None = None,
+    time_limit_s: float | None = None,
+) -> Limits:
+    """The one place an endpoint's limits are chosen: by ``name`` when given, else serverless or realtime, with
+    the payload and time overrides on top. :class:`InvokeError` for a name that is not in :data:`LIMITS`."""
+    base = LIMITS.get(name or ("serverless" if serverless else "realtime"))
+    if base is None:
+        raise InvokeError(f"unknown limits {name!r}: use one of {', '.join(LIMITS)}")
+    return Limits(
+        int(max_payload_mb * 1024 * 1024) if max_payload_mb else base.max_payload_bytes,
+        time_limit_s or base.time_limit_s,
+    )
 
 
 @dataclass(slots=True)
@@ -83,9 +103,9 @@ class ChunkedInvoker:
         max_items: int | None = None,
     ) -> None:
         if concurrency < 1:
-            raise ClientError(f"concurrency must be at least 1, got {concurrency}")
+            raise InvokeError(f"concurrency must be at least 1, got {concurrency}")
         if not 0 < safety <= 1:
-            raise ClientError(f"safety must be in (0, 1], got {safety}")
+            raise InvokeError(f"safety must be in (0, 1], got {safety}")
         self.transport = transport
         self.format: RowFormat = row_format or JSONRows()
         self.limits = limits
@@ -118,32 +138,24 @@ class ChunkedInvoker:
         self._stop.clear()
         started = time.perf_counter()
         sizes = [self.format.item_size(item) for item in items] if total else []
-        done: dict[int, tuple[int, list[Any]]] = {}
-        emitted = start
-
-        def deliver(first: int, predictions: list[Any]) -> None:
-            nonlocal emitted
-            with self._lock:
-                done[first] = (first + len(predictions), predictions)
-                while emitted in done:  # hand over the contiguous prefix, in order
-                    end, values = done.pop(emitted)
-                    if on_results is not None:
-                        on_results(emitted, values)
-                    emitted = end
-                if on_progress is not None:
-                    on_progress(emitted, total)
-
+        deliver = _InOrder(self._lock, start, total, on_results, on_progress)
         if on_progress is not None:
             on_progress(start, total)
-        if start >= total:
-            summary.seconds = time.perf_counter() - started
-            return summary
-        # A first, small request measures the endpoint before the big chunks are cut.
-        probe_end = self._cut(start, sizes, self.probe_items)
-        probe_started = time.perf_counter()
-        self._send(items, sizes, start, probe_end, deliver, summary)
-        self._rate = (probe_end - start) / max(1e-6, time.perf_counter() - probe_started)
-        cursor = probe_end
+        if start < total:
+            # A first, small request measures the endpoint before the big chunks are cut.
+            probe_end = self._cut(start, sizes, self.probe_items)
+            probe_started = time.perf_counter()
+            self._send(items, sizes, start, probe_end, deliver, summary)
+            self._rate = (probe_end - start) / max(1e-6, time.perf_counter() - probe_started)
+            self._send_rest(items, sizes, probe_end, deliver, summary)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _send_rest(
+        self, items: Sequence[Any], sizes: list[int], cursor: int, deliver: _InOrder, summary: Summary
+    ) -> None:
+        """Chunks from ``cursor`` on, ``concurrency`` at a time, each cut to the rate measured so far."""
+        total = len(items)
         phase_started, phase_items = time.perf_counter(), 0
 
         def take() -> tuple[int, int] | None:
@@ -174,9 +186,7 @@ class ChunkedInvoker:
                 wait(futures)
                 error = failed[0].exception()
                 assert error is not None
-                raise _with_progress(error, emitted, total)
-        summary.seconds = time.perf_counter() - started
-        return summary
+                raise _with_progress(error, deliver.emitted, total)
 
     # -- chunking --------------------------------------------------------------------------------
     def _items_per_chunk(self) -> int:
@@ -230,16 +240,16 @@ class ChunkedInvoker:
                 middle = first + (end - first) // 2
                 spans[:0] = [(first, middle), (middle, end)]
                 continue
-            raise ClientError(_describe(reply, first, end), status=reply.status)
+            raise InvokeError(_describe(reply, first, end), status=reply.status)
 
     def _post_with_retries(self, body: bytes, count: int, summary: Summary) -> Reply:
         attempt = 0
         timeout = self.limits.read_timeout_s
         while True:
             if self._stop.is_set():
-                raise ClientError("stopped: another request failed")
+                raise InvokeError("stopped: another request failed")
             reply = self.transport.post(
-                body, content_type=self.format.content_type, accept=self.format.accept, timeout=timeout
+                body, content_type=self.format.content_type, accept=self.format.accept, timeout_s=timeout
             )
             with self._lock:
                 summary.requests += 1
@@ -254,7 +264,34 @@ class ChunkedInvoker:
             with self._lock:
                 summary.retries += 1
             if self._stop.wait(delay):
-                raise ClientError("stopped: another request failed")
+                raise InvokeError("stopped: another request failed")
+
+
+class _InOrder:
+    """Hands the answers over in input order: the contiguous prefix of what has come back, as it grows."""
+
+    def __init__(
+        self,
+        lock: threading.Lock,
+        start: int,
+        total: int,
+        on_results: Callable[[int, list[Any]], None] | None,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self._lock, self.emitted, self._total = lock, start, total
+        self._on_results, self._on_progress = on_results, on_progress
+        self._done: dict[int, tuple[int, list[Any]]] = {}
+
+    def __call__(self, first: int, predictions: list[Any]) -> None:
+        with self._lock:
+            self._done[first] = (first + len(predictions), predictions)
+            while self.emitted in self._done:
+                end, values = self._done.pop(self.emitted)
+                if self._on_results is not None:
+                    self._on_results(self.emitted, values)
+                self.emitted = end
+            if self._on_progress is not None:
+                self._on_progress(self.emitted, self._total)
 
 
 def invoke_all(
@@ -288,16 +325,35 @@ def invoke_all(
 
 
 def _describe(reply: Reply, first: int, end: int) -> str:
-    from shipyard.client.http import _message
 
     rows = f"rows {first}–{end - 1}" if end - first > 1 else f"row {first}"
     if reply.status == 413:
-        return f"{rows}: a single row is larger than the endpoint accepts (413): {_message(reply.body)}"
-    return f"{rows}: {reply.status} {_message(reply.body)}"
+        return f"{rows}: a single row is larger than the endpoint accepts (413): {server_message(reply.body)}"
+    return f"{rows}: {reply.status} {server_message(reply.body)}"
 
 
 def _with_progress(error: BaseException, answered: int, total: int) -> BaseException:
-    if isinstance(error, ClientError):
+    if isinstance(error, InvokeError):
         message = f"{error} ({answered} of {total} rows were answered before it; rerun to resume)"
-        return ClientError(message, status=error.status)
+        return InvokeError(message, status=error.status)
     return error
+
+
+def should_chunk(body: bytes, content_type: str, limits: Limits, output: object | None) -> list[Any] | None:
+    """The rows to send in chunks, or None when the body goes as one request. ``output`` is where the answers
+    are written, if anywhere: writing them always splits."""
+    if output is None and len(body) < limits.max_payload_bytes * 0.9 and len(body) < 64 * 1024:
+        # Small bodies (the usual hand-written request) keep the single-request path and its exact answer.
+        try:
+            rows = read_items(body, content_type)
+        except InvokeError:
+            return None
+        if all(isinstance(row, int | float) for row in rows):
+            return None  # a flat list of numbers may be one row sent bare: split only when asked (--chunk)
+        return rows if len(rows) > AUTO_CHUNK_ROWS else None
+    try:
+        return read_items(body, content_type)
+    except InvokeError:
+        if output is not None:
+            raise
+        return None

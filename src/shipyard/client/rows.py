@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from shipyard.errors import ClientError
+from shipyard.errors import InvokeError
 
 __all__ = ["CSVRows", "JSONLinesRows", "JSONRows", "ResultWriter", "RowFormat", "format_for", "read_items"]
 
@@ -47,7 +47,7 @@ class JSONRows:
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ClientError(f"the endpoint answered something that is not JSON: {exc}") from None
+            raise InvokeError(f"the endpoint answered something that is not JSON: {exc}") from None
         predictions = document.get("predictions") if isinstance(document, dict) else document
         return _checked(predictions, count)
 
@@ -66,7 +66,7 @@ class JSONLinesRows:
         try:
             values = [orjson.loads(line) for line in body.splitlines() if line.strip()]
         except orjson.JSONDecodeError as exc:
-            raise ClientError(f"the endpoint answered a line that is not JSON: {exc}") from None
+            raise InvokeError(f"the endpoint answered a line that is not JSON: {exc}") from None
         return _checked(values, count)
 
 
@@ -100,7 +100,7 @@ def format_for(content_type: str) -> JSONRows | JSONLinesRows | CSVRows:
     essence = content_type.split(";", 1)[0].strip().lower()
     kind = _FORMATS.get(essence)
     if kind is None:
-        raise ClientError(f"cannot split {content_type} into rows; send JSON, JSON Lines or CSV")
+        raise InvokeError(f"cannot split {content_type} into rows; send JSON, JSON Lines or CSV")
     return kind()
 
 
@@ -113,26 +113,26 @@ def read_items(body: bytes, content_type: str) -> list[Any]:
         try:
             return [orjson.loads(line) for line in body.splitlines() if line.strip()]
         except orjson.JSONDecodeError as exc:
-            raise ClientError(f"the input has a line that is not JSON: {exc}") from None
+            raise InvokeError(f"the input has a line that is not JSON: {exc}") from None
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ClientError(f"the input is not valid JSON: {exc}") from None
+        raise InvokeError(f"the input is not valid JSON: {exc}") from None
     if isinstance(document, dict):
         for key in ("instances", "inputs"):
             if key in document:
                 document = document[key]
                 break
     if not isinstance(document, list):
-        raise ClientError('the input must be a list of rows, or {"instances": [...]}, to be split into requests')
+        raise InvokeError('the input must be a list of rows, or {"instances": [...]}, to be split into requests')
     return document
 
 
 def _checked(values: Any, count: int) -> list[Any]:
     if not isinstance(values, list):
-        raise ClientError(f"the endpoint answered {type(values).__name__}, not a list of predictions")
+        raise InvokeError(f"the endpoint answered {type(values).__name__}, not a list of predictions")
     if len(values) != count:
-        raise ClientError(f"the endpoint answered {len(values)} predictions for {count} rows")
+        raise InvokeError(f"the endpoint answered {len(values)} predictions for {count} rows")
     return values
 
 

@@ -16,19 +16,15 @@ SageMaker puts its own front between the caller and the container, and answers t
   mid-answer is "unreachable" (retried), as over plain HTTP.
 
 The boto3 client should come from :meth:`shipyard.cloud.session.Aws.runtime_client`, which turns botocore's
-own retries off: the chunking client retries with its own backoff and budget.
+own retries off: the chunking client retries with its own backoff and budget. The call itself and botocore's
+errors live in :mod:`shipyard.cloud.runtime`; this module maps its answers to statuses.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ReadTimeoutError
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
 from shipyard.client.transport import TIMED_OUT, UNREACHABLE, Reply
-from shipyard.cloud.errors import DENIED, REFUSED_CREDENTIALS, error_code, translate
 
 __all__ = ["SageMakerTransport", "status_of"]
 
@@ -69,30 +65,25 @@ class SageMakerTransport:
         self.endpoint = endpoint
         self.target_variant = target_variant
 
-    def post(self, body: bytes, *, content_type: str, accept: str | None, timeout: float) -> Reply:
-        """One invocation. ``timeout`` is the client's read time-out, fixed when the client was made."""
-        args: dict[str, Any] = {"EndpointName": self.endpoint, "Body": body, "ContentType": content_type}
-        if accept:
-            args["Accept"] = accept
-        if self.target_variant:
-            args["TargetVariant"] = self.target_variant
-        started = time.perf_counter()
-        try:
-            answer = self._client.invoke_endpoint(**args)
-            data = answer["Body"].read()
-        except ClientError as exc:
-            if error_code(exc) in REFUSED_CREDENTIALS | DENIED:  # not worth a retry; say what to do
-                raise translate(exc, f"invoke the endpoint {self.endpoint}") from exc
-            status, message = status_of(exc.response)
-            return Reply(status, message.encode(), seconds=time.perf_counter() - started)
-        except ReadTimeoutError:
-            waited = f"no answer from {self.endpoint} within the read time-out".encode()
-            return Reply(TIMED_OUT, waited, seconds=time.perf_counter() - started)
-        except (HTTPClientError, BotoConnectionError) as exc:  # refused, reset, or cut off mid-answer
-            return Reply(UNREACHABLE, f"cannot reach SageMaker: {exc}".encode(), seconds=time.perf_counter() - started)
-        except BotoCoreError as exc:  # no credentials, no region, ...: the same error the other commands give
-            raise translate(exc, f"invoke the endpoint {self.endpoint}") from exc
-        return Reply(200, data, str(answer.get("ContentType", "")), None, time.perf_counter() - started)
+    def post(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
+        """One invocation. ``timeout_s`` is the client's read time-out, fixed when the client was made."""
+        from shipyard.cloud.runtime import invoke_endpoint  # boto3 only when a SageMaker endpoint is invoked
+
+        answer = invoke_endpoint(
+            self._client,
+            self.endpoint,
+            body,
+            content_type=content_type,
+            accept=accept,
+            target_variant=self.target_variant,
+        )
+        if answer.outcome == "ok":
+            return Reply(200, answer.body, answer.content_type, None, answer.seconds)
+        if answer.outcome == "error":
+            status, message = status_of(answer.error)
+            return Reply(status, message.encode(), seconds=answer.seconds)
+        lost = TIMED_OUT if answer.outcome == "timed-out" else UNREACHABLE
+        return Reply(lost, answer.message.encode(), seconds=answer.seconds)
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)

@@ -1,4 +1,8 @@
-"""How the chunking client reaches an endpoint: one ``post`` that answers a :class:`Reply`, never raises for HTTP.
+"""How every client reaches an endpoint: one ``post`` that answers a :class:`Reply`, never raises for HTTP.
+
+Single requests (:func:`shipyard.client.http.invoke`, ``Endpoint.invoke``), chunked runs and the benchmark all
+go through a :class:`Transport`; :func:`checked` turns an error reply into :class:`InvokeError` for those that
+want one answer or an exception.
 
 :class:`HTTPTransport` speaks to any SageMaker-contract server (``shipyard serve``, the ``local`` target, a
 container). Another transport (e.g. sagemaker-runtime's InvokeEndpoint) only has to map its answers to a
@@ -8,15 +12,27 @@ status code, a body and an optional Retry-After, and the chunking, retries and o
 from __future__ import annotations
 
 import email.utils
+import http
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
+import orjson
 
-from shipyard.client.http import _base
+from shipyard.errors import InvokeError
 
-__all__ = ["HTTPTransport", "Reply", "Transport", "retry_after_seconds"]
+__all__ = [
+    "HTTPTransport",
+    "Reply",
+    "Transport",
+    "base_url",
+    "checked",
+    "endpoint_url",
+    "retry_after_seconds",
+    "send_one",
+    "server_message",
+]
 
 # Status codes the client produces itself for failures that never reached an HTTP answer.
 TIMED_OUT = 598
@@ -31,9 +47,12 @@ class Reply:
     retry_after: float | None = None  # seconds, from the Retry-After header
     seconds: float = 0.0
 
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
 
 class Transport(Protocol):
-    def post(self, body: bytes, *, content_type: str, accept: str | None, timeout: float) -> Reply: ...
+    def post(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply: ...
 
     def close(self) -> None: ...
 
@@ -42,23 +61,30 @@ class HTTPTransport:
     """``POST URL/invocations`` over one pooled httpx client (safe to share between threads)."""
 
     def __init__(self, url: str, *, headers: dict[str, str] | None = None, max_connections: int = 64) -> None:
-        self.url = f"{_base(url)}/invocations"
+        self.where = url
+        self.url = endpoint_url(url, "/invocations")
         self._client = httpx.Client(
             headers=headers or {},
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
-    def post(self, body: bytes, *, content_type: str, accept: str | None, timeout: float) -> Reply:
+    def post(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
         headers = {"content-type": content_type}
         if accept:
             headers["accept"] = accept
         started = time.perf_counter()
         try:
-            response = self._client.post(self.url, content=body, headers=headers, timeout=timeout)
+            response = self._client.post(self.url, content=body, headers=headers, timeout=timeout_s)
         except httpx.TimeoutException:
-            return Reply(TIMED_OUT, f"no answer within {timeout:g} s".encode(), seconds=time.perf_counter() - started)
+            return Reply(
+                TIMED_OUT,
+                f"no answer from {self.where} within {timeout_s:g} s".encode(),
+                seconds=time.perf_counter() - started,
+            )
         except httpx.HTTPError as exc:
-            return Reply(UNREACHABLE, f"cannot reach {self.url}: {exc}".encode(), seconds=time.perf_counter() - started)
+            return Reply(
+                UNREACHABLE, f"cannot reach {self.where}: {exc}".encode(), seconds=time.perf_counter() - started
+            )
         return Reply(
             response.status_code,
             response.content,
@@ -69,6 +95,54 @@ class HTTPTransport:
 
     def close(self) -> None:
         self._client.close()
+
+
+def checked(reply: Reply) -> Reply:
+    """``reply`` when it is an answer (< 400); else :class:`InvokeError` with the server's message and status."""
+    if reply.status < 400:
+        return reply
+    if reply.status in (TIMED_OUT, UNREACHABLE):
+        raise InvokeError(reply.body.decode("utf-8", "replace"))
+    try:
+        phrase = http.HTTPStatus(reply.status).phrase
+    except ValueError:
+        phrase = ""
+    raise InvokeError(f"{reply.status} {phrase}: {server_message(reply.body)}", status=reply.status)
+
+
+def send_one(transport: Transport, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
+    """One request through ``transport``, which is closed after: the answer, or :class:`InvokeError`."""
+    try:
+        return checked(transport.post(body, content_type=content_type, accept=accept, timeout_s=timeout_s))
+    finally:
+        transport.close()
+
+
+def base_url(url: str) -> str:
+    """``url`` without ``/invocations`` or ``/ping``, with ``http://`` when it names no scheme."""
+    url = url.rstrip("/")
+    for suffix in ("/invocations", "/ping"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url if "://" in url else f"http://{url}"
+
+
+def endpoint_url(url: str, path: str) -> httpx.URL:
+    # httpx.InvalidURL is not an httpx.HTTPError: check the URL once, here, with a message saying so.
+    try:
+        return httpx.URL(f"{base_url(url)}{path}")
+    except httpx.InvalidURL as exc:
+        raise InvokeError(f"{url!r} is not a valid URL ({exc}); expected e.g. http://127.0.0.1:8080") from None
+
+
+def server_message(body: bytes) -> str:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:500].decode("utf-8", "replace")
+    if isinstance(document, dict) and "message" in document:
+        return str(document["message"])
+    return body[:500].decode("utf-8", "replace")
 
 
 def retry_after_seconds(value: str | None) -> float | None:

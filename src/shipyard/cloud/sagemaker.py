@@ -9,7 +9,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
+from shipyard.cloud.runtime import invoke_endpoint
 from shipyard.cloud.session import Aws
+from shipyard.errors import CloudError
 
 __all__ = ["Invocation", "SageMakerGateway", "is_missing"]
 
@@ -152,20 +154,14 @@ class SageMakerGateway:
         return self._delete("model", "delete_model", ModelName=name)
 
     # -- invoke -----------------------------------------------------------------------------------------
-    def invoke(
-        self, endpoint: str, body: bytes, *, content_type: str, accept: str | None = None, timeout_s: float = 60.0
-    ) -> Invocation:
-        """``InvokeEndpoint``: the same request the HTTP client sends to the ``local`` target."""
-        args: dict[str, Any] = {"EndpointName": endpoint, "Body": body, "ContentType": content_type}
-        if accept:
-            args["Accept"] = accept
-        started = time.perf_counter()
-        with aws_call(f"invoke the endpoint {endpoint}", self.aws.region):
-            answer = self.aws.client("sagemaker-runtime").invoke_endpoint(**args)
-            data = answer["Body"].read()
-        return Invocation(
-            body=data,
-            content_type=str(answer.get("ContentType", "")),
-            seconds=time.perf_counter() - started,
-            invoked_variant=answer.get("InvokedProductionVariant"),
+    def invoke(self, endpoint: str, body: bytes, *, content_type: str, accept: str | None = None) -> Invocation:
+        """``InvokeEndpoint`` once (:func:`shipyard.cloud.runtime.invoke_endpoint`); :class:`CloudError` for any
+        answer but a success. The tool itself invokes through a transport (``shipyard.client.sagemaker``)."""
+        answer = invoke_endpoint(
+            self.aws.client("sagemaker-runtime"), endpoint, body, content_type=content_type, accept=accept
         )
+        if answer.outcome != "ok":
+            error = answer.error.get("Error", {})
+            message = str(error.get("Message") or answer.message or answer.outcome)
+            raise CloudError(f"cannot invoke the endpoint {endpoint}: {message}", aws_code=error.get("Code"))
+        return Invocation(answer.body, answer.content_type, answer.seconds, answer.variant)

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shipyard.client.http import Answer
-from shipyard.client.transport import Transport
+from shipyard.client.transport import Reply, Transport, send_one
 from shipyard.deploy.base import (
     CREATING,
     DELETED,
@@ -157,12 +156,11 @@ class Deployer:
 
     # -- afterwards -----------------------------------------------------------------------------------------
     def invoke(
-        self, name: str, body: bytes, *, content_type: str, accept: str | None = None, timeout: float = 60.0
-    ) -> Answer:
-        record = self.record(name)
-        return self.target(record.target).invoke(
-            record, body, content_type=content_type, accept=accept, timeout_s=timeout
-        )
+        self, name: str, body: bytes, *, content_type: str, accept: str | None = None, timeout_s: float = 60.0
+    ) -> Reply:
+        """One request through the deployment's transport; :class:`~shipyard.errors.InvokeError` on an error."""
+        transport = self.transport(name, read_timeout_s=timeout_s, connections=1)
+        return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
 
     def transport(self, name: str, *, read_timeout_s: float = 65.0, connections: int = 4) -> Transport:
         """Many requests to ``name``: its URL for ``local``, ``InvokeEndpoint`` for ``sagemaker`` (close it after)."""

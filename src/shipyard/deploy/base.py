@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from shipyard.client.http import Answer
 from shipyard.client.transport import Transport
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import Deployment
@@ -124,12 +123,9 @@ class Target(Protocol):
         """The record with its status read from the target (the engine, or AWS)."""
         ...
 
-    def invoke(
-        self, record: Deployment, body: bytes, *, content_type: str, accept: str | None, timeout_s: float
-    ) -> Answer: ...
-
     def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> Transport:
-        """What the chunking client and the benchmark send many requests through (HTTP, or InvokeEndpoint)."""
+        """The one way to the endpoint (HTTP, or InvokeEndpoint): single requests, chunked runs and the benchmark
+        all go through it; ``read_timeout_s`` bounds each request."""
         ...
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]: ...

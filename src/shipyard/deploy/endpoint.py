@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipyard.client.chunked import LIMITS, Limits, invoke_all
-from shipyard.client.http import Answer
+from shipyard.client.chunked import Limits, invoke_all, limits_for
+from shipyard.client.transport import HTTPTransport, Reply, Transport, send_one
 from shipyard.deploy.base import CleanupReport
 from shipyard.deploy.state import Deployment
 
 if TYPE_CHECKING:
     from shipyard.deploy.api import Deployer
 
-__all__ = ["Endpoint"]
+__all__ = ["Destination", "Endpoint", "destination", "is_url"]
 
 
 class Endpoint:
@@ -54,16 +55,26 @@ class Endpoint:
         return self
 
     def invoke(
-        self, body: bytes, *, content_type: str = "application/json", accept: str | None = None, timeout: float = 60.0
-    ) -> Answer:
+        self,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        accept: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> Reply:
         """Send ``body`` as it is; the raw answer."""
-        return self._deployer.invoke(self.name, body, content_type=content_type, accept=accept, timeout=timeout)
+        return self._deployer.invoke(self.name, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
 
-    def predict(self, data: Any, *, accept: str = "application/json", timeout: float = 60.0) -> Any:
+    @property
+    def limits(self) -> Limits:
+        """The payload and time limits of this endpoint (serverless: 4 MB, else 6 MB and 60 s)."""
+        return limits_for(serverless=bool(self.record.serverless))
+
+    def predict(self, data: Any, *, accept: str = "application/json", timeout_s: float = 60.0) -> Any:
         """Predictions for ``data``: rows (a list, a numpy array, a DataFrame) are sent as JSON ``instances``;
         bytes or a str are sent as they are. A JSON answer's ``predictions`` are returned, else its body."""
         body, content_type = _encode(data)
-        answer = self.invoke(body, content_type=content_type, accept=accept, timeout=timeout)
+        answer = self.invoke(body, content_type=content_type, accept=accept, timeout_s=timeout_s)
         if answer.content_type.startswith("application/json"):
             document = answer.json()
             if isinstance(document, dict) and "predictions" in document:
@@ -84,7 +95,7 @@ class Endpoint:
         (serverless: 4 MB, else 6 MB and 60 s), sent ``concurrency`` at a time with retries (see
         ``shipyard.client.chunked``); ``options`` go to its ``ChunkedInvoker`` (``max_items``, ...)."""
         rows = _plain(rows)
-        limits = limits or LIMITS["serverless" if self.record.serverless else "realtime"]
+        limits = limits or self.limits
         transport = self._deployer.transport(
             self.name, read_timeout_s=limits.read_timeout_s, connections=max(4, concurrency)
         )
@@ -104,6 +115,43 @@ class Endpoint:
     def __repr__(self) -> str:
         where = self.url or self.record.region or ""
         return f"Endpoint({self.name!r}, target={self.target!r}, status={self.status!r}, {where})"
+
+
+def is_url(target: str) -> bool:
+    """``shipyard invoke`` and ``bench`` take a URL or a deployment's name: a URL has a scheme, a port or a path."""
+    return "://" in target or ":" in target or "/" in target
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where requests go: a URL, or a recorded deployment (whose target says how: HTTP, or InvokeEndpoint)."""
+
+    url: str  # the URL, the local deployment's address, or "" for a sagemaker endpoint
+    name: str | None = None  # the deployment's name, when it is one
+    deployer: Deployer | None = None
+    serverless: bool = False
+
+    def transport(self, *, read_timeout_s: float, connections: int) -> Transport:
+        """The one way to the endpoint, for single requests, chunked runs and the benchmark (close it after)."""
+        if self.deployer is not None and self.name is not None:
+            return self.deployer.transport(self.name, read_timeout_s=read_timeout_s, connections=connections)
+        return HTTPTransport(self.url, max_connections=connections)
+
+    def invoke(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
+        transport = self.transport(read_timeout_s=timeout_s, connections=1)
+        return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+
+
+def destination(target: str, deployer: Callable[[], Deployer]) -> Destination:
+    """A URL as it is; a recorded deployment's name through ``deployer()`` (made only for a name). A name with
+    no record comes back as a URL (the request then says it cannot reach it)."""
+    if is_url(target):
+        return Destination(target)
+    found = deployer()
+    record = found.state.get(target)
+    if record is None:
+        return Destination(target)
+    return Destination(record.url or "", target, found, bool(record.serverless))
 
 
 def _encode(data: Any) -> tuple[bytes, str]:

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from shipyard.bundle.archive import extract_archive, make_readable, pack
-from shipyard.client.http import Answer
-from shipyard.client.http import invoke as http_invoke
 from shipyard.client.transport import HTTPTransport
 from shipyard.deploy.base import (
     CREATING,
@@ -288,13 +286,6 @@ class LocalTarget:
         elif record.status in {DELETED, OUT_OF_SERVICE, CREATING}:
             record.status, record.failure = IN_SERVICE, None
         return record
-
-    def invoke(
-        self, record: Deployment, body: bytes, *, content_type: str, accept: str | None, timeout_s: float
-    ) -> Answer:
-        if not record.url:
-            raise DeployError(f"{record.name} has no address; `shipyard status {record.name}`")
-        return http_invoke(record.url, body, content_type=content_type, accept=accept, timeout=timeout_s)
 
     def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> HTTPTransport:
         if not record.url:

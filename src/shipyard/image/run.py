@@ -4,8 +4,7 @@
 one place that does. A :class:`ContainerRun` starts ``IMAGE serve`` with its mounts, environment and labels,
 picks a free port when none is given, and either publishes it on 127.0.0.1 or, isolated (``--network none``:
 SageMaker's network isolation), binds it here and forwards it into the container's namespace
-(:mod:`shipyard.image.forward`). :func:`wait_for_ping` is the one ``/ping`` poller (the HTTP client's
-``wait_ready`` uses it too).
+(:mod:`shipyard.image.forward`). :func:`wait_for_ping` is the one ``/ping`` poller.
 
     >>> with ContainerRun(engine, "digits:1", name="try-digits") as run:   # doctest: +SKIP
     ...     run.start()

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shipyard.client.http import Answer
 from shipyard.client.sagemaker import SageMakerTransport
 from shipyard.cloud.session import Aws, deployment_tags
 from shipyard.deploy.base import DELETED, FAILED, CleanupReport, DeployRun, Plan, Reporter, Save, SilentReporter
@@ -19,8 +18,6 @@ from shipyard.deploy.sagemaker.names import Names, new_version
 from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import (
     AwsUnreachable,
-    ClientError,
-    CloudError,
     CredentialsError,
     DeployError,
     ShipyardError,
@@ -182,16 +179,6 @@ class SageMakerTarget:
         if record.serverless is None and live.get("CurrentInstanceCount"):
             record.instance_count = int(live["CurrentInstanceCount"])
         return record
-
-    def invoke(
-        self, record: Deployment, body: bytes, *, content_type: str, accept: str | None, timeout_s: float
-    ) -> Answer:
-        ctx = self.context(record.name, record.region)
-        try:
-            answer = ctx.sagemaker.invoke(record.name, body, content_type=content_type, accept=accept)
-        except CloudError as exc:
-            raise ClientError(str(exc), status=424 if exc.aws_code == "ModelError" else None) from exc
-        return Answer(200, answer.content_type, answer.body, answer.seconds)
 
     def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> SageMakerTransport:
         client = self.aws(record.region).runtime_client(read_timeout_s=read_timeout_s, connections=connections)
