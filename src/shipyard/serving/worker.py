@@ -6,10 +6,13 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import ServerConfig
 from shipyard.handler.base import Handler
+
+if TYPE_CHECKING:
+    from shipyard.serving.capture import ObjectStore
 
 __all__ = ["EXIT_LOAD_FAILED", "drop_privileges", "preimport", "run_worker"]
 
@@ -43,10 +46,11 @@ def run_worker(
     available: Any = None,
     parent: int | None = None,
     log_fd: int | None = None,
+    store: ObjectStore | None = None,
 ) -> None:
     """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it;
     ``slot``: this worker's index in ``available`` (see :class:`~shipyard.serving.app.ServerApp`); ``log_fd``: the
-    supervisor's pipe, which becomes this process's stdout and stderr."""
+    supervisor's pipe, which becomes this process's stdout and stderr; ``store``: where an s3:// capture goes."""
     from shipyard.serving.logs import flush_logs, setup_logging
     from shipyard.serving.process import OOM_SCORE_WORKER, die_with_parent, set_oom_score_adj
 
@@ -81,7 +85,14 @@ def run_worker(
             server.should_exit = True
 
     app = ServerApp(
-        config, handler, on_load_failed=load_failed, warmed=warmed, loaded=loaded, slot=slot, available=available
+        config,
+        handler,
+        on_load_failed=load_failed,
+        warmed=warmed,
+        loaded=loaded,
+        slot=slot,
+        available=available,
+        store=store,
     )
     raise_open_files_limit()  # a no-op once the supervisor has; before protocol_for reads the limit
     uv_config = uvicorn.Config(
