@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.session import Aws
-from shipyard.errors import CloudError, SpecError
+from shipyard.errors import ShipyardError, SpecError
 
 __all__ = ["SecretReader", "SecretsGateway"]
 
@@ -42,8 +42,8 @@ class SecretReader:
         with aws_call(f"read the secret {name}", self.aws.region):
             try:
                 answer = self.client.get_secret_value(SecretId=name)
-            except ClientError as exc:
-                raise CloudError(
+            except ClientError as exc:  # a ShipyardError, not a CloudError: the server exits 1 (tests assert it)
+                raise ShipyardError(
                     f"cannot read the secret {name!r} ({error_code(exc) or 'Unknown'}): the endpoint's role needs "
                     "secretsmanager:GetSecretValue on it, and the secret must exist in this region"
                 ) from None
