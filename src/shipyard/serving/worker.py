@@ -36,22 +36,10 @@ def drop_privileges(user: str | None) -> None:
     os.environ["USER"] = entry.pw_name
 
 
-def run_worker(
-    config: ServerConfig,
-    sock: socket.socket,
-    handler: Handler,
-    loaded: bool,
-    warmed: Any = None,
-    slot: int = 0,
-    available: Any = None,
-    parent: int | None = None,
-    log_fd: int | None = None,
-    store: ObjectStore | None = None,
-) -> None:
-    """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it;
-    ``slot``: this worker's index in ``available`` (see :class:`~shipyard.serving.app.ServerApp`); ``log_fd``: the
-    supervisor's pipe, which becomes this process's stdout and stderr; ``store``: where an s3:// capture goes."""
-    from shipyard.serving.logs import flush_logs, setup_logging
+def _become_worker(config: ServerConfig, parent: int | None, log_fd: int | None) -> None:
+    """The process steps before serving: signals, stdout/stderr to the supervisor's pipe, logging, the
+    privilege drop, dying with the parent and the OOM score."""
+    from shipyard.serving.logs import setup_logging
     from shipyard.serving.process import OOM_SCORE_WORKER, die_with_parent, set_oom_score_adj
 
     # fork() copied the supervisor's SIGTERM/SIGINT handler, which would run here too (and log a second,
@@ -70,6 +58,26 @@ def run_worker(
     if not die_with_parent(signal.SIGKILL, parent):
         sys.exit(0)
     set_oom_score_adj(OOM_SCORE_WORKER)  # out of memory, the kernel picks a worker (or its model) first
+
+
+def run_worker(
+    config: ServerConfig,
+    sock: socket.socket,
+    handler: Handler,
+    loaded: bool,
+    warmed: Any = None,
+    slot: int = 0,
+    available: Any = None,
+    parent: int | None = None,
+    log_fd: int | None = None,
+    store: ObjectStore | None = None,
+) -> None:
+    """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it;
+    ``slot``: this worker's index in ``available`` (see :class:`~shipyard.serving.app.ServerApp`); ``log_fd``: the
+    supervisor's pipe, which becomes this process's stdout and stderr; ``store``: where an s3:// capture goes."""
+    from shipyard.serving.logs import flush_logs
+
+    _become_worker(config, parent, log_fd)
     import uvicorn
 
     from shipyard.serving.app import ServerApp
