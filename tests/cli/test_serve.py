@@ -110,7 +110,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[ServerConfig]:
         configs.append(config)
         return 0
 
-    monkeypatch.setattr("shipyard.serving.entry.serve", record)
+    monkeypatch.setattr("shipyard.hosting.serve", record)
     for names in ENV.values():  # this test's environment says nothing about the server
         for name in names:
             monkeypatch.delenv(name, raising=False)

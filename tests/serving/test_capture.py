@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,8 +128,24 @@ def load(url: str, count: int, concurrency: int = 32) -> list[str]:
         )
         return key if answer.status_code == 200 else None
 
-    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(concurrency) as pool:
-        return [k for k in pool.map(lambda i: one(client, i), range(count)) if k]
+    # One client per thread: an httpx.Client shared by many threads once failed with a ReadError (EBADF).
+    local = threading.local()
+    clients: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def client() -> httpx.Client:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=30)
+            with lock:
+                clients.append(local.client)
+        return local.client  # type: ignore[no-any-return]
+
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            return [k for k in pool.map(lambda i: one(client(), i), range(count)) if k]
+    finally:
+        for each in clients:
+            each.close()
 
 
 @pytest.mark.integration

@@ -34,10 +34,6 @@ def dtype_family(dtype: str) -> str:
     return "string"
 
 
-def _numpy_dtype(dtype: str) -> Any:
-    return object if dtype == "string" else np.dtype(dtype)
-
-
 @dataclass(frozen=True, slots=True)
 class Schema:
     kind: Kind = "any"

@@ -154,7 +154,7 @@ def serve(
     arguments = dict(locals())
     given: dict[str, Any] = {name: arguments[name] for name in ENV if name in arguments}
     from shipyard.bundle.archive import open_any
-    from shipyard.serving.entry import serve as run
+    from shipyard.hosting import serve as run
 
     # Back to the variables (the first name of each, the one the config reads first): one reader, the
     # container's, parses and checks every value, whether it came from the command line or the environment.

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.session import Aws
 
-__all__ = ["S3Gateway", "default_bucket"]
+__all__ = ["CaptureStore", "S3Gateway", "default_bucket"]
 
 
 def default_bucket(region: str, account: str) -> str:
@@ -108,3 +108,19 @@ class S3Gateway:
                 chunk = [{"Key": key} for key in keys[start : start + 1000]]
                 self.client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
         return len(keys)
+
+
+class CaptureStore:
+    """The server's :class:`~shipyard.serving.capture.ObjectStore` for an ``s3://`` capture. The client is made
+    on the first put, in the worker that writes (boto3 clients are not shared across ``fork``)."""
+
+    def __init__(self, region: str | None = None) -> None:
+        self.region = region
+        self._gateway: S3Gateway | None = None
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        if self._gateway is None:
+            self._gateway = S3Gateway(Aws(self.region))
+        gateway = self._gateway
+        with aws_call(f"write the capture object s3://{bucket}/{key}", gateway.aws.region):
+            gateway.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

@@ -1,4 +1,5 @@
-"""Secrets Manager: resolve secret names to ARNs, so the role may read exactly those (never the values)."""
+"""Secrets Manager: resolve secret names to ARNs, so the role may read exactly those (deploy, never the
+values); and, in the image, read the values at start (:class:`SecretReader`, the server's SecretSource)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.session import Aws
-from shipyard.errors import SpecError
+from shipyard.errors import ShipyardError, SpecError
 
-__all__ = ["SecretsGateway"]
+__all__ = ["SecretReader", "SecretsGateway"]
 
 
 class SecretsGateway:
@@ -28,3 +29,24 @@ class SecretsGateway:
                         f"(aws secretsmanager create-secret --name {name} ...) or check --region"
                     ) from None
                 raise
+
+
+class SecretReader:
+    """The values, for :func:`shipyard.serving.secrets.load_secrets` (called as ``reader(name)``)."""
+
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+        self.client = aws.client("secretsmanager")
+
+    def __call__(self, name: str) -> str | bytes:
+        with aws_call(f"read the secret {name}", self.aws.region):
+            try:
+                answer = self.client.get_secret_value(SecretId=name)
+            except ClientError as exc:  # a ShipyardError, not a CloudError: the server exits 1 (tests assert it)
+                raise ShipyardError(
+                    f"cannot read the secret {name!r} ({error_code(exc) or 'Unknown'}): the endpoint's role needs "
+                    "secretsmanager:GetSecretValue on it, and the secret must exist in this region"
+                ) from None
+        if "SecretString" in answer:
+            return str(answer["SecretString"])
+        return bytes(answer["SecretBinary"])

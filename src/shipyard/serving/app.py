@@ -24,7 +24,7 @@ from shipyard.config import ServerConfig
 from shipyard.errors import InferenceTimeout, ModelError, ModelNotReady, PayloadTooLarge, ShipyardError
 from shipyard.handler import Handler, split, stack
 from shipyard.serving.batcher import Batcher, BatchStats
-from shipyard.serving.capture import Capture, capture_for
+from shipyard.serving.capture import Capture, ObjectStore, capture_for
 from shipyard.serving.compute import Compute, Fault, InlineCompute, ModelProcess
 from shipyard.serving.deadlines import Deadlines
 from shipyard.serving.logs import AccessLog, output
@@ -74,6 +74,7 @@ class ServerApp:
         loaded: bool = False,
         slot: int = 0,
         available: Any = None,
+        store: ObjectStore | None = None,
     ) -> None:
         self.config = config
         # A counter shared by every worker (a multiprocessing.Value): how many have loaded the model once.
@@ -89,6 +90,7 @@ class ServerApp:
             config.capture_percent,
             max_queue=config.capture_queue,
             flush_seconds=config.capture_flush_s,
+            store=store,  # where an s3:// capture goes (given by the entry point)
         )
         self.on_load_failed = on_load_failed
         self._preloaded = loaded  # the handler came loaded (the supervisor preloaded it before forking)

@@ -10,7 +10,7 @@ Each captured invocation becomes one JSON line, the record SageMaker's own data 
      "eventVersion": "0"}
 
 Files land under ``DESTINATION/YYYY/MM/DD/HH/MM-SS-mmm-<id>.jsonl`` (UTC), on a local directory or under an
-``s3://bucket/prefix`` (boto3, imported only then).
+``s3://bucket/prefix`` (through an :class:`ObjectStore` the entry point hands in; serving imports no boto3).
 
 The request path pays one sampling check and one ``deque.append`` (:meth:`Capture.offer`); encoding, file
 and network I/O happen in one background thread that drains the queue every 50 ms. A full queue drops the
@@ -34,7 +34,16 @@ from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["Capture", "CaptureSink", "DirectorySink", "S3Sink", "capture_for", "encode_record", "sink_for"]
+__all__ = [
+    "Capture",
+    "CaptureSink",
+    "DirectorySink",
+    "ObjectStore",
+    "S3Sink",
+    "capture_for",
+    "encode_record",
+    "sink_for",
+]
 
 log = logging.getLogger("shipyard.capture")
 
@@ -302,35 +311,37 @@ class DirectorySink:
             self._fd = None
 
 
+class ObjectStore(Protocol):
+    """Where the S3 sink puts its objects (:class:`shipyard.cloud.s3.CaptureStore` on AWS)."""
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None: ...
+
+
 class S3Sink:
     """Buffer per hour and upload one object per flush: ``s3://BUCKET/PREFIX/YYYY/MM/DD/HH/<name>.jsonl``.
 
     S3 objects cannot be appended to, so records are uploaded every ``flush_seconds`` (and whenever 8 MiB
-    are buffered). boto3 is imported here only: it is an optional extra (``shipyard[aws]``).
+    are buffered) to ``store``, which the entry point gives when the destination is ``s3://``.
     """
 
     max_buffer = 8 * 1024 * 1024
 
-    def __init__(self, uri: str, client: Any = None) -> None:
+    def __init__(self, uri: str, store: ObjectStore | None = None) -> None:
         if not uri.startswith("s3://"):
             raise ValueError(f"not an s3:// URI: {uri}")
         bucket, _, prefix = uri[5:].partition("/")
         if not bucket:
             raise ValueError(f"{uri}: no bucket")
         self.bucket, self.prefix = bucket, prefix.strip("/")
-        self._client = client
+        self._store = store
         self._buffers: dict[str, list[bytes]] = {}
         self._size = 0
         self.keys: list[str] = []
 
-    def _s3(self) -> Any:
-        if self._client is None:
-            try:
-                import boto3
-            except ImportError:
-                raise RuntimeError("capturing to s3:// needs boto3: pip install 'shipyard[aws]'") from None
-            self._client = boto3.client("s3")
-        return self._client
+    def _s3(self) -> ObjectStore:
+        if self._store is None:
+            raise RuntimeError("capturing to s3:// needs boto3: pip install 'shipyard[aws]'")
+        return self._store
 
     def write(self, hour: str, lines: list[bytes]) -> None:
         self._buffers.setdefault(hour, []).extend(lines)
@@ -342,24 +353,29 @@ class S3Sink:
         buffers, self._buffers, self._size = self._buffers, {}, 0
         for hour, lines in buffers.items():
             key = f"{self.prefix}/{hour}/{_file_name()}" if self.prefix else f"{hour}/{_file_name()}"
-            self._s3().put_object(Bucket=self.bucket, Key=key, Body=b"".join(lines), ContentType="application/jsonl")
+            self._s3().put(self.bucket, key, b"".join(lines), "application/jsonl")
             self.keys.append(key)
 
     def close(self) -> None:
         self.flush()
 
 
-def sink_for(destination: str) -> CaptureSink:
-    """A directory sink, or an S3 sink for ``s3://`` destinations."""
+def sink_for(destination: str, store: ObjectStore | None = None) -> CaptureSink:
+    """A directory sink, or an S3 sink (writing to ``store``) for ``s3://`` destinations."""
     if destination.startswith("s3://"):
-        return S3Sink(destination)
+        return S3Sink(destination, store)
     return DirectorySink(destination)
 
 
 def capture_for(
-    destination: str | None, percent: float, *, max_queue: int = 10_000, flush_seconds: float = 60.0
+    destination: str | None,
+    percent: float,
+    *,
+    max_queue: int = 10_000,
+    flush_seconds: float = 60.0,
+    store: ObjectStore | None = None,
 ) -> Capture | None:
     """The server's capture, or ``None`` when capture is off (no destination, or 0 %)."""
     if not destination or percent <= 0:
         return None
-    return Capture(sink_for(destination), percent, max_queue=max_queue, flush_seconds=flush_seconds)
+    return Capture(sink_for(destination, store), percent, max_queue=max_queue, flush_seconds=flush_seconds)

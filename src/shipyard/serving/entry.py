@@ -1,21 +1,23 @@
-"""``serve``: the command SageMaker runs in the container (``docker run IMAGE serve``).
+"""Run the server in this process: the bundle, the secrets, the supervisor and its workers.
 
-Reads everything from the environment (see :mod:`shipyard.config`), the bundle from ``/opt/ml/model``.
+The image's ``serve`` command is :func:`shipyard.hosting.main`, which reads the settings and hands in the AWS
+parts (a :data:`~shipyard.serving.secrets.SecretSource`, an :class:`~shipyard.serving.capture.ObjectStore`);
+this module never imports them, so the server runs without boto3 where neither is configured.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-
 from shipyard.config import ServerConfig
-from shipyard.errors import ShipyardError
+from shipyard.errors import SettingsError
+from shipyard.serving.capture import ObjectStore
+from shipyard.serving.secrets import SecretSource
 
-__all__ = ["main", "serve"]
+__all__ = ["serve"]
 
 
-def serve(config: ServerConfig) -> int:
-    """Run the server in the foreground until SIGTERM; returns the exit code."""
+def serve(config: ServerConfig, *, secrets: SecretSource | None = None, store: ObjectStore | None = None) -> int:
+    """Run the server in the foreground until SIGTERM; returns the exit code. ``secrets`` reads the values of
+    ``config.secrets``; ``store`` takes an ``s3://`` capture."""
     from shipyard.bundle import Bundle
     from shipyard.serving.logs import setup_logging
     from shipyard.serving.supervisor import Supervisor
@@ -23,21 +25,9 @@ def serve(config: ServerConfig) -> int:
     setup_logging(config.log_level)
     bundle = Bundle.open(config.model_dir, config.program)  # fail fast, with a clear message, on a bad bundle
     if config.secrets:  # before the workers fork and the model loads, so both see them
+        if secrets is None:
+            raise SettingsError("SHIPYARD_SECRETS is set but nothing here can read secrets")
         from shipyard.serving.secrets import load_secrets
 
-        load_secrets(config)
-    return Supervisor(config, bundle).run()
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "train":
-        sys.exit("this image serves models; it has no training entry point")
-    if args and args[0] not in ("serve",):
-        sys.exit(f"usage: serve   (got {' '.join(args)!r}; settings come from the environment)")
-    try:
-        code = serve(ServerConfig.from_env())
-    except (ShipyardError, OSError) as exc:
-        logging.getLogger("shipyard").error("%s", exc)
-        sys.exit(getattr(exc, "exit_code", 1))
-    sys.exit(code)
+        load_secrets(config, secrets)
+    return Supervisor(config, bundle, store=store).run()

@@ -5,7 +5,8 @@ environment; the server reads each value from AWS Secrets Manager here, in the m
 worker starts and before the model loads, and puts it in ``os.environ[VAR]`` for the handler. Values are
 never written to the image, the bundle, the state file or a log line; the log names the variables only.
 
-boto3 is imported only when secrets are asked for, so images without secrets do not need it.
+The values come from a :data:`SecretSource` the entry point hands in (``shipyard.hosting`` passes
+:class:`shipyard.cloud.secrets.SecretReader`): the server itself never imports boto3.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import base64
 import logging
 import os
 import re
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 
 from shipyard.config import ServerConfig
-from shipyard.errors import ShipyardError
 
-__all__ = ["load_secrets", "parse_entry"]
+__all__ = ["SecretSource", "load_secrets", "parse_entry"]
+
+# A secret's name → its value: the text, or the bytes of a binary secret. It raises a ShipyardError (a
+# CloudError where AWS refuses) that says which secret could not be read and why.
+SecretSource = Callable[[str], "str | bytes"]
 
 log = logging.getLogger("shipyard.secrets")
 
@@ -32,37 +36,19 @@ def parse_entry(entry: str) -> tuple[str, str]:
     return var.strip(), name.strip()
 
 
-def load_secrets(config: ServerConfig, environ: MutableMapping[str, str] | None = None) -> list[str]:
-    """Fetch every secret of ``config.secrets`` into ``environ`` (default ``os.environ``); the variables set."""
+def load_secrets(
+    config: ServerConfig, source: SecretSource, environ: MutableMapping[str, str] | None = None
+) -> list[str]:
+    """Fetch every secret of ``config.secrets`` from ``source`` into ``environ`` (default ``os.environ``);
+    the variables set. A binary secret becomes its base64 text."""
     if not config.secrets:
         return []
     environ = os.environ if environ is None else environ
-    try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        raise ShipyardError(
-            "SHIPYARD_SECRETS is set but boto3 is not in this image: build it with the aws extra "
-            "(`shipyard build` adds it when the deployment has secrets)"
-        ) from None
-    client = boto3.client("secretsmanager", region_name=config.region)
     names = []
     for entry in config.secrets:
         var, name = parse_entry(entry)
-        try:
-            answer = client.get_secret_value(SecretId=name)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            raise ShipyardError(
-                f"cannot read the secret {name!r} ({code}): the endpoint's role needs "
-                "secretsmanager:GetSecretValue on it, and the secret must exist in this region"
-            ) from None
-        except BotoCoreError as exc:
-            raise ShipyardError(f"cannot read the secret {name!r}: {type(exc).__name__}") from None
-        if "SecretString" in answer:
-            environ[var] = answer["SecretString"]
-        else:
-            environ[var] = base64.b64encode(answer["SecretBinary"]).decode()
+        value = source(name)
+        environ[var] = value if isinstance(value, str) else base64.b64encode(value).decode()
         names.append(var)
     log.info("secrets loaded", extra={"fields": {"variables": names}})
     return names

@@ -36,6 +36,7 @@ from types import FrameType
 from shipyard.bundle import Bundle
 from shipyard.config import ServerConfig
 from shipyard.handler import Handler, handler_for
+from shipyard.serving.capture import ObjectStore
 from shipyard.serving.logs import Relay, flush_logs, output
 from shipyard.serving.process import Backoff, exit_reason, oom_kills
 from shipyard.serving.protocol import raise_open_files_limit
@@ -63,8 +64,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class Supervisor:
-    def __init__(self, config: ServerConfig, bundle: Bundle) -> None:
+    def __init__(self, config: ServerConfig, bundle: Bundle, *, store: ObjectStore | None = None) -> None:
         self.config = config
+        self._store = store  # where an s3:// capture goes: handed to every worker
         self._bundle = bundle
         self.workers: dict[int, BaseProcess] = {}
         self._relay: Relay | None = None  # the workers' stdout and stderr, passed on whole lines at a time
@@ -137,7 +139,7 @@ class Supervisor:
         process = context.Process(
             target=run_worker,
             args=(self.config, sock, self._handler, self._preloaded, self._warmed, slot, self._available, os.getpid()),
-            kwargs={"log_fd": log_fd},
+            kwargs={"log_fd": log_fd, "store": self._store},
             name=f"shipyard-worker-{slot}",
             daemon=False,
         )

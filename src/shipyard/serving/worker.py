@@ -6,10 +6,13 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import ServerConfig
 from shipyard.handler.base import Handler
+
+if TYPE_CHECKING:
+    from shipyard.serving.capture import ObjectStore
 
 __all__ = ["EXIT_LOAD_FAILED", "drop_privileges", "preimport", "run_worker"]
 
@@ -33,21 +36,10 @@ def drop_privileges(user: str | None) -> None:
     os.environ["USER"] = entry.pw_name
 
 
-def run_worker(
-    config: ServerConfig,
-    sock: socket.socket,
-    handler: Handler,
-    loaded: bool,
-    warmed: Any = None,
-    slot: int = 0,
-    available: Any = None,
-    parent: int | None = None,
-    log_fd: int | None = None,
-) -> None:
-    """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it;
-    ``slot``: this worker's index in ``available`` (see :class:`~shipyard.serving.app.ServerApp`); ``log_fd``: the
-    supervisor's pipe, which becomes this process's stdout and stderr."""
-    from shipyard.serving.logs import flush_logs, setup_logging
+def _become_worker(config: ServerConfig, parent: int | None, log_fd: int | None) -> None:
+    """The process steps before serving: signals, stdout/stderr to the supervisor's pipe, logging, the
+    privilege drop, dying with the parent and the OOM score."""
+    from shipyard.serving.logs import setup_logging
     from shipyard.serving.process import OOM_SCORE_WORKER, die_with_parent, set_oom_score_adj
 
     # fork() copied the supervisor's SIGTERM/SIGINT handler, which would run here too (and log a second,
@@ -66,6 +58,26 @@ def run_worker(
     if not die_with_parent(signal.SIGKILL, parent):
         sys.exit(0)
     set_oom_score_adj(OOM_SCORE_WORKER)  # out of memory, the kernel picks a worker (or its model) first
+
+
+def run_worker(
+    config: ServerConfig,
+    sock: socket.socket,
+    handler: Handler,
+    loaded: bool,
+    warmed: Any = None,
+    slot: int = 0,
+    available: Any = None,
+    parent: int | None = None,
+    log_fd: int | None = None,
+    store: ObjectStore | None = None,
+) -> None:
+    """The body of a worker process; never returns. ``handler``: the supervisor's, ``loaded`` if it preloaded it;
+    ``slot``: this worker's index in ``available`` (see :class:`~shipyard.serving.app.ServerApp`); ``log_fd``: the
+    supervisor's pipe, which becomes this process's stdout and stderr; ``store``: where an s3:// capture goes."""
+    from shipyard.serving.logs import flush_logs
+
+    _become_worker(config, parent, log_fd)
     import uvicorn
 
     from shipyard.serving.app import ServerApp
@@ -81,7 +93,14 @@ def run_worker(
             server.should_exit = True
 
     app = ServerApp(
-        config, handler, on_load_failed=load_failed, warmed=warmed, loaded=loaded, slot=slot, available=available
+        config,
+        handler,
+        on_load_failed=load_failed,
+        warmed=warmed,
+        loaded=loaded,
+        slot=slot,
+        available=available,
+        store=store,
     )
     raise_open_files_limit()  # a no-op once the supervisor has; before protocol_for reads the limit
     uv_config = uvicorn.Config(
