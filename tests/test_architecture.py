@@ -10,7 +10,8 @@ package or a floor below. The floors, from the bottom:
     image  |  cloud                            (side by side: neither imports the other)
     client
     deploy |  bench  |  monitor                (side by side)
-    cli    |  hosting  |  shipyard             (the entry points: the command, the image's ``serve``, the API)
+    hosting → cli  |  shipyard                 (the entry points: the image's ``serve``, the command, the API;
+                                               ``shipyard serve`` runs the image's own wiring)
 
 Third-party rules ride along: only ``cloud`` imports boto3/botocore, and
 nothing below ``cli`` imports typer or rich. Nothing may import the package itself (``shipyard/__init__``):
@@ -27,35 +28,24 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# Each part of the package and its floor; parts on one floor are independent of each other, except where an
-# order inside the floor is given (the model floor's three parts, bottom first).
-FLOORS: list[tuple[str, ...]] = [
-    ("errors", "version", "pricing"),
-    ("config",),
-    ("settings",),
-    ("codecs",),
-    ("bundle",),
-    ("handler",),
-    ("serving",),
-    ("image", "cloud"),
-    ("client",),
-    ("deploy", "bench", "monitor"),
-    ("cli", "hosting", "__init__"),
+# Each step up, bottom first: the floor it belongs to and its parts. Parts of one step are independent of each
+# other; a floor of several steps (core, model, entry) is ordered inside: each step imports only those below.
+FLOORS: list[tuple[str, tuple[str, ...]]] = [
+    ("core", ("errors", "version", "pricing")),
+    ("core", ("config",)),
+    ("core", ("settings",)),
+    ("model", ("codecs",)),
+    ("model", ("bundle",)),
+    ("model", ("handler",)),
+    ("serving", ("serving",)),
+    ("image|cloud", ("image", "cloud")),
+    ("client", ("client",)),
+    ("deploy|bench|monitor", ("deploy", "bench", "monitor")),
+    ("entry", ("hosting",)),
+    ("entry", ("cli", "__init__")),
 ]
-FLOOR_NAMES = [
-    "core",
-    "core",
-    "core",
-    "model",
-    "model",
-    "model",
-    "serving",
-    "image|cloud",
-    "client",
-    "deploy|bench|monitor",
-    "entry",
-]
-FLOOR_OF = {part: level for level, parts in enumerate(FLOORS) for part in parts}
+FLOOR_NAMES = [name for name, _ in FLOORS]
+FLOOR_OF = {part: level for level, (_, parts) in enumerate(FLOORS) for part in parts}
 # Third-party packages only some parts may import.
 RESTRICTED = {
     "boto3": {"cloud"},

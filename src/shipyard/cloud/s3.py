@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import boto3
 from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
@@ -120,7 +121,9 @@ class CaptureStore:
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         if self._gateway is None:
-            self._gateway = S3Gateway(Aws(self.region))
+            # S3 needs no region (buckets are global; boto3's own default is us-east-1's endpoint, which
+            # redirects): a capture with none configured writes as `boto3.client("s3")` would.
+            self._gateway = S3Gateway(Aws(self.region or boto3.Session().region_name or "us-east-1"))
         gateway = self._gateway
         with aws_call(f"write the capture object s3://{bucket}/{key}", gateway.aws.region):
             gateway.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
