@@ -67,14 +67,15 @@ def test_not_a_bundle_exits_2_with_a_clear_message(tmp_path: Path) -> None:
     assert "code/inference.py" in line["message"]
 
 
-def test_bad_settings_exit_1_naming_the_variable(digits_bundle: Path) -> None:
+def test_bad_settings_exit_2_naming_the_variable(digits_bundle: Path) -> None:
+    """A bad setting is a usage error (exit 2), as in `shipyard serve` and every other command."""
     result = subprocess.run(
         [str(BIN / "serve")],
         env=server_env({"SHIPYARD_MODEL_DIR": str(digits_bundle), "SAGEMAKER_MODEL_SERVER_WORKERS": "lots"}),
         capture_output=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert b"SAGEMAKER_MODEL_SERVER_WORKERS='lots' is not an integer" in result.stdout + result.stderr
 
 

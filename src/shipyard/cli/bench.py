@@ -98,8 +98,8 @@ def bench(
 
 
 def _rows(data: Path) -> list[Any]:
-    from shipyard.client.http import content_type_for
     from shipyard.client.rows import read_items
+    from shipyard.codecs.media import content_type_for
     from shipyard.errors import InvokeError, UsageError
 
     if not data.is_file():

@@ -84,8 +84,8 @@ def invoke(
     from shipyard.cli import invoke_chunked
     from shipyard.cli.deploy import deployer_for
     from shipyard.client.chunked import should_chunk
-    from shipyard.client.http import content_type_for
     from shipyard.client.rows import read_items
+    from shipyard.codecs.media import content_type_for
     from shipyard.deploy.endpoint import destination
 
     body = _read_body(data)

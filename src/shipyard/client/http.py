@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from shipyard.client.transport import HTTPTransport, Reply, endpoint_url, send_one
+from shipyard.codecs.media import content_type_for
 from shipyard.errors import InvokeError
 
 __all__ = ["content_type_for", "invoke", "wait_ready"]
-
-_BY_SUFFIX = {
-    ".json": "application/json",
-    ".csv": "text/csv",
-    ".npy": "application/x-npy",
-    ".jsonl": "application/jsonlines",
-    ".jsonlines": "application/jsonlines",
-    ".ndjson": "application/jsonlines",
-}
-
-
-def content_type_for(path: str | Path | None, default: str = "application/json") -> str:
-    if path is None or str(path) == "-":
-        return default
-    return _BY_SUFFIX.get(Path(path).suffix.lower(), default)
 
 
 def invoke(

@@ -1,4 +1,4 @@
-"""Media types: parsing ``Content-Type`` and negotiating ``Accept``.
+"""Media types: parsing ``Content-Type``, negotiating ``Accept``, and the type a file's suffix stands for.
 
 Both headers repeat on almost every request, so parsing is cached.
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
-__all__ = ["MediaType", "canonical", "parse_accept", "parse_media_type"]
+__all__ = ["MediaType", "canonical", "content_type_for", "parse_accept", "parse_media_type"]
 
 # Spellings users send for the same formats, mapped to the one each codec is registered under.
 _ALIASES = {
@@ -89,3 +90,22 @@ def parse_accept(header: str | None) -> tuple[str, ...]:
             ranked.append((-q, index, canonical(essence)))
     ranked.sort()
     return tuple(essence for _, _, essence in ranked)
+
+
+# The type a request file is sent as, by its suffix (`shipyard invoke`, `shipyard bench`, `shipyard verify`).
+_BY_SUFFIX = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".npy": "application/x-npy",
+    ".jsonl": "application/jsonlines",
+    ".jsonlines": "application/jsonlines",
+    ".ndjson": "application/jsonlines",
+}
+
+
+def content_type_for(path: str | Path | None, default: str = "application/json") -> str:
+    """The media type a file is sent as, by its suffix; ``default`` for standard input (``-``), no file or an
+    unknown suffix."""
+    if path is None or str(path) == "-":
+        return default
+    return _BY_SUFFIX.get(Path(path).suffix.lower(), default)

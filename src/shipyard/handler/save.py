@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -63,51 +64,72 @@ def save(
     from shipyard.handler.flavors import detect, flavor_module
 
     target = Path(path)
-    if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
-        raise BundleError(f"{target} already exists; pass overwrite=True to replace it")
+    _check_target(target, overwrite)
     flavor = flavor or detect(model)
     module = flavor_module(flavor)
     if method:
         options["method"] = method
-    names = tuple(feature_names or _feature_names(model))
-    schema = Schema.infer(example, names)
+    schema = Schema.infer(example, tuple(feature_names or _feature_names(model)))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        (staging / "model").mkdir()
-        (staging / "code").mkdir()
-        artifact = module.save(model, staging / "model", options)
-        packages = pin([*module.PACKAGES, *requirements])
-        (staging / "code" / "requirements.txt").write_text("\n".join(packages) + "\n")
+        artifact, packages = _stage(staging, model, module, options, requirements)
         manifest = Manifest(
-            name=name or target.resolve().name,
-            flavor=flavor,
-            version=str(version),
-            artifact=artifact,
-            batchable=batchable,
-            json_envelope=bool(json_envelope),
-            options=options,
-            input=schema,
-            runtime={
-                "python": platform.python_version(),
-                "shipyard": _version(),
-                "libraries": {p.split("==")[0]: p.split("==")[1] for p in packages if "==" in p},
-            },
-            created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        manifest.write(staging)
-        if example is not None:
-            output = _check_round_trip(staging, manifest, example)
-            manifest = Manifest(**{**manifest.__dict__, "output": output})
-            manifest.write(staging)
-        make_readable(staging)  # the workers that read it run as another user
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        os.replace(staging, target)
+            name=name or target.resolve().name, flavor=flavor, version=str(version), artifact=artifact,
+            batchable=batchable, json_envelope=bool(json_envelope), options=options, input=schema,
+            runtime=_runtime(packages), created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )  # fmt: skip
+        _write_manifest(staging, manifest, example)
+        _move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Bundle.open(target)
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    """A bundle is saved over an existing path only when asked to (or when it is an empty directory)."""
+    if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
+        raise BundleError(f"{target} already exists; pass overwrite=True to replace it")
+
+
+def _stage(
+    staging: Path, model: Any, module: ModuleType, options: dict[str, Any], requirements: Iterable[str]
+) -> tuple[str, list[str]]:
+    """Write the model (by its flavor's module) and code/requirements.txt; the artifact and the pins."""
+    (staging / "model").mkdir()
+    (staging / "code").mkdir()
+    artifact = module.save(model, staging / "model", options)
+    packages = pin([*module.PACKAGES, *requirements])
+    (staging / "code" / "requirements.txt").write_text("\n".join(packages) + "\n")
+    return artifact, packages
+
+
+def _runtime(packages: Sequence[str]) -> dict[str, Any]:
+    """The manifest's record of what the bundle was saved with: Python, shipyard and the pinned libraries."""
+    return {
+        "python": platform.python_version(),
+        "shipyard": _version(),
+        "libraries": {p.split("==")[0]: p.split("==")[1] for p in packages if "==" in p},
+    }
+
+
+def _write_manifest(staging: Path, manifest: Manifest, example: Any) -> None:
+    """Write the manifest; with an example, run the written bundle on it and write it again with the output
+    schema that run found."""
+    manifest.write(staging)
+    if example is not None:
+        output = _check_round_trip(staging, manifest, example)
+        manifest = Manifest(**{**manifest.__dict__, "output": output})
+        manifest.write(staging)
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Replace whatever is at ``target`` with the finished staging directory."""
+    make_readable(staging)  # the workers that read it run as another user
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    os.replace(staging, target)
 
 
 def _check_round_trip(directory: Path, manifest: Manifest, example: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import orjson
 
+from shipyard.codecs.media import content_type_for
 from shipyard.errors import ImageError
 from shipyard.image.engine import Engine, ImageInfo, detect, is_local_registry
 from shipyard.image.run import ContainerRun, Ping, can_isolate
@@ -43,12 +44,6 @@ _MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
 )
 _ARCH = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
-_BY_SUFFIX = {
-    ".json": "application/json",
-    ".csv": "text/csv",
-    ".npy": "application/x-npy",
-    ".jsonl": "application/jsonlines",
-}
 
 
 @dataclass(frozen=True)
@@ -252,7 +247,7 @@ def _prediction_check(
         return
     if options.example is not None and options.bundle is not None and bundle_dir is not None:
         body = options.example.read_bytes()
-        content_type = _BY_SUFFIX.get(options.example.suffix.lower(), "application/json")
+        content_type = content_type_for(options.example)
         expected, _ = _in_process(bundle_dir, body, content_type)
         response = _post(client, url, body, content_type)
         same = response.status_code == 200 and (

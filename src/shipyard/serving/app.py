@@ -101,7 +101,18 @@ class ServerApp:
         self._slot = slot
         self._available = available
         self.available = False
-        self.batcher = Batcher(
+        self.batcher = self._batcher(handler, slot)
+        self._deadlines = Deadlines(
+            config.timeout_s,
+            lambda: InferenceTimeout(f"no answer within {config.timeout_s:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"),
+        )
+        self._limit = config.max_payload_bytes
+        self._execution_parameters = _execution_parameters(config, handler.batchable)
+
+    def _batcher(self, handler: Handler, slot: int) -> Batcher:
+        """The batcher of this worker's model calls: in a model process of its own, or in the worker."""
+        config = self.config
+        return Batcher(
             handler.predict,
             stack,
             split,
@@ -111,18 +122,6 @@ class ServerApp:
             max_queue=config.max_queue,
             stats=_PrometheusStats(self.metrics),
             compute=self._compute(handler, slot),
-        )
-        self._deadlines = Deadlines(
-            config.timeout_s,
-            lambda: InferenceTimeout(f"no answer within {config.timeout_s:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"),
-        )
-        self._limit = config.max_payload_bytes
-        self._execution_parameters = orjson.dumps(
-            {
-                "MaxConcurrentTransforms": config.workers,
-                "BatchStrategy": "MULTI_RECORD" if handler.batchable else "SINGLE_RECORD",
-                "MaxPayloadInMB": max(1, config.max_payload_bytes // (1024 * 1024)),
-            }
         )
 
     def _compute(self, handler: Handler, slot: int) -> Compute:
@@ -286,20 +285,14 @@ class ServerApp:
         size_in = 0
         try:
             if scope["method"] != "POST":
-                status, body = 405, _error_body("MethodNotAllowed", "/invocations takes POST")
-                content = _JSON
-                headers.append((b"allow", b"POST"))
+                status, body, content = _not_post(headers)
             else:
                 if length > self._limit:
                     raise PayloadTooLarge(_too_large(length, self._limit))
                 request = await _read_body(receive, self._limit)
                 size_in = len(request)
                 if not self.ready:
-                    raise ModelNotReady(
-                        "the model is still loading"
-                        if self.load_error is None
-                        else f"the model failed to load: {self.load_error}"
-                    )
+                    raise self._not_ready()
                 prepared = self.handler.prepare(request, content_type, accept)
                 future = self.batcher.submit(prepared.inputs, prepared.rows)
                 self._deadlines.watch(future)  # fails the future with InferenceTimeout (504) when late
@@ -308,21 +301,11 @@ class ServerApp:
                 if "\n" in media_type or "\r" in media_type:  # a header that would end the answer's head early
                     raise ModelError(f"the handler answered with an invalid Content-Type {media_type!r}")
                 status, content = 200, media_type.encode("latin-1")
-        except ShipyardError as exc:
-            status, body, content = exc.http_status, _error_body(exc.code, str(exc)), _JSON
-            if status >= 500:
-                remote = _remote_traceback(exc)
-                log.error("invocation failed: %s", exc, exc_info=None if remote else exc.__cause__ or exc, extra=remote)
-            self.metrics.errors.labels(str(status), exc.code).inc()
-            if status == 503:
-                headers.append((b"retry-after", b"1"))
-        except _ClientGone:
+        except _ClientGone:  # not a ShipyardError: caught here first as it was
             self.metrics.observe("invocations", 499, time.perf_counter() - started)
             return
-        except Exception as exc:  # a bug in a handler or a codec: answer 500, keep serving
-            log.error("invocation failed: %s", exc, exc_info=exc)
-            status, body, content = 500, _error_body("InternalError", f"{type(exc).__name__}: {exc}"), _JSON
-            self.metrics.errors.labels("500", "InternalError").inc()
+        except Exception as exc:  # a ShipyardError's own answer, or a bug in a handler or a codec: 500
+            status, body, content = self._failed(exc, headers)
         headers.append((b"content-type", content))
         headers.append((b"content-length", str(len(body)).encode()))
         if inference_id is not None:
@@ -336,19 +319,55 @@ class ServerApp:
         elapsed = time.perf_counter() - started
         self.metrics.observe("invocations", status, elapsed)
         if self.access_log.enabled:
-            entry: dict[str, Any] = {
-                "ts": round(time.time(), 6),
-                "path": "/invocations",
-                "status": status,
-                "ms": round(elapsed * 1000, 3),
-                "bytes_in": size_in,
-                "bytes_out": len(body),
-            }
-            if inference_id is not None:
-                entry["inference_id"] = _text(inference_id)
-            if attributes is not None:
-                entry["custom_attributes"] = _text(attributes)
-            self.access_log.write(entry)
+            self._log_invocation(status, elapsed, size_in, len(body), inference_id, attributes)
+
+    def _not_ready(self) -> ModelNotReady:
+        return ModelNotReady(
+            "the model is still loading" if self.load_error is None else f"the model failed to load: {self.load_error}"
+        )
+
+    def _failed(self, exc: Exception, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, bytes]:
+        """Status, body and content type of the answer to an invocation that raised ``exc`` (a Retry-After
+        added to ``headers`` for a 503): a ShipyardError's own status; 500 for anything else, a bug in a handler
+        or a codec, and the server keeps serving."""
+        if not isinstance(exc, ShipyardError):
+            log.error("invocation failed: %s", exc, exc_info=exc)
+            body = _error_body("InternalError", f"{type(exc).__name__}: {exc}")
+            self.metrics.errors.labels("500", "InternalError").inc()
+            return 500, body, _JSON
+        status, body = exc.http_status, _error_body(exc.code, str(exc))
+        if status >= 500:
+            remote = _remote_traceback(exc)
+            log.error("invocation failed: %s", exc, exc_info=None if remote else exc.__cause__ or exc, extra=remote)
+        self.metrics.errors.labels(str(status), exc.code).inc()
+        if status == 503:
+            headers.append((b"retry-after", b"1"))
+        return status, body, _JSON
+
+    def _log_invocation(
+        self,
+        status: int,
+        elapsed: float,
+        size_in: int,
+        size_out: int,
+        inference_id: bytes | None,
+        attributes: bytes | None,
+    ) -> None:
+        """The access log's line for one invocation. A SageMaker header is logged cut to SageMaker's limit
+        (only the 400 for a header over it has a longer one)."""
+        entry: dict[str, Any] = {
+            "ts": round(time.time(), 6),
+            "path": "/invocations",
+            "status": status,
+            "ms": round(elapsed * 1000, 3),
+            "bytes_in": size_in,
+            "bytes_out": size_out,
+        }
+        if inference_id is not None:
+            entry["inference_id"] = _text(inference_id, MAX_INFERENCE_ID)
+        if attributes is not None:
+            entry["custom_attributes"] = _text(attributes, MAX_CUSTOM_ATTRIBUTES)
+        self.access_log.write(entry)
 
     async def _over_header_limit(
         self, send: Send, started: float, inference_id: bytes | None, attributes: bytes | None
@@ -372,19 +391,24 @@ class ServerApp:
         self.metrics.errors.labels("400", "BadRequest").inc()
         self.metrics.observe("invocations", 400, elapsed)
         if self.access_log.enabled:
-            entry: dict[str, Any] = {
-                "ts": round(time.time(), 6),
-                "path": "/invocations",
-                "status": 400,
-                "ms": round(elapsed * 1000, 3),
-                "bytes_in": 0,
-                "bytes_out": len(body),
-            }
-            if inference_id is not None:
-                entry["inference_id"] = _text(inference_id, MAX_INFERENCE_ID)
-            if attributes is not None:
-                entry["custom_attributes"] = _text(attributes, MAX_CUSTOM_ATTRIBUTES)
-            self.access_log.write(entry)
+            self._log_invocation(400, elapsed, 0, len(body), inference_id, attributes)
+
+
+def _not_post(headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes, bytes]:
+    """The 405 for an invocation that is not a POST (its Allow header added to ``headers``)."""
+    headers.append((b"allow", b"POST"))
+    return 405, _error_body("MethodNotAllowed", "/invocations takes POST"), _JSON
+
+
+def _execution_parameters(config: ServerConfig, batchable: bool) -> bytes:
+    """GET /execution-parameters' answer: what SageMaker batch transform asks the container for."""
+    return orjson.dumps(
+        {
+            "MaxConcurrentTransforms": config.workers,
+            "BatchStrategy": "MULTI_RECORD" if batchable else "SINGLE_RECORD",
+            "MaxPayloadInMB": max(1, config.max_payload_bytes // (1024 * 1024)),
+        }
+    )
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
