@@ -32,15 +32,18 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # other; a floor of several steps (core, model, entry) is ordered inside: each step imports only those below.
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("errors", "version", "pricing")),
+    ("core", ("units",)),
     ("core", ("config",)),
     ("core", ("settings",)),
     ("model", ("codecs",)),
     ("model", ("bundle",)),
     ("model", ("handler",)),
-    ("serving", ("serving",)),
+    ("serving", ("serving", "training")),
     ("image|cloud", ("image", "cloud")),
     ("client", ("client",)),
     ("deploy|bench|monitor", ("deploy", "bench", "monitor")),
+    ("train", ("train",)),
+    ("experiments|registry", ("experiments", "registry")),
     ("entry", ("hosting",)),
     ("entry", ("cli", "__init__")),
 ]

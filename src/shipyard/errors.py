@@ -54,14 +54,19 @@ __all__ = [
     "ModelNotReady",
     "MonitorError",
     "NotAcceptable",
+    "NotApproved",
     "NotDeployed",
     "Overloaded",
     "PayloadTooLarge",
+    "RegistryError",
     "RequestError",
     "SchemaMismatch",
     "SettingsError",
     "ShipyardError",
     "SpecError",
+    "TrainError",
+    "TrainFailed",
+    "TrainStopped",
     "UnsupportedMediaType",
     "UsageError",
     "VerifyFailed",
@@ -198,6 +203,45 @@ class DeployFailed(DeployError):
 
 class NotDeployed(DeployError):
     code = "NotDeployed"
+
+
+class TrainError(ShipyardError):
+    """A training run could not be started or recorded (the image, the data, the job's resources)."""
+
+    exit_code = 3
+    code = "TrainError"
+
+
+class TrainFailed(TrainError):
+    """The run ended ``Failed``: the reason (``/opt/ml/output/failure``, SageMaker's ``FailureReason``, or the exit
+    status) and the last lines of its log travel with it."""
+
+    code = "TrainFailed"
+
+    def __init__(self, message: str, *, reason: str | None = None, log_tail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+class TrainStopped(TrainError):
+    """The run was stopped (Ctrl-C, or ``StopTrainingJob``) before it finished; it is recorded as ``Stopped``."""
+
+    exit_code = 130
+    code = "TrainStopped"
+
+
+class RegistryError(ShipyardError):
+    """The model registry cannot do what was asked (no such group or version, a bad transition)."""
+
+    exit_code = 2
+    code = "RegistryError"
+
+
+class NotApproved(RegistryError):
+    """A model version that is not ``Approved`` was asked to deploy without ``--allow-unapproved``."""
+
+    code = "NotApproved"
 
 
 class CloudError(ShipyardError):

@@ -18,6 +18,8 @@ checked where the engine is found (``image.engine.detect``).
 | DOCKER_HOST              | (docker's default)            | a remote daemon (tcp:// or ssh://) shares no namespaces |
 | SHIPYARD_ECR_REGISTRY    | (ECR's host)                  | push here instead and record the image in ECR     |
 | SHIPYARD_MAX_BUNDLE_*    | see ``ArchiveLimits``         | what an archive may extract to                    |
+| SHIPYARD_HOME            | the state file's folder       | training runs (runs/), the local model registry   |
+| MLFLOW_TRACKING_URI      | sqlite:///HOME/mlflow.db      | the experiment store (MLflow's own variable)      |
 
 Child processes (the engine, pip) get :attr:`Settings.environ`, the environment the settings were read from.
 """
@@ -41,6 +43,8 @@ SETTINGS_ENV: dict[str, str] = {
     "engine": "SHIPYARD_ENGINE",
     "docker_host": "DOCKER_HOST",
     "ecr_registry": "SHIPYARD_ECR_REGISTRY",
+    "home": "SHIPYARD_HOME",
+    "tracking_uri": "MLFLOW_TRACKING_URI",
 }
 
 
@@ -53,6 +57,8 @@ class Settings:
     engine: str | None = None
     docker_host: str | None = None
     ecr_registry: str | None = None
+    home: Path | None = None  # None: the state file's folder (see :attr:`shipyard_home`)
+    tracking_uri: str | None = None  # None: the local MLflow store under the home (see :attr:`tracking`)
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -71,6 +77,8 @@ class Settings:
             engine=_text(env, "engine"),
             docker_host=_text(env, "docker_host"),
             ecr_registry=_text(env, "ecr_registry"),
+            home=_path(home_dir, home) if (home_dir := _text(env, "home")) else None,
+            tracking_uri=_text(env, "tracking_uri"),
             archive=ArchiveLimits.from_env(env),
             environ=env,
         )
@@ -79,10 +87,30 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with ``changes`` (None values are ignored, so an option not given keeps the setting)."""
         given = {key: value for key, value in changes.items() if value is not None}
-        for key in ("state_path", "cache_dir"):
+        for key in ("state_path", "cache_dir", "home"):
             if key in given:
                 given[key] = Path(given[key]).expanduser()
         return replace(self, **given) if given else self
+
+    @property
+    def shipyard_home(self) -> Path:
+        """Shipyard's own folder: ``SHIPYARD_HOME``, else the state file's folder (``~/.shipyard``)."""
+        return self.home or self.state_path.parent
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where training runs are recorded, one folder each (``HOME/runs/NAME/run.json`` and its files)."""
+        return self.shipyard_home / "runs"
+
+    @property
+    def registry_path(self) -> Path:
+        """The local model registry: one JSON document (``HOME/registry.json``)."""
+        return self.shipyard_home / "registry.json"
+
+    @property
+    def tracking(self) -> str:
+        """The MLflow tracking URI: ``MLFLOW_TRACKING_URI``, else a SQLite store under the home (no server)."""
+        return self.tracking_uri or f"sqlite:///{(self.shipyard_home / 'mlflow.db').as_posix()}"
 
     @property
     def remote_docker(self) -> bool:

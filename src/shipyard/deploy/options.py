@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shipyard.errors import SpecError
+from shipyard.units import parse_duration
 
 __all__ = [
     "DEFAULT_INSTANCE_TYPE",
@@ -51,8 +52,6 @@ _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _NAME_MAX = 63
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
-_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Variables the server or SageMaker set themselves; env must not fight them.
 _RESERVED_ENV = {"SHIPYARD_SECRETS", "SAGEMAKER_BIND_TO_PORT", "SHIPYARD_MODEL_DIR", "SM_MODEL_DIR"}
 
@@ -202,13 +201,7 @@ def parse_ttl(text: str | timedelta | None) -> timedelta | None:
         return None
     if isinstance(text, timedelta):
         return text
-    match = _TTL.match(text)
-    if not match:
-        raise SpecError(f"ttl {text!r}: expected a number and a unit, e.g. 90m, 2h, 7d", option="ttl")
-    seconds = float(match.group(1)) * _TTL_UNITS[match.group(2)]
-    if seconds < 60:
-        raise SpecError(f"ttl {text!r}: at least one minute", option="ttl")
-    return timedelta(seconds=seconds)
+    return parse_duration(text, option="ttl", minimum_s=60)
 
 
 def check_instance_type(instance_type: str) -> None:

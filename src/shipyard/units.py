@@ -1,0 +1,29 @@
+"""Durations as people write them (``90m``, ``2h``, ``7d``): one parser for every option that takes one."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from shipyard.errors import SpecError
+
+__all__ = ["parse_duration"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | timedelta, *, option: str, minimum_s: float = 0.0) -> timedelta:
+    """``2h`` (s, m, h, d, w) or a timedelta; a :class:`SpecError` naming ``option`` for anything else, or for a
+    duration under ``minimum_s``."""
+    if isinstance(text, timedelta):
+        seconds = text.total_seconds()
+    else:
+        match = _DURATION.match(text)
+        if not match:
+            raise SpecError(f"{option} {text!r}: expected a number and a unit, e.g. 90m, 2h, 7d", option=option)
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < minimum_s:
+        shown = "one minute" if minimum_s == 60 else f"{minimum_s:g} seconds"
+        raise SpecError(f"{option} {text!r}: at least {shown}", option=option)
+    return timedelta(seconds=seconds)
