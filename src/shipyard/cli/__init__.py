@@ -37,9 +37,9 @@ def _root(
 
 
 def _register() -> None:
-    from shipyard.cli import bench, bundle, deploy, image, invoke, monitor, serve, status
+    from shipyard.cli import bench, bundle, deploy, image, invoke, models, monitor, runs, serve, status, train
 
-    for module in (bundle, invoke, serve, bench, monitor, deploy, status, image):
+    for module in (bundle, invoke, serve, bench, monitor, deploy, status, image, train, runs, models):
         module.register(app)
 
 
