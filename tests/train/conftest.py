@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def digits_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("digits-data")
-    subprocess.run(["python", str(DIGITS / "make_data.py"), str(root)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(DIGITS / "make_data.py"), str(root)], check=True, capture_output=True)
     return root
 
 

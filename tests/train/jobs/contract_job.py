@@ -1,5 +1,5 @@
 """Writes what it was given (argv, SM_* variables, the channels' files) to the model folder, and checks the
-channels are read-only."""
+channels' data is read-only."""
 
 import json
 import os
@@ -11,8 +11,9 @@ channels = {}
 for name in json.loads(os.environ["SM_CHANNELS"]):
     root = Path(os.environ[f"SM_CHANNEL_{name.upper()}"])
     channels[name] = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    try:
-        (root / "written.txt").write_text("x")
+    try:  # the data itself is mounted read-only
+        with open(root / channels[name][0], "a") as handle:
+            handle.write("x")
         channels[name + ":writable"] = True
     except OSError:
         channels[name + ":writable"] = False
