@@ -34,8 +34,8 @@ def _no_training_containers() -> list[str]:
 
 
 def _layers(image: str) -> list[str]:
-    done = subprocess.run(["podman", "image", "inspect", "--format", "{{json .RootFS.Layers}}", image.removeprefix("sha256:")],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    command = ["podman", "image", "inspect", "--format", "{{json .RootFS.Layers}}", image.removeprefix("sha256:")]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     layers: list[str] = json.loads(done.stdout)
     return layers
 
