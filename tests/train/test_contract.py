@@ -165,3 +165,16 @@ def test_entry_without_a_program_fails_clearly(tmp_path: Path) -> None:
                           timeout=60, check=False)  # fmt: skip
     assert done.returncode == 2 and "no training program" in done.stderr
     assert "no training program" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_the_command_names_the_flag_at_fault(tmp_path: Path) -> None:
+    from infra.cli import shipyard
+
+    script = tmp_path / "train.py"
+    script.write_text("print(1)\n")
+    done = shipyard("train", str(script), "--hp", "novalue")
+    assert done.returncode == 2 and "--hp" in done.stderr
+    done = shipyard("train", str(script), "--data", f"train={tmp_path / 'missing'}")
+    assert done.returncode == 2 and "does not exist (--data)" in " ".join(done.stderr.split())
+    done = shipyard("train", str(script), "--instance-count", "2")
+    assert done.returncode == 2 and "--instance-count" in done.stderr

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
+import jsonschema
 import orjson
 import pytest
 
+from infra.cli import shipyard
 from infra.server import BIN
 from shipyard.errors import TrainFailed
 from shipyard.image import BuildResult
@@ -25,6 +27,7 @@ from shipyard.train import RunStore, TrainOptions, TrainRun, train
 from shipyard.train.local import LABEL
 
 pytestmark = pytest.mark.integration
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 
 def _no_training_containers() -> list[str]:
@@ -146,7 +149,15 @@ def test_checkpoints_resume(
 ) -> None:
     checkpoints = tmp_path / "ckpt"
     first = _train(jobs, "resume.py", settings, base_image, name="resume-1", checkpoints=str(checkpoints))
-    second = _train(jobs, "resume.py", settings, base_image, name="resume-2", checkpoints=str(checkpoints))
+    # The second through the command, as a user runs it: its JSON document is the run's record.
+    done = shipyard("train", str(jobs / "resume.py"), "--name", "resume-2", "--checkpoints", str(checkpoints),
+                    "--base", base_image, "--metric", "epoch", "--output", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, json.loads((SCHEMAS / "train.v1.json").read_text()))
+    assert document["final_metrics"] == {"epoch": 4.0} and document["deploy"] is None
+    assert "resuming from epoch 2" in done.stderr  # the log streamed on stderr
+    second = RunStore(settings).load("resume-2")
     assert [p.value for p in first.metrics] == [1.0, 2.0]
     assert [p.value for p in second.metrics] == [3.0, 4.0]  # went on from the first run's checkpoint
     assert "resuming from epoch 2" in second.log_tail
