@@ -15,7 +15,6 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 import shipyard
-from shipyard.training.metrics import log_metric
 
 
 def load(channel: str | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -42,11 +41,11 @@ def main() -> None:
         raise SystemExit(f"no digits.npz in the train channel {args.train!r}")
     X, y = train
     model = LogisticRegression(C=args.C, max_iter=args.max_iter).fit(X, y)
-    log_metric("train_accuracy", model.score(X, y))
+    shipyard.log_metric("train_accuracy", model.score(X, y))
     validation = load(args.validation)
     if validation is not None:
         accuracy = model.score(*validation)
-        log_metric("accuracy", accuracy)
+        shipyard.log_metric("accuracy", accuracy)
         print(f"validation error: {1 - accuracy:.4f}", flush=True)  # for --metric 'error=validation error: ([0-9.]+)'
     shipyard.save(model, args.model_dir, example=X[:5], name="digits", version="1", overwrite=True)
     print(f"saved the model to {args.model_dir}", flush=True)
