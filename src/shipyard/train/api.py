@@ -106,6 +106,8 @@ def train(
         if not run.finished:  # failed before the target could say: the record says why
             run.failure_reason = run.failure_reason or f"{type(exc).__name__}: {exc}"
             run.status = "Stopped" if isinstance(exc, KeyboardInterrupt | TrainStopped) else "Failed"
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C before the run started (while building)
+            raise TrainStopped(f"training run {run.name} was stopped (Ctrl-C) before it started") from None
         raise
     finally:
         run.ended_at = run.ended_at or datetime.now(UTC).replace(microsecond=0)
