@@ -1,6 +1,6 @@
 """Write the artifacts the tutorial handler loads: an iris classifier and its label encoder.
 
-    python examples/tutorial-handler/prepare.py [DIR]     # default: this directory
+python examples/tutorial-handler/prepare.py [DIR]     # default: this directory
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     >>> import shipyard
     >>> bundle = shipyard.save(model, "bundle/", example=X[:5])    # doctest: +SKIP
 
-Public API: :func:`save`, :class:`Bundle`, :func:`pack`, the error tree in :mod:`shipyard.errors`.
+Public API: :func:`save`, :class:`Bundle`, :func:`pack`, :func:`log_metric`, the error tree in :mod:`shipyard.errors`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "deploy",
     "endpoint",
+    "log_metric",
     "pack",
     "save",
 ]
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from shipyard.config import ServerConfig
     from shipyard.handler.flavors.sentence_transformers import TextPipeline
     from shipyard.handler.save import save
+    from shipyard.training.metrics import log_metric
 
 
 def __getattr__(name: str) -> Any:
@@ -41,6 +43,10 @@ def __getattr__(name: str) -> Any:
         from shipyard.handler.save import save
 
         return save
+    if name == "log_metric":  # a training script's metric line (docs/train.md)
+        from shipyard.training.metrics import log_metric
+
+        return log_metric
     if name == "pack":
         from shipyard.bundle.archive import pack
 

@@ -259,3 +259,20 @@ def test_a_private_umask_still_gives_a_bundle_everyone_can_read(
         ".": 0o755, "model": 0o755, "code": 0o755, "model/model.joblib": 0o644, "code/requirements.txt": 0o644,
         "shipyard.toml": 0o644, "example.json": 0o644,
     }  # fmt: skip
+
+
+def test_save_into_an_existing_folder_keeps_the_folder(tmp_path: Path) -> None:
+    """SM_MODEL_DIR in a training container is a mount point: it can be neither removed nor renamed over, so a
+    save into an existing folder replaces what it holds and keeps the folder itself."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.arange(20.0).reshape(10, 2)
+    target = tmp_path / "model"
+    target.mkdir()
+    inode = target.stat().st_ino
+    shipyard.save(LogisticRegression().fit(X, X[:, 0] > 9), target, example=X[:2])
+    (target / "stale.txt").write_text("from before")
+    shipyard.save(LogisticRegression().fit(X, X[:, 0] > 5), target, example=X[:2], overwrite=True)
+    assert target.stat().st_ino == inode and (target / "shipyard.toml").is_file()
+    assert not (target / "stale.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left

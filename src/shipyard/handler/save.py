@@ -127,8 +127,17 @@ def _write_manifest(staging: Path, manifest: Manifest, example: Any) -> None:
 def _move_into_place(staging: Path, target: Path) -> None:
     """Replace whatever is at ``target`` with the finished staging directory."""
     make_readable(staging)  # the workers that read it run as another user
-    if target.exists():
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if target.is_dir() and not target.is_symlink():
+        # Keep the folder itself, replace what it holds: it may be a mount point (SageMaker's SM_MODEL_DIR,
+        # /opt/ml/model in a training container), which can be neither removed nor renamed over.
+        for child in list(target.iterdir()):
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        for child in list(staging.iterdir()):
+            shutil.move(str(child), str(target / child.name))
+        staging.rmdir()
+        return
+    if target.exists() or target.is_symlink():
+        target.unlink()
     os.replace(staging, target)
 
 

@@ -302,10 +302,11 @@ class Engine:
         out = self._run(["logs", "--tail", str(tail), container])
         return (out.stdout or "") + (out.stderr or "")
 
-    def follow_logs(self, container: str, tail: int = 40) -> Iterator[str]:
-        """The last ``tail`` lines of the container's log, then each new one as it comes (until closed)."""
+    def follow_logs(self, container: str, tail: int | None = 40) -> Iterator[str]:
+        """The last ``tail`` lines of the container's log (None: all of it), then each new one as it comes, until
+        the container stops or the iterator is closed."""
         process = subprocess.Popen(
-            [self.binary, "logs", "--follow", "--tail", str(tail), container],
+            [self.binary, "logs", "--follow", *(["--tail", str(tail)] if tail is not None else []), container],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -318,6 +319,15 @@ class Engine:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+    def wait(self, container: str, timeout: float = 600) -> int | None:
+        """Wait for the container to stop; its exit status (None when the engine cannot say)."""
+        done = self._run(["wait", container], timeout=timeout)
+        lines = (done.stdout or "").strip().splitlines()
+        try:
+            return int(lines[-1]) if done.returncode == 0 and lines else None
+        except ValueError:
+            return None
 
     def remove_container(self, container: str) -> None:
         self._run(["rm", "--force", container])

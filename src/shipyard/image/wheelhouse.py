@@ -244,7 +244,13 @@ def pip_wheel(target: Platform, progress: Progress | None = None, *, settings: S
 
 
 def _source_tree() -> Path | None:
-    """The project directory of an editable (or local-path) install of Shipyard, if that is what runs."""
+    """The project directory of an editable (or local-path) install of Shipyard, if that is what runs.
+
+    The tree this module was imported from comes first: with PYTHONPATH pointing at another checkout (a git
+    worktree) than the one installed, the image must get the code that runs, not the installed one."""
+    here = Path(__file__).resolve().parents[3]  # src/shipyard/image/wheelhouse.py → the project
+    if (here / "pyproject.toml").is_file() and (here / "src" / "shipyard").is_dir():
+        return here
     try:
         distribution = metadata.distribution("shipyard")
     except metadata.PackageNotFoundError:
@@ -256,9 +262,6 @@ def _source_tree() -> Path | None:
             path = Path(url[len("file://") :])
             if (path / "pyproject.toml").is_file() and (path / "src" / "shipyard").is_dir():
                 return path
-    here = Path(__file__).resolve().parents[3]  # src/shipyard/image/wheelhouse.py → the project
-    if (here / "pyproject.toml").is_file() and (here / "src" / "shipyard").is_dir():
-        return here
     return None
 
 

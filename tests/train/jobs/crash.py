@@ -1,0 +1,2 @@
+print("about to fail", flush=True)
+raise RuntimeError("the loss is nan")
