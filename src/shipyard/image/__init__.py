@@ -11,7 +11,7 @@ Infrastructure layer: the serving layer never imports this package (the image st
 
 from __future__ import annotations
 
-from shipyard.image.build import DEFAULT_BASE, BuildEvent, BuildOptions, BuildResult, build, push
+from shipyard.image.build import DEFAULT_BASE, BuildEvent, BuildOptions, BuildResult, build, build_training, push
 from shipyard.image.containerfile import ImageSpec, render
 from shipyard.image.engine import Engine, ImageInfo, detect
 
@@ -24,6 +24,7 @@ __all__ = [
     "ImageInfo",
     "ImageSpec",
     "build",
+    "build_training",
     "detect",
     "push",
     "render",

@@ -17,16 +17,16 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.bundle import Bundle
 from shipyard.bundle.archive import open_any
 from shipyard.errors import ImageError
-from shipyard.image.containerfile import APP_USER, WHEELHOUSE_CONTEXT, ImageSpec, render
+from shipyard.image.containerfile import APP_USER, TRAINING_CODE_CONTEXT, WHEELHOUSE_CONTEXT, ImageSpec, render
 from shipyard.image.context import BuildContext, bundle_files, bundle_hash
 from shipyard.image.engine import Engine, Layer, detect
 from shipyard.image.wheelhouse import (
@@ -39,7 +39,7 @@ from shipyard.image.wheelhouse import (
 )
 from shipyard.settings import Settings
 
-__all__ = ["DEFAULT_BASE", "BuildEvent", "BuildOptions", "BuildResult", "build", "push"]
+__all__ = ["DEFAULT_BASE", "BuildEvent", "BuildOptions", "BuildResult", "build", "build_training", "push"]
 
 DEFAULT_BASE = "python:3.11-slim"
 PLATFORMS = ("linux/amd64", "linux/arm64")
@@ -109,6 +109,55 @@ def build(
             options.emit.parent.mkdir(parents=True, exist_ok=True)
             options.emit.write_text(plan.containerfile)
         _build_image(engine, bundle, options, plan, on_event)
+    return _finish(engine, options, plan, started, phase)
+
+
+def build_training(
+    source_dir: str | os.PathLike[str],
+    entry: str,
+    options: BuildOptions | None = None,
+    on_event: Callable[[BuildEvent], None] | None = None,
+    *,
+    requirements: Sequence[str] = (),
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+) -> BuildResult:
+    """Build the training image of the script ``entry`` (relative to ``source_dir``): the image ``build`` makes,
+    the model not baked (it comes from /opt/ml/model), with the source folder at /opt/ml/code,
+    ``SAGEMAKER_PROGRAM=entry`` and ``requirements`` resolved into the same offline wheelhouse. ``IMAGE train``
+    trains; ``IMAGE serve`` serves the model a run wrote (mounted at /opt/ml/model). Unchanged code and
+    requirements rebuild nothing (the build context keeps its files' bytes and times)."""
+    options = replace(options or BuildOptions(), bake=False)
+    started = time.perf_counter()
+    if options.platform not in PLATFORMS:
+        raise ImageError(f"unsupported platform {options.platform!r}: use one of {', '.join(PLATFORMS)}")
+    phase = _phases(on_event)
+    engine = engine or detect(options.engine, settings)
+    source = Path(source_dir)
+    phase(f"{engine.name} ({engine.builder}); base {options.base}; {options.platform}")
+    target, lock, own, installer = _resolve(engine, options, [*requirements, *options.extra_requirements], phase)
+    labels = _training_labels(source, entry, options, target)
+    spec = _spec(engine, options, target, lock, own, installer, labels, has_code=False, program=entry)
+    tag = options.tag or f"shipyard-train/{_slug(source.resolve().name)}:latest"
+    plan = _Plan(tag, target, lock, own, installer, bundle_hash(source), render(spec))
+    if options.emit:
+        options.emit.parent.mkdir(parents=True, exist_ok=True)
+        options.emit.write_text(plan.containerfile)
+    files = bundle_files(source)  # the bundle's rule of which files to take: no dotfiles, no caches
+
+    def sync(context: BuildContext) -> None:
+        _sync_bundle(context, source, bake=False)
+        context.sync_tree(TRAINING_CODE_CONTEXT, source, files)
+
+    key = f"train|{source.resolve()}|{options.platform}|{engine.builder}"
+    _build_in(engine, key, options, plan, sync, on_event)
+    return _finish(engine, options, plan, started, phase)
+
+
+def _finish(
+    engine: Engine, options: BuildOptions, plan: _Plan, started: float, phase: Callable[[str], None]
+) -> BuildResult:
+    """Inspect the built image (and push it when asked): the result."""
     with ThreadPoolExecutor(2) as pool:  # two engine calls of ~0.1 s each, side by side
         history = pool.submit(engine.history, plan.tag)
         info = engine.inspect_image(plan.tag)
@@ -144,38 +193,77 @@ class _Plan:
 
 def _plan(engine: Engine, bundle: Bundle, options: BuildOptions, phase: Callable[[str], None]) -> _Plan:
     """Probe the base image's Python, resolve the wheelhouse for it, and render the Containerfile."""
+    target, lock, own, installer = _resolve(
+        engine, options, [*bundle.requirements(), *options.extra_requirements], phase
+    )
+    labels = _stable_labels(bundle, options, target)
+    spec = _spec(engine, options, target, lock, own, installer, labels, has_code=(bundle.path / "code").is_dir())
+    tag = options.tag or _default_tag(bundle)
+    return _Plan(tag, target, lock, own, installer, bundle_hash(bundle.path), render(spec))
+
+
+def _resolve(
+    engine: Engine, options: BuildOptions, requirements: Sequence[str], phase: Callable[[str], None]
+) -> tuple[Platform, Lock, Lock, Path]:
+    """The base image's platform, the wheels of ``requirements`` and the server's, Shipyard's wheel, and pip's."""
     settings = engine.settings
     target = _target(engine, options.base, options.platform, phase)
-    requirements = serving_requirements([*bundle.requirements(), *options.extra_requirements])
-    lock = resolve(requirements, target, phase, settings=settings)
+    lock = resolve(serving_requirements(list(requirements)), target, phase, settings=settings)
     own = shipyard_wheel(phase, settings=settings)
     installer = pip_wheel(target, phase, settings=settings)
-    spec = ImageSpec(
+    return target, lock, own, installer
+
+
+def _spec(
+    engine: Engine,
+    options: BuildOptions,
+    target: Platform,
+    lock: Lock,
+    own: Lock,
+    installer: Path,
+    labels: dict[str, str],
+    *,
+    has_code: bool,
+    program: str | None = None,
+) -> ImageSpec:
+    return ImageSpec(
         base=options.base,
         platform=options.platform,
         bake=options.bake,
-        has_code=(bundle.path / "code").is_dir(),
+        has_code=has_code,
         non_root=options.non_root,
         mount_wheelhouse=engine.mounts_build_context,
-        labels=_stable_labels(bundle, options, target),
+        labels=labels,
         pip_wheel=installer.name,
         requirements_sha256=hashlib.sha256(lock.text().encode()).hexdigest(),
         shipyard_sha256=hashlib.sha256(own.text().encode()).hexdigest(),
+        training_program=program,
     )
-    tag = options.tag or _default_tag(bundle)
-    return _Plan(tag, target, lock, own, installer, bundle_hash(bundle.path), render(spec))
 
 
 def _build_image(
     engine: Engine, bundle: Bundle, options: BuildOptions, plan: _Plan, on_event: Callable[[BuildEvent], None] | None
 ) -> None:
-    """Write the build context (kept between builds, under the cache) and run the engine's build in it."""
-    key = hashlib.sha256(f"{bundle.path.resolve()}|{options.platform}|{engine.builder}".encode()).hexdigest()[:16]
-    with BuildContext.open(engine.settings.cache_dir / "contexts" / key) as context:
+    """Write the bundle's build context (kept between builds, under the cache) and build in it."""
+    key = f"{bundle.path.resolve()}|{options.platform}|{engine.builder}"
+    _build_in(engine, key, options, plan, lambda context: _sync_bundle(context, bundle.path, options.bake), on_event)
+
+
+def _build_in(
+    engine: Engine,
+    key: str,
+    options: BuildOptions,
+    plan: _Plan,
+    sync: Callable[[BuildContext], None],
+    on_event: Callable[[BuildEvent], None] | None,
+) -> None:
+    """Write the build context named by ``key`` (``sync`` puts the model or code files in) and run the build."""
+    folder = hashlib.sha256(key.encode()).hexdigest()[:16]
+    with BuildContext.open(engine.settings.cache_dir / "contexts" / folder) as context:
         context.write("Containerfile", plan.containerfile.encode())
         context.write("requirements.lock", plan.lock.text().encode())
         context.write("shipyard.lock", plan.own.text().encode())
-        _sync_bundle(context, bundle.path, options.bake)
+        sync(context)
         contexts = _sync_wheelhouse(context, engine, plan)
         context.settle()
         labels = {
@@ -287,8 +375,28 @@ def _stable_labels(bundle: Bundle, options: BuildOptions, target: Platform) -> d
     }
 
 
+def _training_labels(source: Path, entry: str, options: BuildOptions, target: Platform) -> dict[str, str]:
+    from shipyard.version import __version__
+
+    return {
+        "org.opencontainers.image.title": _slug(source.resolve().name),
+        "org.opencontainers.image.description": f"SageMaker-contract training (train) and serving (serve) of {entry}",
+        "org.opencontainers.image.base.name": options.base,
+        "dev.shipyard.version": __version__,
+        "dev.shipyard.python": target.python,
+        "dev.shipyard.model": "mounted",
+        "dev.shipyard.training.program": entry,
+        "dev.shipyard.user": f"{APP_USER} (workers)",
+        "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true",
+    }
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "model"
+
+
 def _default_tag(bundle: Bundle) -> str:
-    name = re.sub(r"[^a-z0-9._-]+", "-", bundle.manifest.name.lower()).strip("-._") or "model"
+    name = _slug(bundle.manifest.name)
     version = re.sub(r"[^A-Za-z0-9._-]+", "-", bundle.manifest.version) or "latest"
     return f"{name}:{version}"
 

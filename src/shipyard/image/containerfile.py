@@ -11,6 +11,7 @@ most stable first, so a change to the code rebuilds one small layer and nothing 
       LABEL, EXPOSE, ENTRYPOINT [dumb-init] CMD [serve]
       COPY model/                    the bundle's artifacts (when baked)
       COPY code/                     the handler code (when baked): the only layer a code edit rebuilds
+      ENV SAGEMAKER_PROGRAM, COPY training-code/ /opt/ml/code/   (a training image: the training script)
 
 Docker's legacy builder cannot mount, so for it the venv is built in a first stage (with the wheels copied
 in) and copied into the final one; that copy is re-checksummed on every build, which is why it is not the
@@ -29,6 +30,8 @@ __all__ = [
     "APP_UID",
     "APP_USER",
     "MODEL_DIR",
+    "TRAINING_CODE_CONTEXT",
+    "TRAINING_CODE_DIR",
     "VENV",
     "ImageSpec",
     "render",
@@ -38,6 +41,8 @@ VENV = "/opt/shipyard/venv"
 MODEL_DIR = "/opt/ml/model"
 APP_USER = "model"
 APP_UID = 10001
+TRAINING_CODE_DIR = "/opt/ml/code"  # SageMaker's SAGEMAKER_SUBMIT_DIRECTORY in its framework containers
+TRAINING_CODE_CONTEXT = "training-code"  # the training code's folder in the build context
 WHEELHOUSE_CONTEXT = "wheelhouse"  # the named build context (BuildKit, podman) or the folder (legacy builder)
 _PIP_ENV = "PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore"
 _PIP_ARGS = "--quiet --no-deps --require-hashes --find-links=/wheelhouse"
@@ -57,6 +62,7 @@ class ImageSpec:
     pip_wheel: str = "pip-py3-none-any.whl"  # the wheelhouse's pip wheel, which runs the installs
     requirements_sha256: str = ""  # of requirements.lock: in the RUN's text, so the layer reruns when it changes
     shipyard_sha256: str = ""  # of shipyard.lock, likewise
+    training_program: str | None = None  # a training image: the script SAGEMAKER_PROGRAM names, in /opt/ml/code
 
 
 def render(spec: ImageSpec) -> str:
@@ -105,11 +111,26 @@ def render(spec: ImageSpec) -> str:
     if spec.non_root:  # after the last RUN (which needs root), before the copies (which do not)
         add(f"USER {APP_UID}:{APP_UID}")
         add(f"WORKDIR /home/{APP_USER}")
+    if spec.training_program is not None:
+        lines += _training_layers(spec.training_program)
     if spec.bake:
         add(f"COPY model/ {MODEL_DIR}/")
         if spec.has_code:
             add(f"COPY code/ {MODEL_DIR}/code/")
     return "\n".join(lines) + "\n"
+
+
+def _training_layers(program: str) -> list[str]:
+    """The training code in /opt/ml/code (the last, smallest layer) and the variables the image's ``train`` reads:
+    the same image trains (``IMAGE train``) and serves (``IMAGE serve``, the model from /opt/ml/model)."""
+    return [
+        "ENV "
+        + " \\\n    ".join(
+            f"{key}={_quote(value)}"
+            for key, value in {"SAGEMAKER_PROGRAM": program, "SAGEMAKER_SUBMIT_DIRECTORY": TRAINING_CODE_DIR}.items()
+        ),
+        f"COPY {TRAINING_CODE_CONTEXT}/ {TRAINING_CODE_DIR}/",
+    ]
 
 
 def _venv_layers(spec: ImageSpec) -> list[str]:

@@ -26,6 +26,7 @@ import orjson
 
 from shipyard.errors import SettingsError, UsageError
 from shipyard.settings import Settings
+from shipyard.training.metrics import MetricPoint  # the record's metric points are the parser's
 
 __all__ = [
     "RUN_PREFIX",
@@ -44,16 +45,6 @@ RUN_PREFIX = "run:"  # `shipyard deploy run:NAME`, `shipyard register run:NAME`
 STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 # A training job's name: SageMaker's pattern, ≤ 63 characters. A run's name is its job's name.
 _RUN_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
-@dataclass(frozen=True)
-class MetricPoint:
-    """One value of one metric: from ``shipyard.log_metric`` or a ``--metric NAME=REGEX`` match in the log."""
-
-    name: str
-    value: float
-    step: int | None = None
-    timestamp: float = 0.0  # seconds since the epoch, when the line was read
 
 
 @dataclass(frozen=True)
