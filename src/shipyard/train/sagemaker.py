@@ -15,6 +15,7 @@ import functools
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from shipyard.cloud.ecr import EcrGateway
 from shipyard.cloud.iam import IamGateway, sagemaker_trust_policy
@@ -33,11 +34,12 @@ from shipyard.train.sagemaker_job import (
     ROLE_PATH,
     JobFacts,
     TrainNames,
-    encode_hyperparameters,
     job_request,
     training_policy,
 )
-from shipyard.train.sagemaker_wait import Waiter, default_regex, metric_parser
+from shipyard.train.sagemaker_wait import Waiter, utc
+from shipyard.training.contract import encode_hyperparameters
+from shipyard.training.metrics import MetricParser, default_regex
 
 __all__ = ["SageMakerTraining", "run_sagemaker"]
 
@@ -94,6 +96,8 @@ def run_sagemaker(
     inputs = _channels(sm, options, run, ctx)
     checkpoint_uri = _checkpoints(sm, options, run, ctx)
     output_uri = options.output or sm.names.output_uri(sm.bucket)
+    if any(uri.startswith(f"s3://{sm.bucket}/") for uri in (output_uri, checkpoint_uri or "")):
+        _ensure_bucket(sm, ctx)  # SageMaker writes only to a bucket that exists
     role_arn = _role(sm, options, ctx, inputs=inputs, output_uri=output_uri, checkpoint_uri=checkpoint_uri)
     facts = JobFacts(
         image=run.image or "",
@@ -145,7 +149,9 @@ def _prepare(options: TrainOptions, run: TrainRun, ctx: TrainContext, aws: Aws) 
     return sm
 
 
-def _push_image(sm: SageMakerTraining, run: TrainRun, ctx: TrainContext, image: str, pusher: ImagePusher | None) -> None:
+def _push_image(
+    sm: SageMakerTraining, run: TrainRun, ctx: TrainContext, image: str, pusher: ImagePusher | None
+) -> None:
     """1. the experiment's repository and the image, which the job runs by digest"""
     repository = sm.ecr.create_repository(sm.names.repository, tags=tag_list(sm.tags))
     if pusher is None:
@@ -247,7 +253,6 @@ def _role(
     """4. the execution role (or the one given, which Shipyard neither changes nor owns)"""
     if options.role:
         return options.role
-    _ensure_bucket(sm, ctx)
     arn = sm.iam.create_role(
         sm.names.role,
         trust=sagemaker_trust_policy(sm.account),
@@ -271,7 +276,7 @@ def _role(
 
 def _wait(sm: SageMakerTraining, run: TrainRun, ctx: TrainContext, poll_s: float) -> TrainRun:
     """5. wait for the job, streaming its log; then the record of how it ended"""
-    waiter = Waiter(ctx, run, sm.jobs, JobLogs(sm.logs, run.name), metric_parser(run.metric_definitions), poll_s)
+    waiter = Waiter(ctx, run, sm.jobs, JobLogs(sm.logs, run.name), MetricParser(run.metric_definitions), poll_s)
     try:
         job = waiter.until_ended()
     except KeyboardInterrupt:
@@ -286,7 +291,7 @@ def _wait(sm: SageMakerTraining, run: TrainRun, ctx: TrainContext, poll_s: float
     return _finish(run, ctx, waiter, job)
 
 
-def _finish(run: TrainRun, ctx: TrainContext, waiter: Waiter, job: dict[str, object]) -> TrainRun:
+def _finish(run: TrainRun, ctx: TrainContext, waiter: Waiter, job: dict[str, Any]) -> TrainRun:
     waiter.final_metrics(job)
     _record_job(run, job)
     run.log_tail = list(waiter.tail)
@@ -305,17 +310,15 @@ def _finish(run: TrainRun, ctx: TrainContext, waiter: Waiter, job: dict[str, obj
     return run
 
 
-def _record_job(run: TrainRun, job: dict[str, object]) -> None:
+def _record_job(run: TrainRun, job: dict[str, Any]) -> None:
     """The facts of the ended job: artifact, times, billable seconds, spot saving, cost."""
-    from shipyard.train.sagemaker_wait import _utc
-
     artifacts = job.get("ModelArtifacts")
     if isinstance(artifacts, dict) and artifacts.get("S3ModelArtifacts"):
         run.model_artifact = str(artifacts["S3ModelArtifacts"])
     if job.get("TrainingStartTime") is not None:
-        run.started_at = _utc(job["TrainingStartTime"])
+        run.started_at = utc(job["TrainingStartTime"])
     if job.get("TrainingEndTime") is not None:
-        run.ended_at = _utc(job["TrainingEndTime"])
+        run.ended_at = utc(job["TrainingEndTime"])
     training = job.get("TrainingTimeInSeconds")
     billable = job.get("BillableTimeInSeconds")
     run.training_seconds = float(training) if isinstance(training, int | float) else run.training_seconds

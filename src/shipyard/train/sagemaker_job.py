@@ -19,7 +19,6 @@ against botocore's service model and read the policy statement by statement).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from shipyard.cloud.s3 import parse_s3_uri
 from shipyard.cloud.session import tag_list
 from shipyard.cloud.training import TRAINING_LOG_GROUP
 from shipyard.deploy.sagemaker.policy import pull_image_statements, write_logs_statement
-from shipyard.train.options import HyperValue, TrainOptions
+from shipyard.train.options import TrainOptions
 
 __all__ = [
     "CHECKPOINT_PATH",
@@ -37,7 +36,6 @@ __all__ = [
     "ROLE_PATH",
     "JobFacts",
     "TrainNames",
-    "encode_hyperparameters",
     "job_request",
     "training_policy",
 ]
@@ -48,12 +46,6 @@ POLICY_NAME = "shipyard-training"
 METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 _ROLE_MAX = 64
 _ECR_UNSAFE = re.compile(r"[^a-z0-9._-]+")
-
-
-def encode_hyperparameters(values: dict[str, HyperValue]) -> dict[str, str]:
-    """HyperParameters as SageMaker takes them (every value a string): strings as they are, anything else as JSON
-    (``10``, ``0.1``, ``true``), as the SageMaker Python SDK writes them; hyperparameters.json holds the same."""
-    return {name: value if isinstance(value, str) else json.dumps(value) for name, value in values.items()}
 
 
 @dataclass(frozen=True)

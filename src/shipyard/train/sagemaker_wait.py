@@ -8,43 +8,24 @@ When the job ends, ``FinalMetricDataList`` adds what the log did not show (a met
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from shipyard.cloud.logs import LogEvent
 from shipyard.cloud.training import JobLogs, TrainingGateway
+from shipyard.errors import TrainError
 from shipyard.train.api import TrainContext
 from shipyard.train.record import MetricPoint, TrainRun
+from shipyard.training.metrics import MetricParser
 
-__all__ = ["ENDED", "LineParser", "Waiter", "default_regex", "metric_parser"]
+__all__ = ["ENDED", "Waiter", "utc"]
 
 ENDED = ("Completed", "Failed", "Stopped")
 TAIL_LINES = 50
-
-
-class LineParser(Protocol):
-    def feed(self, line: str) -> list[MetricPoint]: ...
-
-
-def _metrics_module() -> Any:
-    """``shipyard.training.metrics`` (the one home of the log-metric line), imported by name."""
-    return importlib.import_module("shipyard.training.metrics")
-
-
-def default_regex(name: str) -> str:
-    """The regex of a ``--metric NAME`` given none: the one that matches ``shipyard.log_metric``'s line."""
-    return str(_metrics_module().default_regex(name))
-
-
-def metric_parser(definitions: dict[str, str]) -> LineParser:
-    """The parser of the job's log lines (``training.metrics.MetricParser``)."""
-    parser: LineParser = _metrics_module().MetricParser(definitions)
-    return parser
 
 
 @dataclass
@@ -55,7 +36,7 @@ class Waiter:
     run: TrainRun
     jobs: TrainingGateway
     logs: JobLogs
-    parser: LineParser
+    parser: MetricParser
     poll_s: float = 10.0
     sleep: Callable[[float], None] = time.sleep
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
@@ -73,8 +54,6 @@ class Waiter:
     def poll(self) -> dict[str, Any]:
         job = self.jobs.describe(self.run.name)
         if job is None:
-            from shipyard.errors import TrainError
-
             raise TrainError(f"the training job {self.run.name} disappeared from {self.jobs.aws.region}")
         self._status(job)
         self.read_logs()
@@ -87,7 +66,7 @@ class Waiter:
             message = _transition_message(job, secondary)
             self.ctx.phase(f"{secondary}: {message}" if message else secondary)
         if job.get("TrainingStartTime") and self.run.started_at is None:
-            self.run.started_at = _utc(job["TrainingStartTime"])
+            self.run.started_at = utc(job["TrainingStartTime"])
 
     def read_logs(self) -> None:
         for event in self.logs.read():
@@ -107,7 +86,7 @@ class Waiter:
             if name in seen:
                 continue
             stamp = item.get("Timestamp")
-            when = _utc(stamp).timestamp() if stamp is not None else time.time()
+            when = utc(stamp).timestamp() if stamp is not None else time.time()
             self.ctx.metric(self.run, MetricPoint(name=name, value=float(item["Value"]), timestamp=when))
 
 
@@ -123,7 +102,7 @@ def _transition_message(job: dict[str, Any], status: str) -> str:
     return ""
 
 
-def _utc(value: Any) -> datetime:
+def utc(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(microsecond=0)
     return datetime.fromtimestamp(float(value), UTC).replace(microsecond=0)
