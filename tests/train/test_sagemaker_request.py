@@ -144,8 +144,10 @@ def test_spot_request_waits_at_least_the_runtime_and_checkpoints(tmp_path: Path)
     assert "MetricDefinitions" not in request["AlgorithmSpecification"]  # none asked: the key is left out
     # Spot without --max-wait: SageMaker still needs one, at least the run time.
     plain = TrainOptions.parse(source(tmp_path) / "train.py", target="sagemaker", spot=True, max_runtime="1h")
-    stopping = job_request(plain, "digits-2", facts(plain, checkpoint_uri=checkpoints))["StoppingCondition"]
-    assert stopping == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
+    no_data = job_request(plain, "digits-2", facts(plain, checkpoint_uri=checkpoints, channels={}))
+    check_request(no_data)
+    assert no_data["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}
+    assert "InputDataConfig" not in no_data  # no channel: no empty list (the API's minimum is one)
 
 
 def test_shape_checker_catches_what_the_service_would_refuse(tmp_path: Path) -> None:

@@ -328,5 +328,4 @@ def _record_job(run: TrainRun, job: dict[str, Any]) -> None:
             run.spot_saving_pct = round((1 - run.billable_seconds / run.training_seconds) * 100, 1)
         run.cost_usd = training_prices().for_seconds(run.instance_type, run.billable_seconds, run.instance_count)
         if run.cost_usd is not None:
-            run.cost_usd = round(run.cost_usd, 6)
             run.extra["price_label"] = training_prices().label

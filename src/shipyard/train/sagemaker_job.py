@@ -132,6 +132,8 @@ def job_request(options: TrainOptions, name: str, facts: JobFacts) -> dict[str, 
         request["CheckpointConfig"] = {"S3Uri": facts.checkpoint_uri, "LocalPath": CHECKPOINT_PATH}
     if not request["AlgorithmSpecification"]["MetricDefinitions"]:
         del request["AlgorithmSpecification"]["MetricDefinitions"]
+    if not request["InputDataConfig"]:  # a script that needs no data: the API takes no empty list
+        del request["InputDataConfig"]
     return request
 
 
