@@ -7,11 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
-import regex  # the service model's patterns are Java's (\p{L}, \p{Alnum}), which `re` does not read
-from botocore.validate import ParamValidator
 
+from infra.aws_shapes import check_params, operation_shape, shape_problems
 from shipyard.train.options import TrainOptions
 from shipyard.train.sagemaker_job import JobFacts, TrainNames, job_request, training_policy
 from shipyard.training.contract import encode_hyperparameters
@@ -21,46 +19,8 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shipyard-train/digits@sha2
 ROLE = "arn:aws:iam::123456789012:role/shipyard-train/shipyard-train-digits-1"
 
 
-def operation_shape() -> Any:
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return model.operation_model("CreateTrainingJob").input_shape
-
-
-def shape_problems(shape: Any, value: Any, where: str = "") -> list[str]:
-    """What ParamValidator does not check: each member's enum, pattern, length and range (the service's own
-    constraints, from the same model); with ParamValidator's types and required members, the whole request."""
-    problems: list[str] = []
-    meta = shape.metadata
-    if shape.type_name == "structure":
-        for name, member in shape.members.items():
-            if name in value:
-                problems += shape_problems(member, value[name], f"{where}.{name}")
-    elif shape.type_name == "list":
-        for index, item in enumerate(value):
-            problems += shape_problems(shape.member, item, f"{where}[{index}]")
-    elif shape.type_name == "map":
-        for key, item in value.items():
-            problems += shape_problems(shape.key, key, f"{where} key {key!r}")
-            problems += shape_problems(shape.value, item, f"{where}[{key!r}]")
-    if shape.type_name == "string":
-        if shape.enum and value not in shape.enum:
-            problems.append(f"{where}: {value!r} not in {shape.enum}")
-        if "pattern" in meta and not regex.fullmatch(meta["pattern"], value):
-            problems.append(f"{where}: {value!r} does not match {meta['pattern']}")
-    if shape.type_name in ("string", "list", "map") and ("min" in meta or "max" in meta):
-        if not meta.get("min", 0) <= len(value) <= meta.get("max", 10**9):
-            problems.append(f"{where}: length {len(value)} outside {meta.get('min')}..{meta.get('max')}")
-    if shape.type_name == "integer" and not meta.get("min", -(10**18)) <= value <= meta.get("max", 10**18):
-        problems.append(f"{where}: {value} outside {meta.get('min')}..{meta.get('max')}")
-    return problems
-
-
 def check_request(request: dict[str, Any]) -> None:
-    """The request as botocore would send it: valid, and within every constraint of its shapes."""
-    shape = operation_shape()
-    report = ParamValidator().validate(request, shape)
-    assert not report.has_errors(), report.generate_report()
-    assert shape_problems(shape, request) == []
+    check_params("sagemaker", "CreateTrainingJob", request)
 
 
 def source(tmp_path: Path) -> Path:
@@ -157,7 +117,7 @@ def test_shape_checker_catches_what_the_service_would_refuse(tmp_path: Path) -> 
     request["AlgorithmSpecification"]["TrainingInputMode"] = "Stream"
     request["TrainingJobName"] = "bad_name"
     request["StoppingCondition"]["MaxRuntimeInSeconds"] = 0
-    problems = " ".join(shape_problems(operation_shape(), request))
+    problems = " ".join(shape_problems(operation_shape("sagemaker", "CreateTrainingJob"), request))
     assert "TrainingInputMode" in problems and "TrainingJobName" in problems and "MaxRuntimeInSeconds" in problems
 
 

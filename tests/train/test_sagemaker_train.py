@@ -14,6 +14,7 @@ lines are written into moto's CloudWatch Logs, where SageMaker writes them, and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
-from botocore.validate import ParamValidator
 
+from infra.aws_shapes import check_params
 from infra.moto import aws, moto_server  # noqa: F401 - fixtures
 from infra.oci_registry import OciRegistry, tiny_image
 from infra.registry import local_registry
@@ -115,22 +115,19 @@ class Harness:
 
 
 @pytest.fixture
-def harness(aws: object, tmp_path: Path, registry: OciRegistry) -> Harness:
+def harness(request: pytest.FixtureRequest, tmp_path: Path, registry: OciRegistry) -> Harness:
+    request.getfixturevalue("aws")  # a fresh moto and boto3 pointed at it, before the first client is made
     return Harness(tmp_path, registry)
 
 
 def write_log(job: str, lines: list[str], host: str = "algo-1-1700000000") -> None:
     """What SageMaker does with the container's output: lines into the job's stream of the training log group."""
     logs = boto3.client("logs", region_name="us-east-1")
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=GROUP)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     stream = f"{job}/{host}"
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     now = int(time.time() * 1000)
     events = [{"timestamp": now + i, "message": line} for i, line in enumerate(lines)]
     logs.put_log_events(logGroupName=GROUP, logStreamName=stream, logEvents=events)
@@ -207,9 +204,7 @@ def test_spot_job_from_push_to_cost(harness: Harness, small_image: str, registry
     # The request: exactly what was sent, valid against the API's shapes.
     assert len(created) == 1
     request = created[0]
-    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
-    report = ParamValidator().validate(request, shape.input_shape)
-    assert not report.has_errors(), report.generate_report()
+    check_params("sagemaker", "CreateTrainingJob", request)  # types, required members, enums, patterns, ranges
     ecr = boto3.client("ecr", region_name="us-east-1")
     image = ecr.describe_images(repositoryName="shipyard-train/digits", imageIds=[{"imageTag": "digits-spot-1"}])
     digest = image["imageDetails"][0]["imageDigest"]
