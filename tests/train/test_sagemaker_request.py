@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from infra.aws_shapes import check_params, operation_shape, shape_problems
+from shipyard.pricing import prices, training_prices
 from shipyard.train.options import TrainOptions
 from shipyard.train.sagemaker_job import JobFacts, TrainNames, job_request, training_policy
 from shipyard.training.contract import encode_hyperparameters
@@ -178,3 +179,12 @@ def test_names(run: str, experiment: str, role: str | None, repository: str) -> 
         assert names.role == role
     assert names.repository == repository
     assert names.data_prefix("train", "f" * 64) == f"shipyard-train/{repository.split('/')[1]}/data/train/{'f' * 16}/"
+
+
+def test_training_price_table_is_dated_sourced_and_prices_by_the_second() -> None:
+    table = training_prices()
+    assert table.as_of == "2024-06" and "Training" in table.source and table.region == "us-east-1"
+    assert table.hourly("ml.m5.xlarge") == 0.23 and table.hourly("ml.t2.medium") is None  # not a training type
+    assert table.for_seconds("ml.m5.xlarge", 1800, count=2) == pytest.approx(0.23)
+    assert table.for_seconds("ml.unknown", 60) is None
+    assert table.serverless_per_gb_second == 0.0 and prices().serverless_per_gb_second > 0
