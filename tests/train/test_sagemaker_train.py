@@ -432,3 +432,52 @@ def test_given_role_is_used_and_no_role_is_made(harness: Harness, small_image: s
     run = harness.train(harness.options(role=arn), "digits-given-1", small_image)
     assert created[0]["RoleArn"] == arn and run.extra["role"] == arn
     assert boto3.client("iam").list_roles(PathPrefix="/shipyard-train/")["Roles"] == []
+
+
+def test_local_checkpoints_are_uploaded_to_resume_from_and_output_goes_where_asked(
+    harness: Harness, small_image: str, tmp_path: Path
+) -> None:
+    """A spot run with a local --checkpoints folder: its files go to the run's checkpoint prefix first (the job
+    resumes from them), CheckpointConfig points there, and --output replaces the default output prefix."""
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    (checkpoints / "epoch-3.pt").write_bytes(b"weights")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="results")
+    created = harness.sent("CreateTrainingJob")
+    options = harness.options(spot=True, checkpoints=str(checkpoints), output="s3://results/digits/")
+
+    run = harness.train(options, "digits-resume-1", small_image)
+
+    prefix = "shipyard-train/digits/checkpoints/digits-resume-1/"
+    assert s3.get_object(Bucket=BUCKET, Key=prefix + "epoch-3.pt")["Body"].read() == b"weights"
+    request = created[0]
+    assert request["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/{prefix}", "LocalPath": "/opt/ml/checkpoints"}
+    assert request["OutputDataConfig"] == {"S3OutputPath": "s3://results/digits/"}
+    assert run.checkpoints == f"s3://{BUCKET}/{prefix}"
+    assert run.model_artifact == "s3://results/digits/digits-resume-1/output/model.tar.gz"  # moto's layout
+    policy = boto3.client("iam").get_role_policy(
+        RoleName="shipyard-train-digits-resume-1", PolicyName="shipyard-training"
+    )
+    by_sid = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert by_sid["WriteOutput"]["Resource"] == "arn:aws:s3:::results/digits/*"
+    assert by_sid["Checkpoints"] == {
+        "Sid": "Checkpoints",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:PutObject"],
+        "Resource": f"arn:aws:s3:::{BUCKET}/{prefix}*",
+    }
+    assert "ReadInputs" not in by_sid  # no channel: nothing to read
+
+
+def test_an_image_already_pushed_under_the_run_name_is_refused(harness: Harness, small_image: str) -> None:
+    """Tags are immutable: a run of a name whose image was pushed before (by a run stopped before its job was
+    created) would train the older image, so it is refused before anything is created."""
+    ecr = boto3.client("ecr", region_name="us-east-1")
+    ecr.create_repository(repositoryName="shipyard-train/digits", imageTagMutability="IMMUTABLE")
+    manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}'
+    ecr.put_image(repositoryName="shipyard-train/digits", imageManifest=manifest, imageTag="digits-img-1")
+    with pytest.raises(SpecError) as caught:
+        harness.train(harness.options(), "digits-img-1", small_image)
+    assert caught.value.option == "name" and "shipyard-train/digits:digits-img-1 already exists" in str(caught.value)
+    assert boto3.client("sagemaker", region_name="us-east-1").list_training_jobs()["TrainingJobSummaries"] == []

@@ -154,6 +154,12 @@ def _push_image(
 ) -> None:
     """1. the experiment's repository and the image, which the job runs by digest"""
     repository = sm.ecr.create_repository(sm.names.repository, tags=tag_list(sm.tags))
+    if sm.ecr.has_image(repository.name, run.name):  # tags are immutable: the job would run the older image
+        raise SpecError(
+            f"{repository.uri}:{run.name} already exists (an earlier run of this name pushed it): choose another "
+            "--name",
+            option="name",
+        )
     if pusher is None:
         from shipyard.deploy.engine_images import EngineImages
 
