@@ -128,6 +128,18 @@ class EcrGateway:
                 raise
         return True
 
+    def image_digest(self, repository: str, tag: str) -> str | None:
+        """The digest of ``repository:tag`` (None when there is no such image)."""
+        with aws_call(f"look up the digest of {repository}:{tag}", self.aws.region):
+            try:
+                details = self.client.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+            except ClientError as exc:
+                if error_code(exc) in {"ImageNotFoundException", "RepositoryNotFoundException"}:
+                    return None
+                raise
+        images = details.get("imageDetails") or []
+        return str(images[0]["imageDigest"]) if images else None
+
     def put_manifest(self, repository: str, tag: str, manifest: str, media_type: str) -> str:
         """Record an image manifest under ``tag`` (what a registry push does); its digest."""
         with aws_call(f"record {repository}:{tag} in ECR", self.aws.region):

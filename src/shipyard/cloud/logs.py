@@ -80,6 +80,40 @@ class LogsGateway:
         found.sort(key=lambda e: e.timestamp_ms)
         return found
 
+    def streams(self, group: str, prefix: str) -> list[str]:
+        """Names of the streams of ``group`` starting with ``prefix`` (none when the group is missing)."""
+        names: list[str] = []
+        with aws_call(f"list the log streams {group}/{prefix}*", self.aws.region):
+            try:
+                pages = self.client.get_paginator("describe_log_streams").paginate(
+                    logGroupName=group, logStreamNamePrefix=prefix
+                )
+                for page in pages:
+                    names.extend(str(s["logStreamName"]) for s in page["logStreams"])
+            except ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return []
+                raise
+        return sorted(names)
+
+    def stream_events(self, group: str, stream: str, *, token: str | None) -> tuple[list[LogEvent], str | None]:
+        """The events of one stream after ``token`` (None: from its start), oldest first, and the token to
+        read on from (GetLogEvents' ``nextForwardToken``; the same token comes back when nothing is new)."""
+        args: dict[str, object] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        events: list[LogEvent] = []
+        with aws_call(f"read the log stream {group}/{stream}", self.aws.region):
+            while True:
+                if token is not None:
+                    args["nextToken"] = token
+                answer = self.client.get_log_events(**args)
+                events.extend(
+                    LogEvent(int(e["timestamp"]), stream, str(e["message"]).rstrip("\n")) for e in answer["events"]
+                )
+                following = answer.get("nextForwardToken")
+                if not answer["events"] or following is None or following == token:
+                    return events, str(following) if following is not None else token
+                token = str(following)
+
     def tail(self, group: str, lines: int = 30, *, since_ms: int | None = None) -> list[LogEvent]:
         """The last ``lines`` events of ``group``."""
         return self.events(group, since_ms=since_ms)[-lines:]

@@ -2,17 +2,80 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.session import Aws
 
-__all__ = ["CaptureStore", "S3Gateway", "default_bucket"]
+__all__ = [
+    "PART_BYTES",
+    "CaptureStore",
+    "PrefixVersion",
+    "S3Gateway",
+    "SyncResult",
+    "default_bucket",
+    "local_etag",
+    "parse_s3_uri",
+]
+
+PART_BYTES = 8 * 1024 * 1024
+"""Every upload splits into parts of this size above it (boto3's default, pinned so :func:`local_etag` can
+predict the ETag S3 gives the object)."""
+_TRANSFER = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://BUCKET/KEY/PREFIX`` → ``("BUCKET", "KEY/PREFIX")``."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def local_etag(path: Path) -> str:
+    """The ETag S3 gives ``path`` uploaded by :meth:`S3Gateway.upload` (SSE-S3): its MD5, or for a multipart
+    upload the MD5 of the parts' MD5s with ``-PARTS``."""
+    parts: list[bytes] = []
+    with path.open("rb") as handle:
+        while chunk := handle.read(PART_BYTES):
+            parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+    if path.stat().st_size < PART_BYTES:  # s3transfer sends one PutObject below the threshold
+        return parts[0].hex() if parts else hashlib.md5(b"", usedforsecurity=False).hexdigest()
+    return f"{hashlib.md5(b''.join(parts), usedforsecurity=False).hexdigest()}-{len(parts)}"
+
+
+@dataclass(frozen=True)
+class PrefixVersion:
+    """The objects under an S3 prefix, as one version: ``etag:`` + SHA-256 over each key (relative to the
+    prefix, sorted) and its ETag, with their total size and count."""
+
+    version: str
+    size: int
+    files: int
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    uri: str  # s3://BUCKET/PREFIX (a folder) or s3://BUCKET/KEY (a file)
+    uploaded: int  # files sent
+    skipped: int  # files already there with the same size and ETag
+    bytes_sent: int
+
+
+def _local_files(source: Path) -> Iterator[tuple[str, Path]]:
+    """(relative key, path) of a file, or of every file under a folder, sorted."""
+    if source.is_file():
+        yield source.name, source
+        return
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        yield path.relative_to(source).as_posix(), path
 
 
 def default_bucket(region: str, account: str) -> str:
@@ -72,8 +135,53 @@ class S3Gateway:
         else:
             extra["ServerSideEncryption"] = "AES256"
         with aws_call(f"upload {path.name} to s3://{bucket}/{key}", self.aws.region):
-            self.client.upload_file(str(path), bucket, key, ExtraArgs=extra)
+            self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=_TRANSFER)
         return f"s3://{bucket}/{key}"
+
+    def objects(self, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+        """Every object under ``prefix``: key → (size, ETag without its quotes); empty without the bucket."""
+        found: dict[str, tuple[int, str]] = {}
+        with aws_call(f"list s3://{bucket}/{prefix}", self.aws.region):
+            try:
+                for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                    for item in page.get("Contents", []):
+                        found[str(item["Key"])] = (int(item["Size"]), str(item["ETag"]).strip('"'))
+            except ClientError as exc:
+                if error_code(exc) == "NoSuchBucket":
+                    return {}
+                raise
+        return found
+
+    def prefix_version(self, uri: str) -> PrefixVersion:
+        """The version of the data under ``uri`` (see :class:`PrefixVersion`): what a training channel read."""
+        bucket, prefix = parse_s3_uri(uri)
+        objects = self.objects(bucket, prefix)
+        digest = hashlib.sha256()
+        for key in sorted(objects):
+            digest.update(f"{key.removeprefix(prefix)}\0{objects[key][1]}\n".encode())
+        return PrefixVersion(
+            version=f"etag:{digest.hexdigest()}",
+            size=sum(size for size, _ in objects.values()),
+            files=len(objects),
+        )
+
+    def sync_up(self, source: Path, uri: str, *, tags: Mapping[str, str]) -> SyncResult:
+        """Upload a file or a folder's files under ``uri`` (a prefix; a file keeps its name below it), skipping
+        each one already there with the same size and ETag."""
+        bucket, prefix = parse_s3_uri(uri)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        there = self.objects(bucket, prefix)
+        uploaded = skipped = sent = 0
+        for relative, path in _local_files(source):
+            key = prefix + relative
+            size = path.stat().st_size
+            if there.get(key) == (size, local_etag(path)):
+                skipped += 1
+                continue
+            self.upload(path, bucket, key, tags=dict(tags))
+            uploaded, sent = uploaded + 1, sent + size
+        return SyncResult(uri=f"s3://{bucket}/{prefix}", uploaded=uploaded, skipped=skipped, bytes_sent=sent)
 
     def head(self, bucket: str, key: str) -> dict[str, Any] | None:
         with aws_call(f"look up s3://{bucket}/{key}", self.aws.region):

@@ -15,12 +15,34 @@ from shipyard.cloud.errors import aws_call
 from shipyard.errors import CredentialsError, SpecError
 from shipyard.version import __version__
 
-__all__ = ["EXPIRES_TAG", "TAG_KEY", "Aws", "Identity", "deployment_tags", "tag_list"]
+__all__ = [
+    "EXPERIMENT_TAG",
+    "EXPIRES_TAG",
+    "TAG_KEY",
+    "TRAINING_TAG",
+    "Aws",
+    "Identity",
+    "deployment_tags",
+    "tag_list",
+    "training_tags",
+]
 
 TAG_KEY = "shipyard:deployment"
 """Every resource Shipyard creates carries this tag, with the deployment's name as its value."""
 EXPIRES_TAG = "shipyard:expires-at"
 """... and this one when the deployment has a time to live (ISO 8601, UTC)."""
+
+
+TRAINING_TAG = "shipyard:training-run"
+"""Every resource a training run creates (its job, role, repository, uploads) carries this tag, with the run's
+name as its value ..."""
+EXPERIMENT_TAG = "shipyard:experiment"
+"""... and this one, with its experiment's name."""
+
+
+def training_tags(run: str, experiment: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The tags of every resource of the training run ``run``; the user's ``extra`` tags first (ours win)."""
+    return {**(extra or {}), TRAINING_TAG: run, EXPERIMENT_TAG: experiment}
 
 
 def deployment_tags(name: str, expires_at: str | None = None) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 AWS's Price List API is not something a deploy should depend on (extra permissions, slow, no offline
 answer), so the list prices of SageMaker hosting in us-east-1 are kept in the repository with their date
-and source (``sagemaker-us-east-1.json``). Every figure derived from them is an estimate and is labelled so.
+and source (``sagemaker-us-east-1.json``), and those of training jobs beside them
+(``sagemaker-training-us-east-1.json``, the same structure without the serverless part).
+Every figure derived from them is an estimate and is labelled so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["PriceTable", "prices"]
+__all__ = ["PriceTable", "prices", "training_prices"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class PriceTable:
     currency: str
     hours_per_month: float
     instance_hourly: dict[str, float]
-    serverless_per_gb_second: float
+    serverless_per_gb_second: float = 0.0  # hosting only
 
     def hourly(self, instance_type: str | None, count: int = 1) -> float | None:
         """List price per hour of ``count`` instances (``None``: not in the table)."""
@@ -42,6 +44,11 @@ class PriceTable:
         """Price of one second of one serverless invocation with ``memory_mb`` (idle costs nothing)."""
         return self.serverless_per_gb_second * memory_mb / 1024
 
+    def for_seconds(self, instance_type: str | None, seconds: float, count: int = 1) -> float | None:
+        """List price of ``count`` instances for ``seconds`` (billed per second); ``None``: not in the table."""
+        hourly = self.hourly(instance_type, count)
+        return None if hourly is None else hourly * seconds / 3600
+
     @property
     def label(self) -> str:
         return f"{self.region} list prices of {self.as_of}"
@@ -50,9 +57,17 @@ class PriceTable:
 @functools.cache
 def prices() -> PriceTable:
     """The SageMaker hosting price table shipped with Shipyard."""
-    raw: dict[str, Any] = orjson.loads(
-        resources.files("shipyard.pricing").joinpath("sagemaker-us-east-1.json").read_bytes()
-    )
+    return _load("sagemaker-us-east-1.json")
+
+
+@functools.cache
+def training_prices() -> PriceTable:
+    """The SageMaker training price table shipped with Shipyard (``serverless_per_gb_second`` is 0)."""
+    return _load("sagemaker-training-us-east-1.json")
+
+
+def _load(name: str) -> PriceTable:
+    raw: dict[str, Any] = orjson.loads(resources.files("shipyard.pricing").joinpath(name).read_bytes())
     return PriceTable(
         region=raw["region"],
         as_of=raw["as_of"],
@@ -60,5 +75,5 @@ def prices() -> PriceTable:
         currency=raw["currency"],
         hours_per_month=float(raw["hours_per_month"]),
         instance_hourly={k: float(v) for k, v in raw["instance_hourly"].items()},
-        serverless_per_gb_second=float(raw["serverless"]["per_gb_second"]),
+        serverless_per_gb_second=float(raw.get("serverless", {}).get("per_gb_second", 0.0)),
     )

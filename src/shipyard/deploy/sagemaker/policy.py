@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["execution_policy"]
+__all__ = ["execution_policy", "pull_image_statements", "write_logs_statement"]
 
 
 def execution_policy(
@@ -59,10 +59,8 @@ def execution_policy(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _always(
-    *, partition: str, region: str, account: str, repository: str, bucket: str, prefix: str, log_group: str
-) -> list[dict[str, Any]]:
-    """The statements every endpoint's role has: pull its image, read its model, write its logs."""
+def pull_image_statements(*, partition: str, region: str, account: str, repository: str) -> list[dict[str, Any]]:
+    """Pull one ECR repository's images (an endpoint's or a training job's role)."""
     return [
         {
             "Sid": "PullImage",
@@ -77,19 +75,36 @@ def _always(
             "Action": "ecr:GetAuthorizationToken",
             "Resource": "*",
         },
+    ]
+
+
+def write_logs_statement(
+    *, partition: str, region: str, account: str, log_group: str, create_group: bool = False
+) -> dict[str, Any]:
+    """Write to one log group's streams (and create the group, where SageMaker makes it on first use)."""
+    actions = ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    return {
+        "Sid": "WriteLogs",
+        "Effect": "Allow",
+        "Action": (["logs:CreateLogGroup"] if create_group else []) + actions,
+        "Resource": [
+            f"arn:{partition}:logs:{region}:{account}:log-group:{log_group}",
+            f"arn:{partition}:logs:{region}:{account}:log-group:{log_group}:log-stream:*",
+        ],
+    }
+
+
+def _always(
+    *, partition: str, region: str, account: str, repository: str, bucket: str, prefix: str, log_group: str
+) -> list[dict[str, Any]]:
+    """The statements every endpoint's role has: pull its image, read its model, write its logs."""
+    return [
+        *pull_image_statements(partition=partition, region=region, account=account, repository=repository),
         {
             "Sid": "ReadModel",
             "Effect": "Allow",
             "Action": "s3:GetObject",
             "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*",
         },
-        {
-            "Sid": "WriteLogs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            "Resource": [
-                f"arn:{partition}:logs:{region}:{account}:log-group:{log_group}",
-                f"arn:{partition}:logs:{region}:{account}:log-group:{log_group}:log-stream:*",
-            ],
-        },
+        write_logs_statement(partition=partition, region=region, account=account, log_group=log_group),
     ]
