@@ -164,6 +164,8 @@ def _print_detail(detail: RunDetail, output: Output) -> None:
               highlight=False)  # fmt: skip
     for title, values in (("params", run.params), ("tags", run.tags)):
         table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column("key", no_wrap=True)
+        table.add_column("value", overflow="fold")  # a digest or a URI whole, over lines, never cut
         for key, value in sorted(values.items()):
             table.add_row(key, Text(value))
         out.print(table)
@@ -172,8 +174,8 @@ def _print_detail(detail: RunDetail, output: Output) -> None:
         table.add_column(column, justify="left" if column == "metric" else "right")
     for key, points in series.items():
         numbers = [v for _s, v in points]
-        table.add_row(key, str(len(points)), *(f"{x:.6g}" for x in (numbers[0], numbers[-1], min(numbers), max(numbers))),
-                      str(points[-1][0]))  # fmt: skip
+        figures = (numbers[0], numbers[-1], min(numbers), max(numbers))
+        table.add_row(key, str(len(points)), *(f"{x:.6g}" for x in figures), str(points[-1][0]))
     out.print(table)
 
 

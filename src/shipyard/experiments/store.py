@@ -66,14 +66,15 @@ def check_tracking_uri(uri: str) -> None:
         return
     if not SAGEMAKER_ARN.match(uri):
         raise SettingsError(
-            f"tracking URI {uri!r} is an ARN but not a SageMaker MLflow tracking server's "
+            f"the tracking URI {uri!r} (MLFLOW_TRACKING_URI) is an ARN but not a SageMaker MLflow tracking server's "
             "(arn:aws:sagemaker:REGION:ACCOUNT:mlflow-tracking-server/NAME)",
             setting=_SETTING,
         )
     if not entry_points(group="mlflow.tracking_store", name="arn"):
         raise SettingsError(
-            f"the tracking URI {uri} is a SageMaker managed MLflow tracking server; MLflow reaches it only "
-            "through AWS's plugin: pip install sagemaker-mlflow (it signs the requests with your AWS credentials)",
+            f"the tracking URI {uri} (MLFLOW_TRACKING_URI) is a SageMaker managed MLflow tracking server; MLflow "
+            "reaches it only through AWS's plugin: pip install sagemaker-mlflow (it signs the requests with your AWS "
+            "credentials)",
             setting=_SETTING,
         )
 
@@ -94,7 +95,8 @@ def probe(uri: str, timeout_s: float = 3.0) -> str | None:
 
 def unreachable(uri: str, why: str) -> SettingsError:
     return SettingsError(
-        f"the MLflow tracking server {uri} cannot be reached ({why}); `shipyard runs --source local` lists "
+        f"the MLflow tracking server {uri} (MLFLOW_TRACKING_URI) cannot be reached ({why}); "
+        "`shipyard runs --source local` lists "
         "Shipyard's own run records",
         setting=_SETTING,
     )
