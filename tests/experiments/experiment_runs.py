@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,3 +69,10 @@ def track(settings: Settings, run: TrainRun, warnings: list[str] | None = None) 
     tracker.finish(run)
     RunStore(settings).save(run)
     return run
+
+
+def free_port() -> int:
+    """A local port nothing listens on (a dead tracking server's)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -14,9 +14,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from experiment_runs import Home, make_run, track
+from experiment_runs import Home, free_port, make_run, track
 
 from infra.cli import shipyard
+from shipyard.errors import SettingsError, SpecError
 from shipyard.experiments import compare, list_runs, show_run
 from shipyard.experiments.plot import metric_figure, plot_metric
 from shipyard.experiments.runs import metric_series
@@ -169,3 +170,21 @@ def test_a_sagemaker_arn_without_the_plugin_names_it_on_the_command_line(sy_home
     assert done.returncode == 2
     said = " ".join(done.stderr.split())  # the console wraps long lines
     assert "pip install sagemaker-mlflow" in said and "MLFLOW_TRACKING_URI" in said and arn in said
+
+
+def test_one_experiment_at_a_time_and_a_dead_tracking_server_is_said(two_runs: Home) -> None:
+    track(two_runs.settings, make_run("iris-1", experiment="iris", hp={"depth": "3"}))
+    every = list_runs(two_runs.settings)
+    assert {r.name for r in every.runs} == {"digits-c01", "digits-c10", "iris-1"}
+    assert set(every.comparison.differing) == {"C", "max_iter", "depth"}  # missing in some runs: differs
+    only = list_runs(two_runs.settings, experiment="iris")
+    assert [r.name for r in only.runs] == ["iris-1"] and only.comparison.differing == ["depth"]
+    for source in ("mlflow", "local"):
+        with pytest.raises(SpecError, match=r"experiment 'mnist' .*experiments: (Default, )?digits, iris\)") as caught:
+            list_runs(two_runs.settings, experiment="mnist", source=source)
+        assert caught.value.option == "experiment"
+
+    dead = two_runs.settings.with_(tracking_uri=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(SettingsError, match=r"cannot be reached.*--source local"):
+        list_runs(dead, source="mlflow")
+    assert [r.name for r in list_runs(dead, source="local").runs][:1] == ["iris-1"]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from experiment_runs import Home, make_run, track
+from experiment_runs import Home, free_port, make_run, track
 from mlflow import MlflowClient
 
 from shipyard.errors import SettingsError
@@ -111,14 +110,8 @@ def test_a_resumed_run_goes_on_in_the_same_mlflow_run(sy_home: Home) -> None:
     assert (found.info.status, found.data.tags["shipyard.status"]) == ("FINISHED", "Completed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_dead_tracking_server_warns_once_and_the_run_record_is_whole(sy_home: Home) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     settings = sy_home.settings.with_(tracking_uri=dead)
     warnings: list[str] = []
     begun = time.monotonic()

@@ -8,9 +8,8 @@ only parses and prints.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -65,10 +64,12 @@ def runs(
 ) -> None:
     """List and compare training runs: status, the hyperparameters that differ, final metrics, cost."""
     from shipyard.errors import UsageError
-    from shipyard.experiments import list_runs, show_run
+    from shipyard.experiments import list_runs, plot_runs, show_run
 
     settings = Settings.from_env()
     words = list(args or [])
+    if words == ["show"]:
+        raise UsageError("which run? shipyard runs show NAME (shipyard runs lists them)")
     if words[:1] == ["show"]:
         words = words[1:]
     if len(words) > 1:
@@ -78,44 +79,18 @@ def runs(
             _print_detail(show_run(settings, words[0], source=source), output)
             return
         listing = list_runs(settings, experiment=experiment, source=source, sort=sort, limit=limit)
-        drawn = _plot(settings, listing, metric, plot) if plot is not None else None
+        drawn = plot_runs(settings, listing, plot, metric=metric[0] if metric else None) if plot else None
     except Exception as exc:
         name_the_flag(exc, FLAGS)
         raise
     if listing.note:
         err.print(listing.note, highlight=False, markup=False, soft_wrap=True)
     if output is Output.json:
-        print_json("runs", _list_json(listing, metric, sort, drawn))
+        print_json("runs", listing.to_json(metrics=metric or (), sort=sort, plot=drawn))
         return
     _print_list(listing, metric)
     if drawn is not None:
         out.print(f"wrote {drawn}", highlight=False, markup=False, soft_wrap=True)
-
-
-def _plot(settings: Settings, listing: RunList, metric: list[str] | None, path: Path) -> Path:
-    from shipyard.errors import SpecError
-    from shipyard.experiments import plot_metric
-    from shipyard.experiments.runs import metric_series
-
-    names = listing.comparison.metrics
-    if not metric and len(names) != 1:
-        raise SpecError(f"metric: which one to plot? (metrics: {', '.join(names) or 'none'})", option="metric")
-    chosen = metric[0] if metric else names[0]
-    return plot_metric(metric_series(settings, listing, chosen), chosen, path)
-
-
-def _list_json(listing: RunList, metric: list[str] | None, sort: str | None, plot: Path | None) -> dict[str, Any]:
-    return {
-        "source": listing.source,
-        "location": listing.location,
-        "note": listing.note,
-        "sort": sort,
-        "metrics": list(metric or listing.comparison.metrics),
-        "differing_hyperparameters": listing.comparison.differing,
-        "same_hyperparameters": listing.comparison.same,
-        "plot": str(plot) if plot is not None else None,
-        "runs": [run.to_json() for run in listing.runs],
-    }
 
 
 def _print_list(listing: RunList, metric: list[str] | None) -> None:
@@ -153,12 +128,8 @@ def _row(run: RunSummary, several: bool, hps: list[str], metrics: list[str]) -> 
 
 def _print_detail(detail: RunDetail, output: Output) -> None:
     run = detail.run
-    series = {k: [(p.step, p.value) for p in v] for k, v in detail.series.items()}
     if output is Output.json:
-        drawn = {k: [{"step": s, "value": _finite(v)} for s, v in p] for k, p in series.items()}
-        body = {"source": detail.source, "location": detail.location, "run": run.to_json(), "params": run.params,
-                "tags": run.tags, "series": drawn}  # fmt: skip
-        print_json("runs-show", body)
+        print_json("runs-show", detail.to_json())
         return
     out.print(f"[bold]{run.name}[/] ({run.experiment}): {run.status}, from {detail.source} ({detail.location})",
               highlight=False)  # fmt: skip
@@ -172,15 +143,11 @@ def _print_detail(detail: RunDetail, output: Output) -> None:
     table = Table(title="metrics", title_justify="left")
     for column in ("metric", "points", "first", "last", "min", "max", "last step"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key, points in series.items():
-        numbers = [v for _s, v in points]
+    for key, points in detail.series.items():
+        numbers = [p.value for p in points]
         figures = (numbers[0], numbers[-1], min(numbers), max(numbers))
-        table.add_row(key, str(len(points)), *(f"{x:.6g}" for x in figures), str(points[-1][0]))
+        table.add_row(key, str(len(points)), *(f"{x:.6g}" for x in figures), str(points[-1].step))
     out.print(table)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _seconds(value: float | None) -> str:

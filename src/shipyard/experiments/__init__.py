@@ -2,15 +2,16 @@
 
 * :func:`tracker_for` → :class:`MlflowTracker` (``shipyard train`` passes it to ``train()``), or None without
   the ``track`` extra (the run is then recorded in Shipyard's run folder only).
-* :func:`list_runs`, :func:`compare`, :func:`show_run`, :func:`plot_metric`: what ``shipyard runs`` prints, read
-  from MLflow (``search_runs`` and the metric history) or from the run records (``source="local"``).
+* :func:`list_runs`, :func:`compare`, :func:`show_run`, :func:`plot_runs` (:func:`plot_metric`): what
+  ``shipyard runs`` prints, read from MLflow (``search_runs`` and the metric history) or from the run records
+  (``source="local"``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from shipyard.experiments.plot import plot_metric
+from shipyard.experiments.plot import plot_metric, plot_runs
 from shipyard.experiments.runs import Comparison, RunDetail, RunList, RunSummary, compare, list_runs, show_run
 from shipyard.experiments.store import INSTALL_HINT, mlflow_available
 from shipyard.experiments.tracking import MlflowTracker
@@ -28,6 +29,7 @@ __all__ = [
     "compare",
     "list_runs",
     "plot_metric",
+    "plot_runs",
     "show_run",
     "tracker_for",
 ]

@@ -5,14 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.errors import UsageError
+from shipyard.errors import SpecError, UsageError
+from shipyard.experiments.runs import RunList, SeriesPoint, metric_series
+from shipyard.settings import Settings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from shipyard.experiments.runs import SeriesPoint
+__all__ = ["metric_figure", "plot_metric", "plot_runs"]
 
-__all__ = ["metric_figure", "plot_metric"]
+
+def plot_runs(settings: Settings, listing: RunList, path: str | Path, *, metric: str | None = None) -> Path:
+    """Write the PNG of ``metric`` across the listed runs (without ``metric``: the one metric they measured)."""
+    names = listing.comparison.metrics
+    if metric is None:
+        if len(names) != 1:
+            raise SpecError(f"metric: which one to plot? (metrics: {', '.join(names) or 'none'})", option="metric")
+        metric = names[0]
+    return plot_metric(metric_series(settings, listing, metric), metric, path)
 
 
 def metric_figure(series: dict[str, list[SeriesPoint]], metric: str) -> Figure:

@@ -116,6 +116,22 @@ class RunList:
     comparison: Comparison
     note: str | None = None  # why this source, when it was not asked for
 
+    def to_json(
+        self, *, metrics: Sequence[str] = (), sort: str | None = None, plot: Path | None = None
+    ) -> dict[str, Any]:
+        """``shipyard runs --output json`` (docs/schemas/runs.v1.json), less its ``schema`` key."""
+        return {
+            "source": self.source,
+            "location": self.location,
+            "note": self.note,
+            "sort": sort,
+            "metrics": list(metrics or self.comparison.metrics),
+            "differing_hyperparameters": self.comparison.differing,
+            "same_hyperparameters": self.comparison.same,
+            "plot": str(plot) if plot is not None else None,
+            "runs": [run.to_json() for run in self.runs],
+        }
+
 
 @dataclass
 class RunDetail:
@@ -123,6 +139,17 @@ class RunDetail:
     source: str
     location: str
     series: dict[str, list[SeriesPoint]]
+
+    def to_json(self) -> dict[str, Any]:
+        """``shipyard runs show NAME --output json`` (docs/schemas/runs-show.v1.json), less its ``schema`` key."""
+        return {
+            "source": self.source,
+            "location": self.location,
+            "run": self.run.to_json(),
+            "params": self.run.params,
+            "tags": self.run.tags,
+            "series": {k: [{"step": p.step, "value": _finite(p.value)} for p in v] for k, v in self.series.items()},
+        }
 
 
 def compare(runs: Sequence[RunSummary]) -> Comparison:
