@@ -173,7 +173,8 @@ def test_a_sagemaker_arn_without_the_plugin_names_it_on_the_command_line(sy_home
 
 
 def test_one_experiment_at_a_time_and_a_dead_tracking_server_is_said(two_runs: Home) -> None:
-    track(two_runs.settings, make_run("iris-1", experiment="iris", hp={"depth": "3"}))
+    later = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+    track(two_runs.settings, make_run("iris-1", experiment="iris", hp={"depth": "3"}, started=later))
     every = list_runs(two_runs.settings)
     assert {r.name for r in every.runs} == {"digits-c01", "digits-c10", "iris-1"}
     assert set(every.comparison.differing) == {"C", "max_iter", "depth"}  # missing in some runs: differs
