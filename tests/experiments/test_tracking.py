@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from mlflow import MlflowClient
 
 from shipyard.errors import SettingsError
 from shipyard.experiments import NO_TRACKING, MlflowTracker, tracker_for
+from shipyard.experiments.store import client_for
 from shipyard.train.record import MetricPoint, RunStore
 
 
@@ -66,6 +68,12 @@ def test_a_run_is_an_mlflow_run_with_its_params_tags_metrics_datasets_and_status
     assert '"/data/digits/train"' in inputs["train"].dataset.source
     assert inputs["validation"].dataset.source_type == "s3"
     assert {t.key: t.value for t in inputs["validation"].tags} == {"mlflow.data.context": "validation"}
+
+
+def test_mlflow_info_lines_are_kept_quiet(sy_home: Home) -> None:
+    client_for(sy_home.settings.tracking)
+    assert logging.getLogger("mlflow").getEffectiveLevel() >= logging.WARNING  # "Creating initial MLflow ..."
+    assert logging.getLogger("mlflow.store.db.utils").getEffectiveLevel() >= logging.WARNING
 
 
 @pytest.mark.parametrize(("status", "mlflow_status"), [("Failed", "FAILED"), ("Stopped", "KILLED")])

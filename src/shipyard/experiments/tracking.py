@@ -65,7 +65,7 @@ class MlflowTracker:
     ``warn(text)``: told once when tracking stops working (default: the ``shipyard.experiments`` logger)."""
 
     def __init__(
-        self, settings: Settings, *, warn: Callable[[str], None] | None = None, timeout_s: float = 30.0
+        self, settings: Settings, *, warn: Callable[[str], None] | None = None, timeout_s: float = 60.0
     ) -> None:
         self.settings = settings
         self.uri = settings.tracking
@@ -99,7 +99,7 @@ class MlflowTracker:
     def finish(self, run: TrainRun) -> None:
         state = self._runs.setdefault(run.name, _RunState())
         end = run.ended_at.timestamp() if run.ended_at else time.time()
-        status = MLFLOW_STATUS.get(run.status, "FAILED" if run.status != "Completed" else "FINISHED")
+        status = MLFLOW_STATUS.get(run.status, "FAILED")
         self._submit("close", (state, final_tags(run), status, to_ms(end)))
         self.flush()
 
