@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -221,12 +222,14 @@ def _run_deploy(
     )
 
 
-def name_the_flag(exc: Exception) -> None:
-    """An error about an option names it as the library does (``instance_count 0: ...``); here, as its flag."""
+def name_the_flag(exc: Exception, flags: Mapping[str, str] | None = None) -> None:
+    """An error about an option names it as the library does (``instance_count 0: ...``); here, as its flag
+    (``flags``: option → flag, default deploy's)."""
+    flags = FLAGS if flags is None else flags
     option = getattr(exc, "option", None)
-    if not isinstance(option, str) or option not in FLAGS or not exc.args:
+    if not isinstance(option, str) or option not in flags or not exc.args:
         return
-    flag, text = FLAGS[option], str(exc.args[0])
+    flag, text = flags[option], str(exc.args[0])
     for word in (option, option.removesuffix("s")):
         if text.startswith(f"{word} "):
             exc.args = (flag + text[len(word) :], *exc.args[1:])

@@ -1,13 +1,49 @@
-"""Experiments: every training run recorded in MLflow (a local SQLite store by default), listed and compared."""
+"""Experiments: every training run recorded in MLflow (a local SQLite store by default), listed and compared.
+
+* :func:`tracker_for` → :class:`MlflowTracker` (``shipyard train`` passes it to ``train()``), or None without
+  the ``track`` extra (the run is then recorded in Shipyard's run folder only).
+* :func:`list_runs`, :func:`compare`, :func:`show_run`, :func:`plot_runs` (:func:`plot_metric`): what
+  ``shipyard runs`` prints, read from MLflow (``search_runs`` and the metric history) or from the run records
+  (``source="local"``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from shipyard.experiments.plot import plot_metric, plot_runs
+from shipyard.experiments.runs import Comparison, RunDetail, RunList, RunSummary, compare, list_runs, show_run
+from shipyard.experiments.store import INSTALL_HINT, mlflow_available
+from shipyard.experiments.tracking import MlflowTracker
 from shipyard.settings import Settings
 from shipyard.train.record import Tracker
 
-__all__ = ["tracker_for"]
+__all__ = [
+    "INSTALL_HINT",
+    "NO_TRACKING",
+    "Comparison",
+    "MlflowTracker",
+    "RunDetail",
+    "RunList",
+    "RunSummary",
+    "compare",
+    "list_runs",
+    "plot_metric",
+    "plot_runs",
+    "show_run",
+    "tracker_for",
+]
+
+NO_TRACKING = (
+    "MLflow is not installed: runs are recorded in Shipyard's run folder only (shipyard runs lists them); "
+    f"{INSTALL_HINT} records them in MLflow too"
+)
 
 
-def tracker_for(settings: Settings) -> Tracker | None:
-    """The tracker that records runs in ``settings.tracking`` (None when the ``track`` extra is missing)."""
-    return None  # filled in by the experiments work
+def tracker_for(settings: Settings, *, warn: Callable[[str], None] | None = None) -> Tracker | None:
+    """The tracker that records runs in ``settings.tracking`` (None when the ``track`` extra is missing: say
+    :data:`NO_TRACKING` once). Raises :class:`~shipyard.errors.SettingsError` for a tracking URI MLflow cannot use
+    here (a SageMaker ARN without the ``sagemaker-mlflow`` plugin), before anything runs."""
+    if not mlflow_available():
+        return None
+    return MlflowTracker(settings, warn=warn)
