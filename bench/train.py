@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 BIN = Path(sys.executable).parent
 SCRIPT = ROOT / "examples" / "digits" / "train_job.py"
 MAKE_DATA = ROOT / "examples" / "digits" / "make_data.py"
+REQUIREMENTS = ROOT / "examples" / "digits" / "requirements-train.txt"
 _SECONDS = re.compile(r"\[shipyard\] training seconds=([0-9.]+)")
 HYPERPARAMETERS = {"C": "1.0", "max-iter": "200"}
 
@@ -101,7 +102,8 @@ def main() -> int:
 
 
 def _shipyard_run(env: dict[str, str], base: str, channels: dict[str, Path], name: str) -> dict[str, Any]:
-    command = [str(BIN / "shipyard"), "train", str(SCRIPT), "--name", name, "--base", base, "--output", "json"]
+    command = [str(BIN / "shipyard"), "train", str(SCRIPT), "--name", name, "--base", base, "--output", "json",
+               "--requirements", str(REQUIREMENTS)]  # fmt: skip
     for channel, path in channels.items():
         command += ["--data", f"{channel}={path}"]
     for key, value in HYPERPARAMETERS.items():

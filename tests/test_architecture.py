@@ -42,8 +42,9 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("image|cloud", ("image", "cloud")),
     ("client", ("client",)),
     ("deploy|bench|monitor", ("deploy", "bench", "monitor")),
+    ("experiments", ("experiments",)),
     ("train", ("train",)),
-    ("experiments|registry", ("experiments", "registry")),
+    ("registry", ("registry",)),
     ("entry", ("hosting",)),
     ("entry", ("cli", "__init__")),
 ]

@@ -3,7 +3,8 @@
     >>> import shipyard
     >>> bundle = shipyard.save(model, "bundle/", example=X[:5])    # doctest: +SKIP
 
-Public API: :func:`save`, :class:`Bundle`, :func:`pack`, :func:`log_metric`, the error tree in :mod:`shipyard.errors`.
+Public API: :func:`save`, :class:`Bundle`, :func:`pack`, :func:`log_metric`, :func:`train`, :func:`deploy`, the error
+tree in :mod:`shipyard.errors`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "log_metric",
     "pack",
     "save",
+    "train",
 ]
 
 from shipyard.errors import BundleError, ShipyardError
@@ -55,6 +57,11 @@ def __getattr__(name: str) -> Any:
         from shipyard.bundle import Bundle
 
         return Bundle
+    if name == "train":
+        # shipyard.train is a package that can be called: shipyard.train("train.py", data={"train": "data/"})
+        import shipyard.train
+
+        return shipyard.train
     if name in ("deploy", "endpoint"):
         # shipyard.deploy is a package that can be called: shipyard.deploy("bundle/", name="digits")
         import shipyard.deploy

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from shipyard.experiments.record import Channel, CodeVersion, MetricPoint, RunStore, TrainRun
 from shipyard.settings import Settings
-from shipyard.train.record import Channel, CodeVersion, MetricPoint, RunStore, TrainRun
 
 
 @dataclass

@@ -20,8 +20,8 @@ from infra.cli import shipyard
 from shipyard.errors import SettingsError, SpecError
 from shipyard.experiments import compare, list_runs, show_run
 from shipyard.experiments.plot import metric_figure, plot_metric
+from shipyard.experiments.record import RunStore
 from shipyard.experiments.runs import metric_series
-from shipyard.train.record import RunStore
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 

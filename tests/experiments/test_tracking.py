@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 
 from shipyard.errors import SettingsError
 from shipyard.experiments import NO_TRACKING, MlflowTracker, tracker_for
+from shipyard.experiments.record import MetricPoint, RunStore
 from shipyard.experiments.store import client_for
-from shipyard.train.record import MetricPoint, RunStore
 
 
 def test_a_run_is_an_mlflow_run_with_its_params_tags_metrics_datasets_and_status(sy_home: Home) -> None:

@@ -31,10 +31,10 @@ from infra.registry import local_registry
 from infra.scripted_aws import answer, error
 from shipyard.cloud import Aws
 from shipyard.errors import SpecError, TrainFailed, TrainStopped
+from shipyard.experiments.record import Channel, RunStore, TrainRun
 from shipyard.settings import Settings
 from shipyard.train.api import TrainContext, TrainEvent
 from shipyard.train.options import TrainOptions
-from shipyard.train.record import Channel, RunStore, TrainRun
 from shipyard.train.sagemaker import run_sagemaker
 
 pytestmark = pytest.mark.integration

@@ -141,13 +141,16 @@ def _name_flag(exc: Exception, fallback: Any) -> None:
 
 
 def _run(options: Any) -> TrainRun:
-    from shipyard.experiments import tracker_for
+    from shipyard.experiments import NO_TRACKING, tracker_for
     from shipyard.settings import Settings
     from shipyard.train import train as run_training
 
     settings = Settings.from_env()
+    tracker = tracker_for(settings, warn=lambda message: err.print(f"[yellow]warning:[/] {escape(message)}"))
+    if tracker is None:
+        err.print(f"[dim]· {escape(NO_TRACKING)}[/]", highlight=False)
     return run_training(
-        options, settings=settings, tracker=tracker_for(settings), on_event=_show, on_interrupt=_ask_to_stop
+        options, settings=settings, tracker=tracker, track=False, on_event=_show, on_interrupt=_ask_to_stop
     )
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shipyard.experiments.plot import plot_metric, plot_runs
+from shipyard.experiments.record import Tracker
 from shipyard.experiments.runs import Comparison, RunDetail, RunList, RunSummary, compare, list_runs, show_run
 from shipyard.experiments.store import INSTALL_HINT, mlflow_available
 from shipyard.experiments.tracking import MlflowTracker
 from shipyard.settings import Settings
-from shipyard.train.record import Tracker
 
 __all__ = [
     "INSTALL_HINT",

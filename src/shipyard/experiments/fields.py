@@ -1,4 +1,4 @@
-"""How a :class:`~shipyard.train.record.TrainRun` is written into MLflow: its params, tags and status, in one place.
+"""How a :class:`~shipyard.experiments.record.TrainRun` is written into MLflow: params, tags and status, in one place.
 
 The tracker writes with these functions and ``shipyard runs`` reads back with the same names, so the two never
 disagree. Nothing here imports MLflow.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from shipyard.train.record import MetricPoint, TrainRun
+from shipyard.experiments.record import MetricPoint, TrainRun
 
 __all__ = [
     "EXTRA_PARAMS",

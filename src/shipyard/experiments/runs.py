@@ -2,7 +2,7 @@
 
 ``source="mlflow"`` reads the tracking store (``search_runs``, and ``get_metric_history`` for a series): the runs
 Shipyard's tracker wrote there (tagged ``shipyard.run``). ``source="local"`` reads ``HOME/runs/*/run.json``
-through :class:`~shipyard.train.record.RunStore`, with the same params and tags the tracker would have written
+through :class:`~shipyard.experiments.record.RunStore`, with the same params and tags the tracker would have written
 (:mod:`shipyard.experiments.fields`), so both give the same document. ``source=None`` takes MLflow when it is
 installed and its store exists, else the records, and :attr:`RunList.note` says why.
 """
@@ -27,9 +27,9 @@ from shipyard.experiments.fields import (
     shipyard_status,
     start_tags,
 )
+from shipyard.experiments.record import RunStore, TrainRun, check_run_name
 from shipyard.experiments.store import INSTALL_HINT, client_for, mlflow_available, probe, unreachable
 from shipyard.settings import Settings
-from shipyard.train.record import RunStore, TrainRun, check_run_name
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

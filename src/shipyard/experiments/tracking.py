@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shipyard.experiments.fields import MLFLOW_STATUS, final_tags, next_step, run_params, start_tags, to_ms
+from shipyard.experiments.record import Channel, MetricPoint, TrainRun
 from shipyard.experiments.store import artifact_location, check_tracking_uri, client_for, mlflow_error, probe
 from shipyard.settings import Settings
-from shipyard.train.record import Channel, MetricPoint, TrainRun
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -60,7 +60,7 @@ class _RunState:
 
 
 class MlflowTracker:
-    """The :class:`~shipyard.train.record.Tracker` that records runs in ``settings.tracking``.
+    """The :class:`~shipyard.experiments.record.Tracker` that records runs in ``settings.tracking``.
 
     ``warn(text)``: told once when tracking stops working (default: the ``shipyard.experiments`` logger)."""
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shipyard.errors import TrainStopped, UsageError
+from shipyard.experiments import tracker_for
+from shipyard.experiments.record import MetricPoint, RunStore, Tracker, TrainRun, check_run_name
 from shipyard.image.build import DEFAULT_BASE
 from shipyard.settings import Settings
 from shipyard.train.options import TrainOptions
-from shipyard.train.record import MetricPoint, RunStore, Tracker, TrainRun, check_run_name
 from shipyard.train.versions import channel_versions, code_version
 from shipyard.training.contract import encode_hyperparameters
 from shipyard.training.metrics import default_regex
@@ -83,11 +84,16 @@ def train(
     tracker: Tracker | None = None,
     on_event: Callable[[TrainEvent], None] | None = None,
     on_interrupt: Callable[[TrainRun], bool] | None = None,
+    track: bool = True,
 ) -> TrainRun:
     """Run ``options`` on its target; the finished run's record. A failed run raises
     :class:`~shipyard.errors.TrainFailed` and a stopped one :class:`~shipyard.errors.TrainStopped`, after the
-    record (status, reason, log tail) is saved and the tracker told."""
+    record (status, reason, log tail) is saved and the tracker told. Without a ``tracker`` (and unless
+    ``track=False``) the run is recorded in the experiment store of ``settings.tracking`` when MLflow is
+    installed (:func:`shipyard.experiments.tracker_for`)."""
     settings = settings or Settings.from_env()
+    if tracker is None and track:
+        tracker = tracker_for(settings)
     ctx = TrainContext(settings, RunStore(settings), tracker, on_event, on_interrupt)
     run = new_run(options, ctx)
     try:
@@ -112,9 +118,9 @@ def train(
     finally:
         run.ended_at = run.ended_at or datetime.now(UTC).replace(microsecond=0)
         run.started_at = run.started_at or run.created_at
-        ctx.store.save(run)
         if tracker is not None:
-            tracker.finish(run)
+            tracker.finish(run)  # sets the tracking run's id: saved with the record below
+        ctx.store.save(run)
 
 
 def new_run(options: TrainOptions, ctx: TrainContext) -> TrainRun:

@@ -31,10 +31,10 @@ from shipyard.bundle import Bundle
 from shipyard.bundle.archive import make_readable
 from shipyard.bundle.manifest import MANIFEST
 from shipyard.errors import BundleError, TrainError, TrainFailed, TrainStopped
+from shipyard.experiments.record import TrainRun
 from shipyard.image.engine import Engine, detect
 from shipyard.train.api import TrainContext
 from shipyard.train.options import TrainOptions
-from shipyard.train.record import TrainRun
 from shipyard.training.contract import CURRENT_HOST, Paths, write_config
 from shipyard.training.entry import SECONDS_LINE
 from shipyard.training.metrics import MetricParser

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import SpecError, UsageError
-from shipyard.train.record import check_run_name
+from shipyard.experiments.record import check_run_name
 from shipyard.units import parse_duration
 
 __all__ = [

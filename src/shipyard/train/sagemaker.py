@@ -25,10 +25,10 @@ from shipyard.cloud.session import Aws, tag_list, training_tags
 from shipyard.cloud.training import JobLogs, TrainingGateway
 from shipyard.deploy.sagemaker.push import ImagePusher, publish
 from shipyard.errors import SpecError, TrainError, TrainFailed, TrainStopped
+from shipyard.experiments.record import Channel, TrainRun
 from shipyard.pricing import training_prices
 from shipyard.train.api import TrainContext
 from shipyard.train.options import TrainOptions
-from shipyard.train.record import Channel, TrainRun
 from shipyard.train.sagemaker_job import (
     POLICY_NAME,
     ROLE_PATH,

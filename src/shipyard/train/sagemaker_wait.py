@@ -18,8 +18,8 @@ from typing import Any
 from shipyard.cloud.logs import LogEvent
 from shipyard.cloud.training import JobLogs, TrainingGateway
 from shipyard.errors import TrainError
+from shipyard.experiments.record import MetricPoint, TrainRun
 from shipyard.train.api import TrainContext
-from shipyard.train.record import MetricPoint, TrainRun
 from shipyard.training.metrics import MetricParser
 
 __all__ = ["ENDED", "Waiter", "utc"]

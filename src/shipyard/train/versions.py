@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shipyard.codecs.media import content_type_for
+from shipyard.experiments.record import Channel, CodeVersion
 from shipyard.image.context import bundle_hash
 from shipyard.settings import Settings
-from shipyard.train.record import Channel, CodeVersion
 
 __all__ = ["channel_version", "channel_versions", "code_version"]
 
