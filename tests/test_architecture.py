@@ -4,12 +4,13 @@ Every ``import`` and ``from ... import`` in every module is read with :mod:`ast`
 functions and under ``TYPE_CHECKING`` (a lazy import is still a dependency), and each must point at the same
 package or a floor below. The floors, from the bottom:
 
-    core      errors, version, pricing (data) → config (the server's settings) → settings (the tool's)
+    core      errors, version, pricing (data), units → config (the server's settings) → settings (the tool's)
     model     codecs → bundle → handler        (in that order: a bundle is written with codecs, ...)
-    serving   the server inside the image: no boto3, no engine, no CLI
+    serving | training                         (in the image: `serve` and `train`; no boto3, no engine, no CLI)
     image  |  cloud                            (side by side: neither imports the other)
     client
     deploy |  bench  |  monitor                (side by side)
+    experiments → train → registry             (the run record and MLflow; training runs; model versions)
     hosting → cli  |  shipyard                 (the entry points: the image's ``serve``, the command, the API;
                                                ``shipyard serve`` runs the image's own wiring)
 
