@@ -105,13 +105,14 @@ def encode(version: ModelVersion) -> dict[str, str]:
                         ("code", version.code or {})):  # fmt: skip
         if values:
             _put(props, PREFIX + key, _pairs(values))
-    return _with_history(props, version.history)
+    return _with_history(props, version.history, version.history_dropped)
 
 
-def _with_history(props: dict[str, str], history: list[HistoryEntry]) -> dict[str, str]:
+def _with_history(props: dict[str, str], history: list[HistoryEntry], before: int) -> dict[str, str]:
+    """The entries numbered from the first ever (``before`` were left out already), as many as fit."""
     room = MAX_ENTRIES - len(props) - 1  # one for the count of dropped entries
     kept = history[-room:] if room > 0 else []
-    dropped = len(history) - len(kept)
+    dropped = before + len(history) - len(kept)
     first = dropped + 1
     for number, entry in enumerate(kept, start=first):
         props[f"{HISTORY}{number:04d}"] = _history(entry)[:MAX_VALUE]
@@ -148,6 +149,7 @@ def decode(props: dict[str, str]) -> dict[str, Any]:
     fields["code"] = _typed_code(code) if code else None
     entries = sorted(k for k in joined if k.startswith(HISTORY))
     fields["history"] = [_entry(joined[k]) for k in entries]
+    fields["history_dropped"] = int(joined.get(DROPPED, "0") or 0)
     return fields
 
 

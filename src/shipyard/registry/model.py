@@ -131,6 +131,7 @@ class ModelVersion(NewVersion):
     model_sha256: str | None = None
     arn: str | None = None  # the ModelPackageArn (sagemaker backend)
     history: list[HistoryEntry] = field(default_factory=list)
+    history_dropped: int = 0  # sagemaker: the oldest entries CustomerMetadataProperties had no room for
 
     @property
     def ref(self) -> str:

@@ -155,7 +155,11 @@ class SageMakerRegistry:
     def set_status(self, group: str, number: int, status: str, reason: str | None) -> ModelVersion:
         version = self.version(group, number)
         check_status(version, status, reason)
-        changes: dict[str, Any] = {"ModelApprovalStatus": status}
+        # the metadata again: moto empties CustomerMetadataProperties on an update that leaves it out (AWS keeps it)
+        changes: dict[str, Any] = {
+            "ModelApprovalStatus": status,
+            "CustomerMetadataProperties": metadata.encode(version),
+        }
         if reason:
             changes["ApprovalDescription"] = reason[:1024]
         self.gateway.update_package(str(version.arn), **changes)
