@@ -1,9 +1,11 @@
 """Registered versions deployed with the real local target (Podman, the image built from the version's archive):
-deploy, a refused update, an update with --allow-unapproved, cleanup, and each version's history after them."""
+deploy, a refused update, an update that fails and rolls back, an update with --allow-unapproved, cleanup, and
+each version's history after them."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from pathlib import Path
 
@@ -24,10 +26,15 @@ def history(ref: str) -> list[dict[str, str]]:
     return entries
 
 
-def test_deploy_update_and_cleanup_append_to_the_versions_history(home: Path, digits_bundle: Path) -> None:
+def test_deploy_update_rollback_and_cleanup_append_to_the_versions_history(
+    home: Path, digits_bundle: Path, tmp_path: Path
+) -> None:
     base = ensure_base_image()
-    for _ in range(2):
-        assert shipyard("register", str(digits_bundle), "--group", "digits").returncode == 0
+    broken = tmp_path / "broken"
+    shutil.copytree(digits_bundle, broken)
+    (broken / "model" / "model.joblib").write_bytes(b"this is not a joblib file")  # the server cannot load it
+    for bundle in (digits_bundle, digits_bundle, broken):
+        assert shipyard("register", str(bundle), "--group", "digits").returncode == 0
     assert shipyard("models", "approve", "digits/1").returncode == 0  # digits/2 stays PendingManualApproval
     name = f"reg-{uuid.uuid4().hex[:6]}"  # other sessions may share this Podman
     state = StateStore(home / "state.json")
@@ -43,6 +50,12 @@ def test_deploy_update_and_cleanup_append_to_the_versions_history(home: Path, di
         assert refused.returncode == 2 and "--allow-unapproved" in refused.stderr
         assert state.get(name).model_version == "digits/1"  # type: ignore[union-attr]
 
+        failed = shipyard("deploy", "--update", name, "digits/3", "--allow-unapproved", "--startup-timeout", "120",
+                          timeout=600)  # fmt: skip
+        assert failed.returncode == 3, failed.stdout + failed.stderr  # DeployFailed; the previous version is back
+        record = state.get(name)
+        assert record is not None and record.model_version == "digits/1" and record.status == "InService"
+
         updated = shipyard("deploy", "--update", name, "digits/2", "--allow-unapproved", timeout=600)
         assert updated.returncode == 0, updated.stdout + updated.stderr
         record = state.get(name)
@@ -51,10 +64,14 @@ def test_deploy_update_and_cleanup_append_to_the_versions_history(home: Path, di
     finally:
         gone = shipyard("cleanup", name, timeout=600)
         assert gone.returncode == 0, gone.stdout + gone.stderr
-    first, second = history("digits/1"), history("digits/2")
-    assert [(h["action"], h["deployment"], h["target"]) for h in first] == [("deploy", name, "local"),
-                                                                            ("update", name, "local")]  # fmt: skip
-    assert first[1]["detail"] == "replaced by digits/2"
+    first, second, third = history("digits/1"), history("digits/2"), history("digits/3")
+    assert [(h["action"], h["deployment"], h["target"]) for h in first] == [
+        ("deploy", name, "local"), ("rollback", name, "local"), ("update", name, "local"),
+    ]  # fmt: skip
+    assert (
+        first[1]["detail"].startswith("the update to digits/3 failed") and first[2]["detail"] == "replaced by digits/2"
+    )
+    assert [h["action"] for h in third] == ["rollback"] and "back on digits/1" in third[0]["detail"]
     assert [h["action"] for h in second] == ["update", "cleanup"] and second[0]["detail"] == "from digits/1"
     assert state.get(name) is None
     text = shipyard("models", "show", "digits/2", env={"COLUMNS": "200"}).stdout

@@ -265,13 +265,14 @@ def _update(deployer: Deployer, name: str, resolved: Resolved, changes: dict[str
         endpoint = deployer.update(name, resolved.source, **changes)
     except Exception as exc:
         after = deployer.state.get(name)
-        if after is not None and after.status == "InService":  # rolled back: serving the previous version again
+        touched = after is not None and before is not None and after.updated_at != before.updated_at
+        if after is not None and touched and after.status == "InService":  # rolled back: serving the previous again
             what = new_ref or resolved.source
             note(
                 deployer.settings,
                 old_ref,
                 old_registry,
-                HistoryEntry.now("rollback", name, after.target, f"the update to {what} failed: {exc}"),
+                HistoryEntry.now("rollback", name, after.target, f"the update to {what} failed: {_first_line(exc)}"),
             )
             note(
                 deployer.settings,
@@ -447,3 +448,8 @@ def logs(
             print(line, flush=True)
     except KeyboardInterrupt:
         return
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
