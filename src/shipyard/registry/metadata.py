@@ -71,11 +71,25 @@ def _unpairs(text: str) -> dict[str, str]:
     return {unescape(k): unescape(v) for k, v in pairs}
 
 
+def _tokens(text: str) -> list[str]:
+    """``text`` (escaped) as characters and whole escapes: where it may be cut."""
+    return re.findall(r"@U[0-9A-F]{6}|@[0-9A-F]{2}|.", text, flags=re.DOTALL)
+
+
+def _cut(text: str, limit: int = MAX_VALUE) -> str:
+    """``text`` (escaped) to at most ``limit`` characters, never inside an escape."""
+    out = ""
+    for token in _tokens(text):
+        if len(out) + len(token) > limit:
+            break
+        out += token
+    return out
+
+
 def _put(props: dict[str, str], key: str, text: str) -> None:
     """``text`` (escaped) under ``key``, continued in ``KEY+2``... past 256 characters (an escape is never cut)."""
-    tokens = re.findall(r"@U[0-9A-F]{6}|@[0-9A-F]{2}|.", text, flags=re.DOTALL)
     chunks, current = [], ""
-    for token in tokens:
+    for token in _tokens(text):
         if len(current) + len(token) > MAX_VALUE:
             chunks.append(current)
             current = ""
@@ -115,7 +129,7 @@ def _with_history(props: dict[str, str], history: list[HistoryEntry], before: in
     dropped = before + len(history) - len(kept)
     first = dropped + 1
     for number, entry in enumerate(kept, start=first):
-        props[f"{HISTORY}{number:04d}"] = _history(entry)[:MAX_VALUE]
+        props[f"{HISTORY}{number:04d}"] = _cut(_history(entry))  # a long detail is shortened
     if dropped:
         props[DROPPED] = str(dropped)
     return props
