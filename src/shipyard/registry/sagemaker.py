@@ -32,21 +32,26 @@ from shipyard.registry.model import PENDING, HistoryEntry, ModelGroup, ModelVers
 from shipyard.registry.sources import read_metrics
 from shipyard.settings import Settings
 
-__all__ = ["GROUP_TAG", "SageMakerRegistry", "from_described", "package_request"]
+__all__ = ["GROUP_TAG", "SageMakerRegistry", "from_described", "package_request", "require_image"]
 
 GROUP_TAG = "shipyard:model-group"  # not shipyard:deployment: a registry object is no deployment's resource
+
+
+def require_image(new: NewVersion) -> None:
+    """InferenceSpecification needs an image: a RegistryError saying where one comes from when there is none."""
+    if not new.image:
+        raise RegistryError(
+            "the sagemaker registry needs the version's image: give --image URI (an image `shipyard build` made and "
+            "pushed to ECR), or register run:NAME of a run that recorded its image"
+        )
 
 
 def package_request(
     new: NewVersion, *, model_data_url: str, metrics_uri: str | None, model_sha256: str | None = None
 ) -> dict[str, Any]:
     """The ``CreateModelPackage`` request of ``new`` (its model already at ``model_data_url``)."""
-    if not new.image:
-        raise RegistryError(
-            "the sagemaker registry needs the version's image: give --image URI (an image `shipyard build` made and "
-            "pushed to ECR), or register run:NAME of a run that recorded its image"
-        )
-    container: dict[str, Any] = {"Image": new.image, "ModelDataUrl": model_data_url}
+    require_image(new)
+    container: dict[str, Any] = {"Image": str(new.image), "ModelDataUrl": model_data_url}
     if new.image_digest:
         container["ImageDigest"] = new.image_digest
     inference: dict[str, Any] = {
@@ -130,8 +135,7 @@ class SageMakerRegistry:
 
     # -- writing ----------------------------------------------------------------------------------------------
     def create(self, new: NewVersion) -> ModelVersion:
-        if not new.image:
-            package_request(new, model_data_url="", metrics_uri=None)  # the one message for a missing image
+        require_image(new)  # before anything is uploaded
         s3 = S3Gateway(self.aws)
         bucket = self._bucket or default_bucket(self.aws.region, self.aws.account)
         if not s3.bucket_exists(bucket):
