@@ -169,12 +169,21 @@ def parse(done: subprocess.CompletedProcess[str], schema: str) -> dict[str, Any]
     return document
 
 
-def test_the_cli_on_sagemaker_then_a_deploy_resolved_from_s3(aws: object, home: Path, digits_bundle: Path) -> None:
+def test_the_cli_on_sagemaker_then_a_deploy_resolved_from_s3(
+    aws: object, home: Path, digits_bundle: Path, tmp_path: Path
+) -> None:
     sm = ("--registry", "sagemaker")
+    statistics = tmp_path / "statistics.json"  # SageMaker's model quality statistics: uploaded as it is
+    statistics.write_text(json.dumps({"version": 0.0, "regression_metrics": {"mse": {"value": 0.5}}}))
     made = parse(shipyard("register", str(digits_bundle), "--group", "digits", "--image", IMAGE, *sm,
-                          "--output", "json"), "register.v1.json")["version"]  # fmt: skip
+                          "--metrics", str(statistics), "--output", "json"), "register.v1.json")["version"]  # fmt: skip
     assert made["registry"] == "sagemaker" and made["arn"].endswith(":model-package/digits/1")
     assert made["model"].startswith("s3://") and made["image"] == IMAGE
+    assert made["metrics"] == {"mse": 0.5}  # read back from the statistics object in S3
+    described = boto3.client("sagemaker", region_name=REGION).describe_model_package(ModelPackageName=made["arn"])
+    key = described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].removeprefix(f"s3://{BUCKET}/")
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert body == statistics.read_bytes()
     listed = parse(shipyard("models", "list", *sm, "--output", "json"), "models-list.v1.json")
     assert [v["ref"] for v in listed["groups"][0]["versions"]] == ["digits/1"]
     refused = shipyard("deploy", "digits/1", "--name", "d1", *sm, "--dry-run", env={"COLUMNS": "300"})
