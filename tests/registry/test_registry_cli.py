@@ -96,9 +96,11 @@ def test_list_show_approve_reject(home: Path, digits_bundle: Path) -> None:
     rejected = parse(shipyard("models", "reject", "digits/2", "--reason", "drifts on 7s", "--output", "json"),
                      "models-approval.v1.json")  # fmt: skip
     assert rejected["version"]["status"] == "Rejected"
-    # as in SageMaker, a rejected version may be approved later (and an approved one rejected)
+    # as in SageMaker, a rejected version may be approved later, but an approved one is not rejected
     again = parse(shipyard("models", "approve", "digits/2", "--output", "json"), "models-approval.v1.json")
     assert (again["previous_status"], again["version"]["status"]) == ("Rejected", "Approved")
+    refused = shipyard("models", "reject", "digits/1", "--reason", "changed my mind", env={"COLUMNS": "300"})
+    assert refused.returncode == 2 and "does not change an Approved version to Rejected" in refused.stderr
 
     shown = parse(shipyard("models", "show", "digits/1", "--output", "json"), "models-show.v1.json")
     assert shown["group"] is None and shown["version"]["approval_reason"] == "meets the bar"

@@ -27,6 +27,7 @@ from botocore.validate import ParamValidator
 from infra.cli import shipyard
 from infra.moto import ACCOUNT, REGION
 from infra.train_runs import DIGEST
+from shipyard.errors import RegistryError
 from shipyard.registry import HistoryEntry, approve, open_registry, register, reject
 from shipyard.registry.metadata import MAX_ENTRIES
 from shipyard.registry.sagemaker import SageMakerRegistry
@@ -125,14 +126,19 @@ def test_approve_reject_and_history_through_update_model_package(
     settings = Settings.from_env()
     register(sagemaker, str(digits_bundle), "digits", settings=settings, image=IMAGE)
     calls = Calls(sagemaker)
-    assert approve(sagemaker, "digits/1", "good").status == "Approved"
     rejected = reject(sagemaker, "digits/1", "drifts on 7s")
     assert (rejected.status, rejected.approval_reason) == ("Rejected", "drifts on 7s")
+    client = boto3.client("sagemaker", region_name=REGION)
+    described = client.describe_model_package(ModelPackageName=rejected.arn)
+    assert (described["ModelApprovalStatus"], described["ApprovalDescription"]) == ("Rejected", "drifts on 7s")
+    assert approve(sagemaker, "digits/1", "fixed upstream").status == "Approved"  # Rejected → Approved: allowed
+    with pytest.raises(RegistryError, match="Approved version to Rejected"):
+        reject(sagemaker, "digits/1", "again")  # refused before any call: moto would take it, SageMaker does not
     for params in calls.of("UpdateModelPackage"):
         valid("UpdateModelPackage", params)
-    assert [p["ModelApprovalStatus"] for p in calls.of("UpdateModelPackage")] == ["Approved", "Rejected"]
-    described = boto3.client("sagemaker", region_name=REGION).describe_model_package(ModelPackageName=rejected.arn)
-    assert (described["ModelApprovalStatus"], described["ApprovalDescription"]) == ("Rejected", "drifts on 7s")
+    assert [p["ModelApprovalStatus"] for p in calls.of("UpdateModelPackage")] == ["Rejected", "Approved"]
+    described = client.describe_model_package(ModelPackageName=rejected.arn)
+    assert (described["ModelApprovalStatus"], described["ApprovalDescription"]) == ("Approved", "fixed upstream")
 
     for number in range(60):  # more than the map holds: the oldest entries are left out, the count kept
         sagemaker.add_history("digits", 1, HistoryEntry.now("deploy", f"d-{number}", "local", "a détail: ok"))

@@ -201,7 +201,7 @@ def approve(
     region: Region = None,
     output: Output = OUTPUT_OPTION,
 ) -> None:
-    """Approve a version: it may deploy (a Rejected one may be approved, as in SageMaker)."""
+    """Approve a version: it may deploy (a Rejected one may be approved; SageMaker never rejects an Approved one)."""
     _set_status(ref, True, reason, registry, region, output)
 
 
@@ -213,5 +213,5 @@ def reject(
     region: Region = None,
     output: Output = OUTPUT_OPTION,
 ) -> None:
-    """Reject a version, with a reason: it no longer deploys without --allow-unapproved."""
+    """Reject a version, with a reason (not an Approved one): it deploys only with --allow-unapproved."""
     _set_status(ref, False, reason, registry, region, output)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shipyard.errors import RegistryError
-from shipyard.registry.model import REJECTED, STATUSES, HistoryEntry, ModelGroup, ModelVersion, NewVersion
+from shipyard.registry.model import APPROVED, REJECTED, STATUSES, HistoryEntry, ModelGroup, ModelVersion, NewVersion
 
 __all__ = ["BACKENDS", "Registry", "check_status", "find_group", "find_version"]
 
@@ -69,9 +69,15 @@ def find_version(group: ModelGroup, number: int, where: str) -> ModelVersion:
 
 
 def check_status(version: ModelVersion, status: str, reason: str | None) -> None:
-    """SageMaker's rule: a version may move between the three statuses at any time (a Rejected version can be
-    approved, an Approved one rejected); Shipyard asks a reason of every rejection."""
+    """SageMaker's rules (its Model Registry guide, "Update the approval status of a model"): a version goes from
+    PendingManualApproval to Approved or Rejected, a Rejected one may be approved later, but an Approved one is not
+    changed to Rejected. Shipyard asks a reason of every rejection."""
     if status not in STATUSES:
         raise RegistryError(f"unknown approval status {status!r}: use one of {', '.join(STATUSES)}")
     if status == REJECTED and not (reason or "").strip():
         raise RegistryError(f"rejecting {version.ref} needs a reason: --reason TEXT")
+    if status == REJECTED and version.status == APPROVED:
+        raise RegistryError(
+            f"{version.ref} is Approved, and SageMaker does not change an Approved version to Rejected: register "
+            "a new version for the fix, and deploy (or `deploy --update`) another approved one"
+        )
