@@ -17,8 +17,9 @@ from rich.text import Text
 from shipyard.cli.image import DEFAULT_BASE
 
 if TYPE_CHECKING:
-    from shipyard.deploy import CleanupReport, Deployer, Plan
+    from shipyard.deploy import CleanupReport, Deployer, Endpoint, Plan
     from shipyard.deploy.state import StateStore
+    from shipyard.registry import Resolved
 
 out = Console()
 err = Console(stderr=True)
@@ -112,7 +113,13 @@ OPTIONS = {
 FLAGS = {"name": "--name", **dict(OPTIONS.values())}
 
 # The command's parameters, declared once (the signature below stays short).
-Source = Annotated[str | None, typer.Argument(help="A bundle directory, a model.tar.gz, or an image reference.")]
+Source = Annotated[
+    str | None,
+    typer.Argument(
+        help="A bundle directory, a model.tar.gz, an image reference, run:NAME (a training run's bundle) or "
+        "GROUP/VERSION (a registered model version)."
+    ),
+]
 Name = Annotated[str | None, typer.Option("--name", "-n", help="Endpoint name (letters, digits, hyphens; ≤ 63).")]
 TargetOpt = Annotated[str, typer.Option("--target", help="local or sagemaker.")]
 UpdateOpt = Annotated[str | None, typer.Option("--update", help="Replace the model of this existing deployment.")]
@@ -141,6 +148,12 @@ Bucket = Annotated[
     ),
 ]
 LogRetention = Annotated[int, typer.Option("--log-retention", help="Days CloudWatch keeps the logs.")]
+RegistryOpt = Annotated[
+    str, typer.Option("--registry", help="The model registry of a GROUP/VERSION source: local or sagemaker.")
+]
+AllowUnapproved = Annotated[
+    bool, typer.Option("--allow-unapproved", help="Deploy a GROUP/VERSION that is not Approved.")
+]
 DryRun = Annotated[
     bool,
     typer.Option(
@@ -173,17 +186,24 @@ def deploy(
     port: Port = None,
     bucket: Bucket = None,
     log_retention: LogRetention = DEFAULT_LOG_RETENTION_DAYS,
+    registry: RegistryOpt = "local",
+    allow_unapproved: AllowUnapproved = False,
     dry_run: DryRun = False,
     state: Path | None = STATE_OPTION,
 ) -> None:
-    """Deploy a bundle or an image as an endpoint: `local` (the real image under Podman/Docker) or `sagemaker`."""
+    """Deploy a bundle, an image, a training run or a registered model version as an endpoint: `local` (the real
+    image under Podman/Docker) or `sagemaker`."""
     from shipyard.errors import SpecError
 
     if source is None:
-        raise SpecError("deploy needs a SOURCE: a bundle directory, a model.tar.gz or an image")
+        raise SpecError(
+            "deploy needs a SOURCE: a bundle directory, a model.tar.gz, an image, run:NAME or GROUP/VERSION"
+        )
     reporter = CliReporter()
     try:
-        _run_deploy(deployer_for(state, reporter), source, name, update, dry_run, _given(ctx))
+        deployer = deployer_for(state, reporter)
+        resolved = _resolve(deployer, source, registry, region, allow_unapproved)
+        _run_deploy(deployer, resolved, name, update, dry_run, _given(ctx))
     except Exception as exc:
         reporter.done()
         _print_failure(exc)
@@ -192,16 +212,27 @@ def deploy(
     reporter.done()
 
 
+def _resolve(deployer: Deployer, source: str, backend: str, region: str | None, allow_unapproved: bool) -> Resolved:
+    """``run:NAME`` and ``GROUP/VERSION`` to the bundle or archive they name (a path or an image: as given)."""
+    from shipyard.registry import Resolved, open_registry, resolve_source
+
+    if Path(source).exists() or not (source.startswith("run:") or "/" in source):
+        return Resolved(source)  # the registry is opened only for what may be one of its versions
+    registry = open_registry(backend, deployer.settings, region=region)
+    return resolve_source(source, settings=deployer.settings, registry=registry, allow_unapproved=allow_unapproved)
+
+
 def _run_deploy(
-    deployer: Deployer, source: str, name: str | None, update: str | None, dry_run: bool, changes: dict[str, Any]
+    deployer: Deployer, resolved: Resolved, name: str | None, update: str | None, dry_run: bool, changes: dict[str, Any]
 ) -> None:
     """Deploy, update or plan; print the outcome."""
     from shipyard.deploy import DeployOptions
     from shipyard.errors import SpecError
 
     started = time.perf_counter()
+    source = resolved.source
     if update:
-        endpoint = deployer.update(update, source, **changes)
+        endpoint = _update(deployer, update, resolved, changes)
     else:
         if not name:
             raise SpecError("deploy needs --name NAME (or --update NAME)")
@@ -210,6 +241,7 @@ def _run_deploy(
             _print_plan(deployer.plan(options))
             return
         endpoint = deployer.deploy(options)
+        _after(deployer, endpoint.name, resolved, "deploy", None)
     where = endpoint.url or f"{endpoint.record.region} (sagemaker-runtime)"
     out.print(
         f"[bold green]{endpoint.status}[/] {escape(endpoint.name)} on {endpoint.target}: {escape(where)} "
@@ -220,6 +252,61 @@ def _run_deploy(
     out.print(
         f"try: shipyard invoke {endpoint.name} --data request.json", highlight=False, markup=False, soft_wrap=True
     )
+
+
+def _update(deployer: Deployer, name: str, resolved: Resolved, changes: dict[str, Any]) -> Endpoint:
+    """``--update NAME``; the versions involved get ``update`` in their history, or ``rollback`` when it failed and
+    the deployment went back to what it served."""
+    from shipyard.registry import HistoryEntry, note
+
+    before = deployer.state.get(name)
+    old_ref, old_registry = (before.model_version, before.model_registry) if before else (None, None)
+    new_ref = resolved.version.ref if resolved.version else None
+    try:
+        endpoint = deployer.update(name, resolved.source, **changes)
+    except Exception as exc:
+        after = deployer.state.get(name)
+        touched = after is not None and before is not None and after.updated_at != before.updated_at
+        if after is not None and touched and after.status == "InService":  # rolled back: serving the previous again
+            what = new_ref or resolved.source
+            note(
+                deployer.settings,
+                old_ref,
+                old_registry,
+                HistoryEntry.now("rollback", name, after.target, f"the update to {what} failed: {_first_line(exc)}"),
+            )
+            note(
+                deployer.settings,
+                new_ref,
+                resolved.registry,
+                HistoryEntry.now(
+                    "rollback", name, after.target, f"the update failed; back on {old_ref or after.source}"
+                ),
+            )
+        raise
+    if old_ref and old_ref != new_ref:
+        note(
+            deployer.settings,
+            old_ref,
+            old_registry,
+            HistoryEntry.now("update", name, endpoint.target, f"replaced by {new_ref or resolved.source}"),
+        )
+    _after(deployer, name, resolved, "update", f"from {old_ref or (before.source if before else '?')}")
+    return endpoint
+
+
+def _after(deployer: Deployer, name: str, resolved: Resolved, action: str, detail: str | None) -> None:
+    """The deployment remembers the version it serves; the version's history gets ``action``."""
+    from shipyard.registry import HistoryEntry, note, remember
+
+    record = remember(deployer, name, resolved)
+    if resolved.version is not None:
+        note(
+            deployer.settings,
+            resolved.version.ref,
+            resolved.registry,
+            HistoryEntry.now(action, name, record.target, detail),
+        )
 
 
 def name_the_flag(exc: Exception, flags: Mapping[str, str] | None = None) -> None:
@@ -301,8 +388,21 @@ def cleanup(
             soft_wrap=True,
         )
     for each in names:
+        record = deployer.state.get(each)
         report = deployer.cleanup(each, keep_artifacts=keep_artifacts)
         _print_cleanup(report, deployer.state)
+        if record is not None and record.model_version:
+            _note_cleanup(deployer, record.model_version, record.model_registry, each, record.target, report)
+
+
+def _note_cleanup(
+    deployer: Deployer, ref: str, backend: str | None, name: str, target: str, report: CleanupReport
+) -> None:
+    from shipyard.registry import HistoryEntry, note
+
+    kept = f"; kept {', '.join(report.kept)}" if report.kept else ""
+    detail = f"deleted {len(report.deleted)}, already gone {len(report.already_gone)}{kept}"
+    note(deployer.settings, ref, backend, HistoryEntry.now("cleanup", name, target, detail))
 
 
 def _print_cleanup(report: CleanupReport, state: StateStore) -> None:
@@ -351,3 +451,8 @@ def logs(
             print(line, flush=True)
     except KeyboardInterrupt:
         return
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]

@@ -200,6 +200,7 @@ class Deployer:
                 record.created_at, record.source, record.expires_at = old.created_at, old.source, record.expires_at
                 record.details = dataclasses.replace(old.details, **record.details.to_json())
                 record.options = old.options or record.options
+                record.model_version, record.model_registry = old.model_version, old.model_registry  # not on AWS tags
             current[name] = record
         for name, record in list(current.items()):
             if record.target == "local":

@@ -36,7 +36,7 @@ from shipyard.deploy.options import DeployOptions
 from shipyard.errors import SettingsError, SpecError
 from shipyard.settings import Settings
 
-__all__ = ["Deployment", "Details", "Resource", "StateStore", "now_utc", "parse_time"]
+__all__ = ["Deployment", "Details", "Resource", "StateStore", "file_lock", "now_utc", "parse_time", "write_atomic"]
 
 VERSION = 1
 
@@ -107,6 +107,10 @@ class Deployment:
     expires_at: str | None = None
     env_keys: list[str] = field(default_factory=list)
     failure: str | None = None
+    # the model registry's version it serves ("digits/3") and that registry (local | sagemaker); None for a
+    # deployment of a bundle, archive or image given directly (and in files written before the registry)
+    model_version: str | None = None
+    model_registry: str | None = None
     options: DeployOptions | None = None  # how it was deployed (None: rebuilt from AWS without them)
     details: Details = field(default_factory=Details)
     resources: list[Resource] = field(default_factory=list)
@@ -235,28 +239,41 @@ class StateStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Deployment]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # two shipyard processes never lose each other's writes
-            try:
-                deployments = self.load()
-                yield deployments
-                self._write(deployments)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with file_lock(self.path):  # two shipyard processes never lose each other's writes
+            deployments = self.load()
+            yield deployments
+            self._write(deployments)
 
     def _write(self, deployments: Mapping[str, Deployment]) -> None:
         document = {"version": VERSION, "deployments": {n: d.to_json() for n, d in sorted(deployments.items())}}
         data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".json")
+        write_atomic(self.path, data + b"\n", prefix=".state-")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``PATH.lock`` (the folder made first, mode 0700) for one read-modify-write of
+    ``path``: the state file's, and the local model registry's."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data + b"\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def write_atomic(path: Path, data: bytes, *, prefix: str) -> None:
+    """Replace ``path`` with ``data`` atomically (a temporary file beside it, fsync, rename), mode 0600: a reader
+    sees the old document or the new one, never half of one."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".json")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
