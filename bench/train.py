@@ -175,10 +175,14 @@ started = time.perf_counter()
 estimator.fit({ {k: f"file://{v}" for k, v in channels.items()}!r}, wait=True, logs=True)
 print("SDK_WALL", time.perf_counter() - started)
 """
+    before = set(_sdk_containers())
     done = subprocess.run(
         [sys.executable, "-c", program], env={**os.environ, **docker.environ()}, capture_output=True, text=True,
         timeout=900,
     )  # fmt: skip
+    left = [c for c in _sdk_containers() if c not in before]  # podman-compose leaves the exited container
+    if left:
+        subprocess.run(["podman", "rm", "--force", *left], capture_output=True)
     wall = re.search(r"SDK_WALL ([0-9.]+)", done.stdout)
     seconds = _SECONDS.search(done.stdout + done.stderr)
     if done.returncode != 0 or not wall or not seconds:
@@ -188,6 +192,12 @@ print("SDK_WALL", time.perf_counter() - started)
     if not (work / "out" / "model.tar.gz").is_file():
         raise SystemExit(f"the SDK's local mode wrote no model.tar.gz under {work / 'out'}")
     return {"wall_s": float(wall.group(1)), "script_s": float(seconds.group(1))}
+
+
+def _sdk_containers() -> list[str]:
+    """The containers the SDK's local mode names HOST-algo-1-XXXX (its compose service), running or exited."""
+    names = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    return [name for name in names.split() if "-algo-1-" in name]
 
 
 def _hand_run(image: str, channels: dict[str, Path], work: Path) -> dict[str, Any]:
