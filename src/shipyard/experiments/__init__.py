@@ -40,10 +40,15 @@ NO_TRACKING = (
 )
 
 
+# A run shorter than this is written to MLflow after it ends, by a child process (experiments/sync.py): MLflow's
+# import and store cost seconds of CPU that a short run would otherwise wait for; a longer one is tracked live.
+LIVE_AFTER_S = 20.0
+
+
 def tracker_for(settings: Settings, *, warn: Callable[[str], None] | None = None) -> Tracker | None:
     """The tracker that records runs in ``settings.tracking`` (None when the ``track`` extra is missing: say
     :data:`NO_TRACKING` once). Raises :class:`~shipyard.errors.SettingsError` for a tracking URI MLflow cannot use
     here (a SageMaker ARN without the ``sagemaker-mlflow`` plugin), before anything runs."""
     if not mlflow_available():
         return None
-    return MlflowTracker(settings, warn=warn)
+    return MlflowTracker(settings, warn=warn, live_after_s=LIVE_AFTER_S)

@@ -29,6 +29,7 @@ from shipyard.experiments.fields import (
 )
 from shipyard.experiments.record import RunStore, TrainRun, check_run_name
 from shipyard.experiments.store import INSTALL_HINT, client_for, mlflow_available, probe, unreachable
+from shipyard.experiments.sync import wait_for_pending
 from shipyard.settings import Settings
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ def list_runs(
     """The runs (of ``experiment``, else all), newest first or by ``sort`` (a metric, highest first)."""
     chosen, note = _choose(settings, source)
     if chosen == "mlflow":
+        wait_for_pending(settings)  # a run that just ended may still be on its way to the store
         location, runs = settings.tracking, _from_mlflow(settings, experiment)
     else:
         location, runs = str(settings.runs_dir), _from_records(settings, experiment)
@@ -186,6 +188,7 @@ def show_run(settings: Settings, name: str, *, source: str | None = None) -> Run
     if chosen == "local":
         record = RunStore(settings).load(name)
         return RunDetail(_summary_of_record(record), "local", str(settings.runs_dir), _record_series(record))
+    wait_for_pending(settings)
     client, found = _mlflow_run(settings, name)
     series = {key: _history(client, found, key) for key in found.data.metrics}
     return RunDetail(_summary_of_mlflow(found, _experiment_names(client)), "mlflow", settings.tracking, series)

@@ -7,9 +7,11 @@ for Completed, Failed or Stopped).
 
 The calls return at once: the MLflow work (importing MLflow takes seconds, a first SQLite store builds its
 tables, a server answers over the network) happens on one background thread, in order, with the metrics that
-pile up sent in batches. ``finish`` waits for that thread (``timeout_s`` at most). The run's own record
-(``HOME/runs/NAME/run.json``) is the source of truth: when the store fails (a server down, a bad URI), the tracker
-warns once, drops the rest of its work and the run goes on.
+pile up sent in batches. ``finish`` waits for that thread (``timeout_s`` at most). With ``live_after_s`` (what
+:func:`~shipyard.experiments.tracker_for` gives ``shipyard train``) the thread starts only once the run has lasted
+that long; a shorter run is written by a child process after it ends (:mod:`shipyard.experiments.sync`).
+The run's own record (``HOME/runs/NAME/run.json``) is the source of truth: when the store fails (a server down,
+a bad URI), the tracker warns once, drops the rest of its work and the run goes on.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.experiments.fields import MLFLOW_STATUS, final_tags, next_step, run_params, start_tags, to_ms
 from shipyard.experiments.record import Channel, MetricPoint, TrainRun
 from shipyard.experiments.store import artifact_location, check_tracking_uri, client_for, mlflow_error, probe
+from shipyard.experiments.sync import hand_off
 from shipyard.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,9 +68,19 @@ class MlflowTracker:
     ``warn(text)``: told once when tracking stops working (default: the ``shipyard.experiments`` logger)."""
 
     def __init__(
-        self, settings: Settings, *, warn: Callable[[str], None] | None = None, timeout_s: float = 60.0
+        self,
+        settings: Settings,
+        *,
+        warn: Callable[[str], None] | None = None,
+        timeout_s: float = 60.0,
+        live_after_s: float = 0.0,
     ) -> None:
         self.settings = settings
+        # 0: live from the start. Else the background thread starts once a run has lasted this long, and a run
+        # that ends before is handed to a child process (shipyard.experiments.sync) instead of being waited for.
+        self.live_after_s = live_after_s
+        self._live = live_after_s <= 0
+        self._timer: threading.Timer | None = None
         self.uri = settings.tracking
         check_tracking_uri(self.uri)  # a SageMaker ARN without its plugin fails here, before anything runs
         self.timeout_s = timeout_s
@@ -89,6 +102,10 @@ class MlflowTracker:
         job = _Open(run.name, run.experiment, to_ms(begun.timestamp()), run_params(run), start_tags(run),
                     list(run.channels), resumed)  # fmt: skip
         self._submit("open", (run, state, job))
+        if not self._live and self._timer is None:
+            self._timer = threading.Timer(self.live_after_s, self._go_live)
+            self._timer.daemon = True
+            self._timer.start()
 
     def metric(self, run: TrainRun, point: MetricPoint) -> None:
         state = self._runs.setdefault(run.name, _RunState())
@@ -97,6 +114,14 @@ class MlflowTracker:
         self._submit("metric", (state, point.name, float(point.value), stamp, step))
 
     def finish(self, run: TrainRun) -> None:
+        if not self._live:  # a short run: its record goes to a child that writes it to MLflow; no waiting here
+            with self._lock:
+                if not self._live:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._jobs = queue.Queue()
+                    hand_off(self.settings, run)
+                    return
         state = self._runs.setdefault(run.name, _RunState())
         end = run.ended_at.timestamp() if run.ended_at else time.time()
         status = MLFLOW_STATUS.get(run.status, "FAILED")
@@ -114,6 +139,14 @@ class MlflowTracker:
         self._fail(f"it did not answer within {self.timeout_s:g} s")
         return False
 
+    def _go_live(self) -> None:
+        """The run has lasted ``live_after_s``: what piled up goes to the store, and the rest as it comes."""
+        with self._lock:
+            self._live = True
+            if self._thread is None and not self._jobs.empty():
+                self._thread = threading.Thread(target=self._work, name="shipyard-mlflow", daemon=True)
+                self._thread.start()
+
     def _submit(self, kind: str, payload: Any) -> None:
         if self._broken:
             if kind == "mark":
@@ -121,7 +154,7 @@ class MlflowTracker:
             return
         with self._lock:
             self._jobs.put((kind, payload))
-            if self._thread is None:
+            if self._thread is None and self._live:
                 self._thread = threading.Thread(target=self._work, name="shipyard-mlflow", daemon=True)
                 self._thread.start()
 
