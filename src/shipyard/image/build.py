@@ -28,7 +28,7 @@ from shipyard.bundle.archive import open_any
 from shipyard.errors import ImageError
 from shipyard.image.containerfile import APP_USER, TRAINING_CODE_CONTEXT, WHEELHOUSE_CONTEXT, ImageSpec, render
 from shipyard.image.context import BuildContext, bundle_files, bundle_hash
-from shipyard.image.engine import Engine, Layer, detect
+from shipyard.image.engine import Engine, ImageInfo, Layer, detect
 from shipyard.image.wheelhouse import (
     Lock,
     Platform,
@@ -151,17 +151,22 @@ def build_training(
         context.sync_tree(TRAINING_CODE_CONTEXT, source, files)
 
     key = f"train|{source.resolve()}|{options.platform}|{engine.builder}"
-    _build_in(engine, key, options, plan, sync, on_event)
-    return _finish(engine, options, plan, started, phase)
+    found = _build_in(engine, key, options, plan, sync, on_event)
+    return _finish(engine, options, plan, started, phase, found)
 
 
 def _finish(
-    engine: Engine, options: BuildOptions, plan: _Plan, started: float, phase: Callable[[str], None]
+    engine: Engine,
+    options: BuildOptions,
+    plan: _Plan,
+    started: float,
+    phase: Callable[[str], None],
+    found: ImageInfo | None = None,
 ) -> BuildResult:
-    """Inspect the built image (and push it when asked): the result."""
+    """Inspect the built image (``found``: inspected already) and push it when asked: the result."""
     with ThreadPoolExecutor(2) as pool:  # two engine calls of ~0.1 s each, side by side
         history = pool.submit(engine.history, plan.tag)
-        info = engine.inspect_image(plan.tag)
+        info = found or engine.inspect_image(plan.tag)
         layers = history.result()
     pushed = push(engine, plan.tag, options.push, phase) if options.push else None
     return BuildResult(
@@ -257,16 +262,17 @@ def _build_in(
     plan: _Plan,
     sync: Callable[[BuildContext], None],
     on_event: Callable[[BuildEvent], None] | None,
-) -> None:
+) -> ImageInfo | None:
     """Write the build context named by ``key`` (``sync`` puts the model or code files in) and run the build.
 
     Skipped when the image under ``plan.tag`` was built from the same inputs (its ``dev.shipyard.inputs.sha256``
-    label): the engine's own cache would rebuild nothing, but asking it takes a second or more."""
+    label): the engine's own cache would rebuild nothing, but asking it takes a second or more. Returns that
+    image's inspection when the build was skipped, else None."""
     inputs = _inputs_digest(engine, options, plan)
     current = None if options.no_cache else engine.find_image(plan.tag)
     if current is not None and current.labels.get(INPUTS_LABEL) == inputs:
         _phases(on_event)(f"{plan.tag} is up to date (built from these very inputs): not rebuilt")
-        return
+        return current
     folder = hashlib.sha256(key.encode()).hexdigest()[:16]
     with BuildContext.open(engine.settings.cache_dir / "contexts" / folder) as context:
         context.write("Containerfile", plan.containerfile.encode())
@@ -290,6 +296,7 @@ def _build_in(
             no_cache=options.no_cache,
             on_line=_step_reporter(on_event),
         )
+    return None
 
 
 def _inputs_digest(engine: Engine, options: BuildOptions, plan: _Plan) -> str:

@@ -87,14 +87,21 @@ def run_local(
     except KeyboardInterrupt:
         ctx.phase("stopping the training container (Ctrl-C)")
         engine.stop(container, STOP_GRACE_S)
+        engine.remove_container(container)
         _ended(run, watch)
         ctx.status(run, "Stopped")
         raise TrainStopped(f"training run {run.name} was stopped (Ctrl-C); the container is removed") from None
-    finally:
+    except BaseException:
         engine.remove_container(container)
-    _ended(run, watch)
-    _judge(run, ctx, paths, status, watch, options)
-    _package(run, ctx, folder, paths, options)
+        raise
+    removal = threading.Thread(target=engine.remove_container, args=(container,), daemon=True)
+    removal.start()  # the engine removes the exited container while the model is packed
+    try:
+        _ended(run, watch)
+        _judge(run, ctx, paths, status, watch, options)
+        _package(run, ctx, folder, paths, options)
+    finally:
+        removal.join()
     ctx.status(run, "Completed")
     return run
 
