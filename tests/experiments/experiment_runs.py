@@ -59,14 +59,9 @@ def make_run(
 def track(settings: Settings, run: TrainRun, warnings: list[str] | None = None) -> TrainRun:
     """Tell a tracker about ``run`` as train() does (start, each metric, finish) and save its record."""
     from shipyard.experiments import MlflowTracker
+    from shipyard.experiments.sync import replay
 
-    tracker = MlflowTracker(settings, warn=(warnings.append if warnings is not None else None))
-    points, run.metrics = list(run.metrics), []
-    tracker.start(run)
-    for point in points:
-        run.metrics.append(point)
-        tracker.metric(run, point)
-    tracker.finish(run)
+    replay(MlflowTracker(settings, warn=(warnings.append if warnings is not None else None)), run)
     RunStore(settings).save(run)
     return run
 

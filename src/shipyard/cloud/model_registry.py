@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
-from shipyard.cloud.sagemaker import is_missing
+from shipyard.cloud.sagemaker import describe_or_none
 from shipyard.cloud.session import Aws
 
 __all__ = ["ModelRegistryGateway", "split_s3"]
@@ -29,13 +29,11 @@ class ModelRegistryGateway:
         self.client = aws.client("sagemaker")
 
     def describe_group(self, name: str) -> dict[str, Any] | None:
-        with aws_call(f"describe the model package group {name}", self.aws.region):
-            try:
-                return dict(self.client.describe_model_package_group(ModelPackageGroupName=name))
-            except ClientError as exc:
-                if is_missing(exc):
-                    return None
-                raise
+        return describe_or_none(
+            f"model package group {name}",
+            self.aws.region,
+            lambda: self.client.describe_model_package_group(ModelPackageGroupName=name),
+        )
 
     def create_group(self, name: str, *, description: str, tags: list[dict[str, str]]) -> str:
         """The group's ARN; made only when it does not exist (AWS refuses a second one; moto keeps both)."""
@@ -71,14 +69,11 @@ class ModelRegistryGateway:
         return found
 
     def describe_package(self, arn: str) -> dict[str, Any] | None:
-        with aws_call(f"describe the model package {arn}", self.aws.region):
-            try:
-                answer = dict(self.client.describe_model_package(ModelPackageName=arn))
-            except ClientError as exc:
-                if is_missing(exc):
-                    return None
-                raise
-        answer.pop("ResponseMetadata", None)
+        answer = describe_or_none(
+            f"model package {arn}", self.aws.region, lambda: self.client.describe_model_package(ModelPackageName=arn)
+        )
+        if answer is not None:
+            answer.pop("ResponseMetadata", None)
         return answer
 
     def update_package(self, arn: str, **changes: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from shipyard.cloud.runtime import invoke_endpoint
 from shipyard.cloud.session import Aws
 from shipyard.errors import CloudError
 
-__all__ = ["Invocation", "SageMakerGateway", "is_missing"]
+__all__ = ["Invocation", "SageMakerGateway", "describe_or_none", "is_missing"]
 
 # An execution role made seconds ago may not be assumable yet (IAM is eventually consistent).
 _ROLE_NOT_READY = ("could not assume role", "not authorized to assume", "unable to assume")
@@ -25,6 +26,17 @@ def is_missing(exc: BaseException) -> bool:
         return False
     message = str(exc).lower()
     return "could not find" in message or "does not exist" in message or "not found" in message
+
+
+def describe_or_none(what: str, region: str | None, call: Callable[[], Mapping[str, Any]]) -> dict[str, Any] | None:
+    """One SageMaker Describe* ``call``: its answer, or None when there is no such ``what`` (``is_missing``)."""
+    with aws_call(f"describe the {what}", region):
+        try:
+            return dict(call())
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
 
 
 @dataclass(frozen=True)
@@ -101,13 +113,8 @@ class SageMakerGateway:
 
     # -- read -------------------------------------------------------------------------------------------
     def _describe(self, what: str, call: str, **key: str) -> dict[str, Any] | None:
-        with aws_call(f"describe the {what} {next(iter(key.values()))}", self.aws.region):
-            try:
-                return dict(getattr(self.client, call)(**key))
-            except ClientError as exc:
-                if is_missing(exc):
-                    return None
-                raise
+        method = getattr(self.client, call)
+        return describe_or_none(f"{what} {next(iter(key.values()))}", self.aws.region, lambda: method(**key))
 
     def describe_endpoint(self, name: str) -> dict[str, Any] | None:
         return self._describe("endpoint", "describe_endpoint", EndpointName=name)

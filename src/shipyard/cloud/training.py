@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.logs import LogEvent, LogsGateway
-from shipyard.cloud.sagemaker import is_missing
+from shipyard.cloud.sagemaker import describe_or_none, is_missing
 from shipyard.cloud.session import Aws
 
 __all__ = ["TRAINING_LOG_GROUP", "JobLogs", "TrainingGateway"]
@@ -34,14 +34,11 @@ class TrainingGateway:
 
     def describe(self, name: str) -> dict[str, Any] | None:
         """DescribeTrainingJob (None when there is no such job)."""
-        with aws_call(f"describe the training job {name}", self.aws.region):
-            try:
-                answer = dict(self.client.describe_training_job(TrainingJobName=name))
-            except ClientError as exc:
-                if is_missing(exc):
-                    return None
-                raise
-        answer.pop("ResponseMetadata", None)
+        answer = describe_or_none(
+            f"training job {name}", self.aws.region, lambda: self.client.describe_training_job(TrainingJobName=name)
+        )
+        if answer is not None:
+            answer.pop("ResponseMetadata", None)
         return answer
 
     def stop(self, name: str) -> bool:

@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from shipyard.experiments.record import RunStore, TrainRun
+from shipyard.experiments.record import RunStore, Tracker, TrainRun
 from shipyard.settings import Settings
 
-__all__ = ["PENDING", "hand_off", "main", "wait_for_pending"]
+__all__ = ["PENDING", "hand_off", "main", "replay", "wait_for_pending"]
 
 PENDING = ".tracking-pending"
 
@@ -85,6 +85,17 @@ def _alive(marker: Path) -> bool:
         return False
 
 
+def replay(tracker: Tracker, run: TrainRun) -> TrainRun:
+    """Tell ``tracker`` about a recorded run as train() does while it runs: start, each metric point, finish."""
+    points, run.metrics = list(run.metrics), []
+    tracker.start(run)
+    for point in points:
+        run.metrics.append(point)
+        tracker.metric(run, point)
+    tracker.finish(run)
+    return run
+
+
 def main(name: str) -> int:
     """The child: replay the run's record through a live tracker, then note the MLflow run's id in the record."""
     from shipyard.experiments.tracking import MlflowTracker
@@ -93,13 +104,7 @@ def main(name: str) -> int:
     store = RunStore(settings)
     try:
         run = store.load(name)
-        tracker = MlflowTracker(settings, warn=lambda text: print(text, flush=True))
-        points, run.metrics = list(run.metrics), []
-        tracker.start(run)
-        for point in points:
-            run.metrics.append(point)
-            tracker.metric(run, point)
-        tracker.finish(run)
+        replay(MlflowTracker(settings, warn=lambda text: print(text, flush=True)), run)
         if run.tracking_run_id:
             latest = store.load(name)  # the command may have saved it since
             latest.tracking_uri, latest.tracking_run_id = run.tracking_uri, run.tracking_run_id
