@@ -19,14 +19,16 @@ from shipyard.deploy.base import (
     IN_SERVICE,
     CleanupReport,
     DeployRun,
+    Health,
     Plan,
     Reporter,
     SilentReporter,
     Target,
 )
 from shipyard.deploy.endpoint import Endpoint
+from shipyard.deploy.expose import ExposeOptions, Exposure
 from shipyard.deploy.options import DEFAULT_INSTANCE_TYPE, DeployOptions, parse_changes
-from shipyard.deploy.state import Deployment, StateStore, now_utc, parse_time
+from shipyard.deploy.state import BenchFigures, Deployment, StateStore, now_utc, parse_time
 from shipyard.errors import DeployError, NotDeployed, SpecError
 from shipyard.pricing import prices
 from shipyard.settings import Settings
@@ -156,16 +158,79 @@ class Deployer:
 
     # -- afterwards -----------------------------------------------------------------------------------------
     def invoke(
-        self, name: str, body: bytes, *, content_type: str, accept: str | None = None, timeout_s: float = 60.0
+        self,
+        name: str,
+        body: bytes,
+        *,
+        content_type: str,
+        accept: str | None = None,
+        timeout_s: float = 60.0,
+        via: str = "endpoint",
     ) -> Reply:
         """One request through the deployment's transport; :class:`~shipyard.errors.InvokeError` on an error."""
-        transport = self.transport(name, read_timeout_s=timeout_s, connections=1)
-        return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        transport = self.transport(name, read_timeout_s=timeout_s, connections=1, via=via)
+        try:
+            return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        finally:
+            transport.close()
 
-    def transport(self, name: str, *, read_timeout_s: float = 65.0, connections: int = 4) -> Transport:
-        """Many requests to ``name``: its URL for ``local``, ``InvokeEndpoint`` for ``sagemaker`` (close it after)."""
+    def transport(
+        self, name: str, *, read_timeout_s: float = 65.0, connections: int = 4, via: str = "endpoint"
+    ) -> Transport:
+        """Many requests to ``name`` (close it after). ``via="endpoint"``: its URL for ``local``, ``InvokeEndpoint``
+        for ``sagemaker``; ``via="api"``: its public API (``expose``), as its callers reach it."""
         record = self.record(name)
-        return self.target(record.target).transport(record, read_timeout_s=read_timeout_s, connections=connections)
+        target = self.target(record.target)
+        if via == "api":
+            if record.exposure is None:
+                raise DeployError(f"{name} has no public API: `shipyard expose {name}` makes one")
+            return target.api_transport(record, connections=connections)
+        if via != "endpoint":
+            raise SpecError(f"--via {via!r}: endpoint or api", option="via")
+        return target.transport(record, read_timeout_s=read_timeout_s, connections=connections)
+
+    # -- the public API, alarms and figures -------------------------------------------------------------------
+    def expose(self, name: str, options: ExposeOptions | None = None) -> tuple[Exposure, str | None]:
+        """Put ``name`` on a public API (API Gateway on ``sagemaker``, a front on 127.0.0.1 on ``local``); the
+        exposure and, for ``--auth api-key``, the key (kept by the target; returned here to print on request)."""
+        record = self.record(name)
+        if record.status != IN_SERVICE:
+            raise DeployError(f"{name} is {record.status}; it can be exposed when it is InService")
+        if record.exposure is not None:
+            raise DeployError(
+                f"{name} is exposed already at {record.exposure.url}: `shipyard unexpose {name}` removes that API"
+            )
+        exposure, key = self.target(record.target).expose(
+            record, options or ExposeOptions(), self.state.put, self.reporter
+        )
+        self.state.put(record)
+        return exposure, key
+
+    def unexpose(self, name: str) -> list[str]:
+        """Remove the public API of ``name`` (nothing to do when it has none); what was deleted."""
+        record = self.record(name)
+        deleted = self.target(record.target).unexpose(record, self.state.put, self.reporter)
+        record.exposure = None
+        self.state.put(record)
+        return deleted
+
+    def api_key(self, name: str) -> str | None:
+        record = self.record(name)
+        if record.exposure is None:
+            raise DeployError(f"{name} has no public API: `shipyard expose {name}` makes one")
+        return self.target(record.target).api_key(record)
+
+    def health(self, name: str) -> Health:
+        """The alarms' states and the recent traffic of ``name`` (``shipyard status NAME``)."""
+        record = self.record(name)
+        return self.target(record.target).health(record)
+
+    def note_bench(self, name: str, figures: BenchFigures) -> Deployment:
+        """Keep the figures of the last ``shipyard bench`` of ``name`` (its alarms and ``expose`` read them)."""
+        record = self.record(name)
+        record.bench = figures
+        self.state.put(record)
+        return record
 
     def logs(self, name: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]:
         record = self.record(name)

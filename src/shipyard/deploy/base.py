@@ -13,10 +13,22 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shipyard.client.transport import Transport
+from shipyard.deploy.expose import ExposeOptions, Exposure
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import Deployment
 
-__all__ = ["CleanupReport", "DeployRun", "Plan", "PlannedResource", "Reporter", "Save", "SilentReporter", "Target"]
+__all__ = [
+    "AlarmState",
+    "CleanupReport",
+    "DeployRun",
+    "Health",
+    "Plan",
+    "PlannedResource",
+    "Reporter",
+    "Save",
+    "SilentReporter",
+    "Target",
+]
 
 Save = Callable[[Deployment], None]
 
@@ -108,6 +120,36 @@ class CleanupReport:
     forgotten: bool = False  # the record left the state file (nothing of it is left to delete)
 
 
+@dataclass(frozen=True)
+class AlarmState:
+    """One CloudWatch alarm of a deployment, as DescribeAlarms answers it."""
+
+    name: str
+    metric: str  # ModelLatency, Invocation5XXErrors, ...
+    state: str  # OK | ALARM | INSUFFICIENT_DATA
+    reason: str = ""
+    threshold: str = ""  # "p99 > 250 ms over 3 of 5 min", for people
+
+
+@dataclass
+class Health:
+    """What ``shipyard status NAME`` shows beyond the state: the alarms, and the traffic of a recent window.
+
+    ``sagemaker``: the alarms' states and the last hour from CloudWatch (GetMetricData); ``local``: no alarms, the
+    figures from the server's own ``/metrics`` since the container started. A figure nobody measured is None.
+    """
+
+    window: str  # "last hour" | "since the container started"
+    alarms: list[AlarmState] = field(default_factory=list)
+    invocations: float | None = None
+    errors_4xx: float | None = None
+    errors_5xx: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    extra: dict[str, float | None] = field(default_factory=dict)  # e.g. serverless: model_setup_ms (cold starts)
+    notes: list[str] = field(default_factory=list)
+
+
 class Target(Protocol):
     """``local`` and ``sagemaker`` implement this."""
 
@@ -131,3 +173,26 @@ class Target(Protocol):
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]: ...
 
     def cleanup(self, record: Deployment, save: Save, reporter: Reporter, *, keep_artifacts: bool) -> CleanupReport: ...
+
+    def expose(
+        self, record: Deployment, options: ExposeOptions, save: Save, reporter: Reporter
+    ) -> tuple[Exposure, str | None]:
+        """Put ``record`` on a public API; the exposure (also set on the record and saved) and, for
+        ``api-key``, the key's value (the caller prints it only when asked). Its resources join the record's."""
+        ...
+
+    def unexpose(self, record: Deployment, save: Save, reporter: Reporter) -> list[str]:
+        """Remove the public API of ``record`` (idempotent); what was deleted."""
+        ...
+
+    def api_transport(self, record: Deployment, *, connections: int) -> Transport:
+        """The way callers of the public API go: its URL, with the key (``x-api-key``) or a SigV4 signature."""
+        ...
+
+    def api_key(self, record: Deployment) -> str | None:
+        """The API key of an ``api-key`` exposure, read from where ``expose`` kept it."""
+        ...
+
+    def health(self, record: Deployment) -> Health:
+        """Its alarms' states and recent traffic (see :class:`Health`)."""
+        ...

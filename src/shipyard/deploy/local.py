@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from shipyard.bundle.archive import extract_archive, make_readable, pack
-from shipyard.client.transport import HTTPTransport
+from shipyard.client.transport import HTTPTransport, Transport
 from shipyard.deploy.base import (
     CREATING,
     DELETED,
@@ -27,10 +27,12 @@ from shipyard.deploy.base import (
     IN_SERVICE,
     CleanupReport,
     DeployRun,
+    Health,
     Plan,
     Reporter,
     Save,
 )
+from shipyard.deploy.expose import ExposeOptions, Exposure
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import Deployment, now_utc
@@ -323,6 +325,24 @@ class LocalTarget:
         record.details.deleted_at = now_utc().isoformat()
         save(record)
         return report
+
+    # -- the public API and health (issue 15: being built) -------------------------------------------------
+    def expose(
+        self, record: Deployment, options: ExposeOptions, save: Save, reporter: Reporter
+    ) -> tuple[Exposure, str | None]:
+        raise DeployError("expose: not built yet on this target")  # TODO(issue15)
+
+    def unexpose(self, record: Deployment, save: Save, reporter: Reporter) -> list[str]:
+        raise DeployError("unexpose: not built yet on this target")  # TODO(issue15)
+
+    def api_transport(self, record: Deployment, *, connections: int) -> Transport:
+        raise DeployError("--via api: not built yet on this target")  # TODO(issue15)
+
+    def api_key(self, record: Deployment) -> str | None:
+        raise DeployError("the API key: not built yet on this target")  # TODO(issue15)
+
+    def health(self, record: Deployment) -> Health:
+        raise DeployError("health: not built yet on this target")  # TODO(issue15)
 
 
 def _drop_model_dir(record: Deployment, path: str, save: Save) -> bool:

@@ -32,11 +32,22 @@ from typing import Any
 
 import orjson
 
+from shipyard.deploy.expose import Exposure
 from shipyard.deploy.options import DeployOptions
 from shipyard.errors import SettingsError, SpecError
 from shipyard.settings import Settings
 
-__all__ = ["Deployment", "Details", "Resource", "StateStore", "file_lock", "now_utc", "parse_time", "write_atomic"]
+__all__ = [
+    "BenchFigures",
+    "Deployment",
+    "Details",
+    "Resource",
+    "StateStore",
+    "file_lock",
+    "now_utc",
+    "parse_time",
+    "write_atomic",
+]
 
 VERSION = 1
 
@@ -89,6 +100,27 @@ class Details:
 
 
 @dataclass
+class BenchFigures:
+    """The last ``shipyard bench`` of a deployment: what its alarms' latency threshold and ``expose``'s limit
+    checks start from. Latencies in milliseconds, as the client measured them."""
+
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    rps: float | None = None  # the highest sustained request rate of the sweep
+    measured_at: str | None = None
+    via: str = "endpoint"  # endpoint (InvokeEndpoint or the container's URL) | api (the public API)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BenchFigures:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
 class Deployment:
     """One deployment in the state file: its options (once), its live state, its resources."""
 
@@ -112,6 +144,8 @@ class Deployment:
     model_version: str | None = None
     model_registry: str | None = None
     options: DeployOptions | None = None  # how it was deployed (None: rebuilt from AWS without them)
+    exposure: Exposure | None = None  # its public API (`shipyard expose`), if any
+    bench: BenchFigures | None = None  # its last `shipyard bench`, if any
     details: Details = field(default_factory=Details)
     resources: list[Resource] = field(default_factory=list)
 
@@ -148,6 +182,8 @@ class Deployment:
         document = {f.name: getattr(self, f.name) for f in fields(self)}
         document["options"] = self.options.to_json() if self.options else None
         document["details"] = self.details.to_json()
+        document["exposure"] = self.exposure.to_json() if self.exposure else None
+        document["bench"] = self.bench.to_json() if self.bench else None
         document["resources"] = [asdict(r) for r in self.resources]
         return document
 
@@ -162,6 +198,8 @@ class Deployment:
         values["details"] = Details.from_json(old_details)
         values["resources"] = [Resource(**r) for r in data.get("resources", [])]
         values["options"] = _options(kept, data)
+        values["exposure"] = Exposure.from_json(data["exposure"]) if data.get("exposure") else None
+        values["bench"] = BenchFigures.from_json(data["bench"]) if data.get("bench") else None
         return cls(**values)
 
 

@@ -1,7 +1,8 @@
 """Delete a deployment's AWS resources in dependency order; idempotent, and resumable from the state.
 
-Order: autoscaling → endpoint → endpoint configs → models → ECR repository (and its images) → S3 objects
-→ role → log group. Each resource leaves the record the moment it is gone (or found already gone), so a
+Order: the public API (usage plan → API key → REST API → the key's secret → the API's role) → alarms →
+dashboard → SNS topic → autoscaling → endpoint → endpoint configs → models → ECR repository (and its images)
+→ S3 objects → role → log group. Each resource leaves the record the moment it is gone (or found already gone), so a
 cleanup stopped half-way by an error is finished by running it again. ``keep_artifacts`` keeps the image
 repository and the S3 objects (and their records).
 """
@@ -15,9 +16,24 @@ from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import VARIANT
 from shipyard.deploy.state import Deployment, Resource
 
-__all__ = ["ARTIFACT_KINDS", "ORDER", "cleanup"]
+__all__ = ["API_KINDS", "ARTIFACT_KINDS", "ORDER", "WATCH_KINDS", "cleanup"]
 
-ORDER = ("autoscaling", "endpoint", "endpoint-config", "model", "ecr-repository", "s3-prefix", "role", "log-group")
+# the public API first (a usage plan holds its API's stage; the API's role is used by the API), then what
+# watches the endpoint (alarms, their dashboard and topic), then the endpoint and what it is made of
+API_KINDS = ("usage-plan", "api-key", "rest-api", "api-key-secret", "api-role")
+WATCH_KINDS = ("alarm", "dashboard", "sns-topic")
+ORDER = (
+    *API_KINDS,
+    *WATCH_KINDS,
+    "autoscaling",
+    "endpoint",
+    "endpoint-config",
+    "model",
+    "ecr-repository",
+    "s3-prefix",
+    "role",
+    "log-group",
+)
 ARTIFACT_KINDS = {"ecr-repository", "s3-prefix"}
 
 

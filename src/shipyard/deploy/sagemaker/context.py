@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from shipyard.cloud.apigateway import ApiGatewayGateway
 from shipyard.cloud.autoscaling import AutoscalingGateway
+from shipyard.cloud.cloudwatch import CloudWatchGateway
 from shipyard.cloud.ecr import EcrGateway
 from shipyard.cloud.iam import IamGateway
 from shipyard.cloud.logs import LogsGateway
@@ -13,6 +15,7 @@ from shipyard.cloud.s3 import S3Gateway
 from shipyard.cloud.sagemaker import SageMakerGateway
 from shipyard.cloud.secrets import SecretsGateway
 from shipyard.cloud.session import Aws, tag_list
+from shipyard.cloud.sns import SnsGateway
 from shipyard.deploy.sagemaker.names import Names
 
 __all__ = ["Context"]
@@ -56,3 +59,15 @@ class Context:
     @functools.cached_property
     def secrets(self) -> SecretsGateway:
         return SecretsGateway(self.aws)
+
+    @functools.cached_property
+    def apigateway(self) -> ApiGatewayGateway:
+        return ApiGatewayGateway(self.aws)
+
+    @functools.cached_property
+    def cloudwatch(self) -> CloudWatchGateway:
+        return CloudWatchGateway(self.aws)
+
+    @functools.cached_property
+    def sns(self) -> SnsGateway:
+        return SnsGateway(self.aws)

@@ -66,6 +66,35 @@ class Names:
     def scaling_policy(self) -> str:
         return f"shipyard-{self.deployment}-invocations"
 
+    # -- alarms, dashboard, notifications (deploy/sagemaker/alarms.py) ---------------------------------
+    def alarm(self, metric: str) -> str:
+        """``shipyard-NAME-ModelLatency``: one alarm per metric (CloudWatch alarm names: up to 255 characters)."""
+        return f"shipyard-{self.deployment}-{metric}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"shipyard-{self.deployment}"
+
+    @property
+    def topic(self) -> str:
+        """The SNS topic the alarms notify (``--notify EMAIL``); a given topic ARN is used as it is."""
+        return f"shipyard-{self.deployment}-alarms"
+
+    # -- the public API (deploy/sagemaker/expose.py) -----------------------------------------------------
+    @property
+    def api(self) -> str:
+        """The REST API's, usage plan's and API key's name."""
+        return f"shipyard-{self.deployment}"
+
+    @property
+    def api_role(self) -> str:
+        """The role API Gateway assumes to call InvokeEndpoint on this endpoint only."""
+        name = f"shipyard-{self.deployment}-api"
+        if len(name) <= _ROLE_MAX:
+            return name
+        digest = hashlib.sha256(self.deployment.encode()).hexdigest()[:6]
+        return f"{name[: _ROLE_MAX - 11].rstrip('-')}-{digest}-api"
+
     def model(self, version: str) -> str:
         return _fit(self.deployment, version, _MAX)
 

@@ -7,8 +7,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.client.sagemaker import SageMakerTransport
+from shipyard.client.transport import Transport
 from shipyard.cloud.session import Aws, deployment_tags
-from shipyard.deploy.base import DELETED, FAILED, CleanupReport, DeployRun, Plan, Reporter, Save, SilentReporter
+from shipyard.deploy.base import (
+    DELETED,
+    FAILED,
+    CleanupReport,
+    DeployRun,
+    Health,
+    Plan,
+    Reporter,
+    Save,
+    SilentReporter,
+)
+from shipyard.deploy.expose import ExposeOptions, Exposure
 from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.sagemaker import cleanup as cleanup_steps
@@ -200,6 +212,24 @@ class SageMakerTarget:
             raise DeployError(f"the record of {record.name} has no region; run `shipyard status --reconcile`")
         ctx = self.context(record.name, record.region)
         return cleanup_steps.cleanup(ctx, record, save, reporter, keep_artifacts=keep_artifacts)
+
+    # -- the public API and health (issue 15: being built) -------------------------------------------------
+    def expose(
+        self, record: Deployment, options: ExposeOptions, save: Save, reporter: Reporter
+    ) -> tuple[Exposure, str | None]:
+        raise DeployError("expose: not built yet on this target")  # TODO(issue15)
+
+    def unexpose(self, record: Deployment, save: Save, reporter: Reporter) -> list[str]:
+        raise DeployError("unexpose: not built yet on this target")  # TODO(issue15)
+
+    def api_transport(self, record: Deployment, *, connections: int) -> Transport:
+        raise DeployError("--via api: not built yet on this target")  # TODO(issue15)
+
+    def api_key(self, record: Deployment) -> str | None:
+        raise DeployError("the API key: not built yet on this target")  # TODO(issue15)
+
+    def health(self, record: Deployment) -> Health:
+        raise DeployError("health: not built yet on this target")  # TODO(issue15)
 
 
 def _plan_resources(plan: Plan, options: DeployOptions, table: PriceTable, bucket: str) -> None:
