@@ -59,6 +59,26 @@ class BenchReport:
     def sweep_rows(self) -> list[dict[str, Any]]:
         return [result.summary() for result in self.sweep]
 
+    def headline(self) -> dict[str, float | None]:
+        """The figures a deployment keeps of its last bench (its latency alarm and ``expose``'s checks read
+        them): p50 and p99 at the recommended concurrency (else the sweep's busiest level), the slowest answer
+        of the whole run, and the highest sustained request rate. Empty when nothing answered."""
+        answered = [result for result in (*self.sizes, *self.sweep) if result.ok]
+        if not answered:
+            return {}
+        levels = [result for result in self.sweep if result.ok]
+        chosen = next((r for r in levels if r.level == self.recommendation.concurrency), None)
+        if chosen is None:
+            chosen = max(levels, key=lambda r: r.requests_per_s) if levels else answered[-1]
+        slowest = max(sample.seconds for result in answered for sample in result.ok)
+        p50, p99 = chosen.latency_ms(50), chosen.latency_ms(99)
+        return {
+            "p50_ms": None if p50 is None else round(p50, 1),
+            "p99_ms": None if p99 is None else round(p99, 1),
+            "max_ms": round(slowest * 1000, 1),
+            "rps": self.recommendation.max_rps or (round(max(r.requests_per_s for r in levels), 2) if levels else None),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,

@@ -49,6 +49,14 @@ PeakOpt = Annotated[
 ]
 SafetyOpt = Annotated[float, typer.Option("--safety", help="Fraction of capacity to plan for (autoscaling headroom).")]
 SloOpt = Annotated[float | None, typer.Option("--slo-ms", help="p99 latency a load level must keep to count.")]
+ViaOpt = Annotated[
+    str,
+    typer.Option(
+        "--via",
+        help="A deployment's name: straight to the endpoint, or through its public API (shipyard expose).",
+        show_default=True,
+    ),
+]
 PlotOpt = Annotated[bool, typer.Option("--plot/--no-plot", help="Draw bench.png (needs matplotlib).")]
 
 
@@ -67,17 +75,20 @@ def bench(
     safety: SafetyOpt = 0.5,
     slo_ms: SloOpt = None,
     plot: PlotOpt = True,
+    via: ViaOpt = "endpoint",
     output_format: Output = OUTPUT_OPTION,
 ) -> None:
     """Benchmark an endpoint: latency by request size, throughput and latency by load, and what to deploy.
 
     A sagemaker deployment is measured through InvokeEndpoint from this machine: its latencies include the
-    network to AWS and the SageMaker front, as your callers' will.
+    network to AWS and the SageMaker front, as your callers' will. `--via api` measures its public API (shipyard
+    expose) instead, key and all. A deployment keeps the figures of its last bench: its latency alarm's
+    threshold follows them.
     """
     from shipyard.config import usable_cores
 
     rows = _rows(data)
-    where = _resolve(target)
+    where = _resolve(target, via)
     if server_vcpus is None and _is_local(where.url):
         server_vcpus = usable_cores()
     levels = _ints(concurrency, "--concurrency")
@@ -94,7 +105,8 @@ def bench(
         "slo_p99_ms": slo_ms,
     }
     report = _measure(where, target, rows, options)
-    _print(report, _write(report, output, plot), output_format)
+    kept = _keep(where, report)
+    _print(report, _write(report, output, plot), output_format, kept)
 
 
 def _rows(data: Path) -> list[Any]:
@@ -115,10 +127,11 @@ def _measure(where: Destination, target: str, rows: list[Any], options: dict[str
     from shipyard.bench import OPEN_LOOP_THREADS, run_bench
 
     url, transport = where.url, None
-    if where.deployer is not None and not where.url:  # sagemaker: InvokeEndpoint, a connection per thread
+    # sagemaker: InvokeEndpoint, a connection per thread; --via api: the public API, with its key or signature
+    if where.deployer is not None and (not where.url or where.via == "api"):
         threads = OPEN_LOOP_THREADS if options["rates"] else max(options["concurrency"])
         transport = where.transport(read_timeout_s=65.0, connections=threads)
-        url = f"sagemaker:{target}"
+        url = f"api:{target}" if where.via == "api" else f"sagemaker:{target}"
     try:
         return run_bench(
             url, rows, on_step=lambda message: err.print(f"[dim]· {escape(message)}[/]"), transport=transport, **options
@@ -126,6 +139,25 @@ def _measure(where: Destination, target: str, rows: list[Any], options: dict[str
     finally:
         if transport is not None:
             transport.close()
+
+
+def _keep(where: Destination, report: BenchReport) -> str | None:
+    """A deployment keeps its last bench's figures (``Deployer.note_bench``); what that changed, for people."""
+    from shipyard.deploy.state import BenchFigures, now_utc
+
+    figures = report.headline()
+    if where.deployer is None or where.name is None or figures.get("p99_ms") is None:
+        return None
+    kept = BenchFigures(
+        p50_ms=float(figures["p50_ms"] or 0.0),
+        p99_ms=float(figures["p99_ms"] or 0.0),
+        max_ms=float(figures["max_ms"] or 0.0),
+        rps=figures.get("rps"),
+        measured_at=now_utc().isoformat(),
+        via=where.via,
+    )
+    where.deployer.note_bench(where.name, kept)
+    return f"kept as {where.name}'s last bench: p50 {kept.p50_ms:g} ms, p99 {kept.p99_ms:g} ms"
 
 
 def _write(report: BenchReport, output: Path, plot: bool) -> dict[str, Path]:
@@ -139,9 +171,10 @@ def _write(report: BenchReport, output: Path, plot: bool) -> dict[str, Path]:
         raise
 
 
-def _print(report: BenchReport, paths: dict[str, Path], output_format: Output) -> None:
+def _print(report: BenchReport, paths: dict[str, Path], output_format: Output, kept: str | None) -> None:
     if output_format is Output.json:
-        print_json("bench", {**report.to_dict(), "files": {kind: str(path) for kind, path in paths.items()}})
+        document = {**report.to_dict(), "files": {kind: str(path) for kind, path in paths.items()}}
+        print_json("bench", {**document, "kept": kept} if kept else document)
         return
     for title, header, body in report.tables():
         # every figure whole: a narrow terminal loses the least useful columns, a pipe gets them all
@@ -154,6 +187,8 @@ def _print(report: BenchReport, paths: dict[str, Path], output_format: Output) -
 
     out.print(Markdown("\n".join(f"- {line}" for line in report.recommendation_lines())))
     out.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False, markup=False)
+    if kept:
+        out.print(kept, highlight=False, markup=False)
 
 
 # the columns of report.tables() a reader needs, and the rest, most useful first
@@ -161,13 +196,14 @@ _REQUIRED = ("items per request", "concurrency", "offered req/s", "median ms", "
 _OPTIONAL = ("errors", "items/s", "p95 ms", "max ms", "min ms", "items/req", "requests", "spread ms")
 
 
-def _resolve(target: str) -> Destination:
-    """A URL as it is; a deployment's name: its local URL, or its transport for a sagemaker endpoint."""
+def _resolve(target: str, via: str = "endpoint") -> Destination:
+    """A URL as it is; a deployment's name: its local URL, or its transport for a sagemaker endpoint (or its
+    public API, ``via="api"``)."""
     from shipyard.cli.deploy import deployer_for
     from shipyard.deploy.endpoint import destination, is_url
     from shipyard.errors import InvokeError
 
-    where = destination(target, lambda: deployer_for(None))
+    where = destination(target, lambda: deployer_for(None), via=via)
     if where.deployer is None and not is_url(where.url):
         raise InvokeError(f"{target!r} is neither a URL nor a deployment in the state file (see shipyard status)")
     return where

@@ -56,6 +56,14 @@ MaxPayloadOpt = Annotated[float | None, typer.Option("--max-payload-mb", help="O
 TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", help="Override the per-request time limit (s).")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", help="Requests in flight when splitting.")]
 MaxItemsOpt = Annotated[int | None, typer.Option("--max-items", help="At most this many rows per request.")]
+ViaOpt = Annotated[
+    str,
+    typer.Option(
+        "--via",
+        help="A deployment's name: straight to the endpoint, or through its public API (shipyard expose).",
+        show_default=True,
+    ),
+]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--restart", help="Continue an existing --output file.")]
 
 
@@ -74,6 +82,7 @@ def invoke(
     concurrency: ConcurrencyOpt = 4,
     max_items: MaxItemsOpt = None,
     resume: ResumeOpt = True,
+    via: ViaOpt = "endpoint",
 ) -> None:
     """Send a request to POST /invocations and print the predictions.
 
@@ -90,8 +99,9 @@ def invoke(
 
     body = _read_body(data)
     kind = content_type or content_type_for(data)
-    where = destination(target, lambda: deployer_for(None))  # a name: its local URL, or sagemaker-runtime
-    fits = _limits(limits, where.serverless, max_payload_mb, time_limit)
+    # a name: its local URL, or sagemaker-runtime; --via api: its public API
+    where = destination(target, lambda: deployer_for(None), via=via)
+    fits = _limits(limits, where.serverless, max_payload_mb, time_limit, behind_api=where.via == "api")
     rows = should_chunk(body, kind, fits, output) if chunk is not False else None
     if chunk and rows is None:
         rows = read_items(body, kind)
@@ -113,12 +123,25 @@ def _read_body(data: str) -> bytes:
     return path.read_bytes()
 
 
-def _limits(name: str | None, serverless: bool, max_payload_mb: float | None, time_limit: float | None) -> Limits:
+def _limits(
+    name: str | None,
+    serverless: bool,
+    max_payload_mb: float | None,
+    time_limit: float | None,
+    *,
+    behind_api: bool = False,
+) -> Limits:
     from shipyard.client.chunked import LIMITS, limits_for
     from shipyard.errors import InvokeError
 
     try:
-        return limits_for(name, serverless=serverless, max_payload_mb=max_payload_mb, time_limit_s=time_limit)
+        return limits_for(
+            name,
+            serverless=serverless,
+            max_payload_mb=max_payload_mb,
+            time_limit_s=time_limit,
+            behind_api=behind_api,
+        )
     except InvokeError:
         raise InvokeError(f"--limits {name}: use one of {', '.join(LIMITS)}") from None
 

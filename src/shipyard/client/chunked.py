@@ -50,6 +50,11 @@ class Limits:
         return self.time_limit_s + 5.0
 
 
+# API Gateway's REST API in front of an endpoint (``shipyard expose``): 10 MB a request (a hard limit) and a 29 s
+# integration timeout (the default; more needs a quota increase). Behind it, the lower of its limits and the
+# endpoint's hold.
+API_GATEWAY = Limits(10 * 1024 * 1024, 29.0)
+
 LIMITS = {
     "realtime": Limits(6 * 1024 * 1024, 60.0),  # SageMaker real-time endpoints (and shipyard serve's defaults)
     "serverless": Limits(4 * 1024 * 1024, 60.0),  # SageMaker serverless inference
@@ -64,12 +69,18 @@ def limits_for(
     serverless: bool = False,
     max_payload_mb: float | None = None,
     time_limit_s: float | None = None,
+    behind_api: bool = False,
 ) -> Limits:
     """The one place an endpoint's limits are chosen: by ``name`` when given, else serverless or realtime, with
-    the payload and time overrides on top. :class:`InvokeError` for a name that is not in :data:`LIMITS`."""
+    the payload and time overrides on top; ``behind_api``: reached through its public API, whose limits
+    (:data:`API_GATEWAY`) cap the endpoint's. :class:`InvokeError` for a name that is not in :data:`LIMITS`."""
     base = LIMITS.get(name or ("serverless" if serverless else "realtime"))
     if base is None:
         raise InvokeError(f"unknown limits {name!r}: use one of {', '.join(LIMITS)}")
+    if behind_api:
+        base = Limits(
+            min(base.max_payload_bytes, API_GATEWAY.max_payload_bytes), min(base.time_limit_s, API_GATEWAY.time_limit_s)
+        )
     return Limits(
         int(max_payload_mb * 1024 * 1024) if max_payload_mb else base.max_payload_bytes,
         time_limit_s or base.time_limit_s,

@@ -12,11 +12,14 @@ from shipyard.client.chunked import Limits, invoke_all, limits_for
 from shipyard.client.transport import HTTPTransport, Reply, Transport, send_one
 from shipyard.deploy.base import CleanupReport
 from shipyard.deploy.state import Deployment
+from shipyard.errors import InvokeError
 
 if TYPE_CHECKING:
     from shipyard.deploy.api import Deployer
 
-__all__ = ["Destination", "Endpoint", "destination", "is_url"]
+__all__ = ["VIAS", "Destination", "Endpoint", "destination", "is_url"]
+
+VIAS = ("endpoint", "api")  # how a deployment is reached: directly, or through its public API (`expose`)
 
 
 class Endpoint:
@@ -124,33 +127,54 @@ def is_url(target: str) -> bool:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where requests go: a URL, or a recorded deployment (whose target says how: HTTP, or InvokeEndpoint)."""
+    """Where requests go: a URL, or a recorded deployment (whose target says how: HTTP, or InvokeEndpoint).
 
-    url: str  # the URL, the local deployment's address, or "" for a sagemaker endpoint
+    ``via="api"``: a deployment's public API (``shipyard expose``) instead, as its callers reach it: its URL,
+    with its key or a SigV4 signature, within API Gateway's limits too (29 s an answer).
+    """
+
+    url: str  # the URL, the local deployment's address, "" for a sagemaker endpoint, or the public API's URL
     name: str | None = None  # the deployment's name, when it is one
     deployer: Deployer | None = None
     serverless: bool = False
+    via: str = "endpoint"
 
     def transport(self, *, read_timeout_s: float, connections: int) -> Transport:
         """The one way to the endpoint, for single requests, chunked runs and the benchmark (close it after)."""
         if self.deployer is not None and self.name is not None:
-            return self.deployer.transport(self.name, read_timeout_s=read_timeout_s, connections=connections)
+            return self.deployer.transport(
+                self.name, read_timeout_s=read_timeout_s, connections=connections, via=self.via
+            )
         return HTTPTransport(self.url, max_connections=connections)
 
     def invoke(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
         transport = self.transport(read_timeout_s=timeout_s, connections=1)
-        return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        try:
+            return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        finally:
+            transport.close()
 
 
-def destination(target: str, deployer: Callable[[], Deployer]) -> Destination:
+def destination(target: str, deployer: Callable[[], Deployer], *, via: str = "endpoint") -> Destination:
     """A URL as it is; a recorded deployment's name through ``deployer()`` (made only for a name). A name with
-    no record comes back as a URL (the request then says it cannot reach it)."""
+    no record comes back as a URL (the request then says it cannot reach it). ``via="api"``: the deployment's
+    public API, which it must have (:class:`~shipyard.errors.InvokeError` otherwise, and for a URL)."""
+    if via not in VIAS:
+        raise InvokeError(f"--via {via!r}: endpoint or api")
     if is_url(target):
+        if via == "api":
+            raise InvokeError(f"--via api goes through a deployment's public API: give its name, not {target}")
         return Destination(target)
     found = deployer()
     record = found.state.get(target)
     if record is None:
+        if via == "api":
+            raise InvokeError(f"no deployment named {target!r} in {found.state.path} (see shipyard status)")
         return Destination(target)
+    if via == "api":
+        if record.exposure is None:
+            raise InvokeError(f"{target} has no public API: `shipyard expose {target}` makes one")
+        return Destination(record.exposure.url, target, found, bool(record.serverless), via)
     return Destination(record.url or "", target, found, bool(record.serverless))
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from shipyard.client.chunked import API_GATEWAY
 from shipyard.errors import SpecError
 
 __all__ = [
@@ -27,8 +28,8 @@ __all__ = [
     "key_secret_name",
 ]
 
-API_PAYLOAD_LIMIT = 10 * 1024 * 1024  # API Gateway REST API: 10 MB request payload (a hard limit)
-API_TIMEOUT_S = 29.0  # the default integration timeout of a REST API (raising it needs a quota increase)
+API_PAYLOAD_LIMIT = API_GATEWAY.max_payload_bytes  # API Gateway REST API: 10 MB request payload (a hard limit)
+API_TIMEOUT_S = API_GATEWAY.time_limit_s  # the default integration timeout of a REST API (more: a quota increase)
 AUTHS = ("api-key", "iam", "none")
 Auth = Literal["api-key", "iam", "none"]
 _PERIODS = {"day": "DAY", "week": "WEEK", "month": "MONTH"}
