@@ -86,7 +86,8 @@ class ApiGatewayGateway:
     def _set_binary(self, api_id: str) -> None:
         """Add ``*/*`` after the fact (moto drops ``binaryMediaTypes`` at create), then read it back."""
         with aws_call(f"make every media type binary on the REST API {api_id}", self.aws.region):
-            # AWS takes the type from the path ("/" escaped as "~1"); the value says it as well.
+            # AWS documents the type in the path ("/" escaped as "~1") and keeps binaryMediaTypes at create, so
+            # this runs on moto only, which reads the type from "value" (without it, moto adds "").
             self.client.update_rest_api(
                 restApiId=api_id,
                 patchOperations=[{"op": "add", "path": "/binaryMediaTypes/*~1*", "value": BINARY}],
