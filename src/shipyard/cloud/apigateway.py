@@ -16,6 +16,7 @@ is not in it becomes **500**, and anything else (2xx, 3xx) becomes **200** (the 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -61,14 +62,20 @@ def selection_pattern(status: str) -> str:
     return rf"{status[0]}(?!{'|'.join(others)})\d{{2}}" if others else rf"{status[0]}\d{{2}}"
 
 
+@dataclass(frozen=True)
+class RestApi:
+    id: str
+    root_id: str  # the resource of "/"
+
+
 class ApiGatewayGateway:
     def __init__(self, aws: Aws) -> None:
         self.aws = aws
         self.client = aws.client("apigateway")
 
     # -- the API and its one method -------------------------------------------------------------------
-    def create_api(self, name: str, *, description: str, tags: Mapping[str, str]) -> str:
-        """A REGIONAL REST API whose every media type is binary; its id."""
+    def create_api(self, name: str, *, description: str, tags: Mapping[str, str]) -> RestApi:
+        """A REGIONAL REST API whose every media type is binary: its id and its root resource's."""
         with aws_call(f"create the REST API {name}", self.aws.region):
             answer = self.client.create_rest_api(
                 name=name,
@@ -81,7 +88,7 @@ class ApiGatewayGateway:
         api_id = str(answer["id"])
         if BINARY not in (answer.get("binaryMediaTypes") or []):
             self._set_binary(api_id)
-        return api_id
+        return RestApi(api_id, str(answer["rootResourceId"]))
 
     def _set_binary(self, api_id: str) -> None:
         """Add ``*/*`` after the fact (moto drops ``binaryMediaTypes`` at create), then read it back."""
@@ -96,12 +103,12 @@ class ApiGatewayGateway:
         if BINARY not in types:
             raise DeployError(f"the REST API {api_id} did not keep the binary media type {BINARY} (it has {types})")
 
-    def create_path(self, api_id: str, path: str) -> str:
+    def create_path(self, api: RestApi, path: str) -> str:
         """The resources of ``/a/b`` under the API's root, one per segment; the last one's id."""
-        with aws_call(f"create the resource {path} of the REST API {api_id}", self.aws.region):
-            parent = str(self.client.get_rest_api(restApiId=api_id)["rootResourceId"])
+        parent = api.root_id
+        with aws_call(f"create the resource {path} of the REST API {api.id}", self.aws.region):
             for segment in path.strip("/").split("/"):
-                parent = str(self.client.create_resource(restApiId=api_id, parentId=parent, pathPart=segment)["id"])
+                parent = str(self.client.create_resource(restApiId=api.id, parentId=parent, pathPart=segment)["id"])
         return parent
 
     def put_post_method(self, api_id: str, resource_id: str, *, auth: str) -> None:

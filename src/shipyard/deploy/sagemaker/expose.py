@@ -110,12 +110,13 @@ def _rest_api(
 ) -> str:
     """2. the REST API, its POST method and integration, and its throttled stage"""
     gateway = ctx.apigateway
-    api_id = gateway.create_api(
+    api = gateway.create_api(
         ctx.names.api, description=f"the public API of the Shipyard deployment {record.name}", tags=ctx.tags
     )
+    api_id = api.id
     record.add("rest-api", api_id)
     save(record)
-    resource = gateway.create_path(api_id, options.path)
+    resource = gateway.create_path(api, options.path)
     gateway.put_post_method(api_id, resource, auth=options.auth)
     uri = sagemaker_invoke_uri(ctx.aws.region, ctx.names.endpoint, ctx.aws.identity().partition)
     gateway.put_sagemaker_integration(api_id, resource, uri=uri, role_arn=role_arn)
