@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from cloud.test_signing import Received, server  # noqa: F401 - the fixture
 from deploy.test_deploy_sagemaker import make, spec, tagged_everywhere
 from infra.cli import shipyard
 from infra.moto import ACCOUNT, REGION
@@ -277,3 +278,36 @@ def test_the_cli_exposes_and_unexposes_with_json(
     assert document["key"] not in again.stdout
     bad = shipyard("expose", "digits", "--auth", "iam", "--quota", "10/day", "--state", str(state_path))
     assert bad.returncode != 0 and "--quota" in bad.stderr
+
+
+@pytest.mark.parametrize("auth", ["api-key", "iam", "none"])
+def test_via_api_sends_the_key_or_a_sigv4_signature(
+    aws: object,
+    digits_bundle: Path,
+    small_image: str,
+    registry: OciRegistry,
+    state_path: Path,
+    server: tuple[str, Received],  # noqa: F811 - the fixture imported above
+    auth: str,
+) -> None:
+    """``--via api`` as the target builds it, pointed at a real HTTP server on 127.0.0.1 in place of
+    execute-api (which moto does not serve): the key from Secrets Manager in x-api-key, or a SigV4 signature
+    for execute-api in this region."""
+    deployer, _ = deployed(state_path, digits_bundle, small_image, registry)
+    _, key = deployer.expose("digits", ExposeOptions.parse(auth=auth))
+    url, received = server
+    record = deployer.record("digits")
+    assert record.exposure is not None
+    record.exposure.url = f"{url}/v1/predict"
+    deployer.state.put(record)
+    reply = deployer.invoke("digits", b'{"inputs": [[0.0]]}', content_type="application/json", via="api")
+    assert reply.status == 200
+    (got,) = received.requests
+    assert got["path"] == "/v1/predict"
+    headers = {k.lower(): v for k, v in got["headers"].items()}
+    assert headers.get("x-api-key") == key  # None unless api-key
+    if auth == "iam":
+        scope = headers["authorization"].split("Credential=")[1].split(",")[0].split("/")
+        assert scope[2:] == [REGION, "execute-api", "aws4_request"]
+    else:
+        assert "authorization" not in headers
