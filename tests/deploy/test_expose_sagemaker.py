@@ -20,7 +20,7 @@ from shipyard.cloud.apigateway import PASSED_STATUSES, selection_pattern
 from shipyard.deploy import Deployer
 from shipyard.deploy.expose import ExposeOptions, Quota
 from shipyard.deploy.sagemaker import SageMakerTarget
-from shipyard.errors import DeployError
+from shipyard.errors import CloudError
 
 pytestmark = pytest.mark.integration
 
@@ -231,7 +231,7 @@ def test_a_failure_half_way_removes_what_expose_made(
     deployer, target = deployed(state_path, digits_bundle, small_image, registry)
     client = target.aws(REGION).client("apigateway")
     answer(client, "CreateUsagePlan", error("LimitExceededException", "too many usage plans", 429))
-    with pytest.raises(DeployError, match=r"expose digits failed: .*too many usage plans.*removed"):
+    with pytest.raises(CloudError, match=r"expose digits failed: .*too many usage plans.*what it had made is removed"):
         deployer.expose("digits", ExposeOptions())
     assert api_everything() == {"rest_apis": [], "usage_plans": [], "api_keys": [], "secrets": [], "api_roles": []}
     record = deployer.record("digits")

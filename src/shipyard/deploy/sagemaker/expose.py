@@ -25,7 +25,7 @@ from shipyard.deploy.sagemaker.cleanup import API_KINDS, remove
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import ROLE_PATH
 from shipyard.deploy.state import Deployment, now_utc
-from shipyard.errors import DeployError, ShipyardError
+from shipyard.errors import ShipyardError
 
 __all__ = ["API_POLICY_NAME", "STAGE", "endpoint_arn", "expose", "invoke_policy", "unexpose"]
 
@@ -56,11 +56,10 @@ def expose(
     try:
         exposure, key = _make(ctx, record, options, save, reporter)
     except ShipyardError as failure:
-        _roll_back(ctx, record, save, reporter)
-        raise DeployError(
-            f"expose {record.name} failed: {failure}; what it had made is removed (run `shipyard cleanup "
-            f"{record.name}` if anything is left in `shipyard status`)"
-        ) from failure
+        left = _roll_back(ctx, record, save, reporter)
+        # the same error (its kind sets the exit code), saying what became of the parts already made
+        failure.args = (f"expose {record.name} failed: {failure}; {left}", *failure.args[1:])
+        raise
     record.exposure = exposure
     save(record)
     return exposure, key
@@ -167,12 +166,16 @@ def _key(
     return key
 
 
-def _roll_back(ctx: Context, record: Deployment, save: Save, reporter: Reporter) -> None:
+def _roll_back(ctx: Context, record: Deployment, save: Save, reporter: Reporter) -> str:
+    """Remove what a failed expose made; what became of it, in words."""
+    if not any(record.of(kind) for kind in API_KINDS):
+        return "nothing had been made"
     reporter.step("expose failed: removing what it made")
     try:
         remove(ctx, record, API_KINDS, save, SilentReporter())
     except ShipyardError as exc:
-        reporter.step(f"the removal stopped ({exc}): `shipyard cleanup {record.name}` finishes it")
+        return f"removing what it made stopped ({exc}): `shipyard unexpose {record.name}` finishes it"
+    return "what it had made is removed"
 
 
 def unexpose(ctx: Context, record: Deployment, save: Save, reporter: Reporter) -> list[str]:
