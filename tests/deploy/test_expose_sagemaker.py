@@ -272,6 +272,10 @@ def test_the_cli_exposes_and_unexposes_with_json(
     removed = json.loads(hidden.stdout)
     jsonschema.validate(removed, json.loads((SCHEMAS / "unexpose.v1.json").read_text()))
     assert len(removed["deleted"]) == 5
+    default = shipyard("expose", "digits", "--output", "json", "--state", str(state_path))
+    assert json.loads(default.stdout)["quota"] == "100000/month"  # a key's default quota
+    assert json.loads(default.stdout)["key"] is None  # no --show-key: the key is not printed
+    assert shipyard("unexpose", "digits", "--state", str(state_path)).returncode == 0
     again = shipyard("expose", "digits", "--auth", "iam", "--state", str(state_path))
     assert again.returncode == 0, again.stderr
     assert "--aws-sigv4 'aws:amz:us-east-1:execute-api'" in again.stdout

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["curl_line", "expose", "register", "unexpose"]
 
 out = Console()
+DEFAULT_QUOTA = "100000/month"  # a key's requests are bounded unless asked otherwise (--quota none)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,7 +40,10 @@ def expose(
     rate: float = typer.Option(50.0, "--rate", help="Steady requests per second (the throttle)."),
     burst: int = typer.Option(100, "--burst", help="Requests at once above the rate (the token bucket)."),
     quota: str | None = typer.Option(
-        None, "--quota", help="Requests per key per day/week/month, e.g. 100000/month (--auth api-key only)."
+        None,
+        "--quota",
+        help="Requests per key per day/week/month (--auth api-key only); none for no quota.",
+        show_default=f"{DEFAULT_QUOTA} with --auth api-key",
     ),
     path: str = typer.Option("/predict", "--path", help="The path callers POST to."),
     show_key: bool = typer.Option(False, "--show-key", help="Print the API key (once; it is kept for you after)."),
@@ -49,6 +53,10 @@ def expose(
     """Put a deployment on a public HTTPS API: throttled, with an API key, SigV4 or no auth."""
     from shipyard.deploy.expose import ExposeOptions, limit_warnings
 
+    if quota is None:
+        quota = DEFAULT_QUOTA if auth == "api-key" else None
+    elif quota.lower() == "none":
+        quota = None
     options = ExposeOptions.parse(auth=auth, rate=rate, burst=burst, quota=quota, path=path)
     deployer = deployer_for(state, CliReporter())
     exposure, key = deployer.expose(name, options)
