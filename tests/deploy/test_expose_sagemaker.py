@@ -315,3 +315,35 @@ def test_via_api_sends_the_key_or_a_sigv4_signature(
         assert scope[2:] == [REGION, "execute-api", "aws4_request"]
     else:
         assert "authorization" not in headers
+
+
+def test_reconcile_finds_the_public_api_so_cleanup_removes_it(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
+) -> None:
+    """``status --reconcile`` collects the REST API, usage plan and key by their tag, the role by its name and
+    the secret by its name; a kept record keeps its exposure; a lost one is rebuilt without it, and cleanup
+    still removes every part."""
+    deployer, _ = deployed(state_path, digits_bundle, small_image, registry)
+    exposure, _ = deployer.expose("digits", ExposeOptions())
+    api_kinds = {"api-role", "rest-api", "api-key", "usage-plan", "api-key-secret"}
+
+    deployer.reconcile(REGION)
+    kept = deployer.record("digits")
+    assert kept.exposure == exposure
+    assert {(r.kind, r.id) for r in kept.resources if r.kind in api_kinds} == {
+        ("api-role", "shipyard-digits-api"),
+        ("rest-api", exposure.api_id),
+        ("api-key", exposure.key_id),
+        ("usage-plan", exposure.usage_plan_id),
+        ("api-key-secret", "shipyard/digits/api-key"),
+    }
+    assert [r.id for r in kept.resources if r.kind == "role"] == ["shipyard-digits"]  # the API's role apart
+
+    state_path.unlink()
+    deployer.reconcile(REGION)
+    rebuilt = deployer.record("digits")
+    assert rebuilt.exposure is None
+    assert {r.kind for r in rebuilt.resources} >= api_kinds
+    deployer.cleanup("digits")
+    assert api_everything() == {"rest_apis": [], "usage_plans": [], "api_keys": [], "secrets": [], "api_roles": []}
+    assert tagged_everywhere() == {}

@@ -224,6 +224,22 @@ class ApiGatewayGateway:
         with aws_call(f"add the API key {key_id} to the usage plan {plan_id}", self.aws.region):
             self.client.create_usage_plan_key(usagePlanId=plan_id, keyId=key_id, keyType="API_KEY")
 
+    def tagged(self, key: str) -> list[tuple[str, str, str]]:
+        """``(kind, id, value)`` of every REST API, usage plan and API key carrying the tag ``key``."""
+        found: list[tuple[str, str, str]] = []
+        with aws_call("list the REST APIs, usage plans and API keys", self.aws.region):
+            for kind, operation in (
+                ("rest-api", "get_rest_apis"),
+                ("usage-plan", "get_usage_plans"),
+                ("api-key", "get_api_keys"),
+            ):
+                for page in self.client.get_paginator(operation).paginate():
+                    for item in page.get("items", []):
+                        value = (item.get("tags") or {}).get(key)
+                        if value is not None:
+                            found.append((kind, str(item["id"]), str(value)))
+        return found
+
     # -- deletes: True when deleted, False when it was already gone -----------------------------------
     def delete_usage_plan(self, plan_id: str) -> bool:
         """Detach its stages (an API with a stage in a plan cannot be deleted), then delete it."""

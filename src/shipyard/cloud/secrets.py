@@ -45,6 +45,17 @@ class SecretsGateway:
                 answer = self.client.put_secret_value(SecretId=name, SecretString=value)
         return str(answer["ARN"])
 
+    def tags(self, name: str) -> dict[str, str] | None:
+        """The tags of the secret ``name``; ``None`` when there is no such secret."""
+        with aws_call(f"look up the secret {name}", self.aws.region):
+            try:
+                found = self.client.describe_secret(SecretId=name)
+            except ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return None
+                raise
+        return {t["Key"]: t["Value"] for t in found.get("Tags") or []}
+
     def read(self, name: str) -> str | None:
         """The value of the secret ``name``; ``None`` when there is no such secret."""
         with aws_call(f"read the secret {name}", self.aws.region):
