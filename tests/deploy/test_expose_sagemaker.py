@@ -347,3 +347,16 @@ def test_reconcile_finds_the_public_api_so_cleanup_removes_it(
     deployer.cleanup("digits")
     assert api_everything() == {"rest_apis": [], "usage_plans": [], "api_keys": [], "secrets": [], "api_roles": []}
     assert tagged_everywhere() == {}
+
+
+def test_the_policy_names_the_endpoint_lower_cased_as_sagemaker_writes_its_arns(aws: object) -> None:
+    """SageMaker writes names lower-cased in its ARNs (moto keeps the case: it cannot show this)."""
+    from shipyard.cloud import Aws
+    from shipyard.deploy.sagemaker.context import Context
+    from shipyard.deploy.sagemaker.expose import endpoint_arn, invoke_policy
+    from shipyard.deploy.sagemaker.names import Names
+
+    ctx = Context(Aws(REGION), Names("Digits-EU"))
+    assert endpoint_arn(ctx, "Digits-EU") == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/digits-eu"
+    (statement,) = invoke_policy(endpoint_arn(ctx, "Digits-EU"))["Statement"]
+    assert statement["Action"] == "sagemaker:InvokeEndpoint"

@@ -17,6 +17,8 @@ raises; ``unexpose`` removes the same kinds the same way, and ``cleanup`` remove
 
 from __future__ import annotations
 
+from typing import Any
+
 from shipyard.cloud.apigateway import sagemaker_invoke_uri
 from shipyard.cloud.iam import apigateway_trust_policy
 from shipyard.deploy.base import Reporter, Save, SilentReporter
@@ -39,7 +41,7 @@ def endpoint_arn(ctx: Context, endpoint: str) -> str:
     return ctx.aws.arn("sagemaker", f"endpoint/{endpoint.lower()}")
 
 
-def invoke_policy(arn: str) -> dict[str, object]:
+def invoke_policy(arn: str) -> dict[str, Any]:
     """The API's role may do one thing: InvokeEndpoint on one endpoint."""
     return {
         "Version": "2012-10-17",
