@@ -95,3 +95,22 @@ def test_the_api_role_trusts_api_gateway_of_this_account_only(aws: object) -> No
     (statement,) = document["Statement"]
     assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+def test_a_throttled_delete_of_the_api_waits_and_tries_again(aws: object) -> None:
+    """AWS's one DeleteRestApi per 30 s, which moto does not enforce: DeleteRestApi is scripted to answer
+    TooManyRequestsException twice, then to pass on to moto (which deletes the API)."""
+    from infra.scripted_aws import answer, error
+
+    aws_ = Aws("us-east-1")
+    gateway = ApiGatewayGateway(aws_)
+    api_id, plan, _ = made(gateway)
+    gateway.delete_usage_plan(plan)
+    waits: list[float] = []
+    gateway.sleep = waits.append
+    throttled = error("TooManyRequestsException", "Too Many Requests", 429)
+    real = boto3.client("apigateway")
+    calls = answer(gateway.client, "DeleteRestApi", throttled, throttled, lambda p: real.delete_rest_api(**p))
+    assert gateway.delete_rest_api(api_id) is True
+    assert len(calls) == 3 and waits == [12.0, 12.0]
+    assert real.get_rest_apis()["items"] == []

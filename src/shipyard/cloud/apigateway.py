@@ -15,7 +15,8 @@ is not in it becomes **500**, and anything else (2xx, 3xx) becomes **200** (the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,8 @@ TIMEOUT_MS = 29_000  # the most a REST API integration may take without a quota 
 PASSED_STATUSES = ("400", "403", "404", "413", "415", "424", "429", "500", "502", "503", "504")
 _CATCH_ALL = {"4": "400", "5": "500"}  # the status an unlisted 4xx / 5xx becomes
 _HEADERS = ("Content-Type", "Accept")
+DELETE_API_TRIES = 4
+DELETE_API_WAIT_S = 12.0
 _AUTHS = {"api-key": ("NONE", True), "iam": ("AWS_IAM", False), "none": ("NONE", False)}
 
 
@@ -72,6 +75,7 @@ class ApiGatewayGateway:
     def __init__(self, aws: Aws) -> None:
         self.aws = aws
         self.client = aws.client("apigateway")
+        self.sleep: Callable[[float], None] = time.sleep  # the tests' clock
 
     # -- the API and its one method -------------------------------------------------------------------
     def create_api(self, name: str, *, description: str, tags: Mapping[str, str]) -> RestApi:
@@ -270,16 +274,23 @@ class ApiGatewayGateway:
         return True
 
     def delete_rest_api(self, api_id: str) -> bool:
-        """The API with its resources, method, integration, deployments and stages."""
+        """The API with its resources, method, integration, deployments and stages.
+
+        AWS allows one DeleteRestApi per account every 30 s: a throttled delete (after botocore's own
+        retries) waits and tries again, up to :data:`DELETE_API_TRIES` times."""
         with aws_call(f"delete the REST API {api_id}", self.aws.region):
-            try:
-                self.client.get_rest_api(restApiId=api_id)  # moto fails (500) deleting a missing one
-                self.client.delete_rest_api(restApiId=api_id)
-            except ClientError as exc:
-                if error_code(exc) == "NotFoundException":
-                    return False
-                raise
-        return True
+            for attempt in range(1, DELETE_API_TRIES + 1):
+                try:
+                    self.client.get_rest_api(restApiId=api_id)  # moto fails (500) deleting a missing one
+                    self.client.delete_rest_api(restApiId=api_id)
+                    return True
+                except ClientError as exc:
+                    if error_code(exc) == "NotFoundException":
+                        return False
+                    if error_code(exc) != "TooManyRequestsException" or attempt == DELETE_API_TRIES:
+                        raise
+                    self.sleep(DELETE_API_WAIT_S)
+        return True  # not reached: the last attempt returns or raises
 
     def invoke_url(self, api_id: str, stage: str, path: str) -> str:
         return invoke_url(api_id, self.aws.region, stage, path)
