@@ -31,7 +31,10 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     registry = ["models-approval.v1.json", "models-list.v1.json", "models-show.v1.json", "register.v1.json"]
     runs = ["runs-show.v1.json", "runs.v1.json", "train.v1.json"]
     expected = ["bench.v1.json", "inspect.v1.json", "monitor-check.v1.json", "status.v1.json", "verify.v1.json"]
-    assert names == sorted(expected + registry + runs)
+    # expose and unexpose: run through the console script on a sagemaker deployment against moto, in
+    # tests/deploy/test_expose_sagemaker.py::test_the_cli_exposes_and_unexposes_with_json
+    public_api = ["expose.v1.json", "unexpose.v1.json"]
+    assert names == sorted(expected + registry + runs + public_api)
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())
         jsonschema.Draft202012Validator.check_schema(schema)

@@ -37,9 +37,22 @@ def _root(
 
 
 def _register() -> None:
-    from shipyard.cli import bench, bundle, deploy, image, invoke, models, monitor, runs, serve, status, train
+    from shipyard.cli import (
+        bench,
+        bundle,
+        deploy,
+        expose,
+        image,
+        invoke,
+        models,
+        monitor,
+        runs,
+        serve,
+        status,
+        train,
+    )
 
-    for module in (bundle, invoke, serve, bench, monitor, deploy, status, image, train, runs, models):
+    for module in (bundle, invoke, serve, bench, monitor, deploy, expose, status, image, train, runs, models):
         module.register(app)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import http
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,10 +26,12 @@ from shipyard.errors import InvokeError
 __all__ = [
     "HTTPTransport",
     "Reply",
+    "SignHook",
     "Transport",
     "base_url",
     "checked",
     "endpoint_url",
+    "exact_url",
     "retry_after_seconds",
     "send_one",
     "server_message",
@@ -51,6 +54,11 @@ class Reply:
         return orjson.loads(self.body)
 
 
+SignHook = Callable[[str, str, Mapping[str, str], bytes], Mapping[str, str]]
+"""``hook(method, url, headers, body) -> headers to add``, called once per request (e.g. a SigV4 signature, which
+``cloud/signing.py`` makes: this floor knows nothing of AWS)."""
+
+
 class Transport(Protocol):
     def post(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply: ...
 
@@ -58,11 +66,24 @@ class Transport(Protocol):
 
 
 class HTTPTransport:
-    """``POST URL/invocations`` over one pooled httpx client (safe to share between threads)."""
+    """``POST URL/invocations`` over one pooled httpx client (safe to share between threads).
 
-    def __init__(self, url: str, *, headers: dict[str, str] | None = None, max_connections: int = 64) -> None:
+    ``exact=True`` posts to ``url`` itself (a public API's URL, which has its own path); ``headers`` go with
+    every request (e.g. ``x-api-key``) and ``sign`` adds the headers it answers for each one.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        max_connections: int = 64,
+        exact: bool = False,
+        sign: SignHook | None = None,
+    ) -> None:
         self.where = url
-        self.url = endpoint_url(url, "/invocations")
+        self.url = exact_url(url) if exact else endpoint_url(url, "/invocations")
+        self._sign = sign
         self._client = httpx.Client(
             headers=headers or {},
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -72,6 +93,8 @@ class HTTPTransport:
         headers = {"content-type": content_type}
         if accept:
             headers["accept"] = accept
+        if self._sign is not None:
+            headers.update(self._sign("POST", str(self.url), headers, body))
         started = time.perf_counter()
         try:
             response = self._client.post(self.url, content=body, headers=headers, timeout=timeout_s)
@@ -133,6 +156,14 @@ def endpoint_url(url: str, path: str) -> httpx.URL:
         return httpx.URL(f"{base_url(url)}{path}")
     except httpx.InvalidURL as exc:
         raise InvokeError(f"{url!r} is not a valid URL ({exc}); expected e.g. http://127.0.0.1:8080") from None
+
+
+def exact_url(url: str) -> httpx.URL:
+    """``url`` as given (with ``http://`` when it names no scheme), checked once."""
+    try:
+        return httpx.URL(url if "://" in url else f"http://{url}")
+    except httpx.InvalidURL as exc:
+        raise InvokeError(f"{url!r} is not a valid URL ({exc})") from None
 
 
 def server_message(body: bytes) -> str:

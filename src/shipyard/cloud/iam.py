@@ -10,17 +10,27 @@ from botocore.exceptions import ClientError
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.session import Aws
 
-__all__ = ["IamGateway", "sagemaker_trust_policy"]
+__all__ = ["IamGateway", "apigateway_trust_policy", "sagemaker_trust_policy", "service_trust_policy"]
 
 
 def sagemaker_trust_policy(account: str) -> dict[str, Any]:
     """Only SageMaker may assume the role, and only on behalf of this account (confused-deputy guard)."""
+    return service_trust_policy("sagemaker.amazonaws.com", account)
+
+
+def apigateway_trust_policy(account: str) -> dict[str, Any]:
+    """Only API Gateway may assume the role, and only for an API of this account (a public API's role)."""
+    return service_trust_policy("apigateway.amazonaws.com", account)
+
+
+def service_trust_policy(service: str, account: str) -> dict[str, Any]:
+    """Only the AWS service ``service`` may assume the role, on behalf of ``account`` only."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Principal": {"Service": service},
                 "Action": "sts:AssumeRole",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account}},
             }

@@ -266,6 +266,9 @@ class Deployer:
                 record.details = dataclasses.replace(old.details, **record.details.to_json())
                 record.options = old.options or record.options
                 record.model_version, record.model_registry = old.model_version, old.model_registry  # not on AWS tags
+                record.bench = old.bench
+                if old.exposure is not None and any(r.id == old.exposure.api_id for r in record.of("rest-api")):
+                    record.exposure = old.exposure  # its API is still there
             current[name] = record
         for name, record in list(current.items()):
             if record.target == "local":

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.client.chunked import API_GATEWAY
+from shipyard.client.chunked import API_GATEWAY, limits_for
 from shipyard.errors import SpecError
+
+if TYPE_CHECKING:
+    from shipyard.deploy.state import Deployment
 
 __all__ = [
     "API_PAYLOAD_LIMIT",
@@ -26,6 +29,7 @@ __all__ = [
     "Exposure",
     "Quota",
     "key_secret_name",
+    "limit_warnings",
 ]
 
 API_PAYLOAD_LIMIT = API_GATEWAY.max_payload_bytes  # API Gateway REST API: 10 MB request payload (a hard limit)
@@ -34,6 +38,7 @@ AUTHS = ("api-key", "iam", "none")
 Auth = Literal["api-key", "iam", "none"]
 _PERIODS = {"day": "DAY", "week": "WEEK", "month": "MONTH"}
 _PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+NEAR_TIMEOUT = 0.8  # a measured latency above this share of the 29 s is "near" it
 
 
 def key_secret_name(deployment: str) -> str:
@@ -132,3 +137,40 @@ class Exposure:
     def from_json(cls, data: dict[str, Any]) -> Exposure:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def limit_warnings(record: Deployment, options: ExposeOptions) -> list[str]:
+    """What API Gateway's limits mean for ``record`` behind a public API: the effective payload limit (the
+    lower of API Gateway's 10 MB and the endpoint's own), and the 29 s timeout against the endpoint's and
+    against its last ``shipyard bench`` (``record.bench``), with the fix when answers come near it."""
+    endpoint = limits_for(serverless=record.serverless is not None)
+    kind = "serverless" if record.serverless is not None else "real-time"
+    api_mb, endpoint_mb = API_PAYLOAD_LIMIT / 2**20, endpoint.max_payload_bytes / 2**20
+    effective = min(API_PAYLOAD_LIMIT, endpoint.max_payload_bytes) / 2**20
+    warnings = [
+        f"payload: API Gateway takes up to {api_mb:g} MB and the {kind} endpoint {endpoint_mb:g} MB, so a request "
+        f"over {effective:g} MB fails (413); split larger inputs (`shipyard invoke --chunk`)"
+    ]
+    if endpoint.time_limit_s > API_TIMEOUT_S:
+        warnings.append(
+            f"timeout: API Gateway ends a request after {API_TIMEOUT_S:g} s (504) although the endpoint allows "
+            f"{endpoint.time_limit_s:g} s"
+        )
+    warnings.extend(_bench_warning(record, options))
+    return warnings
+
+
+def _bench_warning(record: Deployment, options: ExposeOptions) -> list[str]:
+    figures = record.bench
+    if figures is None:
+        return [f"no `shipyard bench {record.name}` yet: run one to see how close answers come to {API_TIMEOUT_S:g} s"]
+    slowest = max(figures.p99_ms, figures.max_ms) / 1000
+    if slowest < API_TIMEOUT_S * NEAR_TIMEOUT:
+        return []
+    over = "over" if slowest >= API_TIMEOUT_S else "near"
+    return [
+        f"latency: the last bench ({figures.measured_at or 'undated'}) measured p99 {figures.p99_ms / 1000:.1f} s "
+        f"and max {figures.max_ms / 1000:.1f} s, {over} API Gateway's {API_TIMEOUT_S:g} s: send smaller requests "
+        f"(`shipyard invoke --chunk`), use asynchronous inference, or ask AWS for a quota increase of the "
+        f"integration timeout of {options.path} (Service Quotas)"
+    ]

@@ -16,7 +16,7 @@ from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import VARIANT
 from shipyard.deploy.state import Deployment, Resource
 
-__all__ = ["API_KINDS", "ARTIFACT_KINDS", "ORDER", "WATCH_KINDS", "cleanup"]
+__all__ = ["API_KINDS", "ARTIFACT_KINDS", "ORDER", "WATCH_KINDS", "cleanup", "remove"]
 
 # the public API first (a usage plan holds its API's stage; the API's role is used by the API), then what
 # watches the endpoint (alarms, their dashboard and topic), then the endpoint and what it is made of
@@ -44,6 +44,8 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 def _deleter(ctx: Context, resource: Resource) -> Callable[[], bool]:
     kind, ident = resource.kind, resource.id
+    if kind in API_KINDS:
+        return _api_deleter(ctx, kind, ident)
     if kind == "autoscaling":
         endpoint = ident.split("/")[1]
         return lambda: ctx.scaling.detach(endpoint, VARIANT)
@@ -65,13 +67,43 @@ def _deleter(ctx: Context, resource: Resource) -> Callable[[], bool]:
     raise ValueError(f"unknown resource kind {kind!r}")
 
 
+def _api_deleter(ctx: Context, kind: str, ident: str) -> Callable[[], bool]:
+    """The public API's parts (``deploy/sagemaker/expose.py``): each delete answers False when already gone."""
+    deleters: dict[str, Callable[[], bool]] = {
+        "usage-plan": lambda: ctx.apigateway.delete_usage_plan(ident),
+        "api-key": lambda: ctx.apigateway.delete_api_key(ident),
+        "rest-api": lambda: ctx.apigateway.delete_rest_api(ident),
+        "api-key-secret": lambda: ctx.secrets.delete(ident),
+        "api-role": lambda: ctx.iam.delete_role(ident),
+    }
+    return deleters[kind]
+
+
 def cleanup(
     ctx: Context, record: Deployment, save: Save, reporter: Reporter, *, keep_artifacts: bool = False
 ) -> CleanupReport:
-    report = CleanupReport(record.name)
     record.touch(DELETING)
     save(record)
-    for kind in ORDER:
+    report = remove(ctx, record, ORDER, save, reporter, keep_artifacts=keep_artifacts)
+    record.touch(DELETED)
+    save(record)
+    return report
+
+
+def remove(
+    ctx: Context,
+    record: Deployment,
+    kinds: tuple[str, ...],
+    save: Save,
+    reporter: Reporter,
+    *,
+    keep_artifacts: bool = False,
+) -> CleanupReport:
+    """Delete the resources of ``kinds`` (in :data:`ORDER`) that ``record`` owns, each dropped from it (and
+    saved) the moment it is gone: ``cleanup`` for all of them, ``unexpose`` and a failed ``expose`` for
+    :data:`API_KINDS`."""
+    report = CleanupReport(record.name)
+    for kind in [k for k in ORDER if k in kinds]:
         for resource in list(record.of(kind)):
             label = f"{kind} {resource.id}"
             if not resource.owned:
@@ -86,6 +118,4 @@ def cleanup(
             save(record)
             (report.deleted if deleted else report.already_gone).append(label)
             reporter.step(f"deleted {label}" if deleted else f"{label} was already gone")
-    record.touch(DELETED)
-    save(record)
     return report

@@ -1,19 +1,21 @@
 """Rebuild the records of a region's SageMaker deployments from AWS (``status --reconcile``).
 
 The tag ``shipyard:deployment=NAME`` is the source of truth: every SageMaker endpoint, endpoint config and
-model, ECR repository, IAM role (path /shipyard/) and log group carrying it is collected under its
-deployment, and the S3 prefix is found from the deployment's name.
+model, ECR repository, IAM role (path /shipyard/), log group, REST API, usage plan and API key carrying it is
+collected under its deployment; the S3 prefix and the API key's secret are found from the deployment's name.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from shipyard.cloud.s3 import default_bucket
 from shipyard.cloud.session import EXPIRES_TAG, TAG_KEY, Aws
 from shipyard.deploy.base import DELETED
+from shipyard.deploy.expose import key_secret_name
 from shipyard.deploy.options import DeployOptions, SecretRef, Serverless
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import ROLE_PATH, Names
@@ -62,7 +64,8 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
     for role in ctx.iam.roles(ROLE_PATH):
         tags = ctx.iam.tags(role)
         if TAG_KEY in tags:
-            record(tags[TAG_KEY]).add("role", role)
+            record(tags[TAG_KEY]).add("api-role" if role == Names(tags[TAG_KEY]).api_role else "role", role)
+    _public_api(ctx, record, found)
     for group in ctx.logs.groups("/aws/sagemaker/Endpoints/"):
         tags = ctx.logs.tags(group)
         if TAG_KEY in tags:
@@ -76,6 +79,18 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
         dep.details.bucket = bucket
         _describe(ctx, dep)
     return found
+
+
+def _public_api(ctx: Context, record: Callable[[str], Deployment], found: dict[str, Deployment]) -> None:
+    """The parts of a public API (``expose``): its REST API, usage plan and key by their tag, the key's secret
+    by its name; so that ``cleanup`` removes them (the exposure itself is not rebuilt: `unexpose` then
+    `expose` makes it again)."""
+    for kind, ident, name in ctx.apigateway.tagged(TAG_KEY):
+        record(name).add(kind, ident)
+    for name, dep in found.items():
+        secret = key_secret_name(name)
+        if (ctx.secrets.tags(secret) or {}).get(TAG_KEY) == name:
+            dep.add("api-key-secret", secret)
 
 
 def _describe(ctx: Context, dep: Deployment) -> None:

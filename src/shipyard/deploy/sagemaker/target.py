@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.client.sagemaker import SageMakerTransport
-from shipyard.client.transport import Transport
+from shipyard.client.transport import HTTPTransport, Transport
 from shipyard.cloud.session import Aws, deployment_tags
+from shipyard.cloud.signing import SigV4Signer
 from shipyard.deploy.base import (
     DELETED,
     FAILED,
@@ -25,6 +26,7 @@ from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.sagemaker import cleanup as cleanup_steps
 from shipyard.deploy.sagemaker import create, update
+from shipyard.deploy.sagemaker import expose as expose_steps
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
 from shipyard.deploy.state import Deployment, now_utc
@@ -213,23 +215,51 @@ class SageMakerTarget:
         ctx = self.context(record.name, record.region)
         return cleanup_steps.cleanup(ctx, record, save, reporter, keep_artifacts=keep_artifacts)
 
-    # -- the public API and health (issue 15: being built) -------------------------------------------------
+    # -- the public API (deploy/sagemaker/expose.py) ------------------------------------------------------
     def expose(
         self, record: Deployment, options: ExposeOptions, save: Save, reporter: Reporter
     ) -> tuple[Exposure, str | None]:
-        raise DeployError("expose: not built yet on this target")  # TODO(issue15)
+        return expose_steps.expose(self._context_of(record), record, options, save, reporter)
 
     def unexpose(self, record: Deployment, save: Save, reporter: Reporter) -> list[str]:
-        raise DeployError("unexpose: not built yet on this target")  # TODO(issue15)
+        return expose_steps.unexpose(self._context_of(record), record, save, reporter)
 
     def api_transport(self, record: Deployment, *, connections: int) -> Transport:
-        raise DeployError("--via api: not built yet on this target")  # TODO(issue15)
+        """The public API as its callers reach it: with the key (api-key), SigV4-signed (iam), or plain."""
+        exposure = _exposure(record)
+        headers: dict[str, str] = {}
+        if exposure.auth == "api-key":
+            key = self.api_key(record)
+            if key is None:
+                raise DeployError(
+                    f"the API key of {record.name} is gone from Secrets Manager ({exposure.key_ref}): "
+                    f"`shipyard unexpose {record.name}` and expose it again"
+                )
+            headers["x-api-key"] = key
+        sign = SigV4Signer(self.aws(record.region)) if exposure.auth == "iam" else None
+        return HTTPTransport(exposure.url, exact=True, headers=headers, sign=sign, max_connections=connections)
 
     def api_key(self, record: Deployment) -> str | None:
-        raise DeployError("the API key: not built yet on this target")  # TODO(issue15)
+        """The key of an ``--auth api-key`` API, read from Secrets Manager (None for the other auths)."""
+        exposure = _exposure(record)
+        if exposure.auth != "api-key" or not exposure.key_ref:
+            return None
+        return self._context_of(record).secrets.read(exposure.key_ref)
 
+    def _context_of(self, record: Deployment) -> Context:
+        if not record.region:
+            raise DeployError(f"the record of {record.name} has no region; run `shipyard status --reconcile`")
+        return self.context(record.name, record.region, expires_at=record.expires_at)
+
+    # -- health (issue 15: being built) ---------------------------------------------------------------
     def health(self, record: Deployment) -> Health:
         raise DeployError("health: not built yet on this target")  # TODO(issue15)
+
+
+def _exposure(record: Deployment) -> Exposure:
+    if record.exposure is None:
+        raise DeployError(f"{record.name} has no public API: `shipyard expose {record.name}` makes one")
+    return record.exposure
 
 
 def _plan_resources(plan: Plan, options: DeployOptions, table: PriceTable, bucket: str) -> None:
