@@ -117,6 +117,13 @@ class Deployer:
                 f"{options.name}` removes it",
                 option="name",
             )
+        if options.rollout is not None or options.bake_s is not None:
+            option = options.rollout.option if options.rollout is not None else "bake_s"
+            raise SpecError(
+                f"{option} guards an update (`deploy --update {options.name} NEW`): a first deploy has no old "
+                "fleet to shift traffic from or roll back to",
+                option=option,
+            )
         run = DeployRun(options, _new_record(options), self.state.put, self.reporter)
         try:
             record = self.target(options.target).deploy(run)
