@@ -533,7 +533,7 @@ def _parse_rollout(canary: str | None, linear: str | None, all_at_once: bool) ->
         given.append(("ALL_AT_ONCE", None))
     if len(given) > 1:
         raise SpecError(
-            f"rollout: {' and '.join(_rollout_option(k) for k, _ in given)} together; choose one way to shift traffic",
+            f"{' and '.join(_rollout_option(k) for k, _ in given)} given together: choose one way to shift traffic",
             option="rollout",
         )
     return Rollout.parse(*given[0]) if given else None
