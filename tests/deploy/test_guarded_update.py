@@ -237,8 +237,14 @@ def test_alarm_rollback_is_reported_with_the_alarm_and_the_new_version_removed(
         ("InService", None, 8),
     ]
     seen = _blue_green(target2, phases, back_to_old=True, on=trip)
+    before = Counter(target2.aws(REGION).calls)
     with pytest.raises(DeployFailed) as raised:
         deployer2.update("digits", str(digits_bundle), image=small_image, linear="50%:1m")
+    calls = Counter(target2.aws(REGION).calls)
+    calls.subtract(before)
+    calls.update({f"sagemaker:{op}": len(seen[op]) for op in ("UpdateEndpoint", "DescribeEndpoint")})
+    print("AWS calls of a guarded update rolled back:", sorted((k, v) for k, v in calls.items() if v), calls.total())
+    assert calls["cloudwatch:DescribeAlarms"] == 1  # which alarm fired, read once SageMaker went back
     assert str(raised.value) == (
         f"rolled back: alarm shipyard-digits-Invocation5XXErrors fired ({reason}); the endpoint is back on "
         f"{old.endpoint_config}"
@@ -314,15 +320,31 @@ def test_cli_update_with_canary_end_to_end_and_the_rollback_history(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    """`shipyard deploy --update digits NEW --canary 10%:1m --bake 1m` in process (typer's runner), the command's
-    deployer being the test's, whose SageMaker client scripts UpdateEndpoint and DescribeEndpoint (moto lacks the one
-    and keeps endpoints InService); the ModelLatency alarm fires and the command fails naming it, exit 1."""
+    """`shipyard deploy --update digits digits/2 --canary 10%:1m --bake 1m` of registered versions, in process
+    (typer's runner), the command's deployer being the test's, whose SageMaker client scripts UpdateEndpoint and
+    DescribeEndpoint (moto lacks the one and keeps endpoints InService); the ModelLatency alarm fires, the command
+    fails naming it and both versions' histories name it."""
     from shipyard.cli import app
     from shipyard.cli import deploy as cli_deploy
 
-    deployer, old = _deployed(state_path, digits_bundle, small_image, registry)
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHIPYARD_STATE", str(state_path))
+    monkeypatch.setenv("SHIPYARD_ECR_REGISTRY", registry.host)
+    runner = CliRunner()
+    for args in (["register", str(digits_bundle), "--group", "digits"],) * 2 + (
+        ["models", "approve", "digits/1"],
+        ["models", "approve", "digits/2"],
+    ):
+        assert runner.invoke(app, args).exit_code == 0
+    deployer, target, _ = make(state_path)
+    monkeypatch.setattr(cli_deploy, "deployer_for", lambda state, reporter=None: deployer)
+    common = ["--image", small_image, "--registry", "local"]
+    done = runner.invoke(app, ["deploy", "digits/1", "--name", "digits", "--target", "sagemaker", *common,
+                               "--instance-count", "2", "--region", REGION])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    old = deployer.record("digits").details.endpoint_config
     _alarms(deployer)
-    deployer2, target2, _ = make(state_path)
+    time.sleep(1.1)  # versions are per second
     reason = "Threshold Crossed: p99 ModelLatency 900000 > 250000"
 
     def trip(phase: tuple[str, str | None, int]) -> None:
@@ -333,17 +355,30 @@ def test_cli_update_with_canary_end_to_end_and_the_rollback_history(
 
     phases = [("Updating", "Creating", 0), ("Updating", "ActivatingTraffic", 3), ("Updating", "Baking", 4),
               ("InService", None, 6)]  # fmt: skip
-    seen = _blue_green(target2, phases, back_to_old=True, on=trip)
-    monkeypatch.setattr(cli_deploy, "deployer_for", lambda state, reporter=None: deployer2)
-    args = ["deploy", str(digits_bundle), "--update", "digits", "--image", small_image, "--canary", "10%:1m"]
-    done = CliRunner().invoke(app, [*args, "--bake", "1m", "--state", str(state_path)])
-    assert done.exit_code != 0
-    assert isinstance(done.exception, DeployFailed)
-    assert "rolled back: alarm shipyard-digits-ModelLatency fired" in str(done.exception)
+    seen = _blue_green(target, phases, back_to_old=True, on=trip)
+    done = runner.invoke(app, ["deploy", "digits/2", "--update", "digits", *common, "--canary", "10%:1m",
+                               "--bake", "1m"])  # fmt: skip
+    assert done.exit_code != 0 and isinstance(done.exception, DeployFailed)
+    assert str(done.exception).startswith(f"rolled back: alarm shipyard-digits-ModelLatency fired ({reason})")
     assert seen["asked"][0]["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 60
-    assert deployer2.record("digits").details.endpoint_config == old.endpoint_config
-    _forget_alarms(deployer2)
-    deployer2.cleanup("digits")
+    record = deployer.record("digits")
+    assert record.details.endpoint_config == old and record.model_version == "digits/1"
+
+    def history(ref: str) -> list[dict[str, str]]:
+        shown = runner.invoke(app, ["models", "show", ref, "--output", "json"])
+        assert shown.exit_code == 0, shown.output
+        entries: list[dict[str, str]] = json.loads(shown.stdout)["version"]["history"]
+        return entries
+
+    first, second = history("digits/1"), history("digits/2")
+    assert [h["action"] for h in first] == ["deploy", "rollback"]
+    assert "rolled back: alarm shipyard-digits-ModelLatency fired" in first[1]["detail"]
+    assert [(h["action"], h["detail"]) for h in second] == [
+        ("rollback", "alarm shipyard-digits-ModelLatency fired; back on digits/1")
+    ]
+    _forget_alarms(deployer)
+    deployer.cleanup("digits")
+    assert tagged_everywhere() == {}
 
 
 # -- the options: SageMaker's limits, the flags named ---------------------------------------------------------
