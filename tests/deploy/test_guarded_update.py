@@ -106,6 +106,12 @@ def _blue_green(
         base = {k: deployed[k] for k in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime")}
         if not seen["asked"]:  # before the update: as moto answers
             return {**base, "EndpointStatus": "InService", "EndpointConfigName": old}
+        if len(seen["asked"]) > 1:  # Shipyard's own rollback (UpdateEndpoint to the old config): done
+            return {
+                **base,
+                "EndpointStatus": "InService",
+                "EndpointConfigName": seen["asked"][-1]["EndpointConfigName"],
+            }
         status, variant, minute = script.pop(0) if len(script) > 1 else script[0]
         if on is not None:
             on((status, variant, minute))
@@ -128,6 +134,8 @@ def _blue_green(
                     }
                 ],
             }
+        if status == "UpdateRollbackFailed":
+            described["FailureReason"] = "The deployment failed and so did the automatic rollback."
         if back_to_old and status == "InService":
             described["FailureReason"] = "The deployment was rolled back because an alarm was triggered."
         return described
@@ -267,6 +275,29 @@ def test_alarm_rollback_is_reported_with_the_alarm_and_the_new_version_removed(
     assert tagged_everywhere() == {}
 
 
+def test_update_rollback_failed_stops_the_wait_and_shipyard_rolls_back(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
+) -> None:
+    """SageMaker's own rollback fails (EndpointStatus UpdateRollbackFailed: a mix of both configs serves): the wait
+    stops there (it no longer polls until its time-out) and the existing rollback updates the endpoint back to the
+    old config. Scripted: UpdateEndpoint and DescribeEndpoint (moto lacks the one and keeps endpoints InService)."""
+    deployer, old = _deployed(state_path, digits_bundle, small_image, registry)
+    _alarms(deployer)
+    deployer2, target2, steps = make(state_path)
+    phases = [("Updating", "Creating", 0), ("Updating", "ActivatingTraffic", 3), ("UpdateRollbackFailed", None, 4)]
+    seen = _blue_green(target2, phases, on=None)
+    with pytest.raises(DeployFailed, match="is UpdateRollbackFailed: The deployment failed and so did") as raised:
+        deployer2.update("digits", str(digits_bundle), image=small_image, canary="20%:1m")
+    assert str(raised.value).endswith(f"the endpoint is back on {old.endpoint_config}")
+    assert [a["EndpointConfigName"] for a in seen["asked"]][1:] == [old.endpoint_config]
+    assert "DeploymentConfig" not in seen["asked"][1]  # the way back is a plain update
+    assert f"rolling back digits to {old.endpoint_config}" in steps.steps
+    assert deployer2.record("digits").details.endpoint_config == old.endpoint_config
+    _forget_alarms(deployer2)
+    deployer2.cleanup("digits")
+    assert tagged_everywhere() == {}
+
+
 def test_no_alarms_warns_and_sends_no_auto_rollback(
     aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
 ) -> None:
@@ -384,8 +415,14 @@ def test_cli_update_with_canary_end_to_end_and_the_rollback_history(
 # -- the options: SageMaker's limits, the flags named ---------------------------------------------------------
 
 
-def test_rollout_parsing_and_limits() -> None:
+def test_rollout_parsing_and_limits(tmp_path: Path) -> None:
     """No AWS: the options as the CLI and the Python API parse them."""
+    from shipyard.deploy.state import StateStore
+
+    first = DeployOptions.parse("b", "n", target="sagemaker", canary="10%:5m")
+    with pytest.raises(SpecError, match="guards an update") as raised:
+        Deployer(StateStore(tmp_path / "state.json")).deploy(first)  # a first deploy: refused before any AWS call
+    assert raised.value.option == "canary"
     assert parse_changes(canary="10%:5m", bake="10m") == {"rollout": Rollout("CANARY", 10, 300), "bake_s": 600}
     assert parse_changes(linear="25%:2m")["rollout"].steps == 4
     assert parse_changes(all_at_once=True)["rollout"] == Rollout("ALL_AT_ONCE")
