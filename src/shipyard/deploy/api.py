@@ -139,7 +139,9 @@ class Deployer:
     def update(self, name: str, source: str, **changes: Any) -> Endpoint:
         """Replace the model of ``name`` with ``source``; the options not in ``changes`` stay as deployed.
 
-        ``changes`` are :class:`DeployOptions` fields, typed or in their user-facing forms (``serverless="2048:10"``).
+        ``changes`` are :class:`DeployOptions` fields, typed or in their user-facing forms (``serverless="2048:10"``);
+        on sagemaker, ``canary="10%:5m"``, ``linear="25%:2m"`` or ``all_at_once=True`` and ``bake="10m"`` guard the
+        update (SageMaker's deployment guardrails: :mod:`shipyard.deploy.sagemaker.guard`).
         """
         record = self.record(name)
         if record.status not in {IN_SERVICE, FAILED}:
