@@ -191,14 +191,18 @@ class DeployError(ShipyardError):
 
 
 class DeployFailed(DeployError):
-    """The endpoint ended ``Failed``: the target's reason and the container's last log lines travel with it."""
+    """The endpoint ended ``Failed``: the target's reason and the container's last log lines travel with it;
+    ``alarm``: the CloudWatch alarm whose firing made SageMaker roll a guarded update back, when one did."""
 
     code = "DeployFailed"
 
-    def __init__(self, message: str, *, reason: str | None = None, log_tail: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, reason: str | None = None, log_tail: tuple[str, ...] = (), alarm: str | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.log_tail = log_tail
+        self.alarm = alarm
 
 
 class NotDeployed(DeployError):

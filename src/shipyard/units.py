@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from shipyard.errors import SpecError
 
-__all__ = ["parse_duration"]
+__all__ = ["format_duration", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -27,3 +27,11 @@ def parse_duration(text: str | timedelta, *, option: str, minimum_s: float = 0.0
         shown = "one minute" if minimum_s == 60 else f"{minimum_s:g} seconds"
         raise SpecError(f"{option} {text!r}: at least {shown}", option=option)
     return timedelta(seconds=seconds)
+
+
+def format_duration(seconds: int) -> str:
+    """Whole seconds as :func:`parse_duration` reads them: ``300`` → ``5m``, ``3600`` → ``1h``, ``90`` → ``90s``."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

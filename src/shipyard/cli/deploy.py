@@ -109,8 +109,18 @@ OPTIONS = {
     "port": ("port", "--port"),
     "bucket": ("bucket", "--bucket"),
     "log_retention": ("log_retention_days", "--log-retention"),
+    "canary": ("canary", "--canary"),
+    "linear": ("linear", "--linear"),
+    "all_at_once": ("all_at_once", "--all-at-once"),
+    "bake": ("bake", "--bake"),
 }
-FLAGS = {"name": "--name", **dict(OPTIONS.values())}
+# The guardrails' typed options (DeployOptions.rollout and bake_s) name their flags too.
+FLAGS = {
+    "name": "--name",
+    **dict(OPTIONS.values()),
+    "bake_s": "--bake",
+    "rollout": "--canary/--linear/--all-at-once",
+}
 
 # The command's parameters, declared once (the signature below stays short).
 Source = Annotated[
@@ -154,6 +164,32 @@ RegistryOpt = Annotated[
 AllowUnapproved = Annotated[
     bool, typer.Option("--allow-unapproved", help="Deploy a GROUP/VERSION that is not Approved.")
 ]
+CanaryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--canary",
+        help="With --update (sagemaker): PERCENT%:WAIT, e.g. 10%:5m: that share of the new fleet's capacity "
+        "first, then the rest after WAIT without an alarm.",
+    ),
+]
+LinearOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--linear", help="With --update (sagemaker): PERCENT%:WAIT, e.g. 25%:2m: that much more traffic every WAIT."
+    ),
+]
+AllAtOnce = Annotated[
+    bool, typer.Option("--all-at-once", help="With --update (sagemaker): all traffic to the new fleet in one step.")
+]
+BakeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bake",
+        help="With --update (sagemaker): how long the old fleet is kept, watched by the alarms, once all traffic is "
+        "on the new one (e.g. 10m).",
+        show_default="0s",
+    ),
+]
 DryRun = Annotated[
     bool,
     typer.Option(
@@ -188,11 +224,16 @@ def deploy(
     log_retention: LogRetention = DEFAULT_LOG_RETENTION_DAYS,
     registry: RegistryOpt = "local",
     allow_unapproved: AllowUnapproved = False,
+    canary: CanaryOpt = None,
+    linear: LinearOpt = None,
+    all_at_once: AllAtOnce = False,
+    bake: BakeOpt = None,
     dry_run: DryRun = False,
     state: Path | None = STATE_OPTION,
 ) -> None:
     """Deploy a bundle, an image, a training run or a registered model version as an endpoint: `local` (the real
-    image under Podman/Docker) or `sagemaker`."""
+    image under Podman/Docker) or `sagemaker`. `--update NAME` replaces the model of a deployment; on sagemaker
+    `--canary`, `--linear` or `--all-at-once` and `--bake` guard it (rolled back when an alarm fires)."""
     from shipyard.errors import SpecError
 
     if source is None:
@@ -234,6 +275,7 @@ def _run_deploy(
     if update:
         endpoint = _update(deployer, update, resolved, changes)
     else:
+        _no_guard_without_update(changes)
         if not name:
             raise SpecError("deploy needs --name NAME (or --update NAME)")
         options = DeployOptions.parse(source, name, **changes)
@@ -254,6 +296,19 @@ def _run_deploy(
     )
 
 
+def _no_guard_without_update(changes: dict[str, Any]) -> None:
+    """--canary/--linear/--all-at-once/--bake guard an update: refused on a first deploy, naming the flag."""
+    from shipyard.errors import SpecError
+
+    for option in ("canary", "linear", "all_at_once", "bake"):
+        if option in changes:
+            raise SpecError(
+                f"{option} guards an update: use it with --update NAME (a first deploy has no old fleet to shift "
+                "traffic from or roll back to)",
+                option=option,
+            )
+
+
 def _update(deployer: Deployer, name: str, resolved: Resolved, changes: dict[str, Any]) -> Endpoint:
     """``--update NAME``; the versions involved get ``update`` in their history, or ``rollback`` when it failed and
     the deployment went back to what it served."""
@@ -269,6 +324,8 @@ def _update(deployer: Deployer, name: str, resolved: Resolved, changes: dict[str
         touched = after is not None and before is not None and after.updated_at != before.updated_at
         if after is not None and touched and after.status == "InService":  # rolled back: serving the previous again
             what = new_ref or resolved.source
+            alarm = getattr(exc, "alarm", None)
+            why = f"alarm {alarm} fired" if alarm else "the update failed"
             note(
                 deployer.settings,
                 old_ref,
@@ -279,9 +336,7 @@ def _update(deployer: Deployer, name: str, resolved: Resolved, changes: dict[str
                 deployer.settings,
                 new_ref,
                 resolved.registry,
-                HistoryEntry.now(
-                    "rollback", name, after.target, f"the update failed; back on {old_ref or after.source}"
-                ),
+                HistoryEntry.now("rollback", name, after.target, f"{why}; back on {old_ref or after.source}"),
             )
         raise
     if old_ref and old_ref != new_ref:

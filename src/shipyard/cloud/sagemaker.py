@@ -107,9 +107,14 @@ class SageMakerGateway:
                 self.client.create_endpoint(EndpointName=name, EndpointConfigName=config, Tags=tags)["EndpointArn"]
             )
 
-    def update_endpoint(self, name: str, *, config: str) -> None:
+    def update_endpoint(self, name: str, *, config: str, deployment_config: dict[str, Any] | None = None) -> None:
+        """UpdateEndpoint to ``config``; ``deployment_config``: its DeploymentConfig (blue/green traffic routing,
+        the alarms to roll back on), else SageMaker's default (blue/green, all at once, no bake)."""
+        args: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config}
+        if deployment_config:
+            args["DeploymentConfig"] = deployment_config
         with aws_call(f"update the endpoint {name} to the config {config}", self.aws.region):
-            self.client.update_endpoint(EndpointName=name, EndpointConfigName=config)
+            self.client.update_endpoint(**args)
 
     # -- read -------------------------------------------------------------------------------------------
     def _describe(self, what: str, call: str, **key: str) -> dict[str, Any] | None:

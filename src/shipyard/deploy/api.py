@@ -117,6 +117,13 @@ class Deployer:
                 f"{options.name}` removes it",
                 option="name",
             )
+        if options.rollout is not None or options.bake_s is not None:
+            option = options.rollout.option if options.rollout is not None else "bake_s"
+            raise SpecError(
+                f"{option} guards an update (`deploy --update {options.name} NEW`): a first deploy has no old "
+                "fleet to shift traffic from or roll back to",
+                option=option,
+            )
         run = DeployRun(options, _new_record(options), self.state.put, self.reporter)
         try:
             record = self.target(options.target).deploy(run)
@@ -132,7 +139,9 @@ class Deployer:
     def update(self, name: str, source: str, **changes: Any) -> Endpoint:
         """Replace the model of ``name`` with ``source``; the options not in ``changes`` stay as deployed.
 
-        ``changes`` are :class:`DeployOptions` fields, typed or in their user-facing forms (``serverless="2048:10"``).
+        ``changes`` are :class:`DeployOptions` fields, typed or in their user-facing forms (``serverless="2048:10"``);
+        on sagemaker, ``canary="10%:5m"``, ``linear="25%:2m"`` or ``all_at_once=True`` and ``bake="10m"`` guard the
+        update (SageMaker's deployment guardrails: :mod:`shipyard.deploy.sagemaker.guard`).
         """
         record = self.record(name)
         if record.status not in {IN_SERVICE, FAILED}:

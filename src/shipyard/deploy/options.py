@@ -21,22 +21,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shipyard.errors import SpecError
-from shipyard.units import parse_duration
+from shipyard.units import format_duration, parse_duration
 
 __all__ = [
     "DEFAULT_INSTANCE_TYPE",
     "DEFAULT_LOG_RETENTION_DAYS",
     "DEFAULT_STARTUP_TIMEOUT_S",
     "LOG_RETENTION_DAYS",
+    "ROLLOUT_KINDS",
     "TARGETS",
     "Autoscale",
     "DeployOptions",
+    "Rollout",
     "SecretRef",
     "Serverless",
     "check_name",
     "parse_changes",
     "parse_env",
     "parse_ttl",
+    "update_budget_s",
 ]
 
 TARGETS = ("local", "sagemaker")
@@ -204,6 +207,105 @@ def parse_ttl(text: str | timedelta | None) -> timedelta | None:
     return parse_duration(text, option="ttl", minimum_s=60)
 
 
+# SageMaker's deployment guardrails (UpdateEndpoint's DeploymentConfig.BlueGreenUpdatePolicy), their limits from
+# botocore's service model: WaitIntervalInSeconds and TerminationWaitInSeconds 0-3600, a CapacitySize at least 1,
+# MaximumExecutionTimeoutInSeconds 600-28800; and the API reference's: CanarySize at most 50% of the variant's
+# instances, LinearStepSize 10-50%.
+ROLLOUT_KINDS = ("CANARY", "LINEAR", "ALL_AT_ONCE")
+_WAIT_MAX_S = 3600
+_EXECUTION_MAX_S = 28800
+# Before the first traffic step SageMaker provisions the new fleet: the instances, then the container's start.
+PROVISION_S = 1800
+_SIZE_PCT = {"CANARY": (1, 50), "LINEAR": (10, 50)}
+_SIZE_FIELD = {"CANARY": "CanarySize", "LINEAR": "LinearStepSize"}
+_SIZED = re.compile(r"^\s*(\d+)\s*%\s*:\s*(\S+)\s*$")
+
+
+def _rollout_option(kind: str) -> str:
+    """The option (and, through the CLI, the flag) a rollout of ``kind`` came from: canary, linear, all_at_once."""
+    return kind.lower()
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How an update shifts traffic to the new fleet: ``CANARY`` (``size_pct`` of its capacity first, then the
+    rest after ``wait_s``), ``LINEAR`` (``size_pct`` more every ``wait_s``) or ``ALL_AT_ONCE``.
+
+    ``size_pct`` is a percentage of the new fleet's capacity (``CapacitySize`` ``CAPACITY_PERCENT``, at least 1 in
+    botocore's model); SageMaker's API reference bounds it further: a canary at most 50% of the variant's
+    instances, a linear step 10-50%.
+    """
+
+    kind: str
+    size_pct: int | None = None
+    wait_s: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ROLLOUT_KINDS:
+            raise SpecError(f"rollout {self.kind!r}: choose one of {', '.join(ROLLOUT_KINDS)}", option="rollout")
+        option = _rollout_option(self.kind)
+        if self.kind == "ALL_AT_ONCE":
+            if self.size_pct is not None:
+                raise SpecError(f"{option} moves all traffic in one step: it takes no size", option=option)
+        else:
+            low, high = _SIZE_PCT[self.kind]
+            if self.size_pct is None or not low <= self.size_pct <= high:
+                raise SpecError(
+                    f"{option} size {self.size_pct}%: SageMaker takes {low}% to {high}% of the new fleet's capacity "
+                    f"for a {option} step (TrafficRoutingConfig {_SIZE_FIELD[self.kind]}, CAPACITY_PERCENT)",
+                    option=option,
+                )
+        if not 0 <= self.wait_s <= _WAIT_MAX_S:
+            raise SpecError(
+                f"{option} wait {self.wait_s} s: SageMaker waits 0 to {_WAIT_MAX_S} s between steps "
+                "(WaitIntervalInSeconds)",
+                option=option,
+            )
+
+    @classmethod
+    def parse(cls, kind: str, text: str | None = None) -> Rollout:
+        """``CANARY``/``LINEAR`` with ``"10%:5m"`` (a percent of the new fleet's capacity, the wait after each
+        step: s, m, h); ``ALL_AT_ONCE`` with no text."""
+        option = _rollout_option(kind)
+        if kind == "ALL_AT_ONCE" or text is None:
+            return cls(kind)
+        match = _SIZED.match(text)
+        if not match:
+            raise SpecError(
+                f"{option} {text!r}: expected PERCENT%:WAIT, e.g. 10%:5m (a percent of the new fleet's capacity, "
+                "then how long to watch it)",
+                option=option,
+            )
+        wait = parse_duration(match.group(2), option=option)
+        return cls(kind, int(match.group(1)), int(wait.total_seconds()))
+
+    @property
+    def steps(self) -> int:
+        """How many times traffic moves: a canary twice, linear once per step, all at once once."""
+        if self.kind == "CANARY":
+            return 2
+        if self.kind == "LINEAR":
+            return -(-100 // (self.size_pct or 100))
+        return 1
+
+    @property
+    def option(self) -> str:
+        return _rollout_option(self.kind)
+
+    def label(self) -> str:
+        """``canary 10%:5m``, ``linear 25%:2m``, ``all at once``."""
+        if self.kind == "ALL_AT_ONCE":
+            return "all at once"
+        return f"{self.option} {self.size_pct}%:{format_duration(self.wait_s)}"
+
+
+def update_budget_s(options: DeployOptions) -> int:
+    """The longest a guarded update may take: the new fleet's provisioning and start, every traffic step's
+    wait, the final bake (SageMaker's MaximumExecutionTimeoutInSeconds is this, within 600-28800)."""
+    rollout = options.rollout or Rollout("ALL_AT_ONCE")
+    return options.startup_timeout_s + PROVISION_S + rollout.steps * rollout.wait_s + (options.bake_s or 0)
+
+
 def check_instance_type(instance_type: str) -> None:
     """The instance types SageMaker hosting accepts, from botocore's service model (no AWS call)."""
     from shipyard.cloud.catalog import hosting_instance_types  # the aws extra; a CloudError says so without it
@@ -250,12 +352,17 @@ class DeployOptions:
     engine: str | None = None
     base_image: str | None = None
     workers: int | None = None
+    # sagemaker, an update only (not kept in the record): how traffic moves to the new fleet, and how long
+    # SageMaker watches the alarms with all traffic on it before it drops the old one (TerminationWaitInSeconds)
+    rollout: Rollout | None = None
+    bake_s: int | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
         _check_env(self.env)
         self._check_ranges()
         self._check_sizes()
+        self._check_rollout()
         if self.target == "sagemaker":
             check_instance_type(self.instance_type)
         env_names = [s.env_var for s in self.secrets]
@@ -304,6 +411,36 @@ class DeployOptions:
                 option="instance_count",
             )
 
+    def _check_rollout(self) -> None:
+        """The guardrails of an update: sagemaker only, within SageMaker's limits, none that serverless lacks."""
+        if self.rollout is None and self.bake_s is None:
+            return
+        option = self.rollout.option if self.rollout is not None else "bake_s"
+        if self.target != "sagemaker":
+            raise SpecError(
+                f"{option} is for sagemaker updates: SageMaker shifts traffic between its old and new fleets; the "
+                f"{self.target} target replaces its one container at once, with nothing to shift or watch",
+                option=option,
+            )
+        if self.bake_s is not None and not 0 <= self.bake_s <= _WAIT_MAX_S:
+            raise SpecError(
+                f"bake_s {self.bake_s}: SageMaker bakes 0 to {_WAIT_MAX_S} s (TerminationWaitInSeconds)",
+                option="bake_s",
+            )
+        if self.serverless is not None and self.rollout is not None and self.rollout.kind != "ALL_AT_ONCE":
+            raise SpecError(
+                f"{option} moves traffic in steps of the new fleet's instance capacity; a serverless endpoint has "
+                "no instances to step through: use --all-at-once (with --bake) or none",
+                option=option,
+            )
+        if update_budget_s(self) > _EXECUTION_MAX_S:
+            raise SpecError(
+                f"{option}: the update would take up to {update_budget_s(self)} s (start, every step's wait, the "
+                f"bake); SageMaker stops an update after {_EXECUTION_MAX_S} s (MaximumExecutionTimeoutInSeconds): "
+                "wait less per step or take bigger steps",
+                option=option,
+            )
+
     @classmethod
     def parse(cls, source: str, name: str, **values: Any) -> DeployOptions:
         """Options from user-facing values (see :func:`parse_changes`); the ones not given take their defaults."""
@@ -345,8 +482,8 @@ class DeployOptions:
 
 
 # Kept elsewhere in the record (source, name, target, region, expires_at, env_keys) or never (env values,
-# a one-off prebuilt image).
-_NOT_KEPT = {"source", "name", "target", "region", "ttl", "env", "image"}
+# a one-off prebuilt image, an update's rollout and bake).
+_NOT_KEPT = {"source", "name", "target", "region", "ttl", "env", "image", "rollout", "bake_s"}
 _ALIASES = {"data_capture": "data_capture_pct", "startup_timeout": "startup_timeout_s"}
 
 
@@ -358,13 +495,18 @@ def parse_changes(
     env: Iterable[str] | Mapping[str, str] | None = None,
     secrets: Iterable[str | SecretRef] | None = None,
     ttl: str | timedelta | None = None,
+    canary: str | None = None,
+    linear: str | None = None,
+    all_at_once: bool = False,
+    bake: str | timedelta | None = None,
     **values: Any,
 ) -> dict[str, Any]:
     """Typed :class:`DeployOptions` values from user-facing ones, only those given (not None).
 
     ``serverless="2048:10"``, ``autoscale="1:4"`` with ``max_rps=20``, ``env=["KEY=VALUE"]`` or a mapping,
-    ``secrets=["VAR=name"]``, ``ttl="2h"``; every other option as its field (``instance_count=2``, ...).
-    An unknown name raises :class:`SpecError`.
+    ``secrets=["VAR=name"]``, ``ttl="2h"``; an update's ``canary="10%:5m"``, ``linear="25%:2m"`` or
+    ``all_at_once=True`` (one of them) and ``bake="10m"``; every other option as its field (``instance_count=2``,
+    ...). An unknown name raises :class:`SpecError`.
     """
     for alias, option in _ALIASES.items():  # the names the Python API had before they were the fields'
         if alias in values:
@@ -378,6 +520,20 @@ def parse_changes(
         "env": parse_env(env) if env else None,
         "secrets": tuple(s if isinstance(s, SecretRef) else SecretRef.parse(s) for s in secrets or ()) or None,
         "ttl": parse_ttl(ttl),
+        "rollout": _parse_rollout(canary, linear, all_at_once),
+        "bake_s": int(parse_duration(bake, option="bake_s").total_seconds()) if bake is not None else None,
         **values,
     }
     return {key: value for key, value in typed.items() if value is not None}
+
+
+def _parse_rollout(canary: str | None, linear: str | None, all_at_once: bool) -> Rollout | None:
+    given: list[tuple[str, str | None]] = [(k, t) for k, t in (("CANARY", canary), ("LINEAR", linear)) if t is not None]
+    if all_at_once:
+        given.append(("ALL_AT_ONCE", None))
+    if len(given) > 1:
+        raise SpecError(
+            f"{' and '.join(_rollout_option(k) for k, _ in given)} given together: choose one way to shift traffic",
+            option="rollout",
+        )
+    return Rollout.parse(*given[0]) if given else None

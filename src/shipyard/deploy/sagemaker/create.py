@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from shipyard.cloud.iam import sagemaker_trust_policy
 from shipyard.cloud.s3 import default_bucket
 from shipyard.deploy.base import CREATING, IN_SERVICE, DeployRun
 from shipyard.deploy.images import ImageService, ResolvedImage
-from shipyard.deploy.options import DeployOptions
+from shipyard.deploy.options import PROVISION_S, DeployOptions
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import POLICY_NAME, ROLE_PATH, VARIANT
 from shipyard.deploy.sagemaker.policy import execution_policy
@@ -172,17 +173,27 @@ def _endpoint(ctx: Context, run: DeployRun, poll_s: float) -> None:
     wait_for(ctx, run, poll_s, since_ms=since_ms)
 
 
-def wait_for(ctx: Context, run: DeployRun, poll_s: float, *, since_ms: int | None = None) -> dict[str, Any]:
-    """Wait until the endpoint is InService (see :func:`wait_in_service`)."""
+def wait_for(
+    ctx: Context,
+    run: DeployRun,
+    poll_s: float,
+    *,
+    since_ms: int | None = None,
+    timeout_s: float | None = None,
+    watch: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Wait until the endpoint is InService (see :func:`wait_in_service`); by default as long as provisioning
+    and the container's start may take."""
     return wait_in_service(
         ctx.sagemaker,
         ctx.logs,
         endpoint=ctx.names.endpoint,
         log_group=ctx.names.log_group,
         reporter=run.reporter,
-        timeout_s=run.options.startup_timeout_s + 1800,  # instance provisioning comes before the container's start
+        timeout_s=timeout_s if timeout_s is not None else run.options.startup_timeout_s + PROVISION_S,
         poll_s=poll_s,
         since_ms=since_ms,
+        watch=watch,
     )
 
 

@@ -1,6 +1,10 @@
 """``deploy --update NAME``: a new EndpointConfig, UpdateEndpoint, wait; roll back on failure; then delete
 the previous config, model and artifact.
 
+With ``--canary``/``--linear``/``--all-at-once``/``--bake`` (a guarded update, deploy/sagemaker/guard.py) the
+UpdateEndpoint carries SageMaker's deployment guardrails, the traffic steps are reported as they happen, and a
+rollback SageMaker made because an alarm fired is reported with that alarm.
+
 SageMaker keeps serving the old config while it updates (blue/green) and goes back to it by itself when
 the new one fails; this code makes sure the endpoint ends on the old config in every failure case and
 removes what the failed attempt created, so the state stays exactly one version.
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 from shipyard.deploy.base import IN_SERVICE, UPDATING, DeployRun
 from shipyard.deploy.images import ImageService
-from shipyard.deploy.options import DeployOptions, SecretRef
+from shipyard.deploy.options import PROVISION_S, DeployOptions, SecretRef, update_budget_s
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.create import (
     Version,
@@ -26,9 +30,11 @@ from shipyard.deploy.sagemaker.create import (
     role_policy,
     wait_for,
 )
+from shipyard.deploy.sagemaker.guard import Progress, deployment_config, fired, rollback_alarms
 from shipyard.deploy.sagemaker.names import POLICY_NAME, VARIANT
 from shipyard.deploy.state import Deployment, Details
 from shipyard.errors import DeployError, DeployFailed, ShipyardError
+from shipyard.units import format_duration
 
 __all__ = ["inherit_environment", "update"]
 
@@ -81,15 +87,17 @@ def update(
         new_config=record.details.endpoint_config or "",
         new_model=record.details.model or "",
     )
-    since_ms = _switch(ctx, run, versions, image_uri=pushed.uri)
+    alarms = _guard_alarms(ctx, run) if _guarded(run.options) else []
+    since_ms = _switch(ctx, run, versions, image_uri=pushed.uri, alarms=alarms)
     try:
-        _wait_on_new(ctx, run, versions, poll_s, since_ms)
+        _wait_on_new(ctx, run, versions, poll_s, since_ms, alarms)
     except DeployFailed as failure:
         _roll_back(ctx, run, before, versions, poll_s)
         raise DeployFailed(
             f"{failure}; the endpoint is back on {versions.old_config}",
             reason=failure.reason,
             log_tail=failure.log_tail,
+            alarm=failure.alarm,
         ) from None
     _drop_previous(ctx, run, versions, version)
     attach_autoscaling(ctx, run)
@@ -98,26 +106,68 @@ def update(
     return record
 
 
-def _switch(ctx: Context, run: DeployRun, versions: _Versions, *, image_uri: str) -> int:
-    """UpdateEndpoint to the new config (a variant under autoscaling cannot be replaced: detached first);
-    when it was asked, in ms (the container log lines to show on failure start there)."""
+def _guarded(options: DeployOptions) -> bool:
+    return options.rollout is not None or options.bake_s is not None
+
+
+def _guard_alarms(ctx: Context, run: DeployRun) -> list[str]:
+    """The alarms a guarded update rolls back on; without any (``--no-alarms``), a warning that only a failed
+    update will."""
+    alarms = rollback_alarms(ctx, run.record)
+    if not alarms:
+        run.step(
+            f"warning: {run.record.name} has no alarms (deployed with --no-alarms): SageMaker rolls this update back "
+            "only if it fails, not on errors or latency while traffic moves"
+        )
+    return alarms
+
+
+def _switch(ctx: Context, run: DeployRun, versions: _Versions, *, image_uri: str, alarms: list[str]) -> int:
+    """UpdateEndpoint to the new config (a variant under autoscaling cannot be replaced: detached first), with
+    the guardrails asked for; when it was asked, in ms (the container log lines to show on failure start there)."""
     names, record = ctx.names, run.record
     if record.of("autoscaling"):  # re-attached after
         ctx.scaling.detach(names.endpoint, VARIANT)
         record.drop("autoscaling", f"endpoint/{names.endpoint}/variant/{VARIANT}")
         run.save()
     since_ms = int(time.time() * 1000)
-    ctx.sagemaker.update_endpoint(names.endpoint, config=versions.new_config)
+    options = run.options
+    ctx.sagemaker.update_endpoint(
+        names.endpoint, config=versions.new_config, deployment_config=deployment_config(options, alarms)
+    )
     record.image = image_uri
     record.touch(UPDATING)
     run.save()
-    run.step(f"updating {names.endpoint} to {versions.new_config}")
+    how = ""
+    if _guarded(options):
+        rollout = options.rollout.label() if options.rollout else "all at once"
+        watched = f"rolls back on {', '.join(alarms)}" if alarms else "no alarms to roll back on"
+        how = f" ({rollout}, bake {format_duration(options.bake_s or 0)}, {watched})"
+    run.step(f"updating {names.endpoint} to {versions.new_config}{how}")
     return since_ms
 
 
-def _wait_on_new(ctx: Context, run: DeployRun, versions: _Versions, poll_s: float, since_ms: int) -> None:
-    described = wait_for(ctx, run, poll_s, since_ms=since_ms)
+def _wait_on_new(
+    ctx: Context, run: DeployRun, versions: _Versions, poll_s: float, since_ms: int, alarms: list[str]
+) -> None:
+    """Until the endpoint settles; a guarded update's steps reported, as long as SageMaker may take (and its
+    rollback after); :class:`DeployFailed` when it did not end on the new config (naming the alarm that fired)."""
+    options = run.options
+    guarded = _guarded(options)
+    described = wait_for(
+        ctx,
+        run,
+        poll_s,
+        since_ms=since_ms,
+        timeout_s=update_budget_s(options) + PROVISION_S if guarded else None,
+        watch=Progress(run, options, versions.new_config) if guarded else None,
+    )
     if described.get("EndpointConfigName") != versions.new_config:
+        alarm = fired(ctx, alarms)
+        if alarm is not None:
+            raise DeployFailed(
+                f"rolled back: alarm {alarm.name} fired ({alarm.reason})", reason=alarm.reason, alarm=alarm.name
+            )
         reason = str(described.get("FailureReason") or "SageMaker went back to the previous config")
         raise DeployFailed(f"the update of {ctx.names.endpoint} failed and was rolled back: {reason}", reason=reason)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shipyard.cloud.logs import LogsGateway
@@ -12,7 +13,8 @@ from shipyard.errors import DeployError, DeployFailed, ShipyardError
 
 __all__ = ["log_tail", "wait_in_service"]
 
-_SETTLED = {IN_SERVICE, FAILED, "OutOfService"}
+# UpdateRollbackFailed: a blue/green update and SageMaker's own rollback both failed (a mix of both configs serves).
+_SETTLED = {IN_SERVICE, FAILED, "OutOfService", "UpdateRollbackFailed"}
 
 
 def log_tail(logs: LogsGateway, group: str, since_ms: int | None, lines: int = 30) -> tuple[str, ...]:
@@ -33,14 +35,19 @@ def wait_in_service(
     timeout_s: float,
     poll_s: float,
     since_ms: int | None = None,
+    watch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Poll ``DescribeEndpoint`` until InService; :class:`DeployFailed` (reason + log tail) when it fails."""
+    """Poll ``DescribeEndpoint`` until InService; :class:`DeployFailed` (reason + log tail) when it fails.
+
+    ``watch`` sees every answer first (a guarded update reports its traffic steps from them)."""
     started = time.monotonic()
     while True:
         described = sagemaker.describe_endpoint(endpoint)
         elapsed = time.monotonic() - started
         if described is None:
             raise DeployError(f"the endpoint {endpoint} disappeared while waiting for it (deleted elsewhere?)")
+        if watch is not None:
+            watch(described)
         state = str(described.get("EndpointStatus"))
         reporter.status(state, elapsed, str(described.get("FailureReason") or ""))
         if state in _SETTLED:
