@@ -109,6 +109,8 @@ OPTIONS = {
     "port": ("port", "--port"),
     "bucket": ("bucket", "--bucket"),
     "log_retention": ("log_retention_days", "--log-retention"),
+    "alarms": ("alarms", "--no-alarms"),
+    "notify": ("notify", "--notify"),
 }
 FLAGS = {"name": "--name", **dict(OPTIONS.values())}
 
@@ -148,6 +150,14 @@ Bucket = Annotated[
     ),
 ]
 LogRetention = Annotated[int, typer.Option("--log-retention", help="Days CloudWatch keeps the logs.")]
+AlarmsOpt = Annotated[
+    bool,
+    typer.Option("--alarms/--no-alarms", help="sagemaker: CloudWatch alarms and a dashboard (docs/edge.md)."),
+]
+NotifyOpt = Annotated[
+    str | None,
+    typer.Option("--notify", help="sagemaker: who the alarms tell: an EMAIL (a topic is made) or an SNS ARN."),
+]
 RegistryOpt = Annotated[
     str, typer.Option("--registry", help="The model registry of a GROUP/VERSION source: local or sagemaker.")
 ]
@@ -186,6 +196,8 @@ def deploy(
     port: Port = None,
     bucket: Bucket = None,
     log_retention: LogRetention = DEFAULT_LOG_RETENTION_DAYS,
+    alarms: AlarmsOpt = True,
+    notify: NotifyOpt = None,
     registry: RegistryOpt = "local",
     allow_unapproved: AllowUnapproved = False,
     dry_run: DryRun = False,

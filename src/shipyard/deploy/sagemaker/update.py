@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from shipyard.deploy.base import IN_SERVICE, UPDATING, DeployRun
 from shipyard.deploy.images import ImageService
 from shipyard.deploy.options import DeployOptions, SecretRef
+from shipyard.deploy.sagemaker import alarms
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.create import (
     Version,
@@ -93,6 +94,7 @@ def update(
         ) from None
     _drop_previous(ctx, run, versions, version)
     attach_autoscaling(ctx, run)
+    alarms.ensure(ctx, run)
     record.touch(IN_SERVICE)
     run.save()
     return record
