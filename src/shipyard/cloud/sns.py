@@ -33,6 +33,15 @@ class SnsGateway:
             )
         return str(answer.get("SubscriptionArn", "pending confirmation"))
 
+    def find_topic(self, name: str) -> str | None:
+        """The ARN of this account's topic named ``name`` in the region, or None (ListTopics, every page)."""
+        with aws_call("list the SNS topics", self.aws.region):
+            for page in self.client.get_paginator("list_topics").paginate():
+                for topic in page.get("Topics", []):
+                    if str(topic["TopicArn"]).rsplit(":", 1)[-1] == name:
+                        return str(topic["TopicArn"])
+        return None
+
     def exists(self, topic_arn: str) -> bool:
         with aws_call(f"find the SNS topic {topic_arn}", self.aws.region):
             try:

@@ -40,6 +40,7 @@ from shipyard.deploy.state import BenchFigures, Deployment
 
 __all__ = [
     "DEFAULT_LATENCY_MS",
+    "METRICS",
     "Watch",
     "alarm_specs",
     "dashboard_body",
@@ -59,6 +60,9 @@ ERRORS_5XX, ERRORS_5XX_MINUTES = 5, 5
 RATE_4XX_PCT = 10.0
 UTILIZATION_PCT = 90.0
 SETUP_S = 10.0
+# every metric a deployment may have an alarm on (reconcile looks for each name)
+METRICS = ("ModelLatency", "OverheadLatency", "Invocation5XXErrors", "Invocation4XXErrors", "CPUUtilization",
+           "MemoryUtilization", "ModelSetupTime")  # fmt: skip
 _SIZE = re.compile(r"\.(\d*)xlarge$")
 
 
