@@ -271,6 +271,15 @@ def test_no_alarms_creates_none_and_a_given_topic_is_used_and_kept(
     assert watched() == {"alarms": [], "dashboards": [], "topics": [given]}
 
 
+def test_the_deploy_flags_name_themselves(aws: object, tmp_path: Path) -> None:
+    bad = _cli("deploy", str(tmp_path), "--name", "d", "--target", "sagemaker", "--notify", "nobody", "--dry-run")
+    assert bad.returncode == 2 and "--notify 'nobody': give an email address" in bad.stderr
+    plan = _cli("deploy", str(tmp_path), "--name", "d", "--target", "sagemaker", "--no-alarms", "--dry-run",
+                "--region", "us-east-1")  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    assert "--no-alarms: no CloudWatch alarms" in plan.stdout and "shipyard-d-ModelLatency" not in plan.stdout
+
+
 def test_notify_is_checked_when_the_options_are_made() -> None:
     with pytest.raises(SpecError, match="email address") as bad:
         DeployOptions(source="x", name="digits", notify="not-an-address")
@@ -297,8 +306,15 @@ def test_update_to_serverless_changes_which_alarms_exist(
     assert sorted(r.id.removeprefix("shipyard-digits-") for r in deployer2.record("digits").of("alarm")) == sorted(
         alarms()
     )
-    deployer2.cleanup("digits")
+    time.sleep(1.1)
+    deployer3, target3, _ = make(state_path)
+    _emulate_update(target3, ["Updating", "InService"])
+    deployer3.update("digits", str(digits_bundle), image=small_image, alarms=False)
     assert watched() == {"alarms": [], "dashboards": [], "topics": []}
+    record = deployer3.record("digits")
+    assert not record.of("alarm") and not record.of("dashboard")
+    deployer3.cleanup("digits")
+    assert tagged_everywhere() == {}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
