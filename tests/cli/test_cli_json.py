@@ -127,3 +127,27 @@ def test_monitor_checks_violation_schema_is_the_violation_files_own() -> None:
     assert {k: v for k, v in cli.items() if k != "description"} == {
         k: v for k, v in entry.items() if k != "description"
     }
+
+
+def test_status_health_matches_its_schema_and_null_is_allowed() -> None:
+    """``status NAME --output json``'s ``health`` (a real document from a sagemaker deployment against moto is
+    validated in tests/deploy/test_alarms.py); here the shape of each field, and that a wrong state fails."""
+    from shipyard.cli.status import health_json
+    from shipyard.deploy.base import AlarmState, Health
+
+    schema = json.loads((SCHEMAS / "status.v1.json").read_text())
+    health = Health(
+        window="last hour",
+        alarms=[AlarmState("shipyard-d-ModelLatency", "ModelLatency", "ALARM", "Threshold Crossed", "p99 > 50 ms")],
+        invocations=40.0,
+        p99_ms=250.0,
+        extra={"model_setup_p99_ms": None},
+        notes=["a note"],
+    )
+    document = {"schema": "shipyard.status/1", "state_file": "s", "prices": "p", "deployments": []}
+    jsonschema.validate({**document, "health": health_json(health)}, schema)
+    jsonschema.validate({**document, "health": None}, schema)
+    wrong = health_json(health)
+    wrong["alarms"][0]["state"] = "RED"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**document, "health": wrong}, schema)

@@ -126,10 +126,12 @@ def test_sagemaker_commands(
     rebuilt = run("status", "--reconcile", "--region", "us-east-1")
     assert "digits" in rebuilt.stdout and "InService" in rebuilt.stdout
     kinds = {r["kind"] for r in orjson.loads(state_path.read_bytes())["deployments"]["digits"]["resources"]}
-    assert kinds == {"role", "log-group", "ecr-repository", "s3-prefix", "model", "endpoint-config", "endpoint"}
+    assert kinds == {
+        "role", "log-group", "ecr-repository", "s3-prefix", "model", "endpoint-config", "endpoint", "alarm", "dashboard"
+    }  # fmt: skip
 
     assert "nothing to clean up" in run("cleanup", "--expired").stdout  # 2 h are not over
     cleaned = run("cleanup", "--all")
-    assert "digits: deleted 7" in cleaned.stdout
+    assert "digits: deleted 14" in cleaned.stdout  # and the 6 alarms and the dashboard
     assert tagged_everywhere() == {}
     assert "no deployments" in run("status").stdout

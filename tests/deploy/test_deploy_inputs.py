@@ -173,10 +173,12 @@ def test_dry_run_prints_the_plan_with_costs_and_creates_nothing(
         "SageMaker model",
         "SageMaker endpoint config",
         "SageMaker endpoint",
+        *["CloudWatch alarm"] * 6,
+        "CloudWatch dashboard",
     ]
-    endpoint_cost = plan.resources[-1].monthly_usd
+    endpoint_cost = plan.resources[7].monthly_usd
     assert endpoint_cost == pytest.approx(2 * 0.115 * 730)
-    assert plan.monthly_usd == pytest.approx(endpoint_cost)
+    assert plan.monthly_usd == pytest.approx(endpoint_cost + 7 * 0.10 + 3.00)  # 4xx rate: 2 metrics
     assert "2024-06" in plan.price_label
     assert tagged_everywhere() == {} and deployer.state.all() == []
     assert boto3.client("s3").list_buckets()["Buckets"] == []

@@ -85,6 +85,16 @@ def tagged_everywhere(name: str = "digits") -> dict[str, list[str]]:
             tags = s3.get_object_tagging(Bucket=bucket["Name"], Key=item["Key"])["TagSet"]
             if TAG in tags:
                 found.setdefault("s3", []).append(item["Key"])
+    cloudwatch = boto3.client("cloudwatch")  # alarms are tagged; dashboards take no tags: found by name
+    for alarm in cloudwatch.describe_alarms()["MetricAlarms"]:
+        if TAG in cloudwatch.list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]:
+            found.setdefault("cloudwatch", []).append(alarm["AlarmName"])
+    for board in cloudwatch.list_dashboards(DashboardNamePrefix=f"shipyard-{name}")["DashboardEntries"]:
+        found.setdefault("cloudwatch", []).append(board["DashboardName"])
+    sns = boto3.client("sns")
+    for topic in sns.list_topics()["Topics"]:
+        if TAG in sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"]:
+            found.setdefault("sns", []).append(topic["TopicArn"])
     scaling = boto3.client("application-autoscaling")
     for target in scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]:
         if f"endpoint/{name}/" in target["ResourceId"]:
@@ -156,6 +166,16 @@ def test_deploy_creates_every_resource_with_exact_settings_and_cleanup_removes_t
         "Effect": "Allow",
         "Action": "secretsmanager:GetSecretValue",
         "Resource": [secret_arn],
+    }
+    # Deployment guardrails read the rollback alarms with this role: exactly those two alarms.
+    assert by_sid["ReadRollbackAlarms"] == {
+        "Sid": "ReadRollbackAlarms",
+        "Effect": "Allow",
+        "Action": "cloudwatch:DescribeAlarms",
+        "Resource": [
+            f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:shipyard-digits-Invocation5XXErrors",
+            f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:shipyard-digits-ModelLatency",
+        ],
     }
     # A bare "*" only where AWS has no resource ARN for the action (patterns stay under a known ARN).
     wildcards = [
@@ -238,10 +258,11 @@ def test_deploy_creates_every_resource_with_exact_settings_and_cleanup_removes_t
     assert "hunter2-value" not in text and "visible-env-value" not in text
     kinds = [r.kind for r in record.resources]
     assert sorted(set(kinds)) == sorted(
-        ["role", "log-group", "ecr-repository", "s3-prefix", "model", "endpoint-config", "endpoint", "autoscaling"]
-    )
+        ["role", "log-group", "ecr-repository", "s3-prefix", "model", "endpoint-config", "endpoint", "autoscaling",
+         "alarm", "dashboard"]
+    )  # fmt: skip
     assert record.env_keys == ["API_TOKEN_HINT", "LOG_FORMAT"]
-    assert set(tagged_everywhere()) == {"sagemaker", "iam", "ecr", "logs", "s3", "autoscaling"}
+    assert set(tagged_everywhere()) == {"sagemaker", "iam", "ecr", "logs", "s3", "autoscaling", "cloudwatch"}
 
     # Cleanup removes every tagged resource, and a second cleanup is a no-op error-free.
     before = target.aws(REGION).total_calls
@@ -249,7 +270,7 @@ def test_deploy_creates_every_resource_with_exact_settings_and_cleanup_removes_t
     cleanup_calls = target.aws(REGION).total_calls - before
     assert tagged_everywhere() == {}
     assert deployer.state.get("digits") is None
-    assert len(report.deleted) == 8 and report.already_gone == []
+    assert len(report.deleted) == 8 + 6 + 1 and report.already_gone == []  # and 6 alarms, the dashboard
     assert deploy_calls > 0 and cleanup_calls > 0
 
 

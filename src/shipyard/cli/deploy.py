@@ -113,6 +113,8 @@ OPTIONS = {
     "linear": ("linear", "--linear"),
     "all_at_once": ("all_at_once", "--all-at-once"),
     "bake": ("bake", "--bake"),
+    "alarms": ("alarms", "--no-alarms"),
+    "notify": ("notify", "--notify"),
 }
 # The guardrails' typed options (DeployOptions.rollout and bake_s) name their flags too.
 FLAGS = {
@@ -158,6 +160,14 @@ Bucket = Annotated[
     ),
 ]
 LogRetention = Annotated[int, typer.Option("--log-retention", help="Days CloudWatch keeps the logs.")]
+AlarmsOpt = Annotated[
+    bool,
+    typer.Option("--alarms/--no-alarms", help="sagemaker: CloudWatch alarms and a dashboard (docs/edge.md)."),
+]
+NotifyOpt = Annotated[
+    str | None,
+    typer.Option("--notify", help="sagemaker: who the alarms tell: an EMAIL (a topic is made) or an SNS ARN."),
+]
 RegistryOpt = Annotated[
     str, typer.Option("--registry", help="The model registry of a GROUP/VERSION source: local or sagemaker.")
 ]
@@ -222,6 +232,8 @@ def deploy(
     port: Port = None,
     bucket: Bucket = None,
     log_retention: LogRetention = DEFAULT_LOG_RETENTION_DAYS,
+    alarms: AlarmsOpt = True,
+    notify: NotifyOpt = None,
     registry: RegistryOpt = "local",
     allow_unapproved: AllowUnapproved = False,
     canary: CanaryOpt = None,

@@ -5,6 +5,10 @@ table is wider than the terminal, the least useful columns are left out first (c
 age, size, TTL, target: the order of :data:`OPTIONAL`); when even the three that matter do not fit, each
 deployment is printed as a few lines instead, which the terminal wraps but never cuts. Printed to a pipe or
 a file (not a terminal), the table keeps its natural width unless ``COLUMNS`` is set: nothing there wraps it.
+
+``status NAME`` adds that deployment's health after its row: each alarm (name, metric, state, threshold) and the
+figures of a recent window (sagemaker: the last hour from CloudWatch; local: the server's ``/metrics``); with
+``--output json``, a ``health`` object. ``status`` without a name makes no such calls.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from shipyard.cli.tables import print_fitted
 
 if TYPE_CHECKING:
     from shipyard.deploy import StatusRow
+    from shipyard.deploy.base import Health
 
-__all__ = ["OPTIONAL", "register", "render", "status", "to_json"]
+__all__ = ["OPTIONAL", "health_json", "register", "render", "render_health", "status", "to_json"]
 
 out = Console()
 
@@ -60,18 +65,23 @@ def status(
             raise
     rows = deployer.status(name)
     label = prices().label
+    health, unhealthy = _health(deployer, name) if name else (None, None)
     if output is Output.json:
-        print_json(
-            "status",
-            {
-                "state_file": str(deployer.state.path.absolute()),
-                "prices": label,
-                "deployments": [to_json(r) for r in rows],
-            },
-        )
+        document: dict[str, Any] = {
+            "state_file": str(deployer.state.path.absolute()),
+            "prices": label,
+            "deployments": [to_json(r) for r in rows],
+        }
+        if name:
+            document["health"] = health_json(health) if health else None
+        print_json("status", document)
         return
     if rows:
         render(rows, title=f"deployments ({deployer.state.path})", caption=f"estimates from {label}")
+    if health is not None:
+        render_health(health)
+    elif unhealthy:
+        out.print(f"health: {unhealthy}", highlight=False, markup=False, soft_wrap=True)
     for row in rows:
         if row.failure and row.status not in {"InService"}:
             out.print(f"{row.name}: {row.failure}", highlight=False, markup=False, soft_wrap=True)
@@ -113,6 +123,63 @@ def to_json(row: StatusRow) -> dict[str, Any]:
         "hourly_usd": row.hourly_usd,
         "so_far_usd": None if row.so_far_usd is None else round(row.so_far_usd, 4),
         "failure": row.failure,
+    }
+
+
+def _health(deployer: Any, name: str) -> tuple[Health | None, str | None]:
+    """The health of ``name``, or why there is none (a target that cannot tell, AWS unreachable...)."""
+    from shipyard.errors import ShipyardError
+
+    try:
+        return deployer.health(name), None
+    except ShipyardError as exc:
+        return None, str(exc)
+
+
+def _figure(value: float | None, unit: str = "") -> str:
+    return "–" if value is None else f"{value:,.6g}{unit}"
+
+
+def render_health(health: Health, console: Console | None = None) -> None:
+    """The alarms as a table, then the window's figures on one line, then the notes."""
+    console = console or out
+    if health.alarms:
+        from rich.table import Table
+
+        table = Table(title="alarms")
+        for column in ("alarm", "metric", "state", "threshold"):
+            table.add_column(column, overflow="fold")
+        colour = {"OK": "green", "ALARM": "red"}
+        for alarm in health.alarms:
+            state = Text(alarm.state, style=colour.get(alarm.state, "yellow"))
+            table.add_row(Text(alarm.name), Text(alarm.metric), state, Text(alarm.threshold))
+        console.print(table)
+    figures = (
+        f"{health.window}: invocations {_figure(health.invocations)}, 4xx {_figure(health.errors_4xx)}, "
+        f"5xx {_figure(health.errors_5xx)}, latency p50 {_figure(health.p50_ms, ' ms')}, "
+        f"p99 {_figure(health.p99_ms, ' ms')}"
+    )
+    extra = "".join(f", {key} {_figure(value)}" for key, value in health.extra.items())
+    console.print(figures + extra, highlight=False, markup=False, soft_wrap=True)
+    for note in health.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+
+
+def health_json(health: Health) -> dict[str, Any]:
+    """``health`` in ``shipyard status NAME --output json`` (docs/schemas/status.v1.json)."""
+    return {
+        "window": health.window,
+        "alarms": [
+            {"name": a.name, "metric": a.metric, "state": a.state, "reason": a.reason, "threshold": a.threshold}
+            for a in health.alarms
+        ],
+        "invocations": health.invocations,
+        "errors_4xx": health.errors_4xx,
+        "errors_5xx": health.errors_5xx,
+        "p50_ms": health.p50_ms,
+        "p99_ms": health.p99_ms,
+        "extra": dict(health.extra),
+        "notes": list(health.notes),
     }
 
 

@@ -235,10 +235,18 @@ class Deployer:
         return self.target(record.target).health(record)
 
     def note_bench(self, name: str, figures: BenchFigures) -> Deployment:
-        """Keep the figures of the last ``shipyard bench`` of ``name`` (its alarms and ``expose`` read them)."""
+        """Keep the figures of the last ``shipyard bench`` of ``name`` (its alarms and ``expose`` read them).
+
+        A target with ``tune_alarms`` (sagemaker) re-puts the ModelLatency alarm with the threshold the new figures
+        give; what changed is told to the reporter (``alarm shipyard-NAME-ModelLatency: p99 > 250 ms ...``).
+        """
         record = self.record(name)
         record.bench = figures
         self.state.put(record)
+        tune = getattr(self.target(record.target), "tune_alarms", None)
+        changed = tune(record) if tune is not None else None
+        if changed:
+            self.reporter.step(str(changed))
         return record
 
     def logs(self, name: str, *, lines: int = 50, follow: bool = False) -> Iterator[str]:

@@ -36,6 +36,7 @@ __all__ = [
     "SecretRef",
     "Serverless",
     "check_name",
+    "check_notify",
     "parse_changes",
     "parse_env",
     "parse_ttl",
@@ -55,6 +56,9 @@ _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _NAME_MAX = 63
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+# --notify: an email address (the topic Shipyard creates mails it) or an existing SNS topic's ARN
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 # Variables the server or SageMaker set themselves; env must not fight them.
 _RESERVED_ENV = {"SHIPYARD_SECRETS", "SAGEMAKER_BIND_TO_PORT", "SHIPYARD_MODEL_DIR", "SM_MODEL_DIR"}
 
@@ -306,6 +310,17 @@ def update_budget_s(options: DeployOptions) -> int:
     return options.startup_timeout_s + PROVISION_S + rollout.steps * rollout.wait_s + (options.bake_s or 0)
 
 
+def check_notify(notify: str | None) -> str | None:
+    """``--notify``: an email address or an SNS topic ARN (``arn:aws:sns:REGION:ACCOUNT:NAME``)."""
+    if notify is None or _EMAIL.match(notify) or _TOPIC_ARN.match(notify):
+        return notify
+    raise SpecError(
+        f"notify {notify!r}: give an email address (a topic is created and mails it) or an SNS topic ARN "
+        "(arn:aws:sns:REGION:ACCOUNT:NAME)",
+        option="notify",
+    )
+
+
 def check_instance_type(instance_type: str) -> None:
     """The instance types SageMaker hosting accepts, from botocore's service model (no AWS call)."""
     from shipyard.cloud.catalog import hosting_instance_types  # the aws extra; a CloudError says so without it
@@ -356,9 +371,13 @@ class DeployOptions:
     # SageMaker watches the alarms with all traffic on it before it drops the old one (TerminationWaitInSeconds)
     rollout: Rollout | None = None
     bake_s: int | None = None
+    # sagemaker: CloudWatch alarms and a dashboard (deploy/sagemaker/alarms.py); who the alarms notify
+    alarms: bool = True
+    notify: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
+        check_notify(self.notify)
         _check_env(self.env)
         self._check_ranges()
         self._check_sizes()

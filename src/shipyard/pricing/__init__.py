@@ -3,7 +3,8 @@
 AWS's Price List API is not something a deploy should depend on (extra permissions, slow, no offline
 answer), so the list prices of SageMaker hosting in us-east-1 are kept in the repository with their date
 and source (``sagemaker-us-east-1.json``), and those of training jobs beside them
-(``sagemaker-training-us-east-1.json``, the same structure without the serverless part).
+(``sagemaker-training-us-east-1.json``, the same structure without the serverless part), and CloudWatch's
+alarms and dashboards (``cloudwatch-us-east-1.json``: what a deployment's alarms and dashboard add).
 Every figure derived from them is an estimate and is labelled so.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["PriceTable", "prices", "training_prices"]
+__all__ = ["CloudWatchPrices", "PriceTable", "cloudwatch_prices", "prices", "training_prices"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,36 @@ class PriceTable:
     @property
     def label(self) -> str:
         return f"{self.region} list prices of {self.as_of}"
+
+
+@dataclass(frozen=True)
+class CloudWatchPrices:
+    """List prices of CloudWatch alarms (per alarm metric) and dashboards, per month."""
+
+    as_of: str
+    source: str
+    alarm_metric_monthly: float
+    dashboard_monthly: float
+    free_dashboards: int
+
+    def alarm(self, metrics: int = 1) -> float:
+        """One standard-resolution alarm reading ``metrics`` metrics (metric math: each one is billed)."""
+        return self.alarm_metric_monthly * metrics
+
+
+@functools.cache
+def cloudwatch_prices() -> CloudWatchPrices:
+    """CloudWatch's alarm and dashboard prices shipped with Shipyard."""
+    raw: dict[str, Any] = orjson.loads(
+        resources.files("shipyard.pricing").joinpath("cloudwatch-us-east-1.json").read_bytes()
+    )
+    return CloudWatchPrices(
+        as_of=raw["as_of"],
+        source=raw["source"],
+        alarm_metric_monthly=float(raw["alarm_metric_monthly"]),
+        dashboard_monthly=float(raw["dashboard_monthly"]),
+        free_dashboards=int(raw["free_dashboards"]),
+    )
 
 
 @functools.cache

@@ -46,6 +46,12 @@ def _deleter(ctx: Context, resource: Resource) -> Callable[[], bool]:
     kind, ident = resource.kind, resource.id
     if kind in API_KINDS:
         return _api_deleter(ctx, kind, ident)
+    if kind == "alarm":
+        return lambda: ctx.cloudwatch.delete_alarm(ident)
+    if kind == "dashboard":
+        return lambda: ctx.cloudwatch.delete_dashboard(ident)
+    if kind == "sns-topic":
+        return lambda: ctx.sns.delete_topic(ident)
     if kind == "autoscaling":
         endpoint = ident.split("/")[1]
         return lambda: ctx.scaling.detach(endpoint, VARIANT)

@@ -16,7 +16,9 @@ from shipyard.cloud.s3 import default_bucket
 from shipyard.deploy.base import CREATING, IN_SERVICE, DeployRun
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.options import PROVISION_S, DeployOptions
+from shipyard.deploy.sagemaker import alarms
 from shipyard.deploy.sagemaker.context import Context
+from shipyard.deploy.sagemaker.guard import ROLLBACK_METRICS
 from shipyard.deploy.sagemaker.names import POLICY_NAME, ROLE_PATH, VARIANT
 from shipyard.deploy.sagemaker.policy import execution_policy
 from shipyard.deploy.sagemaker.push import PushedImage, publish
@@ -61,6 +63,7 @@ def preflight(ctx: Context, options: DeployOptions, *, update: bool = False) -> 
     if existing is None and update:
         raise DeployError(f"there is no endpoint {ctx.names.endpoint} in {ctx.aws.region} to update")
     secret_arns = {s.name: ctx.secrets.arn(s.name) for s in options.secrets}
+    _check_topic(ctx, options)
     if options.role_arn and not options.role_arn.startswith("arn:"):
         raise SpecError(
             f"role_arn {options.role_arn!r} is not an ARN (arn:aws:iam::ACCOUNT:role/NAME)", option="role_arn"
@@ -71,6 +74,13 @@ def preflight(ctx: Context, options: DeployOptions, *, update: bool = False) -> 
         bucket=options.bucket or default_bucket(ctx.aws.region, identity.account),
         secret_arns=secret_arns,
     )
+
+
+def _check_topic(ctx: Context, options: DeployOptions) -> None:
+    """A given ``--notify`` topic must exist before anything is created (the alarms come last)."""
+    notify = options.notify
+    if options.alarms and notify and notify.startswith("arn:") and not ctx.sns.exists(notify):
+        raise SpecError(f"notify {notify}: there is no such SNS topic (in this account and region)", option="notify")
 
 
 def resolve_image(images: ImageService, run: DeployRun) -> ResolvedImage:
@@ -103,6 +113,7 @@ def deploy(
     create_version(ctx, run, this, image_uri=pushed.uri)
     _endpoint(ctx, run, poll_s)
     attach_autoscaling(ctx, run)
+    alarms.ensure(ctx, run)
     record.touch(IN_SERVICE)
     run.save()
     return record
@@ -293,6 +304,7 @@ def role_policy(ctx: Context, options: DeployOptions, checks: Preflight) -> dict
         log_group=ctx.names.log_group,
         secret_arns=list(checks.secret_arns.values()),
         capture_prefix=ctx.names.capture_prefix() if options.data_capture_pct else None,
+        alarm_names=[ctx.names.alarm(metric) for metric in ROLLBACK_METRICS] if options.alarms else None,
     )
 
 

@@ -28,6 +28,7 @@ def execution_policy(
     log_group: str,
     secret_arns: list[str],
     capture_prefix: str | None,
+    alarm_names: list[str] | None = None,
 ) -> dict[str, Any]:
     statements = _always(
         partition=partition,
@@ -54,6 +55,17 @@ def execution_policy(
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
                 "Resource": sorted(secret_arns),
+            }
+        )
+    if alarm_names:
+        # SageMaker's deployment guardrails read the rollback alarms with the endpoint's execution role
+        # ("Auto-Rollback Configuration and Monitoring": cloudwatch:DescribeAlarms on the alarms given).
+        statements.append(
+            {
+                "Sid": "ReadRollbackAlarms",
+                "Effect": "Allow",
+                "Action": "cloudwatch:DescribeAlarms",
+                "Resource": [f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}" for name in alarm_names],
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}

@@ -2,7 +2,9 @@
 
 The tag ``shipyard:deployment=NAME`` is the source of truth: every SageMaker endpoint, endpoint config and
 model, ECR repository, IAM role (path /shipyard/), log group, REST API, usage plan and API key carrying it is
-collected under its deployment; the S3 prefix and the API key's secret are found from the deployment's name.
+collected under its deployment; the S3 prefix, the API key's secret, the alarms, the dashboard and the alarms'
+topic are found from the deployment's name (``Names``: exact names, so ``a`` never collects what belongs to
+``a-b``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from shipyard.cloud.session import EXPIRES_TAG, TAG_KEY, Aws
 from shipyard.deploy.base import DELETED
 from shipyard.deploy.expose import key_secret_name
 from shipyard.deploy.options import DeployOptions, SecretRef, Serverless
+from shipyard.deploy.sagemaker.alarms import METRICS
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import ROLE_PATH, Names
 from shipyard.deploy.state import Deployment, now_utc
@@ -78,6 +81,7 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
             dep.add("s3-prefix", f"s3://{bucket}/{names.prefix}")
         dep.details.bucket = bucket
         _describe(ctx, dep)
+        _watchers(ctx, dep)
     return found
 
 
@@ -91,6 +95,18 @@ def _public_api(ctx: Context, record: Callable[[str], Deployment], found: dict[s
         secret = key_secret_name(name)
         if (ctx.secrets.tags(secret) or {}).get(TAG_KEY) == name:
             dep.add("api-key-secret", secret)
+
+
+def _watchers(ctx: Context, dep: Deployment) -> None:
+    """The alarms, dashboard and topic of ``dep`` (deploy/sagemaker/alarms.py), found by their names."""
+    names = Names(dep.name)
+    for alarm in ctx.cloudwatch.describe_alarms([names.alarm(metric) for metric in METRICS]):
+        dep.add("alarm", alarm.name)
+    if ctx.cloudwatch.get_dashboard(names.dashboard) is not None:
+        dep.add("dashboard", names.dashboard)
+    topic = ctx.sns.find_topic(names.topic)
+    if topic:
+        dep.add("sns-topic", topic)
 
 
 def _describe(ctx: Context, dep: Deployment) -> None:

@@ -24,8 +24,8 @@ from shipyard.deploy.base import (
 from shipyard.deploy.expose import ExposeOptions, Exposure
 from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
+from shipyard.deploy.sagemaker import alarms, create, health, update
 from shipyard.deploy.sagemaker import cleanup as cleanup_steps
-from shipyard.deploy.sagemaker import create, update
 from shipyard.deploy.sagemaker import expose as expose_steps
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
@@ -37,7 +37,7 @@ from shipyard.errors import (
     ShipyardError,
     SpecError,
 )
-from shipyard.pricing import PriceTable, prices
+from shipyard.pricing import PriceTable, cloudwatch_prices, prices
 from shipyard.settings import Settings
 
 __all__ = ["SageMakerTarget"]
@@ -253,7 +253,15 @@ class SageMakerTarget:
 
     # -- health (issue 15: being built) ---------------------------------------------------------------
     def health(self, record: Deployment) -> Health:
-        raise DeployError("health: not built yet on this target")  # TODO(issue15)
+        """Each recorded alarm's state and the last hour's figures (deploy/sagemaker/health.py)."""
+        return health.read(self.context(record.name, record.region), record, now_utc())
+
+    def tune_alarms(self, record: Deployment) -> str | None:
+        """After a bench: the ModelLatency alarm re-put with the threshold from ``record.bench``; what changed."""
+        if not record.of("alarm"):
+            return None
+        ctx = self.context(record.name, record.region, expires_at=record.expires_at)
+        return alarms.tune(ctx, record, ctx.tag_list)
 
 
 def _exposure(record: Deployment) -> Exposure:
@@ -278,6 +286,28 @@ def _plan_resources(plan: Plan, options: DeployOptions, table: PriceTable, bucke
     plan.add("SageMaker model", names.model(version), "", 0.0)
     plan.add("SageMaker endpoint config", names.endpoint_config(version), _variant(options), 0.0)
     _plan_endpoint(plan, options, table, names)
+    _plan_alarms(plan, options, names)
+
+
+def _plan_alarms(plan: Plan, options: DeployOptions, names: Names) -> None:
+    """The alarms, topic and dashboard (deploy/sagemaker/alarms.py), at CloudWatch's list prices."""
+    if not options.alarms:
+        plan.notes.append("--no-alarms: no CloudWatch alarms or dashboard")
+        return
+    cost = cloudwatch_prices()
+    shape = alarms.Shape(options.serverless is not None, options.instance_type, None)
+    for watch in alarms.alarm_specs(names, shape):
+        metrics = watch.spec.metric_count
+        billed = f"; {metrics} metrics (metric math)" if metrics > 1 else ""
+        plan.add("CloudWatch alarm", watch.spec.name, f"{watch.spec.metric}: {watch.rule}{billed}", cost.alarm(metrics))
+    if options.notify and not options.notify.startswith("arn:"):
+        plan.add("SNS topic", names.topic, f"email subscription {options.notify} (first 1,000 emails/month free)", 0.0)
+    elif options.notify:
+        plan.add("SNS topic", options.notify, "given with --notify; not created", 0.0)
+    plan.add("CloudWatch dashboard", names.dashboard, f"free within the account's first {cost.free_dashboards}",
+             cost.dashboard_monthly)  # fmt: skip
+    plan.notes.append(f"CloudWatch prices of {cost.as_of} ({cost.source}); the free tier (10 alarm metrics, "
+                      f"{cost.free_dashboards} dashboards per account) is not counted")  # fmt: skip
 
 
 def _plan_endpoint(plan: Plan, options: DeployOptions, table: PriceTable, names: Names) -> None:

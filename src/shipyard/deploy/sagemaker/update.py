@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from shipyard.deploy.base import IN_SERVICE, UPDATING, DeployRun
 from shipyard.deploy.images import ImageService
 from shipyard.deploy.options import PROVISION_S, DeployOptions, SecretRef, update_budget_s
+from shipyard.deploy.sagemaker import alarms
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.create import (
     Version,
@@ -87,10 +88,10 @@ def update(
         new_config=record.details.endpoint_config or "",
         new_model=record.details.model or "",
     )
-    alarms = _guard_alarms(ctx, run) if _guarded(run.options) else []
-    since_ms = _switch(ctx, run, versions, image_uri=pushed.uri, alarms=alarms)
+    rollback_on = _guard_alarms(ctx, run) if _guarded(run.options) else []
+    since_ms = _switch(ctx, run, versions, image_uri=pushed.uri, alarms=rollback_on)
     try:
-        _wait_on_new(ctx, run, versions, poll_s, since_ms, alarms)
+        _wait_on_new(ctx, run, versions, poll_s, since_ms, rollback_on)
     except DeployFailed as failure:
         _roll_back(ctx, run, before, versions, poll_s)
         raise DeployFailed(
@@ -101,6 +102,7 @@ def update(
         ) from None
     _drop_previous(ctx, run, versions, version)
     attach_autoscaling(ctx, run)
+    alarms.ensure(ctx, run)
     record.touch(IN_SERVICE)
     run.save()
     return record
