@@ -55,12 +55,12 @@ def health_from_metrics(text: str) -> Health:
         for sample in family.samples:
             if sample.labels.get("route") != ROUTE:
                 continue
-            if family.name == _REQUESTS and sample.name == f"{_REQUESTS}_total":
+            if sample.name == f"{_REQUESTS}_total":  # the family is named with or without _total
                 code = sample.labels.get("code", "")
                 counts["total"] += sample.value
                 if code[:1] in "45" and code:
                     counts[f"{code[0]}xx"] += sample.value
-            elif family.name == _LATENCY and sample.name == f"{_LATENCY}_bucket":
+            elif sample.name == f"{_LATENCY}_bucket":
                 bound = float(sample.labels["le"])
                 buckets[bound] = buckets.get(bound, 0.0) + sample.value
     pairs = list(buckets.items())
