@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -262,6 +263,18 @@ def test_expose_invoke_via_api_health_unexpose_and_cleanup(
         assert health.invocations is not None and health.invocations >= 5
         assert health.p50_ms is not None and health.p99_ms is not None and 0 < health.p50_ms <= health.p99_ms
         assert health.alarms == [] and health.window == "since the container started"
+
+        os.kill(exposure.front_pid, signal.SIGKILL)  # a front that died: status says so
+        (row,) = local.status("digits-api")
+        assert row.status == "InService" and "front" in (row.failure or "")
+        local.update("digits-api", str(digits_bundle))  # the front follows the new container: same port and key
+        moved = local.record("digits-api").exposure
+        assert moved and moved.front_port == exposure.front_port and moved.front_pid != exposure.front_pid
+        assert is_front(int(moved.front_pid or 0), moved.front_port) and local.api_key("digits-api") == key
+        assert local.record("digits-api").one("front") == str(moved.front_pid)
+        answer = local.invoke("digits-api", body, content_type="application/json", via="api")
+        assert orjson.loads(answer.body)["predictions"] == expected[:3]
+        exposure = moved
 
         assert local.unexpose("digits-api") == [f"front {exposure.front_pid}", f"key file {key_file}"]
         assert not is_front(exposure.front_pid) and not key_file.exists()

@@ -59,6 +59,7 @@ LABEL = "dev.shipyard.deployment"
 OUT_OF_SERVICE = "OutOfService"
 MODEL_DIR = "model-dir"  # resource kind: a model.tar.gz extracted for the container to mount
 FRONT = "front"  # resource kind: the front of an exposed deployment (id: its pid)
+FRONT_DOWN = "the front"  # how refresh's failure for a dead front begins
 KEY_FILE = "key-file"  # resource kind: the front's API key, in a file of mode 0600 (id: its path)
 
 
@@ -300,11 +301,14 @@ class LocalTarget:
             record.failure = f"the container {container} is stopped (exit code {state.get('ExitCode')})"
         elif record.status in {DELETED, OUT_OF_SERVICE, CREATING}:
             record.status, record.failure = IN_SERVICE, None
-        if record.status == IN_SERVICE and not self._front_alive(record) and record.exposure:
-            record.failure = (
-                f"the front (pid {record.exposure.front_pid}) of {record.exposure.url} is not running: "
-                f"`shipyard unexpose {record.name}` then expose again"
-            )
+        if record.status == IN_SERVICE and record.exposure is not None:
+            if not self._front_alive(record):
+                record.failure = (
+                    f"{FRONT_DOWN} (pid {record.exposure.front_pid}) of {record.exposure.url} is not running: "
+                    f"`shipyard unexpose {record.name}` then expose again (or `deploy --update` restarts it)"
+                )
+            elif (record.failure or "").startswith(FRONT_DOWN):
+                record.failure = None
         return record
 
     def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> HTTPTransport:
