@@ -8,8 +8,11 @@ anything is forwarded. The request goes to the container's ``/invocations`` with
 Accept untouched, and the container's answer comes back as it is (status, body, Content-Type); no answer within
 29 s: ``504 Endpoint request timed out``; no container: ``502 Internal server error``.
 
-Every answer carries ``x-amzn-RequestId``; the front's own errors carry ``x-amzn-ErrorType`` as API Gateway's do
-(``MissingAuthenticationTokenException``, ``ForbiddenException``...), with the body ``{"message": ...}``.
+Every answer carries ``x-amzn-RequestId``; the front's own errors carry ``x-amzn-ErrorType`` as API Gateway's do,
+with the body ``{"message": ...}``. The messages and statuses are API Gateway's documented defaults (gateway
+response types; the 403 and 429 troubleshooting articles); of the ErrorType values only
+``MissingAuthenticationTokenException`` and ``ForbiddenException`` are documented there, the others follow the same
+naming. ``Retry-After`` is this front's addition (API Gateway sends none), so a client can wait the right time.
 """
 
 from __future__ import annotations
