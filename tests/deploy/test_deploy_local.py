@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -230,3 +232,56 @@ def test_cleanup_of_a_name_without_a_record_suggests_the_close_ones(tmp_path: Pa
     assert "nothing to clean up: no deployment named 'digits-tarr'" in done.stdout
     assert "did you mean digits-tar?" in " ".join(done.stdout.split())
     assert state.get("digits-tar") is not None  # untouched
+
+
+def test_expose_invoke_via_api_health_unexpose_and_cleanup(
+    local: Deployer, base: str, digits_bundle: Path, digits_rows: list[list[float]]
+) -> None:
+    from shipyard.deploy.expose import ExposeOptions
+    from shipyard.deploy.front import is_front
+
+    local.deploy(DeployOptions(source=str(digits_bundle), name="digits-api", base_image=base))
+    try:
+        with pytest.raises(SpecError, match="SigV4") as raised:
+            local.expose("digits-api", ExposeOptions(auth="iam"))
+        assert raised.value.option == "auth"
+        exposure, key = local.expose("digits-api", ExposeOptions.parse(rate=20, burst=40, quota="1000/day"))
+        assert key and len(key) == 40 and key.isalnum() and local.api_key("digits-api") == key
+        assert exposure.url == f"http://127.0.0.1:{exposure.front_port}/predict" and exposure.front_pid
+        assert is_front(exposure.front_pid, exposure.front_port)
+        key_file = Path(str(exposure.key_ref))
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        record = local.record("digits-api")
+        assert record.one("front") == str(exposure.front_pid) and record.one("key-file") == str(key_file)
+        expected = orjson.loads((digits_bundle / "example.json").read_bytes())["predictions"]
+        body = orjson.dumps({"instances": digits_rows[:3]})
+        for _ in range(5):
+            answer = local.invoke("digits-api", body, content_type="application/json", via="api")
+            assert orjson.loads(answer.body)["predictions"] == expected[:3]
+        assert httpx.post(exposure.url, content=body).status_code == 403  # no key
+        health = local.health("digits-api")
+        assert health.invocations is not None and health.invocations >= 5
+        assert health.p50_ms is not None and health.p99_ms is not None and 0 < health.p50_ms <= health.p99_ms
+        assert health.alarms == [] and health.window == "since the container started"
+
+        os.kill(exposure.front_pid, signal.SIGKILL)  # a front that died: status says so
+        (row,) = local.status("digits-api")
+        assert row.status == "InService" and "front" in (row.failure or "")
+        local.update("digits-api", str(digits_bundle))  # the front follows the new container: same port and key
+        moved = local.record("digits-api").exposure
+        assert moved and moved.front_port == exposure.front_port and moved.front_pid != exposure.front_pid
+        assert is_front(int(moved.front_pid or 0), moved.front_port) and local.api_key("digits-api") == key
+        assert local.record("digits-api").one("front") == str(moved.front_pid)
+        answer = local.invoke("digits-api", body, content_type="application/json", via="api")
+        assert orjson.loads(answer.body)["predictions"] == expected[:3]
+        exposure = moved
+
+        assert local.unexpose("digits-api") == [f"front {exposure.front_pid}", f"key file {key_file}"]
+        assert not is_front(exposure.front_pid) and not key_file.exists()
+        assert local.unexpose("digits-api") == []  # idempotent
+        exposure, _ = local.expose("digits-api", ExposeOptions(auth="api-key"))
+        key_file = Path(str(exposure.key_ref))
+    finally:
+        report = local.cleanup("digits-api")
+    assert f"front {exposure.front_pid}" in report.deleted and f"key file {key_file}" in report.deleted
+    assert not is_front(int(exposure.front_pid or 0)) and not key_file.exists()

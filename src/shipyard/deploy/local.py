@@ -33,7 +33,17 @@ from shipyard.deploy.base import (
     Save,
 )
 from shipyard.deploy.expose import ExposeOptions, Exposure
+from shipyard.deploy.front import (
+    FrontProcess,
+    FrontTransport,
+    is_front,
+    new_api_key,
+    start_front,
+    stop_front,
+    write_key_file,
+)
 from shipyard.deploy.images import ImageService, ResolvedImage
+from shipyard.deploy.metrics_health import health_from_metrics
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import DeployError, DeployFailed, SpecError
@@ -48,6 +58,9 @@ __all__ = ["LABEL", "LocalTarget"]
 LABEL = "dev.shipyard.deployment"
 OUT_OF_SERVICE = "OutOfService"
 MODEL_DIR = "model-dir"  # resource kind: a model.tar.gz extracted for the container to mount
+FRONT = "front"  # resource kind: the front of an exposed deployment (id: its pid)
+FRONT_DOWN = "the front"  # how refresh's failure for a dead front begins
+KEY_FILE = "key-file"  # resource kind: the front's API key, in a file of mode 0600 (id: its path)
 
 
 class LocalTarget:
@@ -271,6 +284,7 @@ class LocalTarget:
         current = record.details.model_dir
         for staged in [r for r in record.of(MODEL_DIR) if r.id != current]:  # the previous versions' copies
             _drop_model_dir(record, staged.id, save)
+        self._follow_upstream(record, save, reporter)
         return record
 
     # -- afterwards -----------------------------------------------------------------------------------------
@@ -287,6 +301,14 @@ class LocalTarget:
             record.failure = f"the container {container} is stopped (exit code {state.get('ExitCode')})"
         elif record.status in {DELETED, OUT_OF_SERVICE, CREATING}:
             record.status, record.failure = IN_SERVICE, None
+        if record.status == IN_SERVICE and record.exposure is not None:
+            if not self._front_alive(record):
+                record.failure = (
+                    f"{FRONT_DOWN} (pid {record.exposure.front_pid}) of {record.exposure.url} is not running: "
+                    f"`shipyard unexpose {record.name}` then expose again (or `deploy --update` restarts it)"
+                )
+            elif (record.failure or "").startswith(FRONT_DOWN):
+                record.failure = None
         return record
 
     def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> HTTPTransport:
@@ -305,6 +327,10 @@ class LocalTarget:
 
     def cleanup(self, record: Deployment, save: Save, reporter: Reporter, *, keep_artifacts: bool) -> CleanupReport:
         report = CleanupReport(record.name)
+        fronts = [f"front {r.id}" for r in record.of(FRONT)] + [f"key file {r.id}" for r in record.of(KEY_FILE)]
+        deleted = self.unexpose(record, save, reporter)
+        report.deleted += deleted
+        report.already_gone += [what for what in fronts if what not in deleted]
         for resource in list(record.of("container")):
             existed = bool(self.engine.container_state(resource.id))
             if existed:
@@ -326,23 +352,139 @@ class LocalTarget:
         save(record)
         return report
 
-    # -- the public API and health (issue 15: being built) -------------------------------------------------
+    # -- the public API and health ------------------------------------------------------------------------
     def expose(
         self, record: Deployment, options: ExposeOptions, save: Save, reporter: Reporter
     ) -> tuple[Exposure, str | None]:
-        raise DeployError("expose: not built yet on this target")  # TODO(issue15)
+        """A front on 127.0.0.1 (``deploy/front/``) that answers as API Gateway would, in front of the container."""
+        if options.auth == "iam":
+            raise SpecError(
+                "--auth iam: SigV4 signatures are verified by API Gateway (the sagemaker target); "
+                "use --auth api-key or --auth none locally",
+                option="auth",
+            )
+        if not record.url:
+            raise DeployError(f"{record.name} has no address; `shipyard status {record.name}`")
+        key, key_file = None, None
+        if options.auth == "api-key":
+            key, key_file = new_api_key(), self._key_file(record.name)
+            write_key_file(key_file, key)
+            record.add(KEY_FILE, str(key_file))
+            save(record)
+        front = self._start_front(record, options, key_file, save)
+        exposure = Exposure(
+            url=front.url,
+            auth=options.auth,
+            path=options.path,
+            rate=options.rate,
+            burst=options.burst,
+            quota=str(options.quota) if options.quota else None,
+            key_ref=str(key_file) if key_file else None,
+            front_pid=front.pid,
+            front_port=front.port,
+            created_at=now_utc().isoformat(),
+        )
+        record.exposure = exposure
+        save(record)
+        reporter.step(f"front (pid {front.pid}) on {front.url} → {record.url}/invocations")
+        return exposure, key
+
+    def _key_file(self, name: str) -> Path:
+        return self.staging_root / f"front-{name}.key"
+
+    def _start_front(
+        self, record: Deployment, options: ExposeOptions, key_file: Path | None, save: Save, port: int | None = None
+    ) -> FrontProcess:
+        try:
+            front = start_front(
+                str(record.url),
+                options,
+                log_path=self.staging_root / f"front-{record.name}.log",
+                key_file=key_file,
+                port=port,
+            )
+        except BaseException:
+            if key_file is not None and port is None:  # a first expose that failed leaves no key behind
+                key_file.unlink(missing_ok=True)
+                record.drop(KEY_FILE, str(key_file))
+                save(record)
+            raise
+        record.add(FRONT, str(front.pid))
+        save(record)
+        return front
 
     def unexpose(self, record: Deployment, save: Save, reporter: Reporter) -> list[str]:
-        raise DeployError("unexpose: not built yet on this target")  # TODO(issue15)
+        """Stop the front (only a pid that is still that front) and delete the key file; idempotent."""
+        port = record.exposure.front_port if record.exposure else None
+        deleted = []
+        for resource in list(record.of(FRONT)):
+            if stop_front(int(resource.id), port):
+                deleted.append(f"front {resource.id}")
+                reporter.step(f"stopped the front (pid {resource.id})")
+            record.drop(FRONT, resource.id)
+            save(record)
+        for resource in list(record.of(KEY_FILE)):
+            path = Path(resource.id)
+            if path.exists():
+                path.unlink()
+                deleted.append(f"key file {resource.id}")
+            record.drop(KEY_FILE, resource.id)
+            save(record)
+        record.exposure = None
+        save(record)
+        return deleted
 
     def api_transport(self, record: Deployment, *, connections: int) -> Transport:
-        raise DeployError("--via api: not built yet on this target")  # TODO(issue15)
+        if record.exposure is None:
+            raise DeployError(f"{record.name} has no public API: `shipyard expose {record.name}` makes one")
+        return FrontTransport(record.exposure.url, key=self.api_key(record), max_connections=connections)
 
     def api_key(self, record: Deployment) -> str | None:
-        raise DeployError("the API key: not built yet on this target")  # TODO(issue15)
+        exposure = record.exposure
+        if exposure is None or exposure.auth != "api-key" or not exposure.key_ref:
+            return None
+        try:
+            return Path(exposure.key_ref).read_text().strip()
+        except FileNotFoundError:
+            raise DeployError(
+                f"the key file {exposure.key_ref} is gone: `shipyard unexpose {record.name}` then expose again"
+            ) from None
 
     def health(self, record: Deployment) -> Health:
-        raise DeployError("health: not built yet on this target")  # TODO(issue15)
+        """The container's own ``/metrics``: counts and p50/p99 of /invocations since it started; no alarms."""
+        if not record.url:
+            raise DeployError(f"{record.name} has no address; `shipyard status {record.name}`")
+        import httpx
+
+        try:
+            response = httpx.get(f"{record.url}/metrics", timeout=5.0)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise DeployError(f"cannot read {record.url}/metrics: {exc}") from None
+        return health_from_metrics(response.text)
+
+    def _front_alive(self, record: Deployment) -> bool:
+        exposure = record.exposure
+        return exposure is None or exposure.front_pid is None or is_front(exposure.front_pid, exposure.front_port)
+
+    def _follow_upstream(self, record: Deployment, save: Save, reporter: Reporter) -> None:
+        """After an update: a front whose container moved (or that died) is restarted on the container's URL,
+        on the same port, with the same key."""
+        exposure = record.exposure
+        if exposure is None or exposure.front_pid is None:
+            return
+        if self._front_alive(record) and _upstream_of(exposure.front_pid) == record.url:
+            return
+        stop_front(exposure.front_pid, exposure.front_port)
+        record.drop(FRONT, str(exposure.front_pid))
+        options = ExposeOptions.parse(
+            auth=exposure.auth, rate=exposure.rate, burst=exposure.burst, quota=exposure.quota, path=exposure.path
+        )
+        key_file = Path(exposure.key_ref) if exposure.key_ref else None
+        front = self._start_front(record, options, key_file, save, port=exposure.front_port)
+        exposure.front_pid = front.pid
+        save(record)
+        reporter.step(f"the front (pid {front.pid}) follows the container to {record.url}")
 
 
 def _drop_model_dir(record: Deployment, path: str, save: Save) -> bool:
@@ -396,3 +538,12 @@ def _likely_cause(tail: tuple[str, ...], state: dict[str, object], reason: str) 
     if code == 137:
         return "the container was killed (out of memory?)"
     return "see the container's log lines"
+
+
+def _upstream_of(pid: int) -> str | None:
+    """The ``--upstream`` a front was started with (its command line)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    return argv[argv.index("--upstream") + 1] if "--upstream" in argv[:-1] else None
