@@ -35,7 +35,6 @@ from shipyard.deploy.base import (
 from shipyard.deploy.expose import ExposeOptions, Exposure
 from shipyard.deploy.front import (
     FrontProcess,
-    FrontTransport,
     is_front,
     new_api_key,
     start_front,
@@ -437,7 +436,10 @@ class LocalTarget:
     def api_transport(self, record: Deployment, *, connections: int) -> Transport:
         if record.exposure is None:
             raise DeployError(f"{record.name} has no public API: `shipyard expose {record.name}` makes one")
-        return FrontTransport(record.exposure.url, key=self.api_key(record), max_connections=connections)
+        key = self.api_key(record)
+        return HTTPTransport(
+            record.exposure.url, exact=True, headers={"x-api-key": key} if key else None, max_connections=connections
+        )
 
     def api_key(self, record: Deployment) -> str | None:
         exposure = record.exposure
