@@ -53,35 +53,12 @@ CANARY = [
 
 
 def _alarms(deployer: Deployer) -> list[str]:
-    """Real alarms in moto, recorded as the deploy records them."""
-    cloudwatch = boto3.client("cloudwatch")
+    """The rollback alarms the deploy made (real alarms in moto, recorded in the state)."""
     names = Names("digits")
-    record = deployer.record("digits")
-    for metric in METRICS:
-        cloudwatch.put_metric_alarm(
-            AlarmName=names.alarm(metric),
-            Namespace="AWS/SageMaker",
-            MetricName=metric,
-            Dimensions=[{"Name": "EndpointName", "Value": "digits"}, {"Name": "VariantName", "Value": "AllTraffic"}],
-            Statistic="Sum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1.0,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-        )
-        record.add("alarm", names.alarm(metric))
-    deployer.state.put(record)
-    return [names.alarm(m) for m in METRICS]
-
-
-def _forget_alarms(deployer: Deployer) -> None:
-    """The alarms go by hand: their cleanup branch is the alarms part's, not on this branch."""
-    record = deployer.record("digits")
-    names = [r.id for r in record.of("alarm")]
-    if names:
-        boto3.client("cloudwatch").delete_alarms(AlarmNames=names)
-    record.resources = [r for r in record.resources if r.kind != "alarm"]
-    deployer.state.put(record)
+    recorded = {r.id for r in deployer.record("digits").of("alarm")}
+    wanted = [names.alarm(m) for m in METRICS]
+    assert set(wanted) <= recorded
+    return wanted
 
 
 def _blue_green(
@@ -146,9 +123,11 @@ def _blue_green(
     return seen
 
 
-def _deployed(state_path: Path, bundle: Path, image: str, registry: OciRegistry) -> tuple[Deployer, Any]:
+def _deployed(
+    state_path: Path, bundle: Path, image: str, registry: OciRegistry, **changes: Any
+) -> tuple[Deployer, Any]:
     deployer, _, _ = make(state_path)
-    deployer.deploy(spec(bundle, image, registry, instance_count=2))
+    deployer.deploy(spec(bundle, image, registry, instance_count=2, **changes))
     time.sleep(1.1)  # versions are per second
     return deployer, dataclasses.replace(deployer.record("digits").details)
 
@@ -209,12 +188,11 @@ def test_canary_update_request_progress_and_the_old_version_dropped(
     assert "rollout" not in kept and "bake_s" not in kept
     calls = Counter(aws_calls)
     calls.subtract(before)
-    calls.update({f"sagemaker:{op}": len(seen[op]) for op in ("UpdateEndpoint", "DescribeEndpoint")})
+    assert calls["sagemaker:UpdateEndpoint"] == len(seen["UpdateEndpoint"])  # scripted calls are counted too
     print("AWS calls of a guarded update:", sorted((k, v) for k, v in calls.items() if v), calls.total())
     # DescribeEndpoint: the check that the endpoint is there, then one per poll (7 here: one per scripted phase)
     assert calls["sagemaker:UpdateEndpoint"] == 1 and calls["sagemaker:DescribeEndpoint"] == 1 + len(CANARY)
     assert calls["cloudwatch:DescribeAlarms"] == 0  # read only when SageMaker went back
-    _forget_alarms(deployer2)
     deployer2.cleanup("digits")
     assert tagged_everywhere() == {}
 
@@ -250,7 +228,7 @@ def test_alarm_rollback_is_reported_with_the_alarm_and_the_new_version_removed(
         deployer2.update("digits", str(digits_bundle), image=small_image, linear="50%:1m")
     calls = Counter(target2.aws(REGION).calls)
     calls.subtract(before)
-    calls.update({f"sagemaker:{op}": len(seen[op]) for op in ("UpdateEndpoint", "DescribeEndpoint")})
+    assert calls["sagemaker:UpdateEndpoint"] == len(seen["UpdateEndpoint"])  # scripted calls are counted too
     print("AWS calls of a guarded update rolled back:", sorted((k, v) for k, v in calls.items() if v), calls.total())
     assert calls["cloudwatch:DescribeAlarms"] == 1  # which alarm fired, read once SageMaker went back
     assert str(raised.value) == (
@@ -270,7 +248,6 @@ def test_alarm_rollback_is_reported_with_the_alarm_and_the_new_version_removed(
     assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [old.endpoint_config]
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == [old.model]
     assert [r.id for r in record.of("endpoint-config")] == [old.endpoint_config]
-    _forget_alarms(deployer2)
     deployer2.cleanup("digits")
     assert tagged_everywhere() == {}
 
@@ -293,7 +270,6 @@ def test_update_rollback_failed_stops_the_wait_and_shipyard_rolls_back(
     assert "DeploymentConfig" not in seen["asked"][1]  # the way back is a plain update
     assert f"rolling back digits to {old.endpoint_config}" in steps.steps
     assert deployer2.record("digits").details.endpoint_config == old.endpoint_config
-    _forget_alarms(deployer2)
     deployer2.cleanup("digits")
     assert tagged_everywhere() == {}
 
@@ -304,7 +280,7 @@ def test_no_alarms_warns_and_sends_no_auto_rollback(
     """A deployment without alarms (--no-alarms): --all-at-once --bake 2m goes on with a warning and no
     AutoRollbackConfiguration. Scripted: UpdateEndpoint and DescribeEndpoint (moto lacks the one and keeps
     endpoints InService)."""
-    _deployed(state_path, digits_bundle, small_image, registry)
+    _deployed(state_path, digits_bundle, small_image, registry, alarms=False)
     deployer2, target2, steps = make(state_path)
     phases = [("Updating", "Creating", 0), ("Updating", "ActivatingTraffic", 4), ("Updating", "Baking", 5),
               ("InService", None, 7)]  # fmt: skip
@@ -338,7 +314,6 @@ def test_a_plain_update_sends_no_deployment_config(
     (request,) = seen["asked"]
     assert "DeploymentConfig" not in request
     assert target2.aws(REGION).calls["cloudwatch:DescribeAlarms"] == 0
-    _forget_alarms(deployer2)
     deployer2.cleanup("digits")
 
 
@@ -407,7 +382,6 @@ def test_cli_update_with_canary_end_to_end_and_the_rollback_history(
     assert [(h["action"], h["detail"]) for h in second] == [
         ("rollback", "alarm shipyard-digits-ModelLatency fired; back on digits/1")
     ]
-    _forget_alarms(deployer)
     deployer.cleanup("digits")
     assert tagged_everywhere() == {}
 

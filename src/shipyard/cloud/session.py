@@ -105,8 +105,9 @@ class Aws:
         if client is None:
             with aws_call(f"set up the {service} client", self.region):
                 client = self.session.client(service, region_name=self.region, config=self._config)
-            # First in line, so calls answered by a test's scripted hook are counted as well.
-            client.meta.events.register_first("before-call", self._count)
+            # Counted when the call's parameters are built: botocore emits that event to every handler, where
+            # ``before-call`` stops at the first answer (a test's scripted one would go uncounted).
+            client.meta.events.register("before-parameter-build", self._count)
             self._clients[service] = client
         return client
 
@@ -124,7 +125,7 @@ class Aws:
         )
         with aws_call("set up the sagemaker-runtime client", self.region):
             client = self.session.client("sagemaker-runtime", region_name=self.region, config=config)
-        client.meta.events.register_first("before-call", self._count)
+        client.meta.events.register("before-parameter-build", self._count)
         return client
 
     def _count(self, model: Any, **_: Any) -> None:
