@@ -62,7 +62,7 @@ def image_for(name: str) -> str:
 
 
 def full(args: argparse.Namespace, work: Path) -> int:
-    steps = Steps(9)
+    steps = Steps(11)
     env = {**os.environ, "SHIPYARD_STATE": str(work / "state.json")}  # the demo's own state: yours is untouched
     engine = ["--engine", args.engine] if args.engine else []
     name, image = args.name, image_for(args.name)
@@ -104,8 +104,15 @@ def full(args: argparse.Namespace, work: Path) -> int:
         )  # fmt: skip
         print(f"plot: {report / 'bench.png'}")
 
-        steps.step("status: every deployment, its state, URL and cost")
+        steps.step("expose it: a public API on 127.0.0.1 that behaves as API Gateway's (an API key, throttling)")
+        steps.run("expose", name, "--rate", "20", "--burst", "40", env=env)
+
+        steps.step("invoke it through that API, with its key, as its callers will")
+        steps.run("invoke", name, "--via", "api", "--data", str(request), env=env)
+
+        steps.step("status: every deployment, its state, URL and cost; then this one's traffic and latency")
         steps.run("status", env=env)
+        steps.run("status", name, env=env)
     finally:
         if args.keep:
             print(f"\n--keep: {name} is still running; remove it with SHIPYARD_STATE={env['SHIPYARD_STATE']} "
