@@ -94,7 +94,8 @@ def test_quick_demo_serves_and_invokes() -> None:
 
 
 def test_demo_runs_the_whole_path_and_leaves_nothing_running() -> None:
-    """README's first command: build, verify, deploy on the local target, invoke, bench, status, cleanup.
+    """README's first command: build, verify, deploy on the local target, invoke, bench, expose (the local front)
+    and invoke through it, status, cleanup (which stops the front).
 
     Under a name of its own: the engine may be shared (other sessions, a demo someone runs meanwhile), and the
     default name's stale-container removal would remove theirs.
@@ -112,12 +113,14 @@ def test_demo_runs_the_whole_path_and_leaves_nothing_running() -> None:
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
         out = result.stdout
         commands = [line.split()[2] for line in out.splitlines() if line.startswith("$ shipyard ")]
-        assert commands == ["inspect", "build", "verify", "deploy", "invoke", "bench", "status", "cleanup"]
+        assert commands == [
+            "inspect", "build", "verify", "deploy", "invoke", "bench", "expose", "invoke", "status", "status", "cleanup"
+        ]  # fmt: skip
         assert f"-t {image}" in out and f"$ shipyard verify {image}" in out
         assert f"--name {name} --image {image}" in out.split("$ shipyard deploy")[1].splitlines()[0]
         assert f"$ shipyard cleanup {name}" in out
         assert "removing what an interrupted demo run left" not in out  # only under the default name
-        assert "[9/9] check with the engine that nothing is left running" in out
+        assert "[11/11] check with the engine that nothing is left running" in out
         verify = out.split("$ shipyard verify")[1].split("==>")[0]
         assert " pass " in verify and " fail " not in verify
         _invoke_table_matches(out)
@@ -125,6 +128,15 @@ def test_demo_runs_the_whole_path_and_leaves_nothing_running() -> None:
         assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         status = out.split("$ shipyard status")[1]
         assert name in status and "InService" in status
+        # Through the public API (the local front, with its key): the same predictions as straight to the endpoint.
+        via_api = out.split("--via api")[1].split("==>")[0]
+        direct = out.split(f"$ shipyard invoke {name} --data")[1].split("expected (in-process)")[0]
+        rows = [line for line in direct.splitlines() if line.count("│") >= 3]
+        assert rows and rows == [line for line in via_api.splitlines() if line.count("│") >= 3]
+        health = out.split(f"$ shipyard status {name}")[1].split("==>")[0]
+        assert "since the container started: invocations" in health and "5xx 0" in health
+        front = out.split("$ shipyard cleanup")[1].split("(front ")[1].split(",")[0]  # "deleted 3 (front PID, ...)"
+        assert not Path(f"/proc/{front}").exists()  # cleanup stopped it
         assert f"no container labelled dev.shipyard.deployment={name} is left" in out
         left = subprocess.run(
             ["podman", "ps", "-a", "--filter", f"label=dev.shipyard.deployment={name}", "-q"],
