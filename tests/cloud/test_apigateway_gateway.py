@@ -97,6 +97,33 @@ def test_the_api_role_trusts_api_gateway_of_this_account_only(aws: object) -> No
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
 
 
+def test_a_role_of_the_same_name_is_adopted_only_when_it_is_this_deployments(aws: object) -> None:
+    """A resumed deploy adopts its own role; a role of another deployment (or nobody's) is refused untouched."""
+    from shipyard.errors import SpecError
+
+    iam, raw = IamGateway(Aws("us-east-1")), boto3.client("iam")
+    trust = apigateway_trust_policy("123456789012")
+    mine = [{"Key": "shipyard:deployment", "Value": "foo"}]
+    first = iam.create_role("shipyard-foo.api", trust=trust, path="/shipyard/", tags=mine, description="d")
+    assert iam.create_role("shipyard-foo.api", trust=trust, path="/shipyard/", tags=mine, description="d") == first
+    raw.create_role(RoleName="shipyard-bar", AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+                    Tags=[{"Key": "shipyard:deployment", "Value": "bar"}])  # fmt: skip
+    with pytest.raises(SpecError, match="shipyard:deployment=bar"):
+        iam.create_role("shipyard-bar", trust=trust, path="/shipyard/", tags=mine, description="d")
+    untouched = raw.get_role(RoleName="shipyard-bar")["Role"]["AssumeRolePolicyDocument"]
+    assert untouched["Statement"] == []
+
+
+def test_the_api_role_never_bears_another_deployments_name() -> None:
+    """``foo``'s API role cannot be the execution role of a deployment called ``foo-api``, nor its API role."""
+    from shipyard.deploy.sagemaker.names import Names
+
+    assert Names("foo").api_role == "shipyard-foo.api"
+    assert Names("foo").api_role not in {Names("foo-api").role, Names("foo-api").api_role}
+    long = Names("x" * 63)
+    assert len(long.api_role) <= 64 and long.api_role.endswith(".api") and long.api_role != long.role
+
+
 def test_a_throttled_delete_of_the_api_waits_and_tries_again(aws: object) -> None:
     """AWS's one DeleteRestApi per 30 s, which moto does not enforce: DeleteRestApi is scripted to answer
     TooManyRequestsException twice, then to pass on to moto (which deletes the API)."""

@@ -43,7 +43,7 @@ def api_everything() -> dict[str, list[Any]]:
         "usage_plans": apigw.get_usage_plans()["items"],
         "api_keys": apigw.get_api_keys()["items"],
         "secrets": secrets.list_secrets()["SecretList"],
-        "api_roles": [r for r in iam.list_roles()["Roles"] if r["RoleName"].endswith("-api")],
+        "api_roles": [r for r in iam.list_roles()["Roles"] if r["RoleName"].endswith(".api")],
     }
 
 
@@ -67,7 +67,7 @@ def assert_api_read_back(record_exposure: Any) -> None:
     integration = method["methodIntegration"]
     assert integration["type"] == "AWS" and integration["httpMethod"] == "POST"
     assert integration["uri"] == f"arn:aws:apigateway:{REGION}:runtime.sagemaker:path//endpoints/digits/invocations"
-    assert integration["credentials"] == f"arn:aws:iam::{ACCOUNT}:role/shipyard/shipyard-digits-api"
+    assert integration["credentials"] == f"arn:aws:iam::{ACCOUNT}:role/shipyard/shipyard-digits.api"
     assert integration["credentials"] == record_exposure.role_arn
     assert integration["passthroughBehavior"] == "WHEN_NO_MATCH"
     assert integration["timeoutInMillis"] == 29000
@@ -121,7 +121,7 @@ def assert_key_read_back(exposure: Any, key: str | None) -> None:
 
 def assert_role_read_back() -> None:
     iam = boto3.client("iam")
-    role = iam.get_role(RoleName="shipyard-digits-api")["Role"]
+    role = iam.get_role(RoleName="shipyard-digits.api")["Role"]
     assert role["Path"] == "/shipyard/"
     assert role["AssumeRolePolicyDocument"] == {
         "Version": "2012-10-17",
@@ -134,9 +134,9 @@ def assert_role_read_back() -> None:
             }
         ],
     }
-    assert iam.list_role_policies(RoleName="shipyard-digits-api")["PolicyNames"] == ["shipyard-invoke-endpoint"]
-    assert iam.list_attached_role_policies(RoleName="shipyard-digits-api")["AttachedPolicies"] == []
-    document = iam.get_role_policy(RoleName="shipyard-digits-api", PolicyName="shipyard-invoke-endpoint")
+    assert iam.list_role_policies(RoleName="shipyard-digits.api")["PolicyNames"] == ["shipyard-invoke-endpoint"]
+    assert iam.list_attached_role_policies(RoleName="shipyard-digits.api")["AttachedPolicies"] == []
+    document = iam.get_role_policy(RoleName="shipyard-digits.api", PolicyName="shipyard-invoke-endpoint")
     assert document["PolicyDocument"] == {
         "Version": "2012-10-17",
         "Statement": [
@@ -145,7 +145,7 @@ def assert_role_read_back() -> None:
     }
     described = boto3.client("sagemaker").describe_endpoint(EndpointName="digits")["EndpointArn"]
     assert described == ENDPOINT_ARN  # the policy names the endpoint's own ARN
-    assert iam.list_role_tags(RoleName="shipyard-digits-api")["Tags"] == [
+    assert iam.list_role_tags(RoleName="shipyard-digits.api")["Tags"] == [
         {"Key": "shipyard:deployment", "Value": "digits"}
     ]
 
@@ -168,7 +168,7 @@ def test_expose_creates_the_api_exactly_and_unexpose_then_cleanup_leave_nothing(
     assert record.exposure == exposure
     kinds = {(r.kind, r.id) for r in record.resources if r.kind.startswith(("api", "rest", "usage"))}
     assert kinds == {
-        ("api-role", "shipyard-digits-api"),
+        ("api-role", "shipyard-digits.api"),
         ("rest-api", api_id),
         ("api-key", exposure.key_id),
         ("usage-plan", exposure.usage_plan_id),
@@ -331,7 +331,7 @@ def test_reconcile_finds_the_public_api_so_cleanup_removes_it(
     kept = deployer.record("digits")
     assert kept.exposure == exposure
     assert {(r.kind, r.id) for r in kept.resources if r.kind in api_kinds} == {
-        ("api-role", "shipyard-digits-api"),
+        ("api-role", "shipyard-digits.api"),
         ("rest-api", exposure.api_id),
         ("api-key", exposure.key_id),
         ("usage-plan", exposure.usage_plan_id),

@@ -289,8 +289,9 @@ def test_no_alarms_warns_and_sends_no_auto_rollback(
     (request,) = seen["asked"]
     assert request["DeploymentConfig"] == {
         "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
-            "TerminationWaitInSeconds": 120,
+            # all at once: --bake is the one step's baking period, the one the alarms watch
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 120},
+            "TerminationWaitInSeconds": 0,
             "MaximumExecutionTimeoutInSeconds": 600 + 1800 + 120,
         }
     }

@@ -195,8 +195,8 @@ BakeOpt = Annotated[
     str | None,
     typer.Option(
         "--bake",
-        help="With --update (sagemaker): how long the old fleet is kept, watched by the alarms, once all traffic is "
-        "on the new one (e.g. 10m).",
+        help="With --update (sagemaker): --all-at-once: the baking period the alarms watch before the old fleet goes; "
+        "after a canary or linear rollout: how long the old fleet is kept (e.g. 10m).",
         show_default="0s",
     ),
 ]

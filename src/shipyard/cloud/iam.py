@@ -8,7 +8,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
-from shipyard.cloud.session import Aws
+from shipyard.cloud.session import TAG_KEY, TRAINING_TAG, Aws
+from shipyard.errors import SpecError
+
+OWNER_TAGS = (TAG_KEY, TRAINING_TAG)  # the tags that say whose a role is
 
 __all__ = ["IamGateway", "apigateway_trust_policy", "sagemaker_trust_policy", "service_trust_policy"]
 
@@ -46,7 +49,8 @@ class IamGateway:
     def create_role(
         self, name: str, *, trust: dict[str, Any], path: str, tags: list[dict[str, str]], description: str
     ) -> str:
-        """Create the role (or adopt it when it exists with our tag); its ARN."""
+        """Create the role (or adopt it when it exists with the same ``shipyard:deployment`` tag: a resumed deploy);
+        its ARN. A role of that name that is not this deployment's is refused, never taken over."""
         with aws_call(f"create the IAM role {name}"):
             try:
                 answer = self.client.create_role(
@@ -60,10 +64,24 @@ class IamGateway:
             except ClientError as exc:
                 if error_code(exc) != "EntityAlreadyExists":
                     raise
+                self._check_ours(name, tags)
                 # A resumed deploy: the role is ours from the first attempt; bring its trust policy up to date.
                 self.client.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
                 return str(self.client.get_role(RoleName=name)["Role"]["Arn"])
         return str(answer["Role"]["Arn"])
+
+    def _check_ours(self, name: str, tags: list[dict[str, str]]) -> None:
+        """An existing role is adopted only when it carries the owner tags given (the deployment's, or the
+        training run's) with the same values; anything else is somebody else's role."""
+        given = {t["Key"]: t["Value"] for t in tags}
+        wanted = {key: given[key] for key in OWNER_TAGS if key in given}
+        found = {t["Key"]: t["Value"] for t in self.client.list_role_tags(RoleName=name).get("Tags", [])}
+        if not wanted or any(found.get(key) != value for key, value in wanted.items()):
+            owner = ", ".join(f"{key}={found[key]}" for key in OWNER_TAGS if key in found) or "no Shipyard tag"
+            raise SpecError(
+                f"the IAM role {name} exists and is not this one's ({owner}): Shipyard does not take a role over; "
+                "delete or rename that role, or choose another name"
+            )
 
     def put_policy(self, role: str, policy_name: str, document: dict[str, Any]) -> None:
         with aws_call(f"attach the policy {policy_name} to the role {role}"):

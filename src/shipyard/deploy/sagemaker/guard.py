@@ -41,11 +41,19 @@ def rollback_alarms(ctx: Context, record: Deployment) -> list[str]:
 
 
 def deployment_config(options: DeployOptions, alarms: list[str]) -> dict[str, Any] | None:
-    """UpdateEndpoint's ``DeploymentConfig`` for ``options``' rollout and bake; None for a plain update."""
+    """UpdateEndpoint's ``DeploymentConfig`` for ``options``' rollout and bake; None for a plain update.
+
+    The alarms watch the new fleet during each step's baking period, ``WaitIntervalInSeconds`` (SageMaker's
+    guardrails guide). So ``--all-at-once --bake D`` sends D there: the one step's watched bake. After a canary or
+    linear rollout, whose watched periods are its steps' waits, ``--bake`` keeps the old fleet that long
+    (``TerminationWaitInSeconds``): a rollback stays quick, though the alarms no longer roll back by themselves.
+    """
     if options.rollout is None and options.bake_s is None:
         return None
     rollout = options.rollout or Rollout("ALL_AT_ONCE")
-    routing: dict[str, Any] = {"Type": rollout.kind, "WaitIntervalInSeconds": rollout.wait_s}
+    at_once = rollout.kind == "ALL_AT_ONCE"
+    bake = options.bake_s or 0
+    routing: dict[str, Any] = {"Type": rollout.kind, "WaitIntervalInSeconds": bake if at_once else rollout.wait_s}
     if rollout.kind == "CANARY":
         routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": rollout.size_pct}
     elif rollout.kind == "LINEAR":
@@ -54,7 +62,7 @@ def deployment_config(options: DeployOptions, alarms: list[str]) -> dict[str, An
     config: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,
-            "TerminationWaitInSeconds": options.bake_s or 0,
+            "TerminationWaitInSeconds": 0 if at_once else bake,
             "MaximumExecutionTimeoutInSeconds": min(max(update_budget_s(options), low), high),
         }
     }

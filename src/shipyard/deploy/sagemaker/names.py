@@ -88,12 +88,14 @@ class Names:
 
     @property
     def api_role(self) -> str:
-        """The role API Gateway assumes to call InvokeEndpoint on this endpoint only."""
-        name = f"shipyard-{self.deployment}-api"
+        """The role API Gateway assumes to call InvokeEndpoint on this endpoint only: ``shipyard-NAME.api``. The
+        dot is a character no deployment name has, so no other deployment's role (``shipyard-NAME-api`` is the
+        execution role of a deployment called ``NAME-api``) can ever bear this name."""
+        name = f"shipyard-{self.deployment}.api"
         if len(name) <= _ROLE_MAX:
             return name
         digest = hashlib.sha256(self.deployment.encode()).hexdigest()[:6]
-        return f"{name[: _ROLE_MAX - 11].rstrip('-')}-{digest}-api"
+        return f"{name[: _ROLE_MAX - 11].rstrip('-')}-{digest}.api"
 
     def model(self, version: str) -> str:
         return _fit(self.deployment, version, _MAX)
