@@ -141,3 +141,18 @@ def test_a_throttled_delete_of_the_api_waits_and_tries_again(aws: object) -> Non
     assert gateway.delete_rest_api(api_id) is True
     assert len(calls) == 3 and waits == [12.0, 12.0]
     assert real.get_rest_apis()["items"] == []
+
+
+def test_the_model_error_template_reads_the_fields_invoke_endpoint_sends() -> None:
+    """The container's 4xx/5xx reach API Gateway as InvokeEndpoint's 424 ModelError; the template reads its
+    OriginalStatusCode and OriginalMessage, which botocore's own model of that error declares."""
+    from botocore.session import get_session
+
+    from shipyard.cloud.apigateway import MODEL_ERROR_TEMPLATE
+
+    model = get_session().get_service_model("sagemaker-runtime")
+    shape = model.shape_for("ModelError")
+    assert shape.metadata["error"]["httpStatusCode"] == 424
+    assert {"OriginalStatusCode", "OriginalMessage"} <= set(shape.members)
+    assert "$context.responseOverride.status = $error.OriginalStatusCode" in MODEL_ERROR_TEMPLATE
+    assert MODEL_ERROR_TEMPLATE.rstrip().endswith("$error.OriginalMessage")

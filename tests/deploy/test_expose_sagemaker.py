@@ -16,7 +16,7 @@ from infra.cli import shipyard
 from infra.moto import ACCOUNT, REGION
 from infra.oci_registry import OciRegistry
 from infra.scripted_aws import answer, error
-from shipyard.cloud.apigateway import PASSED_STATUSES, selection_pattern
+from shipyard.cloud.apigateway import MODEL_ERROR_TEMPLATE, PASSED_STATUSES, selection_pattern
 from shipyard.deploy import Deployer
 from shipyard.deploy.expose import ExposeOptions, Quota
 from shipyard.deploy.sagemaker import SageMakerTarget
@@ -85,7 +85,11 @@ def assert_api_read_back(record_exposure: Any) -> None:
         assert response["responseParameters"] == {
             "method.response.header.Content-Type": "integration.response.header.Content-Type"
         }
-        assert response["contentHandling"] == "CONVERT_TO_BINARY"
+        model_error = status == "424"  # InvokeEndpoint's ModelError: the container's own 4xx/5xx inside
+        assert response["contentHandling"] == ("CONVERT_TO_TEXT" if model_error else "CONVERT_TO_BINARY")
+        assert response.get("responseTemplates", {}) == (
+            {"application/json": MODEL_ERROR_TEMPLATE} if model_error else {}
+        )
         assert response.get("selectionPattern") == (None if status == "200" else selection_pattern(status))
     assert integration["integrationResponses"]["400"]["selectionPattern"] == r"4(?!03|04|13|15|24|29)\d{2}"
     stage = apigw.get_stage(restApiId=api_id, stageName="v1")

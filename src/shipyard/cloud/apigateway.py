@@ -11,6 +11,11 @@ Status codes: API Gateway picks an integration response by matching the backend'
 response's ``selectionPattern`` and answers with that response's fixed status, so the common ones are mapped
 one by one to themselves (:data:`PASSED_STATUSES`). A 4xx that is not in that list becomes **400**, a 5xx that
 is not in it becomes **500**, and anything else (2xx, 3xx) becomes **200** (the default response).
+
+The container's own errors come through InvokeEndpoint as **424 ModelError**, with the container's status and body
+inside (``OriginalStatusCode``, ``OriginalMessage``: botocore's ModelError shape). The 424 response turns that back
+into the container's answer (:data:`MODEL_ERROR_TEMPLATE`: ``$context.responseOverride.status`` and the original
+message as the body), so a caller sees the 400 or 500 the container sent, as the local front passes it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from shipyard.errors import DeployError
 
 __all__ = [
     "BINARY",
+    "MODEL_ERROR_TEMPLATE",
     "PASSED_STATUSES",
     "TIMEOUT_MS",
     "ApiGatewayGateway",
@@ -39,6 +45,12 @@ __all__ = [
 BINARY = "*/*"
 TIMEOUT_MS = 29_000  # the most a REST API integration may take without a quota increase
 PASSED_STATUSES = ("400", "403", "404", "413", "415", "424", "429", "500", "502", "503", "504")
+# The 424 ModelError of InvokeEndpoint back to the container's own answer: its status and its body.
+MODEL_ERROR_TEMPLATE = (
+    "#set($error = $input.path('$'))\n"
+    "#if($error.OriginalStatusCode != '')#set($context.responseOverride.status = $error.OriginalStatusCode)#end\n"
+    "$error.OriginalMessage"
+)
 _CATCH_ALL = {"4": "400", "5": "500"}  # the status an unlisted 4xx / 5xx becomes
 _HEADERS = ("Content-Type", "Accept")
 DELETE_API_TRIES = 4
@@ -148,7 +160,8 @@ class ApiGatewayGateway:
         """200 (the default), and each of :data:`PASSED_STATUSES` to itself, with Content-Type passed through.
 
         ``CONVERT_TO_BINARY`` on each integration response: with ``*/*`` binary the answer is binary already,
-        so it is passed as it is; without it an answer that API Gateway took for text would be base64 text.
+        so it is passed as it is; without it an answer that API Gateway took for text would be base64 text. The
+        424 (ModelError) one is text instead, read by :data:`MODEL_ERROR_TEMPLATE`.
         """
         header = "method.response.header.Content-Type"
         with aws_call(f"map the status codes of the REST API {api_id}", self.aws.region):
@@ -160,14 +173,19 @@ class ApiGatewayGateway:
                     statusCode=status,
                     responseParameters={header: False},
                 )
-                extra = {} if status == "200" else {"selectionPattern": selection_pattern(status)}
+                extra: dict[str, Any] = {"contentHandling": "CONVERT_TO_BINARY"}
+                if status != "200":
+                    extra["selectionPattern"] = selection_pattern(status)
+                if status == "424":
+                    extra.update(
+                        contentHandling="CONVERT_TO_TEXT", responseTemplates={"application/json": MODEL_ERROR_TEMPLATE}
+                    )
                 self.client.put_integration_response(
                     restApiId=api_id,
                     resourceId=resource_id,
                     httpMethod="POST",
                     statusCode=status,
                     responseParameters={header: "integration.response.header.Content-Type"},
-                    contentHandling="CONVERT_TO_BINARY",
                     **extra,
                 )
 
