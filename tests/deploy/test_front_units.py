@@ -85,3 +85,28 @@ def test_key_is_40_alphanumerics_in_a_0600_file(tmp_path: Path) -> None:
     path = tmp_path / "local" / "front-x.key"
     write_key_file(path, key)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and path.read_text().strip() == key
+
+
+def test_a_caller_gone_before_its_whole_body_is_neither_forwarded_nor_answered() -> None:
+    """Half a body then ``http.disconnect``: the front forwards nothing (a part of a request is no request)."""
+    import asyncio
+    from typing import Any
+
+    from shipyard.deploy.front import Front, FrontConfig
+
+    front = Front(FrontConfig("http://127.0.0.1:9", key=None), log=lambda line: None)
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"instances": [[1, 2', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(front(scope, receive, send))
+    assert front.forwarded == 0 and sent == []

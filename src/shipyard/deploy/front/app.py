@@ -117,6 +117,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Gone(Exception):
+    """The caller went away before its body was all there: nothing is forwarded, nothing is answered."""
+
+
 class Front:
     """The ASGI app (uvicorn serves it: ``python -m shipyard.deploy.front``)."""
 
@@ -193,6 +197,8 @@ class Front:
             body = await _read_body(receive, self.config.payload_limit)
         except _TooLarge:
             return await _send_error(send, TOO_LARGE, request_id)
+        except _Gone:
+            return 499  # logged as the caller's own disconnect (no answer is sent)
         forward = {
             name.decode(): headers[name].decode("latin-1") for name in (b"content-type", b"accept") if name in headers
         }
@@ -214,13 +220,14 @@ class Front:
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The request's body, streamed; :class:`_TooLarge` as soon as it passes ``limit`` bytes."""
+    """The request's body, streamed; :class:`_TooLarge` as soon as it passes ``limit`` bytes, :class:`_Gone` when
+    the caller disconnects first (a part of a body is never forwarded)."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Gone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
