@@ -252,6 +252,51 @@ def test_alarm_rollback_is_reported_with_the_alarm_and_the_new_version_removed(
     assert tagged_everywhere() == {}
 
 
+def test_an_alarm_back_to_ok_after_the_rollback_is_named_from_its_history(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
+) -> None:
+    """The latency alarm fired during the bake and is OK again once traffic is back on the old fleet (a 3-of-5
+    minutes alarm does that): the rollback still names it, from DescribeAlarmHistory. Scripted: UpdateEndpoint and
+    DescribeEndpoint (moto lacks the one and keeps endpoints InService), and DescribeAlarmHistory (moto answers it
+    with HTTP 500), answered with the StateUpdate items CloudWatch writes."""
+    import json as jsonlib
+    from datetime import UTC, datetime
+
+    deployer, old = _deployed(state_path, digits_bundle, small_image, registry)
+    _alarms(deployer)
+    reason = "Threshold Crossed: 3 out of the last 5 datapoints were greater than the threshold (250000.0)."
+    deployer2, target2, _steps = make(state_path)
+    phases = [("Updating", "Creating", 0), ("Updating", "Baking", 4), ("InService", None, 8)]
+    _blue_green(target2, phases, back_to_old=True)
+    asked: list[str] = []
+
+    def history(params: dict[str, Any]) -> dict[str, Any]:
+        asked.append(params["AlarmName"])
+        items = []
+        if params["AlarmName"] == "shipyard-digits-ModelLatency":
+            change = {"oldState": {"stateValue": "OK"}, "newState": {"stateValue": "ALARM", "stateReason": reason}}
+            items.append(
+                {
+                    "AlarmName": params["AlarmName"],
+                    "Timestamp": datetime.now(UTC),
+                    "HistoryItemType": "StateUpdate",
+                    "HistorySummary": "Alarm updated from OK to ALARM",
+                    "HistoryData": jsonlib.dumps(change),
+                }
+            )
+        return {"AlarmHistoryItems": items}
+
+    answer(target2.aws(REGION).client("cloudwatch"), "DescribeAlarmHistory", history)
+    with pytest.raises(DeployFailed) as raised:
+        deployer2.update("digits", str(digits_bundle), image=small_image, all_at_once=True, bake="5m")
+    assert str(raised.value).startswith(f"rolled back: alarm shipyard-digits-ModelLatency fired ({reason})")
+    assert raised.value.alarm == "shipyard-digits-ModelLatency"
+    assert sorted(asked) == ["shipyard-digits-Invocation5XXErrors", "shipyard-digits-ModelLatency"]
+    assert deployer2.record("digits").details.endpoint_config == old.endpoint_config
+    deployer2.cleanup("digits")
+    assert tagged_everywhere() == {}
+
+
 def test_update_rollback_failed_stops_the_wait_and_shipyard_rolls_back(
     aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
 ) -> None:

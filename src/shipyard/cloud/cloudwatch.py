@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -156,6 +157,23 @@ class CloudWatchGateway:
                     found.extend(_alarm(item) for item in page.get("MetricAlarms", []))
         return found
 
+    def went_to_alarm(self, names: Sequence[str], since: datetime) -> Alarm | None:
+        """The first of ``names`` whose history shows a change to ALARM after ``since`` (DescribeAlarmHistory,
+        StateUpdate items): the alarm that fired even when it is back to OK now. None when none did."""
+        fired: list[tuple[datetime, Alarm]] = []
+        for name in names:
+            with aws_call(f"read the history of the alarm {name}", self.aws.region):
+                pages = self.client.get_paginator("describe_alarm_history").paginate(
+                    AlarmName=name, HistoryItemType="StateUpdate", StartDate=since, ScanBy="TimestampAscending"
+                )
+                for page in pages:
+                    for item in page.get("AlarmHistoryItems", []):
+                        change = _state_change(item)
+                        if change is not None and change[0] == "ALARM":
+                            fired.append((item["Timestamp"], Alarm(name, "ALARM", change[1], "")))
+                            break
+        return min(fired, key=lambda pair: pair[0])[1] if fired else None
+
     def delete_alarm(self, name: str) -> bool:
         """Delete the alarm; ``False`` when it was already gone (DeleteAlarms does not fail for a missing name,
         so its existence is checked first)."""
@@ -207,6 +225,16 @@ class CloudWatchGateway:
                 for result in page.get("MetricDataResults", []):
                     values.setdefault(str(result["Id"]), []).extend(float(v) for v in result.get("Values", []))
         return values
+
+
+def _state_change(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(new state, its reason) of one StateUpdate history item (its HistoryData is a JSON document)."""
+    try:
+        data = json.loads(str(item.get("HistoryData") or "{}"))
+    except json.JSONDecodeError:
+        return None
+    new = data.get("newState") or {}
+    return (str(new.get("stateValue", "")), str(new.get("stateReason", ""))) if new else None
 
 
 def _alarm(item: Mapping[str, Any]) -> Alarm:

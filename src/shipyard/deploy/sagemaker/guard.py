@@ -17,6 +17,7 @@ warming up trips them without being wrong).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from shipyard.cloud.cloudwatch import Alarm
@@ -24,6 +25,7 @@ from shipyard.deploy.base import DeployRun
 from shipyard.deploy.options import DeployOptions, Rollout, update_budget_s
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.state import Deployment
+from shipyard.errors import ShipyardError
 from shipyard.units import format_duration
 
 __all__ = ["ROLLBACK_METRICS", "Progress", "deployment_config", "fired", "rollback_alarms"]
@@ -71,11 +73,19 @@ def deployment_config(options: DeployOptions, alarms: list[str]) -> dict[str, An
     return config
 
 
-def fired(ctx: Context, alarms: list[str]) -> Alarm | None:
-    """The first of ``alarms`` in state ALARM (what made SageMaker roll back), if one still is."""
+def fired(ctx: Context, alarms: list[str], since: datetime) -> Alarm | None:
+    """The alarm that made SageMaker roll back: one of ``alarms`` in ALARM now, else the first whose history shows
+    it went to ALARM after ``since`` (a 3-of-5-minutes alarm is often back to OK once traffic is on the old fleet
+    again). None when none did, or when the history cannot be read (the rollback is reported without a name)."""
     if not alarms:
         return None
-    return next((a for a in ctx.cloudwatch.describe_alarms(alarms) if a.state == _ALARM), None)
+    now = next((a for a in ctx.cloudwatch.describe_alarms(alarms) if a.state == _ALARM), None)
+    if now is not None:
+        return now
+    try:
+        return ctx.cloudwatch.went_to_alarm(alarms, since)
+    except ShipyardError:  # no permission, throttled: the rollback is still reported, without the name
+        return None
 
 
 class Progress:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from shipyard.deploy.base import IN_SERVICE, UPDATING, DeployRun
 from shipyard.deploy.images import ImageService
@@ -165,7 +166,7 @@ def _wait_on_new(
         watch=Progress(run, options, versions.new_config) if guarded else None,
     )
     if described.get("EndpointConfigName") != versions.new_config:
-        alarm = fired(ctx, alarms)
+        alarm = fired(ctx, alarms, datetime.fromtimestamp(since_ms / 1000, UTC))
         if alarm is not None:
             raise DeployFailed(
                 f"rolled back: alarm {alarm.name} fired ({alarm.reason})", reason=alarm.reason, alarm=alarm.name
