@@ -282,10 +282,16 @@ def test_the_deploy_flags_name_themselves(aws: object, tmp_path: Path) -> None:
 
 def test_notify_is_checked_when_the_options_are_made() -> None:
     with pytest.raises(SpecError, match="email address") as bad:
-        DeployOptions(source="x", name="digits", notify="not-an-address")
+        DeployOptions(source="x", name="digits", target="sagemaker", notify="not-an-address")
     assert bad.value.option == "notify"
-    assert DeployOptions(source="x", name="digits", notify="a@b.io").to_json()["notify"] == "a@b.io"
+    made = DeployOptions(source="x", name="digits", target="sagemaker", notify="a@b.io")
+    assert made.to_json()["notify"] == "a@b.io"
     assert DeployOptions(source="x", name="digits").to_json()["alarms"] is True
+    # the local target has no alarms: saying anything of them there is refused, naming the flag
+    for option, changes in (("notify", {"notify": "a@b.io"}), ("alarms", {"alarms": False})):
+        with pytest.raises(SpecError, match="for sagemaker deployments") as local:
+            DeployOptions(source="x", name="digits", **changes)  # type: ignore[arg-type]
+        assert local.value.option == option
 
 
 def test_update_to_serverless_changes_which_alarms_exist(

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from shipyard.cli.invoke import ViaOpt
 from shipyard.cli.output import OUTPUT_OPTION, Output, print_json
 from shipyard.cli.tables import print_fitted
 
@@ -49,14 +50,6 @@ PeakOpt = Annotated[
 ]
 SafetyOpt = Annotated[float, typer.Option("--safety", help="Fraction of capacity to plan for (autoscaling headroom).")]
 SloOpt = Annotated[float | None, typer.Option("--slo-ms", help="p99 latency a load level must keep to count.")]
-ViaOpt = Annotated[
-    str,
-    typer.Option(
-        "--via",
-        help="A deployment's name: straight to the endpoint, or through its public API (shipyard expose).",
-        show_default=True,
-    ),
-]
 PlotOpt = Annotated[bool, typer.Option("--plot/--no-plot", help="Draw bench.png (needs matplotlib).")]
 
 

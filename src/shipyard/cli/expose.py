@@ -104,6 +104,8 @@ def curl_line(record: Deployment, exposure: Exposure) -> str:
             f"'aws:amz:{record.region}:execute-api'",
             "--user",
             '"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"',
+            "-H",
+            '"x-amz-security-token: $AWS_SESSION_TOKEN"',  # temporary credentials (SSO, a role) need it
         ]
     return " ".join([*parts, "--data-binary", "@request.json"])
 
@@ -120,6 +122,11 @@ def _document(name: str, exposure: Exposure, key: str | None, warnings: list[str
         "quota": exposure.quota,
         "stage": exposure.stage,
         "api_id": exposure.api_id,
+        "key_id": exposure.key_id,
+        "usage_plan_id": exposure.usage_plan_id,
+        "role_arn": exposure.role_arn,
+        "front_pid": exposure.front_pid,
+        "front_port": exposure.front_port,
         "key_ref": exposure.key_ref,
         "key": key,
         "warnings": warnings,

@@ -60,7 +60,8 @@ ViaOpt = Annotated[
     str,
     typer.Option(
         "--via",
-        help="A deployment's name: straight to the endpoint, or through its public API (shipyard expose).",
+        help="endpoint or api. With a deployment's name: straight to the endpoint, or through its public API "
+        "(shipyard expose), as its callers reach it.",
         show_default=True,
     ),
 ]

@@ -74,6 +74,8 @@ def status(
         }
         if name:
             document["health"] = health_json(health) if health else None
+            if health is None and unhealthy:
+                document["health_error"] = unhealthy
         print_json("status", document)
         return
     if rows:

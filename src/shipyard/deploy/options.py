@@ -382,6 +382,7 @@ class DeployOptions:
         self._check_ranges()
         self._check_sizes()
         self._check_rollout()
+        self._check_alarms()
         if self.target == "sagemaker":
             check_instance_type(self.instance_type)
         env_names = [s.env_var for s in self.secrets]
@@ -429,6 +430,18 @@ class DeployOptions:
                 f"{self.autoscale.minimum}:{self.autoscale.maximum}",
                 option="instance_count",
             )
+
+    def _check_alarms(self) -> None:
+        """``notify`` and ``--no-alarms`` say something of CloudWatch alarms, which only sagemaker deployments get."""
+        if self.target == "sagemaker":
+            return
+        for option, given in (("notify", self.notify is not None), ("alarms", not self.alarms)):
+            if given:
+                raise SpecError(
+                    f"{option} is for sagemaker deployments (their CloudWatch alarms); the {self.target} target has "
+                    f"none: `shipyard status NAME` shows its traffic and latency",
+                    option=option,
+                )
 
     def _check_rollout(self) -> None:
         """The guardrails of an update: sagemaker only, within SageMaker's limits, none that serverless lacks."""
