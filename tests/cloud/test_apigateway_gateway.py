@@ -8,7 +8,7 @@ import pytest
 
 from shipyard.cloud import Aws
 from shipyard.cloud.apigateway import ApiGatewayGateway, invoke_url, sagemaker_invoke_uri
-from shipyard.cloud.iam import IamGateway, apigateway_trust_policy
+from shipyard.cloud.iam import IamGateway, apigateway_trust_policy, sagemaker_trust_policy
 from shipyard.cloud.secrets import SecretsGateway
 
 pytestmark = pytest.mark.integration
@@ -87,14 +87,18 @@ def test_the_key_secret_is_created_read_replaced_and_deleted(aws: object) -> Non
     assert boto3.client("secretsmanager").list_secrets()["SecretList"] == []
 
 
-def test_the_api_role_trusts_api_gateway_of_this_account_only(aws: object) -> None:
+def test_the_api_role_trusts_api_gateway_alone(aws: object) -> None:
+    """API Gateway alone may assume it, with no aws:SourceAccount condition (API Gateway's guide gives none, and
+    one it did not meet would fail every call); the SageMaker role keeps its condition."""
     iam = IamGateway(Aws("us-east-1"))
     trust = apigateway_trust_policy("123456789012")
     iam.create_role("shipyard-demo-api", trust=trust, path="/shipyard/", tags=[], description="d")
     document = boto3.client("iam").get_role(RoleName="shipyard-demo-api")["Role"]["AssumeRolePolicyDocument"]
     (statement,) = document["Statement"]
     assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert "Condition" not in statement and statement["Action"] == "sts:AssumeRole"
+    (sagemaker,) = sagemaker_trust_policy("123456789012")["Statement"]
+    assert sagemaker["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
 
 
 def test_a_role_of_the_same_name_is_adopted_only_when_it_is_this_deployments(aws: object) -> None:

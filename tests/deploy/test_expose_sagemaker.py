@@ -134,7 +134,6 @@ def assert_role_read_back() -> None:
                 "Effect": "Allow",
                 "Principal": {"Service": "apigateway.amazonaws.com"},
                 "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
             }
         ],
     }

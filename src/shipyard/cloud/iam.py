@@ -22,23 +22,23 @@ def sagemaker_trust_policy(account: str) -> dict[str, Any]:
 
 
 def apigateway_trust_policy(account: str) -> dict[str, Any]:
-    """Only API Gateway may assume the role, and only for an API of this account (a public API's role)."""
-    return service_trust_policy("apigateway.amazonaws.com", account)
+    """Only API Gateway may assume the role (a public API's integration role).
+
+    No ``aws:SourceAccount`` condition here: API Gateway's own guide gives the integration role's trust policy
+    without one, and nothing documents that API Gateway sets that key when it assumes an integration role (a
+    condition it does not meet would make every call answer 500). The role cannot serve another account's API:
+    naming it as an integration's credentials needs ``iam:PassRole`` in this account, and roles are not passed
+    across accounts. ``account`` is kept for the signature shared with :func:`sagemaker_trust_policy`."""
+    return service_trust_policy("apigateway.amazonaws.com", None)
 
 
-def service_trust_policy(service: str, account: str) -> dict[str, Any]:
-    """Only the AWS service ``service`` may assume the role, on behalf of ``account`` only."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-            }
-        ],
-    }
+def service_trust_policy(service: str, account: str | None) -> dict[str, Any]:
+    """Only the AWS service ``service`` may assume the role; with ``account``, on behalf of that account only
+    (the confused-deputy guard, for services that set ``aws:SourceAccount``)."""
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if account is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
 
 
 class IamGateway:
