@@ -26,7 +26,7 @@ from shipyard.deploy.base import (
     Target,
 )
 from shipyard.deploy.endpoint import Endpoint
-from shipyard.deploy.expose import ExposeOptions, Exposure
+from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.options import DEFAULT_INSTANCE_TYPE, DeployOptions, parse_changes
 from shipyard.deploy.state import BenchFigures, Deployment, StateStore, now_utc, parse_time
 from shipyard.errors import DeployError, NotDeployed, SpecError
@@ -192,7 +192,7 @@ class Deployer:
         target = self.target(record.target)
         if via == "api":
             if record.exposure is None:
-                raise DeployError(f"{name} has no public API: `shipyard expose {name}` makes one")
+                raise DeployError(not_exposed(name))
             return target.api_transport(record, connections=connections)
         if via != "endpoint":
             raise SpecError(f"--via {via!r}: endpoint or api", option="via")
@@ -226,7 +226,7 @@ class Deployer:
     def api_key(self, name: str) -> str | None:
         record = self.record(name)
         if record.exposure is None:
-            raise DeployError(f"{name} has no public API: `shipyard expose {name}` makes one")
+            raise DeployError(not_exposed(name))
         return self.target(record.target).api_key(record)
 
     def health(self, name: str) -> Health:

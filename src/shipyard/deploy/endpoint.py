@@ -11,6 +11,7 @@ import orjson
 from shipyard.client.chunked import Limits, invoke_all, limits_for
 from shipyard.client.transport import HTTPTransport, Reply, Transport, send_one
 from shipyard.deploy.base import CleanupReport
+from shipyard.deploy.expose import not_exposed
 from shipyard.deploy.state import Deployment
 from shipyard.errors import InvokeError
 
@@ -173,7 +174,7 @@ def destination(target: str, deployer: Callable[[], Deployer], *, via: str = "en
         return Destination(target)
     if via == "api":
         if record.exposure is None:
-            raise InvokeError(f"{target} has no public API: `shipyard expose {target}` makes one")
+            raise InvokeError(not_exposed(target))
         return Destination(record.exposure.url, target, found, bool(record.serverless), via)
     return Destination(record.url or "", target, found, bool(record.serverless))
 

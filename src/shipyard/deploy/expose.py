@@ -30,6 +30,7 @@ __all__ = [
     "Quota",
     "key_secret_name",
     "limit_warnings",
+    "not_exposed",
 ]
 
 API_PAYLOAD_LIMIT = API_GATEWAY.max_payload_bytes  # API Gateway REST API: 10 MB request payload (a hard limit)
@@ -39,6 +40,11 @@ Auth = Literal["api-key", "iam", "none"]
 _PERIODS = {"day": "DAY", "week": "WEEK", "month": "MONTH"}
 _PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 NEAR_TIMEOUT = 0.8  # a measured latency above this share of the 29 s is "near" it
+
+
+def not_exposed(deployment: str) -> str:
+    """The one message for a deployment without a public API, wherever it is asked for one."""
+    return f"{deployment} has no public API: `shipyard expose {deployment}` makes one"
 
 
 def key_secret_name(deployment: str) -> str:
@@ -146,7 +152,7 @@ def limit_warnings(record: Deployment, options: ExposeOptions) -> list[str]:
     endpoint = limits_for(serverless=record.serverless is not None)
     kind = "serverless" if record.serverless is not None else "real-time"
     api_mb, endpoint_mb = API_PAYLOAD_LIMIT / 2**20, endpoint.max_payload_bytes / 2**20
-    effective = min(API_PAYLOAD_LIMIT, endpoint.max_payload_bytes) / 2**20
+    effective = limits_for(serverless=record.serverless is not None, behind_api=True).max_payload_bytes / 2**20
     warnings = [
         f"payload: API Gateway takes up to {api_mb:g} MB and the {kind} endpoint {endpoint_mb:g} MB, so a request "
         f"over {effective:g} MB fails (413); split larger inputs (`shipyard invoke --chunk`)"

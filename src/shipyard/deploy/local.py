@@ -32,7 +32,7 @@ from shipyard.deploy.base import (
     Reporter,
     Save,
 )
-from shipyard.deploy.expose import ExposeOptions, Exposure
+from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.front import (
     FrontProcess,
     is_front,
@@ -435,7 +435,7 @@ class LocalTarget:
 
     def api_transport(self, record: Deployment, *, connections: int) -> Transport:
         if record.exposure is None:
-            raise DeployError(f"{record.name} has no public API: `shipyard expose {record.name}` makes one")
+            raise DeployError(not_exposed(record.name))
         key = self.api_key(record)
         return HTTPTransport(
             record.exposure.url, exact=True, headers={"x-api-key": key} if key else None, max_connections=connections

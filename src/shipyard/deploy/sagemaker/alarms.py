@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.cloud.cloudwatch import AlarmSpec
-from shipyard.deploy.base import DeployRun
+from shipyard.deploy.base import DeployRun, SilentReporter
+from shipyard.deploy.sagemaker.cleanup import remove as remove_kinds
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import VARIANT, Names
 from shipyard.deploy.state import BenchFigures, Deployment
@@ -292,15 +293,10 @@ def _topic(ctx: Context, run: DeployRun) -> list[str]:
 
 
 def remove(ctx: Context, run: DeployRun) -> list[str]:
-    """Delete the recorded alarms and dashboard (``deploy --update NAME --no-alarms``); what went."""
-    record, removed = run.record, []
-    for kind, delete in (("alarm", ctx.cloudwatch.delete_alarm), ("dashboard", ctx.cloudwatch.delete_dashboard)):
-        for resource in list(record.of(kind)):
-            delete(resource.id)
-            record.drop(kind, resource.id)
-            run.save()
-            removed.append(f"{kind} {resource.id}")
-    return removed
+    """Delete the recorded alarms and dashboard (``deploy --update NAME --no-alarms``); what went. Through
+    cleanup's one delete loop (``cleanup.remove``)."""
+    report = remove_kinds(ctx, run.record, ("alarm", "dashboard"), run.saver, SilentReporter())
+    return [*report.deleted, *report.already_gone]
 
 
 def tune(ctx: Context, record: Deployment, tags: Sequence[dict[str, str]] = ()) -> str | None:

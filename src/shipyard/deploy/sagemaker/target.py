@@ -21,7 +21,7 @@ from shipyard.deploy.base import (
     Save,
     SilentReporter,
 )
-from shipyard.deploy.expose import ExposeOptions, Exposure
+from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.sagemaker import alarms, create, health, update
@@ -266,7 +266,7 @@ class SageMakerTarget:
 
 def _exposure(record: Deployment) -> Exposure:
     if record.exposure is None:
-        raise DeployError(f"{record.name} has no public API: `shipyard expose {record.name}` makes one")
+        raise DeployError(not_exposed(record.name))
     return record.exposure
 
 
