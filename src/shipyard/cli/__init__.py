@@ -39,8 +39,10 @@ def _root(
 def _register() -> None:
     from shipyard.cli import (
         bench,
+        budget,
         bundle,
         deploy,
+        export,
         expose,
         image,
         invoke,
@@ -52,7 +54,8 @@ def _register() -> None:
         train,
     )
 
-    for module in (bundle, invoke, serve, bench, monitor, deploy, expose, status, image, train, runs, models):
+    for module in (bundle, invoke, serve, bench, monitor, deploy, expose, status, budget, export, image, train, runs,
+                   models):  # fmt: skip
         module.register(app)
 
 

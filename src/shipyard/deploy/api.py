@@ -53,6 +53,12 @@ class StatusRow:
     instance_type: str | None = None
     instance_count: int | None = None
     serverless: dict[str, int] | None = None
+    # the spend guards that run in AWS, one line each ("TTL: EventBridge Scheduler deletes the endpoint at ...")
+    guards: tuple[str, ...] = ()
+    # what ended a deployment Shipyard did not delete itself ("its TTL schedule deleted the endpoint at ...")
+    ended_by: str | None = None
+    # where hourly_usd came from: "AWS Price List API, us-east-1, read 2026-12-03" or the shipped table's label
+    price_source: str | None = None
 
     @property
     def expired(self) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "check_notify",
     "parse_changes",
     "parse_env",
+    "parse_idle",
     "parse_ttl",
     "update_budget_s",
 ]
@@ -200,6 +201,13 @@ def parse_env(items: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
             env[key] = value
     _check_env(env)
     return env
+
+
+def parse_idle(text: str | timedelta | None) -> timedelta | None:
+    """``--idle 4h``: how long an endpoint may go without an invocation before its alarm fires."""
+    if text is None or isinstance(text, timedelta):
+        return text
+    return parse_duration(text, option="idle", minimum_s=3600)
 
 
 def parse_ttl(text: str | timedelta | None) -> timedelta | None:
@@ -374,6 +382,10 @@ class DeployOptions:
     # sagemaker: CloudWatch alarms and a dashboard (deploy/sagemaker/alarms.py); who the alarms notify
     alarms: bool = True
     notify: str | None = None
+    # sagemaker: the spend guards that run in AWS (deploy/sagemaker/guards.py): an alarm on zero Invocations for
+    # ``idle``, which notifies (``notify``) or, with ``idle_action="delete"``, also deletes the endpoint
+    idle: timedelta | None = None
+    idle_action: str = "notify"
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -531,6 +543,7 @@ def parse_changes(
     linear: str | None = None,
     all_at_once: bool = False,
     bake: str | timedelta | None = None,
+    idle: str | timedelta | None = None,
     **values: Any,
 ) -> dict[str, Any]:
     """Typed :class:`DeployOptions` values from user-facing ones, only those given (not None).
@@ -554,6 +567,7 @@ def parse_changes(
         "ttl": parse_ttl(ttl),
         "rollout": _parse_rollout(canary, linear, all_at_once),
         "bake_s": int(parse_duration(bake, option="bake_s").total_seconds()) if bake is not None else None,
+        "idle": parse_idle(idle),
         **values,
     }
     return {key: value for key, value in typed.items() if value is not None}

@@ -86,6 +86,8 @@ class Details:
     container_id: str | None = None
     model_dir: str | None = None
     deleted_at: str | None = None
+    # sagemaker: what deleted the endpoint when Shipyard did not (its TTL schedule, its idle state machine)
+    ended_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -16,14 +16,19 @@ from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import VARIANT
 from shipyard.deploy.state import Deployment, Resource
 
-__all__ = ["API_KINDS", "ARTIFACT_KINDS", "ORDER", "WATCH_KINDS", "cleanup", "remove"]
+__all__ = ["API_KINDS", "ARTIFACT_KINDS", "GUARD_KINDS", "ORDER", "WATCH_KINDS", "cleanup", "remove"]
 
 # the public API first (a usage plan holds its API's stage; the API's role is used by the API), then what
 # watches the endpoint (alarms, their dashboard and topic), then the endpoint and what it is made of
 API_KINDS = ("usage-plan", "api-key", "rest-api", "api-key-secret", "api-role")
 WATCH_KINDS = ("alarm", "dashboard", "sns-topic")
+# the spend guards (deploy/sagemaker/guards.py): the TTL schedule, then the idle rule (it starts the state
+# machine), the state machine, the idle alarm (it notifies the topic), and the role the schedule and the state
+# machine delete the endpoint with
+GUARD_KINDS = ("ttl-schedule", "idle-rule", "state-machine", "idle-alarm", "guard-role")
 ORDER = (
     *API_KINDS,
+    *GUARD_KINDS,
     *WATCH_KINDS,
     "autoscaling",
     "endpoint",

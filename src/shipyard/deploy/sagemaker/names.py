@@ -80,6 +80,27 @@ class Names:
         """The SNS topic the alarms notify (``--notify EMAIL``); a given topic ARN is used as it is."""
         return f"shipyard-{self.deployment}-alarms"
 
+    # -- the spend guards (deploy/sagemaker/guards.py) ------------------------------------------------------
+    @property
+    def ttl_schedule(self) -> str:
+        """The one-time EventBridge Scheduler schedule that deletes the endpoint at its TTL (up to 64 characters)."""
+        return _fit(f"shipyard-{self.deployment}", "ttl", 64)
+
+    @property
+    def idle(self) -> str:
+        """The idle alarm's, EventBridge rule's and state machine's name: ``shipyard-NAME-idle``."""
+        return f"shipyard-{self.deployment}-idle"
+
+    @property
+    def guard_role(self) -> str:
+        """The role the TTL schedule and the idle state machine delete this endpoint with: ``shipyard-NAME.guard``
+        (a dot, as :attr:`api_role`: no deployment's execution role can bear this name)."""
+        name = f"shipyard-{self.deployment}.guard"
+        if len(name) <= _ROLE_MAX:
+            return name
+        digest = hashlib.sha256(self.deployment.encode()).hexdigest()[:6]
+        return f"{name[: _ROLE_MAX - 13].rstrip('-')}-{digest}.guard"
+
     # -- the public API (deploy/sagemaker/expose.py) -----------------------------------------------------
     @property
     def api(self) -> str:
