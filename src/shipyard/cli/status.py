@@ -179,8 +179,9 @@ def _print_total(rows: list[StatusRow], sources: list[str], console: Console | N
     hourly, so_far, partial = _totals(rows)
     unknown = " (without the deployments marked ?: no price for them)" if partial else ""
     console.print(f"total: ${hourly:.3f}/hour now, ${so_far:.2f} so far{unknown}", highlight=False, markup=False)
-    for source in sources:
-        console.print(f"prices: {source}", highlight=False, markup=False, soft_wrap=True)
+    if any(r.price_source for r in rows):  # local deployments cost nothing: no prices to name
+        for source in sources:
+            console.print(f"prices: {source}", highlight=False, markup=False)
 
 
 def _billing(deployer: Any, region: str | None) -> Billing:
@@ -236,7 +237,7 @@ def render_billing(bills: Billing, console: Console | None = None) -> None:
                 table.add_row(*(Text(text) for text in (*head, *cell)))
         console.print(table)
     console.print(f"total: ${bills.hourly_usd:.3f}/hour in {bills.region}", highlight=False, markup=False)
-    console.print(f"prices: {bills.price_source}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"prices: {bills.price_source}", highlight=False, markup=False)
     for entry in bills.entries:
         if entry.remove:
             console.print(f"{entry.name} has no record here (an orphan): `{entry.remove}` removes it",
