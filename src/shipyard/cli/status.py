@@ -99,7 +99,8 @@ def status(
         print_json("status", document)
         return
     if rows:
-        render(rows, title=f"deployments ({deployer.state.path})", caption=f"estimates from {label}")
+        caption = "estimates from the prices below" if any(r.price_source for r in rows) else f"estimates from {label}"
+        render(rows, title=f"deployments ({deployer.state.path})", caption=caption)
         _print_total(rows, sources)
     if health is not None:
         render_health(health)

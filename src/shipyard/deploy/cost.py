@@ -102,7 +102,7 @@ def _ask_price_list(region: str, aws: Aws | None, settings: Settings, path: Path
         aws.check_credentials()
         hourly = PriceListGateway(aws).hosting_prices(region)
     except ShipyardError as exc:
-        return f"the Price List API could not be read ({exc})"
+        return f"the Price List API could not be read ({_why(exc)})"
     if not hourly:
         return f"the Price List API has no SageMaker hosting prices for {region}"
     shipped = prices()
@@ -118,6 +118,16 @@ def _ask_price_list(region: str, aws: Aws | None, settings: Settings, path: Path
     with contextlib.suppress(OSError):  # a read-only cache: the prices are still this run's
         write_cached(path, table, now)
     return table
+
+
+def _why(exc: ShipyardError) -> str:
+    """A failure in a few words, for a line printed under a table: AWS's operation and error code
+    (``GetProducts: AccessDeniedException``), else the message's first line."""
+    code, operation = getattr(exc, "aws_code", None), getattr(exc, "operation", None)
+    if code and operation:
+        return f"{operation}: {code}"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first if len(first) <= 200 else first[:199] + "…"
 
 
 def source_label(table: PriceTable) -> str:
@@ -193,7 +203,8 @@ def budget_status(aws: Aws, *, name: str = DEFAULT_BUDGET) -> BudgetStatus | Non
             subscribers = tuple(s["Address"] for s in gateway.subscribers(name, notification))
         except ShipyardError as exc:
             subscribers = None
-            warnings.append(f"the subscribers of the {notification['NotificationType']} alert could not be read: {exc}")
+            kind = notification["NotificationType"]
+            warnings.append(f"the subscribers of the {kind} alert could not be read ({_why(exc)})")
         alerts.append(BudgetAlert(notification["NotificationType"], float(notification["Threshold"]), subscribers))
     if not alerts:
         warnings.append("no alerts: `shipyard budget set AMOUNT --notify EMAIL` adds them")
@@ -220,7 +231,7 @@ def _tag_warnings(gateway: BudgetsGateway) -> list[str]:
     try:
         status = gateway.tag_activation(TAG_KEY)
     except ShipyardError as exc:
-        return [f"whether the tag filter works could not be checked ({exc}); {activate}"]
+        return [f"whether the tag filter works could not be checked ({_why(exc)}); {activate}"]
     if status == "Active":
         return []
     if status is None:
