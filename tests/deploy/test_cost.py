@@ -293,6 +293,13 @@ def test_status_all_lists_a_recorded_deployment_and_an_orphan_with_what_bills(
 ) -> None:
     live_endpoint("digits", "ml.m5.large", 1)
     live_endpoint("ghost", "ml.m5.xlarge", 2)  # its record removed: only its tags say it is Shipyard's
+    # what only the Tagging API finds (reconcile does not look for it): a state machine (moto's GetResources
+    # leaves EventBridge rules out, though ListTagsForResource shows their tags, so no rule here)
+    tags = [{"key": "shipyard:deployment", "value": "ghost"}]
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="shipyard-ghost-idle", definition='{"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}',
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/shipyard/shipyard-ghost.guard", tags=tags,
+    )["stateMachineArn"]  # fmt: skip
     store = StateStore(state_path)
     store.put(record("digits"))
     store.put(record("ghost", "ml.m5.xlarge", 2))
@@ -320,7 +327,9 @@ def test_status_all_lists_a_recorded_deployment_and_an_orphan_with_what_bills(
         ("endpoint", "ghost"), ("ecr-repository", "shipyard/ghost"), ("log-group", "/aws/sagemaker/Endpoints/ghost"),
         ("s3-prefix", f"s3://{bucket}/shipyard/ghost/"), ("alarm", "shipyard-ghost-Invocation5XXErrors"),
     }  # fmt: skip
+    assert ("tagged", machine) in kinds
     assert not any(kind in {"model", "endpoint-config"} for kind, _ in kinds)  # they cost nothing
+    assert not any(kind == "tagged" and ":sagemaker:" in ident for kind, ident in kinds)  # reconcile's already
     assert bills["ghost"]["remove"] == f"shipyard status --reconcile --region {REGION} && shipyard cleanup ghost"
     assert bills["digits"]["remove"] is None
     assert state_path.read_bytes() == before  # read-only
@@ -430,3 +439,16 @@ def test_budget_refuses_bad_forms_before_calling_aws(aws: object, monkeypatch: p
         assert done.exit_code != 0 and isinstance(done.exception, SpecError), done.output
         assert flag in str(done.exception)
     assert session.calls["budgets:CreateBudget"] == 0 and session.calls["budgets:DeleteBudget"] == 0
+
+
+def test_a_dry_run_prices_the_endpoint_from_the_price_list(settings: Settings) -> None:
+    """`deploy --dry-run`'s price label and the endpoint's monthly figure come from prices_for."""
+    from shipyard.deploy.options import DeployOptions
+
+    aws = Aws(REGION)
+    script_price_list(aws, [product("ml.m5.large", "0.1200000000")])
+    target = SageMakerTarget(aws=aws, settings=settings)
+    plan = target.plan(DeployOptions(source="model/", name="digits", target="sagemaker", region=REGION, image="x:1"))
+    assert plan.price_label == f"us-east-1 list prices of {now_utc():%Y-%m-%d} ({PRICE_LIST_SOURCE})"
+    endpoint = next(item for item in plan.resources if item.kind == "SageMaker endpoint")
+    assert endpoint.monthly_usd == pytest.approx(0.12 * prices().hours_per_month)

@@ -30,7 +30,7 @@ from shipyard.cloud.session import TAG_KEY, Aws
 from shipyard.cloud.tagging import TaggingGateway
 from shipyard.deploy.base import DELETED, FAILED
 from shipyard.deploy.state import Deployment, StateStore, now_utc
-from shipyard.errors import ShipyardError, SpecError
+from shipyard.errors import CloudError, ShipyardError, SpecError
 from shipyard.pricing import (
     PRICE_LIST_SOURCE,
     PriceTable,
@@ -184,7 +184,12 @@ def set_budget(aws: Aws, amount: str, *, name: str = DEFAULT_BUDGET, emails: Seq
             raise SpecError(f"notify {email!r}: give an email address (Budgets mails its alerts)", option="notify")
     gateway = BudgetsGateway(aws)
     replaced = gateway.delete(name)
-    gateway.create(name, amount_usd=amount_usd, time_unit=time_unit, emails=emails)
+    try:
+        gateway.create(name, amount_usd=amount_usd, time_unit=time_unit, emails=emails)
+    except CloudError as exc:
+        if replaced:
+            exc.args = (f"{exc} (the budget {name} it replaces was deleted first: run `shipyard budget set` again)",)
+        raise
     return replaced
 
 
@@ -316,7 +321,12 @@ def billing(aws: Aws, state: StateStore, settings: Settings) -> Billing:
         entry = BillingEntry(name=name, state=kept, status=status)
         if live is not None:
             entry.resources = [_billed(live, r.kind, r.id, table) for r in live.resources if r.kind not in _FREE]
-        entry.resources += [BillingResource("tagged", arn, "see its service's pricing") for arn in extra.get(name, [])]
+        known = {r.id for r in live.resources} if live is not None else set()
+        entry.resources += [
+            BillingResource("tagged", arn, "see its service's pricing")
+            for arn in extra.get(name, [])
+            if not {arn, arn.rsplit(":", 1)[-1], arn.rsplit("/", 1)[-1]} & known  # reconcile has it already
+        ]
         if entry.state == "orphan":
             entry.remove = f"shipyard status --reconcile --region {aws.region} && shipyard cleanup {name}"
         entries.append(entry)
