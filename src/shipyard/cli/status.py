@@ -99,7 +99,7 @@ def status(
         print_json("status", document)
         return
     if rows:
-        caption = "estimates from the prices below" if any(r.price_source for r in rows) else f"estimates from {label}"
+        caption = "estimates from the prices below" if any(r.price_source for r in rows) else _shipped_caption()
         render(rows, title=f"deployments ({deployer.state.path})", caption=caption)
         _print_total(rows, sources)
     if health is not None:
@@ -161,6 +161,12 @@ def _sources(rows: list[StatusRow]) -> list[str]:
     found = list(dict.fromkeys(r.price_source for r in rows if r.price_source))
     shipped = prices()
     return found or [f"{shipped.label} ({shipped.source})"]
+
+
+def _shipped_caption() -> str:
+    from shipyard.pricing import prices
+
+    return f"estimates from {prices().label}"
 
 
 def _totals(rows: list[StatusRow]) -> tuple[float, float, bool]:

@@ -84,9 +84,10 @@ def prices_for(region: str | None, aws: Aws | None, settings: Settings, *, now: 
     cached = read_cached(path)
     if cached is not None and now - cached[1] < timedelta(days=CACHE_DAYS):
         return cached[0]
-    reason = _ask_price_list(region, aws, settings, path, now)
-    if isinstance(reason, PriceTable):
-        return reason
+    asked = _ask_price_list(region, aws, settings, path, now)
+    if isinstance(asked, PriceTable):
+        return asked
+    reason = asked
     if cached is not None:
         table, fetched = cached
         return dataclasses.replace(table, source=f"{table.source}, cached {fetched:%Y-%m-%d}; not refreshed: {reason}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,6 @@ def read_cached(path: Path) -> tuple[PriceTable, datetime] | None:
     try:
         raw: dict[str, Any] = orjson.loads(path.read_bytes())
         fetched = datetime.fromisoformat(str(raw["fetched_at"]))
-        return table_from_document(raw), fetched
+        return table_from_document(raw), fetched if fetched.tzinfo else fetched.replace(tzinfo=UTC)
     except (OSError, ValueError, KeyError, TypeError):
         return None
