@@ -29,8 +29,21 @@ from shipyard.cli.tables import print_fitted
 if TYPE_CHECKING:
     from shipyard.deploy import StatusRow
     from shipyard.deploy.base import Health
+    from shipyard.deploy.cost import Billing
 
-__all__ = ["OPTIONAL", "health_json", "register", "render", "render_health", "status", "to_json"]
+TAG = "shipyard:deployment"  # cloud.session.TAG_KEY, written out: importing cloud here would load boto3
+
+__all__ = [
+    "OPTIONAL",
+    "billing_json",
+    "health_json",
+    "register",
+    "render",
+    "render_billing",
+    "render_health",
+    "status",
+    "to_json",
+]
 
 out = Console()
 
@@ -48,14 +61,15 @@ def status(
     name: str | None = typer.Argument(None, help="One deployment.", show_default="all"),
     reconcile: bool = typer.Option(False, "--reconcile", help="Rebuild the list from AWS tags and the engine."),
     region: str | None = typer.Option(
-        None, "--region", help="Region for --reconcile.", show_default="the AWS configuration's"
+        None, "--region", help="Region for --reconcile and --all.", show_default="the AWS configuration's"
+    ),
+    everything: bool = typer.Option(
+        False, "--all", help="Add what still bills in the region from the tags, orphans included (read-only)."
     ),
     output: Output = OUTPUT_OPTION,
     state: Path | None = STATE_OPTION,
 ) -> None:
     """List deployments: state, endpoint, size, age, TTL and estimated cost (list prices)."""
-    from shipyard.pricing import prices
-
     deployer = deployer_for(state)
     if reconcile:
         try:
@@ -64,14 +78,20 @@ def status(
             name_the_flag(exc)  # "no AWS region ... (--region)"
             raise
     rows = deployer.status(name)
-    label = prices().label
+    sources = _sources(rows)
+    label = "; ".join(sources)
+    bills = _billing(deployer, region) if everything else None
     health, unhealthy = _health(deployer, name) if name else (None, None)
     if output is Output.json:
         document: dict[str, Any] = {
             "state_file": str(deployer.state.path.absolute()),
             "prices": label,
             "deployments": [to_json(r) for r in rows],
+            "total": _total_json(rows),
+            "price_sources": sources,
         }
+        if bills is not None:
+            document["billing"] = billing_json(bills)
         if name:
             document["health"] = health_json(health) if health else None
             if health is None and unhealthy:
@@ -79,7 +99,9 @@ def status(
         print_json("status", document)
         return
     if rows:
-        render(rows, title=f"deployments ({deployer.state.path})", caption=f"estimates from {label}")
+        caption = "estimates from the prices below" if any(r.price_source for r in rows) else _shipped_caption()
+        render(rows, title=f"deployments ({deployer.state.path})", caption=caption)
+        _print_total(rows, sources)
     if health is not None:
         render_health(health)
     elif unhealthy:
@@ -91,6 +113,8 @@ def status(
             out.print(f"[yellow]{escape(row.name)} is past its TTL: `shipyard cleanup --expired` deletes it[/]")
     if not rows:
         out.print("no deployments")
+    if bills is not None:
+        render_billing(bills)
 
 
 def render(rows: list[StatusRow], *, title: str, caption: str, console: Console | None = None) -> None:
@@ -125,7 +149,108 @@ def to_json(row: StatusRow) -> dict[str, Any]:
         "hourly_usd": row.hourly_usd,
         "so_far_usd": None if row.so_far_usd is None else round(row.so_far_usd, 4),
         "failure": row.failure,
+        "price_source": row.price_source,
     }
+
+
+# -- cost: the total, the price sources, `--all` (deploy/cost.py) ----------------------------------------
+def _sources(rows: list[StatusRow]) -> list[str]:
+    """Where the rows' prices came from, each once (the shipped table's when no row needed prices)."""
+    from shipyard.pricing import prices
+
+    found = list(dict.fromkeys(r.price_source for r in rows if r.price_source))
+    shipped = prices()
+    return found or [f"{shipped.label} ({shipped.source})"]
+
+
+def _shipped_caption() -> str:
+    from shipyard.pricing import prices
+
+    return f"estimates from {prices().label}"
+
+
+def _totals(rows: list[StatusRow]) -> tuple[float, float, bool]:
+    """$/hour now and $ so far summed over ``rows``, and whether a row without a price was left out."""
+    hourly = sum(r.hourly_usd or 0.0 for r in rows)
+    so_far = sum(r.so_far_usd or 0.0 for r in rows)
+    return hourly, so_far, any(r.hourly_usd is None or r.so_far_usd is None for r in rows)
+
+
+def _total_json(rows: list[StatusRow]) -> dict[str, Any]:
+    hourly, so_far, partial = _totals(rows)
+    return {"hourly_usd": round(hourly, 4), "so_far_usd": round(so_far, 4), "partial": partial}
+
+
+def _print_total(rows: list[StatusRow], sources: list[str], console: Console | None = None) -> None:
+    console = console or out
+    hourly, so_far, partial = _totals(rows)
+    unknown = " (without the deployments marked ?: no price for them)" if partial else ""
+    console.print(f"total: ${hourly:.3f}/hour now, ${so_far:.2f} so far{unknown}", highlight=False, markup=False)
+    if any(r.price_source for r in rows):  # local deployments cost nothing: no prices to name
+        for source in sources:
+            console.print(f"prices: {source}", highlight=False, markup=False)
+
+
+def _billing(deployer: Any, region: str | None) -> Billing:
+    """What still bills in ``region`` (deploy/cost.billing: read-only, the state file is not changed)."""
+    from shipyard.cloud.session import Aws
+    from shipyard.deploy.cost import billing
+
+    try:
+        return billing(Aws(region), deployer.state, deployer.settings)
+    except Exception as exc:
+        name_the_flag(exc)  # "no AWS region ... (--region)"
+        raise
+
+
+def billing_json(bills: Billing) -> dict[str, Any]:
+    """``status --all --output json``'s ``billing`` (docs/schemas/status.v1.json)."""
+    return {
+        "region": bills.region,
+        "hourly_usd": round(bills.hourly_usd, 4),
+        "price_source": bills.price_source,
+        "notes": list(bills.notes),
+        "deployments": [
+            {
+                "name": entry.name,
+                "state": entry.state,
+                "status": entry.status,
+                "hourly_usd": round(entry.hourly_usd, 4),
+                "remove": entry.remove,
+                "resources": [
+                    {"kind": r.kind, "id": r.id, "bills": r.bills, "hourly_usd": r.hourly_usd} for r in entry.resources
+                ],
+            }
+            for entry in bills.entries
+        ],
+    }
+
+
+def render_billing(bills: Billing, console: Console | None = None) -> None:
+    """Each deployment AWS still bills for, its resources, and how to remove an orphan."""
+    from rich.table import Table
+
+    console = console or out
+    if not bills.entries:
+        console.print(f"nothing tagged {TAG} bills in {bills.region}", highlight=False, markup=False)
+    else:
+        table = Table(title=f"what still bills in {bills.region} (from the tags)")
+        for column in ("deployment", "record", "kind", "resource", "bills"):
+            table.add_column(column, overflow="fold")
+        for entry in bills.entries:
+            cells = [(r.kind, r.id, r.bills) for r in entry.resources] or [("–", "nothing left on AWS", "")]
+            for i, cell in enumerate(cells):
+                head = (entry.name, entry.state) if i == 0 else ("", "")
+                table.add_row(*(Text(text) for text in (*head, *cell)))
+        console.print(table)
+    console.print(f"total: ${bills.hourly_usd:.3f}/hour in {bills.region}", highlight=False, markup=False)
+    console.print(f"prices: {bills.price_source}", highlight=False, markup=False)
+    for entry in bills.entries:
+        if entry.remove:
+            console.print(f"{entry.name} has no record here (an orphan): `{entry.remove}` removes it",
+                          highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    for note in bills.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _health(deployer: Any, name: str) -> tuple[Health | None, str | None]:

@@ -99,16 +99,19 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._identity: Identity | None = None
 
-    def client(self, service: str) -> Any:
-        """The (cached) boto3 client for ``service`` in this region."""
-        client = self._clients.get(service)
+    def client(self, service: str, *, region: str | None = None) -> Any:
+        """The (cached) boto3 client for ``service`` in this region, or in ``region`` for a service whose
+        endpoints exist in a few regions only whatever the deployment's (the Price List API)."""
+        where = region or self.region
+        key = service if where == self.region else f"{service}@{where}"
+        client = self._clients.get(key)
         if client is None:
-            with aws_call(f"set up the {service} client", self.region):
-                client = self.session.client(service, region_name=self.region, config=self._config)
+            with aws_call(f"set up the {service} client", where):
+                client = self.session.client(service, region_name=where, config=self._config)
             # Counted when the call's parameters are built: botocore emits that event to every handler, where
             # ``before-call`` stops at the first answer (a test's scripted one would go uncounted).
             client.meta.events.register("before-parameter-build", self._count)
-            self._clients[service] = client
+            self._clients[key] = client
         return client
 
     def runtime_client(self, *, read_timeout_s: float, connections: int) -> Any:

@@ -29,8 +29,8 @@ from shipyard.deploy.endpoint import Endpoint
 from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.options import DEFAULT_INSTANCE_TYPE, DeployOptions, parse_changes
 from shipyard.deploy.state import BenchFigures, Deployment, StateStore, now_utc, parse_time
-from shipyard.errors import DeployError, NotDeployed, SpecError
-from shipyard.pricing import prices
+from shipyard.errors import DeployError, NotDeployed, ShipyardError, SpecError
+from shipyard.pricing import PriceTable, prices
 from shipyard.settings import Settings
 
 __all__ = ["Deployer", "StatusRow"]
@@ -262,12 +262,29 @@ class Deployer:
     def status(self, name: str | None = None, *, refresh: bool = True) -> list[StatusRow]:
         records = [self.record(name)] if name else self.state.all()
         rows = []
+        tables: dict[str, PriceTable] = {}
         for record in records:
             if refresh:
                 record = self.target(record.target).refresh(record)
                 self.state.put(record)
-            rows.append(_row(record))
+            rows.append(_row(record, self._prices(record, tables)))
         return rows
+
+    def _prices(self, record: Deployment, tables: dict[str, PriceTable]) -> PriceTable:
+        """The prices of ``record``'s region (deploy/cost.prices_for: the cache, the Price List API or the
+        shipped table), asked once per region; only a live instance endpoint needs them."""
+        if record.target != "sagemaker" or record.serverless or not record.region or record.status in {DELETED, FAILED}:
+            return prices()
+        if record.region not in tables:
+            from shipyard.deploy.cost import prices_for
+
+            aws_of = getattr(self.target(record.target), "aws", None)
+            try:
+                aws = aws_of(record.region) if aws_of is not None else None
+            except ShipyardError:
+                aws = None
+            tables[record.region] = prices_for(record.region, aws, self.settings)
+        return tables[record.region]
 
     def reconcile(self, region: str | None = None) -> list[Deployment]:
         """Rebuild the records of the SageMaker deployments in ``region`` from their tags; refresh local ones."""
@@ -324,10 +341,10 @@ class Deployer:
         return [r.name for r in self.state.all() if r.expires_at and (parse_time(r.expires_at) or now) <= now]
 
 
-def _row(record: Deployment) -> StatusRow:
+def _row(record: Deployment, table: PriceTable | None = None) -> StatusRow:
     created = parse_time(record.created_at) or now_utc()
     age = now_utc() - created
-    table = prices()
+    table = table or prices()
     hourly: float | None
     url = record.url
     if record.target == "local":
@@ -359,6 +376,7 @@ def _row(record: Deployment) -> StatusRow:
         instance_type=record.instance_type if record.target == "sagemaker" and not record.serverless else None,
         instance_count=record.instance_count if record.target == "sagemaker" and not record.serverless else None,
         serverless=dict(record.serverless) if record.serverless else None,
+        price_source=f"{table.label} ({table.source})" if record.target == "sagemaker" else None,
     )
 
 

@@ -6,18 +6,39 @@ and source (``sagemaker-us-east-1.json``), and those of training jobs beside the
 (``sagemaker-training-us-east-1.json``, the same structure without the serverless part), and CloudWatch's
 alarms and dashboards (``cloudwatch-us-east-1.json``: what a deployment's alarms and dashboard add).
 Every figure derived from them is an estimate and is labelled so.
+
+The current prices of a region, when read from AWS's Price List API (``deploy/cost.py`` asks it), are kept
+as a document of the same structure under the cache folder, with the time they were read
+(:func:`write_cached`, :func:`read_cached`); :func:`table_from_document` reads either kind.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-__all__ = ["CloudWatchPrices", "PriceTable", "cloudwatch_prices", "prices", "training_prices"]
+__all__ = [
+    "PRICE_LIST_SOURCE",
+    "CloudWatchPrices",
+    "PriceTable",
+    "cloudwatch_prices",
+    "prices",
+    "read_cached",
+    "table_document",
+    "table_from_document",
+    "training_prices",
+    "write_cached",
+]
+
+PRICE_LIST_SOURCE = "AWS Price List API"
+"""The ``source`` of a table read from AWS (GetProducts), as opposed to the shipped tables' page URL."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +119,11 @@ def training_prices() -> PriceTable:
 
 
 def _load(name: str) -> PriceTable:
-    raw: dict[str, Any] = orjson.loads(resources.files("shipyard.pricing").joinpath(name).read_bytes())
+    return table_from_document(orjson.loads(resources.files("shipyard.pricing").joinpath(name).read_bytes()))
+
+
+def table_from_document(raw: dict[str, Any]) -> PriceTable:
+    """A table from its document: a shipped one, or a cached answer of the Price List API."""
     return PriceTable(
         region=raw["region"],
         as_of=raw["as_of"],
@@ -108,3 +133,36 @@ def _load(name: str) -> PriceTable:
         instance_hourly={k: float(v) for k, v in raw["instance_hourly"].items()},
         serverless_per_gb_second=float(raw.get("serverless", {}).get("per_gb_second", 0.0)),
     )
+
+
+def table_document(table: PriceTable, *, fetched_at: datetime | None = None) -> dict[str, Any]:
+    """``table`` as the document :func:`table_from_document` reads (``fetched_at``: when AWS was asked)."""
+    return {
+        "region": table.region,
+        "as_of": table.as_of,
+        "source": table.source,
+        "currency": table.currency,
+        "hours_per_month": table.hours_per_month,
+        "instance_hourly": dict(sorted(table.instance_hourly.items())),
+        "serverless": {"per_gb_second": table.serverless_per_gb_second},
+        **({"fetched_at": fetched_at.isoformat()} if fetched_at else {}),
+    }
+
+
+def write_cached(path: Path, table: PriceTable, fetched_at: datetime) -> None:
+    """Keep ``table`` at ``path`` with the time it was read (written whole, then renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(orjson.dumps(table_document(table, fetched_at=fetched_at), option=orjson.OPT_INDENT_2))
+    partial.replace(path)
+
+
+def read_cached(path: Path) -> tuple[PriceTable, datetime] | None:
+    """The table kept at ``path`` and when it was read; None when there is none or it cannot be read (a
+    damaged cache is asked for again, never an error)."""
+    try:
+        raw: dict[str, Any] = orjson.loads(path.read_bytes())
+        fetched = datetime.fromisoformat(str(raw["fetched_at"]))
+        return table_from_document(raw), fetched if fetched.tzinfo else fetched.replace(tzinfo=UTC)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

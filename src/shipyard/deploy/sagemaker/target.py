@@ -21,6 +21,7 @@ from shipyard.deploy.base import (
     Save,
     SilentReporter,
 )
+from shipyard.deploy.cost import prices_for, source_label
 from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
@@ -37,7 +38,7 @@ from shipyard.errors import (
     ShipyardError,
     SpecError,
 )
-from shipyard.pricing import PriceTable, cloudwatch_prices, prices
+from shipyard.pricing import PriceTable, cloudwatch_prices
 from shipyard.settings import Settings
 
 __all__ = ["SageMakerTarget"]
@@ -105,9 +106,9 @@ class SageMakerTarget:
         the credentials are, an endpoint of this name, the secrets) and stops on what they find, as a deploy
         would; without them (or without a region) it plans all the same and says what was not checked.
         """
-        table = prices()
-        plan = Plan(options.name, self.name, price_label=f"{table.label} ({table.source})")
         aws = self._plan_aws(options.region)
+        table = prices_for(aws.region if aws is not None else options.region, aws, self.settings)
+        plan = Plan(options.name, self.name, price_label=source_label(table))
         checks = self._plan_checks(aws, options, plan)
         region = aws.region if aws is not None else "REGION"
         account = checks.account if checks else "ACCOUNT"
