@@ -1,4 +1,4 @@
-"""EventBridge: the rule that hands an idle deployment's alarm (`--idle ... --idle-action delete`) to its state machine."""
+"""EventBridge: the rule that hands an idle deployment's alarm (`--idle-action delete`) to its state machine."""
 
 from __future__ import annotations
 
