@@ -34,7 +34,9 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     # expose and unexpose: run through the console script on a sagemaker deployment against moto, in
     # tests/deploy/test_expose_sagemaker.py::test_the_cli_exposes_and_unexposes_with_json
     public_api = ["expose.v1.json", "unexpose.v1.json"]
-    assert names == sorted(expected + registry + runs + public_api)
+    # export: tests/deploy/test_export.py::test_the_cli_writes_the_files_and_forgets
+    handover = ["export.v1.json"]
+    assert names == sorted(expected + registry + runs + public_api + handover)
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())
         jsonschema.Draft202012Validator.check_schema(schema)

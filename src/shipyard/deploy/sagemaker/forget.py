@@ -1,13 +1,14 @@
 """``shipyard forget NAME`` on ``sagemaker``: Shipyard stops managing a deployment and deletes nothing.
 
 The record goes from the state file; on AWS, every resource keeps running. Only Shipyard's own tags go
-(``shipyard:deployment``, ``shipyard:expires-at``): they are what ``status --reconcile`` rebuilds a record from
-and what ``status --all`` counts as Shipyard's, so with them left the next ``--reconcile`` would take the
-deployment back (and a ``cleanup`` would then delete resources a CloudFormation stack or Terraform now owns).
-Untagged: the endpoint, endpoint configs and models (SageMaker DeleteTags), the ECR repository, the roles
-(execution, API, guard), the log group, the alarms and the topic, the REST API, its stage, usage plan, key and
-the key's secret. Nothing else is changed: no resource is deleted, no setting touched. Each untag is idempotent, so a forget
-stopped half-way (the record is dropped last) is finished by running it again.
+(``shipyard:deployment``, ``shipyard:expires-at``): they are what ``status --reconcile`` rebuilds a record from and
+what ``status --all`` counts as Shipyard's, so with them left the next ``--reconcile`` would take the deployment
+back (and a ``cleanup`` would then delete resources a CloudFormation stack or Terraform now owns). Untagged: the
+endpoint, endpoint configs and models (SageMaker DeleteTags), the ECR repository, the roles (execution, API, guard),
+the log group, the model artifacts in S3, the alarms and the topic, the REST API, its stage, usage plan, key and the
+key's secret. The scalable target keeps its tags (reconcile finds it through its endpoint only, never by tag).
+Nothing else is changed: no resource is deleted, no setting touched. Each untag is idempotent, so a forget stopped
+half-way (the record is dropped last) is finished by running it again.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def _untagger(ctx: Context, record: Deployment, kind: str, ident: str) -> Callab
         return lambda: ctx.ecr.untag(arn, keys)
     if kind in {"role", "api-role", "guard-role"}:
         return lambda: ctx.iam.untag_role(ident, keys)
+    if kind == "s3-prefix":
+        bucket, _, prefix = ident.removeprefix("s3://").partition("/")
+
+        def objects() -> None:
+            ctx.s3.untag_prefix(bucket, prefix, keys)
+
+        return objects
     if kind == "log-group":
         return lambda: ctx.logs.untag(ident, keys)
     if kind in {"alarm", "idle-alarm"}:
@@ -71,4 +79,4 @@ def _untagger(ctx: Context, record: Deployment, kind: str, ident: str) -> Callab
         return lambda: ctx.apigateway.untag(f"{api}/usageplans/{ident}", keys)
     if kind == "api-key":
         return lambda: ctx.apigateway.untag(f"{api}/apikeys/{ident}", keys)
-    return None  # found by name only (dashboard, S3 prefix, schedule, rule, state machine), or untagged
+    return None  # found by name only (dashboard, schedule, rule, state machine), or untagged
