@@ -491,3 +491,102 @@ def test_a_stack_without_a_topic_or_api_refs_only_what_it_has() -> None:
             "ResourceIdentifier": {"LogGroupName": "x"},
         }
     ]
+
+
+def put_guards(name: str = "digits") -> dict[str, str]:
+    """The spend guards of ``name`` made in moto directly, as the guards of ``--ttl``/``--idle`` are (their own
+    code is built beside this one): the guard role, the TTL schedule, the idle alarm, rule and state machine."""
+    iam, arn_of = boto3.client("iam"), f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": ["scheduler.amazonaws.com", "states.amazonaws.com"]},
+             "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}
+        ],
+    }  # fmt: skip
+    role = iam.create_role(
+        RoleName=f"shipyard-{name}.guard", Path="/shipyard/", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    delete = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sagemaker:DeleteEndpoint", "Resource": arn_of}],
+    }
+    iam.put_role_policy(
+        RoleName=f"shipyard-{name}.guard", PolicyName="shipyard-delete-endpoint", PolicyDocument=json.dumps(delete)
+    )
+    role_arn = role["Role"]["Arn"]
+    boto3.client("scheduler").create_schedule(
+        Name=f"shipyard-{name}-ttl", ScheduleExpression="at(2026-12-06T12:00:00)", ScheduleExpressionTimezone="UTC",
+        FlexibleTimeWindow={"Mode": "OFF"}, Description=f"deletes the endpoint {name} at its TTL",
+        Target={"Arn": "arn:aws:scheduler:::aws-sdk:sagemaker:deleteEndpoint", "RoleArn": role_arn,
+                "Input": json.dumps({"EndpointName": name})},
+    )  # fmt: skip
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName=f"shipyard-{name}-idle", Namespace="AWS/SageMaker", MetricName="Invocations", Statistic="Sum",
+        Dimensions=[{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        Period=3600, EvaluationPeriods=4, Threshold=1.0, ComparisonOperator="LessThanThreshold",
+        TreatMissingData="breaching",
+    )  # fmt: skip
+    definition = {"StartAt": "Delete", "States": {"Delete": {"Type": "Task", "End": True,
+                  "Resource": "arn:aws:states:::aws-sdk:sagemaker:deleteEndpoint", "Parameters": {"EndpointName": name}}}}  # fmt: skip
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name=f"shipyard-{name}-idle", definition=json.dumps(definition), roleArn=role_arn
+    )["stateMachineArn"]
+    pattern = {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+               "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:shipyard-{name}-idle"],
+               "detail": {"state": {"value": ["ALARM"]}}}  # fmt: skip
+    events = boto3.client("events")
+    events.put_rule(Name=f"shipyard-{name}-idle", EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(Rule=f"shipyard-{name}-idle", Targets=[{"Id": "delete", "Arn": machine, "RoleArn": role_arn}])
+    return {"ttl-schedule": f"shipyard-{name}-ttl", "idle-rule": f"shipyard-{name}-idle", "state-machine": machine,
+            "idle-alarm": f"shipyard-{name}-idle", "guard-role": f"shipyard-{name}.guard"}  # fmt: skip
+
+
+def test_a_serverless_deployment_with_guards_exports_them(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path, tmp_path: Path
+) -> None:
+    from shipyard.deploy.options import Serverless
+
+    deployer, target, _ = make(state_path)
+    deployer.deploy(spec(digits_bundle, small_image, registry, serverless=Serverless(2048, 10)))
+    record = deployer.record("digits")
+    for kind, ident in put_guards().items():
+        record.add(kind, ident)
+    deployer.state.put(record)
+    before = target.aws(REGION).calls.copy()
+    deployer.export("digits", "cloudformation", tmp_path)
+    calls = target.aws(REGION).calls - before
+    print("export calls (serverless, guards):", dict(calls), sum(calls.values()))
+    assert lint(tmp_path / "template.yaml") == []
+    document = yaml.safe_load((tmp_path / "template.yaml").read_text())
+    resources = document["Resources"]
+    assert {k: resources[k]["Type"] for k in ("GuardRole", "TtlSchedule", "IdleAlarm", "IdleRule", "IdleStateMachine")} == {
+        "GuardRole": "AWS::IAM::Role", "TtlSchedule": "AWS::Scheduler::Schedule", "IdleAlarm": "AWS::CloudWatch::Alarm",
+        "IdleRule": "AWS::Events::Rule", "IdleStateMachine": "AWS::StepFunctions::StateMachine",
+    }  # fmt: skip
+    assert "InstanceType" not in document["Parameters"] and "ScalableTarget" not in resources
+    variant = resources["EndpointConfig"]["Properties"]["ProductionVariants"][0]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 10}
+    schedule = resources["TtlSchedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == "at(2026-12-06T12:00:00)"
+    assert schedule["Target"]["RoleArn"] == {"Fn::GetAtt": ["GuardRole", "Arn"]}
+    assert schedule["Target"]["Input"] == {"Fn::Sub": '{"EndpointName": "${DeploymentName}"}'}
+    rule = resources["IdleRule"]["Properties"]
+    assert rule["Targets"] == [
+        {"Id": "delete", "Arn": {"Ref": "IdleStateMachine"}, "RoleArn": {"Fn::GetAtt": ["GuardRole", "Arn"]}}
+    ]
+    assert rule["EventPattern"]["detail-type"] == ["CloudWatch Alarm State Change"]
+    machine = resources["IdleStateMachine"]["Properties"]
+    assert machine["RoleArn"] == {"Fn::GetAtt": ["GuardRole", "Arn"]}
+    assert json.loads(machine["DefinitionString"]["Fn::Sub"])["States"]["Delete"]["Parameters"] == {
+        "EndpointName": "${DeploymentName}"
+    }
+    imports = {
+        i["LogicalResourceId"]: i["ResourceIdentifier"]
+        for i in json.loads((tmp_path / "resources-to-import.json").read_text())
+    }
+    assert imports["TtlSchedule"] == {"Name": "shipyard-digits-ttl"}
+    assert imports["IdleRule"] == {"Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/shipyard-digits-idle"}
+    assert imports["IdleStateMachine"] == {"Arn": record.one("state-machine")}
+    assert imports["IdleAlarm"] == {"AlarmName": "shipyard-digits-idle"}
+    assert imports["GuardRole"] == {"RoleName": "shipyard-digits.guard"}
