@@ -527,8 +527,9 @@ def put_guards(name: str = "digits") -> dict[str, str]:
         Period=3600, EvaluationPeriods=4, Threshold=1.0, ComparisonOperator="LessThanThreshold",
         TreatMissingData="breaching",
     )  # fmt: skip
-    definition = {"StartAt": "Delete", "States": {"Delete": {"Type": "Task", "End": True,
-                  "Resource": "arn:aws:states:::aws-sdk:sagemaker:deleteEndpoint", "Parameters": {"EndpointName": name}}}}  # fmt: skip
+    task = {"Type": "Task", "End": True, "Resource": "arn:aws:states:::aws-sdk:sagemaker:deleteEndpoint",
+            "Parameters": {"EndpointName": name}}  # fmt: skip
+    definition = {"StartAt": "Delete", "States": {"Delete": task}}
     machine = boto3.client("stepfunctions").create_state_machine(
         name=f"shipyard-{name}-idle", definition=json.dumps(definition), roleArn=role_arn
     )["stateMachineArn"]
@@ -560,7 +561,8 @@ def test_a_serverless_deployment_with_guards_exports_them(
     assert lint(tmp_path / "template.yaml") == []
     document = yaml.safe_load((tmp_path / "template.yaml").read_text())
     resources = document["Resources"]
-    assert {k: resources[k]["Type"] for k in ("GuardRole", "TtlSchedule", "IdleAlarm", "IdleRule", "IdleStateMachine")} == {
+    guards = ("GuardRole", "TtlSchedule", "IdleAlarm", "IdleRule", "IdleStateMachine")
+    assert {k: resources[k]["Type"] for k in guards} == {
         "GuardRole": "AWS::IAM::Role", "TtlSchedule": "AWS::Scheduler::Schedule", "IdleAlarm": "AWS::CloudWatch::Alarm",
         "IdleRule": "AWS::Events::Rule", "IdleStateMachine": "AWS::StepFunctions::StateMachine",
     }  # fmt: skip
