@@ -215,6 +215,8 @@ def test_export_writes_a_linted_template_an_import_file_and_reads_aws_only(
     assert ids["ApiStage"] == {"RestApiId": exposure.api_id, "StageName": "v1"}
     assert ids["ApiKey"] == {"APIKeyId": exposure.key_id}
     assert ids["ApiUsagePlan"] == {"Id": exposure.usage_plan_id}
+    # Ref of an AWS::ApiGateway::UsagePlanKey (its Id): the key's id and the plan's joined by ":"
+    assert ids["ApiUsagePlanKey"] == {"Id": f"{exposure.key_id}:{exposure.usage_plan_id}"}
     stage = boto3.client("apigateway").get_stage(restApiId=exposure.api_id, stageName="v1")
     assert ids["ApiDeployment"] == {"DeploymentId": stage["deploymentId"], "RestApiId": exposure.api_id}
     # the import template: the same resources, no Outputs (an import adds none)
