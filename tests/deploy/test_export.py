@@ -594,3 +594,19 @@ def test_a_serverless_deployment_with_guards_exports_them(
     assert imports["IdleStateMachine"] == {"Arn": record.one("state-machine")}
     assert imports["IdleAlarm"] == {"AlarmName": "shipyard-digits-idle"}
     assert imports["GuardRole"] == {"RoleName": "shipyard-digits.guard"}
+
+
+def test_names_account_and_region_become_substitutions_and_nothing_else() -> None:
+    """What a value read from AWS becomes in the template: the deployment's name as a whole word, the account, the
+    region and the partition as ``Fn::Sub``; a literal ``${`` escaped; a string without any of them kept."""
+    from shipyard.deploy.export.collect import _Substitute
+    from shipyard.deploy.export.model import Sub
+
+    sub = _Substitute(name="a", account=ACCOUNT, region=REGION, partition="aws")
+    assert sub(f"arn:aws:iam::{ACCOUNT}:role/shipyard/shipyard-a") == Sub(
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/shipyard/shipyard-${DeploymentName}"
+    )
+    assert sub("shipyard-ab") == "shipyard-ab" and sub("data") == "data"  # "a" only as a whole word
+    assert sub("a ${x}") == Sub("${DeploymentName} ${!x}")
+    assert sub("${x}") == "${x}"  # nothing substituted: kept as it was
+    assert sub({"k": [f"{REGION}", 3, True]}) == {"k": [Sub("${AWS::Region}"), 3, True]}
