@@ -262,6 +262,36 @@ class ApiGatewayGateway:
                             found.append((kind, str(item["id"]), str(value)))
         return found
 
+    # -- read back (export) ---------------------------------------------------------------------------
+    def read_api(self, api_id: str) -> dict[str, Any]:
+        """GetRestApi, GetResources (every page, with the methods) and GetStages of one API, as answered:
+        ``{"api": ..., "resources": [...], "stages": [...]}``."""
+        with aws_call(f"read the REST API {api_id}", self.aws.region):
+            api = dict(self.client.get_rest_api(restApiId=api_id))
+            resources: list[dict[str, Any]] = []
+            for page in self.client.get_paginator("get_resources").paginate(restApiId=api_id):
+                resources.extend(page.get("items", []))
+            stages = list(self.client.get_stages(restApiId=api_id).get("item", []))
+        return {"api": api, "resources": resources, "stages": stages}
+
+    def read_method(self, api_id: str, resource_id: str, http_method: str) -> dict[str, Any]:
+        """GetMethod: the method with its integration and their responses."""
+        with aws_call(f"read the {http_method} method of the REST API {api_id}", self.aws.region):
+            return dict(self.client.get_method(restApiId=api_id, resourceId=resource_id, httpMethod=http_method))
+
+    def read_usage_plan(self, plan_id: str) -> dict[str, Any]:
+        with aws_call(f"read the usage plan {plan_id}", self.aws.region):
+            return dict(self.client.get_usage_plan(usagePlanId=plan_id))
+
+    def read_api_key(self, key_id: str) -> dict[str, Any]:
+        """GetApiKey without its value (``includeValue`` false: an export never holds the key)."""
+        with aws_call(f"read the API key {key_id}", self.aws.region):
+            return dict(self.client.get_api_key(apiKey=key_id, includeValue=False))
+
+    def untag(self, arn: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from {arn}", self.aws.region):
+            self.client.untag_resource(resourceArn=arn, tagKeys=keys)
+
     # -- deletes: True when deleted, False when it was already gone -----------------------------------
     def delete_usage_plan(self, plan_id: str) -> bool:
         """Detach its stages (an API with a stage in a plan cannot be deleted), then delete it."""

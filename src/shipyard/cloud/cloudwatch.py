@@ -157,6 +157,20 @@ class CloudWatchGateway:
                     found.extend(_alarm(item) for item in page.get("MetricAlarms", []))
         return found
 
+    def alarm_items(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """DescribeAlarms' full items (MetricAlarms) for these names: what an export writes back."""
+        found: list[dict[str, Any]] = []
+        names = list(names)
+        for start in range(0, len(names), _DESCRIBE_BATCH):
+            with aws_call("describe the alarms", self.aws.region):
+                answer = self.client.describe_alarms(AlarmNames=names[start : start + _DESCRIBE_BATCH])
+            found.extend(dict(item) for item in answer.get("MetricAlarms", []))
+        return found
+
+    def untag(self, arn: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from {arn}", self.aws.region):
+            self.client.untag_resource(ResourceARN=arn, TagKeys=keys)
+
     def went_to_alarm(self, names: Sequence[str], since: datetime) -> Alarm | None:
         """The first of ``names`` whose history shows a change to ALARM after ``since`` (DescribeAlarmHistory,
         StateUpdate items): the alarm that fired even when it is back to OK now. None when none did."""

@@ -98,6 +98,10 @@ class EcrGateway:
             text = self.client.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]
         return dict(json.loads(text))
 
+    def untag(self, arn: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from {arn}", self.aws.region):
+            self.client.untag_resource(resourceArn=arn, tagKeys=keys)
+
     def tags(self, arn: str) -> dict[str, str]:
         with aws_call(f"read the tags of {arn}", self.aws.region):
             tags = self.client.list_tags_for_resource(resourceArn=arn)["tags"]

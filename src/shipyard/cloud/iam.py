@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
@@ -91,6 +92,30 @@ class IamGateway:
         with aws_call(f"read the policy {policy_name} of the role {role}"):
             document = self.client.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
         return json.loads(document) if isinstance(document, str) else dict(document)
+
+    def describe_role(self, name: str) -> dict[str, Any] | None:
+        """GetRole's ``Role`` (its Path, trust policy as a document, description, MaxSessionDuration), or None."""
+        with aws_call(f"read the IAM role {name}"):
+            try:
+                role = dict(self.client.get_role(RoleName=name)["Role"])
+            except ClientError as exc:
+                if error_code(exc) == "NoSuchEntity":
+                    return None
+                raise
+        trust = role.get("AssumeRolePolicyDocument")
+        if isinstance(trust, str):  # AWS answers it URL-encoded JSON (boto3 decodes it); moto sometimes plain
+            role["AssumeRolePolicyDocument"] = json.loads(unquote(trust))
+        return role
+
+    def inline_policies(self, role: str) -> dict[str, dict[str, Any]]:
+        """The role's inline policies: name → document (ListRolePolicies, then GetRolePolicy for each)."""
+        with aws_call(f"list the inline policies of the role {role}"):
+            names = list(self.client.list_role_policies(RoleName=role)["PolicyNames"])
+        return {name: self.get_policy(role, name) for name in sorted(names)}
+
+    def untag_role(self, name: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from the IAM role {name}"):
+            self.client.untag_role(RoleName=name, TagKeys=keys)
 
     def role_arn(self, name: str) -> str | None:
         with aws_call(f"look up the IAM role {name}"):

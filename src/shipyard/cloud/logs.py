@@ -51,6 +51,10 @@ class LogsGateway:
         with aws_call(f"read the tags of {group}", self.aws.region):
             return dict(self.client.list_tags_log_group(logGroupName=group)["tags"])
 
+    def untag(self, group: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from {group}", self.aws.region):
+            self.client.untag_log_group(logGroupName=group, tags=keys)
+
     def groups(self, prefix: str) -> list[str]:
         names: list[str] = []
         with aws_call(f"list the log groups under {prefix}", self.aws.region):

@@ -209,6 +209,18 @@ class S3Gateway:
                 raise
         return found
 
+    def untag_prefix(self, bucket: str, prefix: str, keys: list[str]) -> int:
+        """Remove the tags ``keys`` from every object under ``prefix`` (the others stay); how many objects."""
+        objects = self.keys(bucket, prefix)
+        for key in objects:
+            kept = [{"Key": k, "Value": v} for k, v in self.object_tags(bucket, key).items() if k not in keys]
+            with aws_call(f"remove the tags {', '.join(keys)} from s3://{bucket}/{key}", self.aws.region):
+                if kept:
+                    self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": kept})
+                else:
+                    self.client.delete_object_tagging(Bucket=bucket, Key=key)
+        return len(objects)
+
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under ``prefix``; how many (0 when there were none, or no bucket)."""
         keys = self.keys(bucket, prefix)

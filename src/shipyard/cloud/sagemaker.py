@@ -135,6 +135,10 @@ class SageMakerGateway:
             tags = self.client.list_tags(ResourceArn=arn).get("Tags", [])
         return {t["Key"]: t["Value"] for t in tags}
 
+    def untag(self, arn: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from {arn}", self.aws.region):
+            self.client.delete_tags(ResourceArn=arn, TagKeys=keys)
+
     def list(self, kind: str, name_contains: str = "") -> list[dict[str, Any]]:
         """``kind``: ``endpoints``, ``endpoint_configs`` or ``models`` (summaries, every page)."""
         key = {"endpoints": "Endpoints", "endpoint_configs": "EndpointConfigs", "models": "Models"}[kind]

@@ -45,6 +45,10 @@ class SecretsGateway:
                 answer = self.client.put_secret_value(SecretId=name, SecretString=value)
         return str(answer["ARN"])
 
+    def untag(self, name: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from the secret {name}", self.aws.region):
+            self.client.untag_resource(SecretId=name, TagKeys=keys)
+
     def tags(self, name: str) -> dict[str, str] | None:
         """The tags of the secret ``name``; ``None`` when there is no such secret."""
         with aws_call(f"look up the secret {name}", self.aws.region):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -51,6 +52,19 @@ class SnsGateway:
                     return False
                 raise
         return True
+
+    def subscriptions(self, topic_arn: str) -> list[dict[str, Any]]:
+        """The topic's subscriptions (Protocol, Endpoint, SubscriptionArn: ``PendingConfirmation`` until the
+        mail's link is followed), every page."""
+        found: list[dict[str, Any]] = []
+        with aws_call(f"list the subscriptions of {topic_arn}", self.aws.region):
+            for page in self.client.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+                found.extend(page.get("Subscriptions", []))
+        return found
+
+    def untag(self, arn: str, keys: list[str]) -> None:
+        with aws_call(f"remove the tags {', '.join(keys)} from {arn}", self.aws.region):
+            self.client.untag_resource(ResourceArn=arn, TagKeys=keys)
 
     def delete_topic(self, topic_arn: str) -> bool:
         """Delete the topic (its subscriptions go with it); ``False`` when it was already gone (DeleteTopic

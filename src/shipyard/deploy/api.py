@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from shipyard.client.transport import Reply, Transport, send_one
@@ -335,6 +336,33 @@ class Deployer:
             self.state.remove(name)
             report.forgotten = True
         return report
+
+    # -- handing a deployment over to infrastructure as code ------------------------------------------------------
+    def export(self, name: str, format: str, directory: str | Path) -> list[Path]:
+        """Write what ``name`` runs on AWS as ``format`` (cloudformation, cdk, terraform) into ``directory``; the
+        files written. Reads AWS only (docs/export.md)."""
+        record = self.record(name)
+        target = self._handover(record, "export")
+        files: list[Path] = target.export(record, format, Path(directory))
+        return files
+
+    def forget(self, name: str) -> list[str]:
+        """Stop managing ``name`` without deleting anything: its record leaves the state file, and Shipyard's tags
+        leave its resources, so ``status --reconcile`` does not take it back (what now owns it, a CloudFormation
+        stack or Terraform, keeps it whole); what was untagged."""
+        record = self.record(name)
+        untagged: list[str] = self._handover(record, "forget").forget(record)
+        self.state.remove(name)
+        return untagged
+
+    def _handover(self, record: Deployment, what: str) -> Any:
+        target = self.target(record.target)
+        if not hasattr(target, what):
+            raise DeployError(
+                f"{record.name} runs on {record.target}: `shipyard {what}` hands over a sagemaker deployment's AWS "
+                f"resources; a {record.target} deployment has none (`shipyard cleanup {record.name}` removes it)"
+            )
+        return target
 
     def expired(self) -> list[str]:
         now = now_utc()

@@ -28,6 +28,7 @@ from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.sagemaker import alarms, create, health, update
 from shipyard.deploy.sagemaker import cleanup as cleanup_steps
 from shipyard.deploy.sagemaker import expose as expose_steps
+from shipyard.deploy.sagemaker import forget as forget_steps
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
 from shipyard.deploy.state import Deployment, now_utc
@@ -220,10 +221,10 @@ class SageMakerTarget:
     def expose(
         self, record: Deployment, options: ExposeOptions, save: Save, reporter: Reporter
     ) -> tuple[Exposure, str | None]:
-        return expose_steps.expose(self._context_of(record), record, options, save, reporter)
+        return expose_steps.expose(self.context_of(record), record, options, save, reporter)
 
     def unexpose(self, record: Deployment, save: Save, reporter: Reporter) -> list[str]:
-        return expose_steps.unexpose(self._context_of(record), record, save, reporter)
+        return expose_steps.unexpose(self.context_of(record), record, save, reporter)
 
     def api_transport(self, record: Deployment, *, connections: int) -> Transport:
         """The public API as its callers reach it: with the key (api-key), SigV4-signed (iam), or plain."""
@@ -245,12 +246,24 @@ class SageMakerTarget:
         exposure = _exposure(record)
         if exposure.auth != "api-key" or not exposure.key_ref:
             return None
-        return self._context_of(record).secrets.read(exposure.key_ref)
+        return self.context_of(record).secrets.read(exposure.key_ref)
 
-    def _context_of(self, record: Deployment) -> Context:
+    def context_of(self, record: Deployment) -> Context:
+        """The Context of an existing deployment: its region's AWS, its names and tags (export, forget, expose)."""
         if not record.region:
             raise DeployError(f"the record of {record.name} has no region; run `shipyard status --reconcile`")
         return self.context(record.name, record.region, expires_at=record.expires_at)
+
+    # -- handing it over (export, forget) -------------------------------------------------------------
+    def export(self, record: Deployment, format: str, directory: Path) -> list[Path]:
+        """Write ``record``'s live resources as ``format`` (cloudformation, cdk, terraform) into ``directory``."""
+        from shipyard.deploy.export import export
+
+        return export(self.context_of(record), record, format, directory)
+
+    def forget(self, record: Deployment) -> list[str]:
+        """Remove Shipyard's tags from ``record``'s resources (deleting nothing); what was untagged."""
+        return forget_steps.untag(self.context_of(record), record)
 
     # -- health (issue 15: being built) ---------------------------------------------------------------
     def health(self, record: Deployment) -> Health:
