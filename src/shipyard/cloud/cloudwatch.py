@@ -49,6 +49,9 @@ class AlarmSpec:
     unit: str | None = None
     expression: str | None = None
     inputs: Mapping[str, str] = field(default_factory=dict)
+    # notBreaching: no traffic is not an alarm; the idle alarm (deploy/sagemaker/guards.py) takes ``breaching``:
+    # an endpoint nobody calls publishes no Invocations at all
+    missing_data: str = "notBreaching"
 
     @property
     def metric_count(self) -> int:
@@ -64,7 +67,7 @@ class AlarmSpec:
             "ComparisonOperator": self.comparison,
             "EvaluationPeriods": self.evaluation_periods,
             "DatapointsToAlarm": self.datapoints,
-            "TreatMissingData": "notBreaching",  # no traffic is not an alarm
+            "TreatMissingData": self.missing_data,
         }
         if self.expression:
             request["Metrics"] = [
@@ -132,12 +135,18 @@ class CloudWatchGateway:
 
     # -- alarms -------------------------------------------------------------------------------------------
     def put_metric_alarm(
-        self, spec: AlarmSpec, *, actions: Sequence[str] = (), tags: Sequence[dict[str, str]] = ()
+        self,
+        spec: AlarmSpec,
+        *,
+        actions: Sequence[str] = (),
+        tags: Sequence[dict[str, str]] = (),
+        ok_actions: Sequence[str] | None = None,
     ) -> None:
         """Create or replace the alarm (PutMetricAlarm replaces one of the same name); ``actions``: the SNS
-        topics told when it goes to ALARM and back to OK."""
+        topics told when it goes to ALARM and back to OK (``ok_actions``: others for OK)."""
         request = spec.request()
-        request.update(AlarmActions=list(actions), OKActions=list(actions), ActionsEnabled=True)
+        oks = list(actions if ok_actions is None else ok_actions)
+        request.update(AlarmActions=list(actions), OKActions=oks, ActionsEnabled=True)
         if tags:
             request["Tags"] = list(tags)
         with aws_call(f"put the alarm {spec.name}", self.aws.region):
@@ -173,6 +182,12 @@ class CloudWatchGateway:
                             fired.append((item["Timestamp"], Alarm(name, "ALARM", change[1], "")))
                             break
         return min(fired, key=lambda pair: pair[0])[1] if fired else None
+
+    def set_state(self, name: str, state: str, reason: str) -> None:
+        """SetAlarmState: the alarm goes to ``state`` until its next evaluation (which may change it back, and then
+        EventBridge sees a state change)."""
+        with aws_call(f"set the state of the alarm {name}", self.aws.region):
+            self.client.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
     def delete_alarm(self, name: str) -> bool:
         """Delete the alarm; ``False`` when it was already gone (DeleteAlarms does not fail for a missing name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,3 +30,43 @@ class StepFunctionsGateway:
                 raise
         answer.pop("ResponseMetadata", None)
         return answer
+
+    def put(
+        self, name: str, *, definition: dict[str, Any], role_arn: str, arn: str, tags: Sequence[dict[str, str]] = ()
+    ) -> str:
+        """Create the STANDARD state machine ``name`` (``arn``: the ARN it will have), or update its definition and
+        role when it exists; its ARN. ``tags`` in Step Functions' shape (lower-case ``key``/``value``)."""
+        document = json.dumps(definition)
+        with aws_call(f"put the state machine {name}", self.aws.region):
+            try:
+                answer = self.client.create_state_machine(
+                    name=name, definition=document, roleArn=role_arn, type="STANDARD", tags=list(tags)
+                )
+            except ClientError as exc:
+                if error_code(exc) != "StateMachineAlreadyExists":
+                    raise
+                self.client.update_state_machine(stateMachineArn=arn, definition=document, roleArn=role_arn)
+                return arn
+        return str(answer["stateMachineArn"])
+
+    def last_execution(self, arn: str) -> dict[str, Any] | None:
+        """The newest execution of the state machine (ListExecutions: its ``status``, ``startDate``, ``stopDate``,
+        ``name``), or None when it never ran (or is gone)."""
+        with aws_call(f"list the executions of the state machine {arn}", self.aws.region):
+            try:
+                answer = self.client.list_executions(stateMachineArn=arn, maxResults=1)
+            except ClientError as exc:
+                if error_code(exc) in {"StateMachineDoesNotExist", "ResourceNotFound"}:
+                    return None
+                raise
+        executions: list[dict[str, Any]] = answer.get("executions") or []
+        return executions[0] if executions else None
+
+    def delete(self, arn: str) -> bool:
+        """Delete the state machine; ``False`` when it was already gone (DeleteStateMachine does not fail for a
+        missing one, so its existence is checked first)."""
+        if self.describe(arn) is None:
+            return False
+        with aws_call(f"delete the state machine {arn}", self.aws.region):
+            self.client.delete_state_machine(stateMachineArn=arn)
+        return True

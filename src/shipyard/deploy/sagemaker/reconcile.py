@@ -2,9 +2,9 @@
 
 The tag ``shipyard:deployment=NAME`` is the source of truth: every SageMaker endpoint, endpoint config and
 model, ECR repository, IAM role (path /shipyard/), log group, REST API, usage plan and API key carrying it is
-collected under its deployment; the S3 prefix, the API key's secret, the alarms, the dashboard and the alarms'
-topic are found from the deployment's name (``Names``: exact names, so ``a`` never collects what belongs to
-``a-b``).
+collected under its deployment; the S3 prefix, the API key's secret, the alarms, the dashboard, the alarms'
+topic and the spend guards (TTL schedule, idle alarm, rule, state machine) are found from the deployment's name
+(``Names``: exact names, so ``a`` never collects what belongs to ``a-b``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
     for role in ctx.iam.roles(ROLE_PATH):
         tags = ctx.iam.tags(role)
         if TAG_KEY in tags:
-            record(tags[TAG_KEY]).add("api-role" if role == Names(tags[TAG_KEY]).api_role else "role", role)
+            names = Names(tags[TAG_KEY])
+            kind = {names.api_role: "api-role", names.guard_role: "guard-role"}.get(role, "role")
+            record(tags[TAG_KEY]).add(kind, role)
     _public_api(ctx, record, found)
     for group in ctx.logs.groups("/aws/sagemaker/Endpoints/"):
         tags = ctx.logs.tags(group)
@@ -82,6 +84,7 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
         dep.details.bucket = bucket
         _describe(ctx, dep)
         _watchers(ctx, dep)
+        _guards(ctx, dep)
     return found
 
 
@@ -107,6 +110,21 @@ def _watchers(ctx: Context, dep: Deployment) -> None:
     topic = ctx.sns.find_topic(names.topic)
     if topic:
         dep.add("sns-topic", topic)
+
+
+def _guards(ctx: Context, dep: Deployment) -> None:
+    """The spend guards of ``dep`` (deploy/sagemaker/guards.py), found by their exact names: the TTL schedule, the
+    idle alarm, the idle rule and its state machine (the guard role comes with the roles, by its tag)."""
+    names = Names(dep.name)
+    if ctx.scheduler.get(names.ttl_schedule) is not None:
+        dep.add("ttl-schedule", names.ttl_schedule)
+    if ctx.events.describe_rule(names.idle) is not None:
+        dep.add("idle-rule", names.idle)
+    machine = ctx.aws.arn("states", f"stateMachine:{names.idle}")
+    if ctx.stepfunctions.describe(machine) is not None:
+        dep.add("state-machine", machine)
+    if ctx.cloudwatch.describe_alarms([names.idle]):
+        dep.add("idle-alarm", names.idle)
 
 
 def _describe(ctx: Context, dep: Deployment) -> None:

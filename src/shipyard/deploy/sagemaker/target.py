@@ -24,12 +24,12 @@ from shipyard.deploy.base import (
 from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
-from shipyard.deploy.sagemaker import alarms, create, health, update
+from shipyard.deploy.sagemaker import alarms, create, guards, health, update
 from shipyard.deploy.sagemaker import cleanup as cleanup_steps
 from shipyard.deploy.sagemaker import expose as expose_steps
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
-from shipyard.deploy.state import Deployment, now_utc
+from shipyard.deploy.state import Deployment, now_utc, parse_time
 from shipyard.errors import (
     AwsUnreachable,
     CredentialsError,
@@ -39,6 +39,7 @@ from shipyard.errors import (
 )
 from shipyard.pricing import PriceTable, cloudwatch_prices, prices
 from shipyard.settings import Settings
+from shipyard.units import format_duration
 
 __all__ = ["SageMakerTarget"]
 
@@ -186,6 +187,8 @@ class SageMakerTarget:
         described = ctx.sagemaker.describe_endpoint(endpoint) if endpoint else None
         if described is None:
             record.status = DELETED if endpoint or record.status != FAILED else record.status
+            if endpoint and record.details.ended_by is None:
+                record.details.ended_by = _ended_by(ctx, record)
             return record
         record.status = str(described["EndpointStatus"])
         record.failure = described.get("FailureReason") or record.failure
@@ -264,6 +267,30 @@ class SageMakerTarget:
         return alarms.tune(ctx, record, ctx.tag_list)
 
 
+def _ended_by(ctx: Context, record: Deployment) -> str | None:
+    """What deleted the endpoint when a guard of the record did (Shipyard's own cleanup drops the guards before
+    the endpoint, so a record that still holds one and no endpoint was ended by it): the idle state machine's
+    last execution when it ran, else the TTL schedule once its time has passed; None when neither did."""
+    machine = record.one("state-machine")
+    execution = ctx.stepfunctions.last_execution(machine) if machine else None
+    if execution is not None and execution.get("status") in {"SUCCEEDED", "RUNNING"}:
+        stamp = execution.get("stopDate") or execution.get("startDate")
+        when = f" at {_utc(stamp)}" if isinstance(stamp, datetime) else ""
+        return (
+            f"its idle state machine {ctx.names.idle} deleted the endpoint{when} (execution "
+            f"{execution.get('name')}: the alarm {ctx.names.idle} saw no invocations for its window)"
+        )
+    schedule = record.one("ttl-schedule")
+    expires = parse_time(record.expires_at)
+    if schedule and expires is not None and expires <= now_utc():
+        return f"its TTL schedule {schedule} deleted the endpoint at {_utc(expires)}"
+    return None
+
+
+def _utc(stamp: datetime) -> str:
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _exposure(record: Deployment) -> Exposure:
     if record.exposure is None:
         raise DeployError(not_exposed(record.name))
@@ -287,6 +314,40 @@ def _plan_resources(plan: Plan, options: DeployOptions, table: PriceTable, bucke
     plan.add("SageMaker endpoint config", names.endpoint_config(version), _variant(options), 0.0)
     _plan_endpoint(plan, options, table, names)
     _plan_alarms(plan, options, names)
+    _plan_guards(plan, options, names)
+
+
+# The guards' prices (us-east-1 list prices, 2026): EventBridge Scheduler bills invocations, $1.00 per million
+# after 14 million free a month; Step Functions Standard bills state transitions, $0.025 per 1,000 after 4,000
+# free a month; EventBridge delivers AWS services' events (an alarm's state change) to rules for free.
+SCHEDULER_PRICE = "one invocation; $1.00 per million after 14 million free a month"
+STEP_FUNCTIONS_PRICE = "up to 5 state transitions a run; $0.025 per 1,000 after 4,000 free a month"
+
+
+def _plan_guards(plan: Plan, options: DeployOptions, names: Names) -> None:
+    """The spend guards (deploy/sagemaker/guards.py): what each costs is next to nothing but said."""
+    expires = options.expires_at(now_utc())
+    if expires is None and options.idle is None:
+        return
+    deletes = ["TTL schedule"] if expires else []
+    if expires is not None:
+        at = expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        plan.add("EventBridge Scheduler schedule", names.ttl_schedule,
+                 f"at({at} UTC): DeleteEndpoint {names.endpoint}; {SCHEDULER_PRICE}", 0.0)  # fmt: skip
+    if options.idle is not None:
+        spec = guards.idle_alarm(names, options.idle)
+        told = f", notifies {options.notify}" if options.notify else ""
+        idle = format_duration(spec.period_s * spec.evaluation_periods)
+        plan.add("CloudWatch alarm", names.idle, f"Invocations: Sum ≤ 0 for {idle} ({spec.evaluation_periods} × "
+                 f"{spec.period_s} s), missing data breaching{told}", cloudwatch_prices().alarm(1))  # fmt: skip
+        if options.idle_action == "delete":
+            deletes.append("idle state machine")
+            plan.add("EventBridge rule", names.idle, "the idle alarm going to ALARM (AWS service events: free)", 0.0)
+            plan.add("Step Functions state machine", names.idle, f"STANDARD: DeleteEndpoint when still idle; "
+                     f"{STEP_FUNCTIONS_PRICE}", 0.0)  # fmt: skip
+    if deletes:
+        plan.add("IAM role", f"{names.guard_role} (path /shipyard/)",
+                 f"the {' and '.join(deletes)} delete this endpoint only", 0.0)  # fmt: skip
 
 
 def _plan_alarms(plan: Plan, options: DeployOptions, names: Names) -> None:
