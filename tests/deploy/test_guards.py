@@ -11,12 +11,16 @@ UpdateEndpoint and DescribeEndpoint are scripted on update (moto lacks UpdateEnd
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
+import jsonschema
 import pytest
 from test_deploy_sagemaker import make, spec, tagged_everywhere
 from test_deploy_sagemaker_failures import _emulate_update
@@ -33,18 +37,19 @@ MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:shipyard-digits-i
 ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:shipyard-digits-idle"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/shipyard/shipyard-digits.guard"
 TAG = {"Key": "shipyard:deployment", "Value": "digits"}
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 
 def guards_in_moto() -> dict[str, list[str]]:
     """Every schedule, rule, state machine, idle alarm and guard role in moto (listed through boto3)."""
     scheduler, events, sfn = boto3.client("scheduler"), boto3.client("events"), boto3.client("stepfunctions")
     cloudwatch, iam = boto3.client("cloudwatch"), boto3.client("iam")
+    idle = cloudwatch.describe_alarms(AlarmNamePrefix="shipyard-digits-idle")["MetricAlarms"]
     return {
         "schedules": [s["Name"] for s in scheduler.list_schedules()["Schedules"]],
         "rules": [r["Name"] for r in events.list_rules()["Rules"]],
         "state_machines": [m["name"] for m in sfn.list_state_machines()["stateMachines"]],
-        "idle_alarms": [a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNamePrefix="shipyard-digits-idle")[
-            "MetricAlarms"]],  # fmt: skip
+        "idle_alarms": [a["AlarmName"] for a in idle],
         "guard_roles": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].endswith(".guard")],
     }
 
@@ -294,3 +299,40 @@ def test_idle_windows_multiply_to_the_idle_time() -> None:
     assert idle_window(timedelta(days=7)) == (3600, 168)
     assert idle_window(timedelta(minutes=90)) == (2700, 2)
     assert _options(idle=timedelta(days=7), idle_action="delete").idle == timedelta(days=7)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).parent / "shipyard")
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120, check=False
+    )
+
+
+def test_the_cli_takes_idle_flags_and_status_shows_the_guards(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path, tmp_path: Path
+) -> None:
+    bad = _cli("deploy", str(tmp_path), "--name", "d", "--target", "sagemaker", "--idle", "2h", "--idle-action",
+               "stop", "--dry-run")  # fmt: skip
+    assert bad.returncode == 2 and "--idle-action 'stop': choose one of notify, delete" in bad.stderr
+    local = _cli("deploy", str(tmp_path), "--name", "d", "--idle", "2h", "--dry-run")
+    assert local.returncode == 2 and "--idle is for sagemaker deployments" in local.stderr
+    plan = _cli("deploy", str(tmp_path), "--name", "d", "--target", "sagemaker", "--idle", "3h", "--idle-action",
+                "delete", "--ttl", "1d", "--dry-run", "--region", REGION)  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    for name in ("shipyard-d-ttl", "shipyard-d-idle", "shipyard-d.guard"):
+        assert name in plan.stdout
+
+    deployer, _, _ = make(state_path)
+    deployer.deploy(spec(digits_bundle, small_image, registry, ttl=timedelta(hours=6), idle=timedelta(hours=2),
+                         idle_action="delete"))  # fmt: skip
+    table = _cli("status", "digits", "--state", str(state_path))
+    assert table.returncode == 0, table.stderr
+    assert "guard: TTL: EventBridge Scheduler deletes the endpoint at" in table.stdout
+    assert "guard: idle 2h: alarm shipyard-digits-idle notifies nobody; deletes via EventBridge rule" in table.stdout
+    done = _cli("status", "digits", "--state", str(state_path), "--output", "json")
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, json.loads((SCHEMAS / "status.v1.json").read_text()))
+    (row,) = document["deployments"]
+    assert len(row["guards"]) == 2 and row["ended_by"] is None
+    deployer.cleanup("digits")
+    assert guards_in_moto() == NONE_LEFT
