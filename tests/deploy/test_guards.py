@@ -27,6 +27,7 @@ from test_deploy_sagemaker_failures import _emulate_update
 
 from infra.moto import ACCOUNT, REGION
 from infra.oci_registry import OciRegistry
+from infra.scripted_aws import answer
 from shipyard.deploy.options import DeployOptions, Serverless, idle_window
 from shipyard.errors import SpecError
 
@@ -334,5 +335,86 @@ def test_the_cli_takes_idle_flags_and_status_shows_the_guards(
     jsonschema.validate(document, json.loads((SCHEMAS / "status.v1.json").read_text()))
     (row,) = document["deployments"]
     assert len(row["guards"]) == 2 and row["ended_by"] is None
+    deployer.cleanup("digits")
+    assert guards_in_moto() == NONE_LEFT
+
+
+def test_an_idle_delete_is_told_by_status_from_the_state_machines_last_execution(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
+) -> None:
+    """EventBridge's start of the state machine is scripted (moto delivers no alarm state change): StartExecution
+    with the event, then DeleteEndpoint as the state machine's task calls it. moto's executions stay RUNNING (it
+    runs no aws-sdk task), so the finished execution (ListExecutions, DescribeExecution) is answered from a
+    script: SUCCEEDED, its output keeping the alarm's state ALARM."""
+    deployer, target, _ = make(state_path)
+    deployer.deploy(spec(digits_bundle, small_image, registry, idle=timedelta(hours=2), idle_action="delete"))
+    sfn = boto3.client("stepfunctions")
+    event = {"source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "resources": [ALARM_ARN],
+             "detail": {"alarmName": "shipyard-digits-idle", "state": {"value": "ALARM"}}}  # fmt: skip
+    started = sfn.start_execution(stateMachineArn=MACHINE_ARN, name="alarm-1", input=json.dumps(event))
+    boto3.client("sagemaker").delete_endpoint(EndpointName="digits")
+
+    (row,) = deployer.status("digits")
+    assert row.status == "Deleted"
+    assert row.ended_by == "its idle state machine shipyard-digits-idle is deleting the endpoint (execution alarm-1)"
+
+    stopped = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    client = target.aws(REGION).client("stepfunctions")
+    answer(
+        client,
+        "ListExecutions",
+        {
+            "executions": [
+                {
+                    "executionArn": started["executionArn"],
+                    "name": "alarm-1",
+                    "stateMachineArn": MACHINE_ARN,
+                    "status": "SUCCEEDED",
+                    "startDate": stopped,
+                    "stopDate": stopped,
+                }
+            ]
+        },
+    )
+    answer(
+        client,
+        "DescribeExecution",
+        {
+            "executionArn": started["executionArn"],
+            "stateMachineArn": MACHINE_ARN,
+            "status": "SUCCEEDED",
+            "startDate": stopped,
+            "output": json.dumps({"state": "ALARM", "deleted": {}}),
+        },
+    )
+    (row,) = deployer.status("digits")  # fmt: skip
+    assert row.ended_by == (
+        "its idle state machine shipyard-digits-idle deleted the endpoint at 2026-12-03 09:30 UTC (execution "
+        "alarm-1: the alarm shipyard-digits-idle saw no invocation for its whole window)"
+    )
+    report = deployer.cleanup("digits")
+    assert "endpoint digits" in report.already_gone and "state-machine " + MACHINE_ARN in report.deleted
+    assert guards_in_moto() == NONE_LEFT and tagged_everywhere() == {}
+
+
+def test_reconcile_takes_the_expiry_from_the_schedule_and_the_idle_guard_from_the_alarm(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
+) -> None:
+    """The schedule is moved as an update's --ttl moves it (UpdateSchedule) while the endpoint's expiry tag stays."""
+    deployer, _, _ = make(state_path)
+    deployer.deploy(spec(digits_bundle, small_image, registry, ttl=timedelta(hours=2), idle=timedelta(hours=3),
+                         idle_action="delete"))  # fmt: skip
+    scheduler = boto3.client("scheduler")
+    current = scheduler.get_schedule(Name="shipyard-digits-ttl")
+    moved = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    scheduler.update_schedule(
+        Name="shipyard-digits-ttl", ScheduleExpression=f"at({moved:%Y-%m-%dT%H:%M:%S})",
+        ScheduleExpressionTimezone="UTC", FlexibleTimeWindow={"Mode": "OFF"}, Target=current["Target"],
+    )  # fmt: skip
+    state_path.unlink()
+    (found,) = [r for r in deployer.reconcile(REGION) if r.name == "digits"]
+    assert found.expires_at == moved.isoformat()
+    assert found.options is not None
+    assert (found.options.idle, found.options.idle_action) == (timedelta(hours=3), "delete")
     deployer.cleanup("digits")
     assert guards_in_moto() == NONE_LEFT

@@ -27,6 +27,9 @@ class Alarm:
     reason: str
     metric: str
     threshold: float | None = None
+    period_s: int | None = None
+    evaluation_periods: int | None = None
+    actions: tuple[str, ...] = ()  # AlarmActions
 
 
 @dataclass(frozen=True)
@@ -264,4 +267,7 @@ def _alarm(item: Mapping[str, Any]) -> Alarm:
         reason=str(item.get("StateReason", "")),
         metric=str(metric),
         threshold=None if threshold is None else float(threshold),
+        period_s=int(item["Period"]) if item.get("Period") else None,
+        evaluation_periods=int(item["EvaluationPeriods"]) if item.get("EvaluationPeriods") else None,
+        actions=tuple(str(a) for a in item.get("AlarmActions") or ()),
     )

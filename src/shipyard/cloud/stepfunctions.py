@@ -51,7 +51,7 @@ class StepFunctionsGateway:
 
     def last_execution(self, arn: str) -> dict[str, Any] | None:
         """The newest execution of the state machine (ListExecutions: its ``status``, ``startDate``, ``stopDate``,
-        ``name``), or None when it never ran (or is gone)."""
+        ``name``; a SUCCEEDED one with its ``output``, parsed), or None when it never ran (or is gone)."""
         with aws_call(f"list the executions of the state machine {arn}", self.aws.region):
             try:
                 answer = self.client.list_executions(stateMachineArn=arn, maxResults=1)
@@ -60,7 +60,17 @@ class StepFunctionsGateway:
                     return None
                 raise
         executions: list[dict[str, Any]] = answer.get("executions") or []
-        return executions[0] if executions else None
+        if not executions:
+            return None
+        last = dict(executions[0])
+        if last.get("status") == "SUCCEEDED":  # its output tells which way it ended
+            with aws_call(f"describe the execution {last.get('name')}", self.aws.region):
+                described = self.client.describe_execution(executionArn=last["executionArn"])
+            try:
+                last["output"] = json.loads(str(described.get("output") or "null"))
+            except json.JSONDecodeError:
+                last["output"] = None
+        return last
 
     def delete(self, arn: str) -> bool:
         """Delete the state machine; ``False`` when it was already gone (DeleteStateMachine does not fail for a

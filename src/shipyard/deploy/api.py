@@ -159,9 +159,16 @@ class Deployer:
                 f"{name} runs on {record.target}; an update cannot move it to {typed['target']}", option="target"
             )
         options = _updated(record, source, typed)
+        expiry = record.expires_at
         if options.ttl is not None and "ttl" in typed:  # a new --ttl counts from now: the TTL schedule moves
             record.expires_at = (now_utc() + options.ttl).isoformat()
-        record = self.target(record.target).update(DeployRun(options, record, self.state.put, self.reporter))
+        try:
+            record = self.target(record.target).update(DeployRun(options, record, self.state.put, self.reporter))
+        except BaseException:
+            if record.expires_at != expiry:  # the update did not get to move the schedule
+                record.expires_at = expiry
+                self.state.put(record)
+            raise
         self.state.put(record)
         return Endpoint(self, record)
 

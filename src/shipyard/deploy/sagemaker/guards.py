@@ -56,6 +56,7 @@ GUARD_SERVICES = ("scheduler.amazonaws.com", "states.amazonaws.com", "events.ama
 # attempts, 86,400 s)
 RETRY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400}
 TARGET_ID = "shipyard-idle-delete"
+SOONEST = timedelta(minutes=1)  # a schedule is put at least this far ahead (an update past the expiry)
 
 
 def wanted(options: DeployOptions, record: Deployment) -> set[str]:
@@ -177,6 +178,7 @@ def state_machine_definition(endpoint: str, alarm: str, armed_at: str, partition
                 "Type": "Task",
                 "Resource": f"{sdk}:sagemaker:deleteEndpoint",
                 "Parameters": {"EndpointName": endpoint},
+                "ResultPath": "$.deleted",  # the output keeps {"state": "ALARM"}: status reads which way it ended
                 "Retry": retry,
                 "End": True,
             },
@@ -222,7 +224,8 @@ def _role(ctx: Context, run: DeployRun, kinds: set[str]) -> str:
 
 def _schedule(ctx: Context, run: DeployRun, role_arn: str) -> str:
     record, names = run.record, ctx.names
-    expires = parse_time(record.expires_at) or now_utc()
+    soonest = now_utc() + SOONEST
+    expires = max(parse_time(record.expires_at) or soonest, soonest)  # an expiry already past: at once
     at = expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     ctx.scheduler.put(
         names.ttl_schedule,

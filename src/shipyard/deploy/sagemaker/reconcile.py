@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shipyard.cloud.s3 import default_bucket
@@ -116,15 +116,34 @@ def _guards(ctx: Context, dep: Deployment) -> None:
     """The spend guards of ``dep`` (deploy/sagemaker/guards.py), found by their exact names: the TTL schedule, the
     idle alarm, the idle rule and its state machine (the guard role comes with the roles, by its tag)."""
     names = Names(dep.name)
-    if ctx.scheduler.get(names.ttl_schedule) is not None:
+    schedule = ctx.scheduler.get(names.ttl_schedule)
+    if schedule is not None:
         dep.add("ttl-schedule", names.ttl_schedule)
+        at = _at(str(schedule.get("ScheduleExpression", "")))
+        dep.expires_at = at or dep.expires_at  # the schedule is the truth (an update's --ttl moved it, not the tag)
     if ctx.events.describe_rule(names.idle) is not None:
         dep.add("idle-rule", names.idle)
     machine = ctx.aws.arn("states", f"stateMachine:{names.idle}")
     if ctx.stepfunctions.describe(machine) is not None:
         dep.add("state-machine", machine)
-    if ctx.cloudwatch.describe_alarms([names.idle]):
+    for alarm in ctx.cloudwatch.describe_alarms([names.idle]):
         dep.add("idle-alarm", names.idle)
+        if dep.options is not None and alarm.period_s and alarm.evaluation_periods:
+            idle = timedelta(seconds=alarm.period_s * alarm.evaluation_periods)
+            action = "delete" if dep.one("state-machine") else "notify"
+            notify = alarm.actions[0] if alarm.actions and alarm.actions[0] != dep.one("sns-topic") else None
+            with contextlib.suppress(SpecError):  # a notify-only guard whose email is not on AWS: not kept
+                dep.options = dep.options.replace(idle=idle, idle_action=action, notify=dep.options.notify or notify)
+
+
+def _at(expression: str) -> str | None:
+    """The UTC time of a one-time schedule's ``at(YYYY-MM-DDTHH:MM:SS)`` as an ISO time, or None."""
+    if not (expression.startswith("at(") and expression.endswith(")")):
+        return None
+    try:
+        return datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC).isoformat()
+    except ValueError:
+        return None
 
 
 def _describe(ctx: Context, dep: Deployment) -> None:

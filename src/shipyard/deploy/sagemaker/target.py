@@ -187,8 +187,8 @@ class SageMakerTarget:
         described = ctx.sagemaker.describe_endpoint(endpoint) if endpoint else None
         if described is None:
             record.status = DELETED if endpoint or record.status != FAILED else record.status
-            if endpoint and record.details.ended_by is None:
-                record.details.ended_by = _ended_by(ctx, record)
+            if endpoint and any(record.of(kind) for kind in ("ttl-schedule", "state-machine")):
+                record.details.ended_by = _ended_by(ctx, record) or record.details.ended_by
             return record
         record.status = str(described["EndpointStatus"])
         record.failure = described.get("FailureReason") or record.failure
@@ -269,21 +269,27 @@ class SageMakerTarget:
 
 def _ended_by(ctx: Context, record: Deployment) -> str | None:
     """What deleted the endpoint when a guard of the record did (Shipyard's own cleanup drops the guards before
-    the endpoint, so a record that still holds one and no endpoint was ended by it): the idle state machine's
-    last execution when it ran, else the TTL schedule once its time has passed; None when neither did."""
+    the endpoint, so a record that still holds one and no endpoint was ended by it): the idle state machine when
+    its last execution deleted it (its output keeps the alarm's state ALARM) before the TTL, else the TTL
+    schedule once its time has passed, else a running idle execution; None when none did."""
     machine = record.one("state-machine")
     execution = ctx.stepfunctions.last_execution(machine) if machine else None
-    if execution is not None and execution.get("status") in {"SUCCEEDED", "RUNNING"}:
-        stamp = execution.get("stopDate") or execution.get("startDate")
-        when = f" at {_utc(stamp)}" if isinstance(stamp, datetime) else ""
+    status = execution.get("status") if execution else None
+    output = execution.get("output") if execution else None
+    stopped = execution.get("stopDate") if execution else None
+    idle_at = stopped if status == "SUCCEEDED" and isinstance(output, dict) and output.get("state") == "ALARM" else None
+    schedule, expires = record.one("ttl-schedule"), parse_time(record.expires_at)
+    ttl_passed = schedule is not None and expires is not None and expires <= now_utc()
+    name = execution.get("name") if execution else None
+    if isinstance(idle_at, datetime) and (not ttl_passed or expires is None or idle_at < expires):
         return (
-            f"its idle state machine {ctx.names.idle} deleted the endpoint{when} (execution "
-            f"{execution.get('name')}: the alarm {ctx.names.idle} saw no invocations for its window)"
+            f"its idle state machine {ctx.names.idle} deleted the endpoint at {_utc(idle_at)} (execution {name}: "
+            f"the alarm {ctx.names.idle} saw no invocation for its whole window)"
         )
-    schedule = record.one("ttl-schedule")
-    expires = parse_time(record.expires_at)
-    if schedule and expires is not None and expires <= now_utc():
+    if ttl_passed and expires is not None:
         return f"its TTL schedule {schedule} deleted the endpoint at {_utc(expires)}"
+    if status == "RUNNING":
+        return f"its idle state machine {ctx.names.idle} is deleting the endpoint (execution {name})"
     return None
 
 
