@@ -186,7 +186,7 @@ def test_ttl_and_idle_delete_make_every_guard_exactly_update_moves_the_schedule_
     assert tagged_everywhere() == {} and report.already_gone == []
 
 
-def test_idle_notify_only_makes_the_alarm_and_no_role_and_an_update_dropping_delete_removes_its_parts(
+def test_updates_drop_the_idle_delete_then_every_guard_with_off_then_add_a_ttl(
     aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
 ) -> None:
     deployer, _, _ = make(state_path)
@@ -206,6 +206,21 @@ def test_idle_notify_only_makes_the_alarm_and_no_role_and_an_update_dropping_del
     record = deployer2.record("digits")
     assert not record.of("idle-rule") and not record.of("state-machine") and not record.of("guard-role")
     assert any(s.startswith("removed the guards no longer asked for") for s in steps.steps)
+    # --idle off (and --ttl off) on an update removes that guard
+    time.sleep(1.1)
+    deployer3, target3, _ = make(state_path)
+    _emulate_update(target3, ["Updating", "InService"])
+    deployer3.update("digits", str(digits_bundle), image=small_image, idle="off", ttl="off")
+    assert guards_in_moto() == NONE_LEFT
+    off = deployer3.record("digits")
+    assert off.options is not None and off.options.idle is None and off.expires_at is None
+    assert not any(off.of(kind) for kind in ("idle-alarm", "ttl-schedule", "guard-role"))
+    time.sleep(1.1)
+    deployer4, target4, _ = make(state_path)
+    _emulate_update(target4, ["Updating", "InService"])
+    deployer4.update("digits", str(digits_bundle), image=small_image, ttl="12h")  # a TTL added by an update
+    assert guards_in_moto() == {**NONE_LEFT, "schedules": ["shipyard-digits-ttl"],
+                                "guard_roles": ["shipyard-digits.guard"]}  # fmt: skip
     deployer2.cleanup("digits")
     assert guards_in_moto() == NONE_LEFT and tagged_everywhere() == {}
 

@@ -155,7 +155,7 @@ Ttl = Annotated[
     typer.Option(
         "--ttl",
         help="Delete the endpoint after this long (e.g. 2h, 3d): on sagemaker an EventBridge Scheduler schedule "
-        "deletes it in AWS, no laptop needed (docs/cost.md); with --update, counted again from now.",
+        "deletes it in AWS, no laptop needed (docs/cost.md); with --update, counted again from now (off: no TTL).",
     ),
 ]
 ImageOpt = Annotated[str | None, typer.Option("--image", help="A prebuilt image for the bundle (from shipyard build).")]
@@ -182,7 +182,7 @@ IdleOpt = Annotated[
     typer.Option(
         "--idle",
         help="sagemaker: an alarm when the endpoint has no invocation for this long (e.g. 4h; 1h to 7d); it tells "
-        "--notify, and with --idle-action delete deletes the endpoint (docs/cost.md).",
+        "--notify, and with --idle-action delete deletes the endpoint (docs/cost.md); with --update, off removes it.",
     ),
 ]
 IdleActionOpt = Annotated[

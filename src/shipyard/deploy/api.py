@@ -160,8 +160,8 @@ class Deployer:
             )
         options = _updated(record, source, typed)
         expiry = record.expires_at
-        if options.ttl is not None and "ttl" in typed:  # a new --ttl counts from now: the TTL schedule moves
-            record.expires_at = (now_utc() + options.ttl).isoformat()
+        if "ttl" in typed:  # a new --ttl counts from now: the TTL schedule moves (--ttl off: it goes)
+            record.expires_at = (now_utc() + typed["ttl"]).isoformat() if typed["ttl"] else None
         try:
             record = self.target(record.target).update(DeployRun(options, record, self.state.put, self.reporter))
         except BaseException:

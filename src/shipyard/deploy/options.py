@@ -205,10 +205,19 @@ def parse_env(items: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+OFF = "off"  # --idle off / --ttl off on an update: remove that guard
+
+
+def _off(text: object) -> bool:
+    return isinstance(text, str) and text.strip().lower() == OFF
+
+
 def parse_idle(text: str | timedelta | None) -> timedelta | None:
-    """``--idle 4h``: how long an endpoint may go without an invocation before its alarm fires."""
+    """``--idle 4h``: how long an endpoint may go without an invocation before its alarm fires (``off``: none)."""
     if text is None or isinstance(text, timedelta):
         return text
+    if _off(text):
+        return None
     return parse_duration(text, option="idle", minimum_s=3600)
 
 
@@ -255,8 +264,8 @@ def _check_idle(idle: timedelta) -> None:
 
 
 def parse_ttl(text: str | timedelta | None) -> timedelta | None:
-    """``2h`` (s, m, h, d, w); a timedelta as it is."""
-    if not text:
+    """``2h`` (s, m, h, d, w); a timedelta as it is; ``off``: none."""
+    if not text or _off(text):
         return None
     if isinstance(text, timedelta):
         return text
@@ -636,7 +645,8 @@ def parse_changes(
     """Typed :class:`DeployOptions` values from user-facing ones, only those given (not None).
 
     ``serverless="2048:10"``, ``autoscale="1:4"`` with ``max_rps=20``, ``env=["KEY=VALUE"]`` or a mapping,
-    ``secrets=["VAR=name"]``, ``ttl="2h"``; an update's ``canary="10%:5m"``, ``linear="25%:2m"`` or
+    ``secrets=["VAR=name"]``, ``ttl="2h"``, ``idle="4h"`` (``ttl="off"``/``idle="off"``: an update removes that
+    guard); an update's ``canary="10%:5m"``, ``linear="25%:2m"`` or
     ``all_at_once=True`` (one of them) and ``bake="10m"``; every other option as its field (``instance_count=2``,
     ...). An unknown name raises :class:`SpecError`.
     """
@@ -657,7 +667,13 @@ def parse_changes(
         "idle": parse_idle(idle),
         **values,
     }
-    return {key: value for key, value in typed.items() if value is not None}
+    given = {key: value for key, value in typed.items() if value is not None}
+    # "off" removes a guard on an update: the option is given, as None (the record's value is not kept)
+    if _off(idle):
+        given.update(idle=None, idle_action=given.get("idle_action", "notify"))
+    if _off(ttl):
+        given["ttl"] = None
+    return given
 
 
 def _parse_rollout(canary: str | None, linear: str | None, all_at_once: bool) -> Rollout | None:
