@@ -27,7 +27,7 @@ from test_deploy_sagemaker_failures import _emulate_update
 
 from infra.moto import ACCOUNT, REGION
 from infra.oci_registry import OciRegistry
-from infra.scripted_aws import answer
+from infra.scripted_aws import answer, error
 from shipyard.deploy.options import DeployOptions, Serverless, idle_window
 from shipyard.errors import SpecError
 
@@ -433,3 +433,21 @@ def test_reconcile_takes_the_expiry_from_the_schedule_and_the_idle_guard_from_th
     assert (found.options.idle, found.options.idle_action) == (timedelta(hours=3), "delete")
     deployer.cleanup("digits")
     assert guards_in_moto() == NONE_LEFT
+
+
+def test_a_state_machine_waits_for_a_role_step_functions_cannot_assume_yet(aws: object) -> None:
+    """CreateStateMachine's answer for a role made seconds ago is scripted (moto does not check the role)."""
+    from shipyard.cloud import Aws
+    from shipyard.cloud.stepfunctions import StepFunctionsGateway
+
+    gateway = StepFunctionsGateway(Aws(REGION))
+    not_yet = error("AccessDeniedException", "Neither the global service principal states.amazonaws.com, nor the "
+                    "regional one is authorized to assume the provided role.")  # fmt: skip
+    calls = answer(gateway.client, "CreateStateMachine", not_yet, {"stateMachineArn": MACHINE_ARN,
+                                                                   "creationDate": datetime.now(UTC)})  # fmt: skip
+    slept: list[float] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("shipyard.cloud.stepfunctions.time.sleep", slept.append)
+        arn = gateway.put("shipyard-digits-idle", definition={"StartAt": "x", "States": {}}, role_arn=ROLE_ARN,
+                          arn=MACHINE_ARN)  # fmt: skip
+    assert arn == MACHINE_ARN and len(calls) == 2 and slept == [2.0]
