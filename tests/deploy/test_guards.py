@@ -451,3 +451,12 @@ def test_a_state_machine_waits_for_a_role_step_functions_cannot_assume_yet(aws: 
         arn = gateway.put("shipyard-digits-idle", definition={"StartAt": "x", "States": {}}, role_arn=ROLE_ARN,
                           arn=MACHINE_ARN)  # fmt: skip
     assert arn == MACHINE_ARN and len(calls) == 2 and slept == [2.0]
+
+
+def test_the_guards_names_fit_their_services_limits() -> None:
+    from shipyard.deploy.sagemaker.names import Names
+
+    long = Names("a" * 63)
+    assert len(long.idle) <= 64 and long.idle.endswith("-idle") and long.idle != Names("a" * 62).idle  # rule names
+    assert len(long.ttl_schedule) <= 64 and len(long.guard_role) <= 64 and long.guard_role.endswith(".guard")
+    assert Names("digits").idle == "shipyard-digits-idle"
