@@ -460,3 +460,24 @@ def test_the_guards_names_fit_their_services_limits() -> None:
     assert len(long.idle) <= 64 and long.idle.endswith("-idle") and long.idle != Names("a" * 62).idle  # rule names
     assert len(long.ttl_schedule) <= 64 and len(long.guard_role) <= 64 and long.guard_role.endswith(".guard")
     assert Names("digits").idle == "shipyard-digits-idle"
+
+
+def test_an_update_to_serverless_drops_the_idle_guard_and_keeps_the_ttl(
+    aws: object, digits_bundle: Path, small_image: str, registry: OciRegistry, state_path: Path
+) -> None:
+    """UpdateEndpoint and DescribeEndpoint are scripted (moto lacks UpdateEndpoint). Serverless bills nothing idle."""
+    deployer, _, _ = make(state_path)
+    deployer.deploy(spec(digits_bundle, small_image, registry, ttl=timedelta(hours=5), idle=timedelta(hours=2),
+                         idle_action="delete"))  # fmt: skip
+    time.sleep(1.1)
+    deployer2, target2, _ = make(state_path)
+    _emulate_update(target2, ["Updating", "InService"])
+    deployer2.update("digits", str(digits_bundle), image=small_image, serverless="2048:10")
+    assert guards_in_moto() == {**NONE_LEFT, "schedules": ["shipyard-digits-ttl"],
+                                "guard_roles": ["shipyard-digits.guard"]}  # fmt: skip
+    policy = boto3.client("iam").get_role_policy(RoleName="shipyard-digits.guard", PolicyName="shipyard-guard")
+    assert [s["Sid"] for s in policy["PolicyDocument"]["Statement"]] == ["DeleteThisEndpoint"]
+    options = deployer2.record("digits").options
+    assert options is not None and options.idle is None and options.serverless == Serverless(2048, 10)
+    deployer2.cleanup("digits")
+    assert guards_in_moto() == NONE_LEFT

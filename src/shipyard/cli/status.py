@@ -88,7 +88,8 @@ def status(
         if row.failure and row.status not in {"InService"}:
             out.print(f"{row.name}: {row.failure}", highlight=False, markup=False, soft_wrap=True)
         if row.ended_by:
-            out.print(f"{row.name}: {row.ended_by}; `shipyard cleanup {row.name}` removes the rest", markup=False)
+            text = f"{row.name}: {row.ended_by}; `shipyard cleanup {row.name}` removes the rest"
+            out.print(text, highlight=False, markup=False, soft_wrap=True)
         elif row.expired:
             out.print(f"[yellow]{escape(row.name)} is past its TTL: `shipyard cleanup --expired` deletes it[/]")
         if name:

@@ -418,8 +418,9 @@ def _updated(record: Deployment, source: str, changes: dict[str, Any]) -> Deploy
     """The deployed options with ``changes``; a change between instances and serverless drops the other kind."""
     kept: dict[str, Any] = {"source": source, "env": {}, "region": changes.get("region", record.region)}
     if "serverless" in changes:  # instances → serverless (which bills nothing idle: no idle guard)
-        kept.update(instance_type=DEFAULT_INSTANCE_TYPE, instance_count=1, autoscale=None, idle=None)
-        kept.update(idle_action="notify")
+        kept.update(
+            instance_type=DEFAULT_INSTANCE_TYPE, instance_count=1, autoscale=None, idle=None, idle_action="notify"
+        )
     elif "instance_type" in changes or "instance_count" in changes:  # serverless → instances
         kept["serverless"] = None
     if record.options is None:  # rebuilt from AWS without its options: the defaults
