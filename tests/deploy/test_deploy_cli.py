@@ -127,11 +127,12 @@ def test_sagemaker_commands(
     assert "digits" in rebuilt.stdout and "InService" in rebuilt.stdout
     kinds = {r["kind"] for r in orjson.loads(state_path.read_bytes())["deployments"]["digits"]["resources"]}
     assert kinds == {
-        "role", "log-group", "ecr-repository", "s3-prefix", "model", "endpoint-config", "endpoint", "alarm", "dashboard"
+        "role", "log-group", "ecr-repository", "s3-prefix", "model", "endpoint-config", "endpoint", "alarm",
+        "dashboard", "ttl-schedule", "guard-role",  # --ttl 2h: the schedule that deletes the endpoint, its role
     }  # fmt: skip
 
     assert "nothing to clean up" in run("cleanup", "--expired").stdout  # 2 h are not over
     cleaned = run("cleanup", "--all")
-    assert "digits: deleted 14" in cleaned.stdout  # and the 6 alarms and the dashboard
+    assert "digits: deleted 16" in cleaned.stdout  # and the 6 alarms, the dashboard, the TTL schedule and its role
     assert tagged_everywhere() == {}
     assert "no deployments" in run("status").stdout

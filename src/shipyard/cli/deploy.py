@@ -115,6 +115,8 @@ OPTIONS = {
     "bake": ("bake", "--bake"),
     "alarms": ("alarms", "--no-alarms"),
     "notify": ("notify", "--notify"),
+    "idle": ("idle", "--idle"),
+    "idle_action": ("idle_action", "--idle-action"),
 }
 # The guardrails' typed options (DeployOptions.rollout and bake_s) name their flags too.
 FLAGS = {
@@ -148,7 +150,14 @@ StartupTimeout = Annotated[
 ]
 Region = Annotated[str | None, typer.Option("--region", help="AWS region.", show_default="the AWS configuration's")]
 RoleArn = Annotated[str | None, typer.Option("--role-arn", help="Use this execution role instead of creating one.")]
-Ttl = Annotated[str | None, typer.Option("--ttl", help="Mark for deletion after this long (e.g. 2h, 3d).")]
+Ttl = Annotated[
+    str | None,
+    typer.Option(
+        "--ttl",
+        help="Delete the endpoint after this long (e.g. 2h, 3d): on sagemaker an EventBridge Scheduler schedule "
+        "deletes it in AWS, no laptop needed (docs/cost.md); with --update, counted again from now (off: no TTL).",
+    ),
+]
 ImageOpt = Annotated[str | None, typer.Option("--image", help="A prebuilt image for the bundle (from shipyard build).")]
 Base = Annotated[str, typer.Option("--base", help="Base image when building.")]
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="docker or podman.", show_default="detected")]
@@ -167,6 +176,22 @@ AlarmsOpt = Annotated[
 NotifyOpt = Annotated[
     str | None,
     typer.Option("--notify", help="sagemaker: who the alarms tell: an EMAIL (a topic is made) or an SNS ARN."),
+]
+IdleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--idle",
+        help="sagemaker: an alarm when the endpoint has no invocation for this long (e.g. 4h; 1h to 7d); it tells "
+        "--notify, and with --idle-action delete deletes the endpoint (docs/cost.md); with --update, off removes it.",
+    ),
+]
+IdleActionOpt = Annotated[
+    str,
+    typer.Option(
+        "--idle-action",
+        help="sagemaker, with --idle: notify (tell --notify) or delete (also delete the endpoint, through an "
+        "EventBridge rule and a Step Functions state machine in AWS).",
+    ),
 ]
 RegistryOpt = Annotated[
     str, typer.Option("--registry", help="The model registry of a GROUP/VERSION source: local or sagemaker.")
@@ -234,6 +259,8 @@ def deploy(
     log_retention: LogRetention = DEFAULT_LOG_RETENTION_DAYS,
     alarms: AlarmsOpt = True,
     notify: NotifyOpt = None,
+    idle: IdleOpt = None,
+    idle_action: IdleActionOpt = "notify",
     registry: RegistryOpt = "local",
     allow_unapproved: AllowUnapproved = False,
     canary: CanaryOpt = None,

@@ -109,8 +109,14 @@ def status(
     for row in rows:
         if row.failure and row.status not in {"InService"}:
             out.print(f"{row.name}: {row.failure}", highlight=False, markup=False, soft_wrap=True)
-        if row.expired:
+        if row.ended_by:
+            text = f"{row.name}: {row.ended_by}; `shipyard cleanup {row.name}` removes the rest"
+            out.print(text, highlight=False, markup=False, soft_wrap=True)
+        elif row.expired:
             out.print(f"[yellow]{escape(row.name)} is past its TTL: `shipyard cleanup --expired` deletes it[/]")
+        if name:
+            for line in row.guards:
+                out.print(f"guard: {line}", highlight=False, markup=False, soft_wrap=True)
     if not rows:
         out.print("no deployments")
     if bills is not None:
@@ -150,6 +156,8 @@ def to_json(row: StatusRow) -> dict[str, Any]:
         "so_far_usd": None if row.so_far_usd is None else round(row.so_far_usd, 4),
         "failure": row.failure,
         "price_source": row.price_source,
+        "guards": list(row.guards),
+        "ended_by": row.ended_by,
     }
 
 

@@ -27,6 +27,9 @@ class Alarm:
     reason: str
     metric: str
     threshold: float | None = None
+    period_s: int | None = None
+    evaluation_periods: int | None = None
+    actions: tuple[str, ...] = ()  # AlarmActions
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class AlarmSpec:
     unit: str | None = None
     expression: str | None = None
     inputs: Mapping[str, str] = field(default_factory=dict)
+    # notBreaching: no traffic is not an alarm; the idle alarm (deploy/sagemaker/guards.py) takes ``breaching``:
+    # an endpoint nobody calls publishes no Invocations at all
+    missing_data: str = "notBreaching"
 
     @property
     def metric_count(self) -> int:
@@ -64,7 +70,7 @@ class AlarmSpec:
             "ComparisonOperator": self.comparison,
             "EvaluationPeriods": self.evaluation_periods,
             "DatapointsToAlarm": self.datapoints,
-            "TreatMissingData": "notBreaching",  # no traffic is not an alarm
+            "TreatMissingData": self.missing_data,
         }
         if self.expression:
             request["Metrics"] = [
@@ -132,12 +138,18 @@ class CloudWatchGateway:
 
     # -- alarms -------------------------------------------------------------------------------------------
     def put_metric_alarm(
-        self, spec: AlarmSpec, *, actions: Sequence[str] = (), tags: Sequence[dict[str, str]] = ()
+        self,
+        spec: AlarmSpec,
+        *,
+        actions: Sequence[str] = (),
+        tags: Sequence[dict[str, str]] = (),
+        ok_actions: Sequence[str] | None = None,
     ) -> None:
         """Create or replace the alarm (PutMetricAlarm replaces one of the same name); ``actions``: the SNS
-        topics told when it goes to ALARM and back to OK."""
+        topics told when it goes to ALARM and back to OK (``ok_actions``: others for OK)."""
         request = spec.request()
-        request.update(AlarmActions=list(actions), OKActions=list(actions), ActionsEnabled=True)
+        oks = list(actions if ok_actions is None else ok_actions)
+        request.update(AlarmActions=list(actions), OKActions=oks, ActionsEnabled=True)
         if tags:
             request["Tags"] = list(tags)
         with aws_call(f"put the alarm {spec.name}", self.aws.region):
@@ -187,6 +199,12 @@ class CloudWatchGateway:
                             fired.append((item["Timestamp"], Alarm(name, "ALARM", change[1], "")))
                             break
         return min(fired, key=lambda pair: pair[0])[1] if fired else None
+
+    def set_state(self, name: str, state: str, reason: str) -> None:
+        """SetAlarmState: the alarm goes to ``state`` until its next evaluation (which may change it back, and then
+        EventBridge sees a state change)."""
+        with aws_call(f"set the state of the alarm {name}", self.aws.region):
+            self.client.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason)
 
     def delete_alarm(self, name: str) -> bool:
         """Delete the alarm; ``False`` when it was already gone (DeleteAlarms does not fail for a missing name,
@@ -263,4 +281,7 @@ def _alarm(item: Mapping[str, Any]) -> Alarm:
         reason=str(item.get("StateReason", "")),
         metric=str(metric),
         threshold=None if threshold is None else float(threshold),
+        period_s=int(item["Period"]) if item.get("Period") else None,
+        evaluation_periods=int(item["EvaluationPeriods"]) if item.get("EvaluationPeriods") else None,
+        actions=tuple(str(a) for a in item.get("AlarmActions") or ()),
     )

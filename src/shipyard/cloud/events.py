@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.session import Aws
+from shipyard.errors import CloudError
 
 __all__ = ["EventsGateway"]
 
@@ -40,3 +43,46 @@ class EventsGateway:
                 token = page.get("NextToken")
                 if not token:
                     return found
+
+    def put_rule(
+        self, name: str, *, pattern: dict[str, Any], description: str, tags: Sequence[dict[str, str]] = ()
+    ) -> str:
+        """Create or replace the rule (PutRule replaces one of the same name) on the default bus; its ARN."""
+        with aws_call(f"put the EventBridge rule {name}", self.aws.region):
+            answer = self.client.put_rule(
+                Name=name,
+                EventPattern=json.dumps(pattern),
+                State="ENABLED",
+                Description=description,
+                Tags=list(tags),
+            )
+        return str(answer["RuleArn"])
+
+    def put_target(self, rule: str, *, target_id: str, arn: str, role_arn: str) -> None:
+        """Point ``rule`` at ``arn`` (a state machine: EventBridge starts an execution with the event as its input),
+        with the role EventBridge calls it with (PutTargets; a failed entry is an error)."""
+        with aws_call(f"put the target of the EventBridge rule {rule}", self.aws.region):
+            answer = self.client.put_targets(Rule=rule, Targets=[{"Id": target_id, "Arn": arn, "RoleArn": role_arn}])
+        failed = answer.get("FailedEntries") or []
+        if failed:
+            raise CloudError(
+                f"cannot put the target of the EventBridge rule {rule}: {failed[0].get('ErrorCode')}: "
+                f"{failed[0].get('ErrorMessage')}"
+            )
+
+    def delete_rule(self, name: str) -> bool:
+        """Remove the rule's targets, then the rule (DeleteRule refuses a rule with targets); ``False`` when it
+        was already gone."""
+        if self.describe_rule(name) is None:
+            return False
+        ids = [str(t["Id"]) for t in self.targets(name)]
+        with aws_call(f"delete the EventBridge rule {name}", self.aws.region):
+            if ids:
+                self.client.remove_targets(Rule=name, Ids=ids)
+            try:
+                self.client.delete_rule(Name=name)
+            except ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return False
+                raise
+        return True

@@ -28,3 +28,48 @@ class SchedulerGateway:
                 raise
         answer.pop("ResponseMetadata", None)
         return answer
+
+    def put(
+        self,
+        name: str,
+        *,
+        at: str,
+        target: dict[str, Any],
+        description: str,
+        after_completion: str = "NONE",
+        group: str = "default",
+    ) -> str:
+        """Create the one-time schedule ``at(at)`` (``YYYY-MM-DDTHH:MM:SS`` in UTC), or update it when it exists
+        (UpdateSchedule replaces every field: a TTL moved by an update); its ARN. ``target``: Scheduler's Target
+        (Arn, RoleArn, Input, RetryPolicy). Schedules take no tags (CreateSchedule has no Tags parameter)."""
+        request: dict[str, Any] = {
+            "Name": name,
+            "GroupName": group,
+            "ScheduleExpression": f"at({at})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "Target": target,
+            "State": "ENABLED",
+            "ActionAfterCompletion": after_completion,
+            "Description": description,
+        }
+        with aws_call(f"put the schedule {name}", self.aws.region):
+            try:
+                answer = self.client.create_schedule(**request)
+            except ClientError as exc:
+                if error_code(exc) != "ConflictException":
+                    raise
+                answer = self.client.update_schedule(**request)
+        return str(answer["ScheduleArn"])
+
+    def delete(self, name: str, *, group: str = "default") -> bool:
+        """Delete the schedule; ``False`` when it was already gone (fired with ActionAfterCompletion DELETE, or
+        deleted by hand)."""
+        with aws_call(f"delete the schedule {name}", self.aws.region):
+            try:
+                self.client.delete_schedule(Name=name, GroupName=group)
+            except ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return False
+                raise
+        return True

@@ -48,7 +48,9 @@ def deploy(
     (``target="sagemaker"``, ``instance_type``, ``instance_count``, ``serverless="2048:10"``,
     ``autoscale="1:4"`` with ``max_rps``, ``env``, ``secrets``, ``data_capture_pct``, ``startup_timeout_s``,
     ``region``, ``role_arn``, ``ttl="2h"``, ``log_retention_days``, ``bucket``, ``registry_override``,
-    ``image``, ``base_image``, ``engine``, ``port``, ``workers``); ``target`` defaults to ``local``.
+    ``image``, ``base_image``, ``engine``, ``port``, ``workers``, ``notify``, ``idle="4h"`` with
+    ``idle_action="notify"|"delete"``); ``target`` defaults to ``local``. On sagemaker ``ttl`` and ``idle`` are
+    enforced in AWS (docs/cost.md).
     ``update=True`` replaces the model of an existing endpoint, keeping every option not given here.
     ``settings`` (default: :meth:`Settings.from_env`) give the state file (unless ``state``) and the
     registry override. Returns an :class:`Endpoint` with ``.predict()``, ``.logs()`` and ``.delete()``.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from shipyard.deploy.state import BenchFigures, Deployment, StateStore, now_utc,
 from shipyard.errors import DeployError, NotDeployed, ShipyardError, SpecError
 from shipyard.pricing import PriceTable, prices
 from shipyard.settings import Settings
+from shipyard.units import format_duration
 
 __all__ = ["Deployer", "StatusRow"]
 
@@ -159,7 +160,16 @@ class Deployer:
                 f"{name} runs on {record.target}; an update cannot move it to {typed['target']}", option="target"
             )
         options = _updated(record, source, typed)
-        record = self.target(record.target).update(DeployRun(options, record, self.state.put, self.reporter))
+        expiry = record.expires_at
+        if "ttl" in typed:  # a new --ttl counts from now: the TTL schedule moves (--ttl off: it goes)
+            record.expires_at = (now_utc() + typed["ttl"]).isoformat() if typed["ttl"] else None
+        try:
+            record = self.target(record.target).update(DeployRun(options, record, self.state.put, self.reporter))
+        except BaseException:
+            if record.expires_at != expiry:  # the update did not get to move the schedule
+                record.expires_at = expiry
+                self.state.put(record)
+            raise
         self.state.put(record)
         return Endpoint(self, record)
 
@@ -405,7 +415,28 @@ def _row(record: Deployment, table: PriceTable | None = None) -> StatusRow:
         instance_count=record.instance_count if record.target == "sagemaker" and not record.serverless else None,
         serverless=dict(record.serverless) if record.serverless else None,
         price_source=f"{table.label} ({table.source})" if record.target == "sagemaker" else None,
+        guards=_guard_lines(record),
+        ended_by=record.details.ended_by,
     )
+
+
+def _guard_lines(record: Deployment) -> tuple[str, ...]:
+    """One line per spend guard the record holds (deploy/sagemaker/guards.py), from the record alone."""
+    out: list[str] = []
+    schedule, expires = record.one("ttl-schedule"), parse_time(record.expires_at)
+    if schedule and expires is not None:
+        at = expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        out.append(f"TTL: EventBridge Scheduler deletes the endpoint at {at} UTC ({schedule})")
+    alarm, options = record.one("idle-alarm"), record.options
+    if alarm and options is not None and options.idle is not None:
+        topic = record.one("sns-topic")
+        told = f"notifies {options.notify or topic}" if topic else "notifies nobody"
+        line = f"idle {format_duration(int(options.idle.total_seconds()))}: alarm {alarm} {told}"
+        rule, machine = record.one("idle-rule"), record.one("state-machine")
+        if rule and machine:
+            line += f"; deletes via EventBridge rule {rule} → Step Functions {machine.rsplit(':', 1)[-1]}"
+        out.append(line)
+    return tuple(out)
 
 
 def runtime_url(region: str, endpoint: str) -> str:
@@ -432,8 +463,10 @@ def _new_record(options: DeployOptions) -> Deployment:
 def _updated(record: Deployment, source: str, changes: dict[str, Any]) -> DeployOptions:
     """The deployed options with ``changes``; a change between instances and serverless drops the other kind."""
     kept: dict[str, Any] = {"source": source, "env": {}, "region": changes.get("region", record.region)}
-    if "serverless" in changes:  # instances → serverless
-        kept.update(instance_type=DEFAULT_INSTANCE_TYPE, instance_count=1, autoscale=None)
+    if "serverless" in changes:  # instances → serverless (which bills nothing idle: no idle guard)
+        kept.update(
+            instance_type=DEFAULT_INSTANCE_TYPE, instance_count=1, autoscale=None, idle=None, idle_action="notify"
+        )
     elif "instance_type" in changes or "instance_count" in changes:  # serverless → instances
         kept["serverless"] = None
     if record.options is None:  # rebuilt from AWS without its options: the defaults

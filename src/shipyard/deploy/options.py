@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_INSTANCE_TYPE",
     "DEFAULT_LOG_RETENTION_DAYS",
     "DEFAULT_STARTUP_TIMEOUT_S",
+    "IDLE_ACTIONS",
     "LOG_RETENTION_DAYS",
     "ROLLOUT_KINDS",
     "TARGETS",
@@ -37,6 +38,7 @@ __all__ = [
     "Serverless",
     "check_name",
     "check_notify",
+    "idle_window",
     "parse_changes",
     "parse_env",
     "parse_idle",
@@ -203,16 +205,67 @@ def parse_env(items: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+OFF = "off"  # --idle off / --ttl off on an update: remove that guard
+
+
+def _off(text: object) -> bool:
+    return isinstance(text, str) and text.strip().lower() == OFF
+
+
 def parse_idle(text: str | timedelta | None) -> timedelta | None:
-    """``--idle 4h``: how long an endpoint may go without an invocation before its alarm fires."""
+    """``--idle 4h``: how long an endpoint may go without an invocation before its alarm fires (``off``: none)."""
     if text is None or isinstance(text, timedelta):
         return text
+    if _off(text):
+        return None
     return parse_duration(text, option="idle", minimum_s=3600)
 
 
+# --idle: the idle alarm's window (deploy/sagemaker/guards.py). CloudWatch evaluates an alarm over at most
+# Period × EvaluationPeriods = 7 days (604,800 s), and at most 1 day (86,400 s) when its period is under an hour
+# (PutMetricAlarm's reference); a Period is a multiple of 60 s.
+IDLE_ACTIONS = ("notify", "delete")
+_IDLE_MAX_S = 604_800
+_IDLE_SHORT_MAX_S = 86_400
+_HOUR_S = 3600
+
+
+def idle_window(idle: timedelta) -> tuple[int, int]:
+    """(Period, EvaluationPeriods) of the idle alarm: Period × EvaluationPeriods = ``idle`` exactly; one-hour
+    periods for a whole number of hours, else the longest whole-minute period under an hour that divides it."""
+    seconds = int(idle.total_seconds())
+    if seconds % _HOUR_S == 0:
+        return _HOUR_S, seconds // _HOUR_S
+    period = next(p for p in range(_HOUR_S - 60, 0, -60) if seconds % p == 0)
+    return period, seconds // period
+
+
+def _check_idle(idle: timedelta) -> None:
+    seconds = idle.total_seconds()
+    if seconds < _HOUR_S:
+        raise SpecError(f"idle {format_duration(int(seconds))}: at least 1h", option="idle")
+    if seconds % 60:
+        raise SpecError(
+            f"idle {format_duration(int(seconds))}: give whole minutes (CloudWatch's periods are multiples of 60 s)",
+            option="idle",
+        )
+    if seconds > _IDLE_MAX_S:
+        raise SpecError(
+            f"idle {format_duration(int(seconds))}: CloudWatch evaluates an alarm over at most 7 days "
+            "(Period × EvaluationPeriods ≤ 604,800 s): give 7d or less, or a --ttl for a fixed end",
+            option="idle",
+        )
+    if seconds % _HOUR_S and seconds > _IDLE_SHORT_MAX_S:
+        raise SpecError(
+            f"idle {format_duration(int(seconds))}: beyond a day CloudWatch needs periods of an hour or more (with "
+            "shorter ones it evaluates at most 1 day): give whole hours",
+            option="idle",
+        )
+
+
 def parse_ttl(text: str | timedelta | None) -> timedelta | None:
-    """``2h`` (s, m, h, d, w); a timedelta as it is."""
-    if not text:
+    """``2h`` (s, m, h, d, w); a timedelta as it is; ``off``: none."""
+    if not text or _off(text):
         return None
     if isinstance(text, timedelta):
         return text
@@ -395,6 +448,7 @@ class DeployOptions:
         self._check_sizes()
         self._check_rollout()
         self._check_alarms()
+        self._check_guards()
         if self.target == "sagemaker":
             check_instance_type(self.instance_type)
         env_names = [s.env_var for s in self.secrets]
@@ -455,6 +509,44 @@ class DeployOptions:
                     option=option,
                 )
 
+    def _check_guards(self) -> None:
+        """``idle``/``idle_action``: sagemaker only (a CloudWatch alarm on its Invocations), within CloudWatch's
+        evaluation limits, with someone to tell or something to do; never on serverless (nothing to save)."""
+        if self.idle_action not in IDLE_ACTIONS:
+            raise SpecError(
+                f"idle_action {self.idle_action!r}: choose one of {', '.join(IDLE_ACTIONS)}", option="idle_action"
+            )
+        given = {"idle": self.idle is not None, "idle_action": self.idle_action != "notify"}
+        wrong = [option for option, g in given.items() if g]
+        if self.target != "sagemaker" and wrong:
+            option = wrong[0]
+            raise SpecError(
+                f"{option} is for sagemaker deployments (a CloudWatch alarm on the endpoint's Invocations); the "
+                f"{self.target} target bills nothing idle: stop it with `shipyard cleanup NAME`",
+                option=option,
+            )
+        if self.idle is None:
+            if given["idle_action"]:
+                raise SpecError(
+                    "idle_action delete needs --idle DURATION: how long without an invocation before the endpoint "
+                    "is deleted",
+                    option="idle_action",
+                )
+            return
+        _check_idle(self.idle)
+        if self.serverless is not None:
+            raise SpecError(
+                "idle: a serverless endpoint bills only the seconds it serves, nothing while idle, so there is "
+                "nothing for an idle guard to save: drop --idle (--ttl still ends it at a fixed time)",
+                option="idle",
+            )
+        if self.idle_action == "notify" and self.notify is None:
+            raise SpecError(
+                f"idle {format_duration(int(self.idle.total_seconds()))} notifies nobody: give --notify EMAIL|SNS_ARN, "
+                "or --idle-action delete",
+                option="idle",
+            )
+
     def _check_rollout(self) -> None:
         """The guardrails of an update: sagemaker only, within SageMaker's limits, none that serverless lacks."""
         if self.rollout is None and self.bake_s is None:
@@ -508,6 +600,8 @@ class DeployOptions:
                 value = dataclasses.asdict(value)
             elif item.name == "secrets":
                 value = [str(s) for s in value]
+            elif isinstance(value, timedelta):  # idle: as --idle takes it ("4h")
+                value = format_duration(int(value.total_seconds()))
             kept[item.name] = value
         return kept
 
@@ -522,6 +616,8 @@ class DeployOptions:
         if isinstance(values.get("autoscale"), dict):
             values["autoscale"] = Autoscale(**values["autoscale"])
         values["secrets"] = tuple(SecretRef.parse(s) for s in values.get("secrets", ()))
+        if isinstance(values.get("idle"), str):
+            values["idle"] = parse_idle(values["idle"])
         return cls(**{**values, **identity})
 
 
@@ -549,7 +645,8 @@ def parse_changes(
     """Typed :class:`DeployOptions` values from user-facing ones, only those given (not None).
 
     ``serverless="2048:10"``, ``autoscale="1:4"`` with ``max_rps=20``, ``env=["KEY=VALUE"]`` or a mapping,
-    ``secrets=["VAR=name"]``, ``ttl="2h"``; an update's ``canary="10%:5m"``, ``linear="25%:2m"`` or
+    ``secrets=["VAR=name"]``, ``ttl="2h"``, ``idle="4h"`` (``ttl="off"``/``idle="off"``: an update removes that
+    guard); an update's ``canary="10%:5m"``, ``linear="25%:2m"`` or
     ``all_at_once=True`` (one of them) and ``bake="10m"``; every other option as its field (``instance_count=2``,
     ...). An unknown name raises :class:`SpecError`.
     """
@@ -570,7 +667,13 @@ def parse_changes(
         "idle": parse_idle(idle),
         **values,
     }
-    return {key: value for key, value in typed.items() if value is not None}
+    given = {key: value for key, value in typed.items() if value is not None}
+    # "off" removes a guard on an update: the option is given, as None (the record's value is not kept)
+    if _off(idle):
+        given.update(idle=None, idle_action=given.get("idle_action", "notify"))
+    if _off(ttl):
+        given["ttl"] = None
+    return given
 
 
 def _parse_rollout(canary: str | None, linear: str | None, all_at_once: bool) -> Rollout | None:

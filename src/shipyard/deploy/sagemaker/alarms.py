@@ -48,6 +48,7 @@ __all__ = [
     "ensure",
     "latency_threshold_ms",
     "remove",
+    "topic",
     "tune",
     "vcpus",
 ]
@@ -253,7 +254,7 @@ def ensure(ctx: Context, run: DeployRun) -> None:
         if removed:
             run.step(f"removed {len(removed)} alarms and the dashboard (--no-alarms)")
         return
-    actions = _topic(ctx, run)
+    actions = topic(ctx, run)
     watches = alarm_specs(ctx.names, Shape(run.options.serverless is not None, run.options.instance_type, record.bench))
     for watch in watches:
         ctx.cloudwatch.put_metric_alarm(watch.spec, actions=actions, tags=ctx.tag_list)
@@ -275,7 +276,7 @@ def ensure(ctx: Context, run: DeployRun) -> None:
     run.step(f"{len(watches)} CloudWatch alarms ({metrics}){told}, dashboard {ctx.names.dashboard}")
 
 
-def _topic(ctx: Context, run: DeployRun) -> list[str]:
+def topic(ctx: Context, run: DeployRun) -> list[str]:
     """The topic the alarms notify: a given ARN (checked in the preflight), or one created for an email."""
     notify, record = run.options.notify, run.record
     if notify is None:

@@ -1,6 +1,7 @@
 """Delete a deployment's AWS resources in dependency order; idempotent, and resumable from the state.
 
-Order: the public API (usage plan → API key → REST API → the key's secret → the API's role) → alarms →
+Order: the public API (usage plan → API key → REST API → the key's secret → the API's role) → the spend guards
+(TTL schedule → idle rule → state machine → idle alarm → guard role) → alarms →
 dashboard → SNS topic → autoscaling → endpoint → endpoint configs → models → ECR repository (and its images)
 → S3 objects → role → log group. Each resource leaves the record the moment it is gone (or found already gone), so a
 cleanup stopped half-way by an error is finished by running it again. ``keep_artifacts`` keeps the image
@@ -51,6 +52,8 @@ def _deleter(ctx: Context, resource: Resource) -> Callable[[], bool]:
     kind, ident = resource.kind, resource.id
     if kind in API_KINDS:
         return _api_deleter(ctx, kind, ident)
+    if kind in GUARD_KINDS:
+        return _guard_deleter(ctx, kind, ident)
     if kind == "alarm":
         return lambda: ctx.cloudwatch.delete_alarm(ident)
     if kind == "dashboard":
@@ -86,6 +89,19 @@ def _api_deleter(ctx: Context, kind: str, ident: str) -> Callable[[], bool]:
         "rest-api": lambda: ctx.apigateway.delete_rest_api(ident),
         "api-key-secret": lambda: ctx.secrets.delete(ident),
         "api-role": lambda: ctx.iam.delete_role(ident),
+    }
+    return deleters[kind]
+
+
+def _guard_deleter(ctx: Context, kind: str, ident: str) -> Callable[[], bool]:
+    """The spend guards (``deploy/sagemaker/guards.py``): each delete answers False when already gone (a TTL
+    schedule deleted by hand; a rule's targets go with it)."""
+    deleters: dict[str, Callable[[], bool]] = {
+        "ttl-schedule": lambda: ctx.scheduler.delete(ident),
+        "idle-rule": lambda: ctx.events.delete_rule(ident),
+        "state-machine": lambda: ctx.stepfunctions.delete(ident),
+        "idle-alarm": lambda: ctx.cloudwatch.delete_alarm(ident),
+        "guard-role": lambda: ctx.iam.delete_role(ident),
     }
     return deleters[kind]
 

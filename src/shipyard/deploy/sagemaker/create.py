@@ -16,7 +16,7 @@ from shipyard.cloud.s3 import default_bucket
 from shipyard.deploy.base import CREATING, IN_SERVICE, DeployRun
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.options import PROVISION_S, DeployOptions
-from shipyard.deploy.sagemaker import alarms
+from shipyard.deploy.sagemaker import alarms, guards
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.guard import ROLLBACK_METRICS
 from shipyard.deploy.sagemaker.names import POLICY_NAME, ROLE_PATH, VARIANT
@@ -79,7 +79,8 @@ def preflight(ctx: Context, options: DeployOptions, *, update: bool = False) -> 
 def _check_topic(ctx: Context, options: DeployOptions) -> None:
     """A given ``--notify`` topic must exist before anything is created (the alarms come last)."""
     notify = options.notify
-    if options.alarms and notify and notify.startswith("arn:") and not ctx.sns.exists(notify):
+    watched = options.alarms or options.idle is not None
+    if watched and notify and notify.startswith("arn:") and not ctx.sns.exists(notify):
         raise SpecError(f"notify {notify}: there is no such SNS topic (in this account and region)", option="notify")
 
 
@@ -114,6 +115,7 @@ def deploy(
     _endpoint(ctx, run, poll_s)
     attach_autoscaling(ctx, run)
     alarms.ensure(ctx, run)
+    guards.ensure(ctx, run)
     record.touch(IN_SERVICE)
     run.save()
     return record

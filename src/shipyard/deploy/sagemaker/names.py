@@ -88,8 +88,9 @@ class Names:
 
     @property
     def idle(self) -> str:
-        """The idle alarm's, EventBridge rule's and state machine's name: ``shipyard-NAME-idle``."""
-        return f"shipyard-{self.deployment}-idle"
+        """The idle alarm's, EventBridge rule's and state machine's name: ``shipyard-NAME-idle`` (within the
+        rule's 64 characters: a long name is cut and keeps a hash of itself)."""
+        return _fit(f"shipyard-{self.deployment}", "idle", 64)
 
     @property
     def guard_role(self) -> str:

@@ -2,16 +2,16 @@
 
 The tag ``shipyard:deployment=NAME`` is the source of truth: every SageMaker endpoint, endpoint config and
 model, ECR repository, IAM role (path /shipyard/), log group, REST API, usage plan and API key carrying it is
-collected under its deployment; the S3 prefix, the API key's secret, the alarms, the dashboard and the alarms'
-topic are found from the deployment's name (``Names``: exact names, so ``a`` never collects what belongs to
-``a-b``).
+collected under its deployment; the S3 prefix, the API key's secret, the alarms, the dashboard, the alarms'
+topic and the spend guards (TTL schedule, idle alarm, rule, state machine) are found from the deployment's name
+(``Names``: exact names, so ``a`` never collects what belongs to ``a-b``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shipyard.cloud.s3 import default_bucket
@@ -67,7 +67,9 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
     for role in ctx.iam.roles(ROLE_PATH):
         tags = ctx.iam.tags(role)
         if TAG_KEY in tags:
-            record(tags[TAG_KEY]).add("api-role" if role == Names(tags[TAG_KEY]).api_role else "role", role)
+            names = Names(tags[TAG_KEY])
+            kind = {names.api_role: "api-role", names.guard_role: "guard-role"}.get(role, "role")
+            record(tags[TAG_KEY]).add(kind, role)
     _public_api(ctx, record, found)
     for group in ctx.logs.groups("/aws/sagemaker/Endpoints/"):
         tags = ctx.logs.tags(group)
@@ -82,6 +84,7 @@ def reconcile(aws: Aws, *, bucket: str | None = None) -> dict[str, Deployment]:
         dep.details.bucket = bucket
         _describe(ctx, dep)
         _watchers(ctx, dep)
+        _guards(ctx, dep)
     return found
 
 
@@ -107,6 +110,40 @@ def _watchers(ctx: Context, dep: Deployment) -> None:
     topic = ctx.sns.find_topic(names.topic)
     if topic:
         dep.add("sns-topic", topic)
+
+
+def _guards(ctx: Context, dep: Deployment) -> None:
+    """The spend guards of ``dep`` (deploy/sagemaker/guards.py), found by their exact names: the TTL schedule, the
+    idle alarm, the idle rule and its state machine (the guard role comes with the roles, by its tag)."""
+    names = Names(dep.name)
+    schedule = ctx.scheduler.get(names.ttl_schedule)
+    if schedule is not None:
+        dep.add("ttl-schedule", names.ttl_schedule)
+        at = _at(str(schedule.get("ScheduleExpression", "")))
+        dep.expires_at = at or dep.expires_at  # the schedule is the truth (an update's --ttl moved it, not the tag)
+    if ctx.events.describe_rule(names.idle) is not None:
+        dep.add("idle-rule", names.idle)
+    machine = ctx.aws.arn("states", f"stateMachine:{names.idle}")
+    if ctx.stepfunctions.describe(machine) is not None:
+        dep.add("state-machine", machine)
+    for alarm in ctx.cloudwatch.describe_alarms([names.idle]):
+        dep.add("idle-alarm", names.idle)
+        if dep.options is not None and alarm.period_s and alarm.evaluation_periods:
+            idle = timedelta(seconds=alarm.period_s * alarm.evaluation_periods)
+            action = "delete" if dep.one("state-machine") else "notify"
+            notify = alarm.actions[0] if alarm.actions and alarm.actions[0] != dep.one("sns-topic") else None
+            with contextlib.suppress(SpecError):  # a notify-only guard whose email is not on AWS: not kept
+                dep.options = dep.options.replace(idle=idle, idle_action=action, notify=dep.options.notify or notify)
+
+
+def _at(expression: str) -> str | None:
+    """The UTC time of a one-time schedule's ``at(YYYY-MM-DDTHH:MM:SS)`` as an ISO time, or None."""
+    if not (expression.startswith("at(") and expression.endswith(")")):
+        return None
+    try:
+        return datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC).isoformat()
+    except ValueError:
+        return None
 
 
 def _describe(ctx: Context, dep: Deployment) -> None:

@@ -25,13 +25,13 @@ from shipyard.deploy.cost import prices_for, source_label
 from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
-from shipyard.deploy.sagemaker import alarms, create, health, update
+from shipyard.deploy.sagemaker import alarms, create, guards, health, update
 from shipyard.deploy.sagemaker import cleanup as cleanup_steps
 from shipyard.deploy.sagemaker import expose as expose_steps
 from shipyard.deploy.sagemaker import forget as forget_steps
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names, new_version
-from shipyard.deploy.state import Deployment, now_utc
+from shipyard.deploy.state import Deployment, now_utc, parse_time
 from shipyard.errors import (
     AwsUnreachable,
     CredentialsError,
@@ -41,6 +41,7 @@ from shipyard.errors import (
 )
 from shipyard.pricing import PriceTable, cloudwatch_prices
 from shipyard.settings import Settings
+from shipyard.units import format_duration
 
 __all__ = ["SageMakerTarget"]
 
@@ -188,6 +189,8 @@ class SageMakerTarget:
         described = ctx.sagemaker.describe_endpoint(endpoint) if endpoint else None
         if described is None:
             record.status = DELETED if endpoint or record.status != FAILED else record.status
+            if endpoint and any(record.of(kind) for kind in ("ttl-schedule", "state-machine")):
+                record.details.ended_by = _ended_by(ctx, record) or record.details.ended_by
             return record
         record.status = str(described["EndpointStatus"])
         record.failure = described.get("FailureReason") or record.failure
@@ -278,6 +281,36 @@ class SageMakerTarget:
         return alarms.tune(ctx, record, ctx.tag_list)
 
 
+def _ended_by(ctx: Context, record: Deployment) -> str | None:
+    """What deleted the endpoint when a guard of the record did (Shipyard's own cleanup drops the guards before
+    the endpoint, so a record that still holds one and no endpoint was ended by it): the idle state machine when
+    its last execution deleted it (its output keeps the alarm's state ALARM) before the TTL, else the TTL
+    schedule once its time has passed, else a running idle execution; None when none did."""
+    machine = record.one("state-machine")
+    execution = ctx.stepfunctions.last_execution(machine) if machine else None
+    status = execution.get("status") if execution else None
+    output = execution.get("output") if execution else None
+    stopped = execution.get("stopDate") if execution else None
+    idle_at = stopped if status == "SUCCEEDED" and isinstance(output, dict) and output.get("state") == "ALARM" else None
+    schedule, expires = record.one("ttl-schedule"), parse_time(record.expires_at)
+    ttl_passed = schedule is not None and expires is not None and expires <= now_utc()
+    name = execution.get("name") if execution else None
+    if isinstance(idle_at, datetime) and (not ttl_passed or expires is None or idle_at < expires):
+        return (
+            f"its idle state machine {ctx.names.idle} deleted the endpoint at {_utc(idle_at)} (execution {name}: "
+            f"the alarm {ctx.names.idle} saw no invocation for its whole window)"
+        )
+    if ttl_passed and expires is not None:
+        return f"its TTL schedule {schedule} deleted the endpoint at {_utc(expires)}"
+    if status == "RUNNING":
+        return f"its idle state machine {ctx.names.idle} is deleting the endpoint (execution {name})"
+    return None
+
+
+def _utc(stamp: datetime) -> str:
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _exposure(record: Deployment) -> Exposure:
     if record.exposure is None:
         raise DeployError(not_exposed(record.name))
@@ -301,6 +334,40 @@ def _plan_resources(plan: Plan, options: DeployOptions, table: PriceTable, bucke
     plan.add("SageMaker endpoint config", names.endpoint_config(version), _variant(options), 0.0)
     _plan_endpoint(plan, options, table, names)
     _plan_alarms(plan, options, names)
+    _plan_guards(plan, options, names)
+
+
+# The guards' prices (us-east-1 list prices, 2026): EventBridge Scheduler bills invocations, $1.00 per million
+# after 14 million free a month; Step Functions Standard bills state transitions, $0.025 per 1,000 after 4,000
+# free a month; EventBridge delivers AWS services' events (an alarm's state change) to rules for free.
+SCHEDULER_PRICE = "one invocation; $1.00 per million after 14 million free a month"
+STEP_FUNCTIONS_PRICE = "up to 5 state transitions a run; $0.025 per 1,000 after 4,000 free a month"
+
+
+def _plan_guards(plan: Plan, options: DeployOptions, names: Names) -> None:
+    """The spend guards (deploy/sagemaker/guards.py): what each costs is next to nothing but said."""
+    expires = options.expires_at(now_utc())
+    if expires is None and options.idle is None:
+        return
+    deletes = ["TTL schedule"] if expires else []
+    if expires is not None:
+        at = expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        plan.add("EventBridge Scheduler schedule", names.ttl_schedule,
+                 f"at({at} UTC): DeleteEndpoint {names.endpoint}; {SCHEDULER_PRICE}", 0.0)  # fmt: skip
+    if options.idle is not None:
+        spec = guards.idle_alarm(names, options.idle)
+        told = f", notifies {options.notify}" if options.notify else ""
+        idle = format_duration(spec.period_s * spec.evaluation_periods)
+        plan.add("CloudWatch alarm", names.idle, f"Invocations: Sum ≤ 0 for {idle} ({spec.evaluation_periods} × "
+                 f"{spec.period_s} s), missing data breaching{told}", cloudwatch_prices().alarm(1))  # fmt: skip
+        if options.idle_action == "delete":
+            deletes.append("idle state machine")
+            plan.add("EventBridge rule", names.idle, "the idle alarm going to ALARM (AWS service events: free)", 0.0)
+            plan.add("Step Functions state machine", names.idle, f"STANDARD: DeleteEndpoint when still idle; "
+                     f"{STEP_FUNCTIONS_PRICE}", 0.0)  # fmt: skip
+    if deletes:
+        plan.add("IAM role", f"{names.guard_role} (path /shipyard/)",
+                 f"the {' and '.join(deletes)} delete this endpoint only", 0.0)  # fmt: skip
 
 
 def _plan_alarms(plan: Plan, options: DeployOptions, names: Names) -> None:

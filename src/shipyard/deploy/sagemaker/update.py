@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from shipyard.deploy.base import IN_SERVICE, UPDATING, DeployRun
 from shipyard.deploy.images import ImageService
 from shipyard.deploy.options import PROVISION_S, DeployOptions, SecretRef, update_budget_s
-from shipyard.deploy.sagemaker import alarms
+from shipyard.deploy.sagemaker import alarms, guards
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.create import (
     Version,
@@ -104,6 +104,7 @@ def update(
     _drop_previous(ctx, run, versions, version)
     attach_autoscaling(ctx, run)
     alarms.ensure(ctx, run)
+    guards.ensure(ctx, run)
     record.touch(IN_SERVICE)
     run.save()
     return record
