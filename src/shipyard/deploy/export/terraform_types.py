@@ -470,7 +470,7 @@ def _method(tf: Translator, r: Resource) -> list[Made]:
     props = dict(r.properties)
     integration = dict(props.pop("Integration", {}))
     responses = props.pop("MethodResponses", [])
-    where = {k: props[k] for k in ("RestApiId", "ResourceId") if k in props}
+    where: dict[str, Any] = {k: props[k] for k in ("RestApiId", "ResourceId") if k in props}
     api = _api_id(tf, r)
     resource_id = r.import_identifier.get("ResourceId") or tf.live(props["ResourceId"])
     method = r.import_identifier.get("HttpMethod") or tf.live(props["HttpMethod"])
