@@ -1,5 +1,5 @@
 """A small HCL writer: attributes, nested blocks, expressions and strings (``${`` escaped), for the Terraform
-export. It writes what ``terraform fmt`` would keep, except the alignment of ``=`` (fmt adds it)."""
+export, laid out the way ``terraform fmt`` lays them (two-space indents, ``=`` aligned in a run of attributes)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ def value(item: Any, depth: int = 0) -> str:
         if not item:
             return "{}"
         pad = _INDENT * (depth + 1)
-        lines = [f"{pad}{_key(str(k))} = {value(v, depth + 1)}\n" for k, v in item.items()]
+        keys = {k: _key(str(k)) for k in item}
+        width = max(len(key) for key in keys.values())
+        lines = [f"{pad}{keys[k].ljust(width)} = {value(v, depth + 1)}\n" for k, v in item.items()]
         return "{\n" + "".join(lines) + _INDENT * depth + "}"
     raise TypeError(f"no HCL form for {item!r}")
 
@@ -85,14 +87,31 @@ def _key(name: str) -> str:
 
 
 def render(block: Block, depth: int = 0) -> str:
+    """The block, its ``=`` aligned over each run of one-line attributes (as ``terraform fmt`` lays them)."""
     pad = _INDENT * depth
     head = " ".join([block.type, *(json.dumps(label) for label in block.labels)])
+    if not block.body:
+        return f"{pad}{head} {{}}"
     lines = [f"{pad}{head} {{"]
+    run: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        width = max((len(name) for name, _ in run), default=0)
+        lines.extend(f"{pad}{_INDENT}{name.ljust(width)} = {text}" for name, text in run)
+        run.clear()
+
     for entry in block.body:
         if isinstance(entry, Block):
+            flush()
             lines.append(render(entry, depth + 1))
+            continue
+        name, item = entry
+        text = value(item, depth + 1)
+        if "\n" in text:
+            run.append((name, text))
+            flush()
         else:
-            name, item = entry
-            lines.append(f"{pad}{_INDENT}{name} = {value(item, depth + 1)}")
+            run.append((name, text))
+    flush()
     lines.append(f"{pad}}}")
     return "\n".join(lines)
