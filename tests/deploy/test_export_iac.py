@@ -31,6 +31,7 @@ from deploy.export_stacks import digits_stack
 from shipyard.deploy.export import cdk, terraform
 from shipyard.deploy.export.cloudformation import template
 from shipyard.deploy.export.hcl import string
+from shipyard.deploy.export.hcl import value as hcl_value
 from shipyard.deploy.export.model import Ref, Resource, Stack, Sub
 from shipyard.deploy.export.terraform_types import Translator, snake
 from shipyard.errors import ShipyardError
@@ -285,3 +286,5 @@ def test_a_sub_becomes_an_interpolation_with_literals_escaped() -> None:
     assert string("a ${b}") == '"a $${b}"'
     assert translator.live(Sub("endpoint/${Endpoint.EndpointName}")) == "endpoint/digits"
     assert translator.live(Ref("InstanceCount")) == "1"
+    document = translator.json(Sub('{"EndpointName": "${DeploymentName}", "Size": 2}'))
+    assert hcl_value(document) == 'jsonencode({\n  EndpointName = "${var.deployment_name}"\n  Size         = 2\n})'

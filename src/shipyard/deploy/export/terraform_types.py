@@ -139,8 +139,14 @@ class Translator:
                 item = json.loads(item)
             except ValueError:
                 return Expr(string(item))
-        if isinstance(item, Sub):
-            return Expr(self.sub(item.template))
+        if isinstance(item, Sub):  # a JSON text with ${...} in its strings: the document, its strings interpolated
+            try:
+                parsed = json.loads(item.template)
+            except ValueError:
+                return Expr(self.sub(item.template))
+            if not _keys_plain(parsed):
+                return Expr(self.sub(item.template))
+            return Call("jsonencode", self.hcl(_subs(parsed)))
         return Call("jsonencode", self.hcl(item))
 
     # -- the live values (for import ids) ---------------------------------------------------------------
@@ -182,6 +188,26 @@ class Translator:
             else:
                 block.set(name, self.hcl(item))
         return block
+
+
+def _subs(item: Any) -> Any:
+    """A document parsed from a Sub's JSON text, each string holding ``${`` a Sub again."""
+    if isinstance(item, str):
+        return Sub(item) if "${" in item else item
+    if isinstance(item, dict):
+        return {key: _subs(value) for key, value in item.items()}
+    if isinstance(item, list):
+        return [_subs(value) for value in item]
+    return item
+
+
+def _keys_plain(item: Any) -> bool:
+    """No key of the document holds ``${`` (a key cannot be interpolated in an HCL object written as such)."""
+    if isinstance(item, dict):
+        return all("${" not in key and _keys_plain(value) for key, value in item.items())
+    if isinstance(item, list):
+        return all(_keys_plain(value) for value in item)
+    return True
 
 
 def _mapping(resource: Resource) -> Mapping:
