@@ -236,8 +236,11 @@ def test_the_cdk_shapes_are_those_of_the_installed_aws_cdk_lib() -> None:
     from shipyard.deploy.export import cdk_shapes
 
     resources, structs = generate()
-    assert resources == cdk_shapes.RESOURCES
-    assert structs == cdk_shapes.STRUCTS
+    again = (
+        "regenerate it: PYTHONPATH=src:tests python -m deploy.cdk_shapes_gen > src/shipyard/deploy/export/cdk_shapes.py"
+    )
+    assert resources == cdk_shapes.RESOURCES, again
+    assert structs == cdk_shapes.STRUCTS, again
     assert importlib.metadata.version("aws-cdk-lib") == cdk_shapes.CDK_VERSION
 
 
@@ -274,6 +277,13 @@ def test_an_unmapped_type_is_an_error_naming_it(tmp_path: Path) -> None:
         terraform.write(stack, tmp_path / "tf")
     with pytest.raises(ShipyardError, match=r"AWS::SQS::Queue \(Queue\)"):
         cdk.write(stack, tmp_path / "cdk")
+
+
+def test_a_property_the_construct_lacks_is_an_error_naming_it(tmp_path: Path) -> None:
+    stack = digits_stack(serverless=True)
+    stack.resource("Endpoint").properties["ActionAfterCompletion"] = "DELETE"
+    with pytest.raises(ShipyardError, match="ActionAfterCompletion of AWS::SageMaker::Endpoint"):
+        cdk.write(stack, tmp_path)
 
 
 def test_a_sub_becomes_an_interpolation_with_literals_escaped() -> None:

@@ -44,6 +44,9 @@ def write(stack: Stack, directory: Path) -> list[Path]:
         "cdk.json": json.dumps(
             {
                 "app": "python3 app.py",
+                # the CLI's own settings too: `cdk synth` adds no aws:cdk:path metadata and no CDKMetadata
+                "pathMetadata": False,
+                "versionReporting": False,
                 "context": {"aws:cdk:enable-path-metadata": False, "aws:cdk:version-reporting": False},
             },
             indent=2,
