@@ -227,6 +227,7 @@ def test_the_cdk_app_keeps_references_and_writes_structs_and_json_apart(tmp_path
     assert "aws_sagemaker.CfnModel.ContainerDefinitionProperty(" in app  # a struct: its class, snake_case
     assert '"Statement": [' in app  # a policy document (Json): as it is
     assert "endpoint.add_resource_dependency(log_group)" in app
+    assert "dashboard_body=json.dumps(" in app and "definition_string=json.dumps(" in app  # JSON texts, readable
     assert "generate_bootstrap_version_rule=False" in app and "analytics_reporting=False" in app
 
 

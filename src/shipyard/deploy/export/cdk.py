@@ -98,6 +98,7 @@ class _App:
             taken.add(variable)
             self.names[name] = variable
         self.modules: set[str] = set()
+        self.uses_json = False
 
     # -- values ----------------------------------------------------------------------------------------
     def value(self, value: Any, shape: str, where: str, depth: int) -> str:
@@ -134,11 +135,21 @@ class _App:
             return repr(value)
         if isinstance(value, int | float):
             return repr(value)
-        return json.dumps(str(value), ensure_ascii=False)
+        return self.text(str(value), depth)
+
+    def text(self, text: str, depth: int) -> str:
+        """A string; a JSON text (a dashboard body, a lifecycle policy) as ``json.dumps`` of its document, when
+        that gives back exactly the same text, so the app reads as the document and synthesizes the string."""
+        found = _json_text(text)
+        if found is None:
+            return json.dumps(text, ensure_ascii=False)
+        document, arguments = found
+        self.uses_json = True
+        return f"json.dumps({self.plain(document, depth)}{arguments})"
 
     def intrinsic(self, value: Ref | GetAtt | Sub) -> str:
         if isinstance(value, Sub):
-            return f"Fn.sub({json.dumps(value.template, ensure_ascii=False)})"
+            return f"Fn.sub({self.text(value.template, 1)})"
         if isinstance(value, GetAtt):
             target = self._resource(value.logical_id, f"GetAtt {value.logical_id}.{value.attribute}")
             attr = "attr_" + _snake(value.attribute.replace(".", "_"))
@@ -231,6 +242,7 @@ class _App:
             "",
             "from __future__ import annotations",
             "",
+            *(["import json"] if self.uses_json else []),
             "from typing import Any",
             "",
             "from aws_cdk import (",
@@ -290,6 +302,22 @@ _MODULE_NAMES = {spec["module"] for spec in RESOURCES.values()} | {
     "App", "Aws", "CfnOutput", "CfnTag", "CfnParameter", "DefaultStackSynthesizer", "Environment", "Fn",
     "RemovalPolicy", "Stack", "Construct", "main", "annotations", "cx_api", "Any",
 }  # fmt: skip
+
+
+def _json_text(text: str) -> tuple[Any, str] | None:
+    """``(document, the json.dumps arguments that write it back)`` for a JSON text of an object or array that
+    ``json.dumps`` writes back character for character; None for any other string."""
+    if not text.startswith(("{", "[")):
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    for separators, spelled in (((", ", ": "), ""), ((",", ":"), ', separators=(",", ":")')):
+        for ascii_only, more in ((True, ""), (False, ", ensure_ascii=False")):
+            if json.dumps(document, separators=separators, ensure_ascii=ascii_only) == text:
+                return document, spelled + more
+    return None
 
 
 def _import(modules: list[str]) -> list[str]:
