@@ -33,7 +33,8 @@ from shipyard.deploy.export.cloudformation import template
 from shipyard.deploy.export.hcl import string
 from shipyard.deploy.export.hcl import value as hcl_value
 from shipyard.deploy.export.model import Ref, Resource, Stack, Sub
-from shipyard.deploy.export.terraform_types import Translator, snake
+from shipyard.deploy.export.terraform_types import translator
+from shipyard.deploy.export.terraform_values import snake
 from shipyard.errors import ShipyardError
 
 aws_cdk = pytest.importorskip("aws_cdk")
@@ -289,13 +290,13 @@ def test_a_property_the_construct_lacks_is_an_error_naming_it(tmp_path: Path) ->
 
 def test_a_sub_becomes_an_interpolation_with_literals_escaped() -> None:
     stack = STACKS["instances"]
-    translator = Translator(stack)
-    assert translator.sub("${DeploymentName}-${Role.Arn}-${AWS::Region}") == (
+    values = translator(stack)
+    assert values.sub("${DeploymentName}-${Role.Arn}-${AWS::Region}") == (
         '"${var.deployment_name}-${aws_iam_role.role.arn}-${var.region}"'
     )
-    assert translator.sub("${!Literal} %{x}") == '"$${Literal} %%{x}"'
+    assert values.sub("${!Literal} %{x}") == '"$${Literal} %%{x}"'
     assert string("a ${b}") == '"a $${b}"'
-    assert translator.live(Sub("endpoint/${Endpoint.EndpointName}")) == "endpoint/digits"
-    assert translator.live(Ref("InstanceCount")) == "1"
-    document = translator.json(Sub('{"EndpointName": "${DeploymentName}", "Size": 2}'))
+    assert values.live(Sub("endpoint/${Endpoint.EndpointName}")) == "endpoint/digits"
+    assert values.live(Ref("InstanceCount")) == "1"
+    document = values.json(Sub('{"EndpointName": "${DeploymentName}", "Size": 2}'))
     assert hcl_value(document) == 'jsonencode({\n  EndpointName = "${var.deployment_name}"\n  Size         = 2\n})'

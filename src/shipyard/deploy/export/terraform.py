@@ -13,7 +13,8 @@ from pathlib import Path
 
 from shipyard.deploy.export.hcl import Block, Expr, render, string
 from shipyard.deploy.export.model import Stack
-from shipyard.deploy.export.terraform_types import MAPPING, Made, Translator, convert, snake
+from shipyard.deploy.export.terraform_types import MAPPING, convert, translator
+from shipyard.deploy.export.terraform_values import Made, Translator, snake
 
 __all__ = ["AWS_PROVIDER", "MAPPED", "TERRAFORM", "address", "made", "write"]
 
@@ -25,24 +26,24 @@ MAPPED = {cfn: (m.type, *m.companions) for cfn, m in MAPPING.items()}
 
 def address(stack: Stack, logical_id: str) -> str:
     """The Terraform address of a Stack resource's main resource: ``aws_iam_role.role``."""
-    return Translator(stack).address(logical_id)
+    return translator(stack).address(logical_id)
 
 
 def made(stack: Stack) -> tuple[dict[str, list[Made]], set[str]]:
     """Per logical id, the Terraform resources written for it (the main one first); the data sources used."""
-    translator = Translator(stack)
-    written = {resource.logical_id: convert(translator, resource) for resource in stack.resources}
-    return written, translator.uses
+    values = translator(stack)
+    written = {resource.logical_id: convert(values, resource) for resource in stack.resources}
+    return written, values.uses
 
 
 def write(stack: Stack, directory: Path) -> list[Path]:
     """Write the four files into ``directory`` (made if missing); the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     written, uses = made(stack)
-    translator = Translator(stack)
-    outputs = _outputs(stack, translator)
+    values = translator(stack)
+    outputs = _outputs(stack, values)
     files = {
-        "main.tf": _main(stack, written, uses | translator.uses),
+        "main.tf": _main(stack, written, uses | values.uses),
         "variables.tf": _variables(stack),
         "imports.tf": _imports(stack, written),
         "outputs.tf": outputs,
@@ -123,10 +124,10 @@ def _imports(stack: Stack, written: dict[str, list[Made]]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _outputs(stack: Stack, translator: Translator) -> str:
+def _outputs(stack: Stack, values: Translator) -> str:
     blocks = []
     for name, item in stack.outputs.items():
         output = Block("output", (snake(name),))
-        output.set("value", translator.hcl(item))
+        output.set("value", values.hcl(item))
         blocks.append(output)
     return "\n\n".join(render(b) for b in blocks) + ("\n" if blocks else "")
