@@ -4,9 +4,12 @@
 CloudFormation writer's template: each resource keeps its logical id (``override_logical_id``, so ``cdk import``
 attaches it to the live resource) and is retained when the stack goes (``RemovalPolicy.RETAIN``: DeletionPolicy
 and UpdateReplacePolicy ``Retain``); the synthesizer adds no bootstrap parameter or rule and the app no
-``CDKMetadata``. Which properties are structs (written as dicts of the struct's snake_case fields) and which are
-Json (policy documents, event patterns: written as they are) comes from :mod:`.cdk_shapes`, generated from the
-jsii classes' type hints, so this module writes text and never imports aws_cdk.
+``CDKMetadata``. Which properties are structs (written as the struct's class with its snake_case fields:
+``aws_sagemaker.CfnModel.ContainerDefinitionProperty(image=...)``; jsii takes a plain dict for a struct only where
+it is a property's whole value, not inside a list) and which are Json (policy documents, event patterns: written
+as they are) comes from :mod:`.cdk_shapes`, generated from the jsii classes' type hints, so this module writes
+text and never imports aws_cdk. References are the constructs' own (``role.attr_arn``, ``topic.ref``,
+``deployment_name.value_as_string``), a Sub is ``Fn.sub``.
 """
 
 from __future__ import annotations
