@@ -260,6 +260,8 @@ def test_the_terraform_writes_the_provider_shapes(tmp_path: Path) -> None:
     assert 'resource "aws_cloudwatch_event_target" "idle_rule_delete_endpoint"' in main
     assert 'resource "aws_api_gateway_method_settings" "api_stage"' in main
     assert 'method_path = "*/*"' in main
+    deployment = main[main.index('resource "aws_api_gateway_deployment"') :]
+    assert "aws_api_gateway_integration.api_method," in deployment[: deployment.index("\n}")]
     assert "dimensions = {\n    EndpointName = var.deployment_name" in main.replace(
         "dimensions          =", "dimensions ="
     )

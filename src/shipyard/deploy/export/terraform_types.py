@@ -259,7 +259,13 @@ def convert(tf: Translator, resource: Resource) -> list[Made]:
     """The Terraform resources of one Stack resource (the main one first), each with its import id."""
     made = mapping_of(tf.table, resource).convert(tf, resource)
     if resource.depends_on:
-        made[0].block.set("depends_on", [Expr(tf.address(other)) for other in resource.depends_on])
+        # on everything written for the other resource: DependsOn ApiMethod is on its integration and responses
+        # too (a deployment of a method without its integration fails), as CloudFormation's Method holds them
+        needs = []
+        for logical_id in resource.depends_on:
+            other = tf.resource(logical_id)
+            needs += [Expr(one.address) for one in mapping_of(tf.table, other).convert(tf, other)]
+        made[0].block.set("depends_on", needs)
     return made
 
 

@@ -73,10 +73,10 @@ class Translator:
         return re.sub(r"[^a-z0-9_]", "_", spaced.lower()).strip("_")
 
     def address(self, logical_id: str) -> str:
-        resource = self._resource(logical_id)
+        resource = self.resource(logical_id)
         return f"{mapping_of(self.table, resource).type}.{self.name(logical_id)}"
 
-    def _resource(self, logical_id: str) -> Resource:
+    def resource(self, logical_id: str) -> Resource:
         try:
             return self.stack.resource(logical_id)
         except KeyError:
@@ -93,7 +93,7 @@ class Translator:
             return _PSEUDO[name]
         if attribute is None and any(p.name == name for p in self.stack.parameters):
             return f"var.{snake(name)}"
-        resource = self._resource(name)
+        resource = self.resource(name)
         mapping = mapping_of(self.table, resource)
         if attribute is None:
             return f"{self.address(name)}.{mapping.ref}"
@@ -160,9 +160,9 @@ class Translator:
                 return self.stack.region
             if item.name == "AWS::AccountId":
                 return self.stack.account
-            return self._resource(item.name).physical_id
+            return self.resource(item.name).physical_id
         if isinstance(item, GetAtt):
-            return self._resource(item.logical_id).physical_id
+            return self.resource(item.logical_id).physical_id
         if isinstance(item, Sub):
             return SUB_NAME.sub(
                 lambda m: self.live(GetAtt(m.group(1), m.group(2)) if m.group(2) else Ref(m.group(1))), item.template
