@@ -656,7 +656,7 @@ def digits_stack(*, serverless: bool = False) -> Stack:
     parameters = [Parameter("DeploymentName", "String", NAME, "the deployment's name (the endpoint's)")]
     if not serverless:
         parameters += [
-            Parameter("InstanceType", "String", "ml.m5.large", "the instances' type"),
+            Parameter("InstanceType", "String", "ml.m5.large", "the instances' type", ("ml.m5.large", "ml.m5.xlarge")),
             Parameter("InstanceCount", "Number", 1, "how many instances the endpoint starts with"),
         ]
     resources = [_execution_role(), *_serving(serverless), *_watching(serverless), *_guards(), *_front()]

@@ -272,6 +272,8 @@ def test_the_terraform_writes_the_provider_shapes(tmp_path: Path) -> None:
     assert 'id = "a1b2c3d4e5/v1/*/*"' in imports  # REST-API-ID/STAGE-NAME/METHOD-PATH
     assert 'id = "shipyard-digits-idle/delete-endpoint"' in imports  # rule/target-id
     assert parsed["variables.tf"]["variable"][0]['"region"']["default"] == '"eu-west-1"'
+    variables = (tmp_path / "variables.tf").read_text()
+    assert 'condition     = contains(["ml.m5.large", "ml.m5.xlarge"], var.instance_type)' in variables
 
 
 def test_an_unmapped_type_is_an_error_naming_it(tmp_path: Path) -> None:
