@@ -208,6 +208,7 @@ def test_the_hand_built_stack_holds_every_type() -> None:
     assert set(cdk.RESOURCES) >= ALL_TYPES
 
 
+@pytest.mark.integration  # jsii runs aws-cdk-lib in a node subprocess
 @pytest.mark.parametrize("name", sorted(STACKS))
 def test_the_cdk_app_synthesizes_to_the_cloudformation_template(
     synthesized: dict[str, dict[str, Any]], name: str
@@ -232,6 +233,7 @@ def test_the_cdk_app_keeps_references_and_writes_structs_and_json_apart(tmp_path
     assert "generate_bootstrap_version_rule=False" in app and "analytics_reporting=False" in app
 
 
+@pytest.mark.integration  # jsii runs aws-cdk-lib in a node subprocess
 def test_the_cdk_shapes_are_those_of_the_installed_aws_cdk_lib() -> None:
     """The shipped table (the exporter cannot import aws_cdk) is what the jsii type hints say today."""
     from deploy.cdk_shapes_gen import generate
