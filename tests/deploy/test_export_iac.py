@@ -37,7 +37,6 @@ from shipyard.deploy.export.terraform_types import translator
 from shipyard.deploy.export.terraform_values import snake
 from shipyard.errors import ShipyardError
 
-aws_cdk = pytest.importorskip("aws_cdk")
 hcl2 = pytest.importorskip("hcl2")
 
 ALL_TYPES = {
@@ -78,6 +77,7 @@ def _normalized(document: dict[str, Any]) -> dict[str, Any]:
 
 def synthesize(stack: Stack, directory: Path) -> dict[str, Any]:
     """Write the CDK app of ``stack`` into ``directory``, import it and synthesize it (no CDK CLI); the template."""
+    pytest.importorskip("aws_cdk")  # imported here only: it starts node (jsii)
     files = cdk.write(stack, directory)
     assert sorted(p.name for p in files) == ["app.py", "cdk.json", "requirements.txt"]
     assert json.loads((directory / "cdk.json").read_text())["app"] == "python3 app.py"
@@ -236,6 +236,7 @@ def test_the_cdk_app_keeps_references_and_writes_structs_and_json_apart(tmp_path
 @pytest.mark.integration  # jsii runs aws-cdk-lib in a node subprocess
 def test_the_cdk_shapes_are_those_of_the_installed_aws_cdk_lib() -> None:
     """The shipped table (the exporter cannot import aws_cdk) is what the jsii type hints say today."""
+    pytest.importorskip("aws_cdk")
     from deploy.cdk_shapes_gen import generate
     from shipyard.deploy.export import cdk_shapes
 
