@@ -293,11 +293,12 @@ def test_status_all_lists_a_recorded_deployment_and_an_orphan_with_what_bills(
 ) -> None:
     live_endpoint("digits", "ml.m5.large", 1)
     live_endpoint("ghost", "ml.m5.xlarge", 2)  # its record removed: only its tags say it is Shipyard's
-    # what only the Tagging API finds (reconcile does not look for it): a state machine (moto's GetResources
-    # leaves EventBridge rules out, though ListTagsForResource shows their tags, so no rule here)
+    # what only the Tagging API finds (reconcile looks for the idle state machine by its name, not for this one): a
+    # state machine of another name (moto's GetResources leaves EventBridge rules out, though ListTagsForResource
+    # shows their tags, so no rule here)
     tags = [{"key": "shipyard:deployment", "value": "ghost"}]
     machine = boto3.client("stepfunctions").create_state_machine(
-        name="shipyard-ghost-idle", definition='{"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}',
+        name="shipyard-ghost-leftover", definition='{"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}',
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/shipyard/shipyard-ghost.guard", tags=tags,
     )["stateMachineArn"]  # fmt: skip
     store = StateStore(state_path)
