@@ -24,7 +24,11 @@ def parse_duration(text: str | timedelta, *, option: str, minimum_s: float = 0.0
             raise SpecError(f"{option} {text!r}: expected a number and a unit, e.g. 90m, 2h, 7d", option=option)
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds < minimum_s:
-        shown = "one minute" if minimum_s == 60 else f"{minimum_s:g} seconds"
+        shown = f"{minimum_s:g} seconds"
+        if minimum_s == 60:
+            shown = "one minute"
+        elif minimum_s % 60 == 0:  # whole minutes: as the flag is written (--idle 30m: at least 1h)
+            shown = format_duration(int(minimum_s))
         raise SpecError(f"{option} {text!r}: at least {shown}", option=option)
     return timedelta(seconds=seconds)
 

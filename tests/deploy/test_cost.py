@@ -29,7 +29,7 @@ from shipyard.cli import deploy as cli_deploy
 from shipyard.cloud import Aws
 from shipyard.cloud.pricelist import hosting_price, price_list_region
 from shipyard.deploy import Deployer
-from shipyard.deploy.cost import CACHE_DAYS, cache_path, parse_budget, prices_for
+from shipyard.deploy.cost import CACHE_DAYS, cache_path, parse_budget, prices_for, set_budget
 from shipyard.deploy.sagemaker import SageMakerTarget
 from shipyard.deploy.state import Deployment, StateStore, now_utc
 from shipyard.errors import SpecError
@@ -350,6 +350,19 @@ def test_parse_budget_forms() -> None:
         with pytest.raises(SpecError) as caught:
             parse_budget(bad)
         assert caught.value.option == "amount" and "10/month, 100/quarter or 1000/year" in str(caught.value)
+    with pytest.raises(SpecError, match="periods are month, quarter and year, not 'week'"):
+        parse_budget("10/week")
+    with pytest.raises(SpecError, match="above 0 USD"):
+        parse_budget("0/month")
+
+
+def test_more_addresses_than_an_alert_mails_are_refused_before_any_call() -> None:
+    """Budgets takes at most 10 email subscribers per notification; refused after DeleteBudget, the old budget
+    would be gone (no AWS call is made here: the session is never used)."""
+    emails = [f"ops{i}@example.com" for i in range(11)]
+    with pytest.raises(SpecError, match="at most 10") as caught:
+        set_budget(None, "10/month", emails=emails)  # type: ignore[arg-type]
+    assert caught.value.option == "notify"
 
 
 def scripted_budgets(monkeypatch: pytest.MonkeyPatch) -> Aws:

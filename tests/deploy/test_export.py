@@ -572,7 +572,9 @@ def test_a_serverless_deployment_with_guards_exports_them(
     variant = resources["EndpointConfig"]["Properties"]["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 10}
     schedule = resources["TtlSchedule"]["Properties"]
-    assert schedule["ScheduleExpression"] == "at(2026-12-06T12:00:00)"
+    # the time is a parameter whose default is the live one: a new stack needs a time still to come
+    assert schedule["ScheduleExpression"] == {"Fn::Sub": "at(${TtlAt})"}
+    assert document["Parameters"]["TtlAt"]["Default"] == "2026-12-06T12:00:00"
     assert schedule["Target"]["RoleArn"] == {"Fn::GetAtt": ["GuardRole", "Arn"]}
     assert schedule["Target"]["Input"] == {"Fn::Sub": '{"EndpointName": "${DeploymentName}"}'}
     rule = resources["IdleRule"]["Properties"]

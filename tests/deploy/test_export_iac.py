@@ -307,3 +307,13 @@ def test_a_sub_becomes_an_interpolation_with_literals_escaped() -> None:
     assert values.live(Ref("InstanceCount")) == "1"
     document = values.json(Sub('{"EndpointName": "${DeploymentName}", "Size": 2}'))
     assert hcl_value(document) == 'jsonencode({\n  EndpointName = "${var.deployment_name}"\n  Size         = 2\n})'
+
+
+def test_the_provider_constraint_admits_only_providers_with_the_arguments_written(tmp_path: Path) -> None:
+    """aws_cloudwatch_event_rule's ``state`` came in provider 5.27.0 (hashicorp/terraform-provider-aws#34510);
+    with ">= 5.0" a 5.26 provider refused the idle rule ("An argument named state is not expected here")."""
+    terraform.write(digits_stack(), tmp_path)
+    text = (tmp_path / "main.tf").read_text()
+    assert re.search(r'resource "aws_cloudwatch_event_rule" "[a-z_]+" \{[^}]*\n  state ', text)
+    found = re.search(r'source\s*=\s*"hashicorp/aws"\s*\n\s*version\s*=\s*">= (\d+)\.(\d+)"', text)
+    assert found and (int(found[1]), int(found[2])) >= (5, 27)

@@ -28,7 +28,7 @@ from test_deploy_sagemaker_failures import _emulate_update
 from infra.moto import ACCOUNT, REGION
 from infra.oci_registry import OciRegistry
 from infra.scripted_aws import answer, error
-from shipyard.deploy.options import DeployOptions, Serverless, idle_window
+from shipyard.deploy.options import DeployOptions, Serverless, idle_window, parse_idle
 from shipyard.errors import SpecError
 
 pytestmark = pytest.mark.integration
@@ -481,3 +481,9 @@ def test_an_update_to_serverless_drops_the_idle_guard_and_keeps_the_ttl(
     assert options is not None and options.idle is None and options.serverless == Serverless(2048, 10)
     deployer2.cleanup("digits")
     assert guards_in_moto() == NONE_LEFT
+
+
+def test_a_too_short_idle_says_the_minimum_in_the_flags_unit() -> None:
+    """``--idle 30m`` was refused with "at least 3600 seconds"; the flag is written in hours."""
+    with pytest.raises(SpecError, match=r"idle '30m': at least 1h$"):
+        parse_idle("30m")

@@ -10,6 +10,7 @@ is not needed here: nothing fires.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -110,9 +111,17 @@ def test_guards_budget_export_and_cleanup_end_to_end(
     template_path = next(f for f in files if f.name == "template.yaml")
     assert lint(template_path) == []
     document: dict[str, Any] = yaml.safe_load(template_path.read_text())
-    assert GUARDS <= set(document["Resources"])
+    assert set(document["Resources"]) >= GUARDS
     exported = document["Resources"]["TtlSchedule"]["Properties"]
-    assert exported["ScheduleExpression"] == schedule["ScheduleExpression"]
+    # the TTL's time and the idle guard's arming time are parameters (defaults: the live ones): a new stack made
+    # from the template with times long past would delete its endpoint as soon as it exists
+    assert exported["ScheduleExpression"] == {"Fn::Sub": "at(${TtlAt})"}
+    assert f"at({document['Parameters']['TtlAt']['Default']})" == schedule["ScheduleExpression"]
+    armed = document["Parameters"]["IdleArmedAt"]["Default"]
+    definition = document["Resources"]["IdleStateMachine"]["Properties"]["DefinitionString"]["Fn::Sub"]
+    assert '"Timestamp": "${IdleArmedAt}"' in definition and armed not in definition
+    live = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=record.one("state-machine"))
+    assert json.loads(live["definition"])["States"]["WaitUntilArmed"]["Timestamp"] == armed
     assert substituted(exported["Target"]["Arn"], session.account) == schedule["Target"]["Arn"]
     assert substituted(exported["Target"]["Input"], session.account) == schedule["Target"]["Input"]
     stack = collect(target.context_of(record), record)

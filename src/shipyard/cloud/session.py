@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -88,7 +89,9 @@ class Aws:
             self._config = self._config.merge(Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}))
         with aws_call("read the AWS configuration"):
             self.session = session or boto3.Session(profile_name=profile, region_name=region)
-        resolved = region or self.session.region_name
+        # boto3 reads AWS_DEFAULT_REGION and the config file, not AWS_REGION (which the other SDKs, Shipyard's
+        # settings and the message below name): take it too, so the region a user set is the one used
+        resolved = region or self.session.region_name or os.environ.get("AWS_REGION") or None
         if not resolved:
             raise SpecError(
                 "no AWS region given, and none configured: set AWS_REGION (e.g. us-east-1)", option="region"

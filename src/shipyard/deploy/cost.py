@@ -63,6 +63,9 @@ CACHE_DAYS = 7
 
 DEFAULT_BUDGET = "shipyard"
 
+MAX_EMAILS = 10
+"""Email subscribers a Budgets notification takes at most (CreateBudget: Subscribers, 10 EMAIL + 1 SNS)."""
+
 
 # -- prices -------------------------------------------------------------------------------------------------
 def cache_path(settings: Settings, region: str) -> Path:
@@ -144,11 +147,16 @@ _BUDGET = re.compile(r"^\$?(?P<amount>\d+(?:\.\d{1,2})?)\s*/\s*(?P<period>[a-z]+
 def parse_budget(text: str) -> tuple[float, str]:
     """``10/month`` → ``(10.0, "MONTHLY")``; ``100/quarter``, ``1000/year`` likewise."""
     match = _BUDGET.match(text.strip().lower())
-    if match is None or match["period"] not in TIME_UNITS or float(match["amount"]) <= 0:
+    forms = "e.g. 10/month, 100/quarter or 1000/year"
+    if match is None:
+        raise SpecError(f"budget {text!r}: give an amount in USD per period, {forms}", option="amount")
+    if match["period"] not in TIME_UNITS:
         raise SpecError(
-            f"budget {text!r}: give an amount in USD per period, e.g. 10/month, 100/quarter or 1000/year",
+            f"budget {text!r}: Budgets' periods are month, quarter and year, not {match['period']!r} ({forms})",
             option="amount",
         )
+    if float(match["amount"]) <= 0:
+        raise SpecError(f"budget {text!r}: give an amount above 0 USD ({forms})", option="amount")
     return float(match["amount"]), TIME_UNITS[match["period"]]
 
 
@@ -183,6 +191,13 @@ def set_budget(aws: Aws, amount: str, *, name: str = DEFAULT_BUDGET, emails: Seq
     for email in emails:
         if not _EMAIL.match(email):
             raise SpecError(f"notify {email!r}: give an email address (Budgets mails its alerts)", option="notify")
+    if len(set(emails)) > MAX_EMAILS:  # checked here: AWS would refuse it only after the old budget is deleted
+        raise SpecError(
+            f"--notify given {len(set(emails))} addresses: a Budgets alert mails at most {MAX_EMAILS} (use a "
+            "mailing list)",
+            option="notify",
+        )
+    emails = list(dict.fromkeys(emails))
     gateway = BudgetsGateway(aws)
     replaced = gateway.delete(name)
     try:

@@ -85,6 +85,7 @@ NOT_IMPORTABLE: dict[str, str] = {
 }
 
 _NAME = "DeploymentName"
+_AT = re.compile(r"at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)")  # a one-time schedule's expression
 
 
 class _Substitute:
@@ -515,7 +516,7 @@ class _Collector:
             properties = {
                 "StateMachineName": self.sub(str(machine["name"])),
                 "StateMachineType": machine.get("type", "STANDARD"),
-                "DefinitionString": self.sub(str(machine["definition"])),
+                "DefinitionString": self.armed_definition(str(machine["definition"])),
                 "RoleArn": role_ref or self.sub(str(machine["roleArn"])),
             }
             self.add(
@@ -561,11 +562,20 @@ class _Collector:
             if target.get(key):
                 cfn_target[key] = self.sub(target[key])
         window = dict(schedule.get("FlexibleTimeWindow") or {"Mode": "OFF"})
+        expression: Any = str(schedule["ScheduleExpression"])
+        at = _AT.fullmatch(expression)
+        if at:  # a parameter: a new stack made from this template needs a time to come, or it deletes at once
+            self.parameter(
+                "TtlAt", "String", at.group(1),
+                "when the TTL schedule deletes the endpoint (yyyy-mm-ddThh:mm:ss, in its time zone): a new stack "
+                "needs a time still to come (a past one deletes the endpoint as soon as it exists)",
+            )  # fmt: skip
+            expression = Sub("at(${TtlAt})")
         properties = {
             "Name": self.sub(name),
             "GroupName": schedule.get("GroupName", "default"),
             "Description": self.sub(schedule["Description"]) if schedule.get("Description") else None,
-            "ScheduleExpression": schedule["ScheduleExpression"],
+            "ScheduleExpression": expression,
             "ScheduleExpressionTimezone": schedule.get("ScheduleExpressionTimezone"),
             "FlexibleTimeWindow": window,
             "State": schedule.get("State", "ENABLED"),
@@ -580,6 +590,28 @@ class _Collector:
             identifier={"Name": name},
             comment="deletes the endpoint at its TTL (--ttl)",
         )
+
+    def armed_definition(self, definition: str) -> str | Sub:
+        """The idle state machine's definition with its Wait state's ``Timestamp`` (the time before which it
+        deletes nothing: ``idle`` after the deploy) as the parameter ``IdleArmedAt``. Kept literal, a new stack
+        made from this template would wait for a time long past, and the first ALARM of its fresh alarm (whose
+        first window reaches back before the endpoint existed) would delete the new endpoint."""
+        try:
+            states = json.loads(definition).get("States") or {}
+        except (json.JSONDecodeError, AttributeError):
+            states = {}
+        stamps = {str(v["Timestamp"]) for v in states.values() if isinstance(v, dict) and v.get("Timestamp")}
+        value = self.sub.text(definition)
+        if len(stamps) != 1:
+            return value
+        (stamp,) = stamps
+        self.parameter(
+            "IdleArmedAt", "String", stamp,
+            "the idle state machine deletes nothing before this time (ISO 8601, UTC): for a new stack, a time "
+            "the idle window after it is made",
+        )  # fmt: skip
+        template = value.template if isinstance(value, Sub) else value.replace("${", "${!")
+        return Sub(template.replace(json.dumps(stamp), '"${IdleArmedAt}"'))
 
     def rule_target(self, target: dict[str, Any], machine_ref: Any, role_ref: Any) -> dict[str, Any]:
         cfn: dict[str, Any] = {"Id": target["Id"], "Arn": machine_ref or self.sub(target["Arn"])}

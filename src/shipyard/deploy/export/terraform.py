@@ -18,7 +18,9 @@ from shipyard.deploy.export.terraform_values import Made, Translator, snake
 
 __all__ = ["AWS_PROVIDER", "MAPPED", "TERRAFORM", "address", "made", "write"]
 
-AWS_PROVIDER = ">= 5.0"  # import blocks need Terraform 1.5; the arguments written are those of provider 5.x
+# import blocks need Terraform 1.5; the arguments written are those of provider 5.x, and aws_cloudwatch_event_rule's
+# `state` (written for the idle rule) came in 5.27.0 (hashicorp/terraform-provider-aws#34510): older 5.x refuse it
+AWS_PROVIDER = ">= 5.27"
 TERRAFORM = ">= 1.5.0"
 # each CloudFormation type's Terraform resources: the main one, then its companions
 MAPPED = {cfn: (m.type, *m.companions) for cfn, m in MAPPING.items()}
