@@ -612,3 +612,25 @@ def test_names_account_and_region_become_substitutions_and_nothing_else() -> Non
     assert sub("a ${x}") == Sub("${DeploymentName} ${!x}")
     assert sub("${x}") == "${x}"  # nothing substituted: kept as it was
     assert sub({"k": [f"{REGION}", 3, True]}) == {"k": [Sub("${AWS::Region}"), 3, True]}
+
+
+def test_a_name_of_aws_own_vocabulary_stays_literal_and_capitals_get_their_lower_case_parameter() -> None:
+    """The names a template derives from ``DeploymentName`` are found as whole words; a deployment called
+    ``sagemaker`` would also rewrite ``sagemaker.amazonaws.com``, so its names stay literal (no parameter), and a
+    name with capitals is in lower case in SageMaker's ARNs (``DeploymentNameLower``)."""
+    from shipyard.deploy.export.collect import _Substitute
+    from shipyard.deploy.export.model import Sub
+
+    literal = _Substitute(name="sagemaker", account=ACCOUNT, region=REGION, partition="aws")
+    assert literal("sagemaker.amazonaws.com") == "sagemaker.amazonaws.com"
+    assert literal(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/sagemaker") == Sub(
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/sagemaker"
+    )
+    assert literal.used == set()
+
+    capitals = _Substitute(name="Digits", account=ACCOUNT, region=REGION, partition="aws")
+    assert capitals(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/digits") == Sub(
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${DeploymentNameLower}"
+    )
+    assert capitals("shipyard-Digits-ttl") == Sub("shipyard-${DeploymentName}-ttl")
+    assert capitals.used == {"DeploymentName", "DeploymentNameLower"}

@@ -85,7 +85,24 @@ NOT_IMPORTABLE: dict[str, str] = {
 }
 
 _NAME = "DeploymentName"
+_LOWER = "DeploymentNameLower"  # SageMaker's ARNs hold the name in lower case (an IAM policy's resources)
+# Words of the AWS strings an export holds (ARNs, service principals, SDK integrations, paths): a deployment named
+# one of them keeps its names literal, since a whole-word substitution would also rewrite
+# ``sagemaker.amazonaws.com`` or ``aws-sdk:sagemaker:deleteEndpoint``
+# fmt: off
+_VOCABULARY = frozenset({
+    "aws", "arn", "amazonaws", "com", "cn", "sagemaker", "states", "events", "scheduler", "cloudwatch", "logs",
+    "log", "group", "iam", "sts", "sns", "ecr", "dkr", "s3", "apigateway", "execute", "api", "sdk", "endpoint",
+    "endpoints", "alarm", "role", "rule", "schedule", "default", "statemachine", "model", "shipyard", "alltraffic",
+    "application", "autoscaling", "runtime", "invocations", "variant", "partition", "region",
+})
+# fmt: on
 _AT = re.compile(r"at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)")  # a one-time schedule's expression
+
+
+def _word(text: str) -> re.Pattern[str]:
+    """``text`` as a whole word: not inside a longer name (``a`` never matches in ``a-b``'s ``ab``)."""
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(text)}(?![A-Za-z0-9])")
 
 
 class _Substitute:
@@ -93,7 +110,10 @@ class _Substitute:
     stack's pseudo parameters and ``${DeploymentName}``; a string without any of them stays as it is."""
 
     def __init__(self, *, name: str, account: str, region: str, partition: str) -> None:
-        self.name = re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])")
+        # the name as given, and in lower case where SageMaker's ARNs have it so (a name with capitals)
+        forms = [(name, _NAME)] + ([(name.lower(), _LOWER)] if name.lower() != name else [])
+        self.names = [] if name.lower() in _VOCABULARY else [(_word(form), param) for form, param in forms]
+        self.used: set[str] = set()
         self.literals = (
             (f"arn:{partition}:", "arn:${AWS::Partition}:"),
             (account, "${AWS::AccountId}"),
@@ -113,7 +133,10 @@ class _Substitute:
         marked = text.replace("${", "${!")  # Fn::Sub's escape of a literal "${"
         for index, (literal, _) in enumerate(self.literals):
             marked = marked.replace(literal, f"\0{index}\0")
-        marked = self.name.sub("${" + _NAME + "}", marked)
+        for pattern, parameter in self.names:
+            marked, count = pattern.subn("${" + parameter + "}", marked)
+            if count:
+                self.used.add(parameter)
         for index, (_, pseudo) in enumerate(self.literals):
             marked = marked.replace(f"\0{index}\0", pseudo)
         return Sub(marked) if marked != text.replace("${", "${!") else text
@@ -134,6 +157,9 @@ class _Collector:
         self.owned_topic: str | None = None  # the alarms' topic when Shipyard made it (Ref Topic in their actions)
         self.stack.parameters.append(
             Parameter(_NAME, "String", record.name, "the deployment's name: every resource's name derives from it")
+        )
+        self.stack.parameters.append(
+            Parameter(_LOWER, "String", record.name.lower(), f"{_NAME} in lower case, as SageMaker's ARNs hold it")
         )
 
     def add(
@@ -367,9 +393,7 @@ class _Collector:
         resource_id = str(target["ResourceId"])
         properties = {
             "ServiceNamespace": "sagemaker",
-            "ResourceId": Sub(f"endpoint/${{{_NAME}}}/variant/{VARIANT}")
-            if endpoint == self.record.name
-            else resource_id,
+            "ResourceId": self.sub(resource_id),
             "ScalableDimension": DIMENSION,
             "MinCapacity": self.parameter("MinInstances", "Number", int(target["MinCapacity"]), "autoscaling's floor"),
             "MaxCapacity": self.parameter(
@@ -853,6 +877,9 @@ def collect(ctx: Context, record: Deployment) -> Stack:
     collector.guards()
     collector.public_api()
     stack = collector.stack
+    # a name parameter nothing derives from is left out (a name of AWS's own vocabulary stays literal; the lower
+    # case form exists only for a name with capitals)
+    stack.parameters = [p for p in stack.parameters if p.name not in {_NAME, _LOWER} or p.name in collector.sub.used]
     stack.outputs["EndpointName"] = GetAtt("Endpoint", "EndpointName")
     if any(r.logical_id == "Api" for r in stack.resources) and record.exposure is not None:
         stack.outputs["ApiUrl"] = Sub(
