@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from shipyard.deploy.sagemaker.context import Context
     from shipyard.deploy.state import Deployment
 
-__all__ = ["FORMATS", "export", "writer"]
+__all__ = ["FORMATS", "export", "write_files", "writer"]
 
 FORMATS = ("cloudformation", "cdk", "terraform")
 
@@ -33,14 +33,21 @@ def writer(format: str) -> Writer:
         raise SpecError(f"--format {format!r}: one of {', '.join(FORMATS)}", option="format")
     try:
         module = importlib.import_module(f"shipyard.deploy.export.{format}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"shipyard.deploy.export.{format}":
-            raise DeployError(f"the {format} export is not part of this Shipyard version") from None
+    except ModuleNotFoundError as exc:  # a writer's own dependency (pyyaml for cloudformation)
         raise DeployError(f"the {format} export needs {exc.name}: pip install 'shipyard[aws]'") from None
-    write = getattr(module, "write", None)
-    if write is None:
-        raise DeployError(f"the {format} export is not part of this Shipyard version (no write)")
-    return cast(Writer, write)
+    return cast(Writer, module.write)
+
+
+def write_files(directory: Path, files: dict[str, str]) -> list[Path]:
+    """Each writer's last step: ``files`` (name → text, in order) written into ``directory`` (made if missing)
+    as UTF-8; the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
 
 
 def export(ctx: Context, record: Deployment, format: str, directory: Path) -> list[Path]:

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from shipyard.deploy.export import write_files
 from shipyard.deploy.export.cdk_shapes import CDK_VERSION, RESOURCES, STRUCTS
 from shipyard.deploy.export.model import GetAtt, Ref, Resource, Stack, Sub
 from shipyard.deploy.export.references import in_order
@@ -41,7 +42,6 @@ def stack_name(stack: Stack) -> str:
 
 def write(stack: Stack, directory: Path) -> list[Path]:
     """Write the app into ``directory`` (made if missing); the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
     files = {
         "app.py": _App(stack).render(),
         "cdk.json": json.dumps(
@@ -57,12 +57,7 @@ def write(stack: Stack, directory: Path) -> list[Path]:
         + "\n",
         "requirements.txt": f"aws-cdk-lib{CDK_RANGE}\nconstructs{CONSTRUCTS_RANGE}\n",
     }
-    written = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(directory, files)
 
 
 def _snake(name: str) -> str:

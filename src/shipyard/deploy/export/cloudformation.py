@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from shipyard.deploy.export import write_files
 from shipyard.deploy.export.model import GetAtt, Ref, Stack, Sub
 
 __all__ = ["import_template", "resolve", "resources_to_import", "template", "write"]
@@ -99,7 +100,6 @@ def import_template(stack: Stack) -> dict[str, Any]:
 
 def write(stack: Stack, directory: Path) -> list[Path]:
     """Write the stack's CloudFormation files into ``directory`` (made if missing); the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
     stack_name = f"shipyard-{stack.deployment}"
     today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = (
@@ -118,12 +118,7 @@ def write(stack: Stack, directory: Path) -> list[Path]:
         "resources-to-import.json": json.dumps(resources_to_import(stack), indent=2) + "\n",
         "README.md": _readme(stack, stack_name),
     }
-    written = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_files(directory, files)
 
 
 def _yaml(document: dict[str, Any]) -> str:

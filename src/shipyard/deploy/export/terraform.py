@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shipyard.deploy.export import write_files
 from shipyard.deploy.export.hcl import Block, Expr, render, string
 from shipyard.deploy.export.model import Stack
 from shipyard.deploy.export.terraform_types import MAPPING, convert, translator
@@ -40,7 +41,6 @@ def made(stack: Stack) -> tuple[dict[str, list[Made]], set[str]]:
 
 def write(stack: Stack, directory: Path) -> list[Path]:
     """Write the four files into ``directory`` (made if missing); the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
     written, uses = made(stack)
     values = translator(stack)
     outputs = _outputs(stack, values)
@@ -50,12 +50,7 @@ def write(stack: Stack, directory: Path) -> list[Path]:
         "imports.tf": _imports(stack, written),
         "outputs.tf": outputs,
     }
-    paths = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
-    return paths
+    return write_files(directory, files)
 
 
 def _main(stack: Stack, written: dict[str, list[Made]], uses: set[str]) -> str:
