@@ -1,13 +1,14 @@
-"""Durations as people write them (``90m``, ``2h``, ``7d``): one parser for every option that takes one."""
+"""Durations as people write them (``90m``, ``2h``, ``7d``): one parser for every option that takes one; and a
+time as messages print it (``2026-12-06 05:00 UTC``)."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from shipyard.errors import SpecError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_duration", "format_utc", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -39,3 +40,8 @@ def format_duration(seconds: int) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def format_utc(stamp: datetime) -> str:
+    """``stamp`` to the minute in UTC, as messages and generated files print it: ``2026-12-06 05:00 UTC``."""
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

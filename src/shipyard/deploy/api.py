@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from shipyard.deploy.state import BenchFigures, Deployment, StateStore, now_utc,
 from shipyard.errors import DeployError, NotDeployed, ShipyardError, SpecError
 from shipyard.pricing import PriceTable, prices
 from shipyard.settings import Settings
-from shipyard.units import format_duration
+from shipyard.units import format_duration, format_utc
 
 __all__ = ["Deployer", "StatusRow"]
 
@@ -425,8 +425,7 @@ def _guard_lines(record: Deployment) -> tuple[str, ...]:
     out: list[str] = []
     schedule, expires = record.one("ttl-schedule"), parse_time(record.expires_at)
     if schedule and expires is not None:
-        at = expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-        out.append(f"TTL: EventBridge Scheduler deletes the endpoint at {at} UTC ({schedule})")
+        out.append(f"TTL: EventBridge Scheduler deletes the endpoint at {format_utc(expires)} ({schedule})")
     alarm, options = record.one("idle-alarm"), record.options
     if alarm and options is not None and options.idle is not None:
         topic = record.one("sns-topic")

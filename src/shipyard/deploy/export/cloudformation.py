@@ -22,6 +22,7 @@ import yaml
 
 from shipyard.deploy.export import write_files
 from shipyard.deploy.export.model import GetAtt, Ref, Stack, Sub
+from shipyard.units import format_utc
 
 __all__ = ["import_template", "resolve", "resources_to_import", "template", "write"]
 
@@ -101,7 +102,7 @@ def import_template(stack: Stack) -> dict[str, Any]:
 def write(stack: Stack, directory: Path) -> list[Path]:
     """Write the stack's CloudFormation files into ``directory`` (made if missing); the files written."""
     stack_name = f"shipyard-{stack.deployment}"
-    today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    today = format_utc(datetime.now(UTC))
     header = (
         f"# CloudFormation template of the Shipyard deployment {stack.deployment} ({stack.region}, account "
         f"{stack.account}),\n"

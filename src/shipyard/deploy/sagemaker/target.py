@@ -41,7 +41,7 @@ from shipyard.errors import (
 )
 from shipyard.pricing import PriceTable, cloudwatch_prices
 from shipyard.settings import Settings
-from shipyard.units import format_duration
+from shipyard.units import format_duration, format_utc
 
 __all__ = ["SageMakerTarget"]
 
@@ -297,18 +297,14 @@ def _ended_by(ctx: Context, record: Deployment) -> str | None:
     name = execution.get("name") if execution else None
     if isinstance(idle_at, datetime) and (not ttl_passed or expires is None or idle_at < expires):
         return (
-            f"its idle state machine {ctx.names.idle} deleted the endpoint at {_utc(idle_at)} (execution {name}: "
+            f"its idle state machine {ctx.names.idle} deleted the endpoint at {format_utc(idle_at)} (execution {name}: "
             f"the alarm {ctx.names.idle} saw no invocation for its whole window)"
         )
     if ttl_passed and expires is not None:
-        return f"its TTL schedule {schedule} deleted the endpoint at {_utc(expires)}"
+        return f"its TTL schedule {schedule} deleted the endpoint at {format_utc(expires)}"
     if status == "RUNNING":
         return f"its idle state machine {ctx.names.idle} is deleting the endpoint (execution {name})"
     return None
-
-
-def _utc(stamp: datetime) -> str:
-    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _exposure(record: Deployment) -> Exposure:
@@ -351,9 +347,8 @@ def _plan_guards(plan: Plan, options: DeployOptions, names: Names) -> None:
         return
     deletes = ["TTL schedule"] if expires else []
     if expires is not None:
-        at = expires.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
         plan.add("EventBridge Scheduler schedule", names.ttl_schedule,
-                 f"at({at} UTC): DeleteEndpoint {names.endpoint}; {SCHEDULER_PRICE}", 0.0)  # fmt: skip
+                 f"at({format_utc(expires)}): DeleteEndpoint {names.endpoint}; {SCHEDULER_PRICE}", 0.0)  # fmt: skip
     if options.idle is not None:
         spec = guards.idle_alarm(names, options.idle)
         told = f", notifies {options.notify}" if options.notify else ""
