@@ -168,7 +168,7 @@ def _sources(rows: list[StatusRow]) -> list[str]:
 
     found = list(dict.fromkeys(r.price_source for r in rows if r.price_source))
     shipped = prices()
-    return found or [f"{shipped.label} ({shipped.source})"]
+    return found or [shipped.described]
 
 
 def _shipped_caption() -> str:

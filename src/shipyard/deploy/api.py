@@ -414,7 +414,7 @@ def _row(record: Deployment, table: PriceTable | None = None) -> StatusRow:
         instance_type=record.instance_type if record.target == "sagemaker" and not record.serverless else None,
         instance_count=record.instance_count if record.target == "sagemaker" and not record.serverless else None,
         serverless=dict(record.serverless) if record.serverless else None,
-        price_source=f"{table.label} ({table.source})" if record.target == "sagemaker" else None,
+        price_source=table.described if record.target == "sagemaker" else None,
         guards=_guard_lines(record),
         ended_by=record.details.ended_by,
     )

@@ -55,7 +55,6 @@ __all__ = [
     "prices_for",
     "remove_budget",
     "set_budget",
-    "source_label",
 ]
 
 CACHE_DAYS = 7
@@ -132,11 +131,6 @@ def _why(exc: ShipyardError) -> str:
         return f"{operation}: {code}"
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return first if len(first) <= 200 else first[:199] + "…"
-
-
-def source_label(table: PriceTable) -> str:
-    """What an estimate names as its source: ``us-east-1 list prices of 2026-12-03 (AWS Price List API)``."""
-    return f"{table.label} ({table.source})"
 
 
 # -- the budget -----------------------------------------------------------------------------------------
@@ -346,7 +340,7 @@ def billing(aws: Aws, state: StateStore, settings: Settings) -> Billing:
         if entry.state == "orphan":
             entry.remove = f"shipyard status --reconcile --region {aws.region} && shipyard cleanup {name}"
         entries.append(entry)
-    return Billing(aws.region, entries, source_label(table), notes)
+    return Billing(aws.region, entries, table.described, notes)
 
 
 _RECONCILED_SERVICES = {"sagemaker", "ecr", "iam", "logs", "apigateway", "cloudwatch", "sns", "secretsmanager", "s3"}

@@ -75,6 +75,11 @@ class PriceTable:
     def label(self) -> str:
         return f"{self.region} list prices of {self.as_of}"
 
+    @property
+    def described(self) -> str:
+        """What an estimate names as its prices: ``us-east-1 list prices of 2026-12-03 (AWS Price List API)``."""
+        return f"{self.label} ({self.source})"
+
 
 @dataclass(frozen=True)
 class CloudWatchPrices:

@@ -21,7 +21,7 @@ from shipyard.deploy.base import (
     Save,
     SilentReporter,
 )
-from shipyard.deploy.cost import prices_for, source_label
+from shipyard.deploy.cost import prices_for
 from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.images import ImageService, is_bundle_source
 from shipyard.deploy.options import DeployOptions
@@ -110,7 +110,7 @@ class SageMakerTarget:
         """
         aws = self._plan_aws(options.region)
         table = prices_for(aws.region if aws is not None else options.region, aws, self.settings)
-        plan = Plan(options.name, self.name, price_label=source_label(table))
+        plan = Plan(options.name, self.name, price_label=table.described)
         checks = self._plan_checks(aws, options, plan)
         region = aws.region if aws is not None else "REGION"
         account = checks.account if checks else "ACCOUNT"
