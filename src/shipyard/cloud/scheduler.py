@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -9,7 +10,16 @@ from botocore.exceptions import ClientError
 from shipyard.cloud.errors import aws_call, error_code
 from shipyard.cloud.session import Aws
 
-__all__ = ["SchedulerGateway"]
+__all__ = ["SchedulerGateway", "one_time_at"]
+
+_ONE_TIME = re.compile(r"at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)")
+
+
+def one_time_at(expression: str) -> str | None:
+    """The ``YYYY-MM-DDTHH:MM:SS`` of a one-time schedule's ``at(...)`` expression (what :meth:`SchedulerGateway.put`
+    writes), or None for any other expression."""
+    found = _ONE_TIME.fullmatch(expression)
+    return found.group(1) if found else None
 
 
 class SchedulerGateway:

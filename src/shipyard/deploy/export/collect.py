@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shipyard.cloud.autoscaling import DIMENSION
+from shipyard.cloud.scheduler import one_time_at
 from shipyard.cloud.session import EXPIRES_TAG, TAG_KEY
 from shipyard.deploy.export.model import GetAtt, Parameter, Ref, Resource, Stack, Sub
 from shipyard.deploy.sagemaker.context import Context
@@ -97,7 +98,6 @@ _VOCABULARY = frozenset({
     "application", "autoscaling", "runtime", "invocations", "variant", "partition", "region",
 })
 # fmt: on
-_AT = re.compile(r"at\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\)")  # a one-time schedule's expression
 
 
 def _word(text: str) -> re.Pattern[str]:
@@ -587,10 +587,10 @@ class _Collector:
                 cfn_target[key] = self.sub(target[key])
         window = dict(schedule.get("FlexibleTimeWindow") or {"Mode": "OFF"})
         expression: Any = str(schedule["ScheduleExpression"])
-        at = _AT.fullmatch(expression)
+        at = one_time_at(expression)
         if at:  # a parameter: a new stack made from this template needs a time to come, or it deletes at once
             self.parameter(
-                "TtlAt", "String", at.group(1),
+                "TtlAt", "String", at,
                 "when the TTL schedule deletes the endpoint (yyyy-mm-ddThh:mm:ss, in its time zone): a new stack "
                 "needs a time still to come (a past one deletes the endpoint as soon as it exists)",
             )  # fmt: skip

@@ -28,6 +28,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from shipyard.cloud.cloudwatch import AlarmSpec
+from shipyard.cloud.session import Aws
 from shipyard.deploy.base import DeployRun, SilentReporter
 from shipyard.deploy.options import DeployOptions, idle_window
 from shipyard.deploy.sagemaker import alarms
@@ -46,6 +47,7 @@ __all__ = [
     "guard_policy",
     "guard_trust",
     "idle_alarm",
+    "machine_arn",
     "state_machine_definition",
     "wanted",
 ]
@@ -94,8 +96,9 @@ def _endpoint_arn(ctx: Context) -> str:
     return ctx.aws.arn("sagemaker", f"endpoint/{ctx.names.endpoint.lower()}")
 
 
-def _machine_arn(ctx: Context) -> str:
-    return ctx.aws.arn("states", f"stateMachine:{ctx.names.idle}")
+def machine_arn(aws: Aws, names: Names) -> str:
+    """The idle state machine's ARN (``deploy`` makes it, ``status --reconcile`` looks for it)."""
+    return aws.arn("states", f"stateMachine:{names.idle}")
 
 
 def _alarm_arn(ctx: Context) -> str:
@@ -112,7 +115,7 @@ def guard_policy(ctx: Context, kinds: set[str]) -> dict[str, Any]:
     if "state-machine" in kinds:
         statements += [
             {"Sid": "StartItsStateMachine", "Effect": "Allow", "Action": "states:StartExecution",
-             "Resource": _machine_arn(ctx)},
+             "Resource": machine_arn(ctx.aws, ctx.names)},
             {"Sid": "ReadItsIdleAlarm", "Effect": "Allow", "Action": "cloudwatch:DescribeAlarms",
              "Resource": _alarm_arn(ctx)},
         ]  # fmt: skip
@@ -260,7 +263,7 @@ def _idle(ctx: Context, run: DeployRun, kinds: set[str], role_arn: str | None) -
         names.idle,
         definition=state_machine_definition(names.endpoint, names.idle, armed_at, ctx.aws.identity().partition),
         role_arn=role_arn,
-        arn=_machine_arn(ctx),
+        arn=machine_arn(ctx.aws, ctx.names),
         tags=[{"key": key, "value": value} for key, value in ctx.tags.items()],
     )
     record.add("state-machine", machine)

@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shipyard.cloud.s3 import default_bucket
+from shipyard.cloud.scheduler import one_time_at
 from shipyard.cloud.session import EXPIRES_TAG, TAG_KEY, Aws
 from shipyard.deploy.base import DELETED
 from shipyard.deploy.expose import key_secret_name
 from shipyard.deploy.options import DeployOptions, SecretRef, Serverless
 from shipyard.deploy.sagemaker.alarms import METRICS
 from shipyard.deploy.sagemaker.context import Context
+from shipyard.deploy.sagemaker.guards import machine_arn
 from shipyard.deploy.sagemaker.names import ROLE_PATH, Names
 from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import SpecError
@@ -119,11 +121,12 @@ def _guards(ctx: Context, dep: Deployment) -> None:
     schedule = ctx.scheduler.get(names.ttl_schedule)
     if schedule is not None:
         dep.add("ttl-schedule", names.ttl_schedule)
-        at = _at(str(schedule.get("ScheduleExpression", "")))
-        dep.expires_at = at or dep.expires_at  # the schedule is the truth (an update's --ttl moved it, not the tag)
+        at = one_time_at(str(schedule.get("ScheduleExpression", "")))
+        if at:  # the schedule is the truth (an update's --ttl moved it, not the tag); its time is UTC
+            dep.expires_at = datetime.fromisoformat(at).replace(tzinfo=UTC).isoformat()
     if ctx.events.describe_rule(names.idle) is not None:
         dep.add("idle-rule", names.idle)
-    machine = ctx.aws.arn("states", f"stateMachine:{names.idle}")
+    machine = machine_arn(ctx.aws, names)
     if ctx.stepfunctions.describe(machine) is not None:
         dep.add("state-machine", machine)
     for alarm in ctx.cloudwatch.describe_alarms([names.idle]):
@@ -134,16 +137,6 @@ def _guards(ctx: Context, dep: Deployment) -> None:
             notify = alarm.actions[0] if alarm.actions and alarm.actions[0] != dep.one("sns-topic") else None
             with contextlib.suppress(SpecError):  # a notify-only guard whose email is not on AWS: not kept
                 dep.options = dep.options.replace(idle=idle, idle_action=action, notify=dep.options.notify or notify)
-
-
-def _at(expression: str) -> str | None:
-    """The UTC time of a one-time schedule's ``at(YYYY-MM-DDTHH:MM:SS)`` as an ISO time, or None."""
-    if not (expression.startswith("at(") and expression.endswith(")")):
-        return None
-    try:
-        return datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC).isoformat()
-    except ValueError:
-        return None
 
 
 def _describe(ctx: Context, dep: Deployment) -> None:
