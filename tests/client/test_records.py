@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,6 +12,7 @@ from infra.server import Server
 from shipyard.client.records import (
     TransformSettings,
     assemble,
+    join_input,
     output_name,
     pack,
     payload_limit,
@@ -129,3 +131,26 @@ def test_the_jobs_settings_win_over_the_containers_hints() -> None:
 def test_bad_hints_are_errors_that_name_them(hints: object, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         transform_settings(hints)
+
+
+def test_join_json_object_gets_sagemaker_output() -> None:
+    joined = join_input(b'{"id": 7, "features": [1, 2]}', b'{"label": 3}', "application/json")
+    assert orjson.loads(joined) == {"id": 7, "features": [1, 2], "SageMakerOutput": {"label": 3}}
+
+
+def test_join_json_non_object_is_wrapped_in_sagemaker_input() -> None:
+    joined = join_input(b"[1, 2, 3]", b"5\n", "application/jsonlines")
+    assert orjson.loads(joined) == {"SageMakerInput": [1, 2, 3], "SageMakerOutput": 5}
+    text = join_input(b'"hi"', b"not json\n", "application/json; charset=utf-8")
+    assert orjson.loads(text) == {"SageMakerInput": "hi", "SageMakerOutput": "not json"}
+
+
+def test_join_csv_appends_the_answer_columns() -> None:
+    assert join_input(b"id-1,0.5,0.25\r\n", b"3,0.9\n", "text/csv") == b"id-1,0.5,0.25,3,0.9"
+
+
+def test_join_refuses_other_media_types_and_bad_json() -> None:
+    with pytest.raises(UsageError, match="JSON or CSV input only"):
+        join_input(b"x", b"y", "application/x-npy")
+    with pytest.raises(UsageError, match="a record is not JSON"):
+        join_input(b"{oops", b"1", "application/json")

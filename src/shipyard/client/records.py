@@ -12,6 +12,10 @@ with one input object of a transform job (CreateTransformJob's ``TransformInput`
 - ``AssembleWith``: ``Line`` writes every answer followed by a newline (none doubled); ``None`` concatenates the
   answers as they are. The output object is named ``<input>.out``.
 
+- ``JoinSource: Input`` (:func:`join_input`): a JSON record that is an object gets the answer under
+  ``SageMakerOutput``; any other JSON record becomes ``{"SageMakerInput": …, "SageMakerOutput": …}``; a CSV
+  row gets the answer's columns appended after a comma. Other media types cannot be joined.
+
 RecordIO and TFRecord are not split here yet: :func:`split_records` refuses them with a clear error.
 """
 
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+import orjson
 
 from shipyard.errors import UsageError
 
@@ -29,6 +35,7 @@ __all__ = [
     "Batch",
     "TransformSettings",
     "assemble",
+    "join_input",
     "output_name",
     "pack",
     "payload_limit",
@@ -173,3 +180,32 @@ def _strategy_name(value: object) -> str:
     """``MULTI_RECORD``/``SINGLE_RECORD`` (how containers spell it, this server included) as the API's name."""
     spelled = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}
     return spelled.get(value, value) if isinstance(value, str) else repr(value)
+
+
+_JSON_TYPES = ("application/json", "application/jsonlines", "application/x-jsonlines")
+
+
+def join_input(record: bytes, answer: bytes, content_type: str) -> bytes:
+    """``JoinSource: Input`` for one record and its answer, by the input's media type (JSON or CSV only)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in _JSON_TYPES:
+        try:
+            given = orjson.loads(record)
+        except orjson.JSONDecodeError as exc:
+            raise UsageError(f"JoinSource Input: a record is not JSON ({exc})") from None
+        try:
+            output = orjson.loads(answer)
+        except orjson.JSONDecodeError:
+            output = answer.decode("utf-8", "replace").rstrip("\r\n")  # a non-JSON answer is kept as text
+        joined = (
+            {**given, "SageMakerOutput": output}
+            if isinstance(given, dict)
+            else {
+                "SageMakerInput": given,
+                "SageMakerOutput": output,
+            }
+        )
+        return orjson.dumps(joined)
+    if media == "text/csv":
+        return record.rstrip(b"\r\n") + b"," + answer.rstrip(b"\r\n")
+    raise UsageError(f"JoinSource Input joins JSON or CSV input only, not {content_type!r}")
