@@ -11,7 +11,6 @@ with one input object of a transform job (CreateTransformJob's ``TransformInput`
   a streamed payload); otherwise 1 to 100.
 - ``AssembleWith``: ``Line`` writes every answer followed by a newline (none doubled); ``None`` concatenates the
   answers as they are. The output object is named ``<input>.out``.
-
 - ``JoinSource: Input`` (:func:`join_input`): a JSON record that is an object gets the answer under
   ``SageMakerOutput``; any other JSON record becomes ``{"SageMakerInput": …, "SageMakerOutput": …}``; a CSV
   row gets the answer's columns appended after a comma. Other media types cannot be joined.
@@ -96,7 +95,6 @@ def pack(records: Iterable[bytes], strategy: str, max_payload_mb: int) -> Iterat
     pending: list[bytes] = []
     size = 0
     first = 0
-    index = 0
     for index, record in enumerate(records):
         if limit is not None and len(record) > limit:
             if pending:
