@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from shipyard.codecs.media import parse_media_type
 from shipyard.errors import UsageError
 
 __all__ = [
@@ -157,21 +158,17 @@ def transform_settings(
     """The job's own settings where given, else the container's ``GET /execution-parameters`` answer
     (``hints``: its parsed JSON, or None where the container has no such route), else SageMaker's defaults
     (1 transform at a time, MultiRecord, 6 MB). A hint of the wrong type or range is an error naming it."""
-    given = hints if isinstance(hints, dict) else {}
     if hints is not None and not isinstance(hints, dict):
         raise UsageError(f"/execution-parameters answered {type(hints).__name__}, not a JSON object")
-
-    def hint(key: str, default: object) -> object:
-        return given.get(key, default)
-
-    concurrent = max_concurrent if max_concurrent is not None else hint("MaxConcurrentTransforms", 1)
+    given = hints or {}
+    concurrent = max_concurrent if max_concurrent is not None else given.get("MaxConcurrentTransforms", 1)
     if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
         raise UsageError(f"MaxConcurrentTransforms must be a whole number ≥ 1, not {concurrent!r}")
-    chosen = strategy if strategy is not None else _strategy_name(hint("BatchStrategy", "MultiRecord"))
+    chosen = strategy if strategy is not None else _strategy_name(given.get("BatchStrategy", "MultiRecord"))
     _check(chosen, BATCH_STRATEGIES, "BatchStrategy")
-    payload = max_payload_mb if max_payload_mb is not None else hint("MaxPayloadInMB", 6)
-    payload_limit(payload)  # type: ignore[arg-type]  # checked there: a whole number from 0 to 100
-    return TransformSettings(concurrent, chosen, payload)  # type: ignore[arg-type]
+    payload = max_payload_mb if max_payload_mb is not None else given.get("MaxPayloadInMB", 6)
+    payload_limit(payload)  # checked there: a whole number from 0 to 100
+    return TransformSettings(concurrent, chosen, payload)
 
 
 def _strategy_name(value: object) -> str:
@@ -180,13 +177,11 @@ def _strategy_name(value: object) -> str:
     return spelled.get(value, value) if isinstance(value, str) else repr(value)
 
 
-_JSON_TYPES = ("application/json", "application/jsonlines", "application/x-jsonlines")
-
-
 def join_input(record: bytes, answer: bytes, content_type: str) -> bytes:
     """``JoinSource: Input`` for one record and its answer, by the input's media type (JSON or CSV only)."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media in _JSON_TYPES:
+    parsed = parse_media_type(content_type)
+    media = parsed.essence if parsed is not None else ""
+    if media in ("application/json", "application/jsonlines"):  # canonical spellings: aliases map to these
         try:
             given = orjson.loads(record)
         except orjson.JSONDecodeError as exc:
