@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # System tools the image tests need: a container engine (Podman + runc), buildah/skopeo, a CNCF
 # distribution registry (docker-registry), debootstrap (for the local Python base image) and node (jsii runs
-# aws-cdk-lib on it when the tests synthesize `shipyard export --format cdk`'s app).
+# aws-cdk-lib on it when the tests synthesize `shipyard export --format cdk`'s app) and a Java runtime
+# (multi-model-server, the anchor of bench/multimodel.py, runs on it).
 #
 # Idempotent and quiet when everything is there. Installs only when run as root on a Debian-like
 # system with apt; otherwise it says what is missing and leaves (the image tests then fail with the
 # engine's own "not found" error, which names the tool).
 set -euo pipefail
 
-packages=(podman runc buildah skopeo docker-registry debootstrap nodejs)
-binaries=(podman runc buildah skopeo docker-registry debootstrap node)
+packages=(podman runc buildah skopeo docker-registry debootstrap nodejs openjdk-17-jre-headless)
+binaries=(podman runc buildah skopeo docker-registry debootstrap node java)
 
 missing=()
 for i in "${!binaries[@]}"; do
