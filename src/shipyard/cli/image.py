@@ -34,7 +34,10 @@ BundleArg = Annotated[Path, typer.Argument(help="Bundle directory or model.tar.g
 TagOpt = Annotated[
     str | None, typer.Option("--tag", "-t", help="Image NAME:TAG.", show_default="the bundle's NAME:VERSION")
 ]
-BaseOpt = Annotated[str | None, typer.Option("--base", help="Base image with CPython.", show_default=DEFAULT_BASE)]
+BaseOpt = Annotated[
+    str | None,
+    typer.Option("--base", envvar="SHIPYARD_BASE_IMAGE", help="Base image with CPython.", show_default=DEFAULT_BASE),
+]
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="docker or podman.", show_default="detected")]
 PushOpt = Annotated[str | None, typer.Option("--push", help="Registry to push to, e.g. 127.0.0.1:5000 or an ECR host.")]
 EmitOpt = Annotated[Path | None, typer.Option("--emit", help="Also write the Containerfile here.")]

@@ -76,7 +76,10 @@ Checkpoints = Annotated[
 ]
 OutputPath = Annotated[str | None, typer.Option("--output-path", help="sagemaker: s3://BUCKET/PREFIX for the output.")]
 Role = Annotated[str | None, typer.Option("--role", help="sagemaker: an execution role ARN to use.")]
-Base = Annotated[str | None, typer.Option("--base", help="The base image.", show_default="python:3.11-slim")]
+Base = Annotated[
+    str | None,
+    typer.Option("--base", envvar="SHIPYARD_BASE_IMAGE", help="The base image.", show_default="python:3.11-slim"),
+]
 Env = Annotated[list[str], typer.Option("--env", "-e", help="KEY=VALUE for the training container (repeatable).")]
 
 
