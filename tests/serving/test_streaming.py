@@ -197,3 +197,18 @@ def test_a_handler_that_does_not_yield_is_answered_as_before(running_server: Ser
     assert response.headers["content-length"] == str(len(response.content))
     assert "transfer-encoding" not in response.headers
     assert response.json() == [[3.0], [7.0]]
+
+
+def test_a_saved_bundle_streams_n_rows_a_chunk(
+    running_server: ServerFactory, digits_bundle: Path, digits_rows: list[list[float]], digits_server: Server
+) -> None:
+    """SHIPYARD_STREAM_ROWS: any flavor's answer predicted and sent that many rows at a time (in the model process)."""
+    server = running_server(digits_bundle, env={"SHIPYARD_STREAM_ROWS": "2"})
+    rows = digits_rows[:5]
+    response, arrivals = _stream(server, {"instances": rows})
+    assert response.status_code == 200
+    assert response.headers["transfer-encoding"] == "chunked"
+    assert response.headers["content-type"] == "application/jsonlines"
+    assert [data.count(b"\n") for _, data in arrivals] == [2, 2, 1]  # one chunk per 2 rows
+    whole = httpx.post(f"{digits_server.url}/invocations", json={"instances": rows}, timeout=30).json()
+    assert [json.loads(line) for line in b"".join(d for _, d in arrivals).splitlines()] == whole["predictions"]
