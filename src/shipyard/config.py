@@ -36,6 +36,7 @@ Nothing is read at import time.
 | SHIPYARD_MODEL_PROCESS                | 1                | run the model in a child process of each worker |
 | SHIPYARD_OVERRUN_GRACE                | 2                | seconds past the timeout before a stuck model is replaced |
 | SHIPYARD_FAULT_INJECTION              | 0                | a route that leaks memory, for verify    |
+| SHIPYARD_STREAM_ROWS                  | 0 (off)          | a bundle's answers streamed, N rows a chunk |
 
 :data:`ENV` names the variables of each setting (the first one set wins) and :data:`LIMITS` the range of the
 numeric ones; ``shipyard serve`` takes both from here, so each of its options defaults to the variable the
@@ -105,6 +106,7 @@ ENV: dict[str, tuple[str, ...]] = {
     "model_process": ("SHIPYARD_MODEL_PROCESS",),
     "overrun_grace_s": ("SHIPYARD_OVERRUN_GRACE",),
     "fault_injection": ("SHIPYARD_FAULT_INJECTION",),
+    "stream_rows": ("SHIPYARD_STREAM_ROWS",),
 }
 
 # Accepted ranges of the numeric settings (inclusive; None: unbounded). Floats must also be finite.
@@ -125,6 +127,7 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "capture_flush_s": (0.0, None),
     "model_threads": (0, 4096),
     "overrun_grace_s": (0.0, None),
+    "stream_rows": (0, 1 << 24),
 }
 
 # The limits on an archive Shipyard opens (not server settings: `shipyard serve` has no option for them).
@@ -180,6 +183,7 @@ class ServerConfig:
     model_process: bool = True  # the model in a child process of each worker (serving/compute.py)
     overrun_grace_s: float = 2.0  # a model call this long past timeout_s gets its process replaced
     fault_injection: bool = False  # the route shipyard verify uses to leak memory in the model process
+    stream_rows: int = 0  # > 0: a saved bundle's answers streamed, predicted and sent this many rows at a time
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -227,6 +231,7 @@ class ServerConfig:
             "model_process": _bool(env, ENV["model_process"], d.model_process),
             "overrun_grace_s": number("overrun_grace_s", d.overrun_grace_s),
             "fault_injection": _bool(env, ENV["fault_injection"], d.fault_injection),
+            "stream_rows": whole("stream_rows", d.stream_rows),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -38,7 +38,9 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     cost = ["budget.v1.json"]
     # export: tests/deploy/test_export.py::test_the_cli_writes_the_files_and_forgets
     handover = ["export.v1.json"]
-    assert names == sorted(expected + registry + runs + public_api + cost + handover)
+    # invoke --stream --json: tests/cli/test_invoke_stream.py::test_invoke_stream_to_a_file_with_a_json_summary
+    streaming = ["invoke-stream.v1.json"]
+    assert names == sorted(expected + registry + runs + public_api + cost + handover + streaming)
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())
         jsonschema.Draft202012Validator.check_schema(schema)

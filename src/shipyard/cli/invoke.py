@@ -65,6 +65,20 @@ ViaOpt = Annotated[
         show_default=True,
     ),
 ]
+StreamOpt = Annotated[
+    bool,
+    typer.Option(
+        "--stream",
+        help="Read the answer as a stream (a handler whose predict_fn yields): print (or write to --output) each "
+        "chunk as it arrives; a sagemaker deployment through InvokeEndpointWithResponseStream.",
+    ),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="With --stream: one JSON document on stdout at the end (chunks, bytes, time to first byte)."
+    ),
+]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--restart", help="Continue an existing --output file.")]
 
 
@@ -84,6 +98,8 @@ def invoke(
     max_items: MaxItemsOpt = None,
     resume: ResumeOpt = True,
     via: ViaOpt = "endpoint",
+    stream: StreamOpt = False,
+    json_summary: JsonOpt = False,
 ) -> None:
     """Send a request to POST /invocations and print the predictions.
 
@@ -102,6 +118,17 @@ def invoke(
     kind = content_type or content_type_for(data)
     # a name: its local URL, or sagemaker-runtime; --via api: its public API
     where = destination(target, lambda: deployer_for(None), via=via)
+    if stream:
+        from shipyard.cli.invoke_stream import run_stream
+
+        run_stream(
+            where, body, content_type=kind, accept=accept, timeout_s=timeout, output=output, summary=json_summary
+        )
+        return
+    if json_summary:
+        from shipyard.errors import UsageError
+
+        raise UsageError("--json goes with --stream")
     fits = _limits(limits, where.serverless, max_payload_mb, time_limit, behind_api=where.via == "api")
     rows = should_chunk(body, kind, fits, output) if chunk is not False else None
     if chunk and rows is None:

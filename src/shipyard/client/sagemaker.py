@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipyard.client.streaming import ChunkStream
 from shipyard.client.transport import TIMED_OUT, UNREACHABLE, Reply
 
 __all__ = ["SageMakerTransport", "status_of"]
@@ -84,6 +85,21 @@ class SageMakerTransport:
             return Reply(status, message.encode(), seconds=answer.seconds)
         lost = TIMED_OUT if answer.outcome == "timed-out" else UNREACHABLE
         return Reply(lost, answer.message.encode(), seconds=answer.seconds)
+
+    def stream(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> ChunkStream:
+        """``InvokeEndpointWithResponseStream``: the PayloadParts as they arrive (``timeout_s`` is fixed when the
+        client was made, as for :meth:`post`)."""
+        from shipyard.cloud.runtime import invoke_endpoint_with_response_stream
+
+        parts = invoke_endpoint_with_response_stream(
+            self._client,
+            self.endpoint,
+            body,
+            content_type=content_type,
+            accept=accept,
+            target_variant=self.target_variant,
+        )
+        return ChunkStream(parts)
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)

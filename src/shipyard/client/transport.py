@@ -16,12 +16,15 @@ import http
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from shipyard.errors import InvokeError
+
+if TYPE_CHECKING:
+    from shipyard.client.streaming import ChunkStream
 
 __all__ = [
     "HTTPTransport",
@@ -115,6 +118,17 @@ class HTTPTransport:
             retry_after_seconds(response.headers.get("retry-after")),
             time.perf_counter() - started,
         )
+
+    def stream(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> ChunkStream:
+        """``POST`` answered as a stream: its chunks as they arrive (see :mod:`shipyard.client.streaming`)."""
+        from shipyard.client.streaming import http_stream
+
+        headers = {"content-type": content_type}
+        if accept:
+            headers["accept"] = accept
+        if self._sign is not None:
+            headers.update(self._sign("POST", str(self.url), headers, body))
+        return http_stream(self._client, self.url, body, headers=headers, timeout_s=timeout_s, where=self.where)
 
     def close(self) -> None:
         self._client.close()

@@ -9,6 +9,7 @@ as every other command. The status mapping of an error answer is the client's (`
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,8 +17,11 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Rea
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from shipyard.cloud.errors import DENIED, REFUSED_CREDENTIALS, error_code, translate
+from shipyard.errors import InvokeError
 
-__all__ = ["RuntimeAnswer", "invoke_endpoint"]
+__all__ = ["RuntimeAnswer", "invoke_endpoint", "invoke_endpoint_with_response_stream"]
+
+STREAM_ERRORS = ("ModelStreamError", "InternalStreamFailure")  # the error events of a ResponseStream
 
 Outcome = Literal["ok", "error", "timed-out", "unreachable"]
 
@@ -67,3 +71,65 @@ def invoke_endpoint(
     seconds = time.perf_counter() - started
     variant = answer.get("InvokedProductionVariant")
     return RuntimeAnswer("ok", data, str(answer.get("ContentType", "")), seconds, variant=variant)
+
+
+def invoke_endpoint_with_response_stream(
+    client: Any,
+    endpoint: str,
+    body: bytes,
+    *,
+    content_type: str,
+    accept: str | None = None,
+    custom_attributes: str | None = None,
+    target_variant: str | None = None,
+    inference_id: str | None = None,
+) -> Iterator[bytes]:
+    """``InvokeEndpointWithResponseStream``: the bytes of each ``PayloadPart`` as it arrives.
+
+    An error answer before the stream (``ModelError``, ``ValidationError``, a throttle), a ``ModelStreamError`` or
+    ``InternalStreamFailure`` event in it, and a connection cut mid-stream raise :class:`InvokeError` (the parts
+    before it were yielded already); refused credentials raise the same CloudError as every other command."""
+    args: dict[str, Any] = {"EndpointName": endpoint, "Body": body, "ContentType": content_type}
+    for key, value in (
+        ("Accept", accept),
+        ("CustomAttributes", custom_attributes),
+        ("TargetVariant", target_variant),
+        ("InferenceId", inference_id),
+    ):
+        if value:
+            args[key] = value
+    try:
+        answer = client.invoke_endpoint_with_response_stream(**args)
+        for event in answer["Body"]:
+            part = event.get("PayloadPart")
+            if part is not None:
+                yield part.get("Bytes", b"")
+                continue
+            for kind in STREAM_ERRORS:  # a botocore that hands error events over as events, not exceptions
+                if kind in event:
+                    raise InvokeError(_stream_error(kind, event[kind]))
+    except ClientError as exc:  # botocore raises an error event (EventStreamError) as a ClientError too
+        code = error_code(exc)
+        if code in REFUSED_CREDENTIALS | DENIED:
+            raise translate(exc, f"invoke the endpoint {endpoint}") from exc
+        error = dict(exc.response.get("Error", {}))
+        if code in STREAM_ERRORS:
+            raise InvokeError(_stream_error(code, error)) from None
+        original = exc.response.get("OriginalMessage")
+        status = exc.response.get("OriginalStatusCode") or exc.response.get("ResponseMetadata", {}).get(
+            "HTTPStatusCode"
+        )
+        message = original or error.get("Message") or code
+        raise InvokeError(f"{code}: {message}", status=status if isinstance(status, int) else None) from None
+    except ReadTimeoutError:
+        raise InvokeError(f"no answer from {endpoint} within the read time-out") from None
+    except (HTTPClientError, BotoConnectionError) as exc:
+        raise InvokeError(f"the stream from {endpoint} broke: {exc}") from None
+    except BotoCoreError as exc:
+        raise translate(exc, f"invoke the endpoint {endpoint}") from exc
+
+
+def _stream_error(kind: str, error: dict[str, Any]) -> str:
+    code = error.get("ErrorCode") or error.get("Code")
+    message = error.get("Message") or error.get("message") or ""
+    return f"{kind}{f' {code}' if code else ''}: {message}".rstrip(": ")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from shipyard.client.chunked import Limits, invoke_all, limits_for
+from shipyard.client.streaming import ChunkStream
 from shipyard.client.transport import HTTPTransport, Reply, Transport, send_one
 from shipyard.deploy.base import CleanupReport
 from shipyard.deploy.expose import not_exposed
@@ -86,6 +87,26 @@ class Endpoint:
             return document
         return answer.body
 
+    def predict_stream(self, data: Any, *, accept: str = "application/json", timeout_s: float = 60.0) -> Iterator[Any]:
+        """The answer of a streaming model (a handler whose ``predict_fn`` yields) as it arrives: each JSON Lines
+        record decoded, or the raw chunks (bytes) of any other type. ``data`` is encoded as for :meth:`predict`.
+        An error after the first chunk raises :class:`~shipyard.errors.InvokeError` where it happened."""
+        body, content_type = _encode(data)
+        where = Destination(self.url or "", self.name, self._deployer, bool(self.record.serverless))
+        chunks = where.stream(body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        if "json" not in (chunks.content_type or accept):
+            yield from chunks
+            return
+        pending = b""
+        for chunk in chunks:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield orjson.loads(line)
+        if pending.strip():
+            yield orjson.loads(pending)
+
     def predict_all(
         self,
         rows: Sequence[Any],
@@ -148,6 +169,21 @@ class Destination:
             )
         return HTTPTransport(self.url, max_connections=connections)
 
+    def stream(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> ChunkStream:
+        """One request answered as a stream: the chunks as they arrive, as a :class:`~shipyard.client.streaming.
+        ChunkStream` (timed) whose iteration closes the transport at its end."""
+        transport = self.transport(read_timeout_s=timeout_s, connections=1)
+        stream = getattr(transport, "stream", None)
+        if stream is None:
+            transport.close()
+            raise InvokeError(f"{self.name or self.url} cannot be read as a stream through {type(transport).__name__}")
+        try:
+            chunks = stream(body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        except BaseException:
+            transport.close()
+            raise
+        return _closing(chunks, transport)
+
     def invoke(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
         transport = self.transport(read_timeout_s=timeout_s, connections=1)
         try:
@@ -177,6 +213,23 @@ def destination(target: str, deployer: Callable[[], Deployer], *, via: str = "en
             raise InvokeError(not_exposed(target))
         return Destination(record.exposure.url, target, found, bool(record.serverless), via)
     return Destination(record.url or "", target, found, bool(record.serverless))
+
+
+class _closing(ChunkStream):
+    """A transport's ChunkStream that closes the transport when the stream ends (or is dropped)."""
+
+    def __init__(self, inner: ChunkStream, transport: Transport) -> None:
+        super().__init__(iter(inner), started=inner.started, content_type=inner.content_type)
+        self._inner = inner
+        self._transport = transport
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._inner
+        finally:
+            self.first_byte_s, self.total_s = self._inner.first_byte_s, self._inner.total_s
+            self.chunks, self.bytes = self._inner.chunks, self._inner.bytes
+            self._transport.close()
 
 
 def _encode(data: Any) -> tuple[bytes, str]:

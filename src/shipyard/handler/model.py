@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from shipyard.bundle import Bundle
@@ -28,6 +29,10 @@ class ModelHandler:
         self._flavor = flavor_module(self.manifest.flavor)  # the module only: its heavy imports come in load()
         self.preloadable = bool(getattr(self._flavor, "PRELOAD", False))
         self._predict: Any = None
+        # SHIPYARD_STREAM_ROWS: every answer streamed, that many rows predicted and sent at a time (one JSON line
+        # per row for JSON; see shipyard.serving.streaming)
+        self.stream_rows = config.stream_rows
+        self.streams = self.stream_rows > 0
 
     def load(self) -> None:
         module = self._flavor
@@ -50,3 +55,23 @@ class ModelHandler:
     def finish(self, predictions: Any, prepared: Prepared) -> tuple[bytes, str]:
         codec = prepared.answer
         return codec.encode(predictions, envelope=self.envelope), codec.media_type
+
+    def predict_stream(self, inputs: Any) -> Iterator[Any]:
+        """The predictions of ``stream_rows`` rows at a time, each batch as soon as it is computed."""
+        if self._predict is None:
+            raise ModelNotReady("the model is still loading")
+        take = inputs.iloc if type(inputs).__name__ == "DataFrame" else inputs
+        size = max(1, self.stream_rows)
+        for start in range(0, len(inputs), size):
+            yield self._predict(take[start : start + size])
+
+    def finish_chunk(self, predictions: Any, prepared: Prepared) -> tuple[bytes, str]:
+        """One chunk's predictions: a JSON line per row for JSON (JSON Lines), else the Accept type's encoding."""
+        codec = prepared.answer
+        if codec.media_type not in ("application/json", "application/jsonlines"):
+            return codec.encode(predictions, envelope=False), codec.media_type
+        from shipyard.codecs.json import dumps
+
+        rows = predictions.to_numpy() if hasattr(predictions, "to_numpy") else predictions
+        rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
+        return b"".join(dumps(row) + b"\n" for row in rows), "application/jsonlines"

@@ -26,7 +26,9 @@ Accept is missing or ``*/*`` (JSON for a request in NPZ, which no encoder writes
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ __all__ = ["ToolkitHandler"]
 
 _TEXT_TYPES = {"application/json", "text/csv"}
 _FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
+_STREAMS = "+streams"  # in loaded_state: the script's predict_fn or transform_fn is a generator function
 
 
 class ToolkitHandler:
@@ -63,6 +66,9 @@ class ToolkitHandler:
         self.pytorch = False  # model_fn gave a torch.nn.Module: the PyTorch container's defaults apply
         self._placement: pytorch.Placement | None = None  # such a model's device and float dtype
         self._loaded = False
+        # predict_fn (or transform_fn) is a generator function: each request is answered as a stream of chunks
+        # (see predict_stream and the server's shipyard.serving.streaming)
+        self.streams = False
 
     def load(self) -> None:
         module = _import_script(self.script)
@@ -85,17 +91,21 @@ class ToolkitHandler:
         self.pytorch = pytorch.is_torch_model(self.model)
         # read once: the defaults move and cast every request's tensor to them
         self._placement = pytorch.Placement.of(self.model) if self.pytorch else None
+        self.streams = any(
+            inspect.isgeneratorfunction(self.functions.get(name)) for name in ("predict_fn", "transform_fn")
+        )
         self._loaded = True
 
     def loaded_state(self) -> tuple[str, ...]:
         """What :meth:`prepare` and :meth:`finish` need of a load made in another process (the model's): the
-        names of the functions the script defines."""
-        return tuple(sorted(self.functions))
+        names of the functions the script defines, and whether it streams."""
+        return tuple(sorted(self.functions)) + ((_STREAMS,) if self.streams else ())
 
     def adopt(self, names: tuple[str, ...]) -> None:
         """Take :meth:`loaded_state` from the process that loaded the script (here the functions are only names)."""
         if not self._loaded:
-            self.functions = dict.fromkeys(names)
+            self.functions = dict.fromkeys(name for name in names if name != _STREAMS)
+            self.streams = _STREAMS in names
 
     def prepare(self, body: bytes, content_type: str | None, accept: str | None) -> Prepared:
         media = parse_media_type(content_type)
@@ -124,6 +134,41 @@ class ToolkitHandler:
         transform_fn = self.functions.get("transform_fn")
         if transform_fn is not None:
             return _call(transform_fn, self.model, data, essence, accept)
+        prediction = self._predicted(data, essence, raw_type)
+        output_fn = self.functions.get("output_fn")
+        if output_fn is None:
+            return prediction
+        return _call(output_fn, prediction, accept)
+
+    def predict_stream(self, inputs: Any) -> Iterator[Any]:
+        """The chunks of a streaming script's answer, as its generator yields them: ``output_fn`` applied to
+        each when the script has one (the server encodes the others with the Accept type, see
+        :meth:`finish_chunk`). An error raised while the generator runs is a ModelError, as in :meth:`predict`."""
+        if not self._loaded:
+            raise ModelNotReady("the model is still loading")
+        data, essence, accept, raw_type = inputs
+        transform_fn = self.functions.get("transform_fn")
+        if transform_fn is not None:
+            chunks = _call(transform_fn, self.model, data, essence, accept)
+            output_fn = None
+        else:
+            chunks = self._predicted(data, essence, raw_type)
+            output_fn = self.functions.get("output_fn")
+        if not isinstance(chunks, Iterator):  # a generator function always gives one; be kind to the rest
+            chunks = iter([chunks])
+        name = "transform_fn" if transform_fn is not None else "predict_fn"
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except ShipyardError:
+                raise
+            except Exception as exc:
+                raise ModelError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+            yield chunk if output_fn is None else _call(output_fn, chunk, accept)
+
+    def _predicted(self, data: Any, essence: str, raw_type: str | None) -> Any:
         input_fn = self.functions.get("input_fn")
         try:
             if input_fn is not None:
@@ -143,10 +188,7 @@ class ToolkitHandler:
             prediction = _call(pytorch.default_predict, decoded, self.model, self._placement)
         else:
             prediction = _call(_default_predict, decoded, self.model)
-        output_fn = self.functions.get("output_fn")
-        if output_fn is None:
-            return prediction
-        return _call(output_fn, prediction, accept)
+        return prediction
 
     def finish(self, predictions: Any, prepared: Prepared) -> tuple[bytes, str]:
         codec = prepared.answer
@@ -165,6 +207,22 @@ class ToolkitHandler:
 
             body, content_type = dumps(_plain(body)), "application/json"
         return bytes(body), str(content_type)
+
+    def finish_chunk(self, chunk: Any, prepared: Prepared) -> tuple[bytes, str]:
+        """One chunk of a stream as bytes, and the stream's content type. Without an ``output_fn`` each chunk is
+        encoded as the Accept type asks; for JSON (the default) that is one JSON document per line, JSON Lines,
+        so a reader splitting the stream at newlines gets whole records whatever the chunking on the way.
+        ``output_fn``'s result (a body or ``(body, content_type)``) goes out as it is."""
+        codec = prepared.answer
+        if codec is not None and codec.media_type in _JSON_STREAMED:
+            from shipyard.codecs.json import dumps
+
+            return dumps(_plain(chunk)) + b"\n", STREAM_JSON
+        return self.finish(chunk, prepared)
+
+
+STREAM_JSON = "application/jsonlines"
+_JSON_STREAMED = {"application/json", "application/jsonlines"}
 
 
 def _import_script(script: Path) -> Any:

@@ -30,6 +30,7 @@ from shipyard.serving.deadlines import Deadlines
 from shipyard.serving.logs import AccessLog, output
 from shipyard.serving.metrics import Metrics, render
 from shipyard.serving.protocol import error_body as _error_body
+from shipyard.serving.streaming import stream_answer
 
 __all__ = ["ServerApp"]
 
@@ -127,7 +128,13 @@ class ServerApp:
     def _compute(self, handler: Handler, slot: int) -> Compute:
         config = self.config
         if not config.model_process:
-            return InlineCompute(handler.predict, stack, split, load=None if self._preloaded else handler.load)
+            return InlineCompute(
+                handler.predict,
+                stack,
+                split,
+                load=None if self._preloaded else handler.load,
+                stream=getattr(handler, "predict_stream", None),
+            )
         return ModelProcess(
             handler,
             stack,
@@ -294,6 +301,11 @@ class ServerApp:
                 if not self.ready:
                     raise self._not_ready()
                 prepared = self.handler.prepare(request, content_type, accept)
+                if getattr(self.handler, "streams", False):
+                    streamed = await self._stream(prepared, receive, send, started, inference_id, attributes, size_in)
+                    if streamed is None:
+                        return
+                    raise streamed
                 future = self.batcher.submit(prepared.inputs, prepared.rows)
                 self._deadlines.watch(future)  # fails the future with InferenceTimeout (504) when late
                 predictions = await future
@@ -320,6 +332,37 @@ class ServerApp:
         self.metrics.observe("invocations", status, elapsed)
         if self.access_log.enabled:
             self._log_invocation(status, elapsed, size_in, len(body), inference_id, attributes)
+
+    async def _stream(
+        self,
+        prepared: Any,
+        receive: Receive,
+        send: Send,
+        started: float,
+        inference_id: bytes | None,
+        attributes: bytes | None,
+        size_in: int,
+    ) -> Exception | None:
+        """A streamed answer (see :mod:`shipyard.serving.streaming`); the error to answer the ordinary way when
+        it failed before its first chunk, else None (the answer is written, logged and counted)."""
+        extra = []
+        if inference_id is not None:
+            extra.append((b"x-amzn-sagemaker-inference-id", inference_id))
+        if attributes is not None:
+            extra.append((b"x-amzn-sagemaker-custom-attributes", attributes))
+        result = await stream_answer(
+            self.batcher, self.handler, prepared, receive, send, timeout_s=self.config.timeout_s, extra_headers=extra
+        )
+        if result.failed is not None:
+            return result.failed
+        status = 500 if result.error and result.status == 200 else result.status
+        if result.error:
+            self.metrics.errors.labels("500", result.error).inc()
+        elapsed = time.perf_counter() - started
+        self.metrics.observe("invocations", status, elapsed)
+        if self.access_log.enabled:
+            self._log_invocation(status, elapsed, size_in, result.bytes_out, inference_id, attributes)
+        return None
 
     def _not_ready(self) -> ModelNotReady:
         return ModelNotReady(

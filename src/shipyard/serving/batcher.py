@@ -36,6 +36,16 @@ log = logging.getLogger("shipyard.batcher")
 
 
 @dataclass(slots=True)
+class _StreamJob:
+    """A streamed request: alone through the model thread, never queued for a batch (see ``stream``)."""
+
+    inputs: Any
+    emit: Callable[[Any], None]
+    stop: threading.Event
+    done: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
 class _Item:
     inputs: Any
     rows: int
@@ -75,7 +85,7 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._jobs: queue.SimpleQueue[tuple[list[_Item], asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[list[_Item], asyncio.Future[Any]] | _StreamJob | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.busy = False
 
@@ -97,6 +107,17 @@ class Batcher:
             assert self._wake is not None
             self._wake.set()
         return future
+
+    def stream(self, inputs: Any, emit: Callable[[Any], None], stop: threading.Event) -> asyncio.Future[Any]:
+        """One streamed request, straight to the model thread (no batch, no batch queue): ``emit(chunk)`` is
+        called in the model thread for each chunk as the model yields it; the future resolves to
+        ``(ok, error-or-None)`` when the stream is over. Setting ``stop`` ends it after the current chunk."""
+        loop = asyncio.get_running_loop()
+        if self._thread is None:
+            self._start_thread(loop, None)
+        done: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put(_StreamJob(inputs, emit, stop, done))
+        return done
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -205,6 +226,16 @@ class Batcher:
                     continue
                 if job is None:
                     return
+                if isinstance(job, _StreamJob):
+                    try:
+                        streamed: Any = compute.stream(job.inputs, job.emit, job.stop)
+                    except BaseException as exc:
+                        streamed = (False, exc)
+                    try:
+                        loop.call_soon_threadsafe(_deliver, job.done, streamed)
+                    except RuntimeError:
+                        return
+                    continue
                 batch, done = job
                 try:
                     outcome: Any = self._compute(batch)

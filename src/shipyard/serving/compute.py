@@ -22,6 +22,13 @@ The batcher hands a batch (the prepared inputs of one or more requests) to a :cl
     * the HTTP side never restarts for any of this: keep-alive connections, ``/ping`` and ``/metrics``
       keep answering throughout.
 
+Streams (a handler whose ``predict_stream`` yields chunks, see :mod:`shipyard.serving.streaming`) go through
+:meth:`InlineCompute.stream` / :meth:`ModelProcess.stream`: one request alone, each chunk handed to ``emit`` as
+soon as the model yields it (over the socket pair as a message of its own, never collected), until the model
+is done, fails, or ``stop`` is set (the client went away, the server gave up waiting): then the generator is
+closed. In the model process each chunk must come within ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` of the one before
+(the first of the request), or the call counts as overrun like any other.
+
     The child is forked from the worker, so a model the supervisor preloaded is already in memory and a
     replacement is ready in milliseconds; otherwise the child loads the model itself. Inputs and answers
     cross a socket pair as pickles (protocol 5): a few tens of microseconds per batch, not per request.
@@ -40,7 +47,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -63,6 +70,8 @@ log = logging.getLogger("shipyard.model")
 Outcome = tuple[bool, Any]  # (True, predictions) or (False, the request's exception)
 
 _PICKLE = pickle.HIGHEST_PROTOCOL
+_STOP_CHECK_S = 0.05  # how often a stream's wait for its next chunk looks whether it should stop
+_STOP = pickle.dumps(("stop", None, []), _PICKLE)  # the worker to the model process: close the stream's generator
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,8 @@ class Compute(Protocol):
 
     def close(self) -> None: ...
 
+    def stream(self, inputs: Any, emit: Callable[[Any], None], stop: threading.Event) -> Outcome: ...
+
 
 class InlineCompute:
     """The handler called in this thread; a batch that raises is retried request by request."""
@@ -94,11 +105,13 @@ class InlineCompute:
         stack: Callable[[list[Any]], Any],
         split: Callable[[Any, list[int]], Any],
         load: Callable[[], None] | None = None,
+        stream: Callable[[Any], Iterator[Any]] | None = None,
     ) -> None:
         self._predict = predict
         self._stack = stack
         self._split = split
         self._load = load
+        self._stream = stream
 
     def start(self) -> None:
         if self._load is not None:
@@ -141,6 +154,30 @@ class InlineCompute:
             error = ModelError(f"the model raised {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             return False, error
+
+    def stream(self, inputs: Any, emit: Callable[[Any], None], stop: threading.Event) -> Outcome:
+        """One request's chunks through ``emit`` as the model yields them: ``(True, None)`` at the end (or when
+        ``stop`` was set: the generator is closed), ``(False, error)`` if it raised."""
+        if self._stream is None:
+            return False, ModelError("this handler does not stream")
+        chunks = self._stream(inputs)
+        try:
+            for chunk in chunks:
+                emit(chunk)
+                if stop.is_set():
+                    break
+            return True, None
+        except ShipyardError as exc:
+            return False, exc
+        except Exception as exc:
+            error = ModelError(f"the model raised {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return False, error
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     def close(self) -> None:
         pass
@@ -274,6 +311,67 @@ class ModelProcess:
         except _Overran:
             self._overran(1)
             return False, _overran()
+
+    def stream(self, inputs: Any, emit: Callable[[Any], None], stop: threading.Event) -> Outcome:
+        """One request's chunks from the model process, each passed to ``emit`` as it arrives (see the module's
+        docstring); a death or an overrun mid-stream ends it with that error, and the process is replaced."""
+        if self.pid is None or not self._alive():
+            self._replace("gone")
+        try:
+            return self._stream_exchange(inputs, emit, stop)
+        except _Died as death:
+            self._log_death(death, 1)
+            self._replace(death.reason)
+            return False, _crashed(death)
+        except _Overran:
+            self._overran(1)
+            return False, _overran()
+
+    def _stream_exchange(self, inputs: Any, emit: Callable[[Any], None], stop: threading.Event) -> Outcome:
+        conn = self._conn
+        assert conn is not None
+        try:
+            message = pickle.dumps(("stream", inputs, [1]), _PICKLE)
+        except Exception as exc:
+            return False, ModelError(f"the input cannot be sent to the model process: {exc}")
+        try:
+            conn.send_bytes(message)
+        except OSError:
+            raise _Died(*self._reap()) from None
+        stopping = False
+        while True:
+            waited = 0.0
+            while not conn.poll(min(_STOP_CHECK_S, self.timeout_s)):  # the gap before each chunk is timed
+                waited += _STOP_CHECK_S
+                if stop.is_set() and not stopping:
+                    stopping = self._send_stop(conn)
+                if waited >= self.timeout_s:
+                    self._on_state(False, "overran")
+                    if not conn.poll(self.grace_s):
+                        raise _Overran
+                    self._on_state(True, "ready")
+                    break
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                raise _Died(*self._reap()) from None
+            kind, value = pickle.loads(data)
+            if kind == "chunk":
+                if not stopping:
+                    emit(value)
+                    if stop.is_set():
+                        stopping = self._send_stop(conn)
+            elif kind == "end":
+                return True, None
+            else:  # "error": the model's own, made portable
+                return False, value
+
+    def _send_stop(self, conn: Connection) -> bool:
+        try:
+            conn.send_bytes(_STOP)
+        except OSError:
+            raise _Died(*self._reap()) from None
+        return True
 
     def _exchange(self, parts: list[Any], rows: list[int]) -> list[Outcome]:
         conn = self._conn
@@ -484,13 +582,18 @@ def _child_serve(
             return
     state = getattr(handler, "loaded_state", None)
     conn.send_bytes(pickle.dumps(("ready", state() if state is not None else None), _PICKLE))
-    compute = InlineCompute(handler.predict, stack, split)
+    compute = InlineCompute(handler.predict, stack, split, stream=getattr(handler, "predict_stream", None))
     while True:
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
         kind, inputs, rows = pickle.loads(data)
+        if kind == "stop":  # for a stream that had ended already
+            continue
+        if kind == "stream":
+            _child_stream(compute, inputs, conn)
+            continue
         if isinstance(inputs, Fault):
             _inject(inputs)
         answer = _answer(compute, kind, inputs, rows)
@@ -500,6 +603,25 @@ def _child_serve(
             outcomes = answer[1] if answer[0] == "each" else [(True, p) for p in split(answer[1], rows)]
             message = pickle.dumps(("each", [_checked(outcome) for outcome in outcomes]), _PICKLE)
         conn.send_bytes(message)
+
+
+def _child_stream(compute: InlineCompute, inputs: Any, conn: Connection) -> None:
+    """A stream's chunks to the worker one message each, as the generator yields them; a stop from the worker
+    (looked for after each chunk) closes the generator. Ends with ``("end", None)`` or ``("error", exc)``."""
+    stop = threading.Event()
+
+    def emit(chunk: Any) -> None:
+        try:
+            message = pickle.dumps(("chunk", chunk), _PICKLE)
+        except Exception as exc:
+            raise ModelError(f"a chunk of the answer cannot be sent back from the model process: {exc}") from None
+        conn.send_bytes(message)
+        while conn.poll(0):  # the worker's stop, sent when its client went away or it gave up waiting
+            if pickle.loads(conn.recv_bytes())[0] == "stop":
+                stop.set()
+
+    ok, value = compute.stream(inputs, emit, stop)
+    conn.send_bytes(pickle.dumps(("end", None) if ok else ("error", _portable(value)), _PICKLE))
 
 
 def _answer(compute: InlineCompute, kind: str, inputs: Any, rows: list[int]) -> tuple[str, Any]:
