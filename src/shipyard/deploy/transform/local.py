@@ -1,0 +1,138 @@
+"""The ``local`` target of a transform job: the real image in a container, started for the job and removed after
+(a bundle source: its image built as ``shipyard deploy`` builds it), or a running local deployment or server
+(a deployment's name, or a URL), left running. SageMaker's side is :mod:`~shipyard.deploy.transform.engine`."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from shipyard.bundle.archive import extract_archive, make_readable
+from shipyard.client.transport import HTTPTransport
+from shipyard.deploy.base import Reporter, SilentReporter
+from shipyard.deploy.images import ImageService, is_bundle_source
+from shipyard.deploy.state import StateStore
+from shipyard.deploy.transform.engine import Progress, TransformResult, execution_parameters, settings_for
+from shipyard.deploy.transform.engine import transform_files as run_files
+from shipyard.deploy.transform.options import TransformOptions
+from shipyard.errors import DeployFailed, NotDeployed, SpecError
+from shipyard.settings import Settings
+
+__all__ = ["run_local", "serving_url"]
+
+
+def run_local(
+    options: TransformOptions,
+    *,
+    settings: Settings | None = None,
+    images: ImageService | None = None,
+    engine: str | None = None,
+    reporter: Reporter | None = None,
+    progress: Progress | None = None,
+) -> TransformResult:
+    """Transform ``options.input`` into ``options.output`` with the model of ``options.source``."""
+    told = reporter or SilentReporter()
+    with serving_url(options, settings=settings, images=images, engine=engine, reporter=told) as url:
+        settings_ = settings_for(options, execution_parameters(url))
+        told.step(
+            f"{settings_.strategy}, up to {settings_.max_payload_mb} MB a request, {settings_.max_concurrent} at a time"
+        )
+        transport = HTTPTransport(url, max_connections=settings_.max_concurrent)
+        try:
+            return run_files(transport, options, settings_, Path(options.output), progress=progress)
+        finally:
+            transport.close()
+
+
+@contextlib.contextmanager
+def serving_url(
+    options: TransformOptions,
+    *,
+    settings: Settings | None = None,
+    images: ImageService | None = None,
+    engine: str | None = None,
+    reporter: Reporter,
+) -> Iterator[str]:
+    """The URL of a server of the source's model, for the length of the job."""
+    source = options.source
+    if source.startswith(("http://", "https://")):
+        yield source
+        return
+    if is_bundle_source(source) or options.image:
+        with _container(options, settings=settings, images=images, engine=engine, reporter=reporter) as url:
+            yield url
+        return
+    record = StateStore(settings=settings or Settings.from_env()).get(source)
+    if record is None:
+        raise NotDeployed(f"{source} is no bundle, archive or URL, and no deployment of that name")
+    if record.target != "local" or not record.url:
+        raise SpecError(
+            f"{source} is a {record.target} deployment: transform it with --target sagemaker", option="target"
+        )
+    yield record.url
+
+
+@contextlib.contextmanager
+def _container(
+    options: TransformOptions,
+    *,
+    settings: Settings | None,
+    images: ImageService | None,
+    engine: str | None,
+    reporter: Reporter,
+) -> Iterator[str]:
+    from shipyard.deploy.engine_images import EngineImages
+    from shipyard.image import detect
+    from shipyard.image.run import ContainerRun
+
+    service = images or EngineImages(engine, settings=settings)
+    name = f"transform-{uuid.uuid4().hex[:8]}"
+    resolved = service.resolve(
+        options.source, name=name, bake_model=False, image=options.image, base=options.base_image, reporter=reporter
+    )
+    env = dict(options.environment)
+    if options.workers:
+        env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(options.workers)
+    with tempfile.TemporaryDirectory(prefix="shipyard-transform-") as tmp:
+        mounts = {}
+        if resolved.bundle is not None:
+            mounts[str(_model_dir(resolved.bundle, Path(tmp)))] = "/opt/ml/model"
+        run = ContainerRun(detect(engine, settings), resolved.image, name=f"shipyard-{name}", mounts=mounts, env=env)
+        started = time.monotonic()
+        run.start()
+        try:
+            reporter.step(f"container {run.name} ({resolved.image}) on {run.url}")
+            ping = run.wait_ready(
+                options.startup_timeout_s,
+                started=started,
+                on_wait=lambda elapsed: reporter.status("Creating", elapsed),
+            )
+            if ping.seconds is None:
+                tail = tuple(run.logs(tail=30).splitlines())
+                raise DeployFailed(
+                    f"the transform's container did not answer /ping within {options.startup_timeout_s:g} s "
+                    f"({ping.last})",
+                    reason=ping.last,
+                    log_tail=tail,
+                )
+            reporter.status("InService", ping.seconds)
+            yield run.url
+        finally:
+            run.remove()
+            reporter.step(f"removed the container {run.name}")
+
+
+def _model_dir(bundle: Path, tmp: Path) -> Path:
+    """What SageMaker mounts at /opt/ml/model: the bundle directory, or the archive extracted (readable to all:
+    the server's workers run unprivileged)."""
+    if bundle.is_dir():
+        return bundle.resolve()
+    target = tmp / "model"
+    target.mkdir(mode=0o755)
+    extract_archive(bundle, target)
+    make_readable(target)
+    return target
