@@ -131,3 +131,28 @@ def test_a_bundle_becomes_a_model_with_its_archive_uploaded(aws: object, digits_
     url = model["PrimaryContainer"]["ModelDataUrl"]
     assert url == f"s3://sagemaker-{REGION}-{ACCOUNT}/shipyard-transform/{result.model_name}/model.tar.gz"
     assert result.output_uri == "s3://out-bucket/o/" and result.downloaded == []
+
+
+def test_the_cli_runs_the_job_and_prints_its_json(aws: object, tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from infra.cli import shipyard
+
+    model = make_model("digits-cli")
+    data = tmp_path / "rows.csv"
+    data.write_text("1,2\n")
+    done = shipyard(
+        "transform", model, "--target", "sagemaker", "--input", str(data), "--output", "s3://scored/out/",
+        "--instance-type", "ml.c5.xlarge", "--instance-count", "2", "--job-name", "cli-job", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    schema = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "transform.v1.json"
+    jsonschema.validate(document, json.loads(schema.read_text()))
+    assert (document["target"], document["job_name"], document["status"]) == ("sagemaker", "cli-job", "Completed")
+    described = boto3.client("sagemaker").describe_transform_job(TransformJobName="cli-job")
+    assert described["TransformResources"] == {"InstanceType": "ml.c5.xlarge", "InstanceCount": 2}
+    assert described["TransformOutput"]["S3OutputPath"] == "s3://scored/out/"
+    assert "uploaded 1 file(s)" in done.stderr  # progress on stderr, the document alone on stdout

@@ -93,7 +93,9 @@ def transform(
     ] = None,
     role_arn: Annotated[str | None, typer.Option("--role-arn", help="A bundle's model's role (sagemaker).")] = None,
     region: Annotated[str | None, typer.Option("--region", help="The AWS region (sagemaker).")] = None,
-    base_image: Annotated[str | None, typer.Option("--base-image", help="The base of a bundle's image.")] = None,
+    base_image: Annotated[
+        str | None, typer.Option("--base", envvar="SHIPYARD_BASE_IMAGE", help="The base of a bundle's image (local).")
+    ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="The local container's workers.")] = None,
     registry: Annotated[str, typer.Option("--registry", help="The registry of a GROUP/VERSION source.")] = "local",
     allow_unapproved: Annotated[

@@ -134,16 +134,21 @@ def run_sagemaker(
     if not wait:
         return result
     started = time.monotonic()
-    while True:
-        described = jobs.describe(job_name) or {}
-        status = str(described.get("TransformJobStatus", "InProgress"))
-        elapsed = time.monotonic() - started
-        told.status(status, elapsed)
-        if on_poll is not None:
-            on_poll(status, elapsed)
-        if status in ENDED:
-            break
-        time.sleep(poll_s)
+    try:
+        while True:
+            described = jobs.describe(job_name) or {}
+            status = str(described.get("TransformJobStatus", "InProgress"))
+            elapsed = time.monotonic() - started
+            told.status(status, elapsed)
+            if on_poll is not None:
+                on_poll(status, elapsed)
+            if status in ENDED:
+                break
+            time.sleep(poll_s)
+    except KeyboardInterrupt:  # an interrupted wait stops the job: nothing bills on unseen
+        jobs.stop(job_name)
+        told.step(f"stopped the transform job {job_name}")
+        raise
     result.status, result.failure = status, described.get("FailureReason")
     result.seconds = _job_seconds(described)
     result.cost = estimate(options.instance_type, options.instance_count, result.seconds)
