@@ -156,3 +156,24 @@ def test_the_cli_runs_the_job_and_prints_its_json(aws: object, tmp_path: Path) -
     assert described["TransformResources"] == {"InstanceType": "ml.c5.xlarge", "InstanceCount": 2}
     assert described["TransformOutput"]["S3OutputPath"] == "s3://scored/out/"
     assert "uploaded 1 file(s)" in done.stderr  # progress on stderr, the document alone on stdout
+
+
+def test_the_local_target_reads_and_writes_s3_as_sagemaker_does(
+    aws: object, digits_server: object, digits_rows: list[list[float]]
+) -> None:
+    """The local target with moto's S3 as the bucket: every object under the input prefix transformed, each
+    ``<key>.out`` uploaded under the output prefix with its relative key."""
+    from shipyard.deploy.transform.local import run_local
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="data")
+    lines = "".join(",".join(map(str, r)) + "\n" for r in digits_rows)
+    s3.put_object(Bucket="data", Key="in/a.csv", Body=lines.encode())
+    s3.put_object(Bucket="data", Key="in/day=2/b.csv", Body=lines.encode())
+    url = digits_server.url  # type: ignore[attr-defined]
+    result = run_local(TransformOptions(url, "s3://data/in/", "s3://data/scored/", content_type="text/csv"))
+    assert result.failed == [] and result.records == 2 * len(digits_rows)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="data", Prefix="scored/")["Contents"])
+    assert keys == ["scored/a.csv.out", "scored/day=2/b.csv.out"]
+    answer = s3.get_object(Bucket="data", Key="scored/day=2/b.csv.out")["Body"].read().decode()
+    assert answer.count("\n") == len(digits_rows)

@@ -39,8 +39,10 @@ class TransformGateway:
         with aws_call(f"download s3://{bucket}/{prefix}", self.aws.region):
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    relative = item["Key"][len(prefix) :].lstrip("/")
-                    if not relative or relative.endswith("/"):
+                    key = str(item["Key"])
+                    # an object named by the URI itself keeps its own name; the others their path below it
+                    relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+                    if relative.endswith("/"):
                         continue
                     target = directory / relative
                     target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from shipyard.bundle.archive import extract_archive, make_readable
@@ -36,16 +37,50 @@ def run_local(
 ) -> TransformResult:
     """Transform ``options.input`` into ``options.output`` with the model of ``options.source``."""
     told = reporter or SilentReporter()
-    with serving_url(options, settings=settings, images=images, engine=engine, reporter=told) as url:
-        settings_ = settings_for(options, execution_parameters(url))
-        told.step(
-            f"{settings_.strategy}, up to {settings_.max_payload_mb} MB a request, {settings_.max_concurrent} at a time"
-        )
-        transport = HTTPTransport(url, max_connections=settings_.max_concurrent)
-        try:
-            return run_files(transport, options, settings_, Path(options.output), progress=progress)
-        finally:
-            transport.close()
+    with _staged(options, told) as (local, upload):
+        with serving_url(local, settings=settings, images=images, engine=engine, reporter=told) as url:
+            settings_ = settings_for(local, execution_parameters(url))
+            told.step(
+                f"{settings_.strategy}, up to {settings_.max_payload_mb} MB a request, "
+                f"{settings_.max_concurrent} at a time"
+            )
+            transport = HTTPTransport(url, max_connections=settings_.max_concurrent)
+            try:
+                result = run_files(transport, local, settings_, Path(local.output), progress=progress)
+            finally:
+                transport.close()
+        upload()
+        return result
+
+
+@contextlib.contextmanager
+def _staged(options: TransformOptions, reporter: Reporter) -> Iterator[tuple[TransformOptions, Callable[[], None]]]:
+    """The options with an ``s3://`` input downloaded and an ``s3://`` output staged in a temporary directory,
+    uploaded after (what was written: a failed file has no output there either); local paths as they are."""
+    if not options.input.startswith("s3://") and not options.output.startswith("s3://"):
+        yield options, lambda: None
+        return
+    from shipyard.cloud.s3 import S3Gateway, parse_s3_uri
+    from shipyard.cloud.session import Aws
+    from shipyard.cloud.transform import TransformGateway
+
+    aws = Aws(region=options.region)
+    with tempfile.TemporaryDirectory(prefix="shipyard-transform-s3-") as tmp:
+        local_in, local_out = options.input, options.output
+        if options.input.startswith("s3://"):
+            bucket, prefix = parse_s3_uri(options.input)
+            local_in = str(Path(tmp) / "input")
+            got = TransformGateway(aws).download(bucket, prefix, Path(local_in))
+            reporter.step(f"downloaded {len(got)} input object(s) from {options.input}")
+        if options.output.startswith("s3://"):
+            local_out = str(Path(tmp) / "output")
+
+        def upload() -> None:
+            if local_out != options.output and Path(local_out).is_dir():
+                synced = S3Gateway(aws).sync_up(Path(local_out), options.output, tags={})
+                reporter.step(f"uploaded {synced.uploaded} output file(s) to {synced.uri}")
+
+        yield dataclasses.replace(options, input=local_in, output=local_out), upload
 
 
 @contextlib.contextmanager

@@ -92,11 +92,7 @@ class TransformOptions:
             raise SpecError(f"instance_type {self.instance_type!r} is not an ml.* type", option="instance_type")
         if self.job_name is not None and not _JOB_NAME.match(self.job_name):
             raise SpecError(f"job_name {self.job_name!r}: letters, digits and -, 1 to 63", option="job_name")
-        if self.target == "local" and self.input.startswith("s3://"):
-            raise SpecError("input: the local target reads a local file or directory", option="input")
-        if self.target == "local" and self.output.startswith("s3://"):
-            raise SpecError("output: the local target writes a local directory", option="output")
-        if self.target == "local" and not Path(self.input).exists():
+        if self.target == "local" and not self.input.startswith("s3://") and not Path(self.input).exists():
             raise SpecError(f"input {self.input}: no such file or directory", option="input")
         if self.media_type is None:
             raise SpecError(
