@@ -177,3 +177,26 @@ def test_the_local_target_reads_and_writes_s3_as_sagemaker_does(
     assert keys == ["scored/a.csv.out", "scored/day=2/b.csv.out"]
     answer = s3.get_object(Bucket="data", Key="scored/day=2/b.csv.out")["Body"].read().decode()
     assert answer.count("\n") == len(digits_rows)
+
+
+def test_a_registry_version_is_transformed_only_when_approved(
+    aws: object, digits_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GROUP/VERSION through the console script: refused while PendingManualApproval (nothing made), then its
+    archive is the model of the job (uploaded, CreateModel with the given image and role)."""
+    from infra.cli import shipyard
+
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    assert shipyard("register", str(digits_bundle), "--group", "digits").returncode == 0
+    data = tmp_path / "rows.csv"
+    data.write_text("1,2\n")
+    args = ["transform", "digits/1", "--target", "sagemaker", "--input", str(data), "--output", "s3://o/x/",
+            "--image", IMAGE, "--role-arn", ROLE, "--job-name", "from-registry"]  # fmt: skip
+    refused = shipyard(*args)
+    assert refused.returncode != 0 and "PendingManualApproval" in refused.stderr
+    assert boto3.client("sagemaker").list_transform_jobs()["TransformJobSummaries"] == []
+    done = shipyard(*args, "--allow-unapproved")
+    assert done.returncode == 0, done.stderr
+    job = boto3.client("sagemaker").describe_transform_job(TransformJobName="from-registry")
+    model = boto3.client("sagemaker").describe_model(ModelName=job["ModelName"])
+    assert model["PrimaryContainer"]["ModelDataUrl"].endswith(f"/{job['ModelName']}/model.tar.gz")
