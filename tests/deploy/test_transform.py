@@ -215,3 +215,23 @@ def test_the_fast_multirecord_cut_is_what_pack_makes(data: bytes, tmp_path: Path
     path.write_bytes(data)
     expected = list(pack(split_records(data, "Line"), "MultiRecord", 1))
     assert list(_fast_batches(path, 1)) == expected
+
+
+def test_a_local_deployments_name_is_its_url_and_a_sagemaker_one_is_refused(
+    digits_server: Server, digits_rows: list[list[float]], tmp_path: Path
+) -> None:
+    """The state file's record stands for a running local deployment here (its URL: the real server's)."""
+    from shipyard.deploy.state import Deployment, StateStore
+    from shipyard.settings import Settings
+
+    settings = Settings.from_env(state_path=tmp_path / "state.json")
+    store = StateStore(settings=settings)
+    now = "2026-12-03T00:00:00+00:00"
+    store.put(Deployment("digits", "local", "InService", "b/", now, now, url=digits_server.url))
+    store.put(Deployment("digits-prod", "sagemaker", "InService", "b/", now, now))
+    data = tmp_path / "rows.csv"
+    data.write_text("".join(csv_line(r) + "\n" for r in digits_rows))
+    result = run_local(TransformOptions("digits", str(data), str(tmp_path / "out")), settings=settings)
+    assert result.records == len(digits_rows) and (tmp_path / "out" / "rows.csv.out").is_file()
+    with pytest.raises(SpecError, match="--target sagemaker"):
+        run_local(TransformOptions("digits-prod", str(data), str(tmp_path / "out")), settings=settings)
