@@ -62,12 +62,11 @@ def _selector(expression: str, option: str) -> Callable[[Any], Any]:
             return picked[0] if single else picked
 
         return by_index
-    from jsonpath_ng.exceptions import JsonPathParserError
     from jsonpath_ng.ext.parser import parse
 
     try:
         path = parse(expression)
-    except (JsonPathParserError, Exception) as exc:  # jsonpath-ng raises plain Exceptions for lexer errors
+    except Exception as exc:  # JsonPathParserError, and plain Exceptions from its lexer
         raise UsageError(f"{option} {expression!r} is not a JSONPath expression ({exc})") from None
     many = any(token in expression for token in ("*", "..", ":", ",", "?("))
 
