@@ -235,3 +235,22 @@ def test_a_local_deployments_name_is_its_url_and_a_sagemaker_one_is_refused(
     assert result.records == len(digits_rows) and (tmp_path / "out" / "rows.csv.out").is_file()
     with pytest.raises(SpecError, match="--target sagemaker"):
         run_local(TransformOptions("digits-prod", str(data), str(tmp_path / "out")), settings=settings)
+
+
+def test_the_cli_tells_each_file_and_the_failed_records(
+    digits_server: Server, digits_rows: list[list[float]], tmp_path: Path
+) -> None:
+    from infra.cli import shipyard
+
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "good.csv").write_text("".join(csv_line(r) + "\n" for r in digits_rows))
+    (data / "bad.csv").write_text("".join(csv_line(r) + "\n" for r in digits_rows[:2]) + "1,2,3\n")
+    done = shipyard(
+        "transform", digits_server.url, "--input", str(data), "--output", str(tmp_path / "out"),
+        "--strategy", "SingleRecord", "--max-concurrent", "2",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "✗ bad.csv: record 3: CSV row 1 has 3 values, expected 64" in done.stderr  # the server's words
+    assert "✓ good.csv" in done.stderr
+    assert f"{len(digits_rows) + 2} records in" in done.stdout and "ml.m5.large at $0.115/h" in done.stdout

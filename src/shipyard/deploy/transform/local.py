@@ -125,10 +125,17 @@ def _container(
     from shipyard.image.run import ContainerRun
 
     service = images or EngineImages(engine, settings=settings)
-    name = f"transform-{uuid.uuid4().hex[:8]}"
+    # the image is named after the bundle, so the next transform of it finds it built; the container is the job's
+    stem = "".join(c if c.isalnum() else "-" for c in Path(options.source).name.split(".")[0].lower()).strip("-")
     resolved = service.resolve(
-        options.source, name=name, bake_model=False, image=options.image, base=options.base_image, reporter=reporter
+        options.source,
+        name=f"transform-{stem or 'model'}",
+        bake_model=False,
+        image=options.image,
+        base=options.base_image,
+        reporter=reporter,
     )
+    name = f"transform-{uuid.uuid4().hex[:8]}"
     env = dict(options.environment)
     if options.workers:
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(options.workers)
