@@ -254,3 +254,26 @@ def test_the_cli_tells_each_file_and_the_failed_records(
     assert "✗ bad.csv: record 3: CSV row 1 has 3 values, expected 64" in done.stderr  # the server's words
     assert "✓ good.csv" in done.stderr
     assert f"{len(digits_rows) + 2} records in" in done.stdout and "ml.m5.large at $0.115/h" in done.stdout
+
+
+def test_the_containers_model_dir_is_the_bundle_or_a_readable_copy(digits_bundle: Path, tmp_path: Path) -> None:
+    """What the job's container mounts at /opt/ml/model: the bundle as it is when everyone can read it, else
+    (a private bundle, an archive) a copy extracted readable to the server's unprivileged workers."""
+    import shutil
+
+    from shipyard.bundle.archive import pack as pack_bundle
+    from shipyard.deploy.transform.local import _model_dir
+
+    open_copy = tmp_path / "open"
+    shutil.copytree(digits_bundle, open_copy)
+    for path in [open_copy, *open_copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (tmp_path / "a").mkdir()
+    assert _model_dir(open_copy, tmp_path / "a") == open_copy.resolve()
+    open_copy.chmod(0o700)
+    (tmp_path / "b").mkdir()
+    copy = _model_dir(open_copy, tmp_path / "b")
+    assert copy != open_copy.resolve() and (copy / "model" / "model.joblib").stat().st_mode & 0o004
+    archive = pack_bundle(digits_bundle, tmp_path / "model.tar.gz")
+    (tmp_path / "c").mkdir()
+    assert (_model_dir(archive, tmp_path / "c") / "shipyard.toml").is_file()

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from shipyard.bundle.archive import extract_archive, make_readable
+from shipyard.bundle.archive import extract_archive, make_readable, pack
 from shipyard.client.transport import HTTPTransport
 from shipyard.deploy.base import Reporter, SilentReporter
 from shipyard.deploy.images import ImageService, is_bundle_source
@@ -171,10 +171,22 @@ def _container(
 def _model_dir(bundle: Path, tmp: Path) -> Path:
     """What SageMaker mounts at /opt/ml/model: the bundle directory, or the archive extracted (readable to all:
     the server's workers run unprivileged)."""
-    if bundle.is_dir():
+    if bundle.is_dir() and _world_readable(bundle):
         return bundle.resolve()
     target = tmp / "model"
     target.mkdir(mode=0o755)
-    extract_archive(bundle, target)
+    tmp.chmod(0o755)  # the mount's parent: reachable by the container's unprivileged user too
+    archive = bundle if bundle.is_file() else pack(bundle, tmp / "model.tar.gz")
+    extract_archive(archive, target)  # every member checked first (bundle/untrusted.py)
     make_readable(target)
     return target
+
+
+def _world_readable(root: Path) -> bool:
+    """Whether every file under ``root`` is readable by others, and every directory reachable (as the local
+    target checks before it mounts a bundle as it is)."""
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        if (mode & 0o005) != 0o005 if path.is_dir() else not mode & 0o004:
+            return False
+    return True
