@@ -49,8 +49,8 @@ def transform(
     source: Annotated[
         str,
         typer.Argument(
-            help="A bundle directory or model.tar.gz, a deployment's name, a registry GROUP/VERSION, a server's "
-            "URL (local), or a SageMaker model's name (sagemaker)."
+            help="A bundle directory or model.tar.gz, a deployment's name, a registry GROUP/VERSION, run:NAME, "
+            "a server's URL (local), or a SageMaker model's name (sagemaker)."
         ),
     ],
     input: Annotated[str, typer.Option("--input", "-i", help="A file, a directory, or s3://… (every object).")],
@@ -150,8 +150,9 @@ def transform(
 
 
 def _resolve(source: str, settings: Any, backend: str, region: str | None, allow_unapproved: bool) -> str:
-    """A GROUP/VERSION to its model archive (the registry lives above the workflows: resolved here)."""
-    if Path(source).exists() or "/" not in source or "://" in source:
+    """A GROUP/VERSION to its model archive, ``run:NAME`` to the run's bundle (the registry and the runs live
+    above the workflows: resolved here, as deploy resolves them)."""
+    if Path(source).exists() or "://" in source or not (source.startswith("run:") or "/" in source):
         return source
     from shipyard.registry import open_registry, resolve_source
 
