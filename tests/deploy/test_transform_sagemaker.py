@@ -145,7 +145,7 @@ def test_the_cli_runs_the_job_and_prints_its_json(aws: object, tmp_path: Path) -
     data.write_text("1,2\n")
     done = shipyard(
         "transform", model, "--target", "sagemaker", "--input", str(data), "--output", "s3://scored/out/",
-        "--instance-type", "ml.c5.xlarge", "--instance-count", "2", "--job-name", "cli-job", "--json",
+        "--instance-type", "ml.c5.xlarge", "--instance-count", "2", "--job-name", "cli-job", "--env", "LOG_LEVEL=debug", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -155,6 +155,7 @@ def test_the_cli_runs_the_job_and_prints_its_json(aws: object, tmp_path: Path) -
     described = boto3.client("sagemaker").describe_transform_job(TransformJobName="cli-job")
     assert described["TransformResources"] == {"InstanceType": "ml.c5.xlarge", "InstanceCount": 2}
     assert described["TransformOutput"]["S3OutputPath"] == "s3://scored/out/"
+    assert described["Environment"] == {"LOG_LEVEL": "debug"}
     assert "uploaded 1 file(s)" in done.stderr  # progress on stderr, the document alone on stdout
 
 

@@ -38,6 +38,7 @@ FLAGS = {
     "job_name": "--job-name",
     "image": "--image",
     "role_arn": "--role-arn",
+    "environment": "--env",
 }
 
 
@@ -101,6 +102,9 @@ def transform(
     allow_unapproved: Annotated[
         bool, typer.Option("--allow-unapproved", help="Transform with a GROUP/VERSION that is not Approved.")
     ] = False,
+    env: Annotated[
+        list[str], typer.Option("--env", "-e", help="KEY=VALUE for the container: the job's Environment (repeatable).")
+    ] = [],  # noqa: B006 (typer's way of a repeatable option; never mutated)
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout (docs/schemas/transform.v1.json).")
     ] = False,
@@ -126,7 +130,7 @@ def transform(
             input_filter=input_filter, output_filter=output_filter, assemble_with=assemble_with,
             content_type=content_type, accept=accept, instance_type=instance_type, instance_count=instance_count,
             job_name=job_name, image=image, role_arn=role_arn, region=region, base_image=base_image,
-            workers=workers,
+            workers=workers, environment=_environment(env),
         )  # fmt: skip
     except ShipyardError as exc:
         name_the_flag(exc, FLAGS)
@@ -147,6 +151,18 @@ def transform(
         _print_local(result, cost.described(), options.instance_type)
     if result.failed:
         raise typer.Exit(3)
+
+
+def _environment(pairs: list[str]) -> dict[str, str]:
+    from shipyard.errors import UsageError
+
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {pair!r}: give KEY=VALUE")
+        found[key] = value
+    return found
 
 
 def _resolve(source: str, settings: Any, backend: str, region: str | None, allow_unapproved: bool) -> str:
