@@ -145,7 +145,8 @@ def test_the_cli_runs_the_job_and_prints_its_json(aws: object, tmp_path: Path) -
     data.write_text("1,2\n")
     done = shipyard(
         "transform", model, "--target", "sagemaker", "--input", str(data), "--output", "s3://scored/out/",
-        "--instance-type", "ml.c5.xlarge", "--instance-count", "2", "--job-name", "cli-job", "--env", "LOG_LEVEL=debug", "--json",
+        "--instance-type", "ml.c5.xlarge", "--instance-count", "2", "--job-name", "cli-job",
+        "--env", "LOG_LEVEL=debug", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
