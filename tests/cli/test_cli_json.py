@@ -39,8 +39,9 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     # export: tests/deploy/test_export.py::test_the_cli_writes_the_files_and_forgets
     handover = ["export.v1.json"]
     # invoke --stream --json: tests/cli/test_invoke_stream.py::test_invoke_stream_to_a_file_with_a_json_summary
-    streaming = ["invoke-stream.v1.json"]
-    assert names == sorted(expected + registry + runs + public_api + cost + handover + streaming)
+    # transform: below, on a real server; on sagemaker in tests/deploy/test_transform_sagemaker.py
+    hosting_modes = ["invoke-stream.v1.json", "transform.v1.json"]
+    assert names == sorted(expected + registry + runs + public_api + cost + handover + hosting_modes)
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -157,3 +158,24 @@ def test_status_health_matches_its_schema_and_null_is_allowed() -> None:
     wrong["alarms"][0]["state"] = "RED"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**document, "health": wrong}, schema)
+
+
+def test_transform_json_names_each_file_and_its_failure(
+    digits_server: Server, digits_rows: list[list[float]], tmp_path: Path
+) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "good.csv").write_text("".join(",".join(map(str, r)) + "\n" for r in digits_rows))
+    (data / "bad.csv").write_text("1,2,3\n")
+    out = tmp_path / "out"
+    done = shipyard(
+        "transform", digits_server.url, "--input", str(data), "--output", str(out), "--max-payload-mb", "1", "--json"
+    )
+    assert done.returncode == 3, done.stderr  # a failed file fails the job, after the document
+    document = parse(done, "transform.v1.json")
+    assert (document["target"], document["status"], document["records"]) == ("local", "Failed", len(digits_rows))
+    assert document["settings"] == {"max_concurrent": 1, "strategy": "MultiRecord", "max_payload_mb": 1}
+    files = {f["input"]: f for f in document["files"]}
+    assert files["good.csv"]["output"] == str(out / "good.csv.out") and files["good.csv"]["failure"] is None
+    assert files["bad.csv"]["output"] is None and files["bad.csv"]["failure"]["status"] == 400
+    assert (out / "good.csv.out").read_text().count("\n") == len(digits_rows)

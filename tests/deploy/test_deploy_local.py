@@ -285,3 +285,28 @@ def test_expose_invoke_via_api_health_unexpose_and_cleanup(
         report = local.cleanup("digits-api")
     assert f"front {exposure.front_pid}" in report.deleted and f"key file {key_file}" in report.deleted
     assert not is_front(int(exposure.front_pid or 0)) and not key_file.exists()
+
+
+def test_transform_runs_the_real_image_for_a_bundle_and_removes_it(
+    base: str, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
+) -> None:
+    """``shipyard transform BUNDLE`` on the local target: the image built, its container started for the job
+    (the model mounted at /opt/ml/model), its /execution-parameters read, every file transformed, and the
+    container removed after."""
+    from shipyard.deploy.transform import TransformOptions
+    from shipyard.deploy.transform.local import run_local
+
+    data = tmp_path / "in"
+    (data / "day=1").mkdir(parents=True)
+    (data / "a.csv").write_text("".join(",".join(map(str, r)) + "\n" for r in digits_rows * 20))
+    (data / "day=1" / "b.csv").write_text("".join(",".join(map(str, r)) + "\n" for r in digits_rows))
+    out = tmp_path / "out"
+    before = subprocess.run(["podman", "ps", "-aq"], capture_output=True, text=True, check=True).stdout.split()
+    options = TransformOptions(str(digits_bundle), str(data), str(out), base_image=base, workers=2, max_payload_mb=1)
+    result = run_local(options, engine="podman")
+    expected = orjson.loads((digits_bundle / "example.json").read_bytes())["predictions"]
+    assert result.failed == [] and result.settings.max_concurrent == 2  # the container's workers
+    assert [int(x) for x in (out / "a.csv.out").read_text().splitlines()] == expected * 20
+    assert [int(x) for x in (out / "day=1" / "b.csv.out").read_text().splitlines()] == expected
+    after = subprocess.run(["podman", "ps", "-aq"], capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(after) == sorted(before)  # the job's container is gone

@@ -52,10 +52,11 @@ def _register() -> None:
         serve,
         status,
         train,
+        transform,
     )
 
     for module in (bundle, invoke, serve, bench, monitor, deploy, expose, status, budget, export, image, train, runs,
-                   models):  # fmt: skip
+                   models, transform):  # fmt: skip
         module.register(app)
 
 
