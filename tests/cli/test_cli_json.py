@@ -38,7 +38,10 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     cost = ["budget.v1.json"]
     # export: tests/deploy/test_export.py::test_the_cli_writes_the_files_and_forgets
     handover = ["export.v1.json"]
-    assert names == sorted(expected + registry + runs + public_api + cost + handover)
+    # invoke --async --json and results --output json: on a local --async deployment in
+    # tests/deploy/test_async_queue.py::test_the_cli_queues_waits_and_fetches_results
+    asynchronous = ["invoke-async.v1.json", "results.v1.json"]
+    assert names == sorted(expected + registry + runs + public_api + cost + handover + asynchronous)
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())
         jsonschema.Draft202012Validator.check_schema(schema)

@@ -18,7 +18,10 @@ out = Console()
 
 
 def register(app: typer.Typer) -> None:
+    from shipyard.cli import invoke_async
+
     app.command("invoke")(invoke)
+    invoke_async.register(app)
 
 
 TargetArg = Annotated[str, typer.Argument(help="URL of a server (http://127.0.0.1:8080), or a deployment's name.")]
@@ -66,6 +69,23 @@ ViaOpt = Annotated[
     ),
 ]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--restart", help="Continue an existing --output file.")]
+AsyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--async",
+        help="Queue the request on a deployment made with `deploy --async` (up to 1 GB, an hour); prints the "
+        "inference id and output location (later: shipyard results NAME ID).",
+    ),
+]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="With --async: wait for the answer, then print it (or -o).")]
+InferenceIdOpt = Annotated[str | None, typer.Option("--inference-id", help="With --async: the id to use.")]
+InvocationTimeoutOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--invocation-timeout", help="With --async: seconds it may take (1-3600).", show_default="the deployment's"
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="With --async: one JSON document (shipyard.invoke-async/1).")]
 
 
 def invoke(
@@ -84,6 +104,11 @@ def invoke(
     max_items: MaxItemsOpt = None,
     resume: ResumeOpt = True,
     via: ViaOpt = "endpoint",
+    async_: AsyncOpt = False,
+    wait: WaitOpt = False,
+    inference_id: InferenceIdOpt = None,
+    invocation_timeout: InvocationTimeoutOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Send a request to POST /invocations and print the predictions.
 
@@ -100,6 +125,23 @@ def invoke(
 
     body = _read_body(data)
     kind = content_type or content_type_for(data)
+    if async_:
+        from shipyard.cli.invoke_async import invoke_async
+
+        invoke_async(
+            target,
+            body,
+            content_type=kind,
+            accept=accept,
+            wait=wait,
+            output=output,
+            inference_id=inference_id,
+            invocation_timeout=invocation_timeout,
+            as_json=json_,
+            raw=raw,
+        )
+        return
+    _sync_only(wait=wait, inference_id=inference_id, invocation_timeout=invocation_timeout, json=json_)
     # a name: its local URL, or sagemaker-runtime; --via api: its public API
     where = destination(target, lambda: deployer_for(None), via=via)
     fits = _limits(limits, where.serverless, max_payload_mb, time_limit, behind_api=where.via == "api")
@@ -110,7 +152,15 @@ def invoke(
         options = invoke_chunked.ChunkOptions(kind, fits, concurrency, max_items, output, resume, raw)
         invoke_chunked.run(where, rows, options)
         return
-    _print_answer(where.invoke(body, content_type=kind, accept=accept, timeout_s=timeout), raw)
+    print_answer(where.invoke(body, content_type=kind, accept=accept, timeout_s=timeout), raw)
+
+
+def _sync_only(**given: object) -> None:
+    from shipyard.errors import InvokeError
+
+    for flag, value in given.items():
+        if value not in (None, False):
+            raise InvokeError(f"--{flag.replace('_', '-')} is for asynchronous requests: add --async")
 
 
 def _read_body(data: str) -> bytes:
@@ -147,7 +197,7 @@ def _limits(
         raise InvokeError(f"--limits {name}: use one of {', '.join(LIMITS)}") from None
 
 
-def _print_answer(answer: Reply, raw: bool) -> None:
+def print_answer(answer: Reply, raw: bool) -> None:
     from shipyard.cli import invoke_chunked
 
     if raw or not answer.content_type.startswith("application/json"):

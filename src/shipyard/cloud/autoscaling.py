@@ -36,8 +36,15 @@ class AutoscalingGateway:
         tags: dict[str, str],
         scale_in_cooldown_s: int = 300,
         scale_out_cooldown_s: int = 60,
+        metric: dict[str, Any] | None = None,
     ) -> str:
-        """Register the variant as a scalable target and track ``InvocationsPerInstance``; the policy ARN."""
+        """Register the variant as a scalable target and track ``InvocationsPerInstance`` (or ``metric``, a
+        ``CustomizedMetricSpecification``, at ``target_invocations_per_minute``); the policy ARN."""
+        tracked: dict[str, Any] = (
+            {"CustomizedMetricSpecification": metric}
+            if metric is not None
+            else {"PredefinedMetricSpecification": {"PredefinedMetricType": METRIC}}
+        )
         resource = resource_id(endpoint, variant)
         with aws_call(f"set up autoscaling for {resource}", self.aws.region):
             self.client.register_scalable_target(
@@ -56,7 +63,7 @@ class AutoscalingGateway:
                 PolicyType="TargetTrackingScaling",
                 TargetTrackingScalingPolicyConfiguration={
                     "TargetValue": float(target_invocations_per_minute),
-                    "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
+                    **tracked,
                     "ScaleInCooldown": scale_in_cooldown_s,
                     "ScaleOutCooldown": scale_out_cooldown_s,
                 },

@@ -10,6 +10,7 @@ from shipyard.client.sagemaker import SageMakerTransport
 from shipyard.client.transport import HTTPTransport, Transport
 from shipyard.cloud.session import Aws, deployment_tags
 from shipyard.cloud.signing import SigV4Signer
+from shipyard.deploy.asynchronous import AsyncChannel
 from shipyard.deploy.base import (
     DELETED,
     FAILED,
@@ -202,6 +203,12 @@ class SageMakerTarget:
     def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> SageMakerTransport:
         client = self.aws(record.region).runtime_client(read_timeout_s=read_timeout_s, connections=connections)
         return SageMakerTransport(client, record.name)
+
+    def async_channel(self, record: Deployment) -> AsyncChannel:
+        """``invoke --async``: S3 and InvokeEndpointAsync (deploy/sagemaker/async_channel.py)."""
+        from shipyard.deploy.sagemaker.async_channel import SageMakerAsyncChannel
+
+        return SageMakerAsyncChannel(self.aws(record.region), record)
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]:
         ctx = self.context(record.name, record.region)
