@@ -131,7 +131,7 @@ class _Slow(BaseHTTPRequestHandler):
     most = 0
     delay_s = 0.3
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         cls = type(self)
         self.rfile.read(int(self.headers["Content-Length"]))
         with cls.lock:
@@ -257,6 +257,9 @@ def test_the_cli_queues_waits_and_fetches_results(
     assert done.returncode == 0, done.stderr
     fetched = _parse(done.stdout, "results.v1.json")
     assert fetched["status"] == "done" and fetched["output_location"] == document["output_location"]
+    saved = tmp_path / "saved.json"
+    written = shipyard("results", "digits", "cli-1", "--file", str(saved))
+    assert written.returncode == 0 and saved.read_bytes() == expected
     table = shipyard("results", "digits", "cli-1")
     assert table.returncode == 0 and "5 predictions" in table.stdout
 

@@ -68,6 +68,8 @@ def test_async_options_parse_and_refuse_what_sagemaker_refuses() -> None:
     assert uri.value.option == "async_output"
     with pytest.raises(SpecError, match="notify_error is an asynchronous endpoint's setting: add --async"):
         DeployOptions.parse("b", "d", notify_error="topic")
+    with pytest.raises(SpecError, match="only an asynchronous endpoint"):
+        DeployOptions.parse("b", "d", target="sagemaker", autoscale="0:4", max_rps=10)
     with pytest.raises(SpecError, match="autoscale needs --max-rps"):  # real-time still needs it
         DeployOptions.parse("b", "d", target="sagemaker", autoscale="1:4")
     assert Serverless(2048, 10)  # (serverless alone is still fine)

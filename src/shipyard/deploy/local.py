@@ -109,6 +109,11 @@ class LocalTarget:
         plan = Plan(spec.name, self.name, price_label="local: no cloud cost")
         plan.add("image", spec.image or f"built from {spec.source}", "the model mounted at /opt/ml/model", 0.0)
         plan.add("container", f"shipyard-{spec.name}", f"127.0.0.1:{spec.port or 'a free port'} → 8080", 0.0)
+        if spec.asynchronous is not None:
+            concurrency = spec.asynchronous.max_concurrent or spec.workers or queue_steps.DEFAULT_CONCURRENCY
+            plan.add(
+                "async queue", f"async-{spec.name}", f"127.0.0.1, {concurrency} at a time, a directory bucket", 0.0
+            )
         return plan
 
     def deploy(self, run: DeployRun) -> Deployment:

@@ -117,6 +117,12 @@ class Serverless:
         return {"memory_mb": self.memory_mb, "max_concurrency": self.max_concurrency}
 
 
+_ZERO_ONLY_ASYNC = (
+    "autoscale MIN 0: only an asynchronous endpoint (--async) scales to zero instances; a real-time one needs "
+    "at least 1 to answer"
+)
+
+
 @dataclass(frozen=True)
 class Autoscale:
     """``MIN:MAX`` instances with the sustainable requests per second of one instance (``max_rps``).
@@ -152,6 +158,8 @@ class Autoscale:
             sep = ""
         if not sep:
             raise SpecError(f"autoscale {text!r}: expected MIN:MAX instance counts, e.g. 1:4", option="autoscale")
+        if minimum == 0 and not backlog:
+            raise SpecError(_ZERO_ONLY_ASYNC, option="autoscale")
         if max_rps is None and backlog:
             max_rps = 1.0  # not used: the policy tracks the backlog (AsyncInference.backlog_per_instance)
         if max_rps is None:
@@ -566,11 +574,7 @@ class DeployOptions:
         """Asynchronous endpoints run on instances (never serverless); only they may scale to 0 instances."""
         if self.asynchronous is None:
             if self.autoscale is not None and self.autoscale.minimum == 0:
-                raise SpecError(
-                    "autoscale MIN 0: only an asynchronous endpoint (--async) scales to zero instances; a real-time "
-                    "one needs at least 1 to answer",
-                    option="autoscale",
-                )
+                raise SpecError(_ZERO_ONLY_ASYNC, option="autoscale")
             return
         if self.serverless is not None:
             raise SpecError(
