@@ -31,6 +31,7 @@ from shipyard.deploy.engine_images import EngineImages
 from shipyard.deploy.images import ResolvedImage
 from shipyard.deploy.options import AsyncInference, Autoscale, Serverless
 from shipyard.deploy.sagemaker import SageMakerTarget, create
+from shipyard.deploy.sagemaker import cleanup as cleanup_steps
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.names import Names
 from shipyard.deploy.state import Deployment, StateStore, now_utc
@@ -185,6 +186,15 @@ def test_deploy_async_writes_async_inference_config_and_backlog_autoscaling(aws:
         "Statistic": "Average",
     }
     assert "PredefinedMetricSpecification" not in tracking
+
+    # cleanup deletes the deployment's async/NAME/ prefix (inputs, and answers and errors kept there)
+    assert f"s3://{BUCKET}/async/digits/" in [r.id for r in run.record.of("s3-prefix")]
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="async/digits/output/x.out", Body=b"[1]")
+    run.record.add("endpoint", "digits")
+    cleanup_steps.cleanup(ctx, run.record, run.saver, run.reporter)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="async/digits/").get("KeyCount") == 0
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
 
 
 def test_a_missing_topic_is_refused_before_anything_is_created(aws: MotoServer) -> None:

@@ -22,6 +22,7 @@ from shipyard.deploy.sagemaker.asynchronous import (
     async_inference_config,
     async_statements,
     backlog_metric,
+    input_prefix,
     resolve_topics,
 )
 from shipyard.deploy.sagemaker.context import Context
@@ -251,6 +252,8 @@ def create_version(ctx: Context, run: DeployRun, version: Version, *, image_uri:
         ),
     )
     record.add("endpoint-config", config)
+    if options.asynchronous is not None:
+        _async_prefix(ctx, run, version.checks.bucket)
     record.details.model, record.details.endpoint_config, record.details.version = model, config, version.label
     _describe_record(record, options)
     run.save()
@@ -272,6 +275,15 @@ def _upload_model(ctx: Context, run: DeployRun, version: Version) -> str | None:
         url = ctx.s3.upload(archive, bucket, ctx.names.artifact_key(version.label), tags=ctx.tags)
     run.step(f"model artifact {url} (SSE)")
     return url
+
+
+def _async_prefix(ctx: Context, run: DeployRun, bucket: str) -> None:
+    """--async: the bucket the inputs go to exists, and ``async/NAME/`` (inputs; answers and errors unless sent
+    elsewhere) is this deployment's, for cleanup to delete (``--keep-artifacts`` keeps it)."""
+    if not ctx.s3.bucket_exists(bucket):
+        ctx.s3.create_bucket(bucket)
+        run.step(f"S3 bucket {bucket} (private, encrypted)")
+    run.record.add("s3-prefix", input_prefix(bucket, run.record.name).removesuffix("input/"))
 
 
 def attach_autoscaling(ctx: Context, run: DeployRun) -> None:
