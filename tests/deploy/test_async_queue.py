@@ -293,3 +293,30 @@ def test_results_says_still_running_with_its_own_exit_code(tmp_path: Path, monke
     assert text.returncode == 75 and "still running" in text.stderr
     document = shipyard("results", "slow", "r1", "--output", "json")
     assert document.returncode == 75 and _parse(document.stdout, "results.v1.json")["status"] == "running"
+
+
+def test_with_async_limits_the_server_takes_a_request_over_the_real_time_limit(
+    running_server: Any, digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
+) -> None:
+    """The environment ``deploy --async`` gives the container (async_environment) on a real server: a 9 MB
+    request, which the real-time default (6 MB) refuses with 413, is answered through the queue."""
+    from shipyard.deploy.asynchronous import async_environment
+
+    env = async_environment(DeployOptions(source="b", name="d", asynchronous=AsyncInference(invocation_timeout_s=900)))
+    assert env == {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "900", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1024"}
+    big = _request([digits_rows[i % len(digits_rows)] for i in range(36000)])
+    assert len(big) > 9 * 1024 * 1024  # well over 6 MB
+    server = running_server(digits_bundle, env=env)
+    plain = running_server(digits_bundle)
+    refused = httpx.post(f"{plain.url}/invocations", content=big, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 413
+    process = start_queue("d", server.url, tmp_path / "b", log_path=tmp_path / "q.log", concurrency=1, timeout_s=900)
+    try:
+        channel = LocalAsyncChannel("d", tmp_path / "b", process.url)
+        invocation = channel.submit(
+            big, content_type="application/json", accept=None, inference_id="big", timeout_s=900
+        )
+        answer = orjson.loads(AsyncHandle(channel, invocation, poll_s=0.1).result(timeout=120))
+        assert len(answer["predictions"]) == 36000
+    finally:
+        stop_queue(process.pid, process.port)
