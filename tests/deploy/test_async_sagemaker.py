@@ -115,6 +115,7 @@ def test_deploy_async_writes_async_inference_config_and_backlog_autoscaling(aws:
     models = _capture(ctx.aws, "sagemaker.CreateModel")
     policies = _capture(ctx.aws, "application-autoscaling.PutScalingPolicy")
     targets = _capture(ctx.aws, "application-autoscaling.RegisterScalableTarget")
+    alarm_calls = _capture(ctx.aws, "cloudwatch.PutMetricAlarm")
 
     checks = create.preflight(ctx, options)
     assert checks.topics == {"success": done_arn, "error": error_arn}  # the name looked up, the ARN checked
@@ -169,14 +170,18 @@ def test_deploy_async_writes_async_inference_config_and_backlog_autoscaling(aws:
     (target_call,) = targets
     check_params("application-autoscaling", "RegisterScalableTarget", target_call)
     assert (target_call["MinCapacity"], target_call["MaxCapacity"]) == (0, 4)
-    (policy_call,) = policies
+    policy_call, step_call = policies
     check_params("application-autoscaling", "PutScalingPolicy", policy_call)
+    check_params("application-autoscaling", "PutScalingPolicy", step_call)
     scaling = boto3.client("application-autoscaling")
     (scalable,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (scalable["ResourceId"], scalable["MinCapacity"], scalable["MaxCapacity"]) == (
         "endpoint/digits/variant/AllTraffic", 0, 4,
     )  # fmt: skip
-    (stored,) = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    stored, step = sorted(
+        scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"],
+        key=lambda p: p["PolicyType"] != "TargetTrackingScaling",
+    )
     tracking = stored["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["TargetValue"] == 5.0
     assert tracking["CustomizedMetricSpecification"] == {
@@ -187,6 +192,28 @@ def test_deploy_async_writes_async_inference_config_and_backlog_autoscaling(aws:
     }
     assert "PredefinedMetricSpecification" not in tracking
 
+    # out of zero: a step policy (+1 instance) started by an alarm on HasBacklogWithoutCapacity (AWS's guide)
+    assert (step["PolicyName"], step["PolicyType"]) == ("shipyard-digits-invocations-from-zero", "StepScaling")
+    assert step["StepScalingPolicyConfiguration"] == {
+        "AdjustmentType": "ChangeInCapacity",
+        "MetricAggregationType": "Average",
+        "Cooldown": 300,
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+    }
+    (alarm_call,) = alarm_calls
+    check_params("cloudwatch", "PutMetricAlarm", alarm_call)
+    cloudwatch = boto3.client("cloudwatch")
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=["shipyard-digits-HasBacklogWithoutCapacity"])["MetricAlarms"]
+    assert (alarm["MetricName"], alarm["Namespace"], alarm["Statistic"]) == (
+        "HasBacklogWithoutCapacity", "AWS/SageMaker", "Average",
+    )  # fmt: skip
+    assert alarm["Dimensions"] == [{"Name": "EndpointName", "Value": "digits"}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1.0, "GreaterThanOrEqualToThreshold")
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (60, 2, 2)
+    assert alarm["AlarmActions"] == [step["PolicyARN"]] and alarm["OKActions"] == []
+    assert alarm["TreatMissingData"] == "missing"
+    assert [r.id for r in run.record.of("scaling-alarm")] == ["shipyard-digits-HasBacklogWithoutCapacity"]
+
     # cleanup deletes the deployment's async/NAME/ prefix (inputs, and answers and errors kept there)
     assert f"s3://{BUCKET}/async/digits/" in [r.id for r in run.record.of("s3-prefix")]
     s3 = boto3.client("s3")
@@ -195,6 +222,8 @@ def test_deploy_async_writes_async_inference_config_and_backlog_autoscaling(aws:
     cleanup_steps.cleanup(ctx, run.record, run.saver, run.reporter)
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="async/digits/").get("KeyCount") == 0
     assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
 
 
 def test_a_missing_topic_is_refused_before_anything_is_created(aws: MotoServer) -> None:

@@ -70,6 +70,26 @@ class AutoscalingGateway:
             )
         return str(answer["PolicyARN"])
 
+    def attach_step(self, endpoint: str, variant: str, *, policy_name: str, cooldown_s: int = 300) -> str:
+        """A step scaling policy that adds one instance each time its alarm fires (an async endpoint's way out
+        of zero instances, on ``HasBacklogWithoutCapacity``); the variant must be a scalable target already.
+        The policy's ARN, for the alarm's action."""
+        with aws_call(f"add the scale-from-zero policy to {resource_id(endpoint, variant)}", self.aws.region):
+            answer = self.client.put_scaling_policy(
+                PolicyName=policy_name,
+                ServiceNamespace="sagemaker",
+                ResourceId=resource_id(endpoint, variant),
+                ScalableDimension=DIMENSION,
+                PolicyType="StepScaling",
+                StepScalingPolicyConfiguration={
+                    "AdjustmentType": "ChangeInCapacity",
+                    "MetricAggregationType": "Average",
+                    "Cooldown": cooldown_s,
+                    "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+                },
+            )
+        return str(answer["PolicyARN"])
+
     def target(self, endpoint: str, variant: str) -> dict[str, Any] | None:
         with aws_call("describe the scalable target", self.aws.region):
             found = self.client.describe_scalable_targets(

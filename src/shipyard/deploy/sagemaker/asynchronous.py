@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shipyard.cloud.cloudwatch import AlarmSpec
 from shipyard.cloud.s3 import parse_s3_uri
 from shipyard.deploy.asynchronous import async_environment
 from shipyard.deploy.options import AsyncInference
@@ -26,11 +27,13 @@ __all__ = [
     "async_paths",
     "async_statements",
     "backlog_metric",
+    "from_zero_alarm",
     "input_prefix",
     "resolve_topics",
 ]
 
 BACKLOG_METRIC = "ApproximateBacklogSizePerInstance"
+NO_CAPACITY_METRIC = "HasBacklogWithoutCapacity"  # 1 while requests wait and no instance runs
 
 
 def input_prefix(bucket: str, name: str) -> str:
@@ -120,6 +123,26 @@ def _objects_under(partition: str, uri: str) -> str:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     key = key.strip("/")
     return f"arn:{partition}:s3:::{bucket}/{key + '/' if key else ''}*"
+
+
+def from_zero_alarm(name: str, endpoint: str) -> AlarmSpec:
+    """The alarm that starts the first instance of an endpoint scaled to zero: ``HasBacklogWithoutCapacity``
+    ≥ 1 for 2 of 2 minutes (AWS's guide: "Optional: define a scaling policy that scales up from zero for new
+    requests"); without it target tracking scales out only once the backlog exceeds its target."""
+    return AlarmSpec(
+        name=name,
+        metric=NO_CAPACITY_METRIC,
+        namespace="AWS/SageMaker",
+        dimensions={"EndpointName": endpoint},
+        threshold=1,
+        evaluation_periods=2,
+        datapoints=2,
+        period_s=60,
+        statistic="Average",
+        comparison="GreaterThanOrEqualToThreshold",
+        description=f"Shipyard: requests wait on {endpoint} with no instance running: start one",
+        missing_data="missing",
+    )
 
 
 def backlog_metric(endpoint: str) -> dict[str, Any]:

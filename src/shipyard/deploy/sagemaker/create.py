@@ -18,10 +18,12 @@ from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.options import PROVISION_S, DeployOptions
 from shipyard.deploy.sagemaker import alarms, guards
 from shipyard.deploy.sagemaker.asynchronous import (
+    NO_CAPACITY_METRIC,
     async_environment,
     async_inference_config,
     async_statements,
     backlog_metric,
+    from_zero_alarm,
     input_prefix,
     resolve_topics,
 )
@@ -304,12 +306,28 @@ def attach_autoscaling(ctx: Context, run: DeployRun) -> None:
     )
     run.record.add("autoscaling", f"endpoint/{ctx.names.endpoint}/variant/{VARIANT}")
     run.save()
+    if backlog is not None and autoscale.minimum == 0:
+        _scale_from_zero(ctx, run)
     target = (
         f"{backlog:g} queued requests per instance (ApproximateBacklogSizePerInstance)"
         if backlog is not None
         else f"{autoscale.target_per_minute:g} invocations per instance per minute"
     )
     run.step(f"autoscaling {autoscale.minimum}–{autoscale.maximum} instances, target {target}")
+
+
+def _scale_from_zero(ctx: Context, run: DeployRun) -> None:
+    """An async endpoint at 0 instances: a step policy adds the first one when its alarm sees requests waiting."""
+    policy_arn = ctx.scaling.attach_step(
+        ctx.names.endpoint, VARIANT, policy_name=f"{ctx.names.scaling_policy}-from-zero"
+    )
+    name = ctx.names.alarm(NO_CAPACITY_METRIC)
+    ctx.cloudwatch.put_metric_alarm(
+        from_zero_alarm(name, ctx.names.endpoint), actions=[policy_arn], ok_actions=[], tags=ctx.tag_list
+    )
+    run.record.add("scaling-alarm", name)
+    run.save()
+    run.step(f"scale-from-zero: alarm {name} on {NO_CAPACITY_METRIC} adds an instance")
 
 
 def production_variant(options: DeployOptions, model: str) -> dict[str, Any]:
