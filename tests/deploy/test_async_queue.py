@@ -219,6 +219,7 @@ def test_predict_async_and_results_through_the_deployer(
     report = deployer.cleanup("digits")
     assert any(item.startswith("async queue ") for item in report.deleted)
     assert f"async directory {bucket}" in report.deleted and not bucket.exists()
+    assert report.forgotten and not deployer.journal("digits").directory.exists()
     pid = int((record.one(queue_steps.QUEUE) or "0@0").split("@")[0])
     assert not is_queue(pid)
 

@@ -386,6 +386,7 @@ class Deployer:
         else:
             self.state.remove(name)
             report.forgotten = True
+            self.journal(name).remove()  # --async: the invocations' records go with the deployment
         return report
 
     # -- handing a deployment over to infrastructure as code ------------------------------------------------------

@@ -9,6 +9,7 @@ state file's directory so ``shipyard results NAME ID`` finds it later; :class:`A
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -132,6 +133,14 @@ class Journal:
         if not path.is_file():
             return None
         return AsyncInvocation.from_json(orjson.loads(path.read_bytes()))
+
+    def remove(self) -> None:
+        """Forget every invocation (the deployment is gone)."""
+        if self.directory.is_dir():
+            for path in self.directory.glob("*.json"):
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
 
     def all(self) -> list[AsyncInvocation]:
         if not self.directory.is_dir():
