@@ -56,8 +56,13 @@ def test_async_deploy_runs_the_image_with_a_queue_and_cleanup_removes_both(
     assert sorted(p.name for p in (bucket / "output").iterdir()) == sorted(f"{h.inference_id}.out" for h in handles)
     assert local.refresh("digits-async").failure is None
 
-    pid = int((record.one(queue_steps.QUEUE) or "0@0").split("@")[0])
+    pid, port = (int(x) for x in (record.one(queue_steps.QUEUE) or "0@0").split("@"))
+    from shipyard.deploy.queue import stop_queue
+
+    assert stop_queue(pid, port)  # a queue that died: status says so
+    failure = local.refresh("digits-async").failure or ""
+    assert failure.startswith("the async queue") and "not running" in failure
     report = local.cleanup("digits-async")
-    assert f"async queue {pid}" in report.deleted and f"async directory {bucket}" in report.deleted
+    assert f"async queue {pid}" in report.already_gone and f"async directory {bucket}" in report.deleted
     assert not is_queue(pid) and not bucket.exists()
     assert subprocess.run(["podman", "container", "exists", container], check=False).returncode != 0

@@ -273,6 +273,11 @@ def test_the_cli_queues_waits_and_fetches_results(
     unknown = shipyard("results", "digits", "never")
     assert unknown.returncode == 4 and "no asynchronous invocation 'never'" in unknown.stderr
 
+    status = shipyard("status", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)["deployments"]
+    assert row["name"] == "digits" and row["status"] == "InService"
+
     sync_flag = shipyard("invoke", "digits", "--data", str(request), "--wait")
     assert sync_flag.returncode == 4 and "--wait is for asynchronous requests" in sync_flag.stderr
 
