@@ -113,8 +113,8 @@ def test_a_model_error_lands_at_the_failure_location_with_its_message(
 def test_the_queue_refuses_what_invoke_endpoint_async_refuses(queue: tuple[LocalAsyncChannel, Path, int]) -> None:
     channel, _, _ = queue
     url = f"{channel.queue_url}/endpoints/digits/async-invocations"
-    s3 = httpx.post(url, headers={"X-Amzn-SageMaker-InputLocation": "s3://b/k"})
-    assert s3.status_code == 400 and "file://" in s3.json()["message"]
+    web = httpx.post(url, headers={"X-Amzn-SageMaker-InputLocation": "https://b/k"})
+    assert web.status_code == 400 and "a file:// or s3:// location" in web.json()["message"]
     too_long = httpx.post(
         url,
         headers={"X-Amzn-SageMaker-InputLocation": "file:///x", "X-Amzn-SageMaker-InvocationTimeoutSeconds": "3601"},
@@ -326,3 +326,37 @@ def test_with_async_limits_the_server_takes_a_request_over_the_real_time_limit(
         assert len(answer["predictions"]) == 36000
     finally:
         stop_queue(process.pid, process.port)
+
+
+def test_with_s3_locations_and_aws_endpoint_url_the_local_queue_uses_moto_s3(
+    aws: Any, digits_server: Server, digits_rows: list[list[float]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``deploy --async --async-output s3://...`` on local with AWS_ENDPOINT_URL (moto): the input is uploaded
+    to S3, the queue reads it from there and writes the answer beside the output prefix; without the variable the
+    option is refused."""
+    import boto3
+
+    from shipyard.errors import SpecError
+
+    boto3.client("s3").create_bucket(Bucket="async-answers")
+    deployer = Deployer(StateStore(tmp_path / "state.json"))
+    settings = AsyncInference(output_path="s3://async-answers/digits/out")
+    spec = DeployOptions(source="bundle", name="digits", asynchronous=settings)
+    queue_steps.check(spec)  # allowed: AWS_ENDPOINT_URL is set
+    now = now_utc().isoformat()
+    record = Deployment("digits", "local", "InService", "bundle", now, now, url=digits_server.url, options=spec)
+    queue_steps.ensure(record, spec, tmp_path / "local", deployer.state.put, SilentReporter())
+    deployer.state.put(record)
+    try:
+        handle = deployer.get("digits").predict_async(digits_rows[:3], inference_id="s3-1")
+        assert handle.invocation.input_location == "s3://async-answers/async/digits/input/s3-1.json"
+        assert handle.output_location == "s3://async-answers/digits/out/s3-1.out"
+        expected = httpx.post(f"{digits_server.url}/invocations", json={"instances": digits_rows[:3]}).json()
+        assert handle.result(timeout=30) == expected["predictions"]
+        stored = boto3.client("s3").get_object(Bucket="async-answers", Key="digits/out/s3-1.out")
+        assert stored["ContentType"].startswith("application/json")
+    finally:
+        deployer.cleanup("digits")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    with pytest.raises(SpecError, match="S3 locations need AWS_ENDPOINT_URL"):
+        queue_steps.check(spec)

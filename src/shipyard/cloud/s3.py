@@ -194,11 +194,11 @@ class S3Gateway:
 
     def put_bytes(self, body: bytes, bucket: str, key: str, *, content_type: str, tags: Mapping[str, str]) -> str:
         """One object from memory, encrypted (SSE-S3) and tagged; its ``s3://`` URI."""
-        tagging = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items())
+        extra = {"Tagging": "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items())}
         with aws_call(f"upload to s3://{bucket}/{key}", self.aws.region):
             self.client.put_object(
                 Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256",
-                Tagging=tagging,
+                **(extra if tags else {}),
             )  # fmt: skip
         return f"s3://{bucket}/{key}"
 

@@ -3,8 +3,9 @@ detached process (``process``), reached through :class:`LocalAsyncChannel` (``ch
 bucket."""
 
 from shipyard.deploy.queue.app import AsyncQueue, QueueConfig
-from shipyard.deploy.queue.channel import LocalAsyncChannel, bucket_dir, file_uri, path_of
+from shipyard.deploy.queue.channel import LocalAsyncChannel, bucket_dir
 from shipyard.deploy.queue.process import QueueProcess, is_queue, start_queue, stop_queue
+from shipyard.deploy.queue.store import file_uri, path_of
 
 __all__ = [
     "AsyncQueue",

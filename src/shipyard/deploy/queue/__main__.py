@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shipyard.deploy.queue.app import AsyncQueue, QueueConfig
+from shipyard.deploy.queue.store import file_uri
 
 
 def parse(argv: Sequence[str] | None = None) -> tuple[QueueConfig, int]:
@@ -17,6 +18,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[QueueConfig, int]:
     parser.add_argument("--upstream", required=True, help="the container's URL, e.g. http://127.0.0.1:8080")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bucket", required=True, help="the directory standing in for the S3 prefix")
+    parser.add_argument("--output", default=None, help="where answers go (file:// or s3://): BUCKET/output")
+    parser.add_argument("--failure", default=None, help="where errors go: BUCKET/failure")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--notify-success", action="store_true")
@@ -26,8 +29,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[QueueConfig, int]:
     config = QueueConfig(
         endpoint=args.endpoint,
         upstream=args.upstream.rstrip("/"),
-        output_dir=bucket / "output",
-        failure_dir=bucket / "failure",
+        output_prefix=args.output or file_uri(bucket / "output"),
+        failure_prefix=args.failure or file_uri(bucket / "failure"),
         concurrency=args.concurrency,
         timeout_s=args.timeout,
         notify_dir=bucket / "notifications",

@@ -15,7 +15,6 @@ SageMaker's notification format is appended to ``NOTIFY_DIR/success.jsonl`` or `
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from shipyard.deploy.queue.channel import file_uri, path_of
+from shipyard.deploy.queue.store import join, read_location, write_location
 
 __all__ = ["AsyncQueue", "Job", "QueueConfig"]
 
@@ -43,8 +42,8 @@ HEADER = "x-amzn-sagemaker-"
 class QueueConfig:
     endpoint: str
     upstream: str  # the container's URL
-    output_dir: Path
-    failure_dir: Path
+    output_prefix: str  # file:// or s3:// (store.py)
+    failure_prefix: str
     concurrency: int = 4
     timeout_s: float = 3600.0  # the deployment's --invocation-timeout: the most a request may ask for
     notify_dir: Path | None = None  # records for the success/error topics, when configured
@@ -64,13 +63,6 @@ class Job:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _write_whole(path: Path, body: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
-    part.write_bytes(body)
-    part.replace(path)
 
 
 class AsyncQueue:
@@ -128,8 +120,8 @@ class AsyncQueue:
     async def _accept(self, scope: Scope, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         location = headers.get(HEADER + "inputlocation", "")
-        if not location.startswith("file://"):
-            await _answer(send, 400, {"message": f"InputLocation {location!r}: this queue reads file:// locations"})
+        if not location.startswith(("file://", "s3://")):
+            await _answer(send, 400, {"message": f"InputLocation {location!r}: a file:// or s3:// location"})
             return
         try:
             timeout_s = float(headers.get(HEADER + "invocationtimeoutseconds") or self.config.timeout_s)
@@ -150,16 +142,16 @@ class AsyncQueue:
         self.counts["received"] += 1
         self.queue.put_nowait(job)
         extra = {
-            HEADER + "outputlocation": file_uri(self._output(inference_id)),
-            HEADER + "failurelocation": file_uri(self._failure(inference_id)),
+            HEADER + "outputlocation": self._output(inference_id),
+            HEADER + "failurelocation": self._failure(inference_id),
         }
         await _answer(send, 202, {"InferenceId": inference_id}, extra)
 
-    def _output(self, inference_id: str) -> Path:
-        return self.config.output_dir / f"{inference_id}.out"
+    def _output(self, inference_id: str) -> str:
+        return join(self.config.output_prefix, f"{inference_id}.out")
 
-    def _failure(self, inference_id: str) -> Path:
-        return self.config.failure_dir / f"{inference_id}-error.out"
+    def _failure(self, inference_id: str) -> str:
+        return join(self.config.failure_prefix, f"{inference_id}-error.out")
 
     # -- the workers --------------------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -176,10 +168,14 @@ class AsyncQueue:
         """One request: the input to the container, its answer (or error) to the output (or failure) location."""
         assert self._client is not None
         try:
-            body = await asyncio.to_thread(path_of(job.input_location).read_bytes)
-        except OSError as exc:
-            await self._failed(job, f"ValidationError: cannot read the input {job.input_location}: {exc.strerror}")
+            found = await asyncio.to_thread(read_location, job.input_location)
+        except Exception as exc:  # an S3 error, a file that cannot be read: the request fails, the queue goes on
+            await self._failed(job, f"ValidationError: cannot read the input {job.input_location}: {exc}")
             return
+        if found is None:
+            await self._failed(job, f"ValidationError: there is no input at {job.input_location}")
+            return
+        body = found[0]
         headers = {"Content-Type": job.content_type, "X-Amzn-SageMaker-Inference-Id": job.inference_id}
         if job.accept:
             headers["Accept"] = job.accept
@@ -201,15 +197,15 @@ class AsyncQueue:
                 job, f"ModelError: Received error ({answer.status_code}) from the model with message {text}"
             )
             return
-        await asyncio.to_thread(_write_whole, self._output(job.inference_id), answer.content)
-        self.counts["done"] += 1
         kind = answer.headers.get("content-type", "")
-        await self._notify(job, "Completed", file_uri(self._output(job.inference_id)), kind, time.monotonic() - started)
+        await asyncio.to_thread(write_location, self._output(job.inference_id), answer.content, kind)
+        self.counts["done"] += 1
+        await self._notify(job, "Completed", self._output(job.inference_id), kind, time.monotonic() - started)
 
     async def _failed(self, job: Job, message: str) -> None:
-        await asyncio.to_thread(_write_whole, self._failure(job.inference_id), message.encode() + b"\n")
+        await asyncio.to_thread(write_location, self._failure(job.inference_id), message.encode() + b"\n", "text/plain")
         self.counts["failed"] += 1
-        await self._notify(job, "Failed", file_uri(self._failure(job.inference_id)), "text/plain", None, message)
+        await self._notify(job, "Failed", self._failure(job.inference_id), "text/plain", None, message)
 
     async def _notify(
         self, job: Job, status: str, location: str, kind: str, seconds: float | None, reason: str | None = None

@@ -1,17 +1,17 @@
 """``invoke --async`` on a local deployment: the input written to the deployment's directory "bucket"
 (``BUCKET/input/ID.json``), queued on its queue process, the outcome read from ``BUCKET/output/ID.out`` or
-``BUCKET/failure/ID-error.out``. Locations are ``file://`` URIs of absolute paths."""
+``BUCKET/failure/ID-error.out``. Locations are ``file://`` URIs of absolute paths; with S3 locations given at
+deploy (and ``AWS_ENDPOINT_URL`` set), ``s3://`` ones."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 import httpx
 
 from shipyard.deploy.asynchronous import DONE, FAILED, RUNNING, AsyncInvocation, AsyncOutcome, suffix_for
+from shipyard.deploy.queue.store import file_uri, join, path_of, read_location, write_location
 from shipyard.errors import DeployError, InvokeError
 
 __all__ = ["LocalAsyncChannel", "bucket_dir", "file_uri", "path_of"]
@@ -23,30 +23,19 @@ def bucket_dir(staging_root: Path, name: str) -> Path:
     return staging_root / f"async-{name}"
 
 
-def file_uri(path: Path) -> str:
-    return "file://" + quote(str(path.resolve()))
-
-
-def path_of(location: str) -> Path:
-    if not location.startswith("file://"):
-        raise InvokeError(f"{location}: the local target's locations are file:// paths")
-    return Path(unquote(location.removeprefix("file://")))
-
-
 class LocalAsyncChannel:
-    def __init__(self, name: str, bucket: Path, queue_url: str) -> None:
+    def __init__(self, name: str, bucket: Path, queue_url: str, *, input_prefix: str | None = None) -> None:
+        """``input_prefix``: where inputs go (``s3://`` with S3 locations), else ``bucket/input``."""
         self.name, self.bucket, self.queue_url = name, bucket, queue_url
+        self.input_prefix = input_prefix or file_uri(bucket / "input")
 
     def submit(
         self, body: bytes, *, content_type: str, accept: str | None, inference_id: str, timeout_s: int | None
     ) -> AsyncInvocation:
-        path = self.bucket / "input" / f"{inference_id}{suffix_for(content_type)}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f".{path.name}.{os.getpid()}.part")
-        part.write_bytes(body)
-        part.replace(path)
+        location = join(self.input_prefix, f"{inference_id}{suffix_for(content_type)}")
+        write_location(location, body, content_type)
         headers = {
-            "X-Amzn-SageMaker-InputLocation": file_uri(path),
+            "X-Amzn-SageMaker-InputLocation": location,
             "X-Amzn-SageMaker-Content-Type": content_type,
             "X-Amzn-SageMaker-Inference-Id": inference_id,
         }
@@ -69,22 +58,20 @@ class LocalAsyncChannel:
         return AsyncInvocation(
             endpoint=self.name,
             inference_id=str(answer.json()["InferenceId"]),
-            input_location=file_uri(path),
+            input_location=location,
             output_location=answer.headers["x-amzn-sagemaker-outputlocation"],
             failure_location=answer.headers.get("x-amzn-sagemaker-failurelocation"),
             submitted_at=time.time(),
         )
 
     def fetch(self, invocation: AsyncInvocation) -> AsyncOutcome:
-        output = path_of(invocation.output_location)
-        if output.is_file():
-            body = output.read_bytes()
-            return AsyncOutcome(DONE, body, _sniff(body))
-        if invocation.failure_location:
-            failure = path_of(invocation.failure_location)
-            if failure.is_file():
-                body = failure.read_bytes()
-                return AsyncOutcome(FAILED, body, "text/plain", body.decode(errors="replace").strip())
+        found = read_location(invocation.output_location)
+        if found is not None:
+            body, kind = found
+            return AsyncOutcome(DONE, body, kind or _sniff(body))
+        failed = read_location(invocation.failure_location) if invocation.failure_location else None
+        if failed is not None:
+            return AsyncOutcome(FAILED, failed[0], "text/plain", failed[0].decode(errors="replace").strip())
         return AsyncOutcome(RUNNING)
 
 

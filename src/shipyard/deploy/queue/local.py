@@ -5,6 +5,7 @@ The record holds two resources: ``async-queue`` (``PID@PORT``) and ``async-bucke
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -24,17 +25,32 @@ DEFAULT_CONCURRENCY = 4
 
 
 def check(spec: DeployOptions) -> None:
-    """What the local queue cannot do: S3 locations (its bucket is a directory)."""
+    """S3 locations on the local target: only with ``AWS_ENDPOINT_URL`` (a stand-in such as moto), and the
+    output's given first (the failures' and the inputs' are put beside it)."""
     settings = spec.asynchronous
     if settings is None:
         return
-    for option, uri in (("async_output", settings.output_path), ("async_failure", settings.failure_path)):
-        if uri is not None:
-            raise SpecError(
-                f"{option} {uri}: the local target writes answers and errors to the deployment's directory "
-                "(shipyard status NAME shows it); S3 locations are for --target sagemaker",
-                option=option,
-            )
+    given = [(o, u) for o, u in (("async_output", settings.output_path), ("async_failure", settings.failure_path)) if u]
+    if not given:
+        return
+    option, uri = given[0]
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        raise SpecError(
+            f"{option} {uri}: the local target writes answers and errors to the deployment's directory; S3 "
+            "locations need AWS_ENDPOINT_URL (a stand-in such as moto) here, or --target sagemaker",
+            option=option,
+        )
+    if settings.output_path is None:
+        raise SpecError("async_failure needs --async-output on the local target", option="async_failure")
+
+
+def _prefixes(spec: DeployOptions, name: str) -> tuple[str | None, str | None, str | None]:
+    """(input, output, failure) prefixes for S3 locations; all None for the directory bucket."""
+    settings = spec.asynchronous
+    if settings is None or settings.output_path is None:
+        return None, None, None
+    bucket = settings.output_path.removeprefix("s3://").partition("/")[0]
+    return f"s3://{bucket}/async/{name}/input", settings.output_path, settings.failure_path or settings.output_path
 
 
 def _queue(record: Deployment) -> tuple[int, int] | None:
@@ -61,6 +77,7 @@ def ensure(record: Deployment, spec: DeployOptions, staging_root: Path, save: Sa
             return
         record.drop(QUEUE, f"{found[0]}@{found[1]}")
     bucket = bucket_dir(staging_root, record.name)
+    _, output, failure = _prefixes(spec, record.name)
     queue = start_queue(
         record.name,
         record.url,
@@ -71,6 +88,8 @@ def ensure(record: Deployment, spec: DeployOptions, staging_root: Path, save: Sa
         notify_success=settings.success_topic is not None,
         notify_error=settings.error_topic is not None,
         port=found[1] if found is not None else None,
+        output=output,
+        failure=failure,
     )
     record.add(QUEUE_BUCKET, str(bucket))
     record.add(QUEUE, f"{queue.pid}@{queue.port}")
@@ -84,7 +103,8 @@ def channel(record: Deployment) -> LocalAsyncChannel:
         raise DeployError(
             f"{record.name} is a real-time deployment: invoke it without --async, or deploy one with --async"
         )
-    return LocalAsyncChannel(record.name, Path(bucket), f"http://127.0.0.1:{found[1]}")
+    inputs = _prefixes(record.options, record.name)[0] if record.options is not None else None
+    return LocalAsyncChannel(record.name, Path(bucket), f"http://127.0.0.1:{found[1]}", input_prefix=inputs)
 
 
 def remove(record: Deployment, save: Save, reporter: Reporter, report: CleanupReport, *, keep: bool) -> None:

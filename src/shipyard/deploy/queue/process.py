@@ -52,6 +52,8 @@ def start_queue(
     notify_error: bool = False,
     port: int | None = None,
     wait_s: float = 20.0,
+    output: str | None = None,
+    failure: str | None = None,
 ) -> QueueProcess:
     """Start the queue (a new session, so it outlives this command) and wait until it answers ``/ping``."""
     port = port or _free_port()
@@ -59,6 +61,8 @@ def start_queue(
     command = [sys.executable, "-m", MODULE, "--endpoint", endpoint, "--upstream", upstream, "--port", str(port)]
     command += ["--bucket", str(bucket), "--concurrency", str(concurrency), "--timeout", f"{timeout_s:g}"]
     command += ["--notify-success"] * notify_success + ["--notify-error"] * notify_error
+    command += ["--output", output] if output else []
+    command += ["--failure", failure] if failure else []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
