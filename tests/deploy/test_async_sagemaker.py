@@ -76,6 +76,19 @@ def test_async_options_parse_and_refuse_what_sagemaker_refuses() -> None:
     assert Serverless(2048, 10)  # (serverless alone is still fine)
 
 
+def test_the_dry_run_plan_shows_where_answers_go() -> None:
+    from infra.cli import shipyard
+
+    done = shipyard(
+        "deploy", "bundle", "--name", "digits", "--target", "sagemaker", "--region", "us-east-1", "--async",
+        "--max-concurrent", "4", "--autoscale", "0:2", "--image", "example:1", "--dry-run",
+        env={"COLUMNS": "200"}, drop=("AWS_",),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "async inference" in done.stdout and "s3://sagemaker-us-east-1-ACCOUNT/async/digits/output" in done.stdout
+    assert "4 at once per instance" in done.stdout
+
+
 def test_the_cli_names_the_flags_of_async_refusals() -> None:
     from infra.cli import shipyard
 
