@@ -178,6 +178,17 @@ def test_deploy_async_writes_async_inference_config_and_backlog_autoscaling(aws:
         "Sid": "AsyncNotify", "Effect": "Allow", "Action": "sns:Publish", "Resource": sorted([done_arn, error_arn]),
     }  # fmt: skip
 
+    # `shipyard export` carries it into CloudFormation/CDK/Terraform (the writers: tests/deploy/test_export_iac.py)
+    from shipyard.deploy.export.collect import _Collector
+
+    collector = _Collector(ctx, run.record)
+    collector.endpoint_config()
+    (exported,) = [r for r in collector.stack.resources if r.type == "AWS::SageMaker::EndpointConfig"]
+    assert exported.properties["AsyncInferenceConfig"]["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 4}
+    assert set(exported.properties["AsyncInferenceConfig"]["OutputConfig"]) == {
+        "S3OutputPath", "S3FailurePath", "NotificationConfig",
+    }  # fmt: skip
+
     ctx.sagemaker.create_endpoint("digits", config=run.record.details.endpoint_config or "", tags=ctx.tag_list)
     create.attach_autoscaling(ctx, run)
     (target_call,) = targets

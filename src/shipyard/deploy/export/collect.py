@@ -353,6 +353,11 @@ class _Collector:
                     if key in capture
                 }
             )
+        asynchronous = described.get("AsyncInferenceConfig")
+        if asynchronous:  # deploy --async: OutputConfig, ClientConfig as described (the same shape in CloudFormation)
+            properties["AsyncInferenceConfig"] = self.sub(
+                {key: asynchronous[key] for key in ("OutputConfig", "ClientConfig") if key in asynchronous}
+            )
         self.add(
             "EndpointConfig",
             "AWS::SageMaker::EndpointConfig",
