@@ -238,11 +238,18 @@ def test_deploy_async_writes_async_inference_config_and_backlog_autoscaling(aws:
     assert alarm["TreatMissingData"] == "missing"
     assert [r.id for r in run.record.of("scaling-alarm")] == ["shipyard-digits-HasBacklogWithoutCapacity"]
 
+    run.record.add("endpoint", "digits")
+    collector.autoscaling()  # export: the backlog policy (the step policy and its alarm are not exported yet)
+    (exported_policy,) = [
+        r for r in collector.stack.resources if r.type == "AWS::ApplicationAutoScaling::ScalingPolicy"
+    ]
+    exported_tracking = exported_policy.properties["TargetTrackingScalingPolicyConfiguration"]
+    assert exported_tracking["CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
+
     # cleanup deletes the deployment's async/NAME/ prefix (inputs, and answers and errors kept there)
     assert f"s3://{BUCKET}/async/digits/" in [r.id for r in run.record.of("s3-prefix")]
     s3 = boto3.client("s3")
     s3.put_object(Bucket=BUCKET, Key="async/digits/output/x.out", Body=b"[1]")
-    run.record.add("endpoint", "digits")
     cleanup_steps.cleanup(ctx, run.record, run.saver, run.reporter)
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="async/digits/").get("KeyCount") == 0
     assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
