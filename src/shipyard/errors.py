@@ -18,6 +18,7 @@ codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
     ├── ModelNotReady              503 still loading
     ├── InferenceTimeout           504 over SAGEMAKER_MODEL_SERVER_TIMEOUT
     ├── InvokeError                    the client got an error answer (exit 4)
+    │   └── StillRunning               an asynchronous inference has no answer yet (exit 75, "try again")
     ├── MonitorError                   monitoring input or baseline is unusable (exit 2)
     ├── SpecError                      deploy options are wrong; nothing was created (exit 2)
     ├── DeployError                    a deployment could not be made, changed, found or removed (exit 3)
@@ -64,6 +65,7 @@ __all__ = [
     "SettingsError",
     "ShipyardError",
     "SpecError",
+    "StillRunning",
     "TrainError",
     "TrainFailed",
     "TrainStopped",
@@ -168,6 +170,13 @@ class InvokeError(ShipyardError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StillRunning(InvokeError):
+    """``shipyard results``: the asynchronous inference's answer is not there yet (sysexits' EX_TEMPFAIL)."""
+
+    exit_code = 75
+    code = "StillRunning"
 
 
 class SpecError(ShipyardError):

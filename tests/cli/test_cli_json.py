@@ -40,7 +40,9 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     handover = ["export.v1.json"]
     # invoke --stream --json: tests/cli/test_invoke_stream.py::test_invoke_stream_to_a_file_with_a_json_summary
     # transform: below, on a real server; on sagemaker in tests/deploy/test_transform_sagemaker.py
-    hosting_modes = ["invoke-stream.v1.json", "transform.v1.json"]
+    # invoke --async --json and results --output json: on a local --async deployment in
+    # tests/deploy/test_async_queue.py::test_the_cli_queues_waits_and_fetches_results
+    hosting_modes = ["invoke-async.v1.json", "invoke-stream.v1.json", "results.v1.json", "transform.v1.json"]
     assert names == sorted(expected + registry + runs + public_api + cost + handover + hosting_modes)
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())

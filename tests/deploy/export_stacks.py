@@ -188,6 +188,14 @@ def _serving(serverless: bool) -> list[Resource]:
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
         }
+        config["AsyncInferenceConfig"] = {  # deploy --async (collect.py passes it through)
+            "OutputConfig": {
+                "S3OutputPath": f"s3://sagemaker-{REGION}-{ACCOUNT}/async/{NAME}/output",
+                "S3FailurePath": f"s3://sagemaker-{REGION}-{ACCOUNT}/async/{NAME}/failure",
+                "NotificationConfig": {"SuccessTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{NAME}-done"},
+            },
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 4},
+        }
     container: dict[str, Any] = {
         "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/shipyard/{NAME}@{DIGEST}",
         "Environment": {"SAGEMAKER_REGION": REGION},

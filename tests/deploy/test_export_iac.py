@@ -268,6 +268,10 @@ def test_the_terraform_writes_the_provider_shapes(tmp_path: Path) -> None:
     assert "dimensions = {\n    EndpointName = var.deployment_name" in main.replace(
         "dimensions          =", "dimensions ="
     )
+    config = main[main.index('resource "aws_sagemaker_endpoint_configuration"') :]
+    config = config[: config.index("\n}")]
+    assert "async_inference_config {" in config and "max_concurrent_invocations_per_instance = 4" in config
+    assert "s3_output_path" in config and "success_topic" in config
     imports = (tmp_path / "imports.tf").read_text()
     assert 'id = "default/shipyard-digits-ttl"' in imports  # group_name/name
     assert 'id = "a1b2c3d4e5/r5s6t7/POST/424"' in imports  # REST-API-ID/RESOURCE-ID/HTTP-METHOD/STATUS-CODE

@@ -36,7 +36,7 @@ def shape_problems(shape: Any, value: Any, where: str = "") -> list[str]:
     if shape.type_name == "string":
         if shape.enum and value not in shape.enum:
             problems.append(f"{where}: {value!r} not in {shape.enum}")
-        if "pattern" in meta and not regex.fullmatch(meta["pattern"], value):
+        if "pattern" in meta and not regex.fullmatch(_java_pattern(meta["pattern"]), value):
             problems.append(f"{where}: {value!r} does not match {meta['pattern']}")
     sized = shape.type_name in ("string", "list", "map") and ("min" in meta or "max" in meta)
     if sized and not meta.get("min", 0) <= len(value) <= meta.get("max", 10**9):
@@ -44,6 +44,12 @@ def shape_problems(shape: Any, value: Any, where: str = "") -> list[str]:
     if shape.type_name == "integer" and not meta.get("min", -(10**18)) <= value <= meta.get("max", 10**18):
         problems.append(f"{where}: {value} outside {meta.get('min')}..{meta.get('max')}")
     return problems
+
+
+def _java_pattern(pattern: str) -> str:
+    """Java writes the supplementary planes as a range of surrogate pairs (``\\uD800\\uDC00-\\uDBFF\\uDFFF``, in
+    Application Auto Scaling's ResourceId); Python's regex takes the code points."""
+    return pattern.replace("\\uD800\\uDC00-\\uDBFF\\uDFFF", "\\U00010000-\\U0010FFFF")
 
 
 def check_params(service: str, operation: str, params: dict[str, Any]) -> None:

@@ -117,6 +117,13 @@ OPTIONS = {
     "notify": ("notify", "--notify"),
     "idle": ("idle", "--idle"),
     "idle_action": ("idle_action", "--idle-action"),
+    "async_": ("async_inference", "--async"),
+    "async_output": ("async_output", "--async-output"),
+    "async_failure": ("async_failure", "--async-failure"),
+    "notify_success": ("notify_success", "--notify-success"),
+    "notify_error": ("notify_error", "--notify-error"),
+    "max_concurrent": ("max_concurrent", "--max-concurrent"),
+    "invocation_timeout": ("invocation_timeout", "--invocation-timeout"),
 }
 # The guardrails' typed options (DeployOptions.rollout and bake_s) name their flags too.
 FLAGS = {
@@ -225,6 +232,44 @@ BakeOpt = Annotated[
         show_default="0s",
     ),
 ]
+AsyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--async",
+        help="Asynchronous inference: requests queued, answers written to S3 (local: a directory); up to 1 GB and "
+        "an hour a request; `shipyard invoke NAME --async`, `shipyard results NAME ID` (docs/hosting-modes.md).",
+    ),
+]
+AsyncOutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--async-output", help="--async: where answers go (s3://...).", show_default="s3://BUCKET/async/NAME/output"
+    ),
+]
+AsyncFailureOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--async-failure", help="--async: where errors go (s3://...).", show_default="s3://BUCKET/async/NAME/failure"
+    ),
+]
+NotifySuccessOpt = Annotated[
+    str | None, typer.Option("--notify-success", help="--async: an SNS topic (ARN or name) told of each answer.")
+]
+NotifyErrorOpt = Annotated[
+    str | None, typer.Option("--notify-error", help="--async: an SNS topic (ARN or name) told of each failure.")
+]
+MaxConcurrentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrent",
+        help="--async: requests one instance works on at once (MaxConcurrentInvocationsPerInstance).",
+        show_default="SageMaker's choice; local: the workers",
+    ),
+]
+InvocationTimeoutOpt = Annotated[
+    int | None,
+    typer.Option("--invocation-timeout", help="--async: seconds a request may take (1-3600).", show_default="3600"),
+]
 DryRun = Annotated[
     bool,
     typer.Option(
@@ -267,6 +312,13 @@ def deploy(
     linear: LinearOpt = None,
     all_at_once: AllAtOnce = False,
     bake: BakeOpt = None,
+    async_: AsyncOpt = False,
+    async_output: AsyncOutputOpt = None,
+    async_failure: AsyncFailureOpt = None,
+    notify_success: NotifySuccessOpt = None,
+    notify_error: NotifyErrorOpt = None,
+    max_concurrent: MaxConcurrentOpt = None,
+    invocation_timeout: InvocationTimeoutOpt = None,
     dry_run: DryRun = False,
     state: Path | None = STATE_OPTION,
 ) -> None:
@@ -330,9 +382,10 @@ def _run_deploy(
         highlight=False,
         soft_wrap=True,
     )
-    out.print(
-        f"try: shipyard invoke {endpoint.name} --data request.json", highlight=False, markup=False, soft_wrap=True
-    )
+    kept = endpoint.record.options
+    asynchronous = kept is not None and kept.asynchronous is not None
+    tip = "--async --data request.json --wait" if asynchronous else "--data request.json"
+    out.print(f"try: shipyard invoke {endpoint.name} {tip}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _no_guard_without_update(changes: dict[str, Any]) -> None:

@@ -18,7 +18,10 @@ out = Console()
 
 
 def register(app: typer.Typer) -> None:
+    from shipyard.cli import invoke_async
+
     app.command("invoke")(invoke)
+    invoke_async.register(app)
 
 
 TargetArg = Annotated[str, typer.Argument(help="URL of a server (http://127.0.0.1:8080), or a deployment's name.")]
@@ -73,13 +76,31 @@ StreamOpt = Annotated[
         "chunk as it arrives; a sagemaker deployment through InvokeEndpointWithResponseStream.",
     ),
 ]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--restart", help="Continue an existing --output file.")]
+AsyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--async",
+        help="Queue the request on a deployment made with `deploy --async` (up to 1 GB, an hour); prints the "
+        "inference id and output location (later: shipyard results NAME ID).",
+    ),
+]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="With --async: wait for the answer, then print it (or -o).")]
+InferenceIdOpt = Annotated[str | None, typer.Option("--inference-id", help="With --async: the id to use.")]
+InvocationTimeoutOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--invocation-timeout", help="With --async: seconds it may take (1-3600).", show_default="the deployment's"
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option(
-        "--json", help="With --stream: one JSON document on stdout at the end (chunks, bytes, time to first byte)."
+        "--json",
+        help="With --async: one JSON document (shipyard.invoke-async/1); with --stream: one at the end (chunks, "
+        "bytes, time to first byte).",
     ),
 ]
-ResumeOpt = Annotated[bool, typer.Option("--resume/--restart", help="Continue an existing --output file.")]
 
 
 def invoke(
@@ -99,7 +120,11 @@ def invoke(
     resume: ResumeOpt = True,
     via: ViaOpt = "endpoint",
     stream: StreamOpt = False,
-    json_summary: JsonOpt = False,
+    async_: AsyncOpt = False,
+    wait: WaitOpt = False,
+    inference_id: InferenceIdOpt = None,
+    invocation_timeout: InvocationTimeoutOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Send a request to POST /invocations and print the predictions.
 
@@ -116,19 +141,38 @@ def invoke(
 
     body = _read_body(data)
     kind = content_type or content_type_for(data)
+    if async_:
+        from shipyard.cli.invoke_async import invoke_async
+
+        invoke_async(
+            target,
+            body,
+            content_type=kind,
+            accept=accept,
+            wait=wait,
+            output=output,
+            inference_id=inference_id,
+            invocation_timeout=invocation_timeout,
+            as_json=json_,
+            raw=raw,
+        )
+        return
+    if stream and async_:
+        from shipyard.errors import UsageError
+
+        raise UsageError("--stream and --async are two ways to answer: choose one")
+    _sync_only(wait=wait, inference_id=inference_id, invocation_timeout=invocation_timeout)
     # a name: its local URL, or sagemaker-runtime; --via api: its public API
     where = destination(target, lambda: deployer_for(None), via=via)
     if stream:
         from shipyard.cli.invoke_stream import run_stream
 
-        run_stream(
-            where, body, content_type=kind, accept=accept, timeout_s=timeout, output=output, summary=json_summary
-        )
+        run_stream(where, body, content_type=kind, accept=accept, timeout_s=timeout, output=output, summary=json_)
         return
-    if json_summary:
+    if json_:
         from shipyard.errors import UsageError
 
-        raise UsageError("--json goes with --stream")
+        raise UsageError("--json goes with --async or --stream")
     fits = _limits(limits, where.serverless, max_payload_mb, time_limit, behind_api=where.via == "api")
     rows = should_chunk(body, kind, fits, output) if chunk is not False else None
     if chunk and rows is None:
@@ -137,7 +181,15 @@ def invoke(
         options = invoke_chunked.ChunkOptions(kind, fits, concurrency, max_items, output, resume, raw)
         invoke_chunked.run(where, rows, options)
         return
-    _print_answer(where.invoke(body, content_type=kind, accept=accept, timeout_s=timeout), raw)
+    print_answer(where.invoke(body, content_type=kind, accept=accept, timeout_s=timeout), raw)
+
+
+def _sync_only(**given: object) -> None:
+    from shipyard.errors import InvokeError
+
+    for flag, value in given.items():
+        if value not in (None, False):
+            raise InvokeError(f"--{flag.replace('_', '-')} is for asynchronous requests: add --async")
 
 
 def _read_body(data: str) -> bytes:
@@ -174,7 +226,7 @@ def _limits(
         raise InvokeError(f"--limits {name}: use one of {', '.join(LIMITS)}") from None
 
 
-def _print_answer(answer: Reply, raw: bool) -> None:
+def print_answer(answer: Reply, raw: bool) -> None:
     from shipyard.cli import invoke_chunked
 
     if raw or not answer.content_type.startswith("application/json"):

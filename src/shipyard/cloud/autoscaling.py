@@ -36,8 +36,15 @@ class AutoscalingGateway:
         tags: dict[str, str],
         scale_in_cooldown_s: int = 300,
         scale_out_cooldown_s: int = 60,
+        metric: dict[str, Any] | None = None,
     ) -> str:
-        """Register the variant as a scalable target and track ``InvocationsPerInstance``; the policy ARN."""
+        """Register the variant as a scalable target and track ``InvocationsPerInstance`` (or ``metric``, a
+        ``CustomizedMetricSpecification``, at ``target_invocations_per_minute``); the policy ARN."""
+        tracked: dict[str, Any] = (
+            {"CustomizedMetricSpecification": metric}
+            if metric is not None
+            else {"PredefinedMetricSpecification": {"PredefinedMetricType": METRIC}}
+        )
         resource = resource_id(endpoint, variant)
         with aws_call(f"set up autoscaling for {resource}", self.aws.region):
             self.client.register_scalable_target(
@@ -56,9 +63,29 @@ class AutoscalingGateway:
                 PolicyType="TargetTrackingScaling",
                 TargetTrackingScalingPolicyConfiguration={
                     "TargetValue": float(target_invocations_per_minute),
-                    "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
+                    **tracked,
                     "ScaleInCooldown": scale_in_cooldown_s,
                     "ScaleOutCooldown": scale_out_cooldown_s,
+                },
+            )
+        return str(answer["PolicyARN"])
+
+    def attach_step(self, endpoint: str, variant: str, *, policy_name: str, cooldown_s: int = 300) -> str:
+        """A step scaling policy that adds one instance each time its alarm fires (an async endpoint's way out
+        of zero instances, on ``HasBacklogWithoutCapacity``); the variant must be a scalable target already.
+        The policy's ARN, for the alarm's action."""
+        with aws_call(f"add the scale-from-zero policy to {resource_id(endpoint, variant)}", self.aws.region):
+            answer = self.client.put_scaling_policy(
+                PolicyName=policy_name,
+                ServiceNamespace="sagemaker",
+                ResourceId=resource_id(endpoint, variant),
+                ScalableDimension=DIMENSION,
+                PolicyType="StepScaling",
+                StepScalingPolicyConfiguration={
+                    "AdjustmentType": "ChangeInCapacity",
+                    "MetricAggregationType": "Average",
+                    "Cooldown": cooldown_s,
+                    "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
                 },
             )
         return str(answer["PolicyARN"])

@@ -19,7 +19,13 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from shipyard.cloud.errors import DENIED, REFUSED_CREDENTIALS, error_code, translate
 from shipyard.errors import InvokeError
 
-__all__ = ["RuntimeAnswer", "invoke_endpoint", "invoke_endpoint_with_response_stream"]
+__all__ = [
+    "AsyncAccepted",
+    "RuntimeAnswer",
+    "invoke_endpoint",
+    "invoke_endpoint_async",
+    "invoke_endpoint_with_response_stream",
+]
 
 STREAM_ERRORS = ("ModelStreamError", "InternalStreamFailure")  # the error events of a ResponseStream
 
@@ -133,3 +139,42 @@ def _stream_error(kind: str, error: dict[str, Any]) -> str:
     code = error.get("ErrorCode") or error.get("Code")
     message = error.get("Message") or error.get("message") or ""
     return f"{kind}{f' {code}' if code else ''}: {message}".rstrip(": ")
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncAccepted:
+    """InvokeEndpointAsync's answer: where the answer (or the error) will be written, under which id."""
+
+    inference_id: str
+    output_location: str
+    failure_location: str | None
+
+
+def invoke_endpoint_async(
+    client: Any,
+    endpoint: str,
+    input_location: str,
+    *,
+    content_type: str,
+    accept: str | None = None,
+    inference_id: str | None = None,
+    invocation_timeout_s: int | None = None,
+) -> AsyncAccepted:
+    """One ``InvokeEndpointAsync`` of the object at ``input_location`` (``s3://``); any error raises
+    :class:`~shipyard.errors.CloudError` (the request is queued or it is not: there is no answer to act on)."""
+    args: dict[str, Any] = {"EndpointName": endpoint, "InputLocation": input_location, "ContentType": content_type}
+    if accept:
+        args["Accept"] = accept
+    if inference_id:
+        args["InferenceId"] = inference_id
+    if invocation_timeout_s is not None:
+        args["InvocationTimeoutSeconds"] = invocation_timeout_s
+    try:
+        answer = client.invoke_endpoint_async(**args)
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, f"queue a request on the endpoint {endpoint}") from exc
+    return AsyncAccepted(
+        inference_id=str(answer.get("InferenceId") or inference_id or ""),
+        output_location=str(answer["OutputLocation"]),
+        failure_location=answer.get("FailureLocation"),
+    )

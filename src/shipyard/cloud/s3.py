@@ -192,6 +192,27 @@ class S3Gateway:
                     return None
                 raise
 
+    def put_bytes(self, body: bytes, bucket: str, key: str, *, content_type: str, tags: Mapping[str, str]) -> str:
+        """One object from memory, encrypted (SSE-S3) and tagged; its ``s3://`` URI."""
+        extra = {"Tagging": "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items())}
+        with aws_call(f"upload to s3://{bucket}/{key}", self.aws.region):
+            self.client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type, ServerSideEncryption="AES256",
+                **(extra if tags else {}),
+            )  # fmt: skip
+        return f"s3://{bucket}/{key}"
+
+    def get_bytes(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        """An object's body and Content-Type, or None when there is no such object (or bucket)."""
+        with aws_call(f"read s3://{bucket}/{key}", self.aws.region):
+            try:
+                answer = self.client.get_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if error_code(exc) in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}:
+                    return None
+                raise
+            return answer["Body"].read(), str(answer.get("ContentType", ""))
+
     def object_tags(self, bucket: str, key: str) -> dict[str, str]:
         with aws_call(f"read the tags of s3://{bucket}/{key}", self.aws.region):
             tags = self.client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]

@@ -94,10 +94,13 @@ class SageMakerGateway:
         variant: dict[str, Any],
         data_capture: dict[str, Any] | None,
         tags: list[dict[str, str]],
+        async_inference: dict[str, Any] | None = None,
     ) -> str:
         args: dict[str, Any] = {"EndpointConfigName": name, "ProductionVariants": [variant], "Tags": tags}
         if data_capture:
             args["DataCaptureConfig"] = data_capture
+        if async_inference:
+            args["AsyncInferenceConfig"] = async_inference
         with aws_call(f"create the endpoint config {name}", self.aws.region):
             return str(self.client.create_endpoint_config(**args)["EndpointConfigArn"])
 

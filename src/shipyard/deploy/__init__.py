@@ -49,7 +49,9 @@ def deploy(
     ``autoscale="1:4"`` with ``max_rps``, ``env``, ``secrets``, ``data_capture_pct``, ``startup_timeout_s``,
     ``region``, ``role_arn``, ``ttl="2h"``, ``log_retention_days``, ``bucket``, ``registry_override``,
     ``image``, ``base_image``, ``engine``, ``port``, ``workers``, ``notify``, ``idle="4h"`` with
-    ``idle_action="notify"|"delete"``); ``target`` defaults to ``local``. On sagemaker ``ttl`` and ``idle`` are
+    ``idle_action="notify"|"delete"``, ``async_inference=True`` with ``async_output``, ``async_failure``,
+    ``notify_success``, ``notify_error``, ``max_concurrent``, ``invocation_timeout``: then ``predict_async``);
+    ``target`` defaults to ``local``. On sagemaker ``ttl`` and ``idle`` are
     enforced in AWS (docs/cost.md).
     ``update=True`` replaces the model of an existing endpoint, keeping every option not given here.
     ``settings`` (default: :meth:`Settings.from_env`) give the state file (unless ``state``) and the

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.client.transport import Reply, Transport, send_one
+from shipyard.deploy.asynchronous import AsyncHandle, Decode, Journal, check_inference_id, new_inference_id
 from shipyard.deploy.base import (
     CREATING,
     DELETED,
@@ -30,7 +31,7 @@ from shipyard.deploy.endpoint import Endpoint
 from shipyard.deploy.expose import ExposeOptions, Exposure, not_exposed
 from shipyard.deploy.options import DEFAULT_INSTANCE_TYPE, DeployOptions, parse_changes
 from shipyard.deploy.state import BenchFigures, Deployment, StateStore, now_utc, parse_time
-from shipyard.errors import DeployError, NotDeployed, ShipyardError, SpecError
+from shipyard.errors import DeployError, InvokeError, NotDeployed, ShipyardError, SpecError
 from shipyard.pricing import PriceTable, prices
 from shipyard.settings import Settings
 from shipyard.units import format_duration, format_utc
@@ -215,6 +216,46 @@ class Deployer:
             raise SpecError(f"--via {via!r}: endpoint or api", option="via")
         return target.transport(record, read_timeout_s=read_timeout_s, connections=connections)
 
+    # -- asynchronous inference (deploy --async) -------------------------------------------------------------
+    def journal(self, name: str) -> Journal:
+        """Where the invocations of ``name``'s queue are remembered (beside the state file)."""
+        return Journal(self.state.path.parent / "async" / name)
+
+    def invoke_async(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        content_type: str,
+        accept: str | None = None,
+        inference_id: str | None = None,
+        timeout_s: int | None = None,
+        decode: Decode | None = None,
+    ) -> AsyncHandle:
+        """Queue one request on an asynchronous deployment (its input put where the endpoint reads it); the handle
+        on its outcome. ``timeout_s``: InvocationTimeoutSeconds (the deployment's --invocation-timeout if None)."""
+        record = self.record(name)
+        channel = self.target(record.target).async_channel(record)
+        identifier = check_inference_id(inference_id) if inference_id else new_inference_id()
+        invocation = channel.submit(
+            body, content_type=content_type, accept=accept, inference_id=identifier, timeout_s=timeout_s
+        )
+        self.journal(name).record(invocation)
+        return AsyncHandle(channel, invocation, decode=decode)
+
+    def async_handle(self, name: str, inference_id: str, *, decode: Decode | None = None) -> AsyncHandle:
+        """The handle on an invocation made earlier (``shipyard results NAME ID``)."""
+        record = self.record(name)
+        invocation = self.journal(name).find(inference_id)
+        if invocation is None:
+            known = [i.inference_id for i in self.journal(name).all()][-3:]
+            hint = f"; the latest: {', '.join(known)}" if known else ""
+            raise InvokeError(
+                f"no asynchronous invocation {inference_id!r} of {name} was made from here "
+                f"({self.journal(name).directory}){hint}"
+            )
+        return AsyncHandle(self.target(record.target).async_channel(record), invocation, decode=decode)
+
     # -- the public API, alarms and figures -------------------------------------------------------------------
     def expose(self, name: str, options: ExposeOptions | None = None) -> tuple[Exposure, str | None]:
         """Put ``name`` on a public API (API Gateway on ``sagemaker``, a front on 127.0.0.1 on ``local``); the
@@ -345,6 +386,7 @@ class Deployer:
         else:
             self.state.remove(name)
             report.forgotten = True
+            self.journal(name).remove()  # --async: the invocations' records go with the deployment
         return report
 
     # -- handing a deployment over to infrastructure as code ------------------------------------------------------

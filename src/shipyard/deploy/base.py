@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shipyard.client.transport import Transport
+from shipyard.deploy.asynchronous import AsyncChannel
 from shipyard.deploy.expose import ExposeOptions, Exposure
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import Deployment
@@ -195,4 +196,8 @@ class Target(Protocol):
 
     def health(self, record: Deployment) -> Health:
         """Its alarms' states and recent traffic (see :class:`Health`)."""
+        ...
+
+    def async_channel(self, record: Deployment) -> AsyncChannel:
+        """How ``invoke --async`` queues requests on an asynchronous deployment and reads their outcome."""
         ...

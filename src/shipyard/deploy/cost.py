@@ -361,6 +361,7 @@ def _billed(dep: Deployment, kind: str, ident: str, table: PriceTable) -> Billin
         "log-group": "per GB ingested and stored",
         "alarm": f"{cloudwatch.alarm_metric_monthly:.2f} $/month per metric",
         "idle-alarm": f"{cloudwatch.alarm_metric_monthly:.2f} $/month per metric",
+        "scaling-alarm": f"{cloudwatch.alarm_metric_monthly:.2f} $/month per metric",
         "dashboard": f"{cloudwatch.dashboard_monthly:.2f} $/month beyond {cloudwatch.free_dashboards} free",
         "sns-topic": "per notification sent",
         "rest-api": "per request",

@@ -11,6 +11,7 @@ import orjson
 from shipyard.client.chunked import Limits, invoke_all, limits_for
 from shipyard.client.streaming import ChunkStream
 from shipyard.client.transport import HTTPTransport, Reply, Transport, send_one
+from shipyard.deploy.asynchronous import AsyncHandle, AsyncOutcome
 from shipyard.deploy.base import CleanupReport
 from shipyard.deploy.expose import not_exposed
 from shipyard.deploy.state import Deployment
@@ -19,7 +20,7 @@ from shipyard.errors import InvokeError
 if TYPE_CHECKING:
     from shipyard.deploy.api import Deployer
 
-__all__ = ["VIAS", "Destination", "Endpoint", "destination", "is_url"]
+__all__ = ["VIAS", "Destination", "Endpoint", "decode_outcome", "destination", "is_url"]
 
 VIAS = ("endpoint", "api")  # how a deployment is reached: directly, or through its public API (`expose`)
 
@@ -129,6 +130,28 @@ class Endpoint:
         finally:
             transport.close()
 
+    def predict_async(
+        self,
+        data: Any,
+        *,
+        accept: str = "application/json",
+        inference_id: str | None = None,
+        timeout_s: int | None = None,
+    ) -> AsyncHandle:
+        """Queue ``data`` (encoded as :meth:`predict` encodes it) on an asynchronous endpoint (``deploy --async``);
+        a future-like handle: ``done()``, ``result(timeout)`` (the predictions, decoded as :meth:`predict` does),
+        ``inference_id``, ``output_location``. Up to 1 GB and ``timeout_s`` (at most 3600) seconds a request."""
+        body, content_type = _encode(data)
+        return self._deployer.invoke_async(
+            self.name,
+            body,
+            content_type=content_type,
+            accept=accept,
+            inference_id=inference_id,
+            timeout_s=timeout_s,
+            decode=decode_outcome,
+        )
+
     def logs(self, lines: int = 50) -> list[str]:
         """The container's last log lines."""
         return list(self._deployer.logs(self.name, lines=lines, follow=False))
@@ -140,6 +163,20 @@ class Endpoint:
     def __repr__(self) -> str:
         where = self.url or self.record.region or ""
         return f"Endpoint({self.name!r}, target={self.target!r}, status={self.status!r}, {where})"
+
+
+def decode_outcome(outcome: AsyncOutcome) -> Any:
+    """An asynchronous answer as :meth:`Endpoint.predict` returns one: a JSON answer's ``predictions`` (or the
+    document), else the body."""
+    if outcome.content_type.startswith("application/json") or outcome.body[:1] in (b"{", b"["):
+        try:
+            document = orjson.loads(outcome.body)
+        except orjson.JSONDecodeError:
+            return outcome.body
+        if isinstance(document, dict) and "predictions" in document:
+            return document["predictions"]
+        return document
+    return outcome.body
 
 
 def is_url(target: str) -> bool:

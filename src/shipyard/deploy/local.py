@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from shipyard.bundle.archive import extract_archive, make_readable, pack
 from shipyard.client.transport import HTTPTransport, Transport
+from shipyard.deploy.asynchronous import AsyncChannel, async_environment
 from shipyard.deploy.base import (
     CREATING,
     DELETED,
@@ -44,6 +45,7 @@ from shipyard.deploy.front import (
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.metrics_health import health_from_metrics
 from shipyard.deploy.options import DeployOptions
+from shipyard.deploy.queue import local as queue_steps
 from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import DeployError, DeployFailed, SpecError
 from shipyard.settings import Settings
@@ -107,6 +109,11 @@ class LocalTarget:
         plan = Plan(spec.name, self.name, price_label="local: no cloud cost")
         plan.add("image", spec.image or f"built from {spec.source}", "the model mounted at /opt/ml/model", 0.0)
         plan.add("container", f"shipyard-{spec.name}", f"127.0.0.1:{spec.port or 'a free port'} → 8080", 0.0)
+        if spec.asynchronous is not None:
+            concurrency = spec.asynchronous.max_concurrent or spec.workers or queue_steps.DEFAULT_CONCURRENCY
+            plan.add(
+                "async queue", f"async-{spec.name}", f"127.0.0.1, {concurrency} at a time, a directory bucket", 0.0
+            )
         return plan
 
     def deploy(self, run: DeployRun) -> Deployment:
@@ -115,10 +122,12 @@ class LocalTarget:
             raise SpecError(
                 "serverless, autoscale, data_capture_pct and role_arn apply to the sagemaker target", option="target"
             )
+        queue_steps.check(spec)
         resolved = self.images.resolve(
             spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=run.reporter
         )
         self._start(spec, run.record, run.saver, run.reporter, resolved, version=1)
+        queue_steps.ensure(run.record, spec, self.staging_root, run.saver, run.reporter)  # --async: its queue
         return run.record
 
     def _model_dir(self, spec: DeployOptions, resolved: ResolvedImage, version: int) -> tuple[Path | None, bool]:
@@ -203,7 +212,7 @@ class LocalTarget:
             name=name,
             port=spec.port or record.details.port or None,  # None: a free one
             labels={LABEL: spec.name},
-            env={**env, **spec.env},
+            env={**env, **async_environment(spec), **spec.env},
         )
 
     @staticmethod
@@ -284,6 +293,7 @@ class LocalTarget:
         for staged in [r for r in record.of(MODEL_DIR) if r.id != current]:  # the previous versions' copies
             _drop_model_dir(record, staged.id, save)
         self._follow_upstream(record, save, reporter)
+        queue_steps.ensure(record, spec, self.staging_root, save, reporter)
         return record
 
     # -- afterwards -----------------------------------------------------------------------------------------
@@ -308,7 +318,19 @@ class LocalTarget:
                 )
             elif (record.failure or "").startswith(FRONT_DOWN):
                 record.failure = None
+        if record.status == IN_SERVICE and record.of(queue_steps.QUEUE):
+            if not queue_steps.queue_alive(record):
+                record.failure = (
+                    f"{queue_steps.QUEUE_DOWN} ({record.one(queue_steps.QUEUE)}) is not running: "
+                    f"`shipyard deploy --update {record.name} ...` restarts it"
+                )
+            elif (record.failure or "").startswith(queue_steps.QUEUE_DOWN):
+                record.failure = None
         return record
+
+    def async_channel(self, record: Deployment) -> AsyncChannel:
+        """``invoke --async``: the deployment's queue process and its directory bucket (deploy/queue/)."""
+        return queue_steps.channel(record)
 
     def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> HTTPTransport:
         if not record.url:
@@ -330,6 +352,7 @@ class LocalTarget:
         deleted = self.unexpose(record, save, reporter)
         report.deleted += deleted
         report.already_gone += [what for what in fronts if what not in deleted]
+        queue_steps.remove(record, save, reporter, report, keep=keep_artifacts)
         for resource in list(record.of("container")):
             existed = bool(self.engine.container_state(resource.id))
             if existed:

@@ -24,6 +24,8 @@ from shipyard.errors import SpecError
 from shipyard.units import format_duration, parse_duration
 
 __all__ = [
+    "ASYNC_MAX_PAYLOAD_MB",
+    "ASYNC_MAX_TIMEOUT_S",
     "DEFAULT_INSTANCE_TYPE",
     "DEFAULT_LOG_RETENTION_DAYS",
     "DEFAULT_STARTUP_TIMEOUT_S",
@@ -31,6 +33,7 @@ __all__ = [
     "LOG_RETENTION_DAYS",
     "ROLLOUT_KINDS",
     "TARGETS",
+    "AsyncInference",
     "Autoscale",
     "DeployOptions",
     "Rollout",
@@ -114,6 +117,12 @@ class Serverless:
         return {"memory_mb": self.memory_mb, "max_concurrency": self.max_concurrency}
 
 
+_ZERO_ONLY_ASYNC = (
+    "autoscale MIN 0: only an asynchronous endpoint (--async) scales to zero instances; a real-time one needs "
+    "at least 1 to answer"
+)
+
+
 @dataclass(frozen=True)
 class Autoscale:
     """``MIN:MAX`` instances with the sustainable requests per second of one instance (``max_rps``).
@@ -128,7 +137,8 @@ class Autoscale:
     safety: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 1 <= self.minimum <= self.maximum:
+        # MIN 0 is for asynchronous endpoints only (DeployOptions refuses it for real-time ones)
+        if not 0 <= self.minimum <= self.maximum or self.maximum < 1:
             raise SpecError(f"autoscale {self.minimum}:{self.maximum}: need 1 <= MIN <= MAX", option="autoscale")
         if self.maximum > 100:
             raise SpecError(
@@ -138,7 +148,9 @@ class Autoscale:
             raise SpecError(f"max_rps {self.max_rps}: must be > 0", option="max_rps")
 
     @classmethod
-    def parse(cls, text: str, max_rps: float | None) -> Autoscale:
+    def parse(cls, text: str, max_rps: float | None, *, backlog: bool = False) -> Autoscale:
+        """``MIN:MAX`` with ``max_rps``; ``backlog``: an asynchronous endpoint's, which scales on its queue
+        (ApproximateBacklogSizePerInstance) and needs no ``max_rps``."""
         low, sep, high = text.partition(":")
         try:
             minimum, maximum = int(low), int(high)
@@ -146,6 +158,10 @@ class Autoscale:
             sep = ""
         if not sep:
             raise SpecError(f"autoscale {text!r}: expected MIN:MAX instance counts, e.g. 1:4", option="autoscale")
+        if minimum == 0 and not backlog:
+            raise SpecError(_ZERO_ONLY_ASYNC, option="autoscale")
+        if max_rps is None and backlog:
+            max_rps = 1.0  # not used: the policy tracks the backlog (AsyncInference.backlog_per_instance)
         if max_rps is None:
             raise SpecError(
                 "autoscale needs --max-rps: the requests per second one instance sustains "
@@ -395,6 +411,60 @@ def check_instance_type(instance_type: str) -> None:
         )
 
 
+# Asynchronous inference (AsyncInferenceConfig): a request's payload up to 1 GB through S3, processed for up to
+# an hour (InvokeEndpointAsync's InvocationTimeoutSeconds, 1-3600 s); MaxConcurrentInvocationsPerInstance 1-1000.
+ASYNC_MAX_TIMEOUT_S = 3600
+ASYNC_MAX_PAYLOAD_MB = 1024
+_ASYNC_MAX_CONCURRENT = 1000
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+@dataclass(frozen=True)
+class AsyncInference:
+    """An asynchronous endpoint's settings: where answers (``output_path``) and errors (``failure_path``) go,
+    by default ``s3://BUCKET/async/NAME/output`` and ``.../failure`` (``local``: the deployment's directory);
+    the SNS topics told of each (an ARN or a name in the region); requests one instance works on at once;
+    the container's time limit per request (``SAGEMAKER_MODEL_SERVER_TIMEOUT``, up to 3600 s); the queue
+    length per instance autoscaling keeps (``ApproximateBacklogSizePerInstance``)."""
+
+    output_path: str | None = None
+    failure_path: str | None = None
+    success_topic: str | None = None
+    error_topic: str | None = None
+    max_concurrent: int | None = None
+    invocation_timeout_s: int = ASYNC_MAX_TIMEOUT_S
+    backlog_per_instance: float = 5.0
+
+    def __post_init__(self) -> None:
+        for option, uri in (("async_output", self.output_path), ("async_failure", self.failure_path)):
+            if uri is not None and not _S3_URI.match(uri):
+                raise SpecError(f"{option} {uri!r}: an S3 URI, s3://BUCKET/PREFIX", option=option)
+        for option, topic in (("notify_success", self.success_topic), ("notify_error", self.error_topic)):
+            if topic is not None and not (_TOPIC_ARN.match(topic) or _TOPIC_NAME.match(topic)):
+                raise SpecError(
+                    f"{option} {topic!r}: an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME) or a topic name",
+                    option=option,
+                )
+        if self.max_concurrent is not None and not 1 <= self.max_concurrent <= _ASYNC_MAX_CONCURRENT:
+            raise SpecError(
+                f"max_concurrent {self.max_concurrent}: SageMaker allows 1 to {_ASYNC_MAX_CONCURRENT} "
+                "(MaxConcurrentInvocationsPerInstance)",
+                option="max_concurrent",
+            )
+        if not 1 <= self.invocation_timeout_s <= ASYNC_MAX_TIMEOUT_S:
+            raise SpecError(
+                f"invocation_timeout {self.invocation_timeout_s}: asynchronous inference allows 1 to "
+                f"{ASYNC_MAX_TIMEOUT_S} seconds a request",
+                option="invocation_timeout",
+            )
+        if not self.backlog_per_instance > 0:
+            raise SpecError(f"backlog_per_instance {self.backlog_per_instance}: must be > 0", option="autoscale")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
 class DeployOptions:
     """Everything a target needs to create an endpoint; checked when made (a bad one raises :class:`SpecError`).
@@ -439,6 +509,8 @@ class DeployOptions:
     # ``idle``, which notifies (``notify``) or, with ``idle_action="delete"``, also deletes the endpoint
     idle: timedelta | None = None
     idle_action: str = "notify"
+    # asynchronous inference (``deploy --async``): requests queued, answers written to S3 (or, local, a directory)
+    asynchronous: AsyncInference | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -449,6 +521,7 @@ class DeployOptions:
         self._check_rollout()
         self._check_alarms()
         self._check_guards()
+        self._check_async()
         if self.target == "sagemaker":
             check_instance_type(self.instance_type)
         env_names = [s.env_var for s in self.secrets]
@@ -495,6 +568,19 @@ class DeployOptions:
                 f"instance_count {self.instance_count} is outside --autoscale "
                 f"{self.autoscale.minimum}:{self.autoscale.maximum}",
                 option="instance_count",
+            )
+
+    def _check_async(self) -> None:
+        """Asynchronous endpoints run on instances (never serverless); only they may scale to 0 instances."""
+        if self.asynchronous is None:
+            if self.autoscale is not None and self.autoscale.minimum == 0:
+                raise SpecError(_ZERO_ONLY_ASYNC, option="autoscale")
+            return
+        if self.serverless is not None:
+            raise SpecError(
+                "serverless endpoints do not take asynchronous inference (SageMaker's limit): drop --serverless "
+                "(an --async endpoint scales to zero with --autoscale 0:N) or --async",
+                option="serverless",
             )
 
     def _check_alarms(self) -> None:
@@ -596,7 +682,7 @@ class DeployOptions:
             value = getattr(self, item.name)
             if item.name in _NOT_KEPT or value is None:
                 continue
-            if isinstance(value, Serverless | Autoscale):
+            if isinstance(value, Serverless | Autoscale | AsyncInference):
                 value = dataclasses.asdict(value)
             elif item.name == "secrets":
                 value = [str(s) for s in value]
@@ -615,6 +701,8 @@ class DeployOptions:
             values["serverless"] = Serverless(**values["serverless"])
         if isinstance(values.get("autoscale"), dict):
             values["autoscale"] = Autoscale(**values["autoscale"])
+        if isinstance(values.get("asynchronous"), dict):
+            values["asynchronous"] = AsyncInference(**values["asynchronous"])
         values["secrets"] = tuple(SecretRef.parse(s) for s in values.get("secrets", ()))
         if isinstance(values.get("idle"), str):
             values["idle"] = parse_idle(values["idle"])
@@ -640,6 +728,13 @@ def parse_changes(
     all_at_once: bool = False,
     bake: str | timedelta | None = None,
     idle: str | timedelta | None = None,
+    async_inference: bool | AsyncInference | None = None,
+    async_output: str | None = None,
+    async_failure: str | None = None,
+    notify_success: str | None = None,
+    notify_error: str | None = None,
+    max_concurrent: int | None = None,
+    invocation_timeout: int | None = None,
     **values: Any,
 ) -> dict[str, Any]:
     """Typed :class:`DeployOptions` values from user-facing ones, only those given (not None).
@@ -647,9 +742,14 @@ def parse_changes(
     ``serverless="2048:10"``, ``autoscale="1:4"`` with ``max_rps=20``, ``env=["KEY=VALUE"]`` or a mapping,
     ``secrets=["VAR=name"]``, ``ttl="2h"``, ``idle="4h"`` (``ttl="off"``/``idle="off"``: an update removes that
     guard); an update's ``canary="10%:5m"``, ``linear="25%:2m"`` or
-    ``all_at_once=True`` (one of them) and ``bake="10m"``; every other option as its field (``instance_count=2``,
-    ...). An unknown name raises :class:`SpecError`.
+    ``all_at_once=True`` (one of them) and ``bake="10m"``; ``async_inference=True`` with ``async_output``,
+    ``async_failure`` (S3 URIs), ``notify_success``/``notify_error`` (SNS topics), ``max_concurrent`` and
+    ``invocation_timeout`` (seconds); every other option as its field (``instance_count=2``, ...). An unknown
+    name raises :class:`SpecError`.
     """
+    asynchronous = _parse_async(
+        async_inference, async_output, async_failure, notify_success, notify_error, max_concurrent, invocation_timeout
+    )
     for alias, option in _ALIASES.items():  # the names the Python API had before they were the fields'
         if alias in values:
             values[option] = values.pop(alias)
@@ -658,7 +758,12 @@ def parse_changes(
         raise SpecError(f"unknown deploy option {', '.join(sorted(unknown))}", option=sorted(unknown)[0])
     typed: dict[str, Any] = {
         "serverless": Serverless.parse(serverless) if isinstance(serverless, str) else serverless,
-        "autoscale": Autoscale.parse(autoscale, max_rps) if isinstance(autoscale, str) else autoscale,
+        "autoscale": (
+            Autoscale.parse(autoscale, max_rps, backlog=asynchronous is not None)
+            if isinstance(autoscale, str)
+            else autoscale
+        ),
+        "asynchronous": asynchronous,
         "env": parse_env(env) if env else None,
         "secrets": tuple(s if isinstance(s, SecretRef) else SecretRef.parse(s) for s in secrets or ()) or None,
         "ttl": parse_ttl(ttl),
@@ -674,6 +779,40 @@ def parse_changes(
     if _off(ttl):
         given["ttl"] = None
     return given
+
+
+def _parse_async(
+    enabled: bool | AsyncInference | None,
+    output: str | None,
+    failure: str | None,
+    success: str | None,
+    error: str | None,
+    max_concurrent: int | None,
+    timeout_s: int | None,
+) -> AsyncInference | None:
+    if isinstance(enabled, AsyncInference):
+        return enabled
+    given = {
+        "async_output": output,
+        "async_failure": failure,
+        "notify_success": success,
+        "notify_error": error,
+        "max_concurrent": max_concurrent,
+        "invocation_timeout": timeout_s,
+    }
+    if not enabled:
+        stray = [option for option, value in given.items() if value is not None]
+        if stray:
+            raise SpecError(f"{stray[0]} is an asynchronous endpoint's setting: add --async", option=stray[0])
+        return None
+    return AsyncInference(
+        output_path=output,
+        failure_path=failure,
+        success_topic=success,
+        error_topic=error,
+        max_concurrent=max_concurrent,
+        invocation_timeout_s=timeout_s if timeout_s is not None else ASYNC_MAX_TIMEOUT_S,
+    )
 
 
 def _parse_rollout(canary: str | None, linear: str | None, all_at_once: bool) -> Rollout | None:

@@ -353,6 +353,11 @@ class _Collector:
                     if key in capture
                 }
             )
+        asynchronous = described.get("AsyncInferenceConfig")
+        if asynchronous:  # deploy --async: OutputConfig, ClientConfig as described (the same shape in CloudFormation)
+            properties["AsyncInferenceConfig"] = self.sub(
+                {key: asynchronous[key] for key in ("OutputConfig", "ClientConfig") if key in asynchronous}
+            )
         self.add(
             "EndpointConfig",
             "AWS::SageMaker::EndpointConfig",
@@ -411,10 +416,15 @@ class _Collector:
             depends_on=("Endpoint",),
             comment="the variant's instance count, between MinInstances and MaxInstances",
         )
-        for policy in self.ctx.scaling.policies(endpoint, VARIANT)[:1]:
+        # the target-tracking policy (an async endpoint's scale-from-zero step policy is not exported yet)
+        tracked = [
+            p for p in self.ctx.scaling.policies(endpoint, VARIANT) if p["PolicyType"] == "TargetTrackingScaling"
+        ]
+        for policy in tracked[:1]:
             tracking = dict(policy.get("TargetTrackingScalingPolicyConfiguration") or {})
             config: dict[str, Any] = {"TargetValue": float(tracking["TargetValue"])}
-            for key in ("PredefinedMetricSpecification", "ScaleInCooldown", "ScaleOutCooldown", "DisableScaleIn"):
+            for key in ("PredefinedMetricSpecification", "CustomizedMetricSpecification", "ScaleInCooldown",
+                        "ScaleOutCooldown", "DisableScaleIn"):  # fmt: skip
                 if key in tracking:
                     config[key] = tracking[key]
             policy_properties: dict[str, Any] = {

@@ -31,6 +31,7 @@ ORDER = (
     *API_KINDS,
     *GUARD_KINDS,
     *WATCH_KINDS,
+    "scaling-alarm",
     "autoscaling",
     "endpoint",
     "endpoint-config",
@@ -54,7 +55,7 @@ def _deleter(ctx: Context, resource: Resource) -> Callable[[], bool]:
         return _api_deleter(ctx, kind, ident)
     if kind in GUARD_KINDS:
         return _guard_deleter(ctx, kind, ident)
-    if kind == "alarm":
+    if kind in {"alarm", "scaling-alarm"}:  # scaling-alarm: an async endpoint's scale-from-zero alarm
         return lambda: ctx.cloudwatch.delete_alarm(ident)
     if kind == "dashboard":
         return lambda: ctx.cloudwatch.delete_dashboard(ident)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,16 @@ from shipyard.deploy.base import CREATING, IN_SERVICE, DeployRun
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.options import PROVISION_S, DeployOptions
 from shipyard.deploy.sagemaker import alarms, guards
+from shipyard.deploy.sagemaker.asynchronous import (
+    NO_CAPACITY_METRIC,
+    async_environment,
+    async_inference_config,
+    async_statements,
+    backlog_metric,
+    from_zero_alarm,
+    input_prefix,
+    resolve_topics,
+)
 from shipyard.deploy.sagemaker.context import Context
 from shipyard.deploy.sagemaker.guard import ROLLBACK_METRICS
 from shipyard.deploy.sagemaker.names import POLICY_NAME, ROLE_PATH, VARIANT
@@ -35,6 +45,7 @@ class Preflight:
     partition: str
     bucket: str
     secret_arns: dict[str, str]
+    topics: dict[str, str] = field(default_factory=dict)  # --async: the success/error SNS topics' ARNs
 
 
 @dataclass(frozen=True)
@@ -68,11 +79,13 @@ def preflight(ctx: Context, options: DeployOptions, *, update: bool = False) -> 
         raise SpecError(
             f"role_arn {options.role_arn!r} is not an ARN (arn:aws:iam::ACCOUNT:role/NAME)", option="role_arn"
         )
+    topics = resolve_topics(options.asynchronous, ctx.sns.find_topic, ctx.sns.exists) if options.asynchronous else {}
     return Preflight(
         account=identity.account,
         partition=identity.partition,
         bucket=options.bucket or default_bucket(ctx.aws.region, identity.account),
         secret_arns=secret_arns,
+        topics=topics,
     )
 
 
@@ -232,8 +245,17 @@ def create_version(ctx: Context, run: DeployRun, version: Version, *, image_uri:
         variant=production_variant(options, model),
         data_capture=_data_capture(options, version.checks.bucket, names.capture_prefix()),
         tags=ctx.tag_list,
+        async_inference=(
+            async_inference_config(
+                options.asynchronous, bucket=version.checks.bucket, name=run.record.name, topics=version.checks.topics
+            )
+            if options.asynchronous is not None
+            else None
+        ),
     )
     record.add("endpoint-config", config)
+    if options.asynchronous is not None:
+        _async_prefix(ctx, run, version.checks.bucket)
     record.details.model, record.details.endpoint_config, record.details.version = model, config, version.label
     _describe_record(record, options)
     run.save()
@@ -257,25 +279,55 @@ def _upload_model(ctx: Context, run: DeployRun, version: Version) -> str | None:
     return url
 
 
+def _async_prefix(ctx: Context, run: DeployRun, bucket: str) -> None:
+    """--async: the bucket the inputs go to exists, and ``async/NAME/`` (inputs; answers and errors unless sent
+    elsewhere) is this deployment's, for cleanup to delete (``--keep-artifacts`` keeps it)."""
+    if not ctx.s3.bucket_exists(bucket):
+        ctx.s3.create_bucket(bucket)
+        run.step(f"S3 bucket {bucket} (private, encrypted)")
+    run.record.add("s3-prefix", input_prefix(bucket, run.record.name).removesuffix("input/"))
+
+
 def attach_autoscaling(ctx: Context, run: DeployRun) -> None:
-    autoscale = run.options.autoscale
+    autoscale, asynchronous = run.options.autoscale, run.options.asynchronous
     if autoscale is None:
         return
+    # an async endpoint scales on its queue (requests waiting per instance), down to zero when asked
+    backlog = asynchronous.backlog_per_instance if asynchronous is not None else None
     ctx.scaling.attach(
         ctx.names.endpoint,
         VARIANT,
         minimum=autoscale.minimum,
         maximum=autoscale.maximum,
-        target_invocations_per_minute=autoscale.target_per_minute,
+        target_invocations_per_minute=backlog if backlog is not None else autoscale.target_per_minute,
         policy_name=ctx.names.scaling_policy,
         tags=ctx.tags,
+        metric=backlog_metric(ctx.names.endpoint) if backlog is not None else None,
     )
     run.record.add("autoscaling", f"endpoint/{ctx.names.endpoint}/variant/{VARIANT}")
     run.save()
-    run.step(
-        f"autoscaling {autoscale.minimum}–{autoscale.maximum} instances, target "
-        f"{autoscale.target_per_minute:g} invocations per instance per minute"
+    if backlog is not None and autoscale.minimum == 0:
+        _scale_from_zero(ctx, run)
+    target = (
+        f"{backlog:g} queued requests per instance (ApproximateBacklogSizePerInstance)"
+        if backlog is not None
+        else f"{autoscale.target_per_minute:g} invocations per instance per minute"
     )
+    run.step(f"autoscaling {autoscale.minimum}–{autoscale.maximum} instances, target {target}")
+
+
+def _scale_from_zero(ctx: Context, run: DeployRun) -> None:
+    """An async endpoint at 0 instances: a step policy adds the first one when its alarm sees requests waiting."""
+    policy_arn = ctx.scaling.attach_step(
+        ctx.names.endpoint, VARIANT, policy_name=f"{ctx.names.scaling_policy}-from-zero"
+    )
+    name = ctx.names.alarm(NO_CAPACITY_METRIC)
+    ctx.cloudwatch.put_metric_alarm(
+        from_zero_alarm(name, ctx.names.endpoint), actions=[policy_arn], ok_actions=[], tags=ctx.tag_list
+    )
+    run.record.add("scaling-alarm", name)
+    run.save()
+    run.step(f"scale-from-zero: alarm {name} on {NO_CAPACITY_METRIC} adds an instance")
 
 
 def production_variant(options: DeployOptions, model: str) -> dict[str, Any]:
@@ -296,7 +348,7 @@ def production_variant(options: DeployOptions, model: str) -> dict[str, Any]:
 
 
 def role_policy(ctx: Context, options: DeployOptions, checks: Preflight) -> dict[str, Any]:
-    return execution_policy(
+    policy = execution_policy(
         partition=checks.partition,
         region=ctx.aws.region,
         account=checks.account,
@@ -308,10 +360,16 @@ def role_policy(ctx: Context, options: DeployOptions, checks: Preflight) -> dict
         capture_prefix=ctx.names.capture_prefix() if options.data_capture_pct else None,
         alarm_names=[ctx.names.alarm(metric) for metric in ROLLBACK_METRICS] if options.alarms else None,
     )
+    if options.asynchronous is not None:
+        policy["Statement"] += async_statements(
+            options.asynchronous, partition=checks.partition, bucket=checks.bucket, name=options.name,
+            topics=checks.topics,
+        )  # fmt: skip
+    return policy
 
 
 def _environment(options: DeployOptions, region: str) -> dict[str, str]:
-    env = dict(options.env)
+    env = {**async_environment(options), **options.env}
     env.setdefault("SAGEMAKER_REGION", region)
     if options.secrets:
         # Names only: the server reads the values with the endpoint's role when it starts.

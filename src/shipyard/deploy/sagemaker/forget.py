@@ -58,7 +58,7 @@ def _untagger(ctx: Context, record: Deployment, kind: str, ident: str) -> Callab
         return objects
     if kind == "log-group":
         return lambda: ctx.logs.untag(ident, keys)
-    if kind in {"alarm", "idle-alarm"}:
+    if kind in {"alarm", "idle-alarm", "scaling-alarm"}:
         arn = ctx.aws.arn("cloudwatch", f"alarm:{ident}")
         return lambda: ctx.cloudwatch.untag(arn, keys)
     if kind == "sns-topic":

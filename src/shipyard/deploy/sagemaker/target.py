@@ -10,6 +10,7 @@ from shipyard.client.sagemaker import SageMakerTransport
 from shipyard.client.transport import HTTPTransport, Transport
 from shipyard.cloud.session import Aws, deployment_tags
 from shipyard.cloud.signing import SigV4Signer
+from shipyard.deploy.asynchronous import AsyncChannel
 from shipyard.deploy.base import (
     DELETED,
     FAILED,
@@ -203,6 +204,12 @@ class SageMakerTarget:
         client = self.aws(record.region).runtime_client(read_timeout_s=read_timeout_s, connections=connections)
         return SageMakerTransport(client, record.name)
 
+    def async_channel(self, record: Deployment) -> AsyncChannel:
+        """``invoke --async``: S3 and InvokeEndpointAsync (deploy/sagemaker/async_channel.py)."""
+        from shipyard.deploy.sagemaker.async_channel import SageMakerAsyncChannel
+
+        return SageMakerAsyncChannel(self.aws(record.region), record)
+
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]:
         ctx = self.context(record.name, record.region)
         group = record.one("log-group") or ctx.names.log_group
@@ -328,6 +335,17 @@ def _plan_resources(plan: Plan, options: DeployOptions, table: PriceTable, bucke
         plan.add("S3 object", f"s3://{bucket}/{names.artifact_key(version)}", f"model.tar.gz, {size}, SSE", None)
     plan.add("SageMaker model", names.model(version), "", 0.0)
     plan.add("SageMaker endpoint config", names.endpoint_config(version), _variant(options), 0.0)
+    if options.asynchronous is not None:
+        from shipyard.deploy.sagemaker.asynchronous import async_paths
+
+        output, failure = async_paths(options.asynchronous, bucket, options.name)
+        per = options.asynchronous.max_concurrent
+        plan.add(
+            "async inference", f"{output} (errors: {failure})",
+            f"up to {options.asynchronous.invocation_timeout_s} s, 1 GB a request"
+            + (f"; {per} at once per instance" if per else ""),
+            None,
+        )  # fmt: skip
     _plan_endpoint(plan, options, table, names)
     _plan_alarms(plan, options, names)
     _plan_guards(plan, options, names)
