@@ -122,7 +122,7 @@ def test_invoke_stream_error_mid_stream_exits_4_after_the_chunks_before(state: S
 def test_json_without_stream_is_a_usage_error(state: StateStore) -> None:
     done = run_shipyard("invoke", "talker", "--json", "-d", "-", stdin="{}", env=_env(state))
     assert done.returncode != 0
-    assert "--json goes with --stream" in done.stdout + done.stderr
+    assert "--json goes with --async or --stream" in done.stdout + done.stderr
 
 
 def test_predict_stream_decodes_the_records_as_they_come(state: StateStore) -> None:
