@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -66,6 +67,15 @@ ViaOpt = Annotated[
     ),
 ]
 ResumeOpt = Annotated[bool, typer.Option("--resume/--restart", help="Continue an existing --output file.")]
+TargetModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target-model",
+        help="A multi-model endpoint's model, e.g. a.tar.gz (InvokeEndpoint TargetModel; over HTTP the "
+        "X-Amzn-SageMaker-Target-Model header).",
+        show_default="none",
+    ),
+]
 
 
 def invoke(
@@ -84,6 +94,7 @@ def invoke(
     max_items: MaxItemsOpt = None,
     resume: ResumeOpt = True,
     via: ViaOpt = "endpoint",
+    target_model: TargetModelOpt = None,
 ) -> None:
     """Send a request to POST /invocations and print the predictions.
 
@@ -102,6 +113,8 @@ def invoke(
     kind = content_type or content_type_for(data)
     # a name: its local URL, or sagemaker-runtime; --via api: its public API
     where = destination(target, lambda: deployer_for(None), via=via)
+    if target_model:
+        where = dataclasses.replace(where, target_model=target_model)
     fits = _limits(limits, where.serverless, max_payload_mb, time_limit, behind_api=where.via == "api")
     rows = should_chunk(body, kind, fits, output) if chunk is not False else None
     if chunk and rows is None:

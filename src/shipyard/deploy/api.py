@@ -201,7 +201,13 @@ class Deployer:
             transport.close()
 
     def transport(
-        self, name: str, *, read_timeout_s: float = 65.0, connections: int = 4, via: str = "endpoint"
+        self,
+        name: str,
+        *,
+        read_timeout_s: float = 65.0,
+        connections: int = 4,
+        via: str = "endpoint",
+        target_model: str | None = None,
     ) -> Transport:
         """Many requests to ``name`` (close it after). ``via="endpoint"``: its URL for ``local``, ``InvokeEndpoint``
         for ``sagemaker``; ``via="api"``: its public API (``expose``), as its callers reach it."""
@@ -213,6 +219,10 @@ class Deployer:
             return target.api_transport(record, connections=connections)
         if via != "endpoint":
             raise SpecError(f"--via {via!r}: endpoint or api", option="via")
+        if target_model:  # a multi-model endpoint's model
+            return target.transport(
+                record, read_timeout_s=read_timeout_s, connections=connections, target_model=target_model
+            )
         return target.transport(record, read_timeout_s=read_timeout_s, connections=connections)
 
     # -- the public API, alarms and figures -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from shipyard.client.chunked import Limits, invoke_all, limits_for
 from shipyard.client.transport import HTTPTransport, Reply, Transport, send_one
 from shipyard.deploy.base import CleanupReport
 from shipyard.deploy.expose import not_exposed
+from shipyard.deploy.multimodel import TARGET_MODEL_HEADER
 from shipyard.deploy.state import Deployment
 from shipyard.errors import InvokeError
 
@@ -139,14 +140,20 @@ class Destination:
     deployer: Deployer | None = None
     serverless: bool = False
     via: str = "endpoint"
+    target_model: str | None = None  # a multi-model endpoint's model (TargetModel / X-Amzn-SageMaker-Target-Model)
 
     def transport(self, *, read_timeout_s: float, connections: int) -> Transport:
         """The one way to the endpoint, for single requests, chunked runs and the benchmark (close it after)."""
         if self.deployer is not None and self.name is not None:
             return self.deployer.transport(
-                self.name, read_timeout_s=read_timeout_s, connections=connections, via=self.via
+                self.name,
+                read_timeout_s=read_timeout_s,
+                connections=connections,
+                via=self.via,
+                target_model=self.target_model,
             )
-        return HTTPTransport(self.url, max_connections=connections)
+        headers = {TARGET_MODEL_HEADER: self.target_model} if self.target_model else None
+        return HTTPTransport(self.url, max_connections=connections, headers=headers)
 
     def invoke(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
         transport = self.transport(read_timeout_s=timeout_s, connections=1)

@@ -43,6 +43,7 @@ from shipyard.deploy.front import (
 )
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.metrics_health import health_from_metrics
+from shipyard.deploy.multimodel import MODELS_MOUNT, MULTI_MODEL_ENV, TARGET_MODEL_HEADER, image_source
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.state import Deployment, now_utc
 from shipyard.errors import DeployError, DeployFailed, SpecError
@@ -115,8 +116,9 @@ class LocalTarget:
             raise SpecError(
                 "serverless, autoscale, data_capture_pct and role_arn apply to the sagemaker target", option="target"
             )
+        source = image_source(spec.source, spec.image) if spec.multi_model else spec.source
         resolved = self.images.resolve(
-            spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=run.reporter
+            source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=run.reporter
         )
         self._start(spec, run.record, run.saver, run.reporter, resolved, version=1)
         return run.record
@@ -125,7 +127,7 @@ class LocalTarget:
         """The directory mounted at /opt/ml/model, and whether it was staged (and so is cleanup's to delete):
         the bundle itself, or a model.tar.gz extracted once per version (a failed update's restarted old
         container keeps its own copy)."""
-        if resolved.bundle is None:
+        if resolved.bundle is None or spec.multi_model:  # multi-model: the models' directory, at /opt/ml/models
             return None, False
         if resolved.bundle.is_dir() and _world_readable(resolved.bundle):
             return resolved.bundle.resolve(), False
@@ -158,6 +160,8 @@ class LocalTarget:
             save(record)
         if model_dir is not None:
             run.mounts = {str(model_dir): "/opt/ml/model"}
+        if spec.multi_model:
+            run.mounts = {str(Path(spec.source).resolve()): MODELS_MOUNT}
         started = time.monotonic()
         try:
             # Secrets are read on this machine with its credentials and handed over through the engine's
@@ -197,6 +201,8 @@ class LocalTarget:
                 f"or `{self.engine.name} rm -f {name}`"
             )
         env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(spec.workers)} if spec.workers else {}
+        if spec.multi_model:
+            env.update(MULTI_MODEL_ENV)
         return ContainerRun(
             self.engine,
             resolved.image,
@@ -310,10 +316,13 @@ class LocalTarget:
                 record.failure = None
         return record
 
-    def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> HTTPTransport:
+    def transport(
+        self, record: Deployment, *, read_timeout_s: float, connections: int, target_model: str | None = None
+    ) -> HTTPTransport:
         if not record.url:
             raise DeployError(f"{record.name} has no address; `shipyard status {record.name}`")
-        return HTTPTransport(record.url, max_connections=connections)
+        headers = {TARGET_MODEL_HEADER: target_model} if target_model else None
+        return HTTPTransport(record.url, max_connections=connections, headers=headers)
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]:
         container = record.one("container")

@@ -439,6 +439,9 @@ class DeployOptions:
     # ``idle``, which notifies (``notify``) or, with ``idle_action="delete"``, also deletes the endpoint
     idle: timedelta | None = None
     idle_action: str = "notify"
+    # a multi-model endpoint (Mode: MultiModel): ``source`` is the models' directory or S3 prefix
+    # (deploy/multimodel.py), each model picked per request with TargetModel
+    multi_model: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -449,6 +452,7 @@ class DeployOptions:
         self._check_rollout()
         self._check_alarms()
         self._check_guards()
+        self._check_multi_model()
         if self.target == "sagemaker":
             check_instance_type(self.instance_type)
         env_names = [s.env_var for s in self.secrets]
@@ -576,6 +580,28 @@ class DeployOptions:
                 "wait less per step or take bigger steps",
                 option=option,
             )
+
+    def _check_multi_model(self) -> None:
+        if not self.multi_model:
+            return
+        if self.serverless is not None:
+            raise SpecError(
+                "multi-model endpoints run on instances only: SageMaker Serverless Inference does not host them "
+                "(drop --serverless, or deploy each model on its own)",
+                option="serverless",
+            )
+        if self.source.startswith("s3://"):
+            if self.target == "local":
+                raise SpecError(
+                    "the local target serves a multi-model endpoint from a directory: --multi-model DIR",
+                    option="multi_model",
+                )
+            if not self.source.endswith("/"):
+                raise SpecError(
+                    f"--multi-model {self.source}: an S3 prefix ends with / (SageMaker's ModelDataUrl of a "
+                    "multi-model endpoint is the prefix every TargetModel is found under)",
+                    option="multi_model",
+                )
 
     @classmethod
     def parse(cls, source: str, name: str, **values: Any) -> DeployOptions:
