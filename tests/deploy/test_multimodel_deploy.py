@@ -217,7 +217,9 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
         assert added.returncode == 0, added.stdout + added.stderr
         document = orjson.loads(added.stdout)
         assert document["target_model"] == "new.tar.gz" and document["schema"] == "shipyard.models-add/1"
-        assert (directory / "new.tar.gz").is_file()
+        served = Path(Deployer(StateStore(state)).record(name).details.model_dir or "")
+        assert document["location"] == str(served / "new.tar.gz") and (served / "new.tar.gz").is_file()
+        assert not (directory / "new.tar.gz").exists()  # the user's directory is left as it was
         third = shipyard("invoke", name, "--data", str(request), "--target-model", "new.tar.gz", "--raw", env=env)
         assert orjson.loads(third.stdout) == answers[0]
         listed = httpx.get(f"{url}/models").json()["models"]
@@ -229,5 +231,6 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
         assert done.returncode == 0, done.stdout + done.stderr
         assert StateStore(state).get(name) is None
         assert (directory / "digits").is_dir()  # the models are the user's: cleanup leaves them
+        assert not served.exists()  # the copy it served is cleanup's
     finally:
         Deployer(StateStore(state)).cleanup(name)

@@ -192,10 +192,13 @@ def test_least_recently_used_is_unloaded_and_507_when_one_model_does_not_fit(
             f"{server.url}/invocations", json={"n": name}, headers={"X-Amzn-SageMaker-Target-Model": name}, timeout=60
         )
 
+    caches = []
     for name in ("a", "b", "a", "c"):  # a was used after b: b is the least recently used when c loads
         answer = call(name)
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"megabytes": 35, "echo": {"n": name}}
+        caches.append(answer.headers["x-shipyard-model-cache"])
+    assert caches == ["miss", "miss", "hit", "miss"]
 
     def loaded(name: str) -> bool:
         result: bool = httpx.get(f"{server.url}/models/{name}").json()[0]["loaded"]

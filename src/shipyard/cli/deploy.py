@@ -159,7 +159,7 @@ Ttl = Annotated[
     ),
 ]
 ImageOpt = Annotated[str | None, typer.Option("--image", help="A prebuilt image for the bundle (from shipyard build).")]
-Base = Annotated[str, typer.Option("--base", help="Base image when building.")]
+Base = Annotated[str, typer.Option("--base", envvar="SHIPYARD_BASE_IMAGE", help="Base image when building.")]
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="docker or podman.", show_default="detected")]
 Port = Annotated[int | None, typer.Option("--port", help="local: the port on 127.0.0.1.", show_default="a free one")]
 Bucket = Annotated[

@@ -127,7 +127,9 @@ class LocalTarget:
         """The directory mounted at /opt/ml/model, and whether it was staged (and so is cleanup's to delete):
         the bundle itself, or a model.tar.gz extracted once per version (a failed update's restarted old
         container keeps its own copy)."""
-        if resolved.bundle is None or spec.multi_model:  # multi-model: the models' directory, at /opt/ml/models
+        if spec.multi_model:
+            return self._models_dir(spec, version), True
+        if resolved.bundle is None:
             return None, False
         if resolved.bundle.is_dir() and _world_readable(resolved.bundle):
             return resolved.bundle.resolve(), False
@@ -142,6 +144,19 @@ class LocalTarget:
             extract_archive(archive, target)  # every member checked first (bundle/untrusted.py)
         make_readable(target)
         return target, True
+
+    def _models_dir(self, spec: DeployOptions, version: int) -> Path:
+        """A multi-model deployment's models, copied once per version where everyone can read them (the server's
+        workers run unprivileged; ``shipyard pack`` writes archives only their owner reads), mounted at
+        /opt/ml/models; ``shipyard models add`` writes into this copy, the one served."""
+        target = self.staging_root / spec.name / f"models-{version}"
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(spec.source, target, symlinks=False)
+        target.chmod(0o755)
+        make_readable(target)
+        return target
 
     def _start(
         self,
@@ -159,9 +174,7 @@ class LocalTarget:
             record.add(MODEL_DIR, str(model_dir))
             save(record)
         if model_dir is not None:
-            run.mounts = {str(model_dir): "/opt/ml/model"}
-        if spec.multi_model:
-            run.mounts = {str(Path(spec.source).resolve()): MODELS_MOUNT}
+            run.mounts = {str(model_dir): MODELS_MOUNT if spec.multi_model else "/opt/ml/model"}
         started = time.monotonic()
         try:
             # Secrets are read on this machine with its credentials and handed over through the engine's

@@ -108,7 +108,7 @@ def add_to_directory(bundle: str | Path, directory: str | Path, name: str | None
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="shipyard-models-", dir=target.parent) as tmp:
         archive = packed(bundle, tmp)
-        archive.chmod(0o644)
+        archive.chmod(0o644)  # the server's workers run unprivileged
         archive.replace(target)
     return target
 
@@ -122,8 +122,9 @@ def add_model(deployer: Deployer, name: str, bundle: str | Path, as_name: str | 
     if options is None or not options.multi_model:
         raise SpecError(f"{name} is not a multi-model endpoint (deploy it with --multi-model DIR|s3://…/)")
     target_model = archive_name(bundle, as_name)
-    if record.target != "sagemaker":
-        return target_model, str(add_to_directory(bundle, options.source, target_model))
+    if record.target != "sagemaker":  # the copy the container serves (deploy/local.py), else the directory given
+        served = record.details.model_dir or options.source
+        return target_model, str(add_to_directory(bundle, served, target_model))
     from shipyard.deploy.sagemaker.target import SageMakerTarget
 
     target = deployer.target("sagemaker")

@@ -17,6 +17,9 @@ SageMaker inference toolkit serves them with)::
                                    local target mounts at /opt/ml/models), registered on first use
     GET    /metrics                Prometheus text, with the loads, unloads, hits and misses
 
+An invocation's answer says ``X-Shipyard-Model-Cache: hit`` (its model was loaded in the worker that answered)
+or ``miss`` (it was loaded for it).
+
 A model's ``url`` is a bundle directory (any flavor, or a toolkit ``code/inference.py`` directory) or a
 ``model.tar.gz`` (extracted with the archive checks of :mod:`shipyard.bundle.archive`).
 
@@ -29,8 +32,9 @@ single-model server uses; the model runs in the worker (no model process per mod
 
 Memory: each worker gets ``budget / workers`` (``SHIPYARD_MODEL_MEMORY_MB``; 0: 70 % of the container's memory
 limit, else of the machine's). A model's size is the worker's resident memory grown by its load (at least its
-size on disk); when the next load would go over the budget the least recently used models are unloaded first,
-and a model that alone is over the budget is unloaded again and answered 507.
+size on disk; the first model of a flavor is loaded once before, so the libraries it imports are not counted);
+when the next load would go over the budget the least recently used models are unloaded first, and a model that
+alone is over the budget is unloaded again and answered 507.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = b"application/json"
 _TARGET = b"x-amzn-sagemaker-target-model"
+_CACHE = b"x-shipyard-model-cache"  # an answer's header: hit (the model was loaded in this worker) or miss
 _SWEEP_S = 1.0  # how often a worker drops the models unregistered through a sibling
 _BUDGET_SHARE = 0.7
 
@@ -203,6 +208,7 @@ class MultiModelApp:
         self._handler_config = config.with_(model_process=False, preload="off")
         self.models: OrderedDict[str, _Model] = OrderedDict()  # least recently used first
         self.used = 0
+        self._warm: set[str] = set()  # the flavors whose libraries this worker has imported
         self._sizes: dict[str, int] = {}  # each model's size when last loaded here (the next load's estimate)
         self._load_lock: asyncio.Lock | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -224,8 +230,8 @@ class MultiModelApp:
                 status, body = 200, b'{"status": "Healthy"}'
             elif path == "/invocations":
                 route = "invocations"
-                status, body, content = await self._invoke(scope, receive, self._target(scope))
-                await _answer(send, status, body, content)
+                status, body, content, cache = await self._invoke(scope, receive, self._target(scope))
+                await _answer(send, status, body, content, cache)
                 self.metrics.observe(route, status, time.perf_counter() - started)
                 return
             elif path == "/metrics":
@@ -240,8 +246,8 @@ class MultiModelApp:
                 name = path[len("/models/") :]
                 if method == "POST" and name.endswith("/invoke"):
                     route = "invoke"
-                    status, body, content = await self._invoke(scope, receive, name[: -len("/invoke")])
-                    await _answer(send, status, body, content)
+                    status, body, content, cache = await self._invoke(scope, receive, name[: -len("/invoke")])
+                    await _answer(send, status, body, content, cache)
                     self.metrics.observe(route, status, time.perf_counter() - started)
                     return
                 route = "model"
@@ -320,7 +326,7 @@ class MultiModelApp:
                 return str(value.decode("utf-8", "replace"))
         raise RequestError("a multi-model endpoint needs X-Amzn-SageMaker-Target-Model (InvokeEndpoint TargetModel)")
 
-    async def _invoke(self, scope: Scope, receive: Receive, name: str) -> tuple[int, bytes, bytes]:
+    async def _invoke(self, scope: Scope, receive: Receive, name: str) -> tuple[int, bytes, bytes, bytes | None]:
         content_type = accept = None
         for key, value in scope["headers"]:
             if key == b"content-type":
@@ -329,9 +335,10 @@ class MultiModelApp:
                 accept = value.decode("latin-1")
         try:
             if scope["method"] != "POST":
-                return 405, error_body("MethodNotAllowed", f"{scope['path']} takes POST"), _JSON
+                return 405, error_body("MethodNotAllowed", f"{scope['path']} takes POST"), _JSON, None
             body = await _read_body(receive, self.config.max_payload_bytes)
             model = None
+            hit = name in self.models
             if self.registry.get(name) is None and scope["path"] == "/invocations":
                 model = await self._register_from_models_dir(name)
             if model is None:
@@ -345,16 +352,16 @@ class MultiModelApp:
             finally:
                 model.in_flight -= 1
                 model.last_used = time.monotonic()
-            return 200, answer, media_type.encode("latin-1")
+            return 200, answer, media_type.encode("latin-1"), b"hit" if hit else b"miss"
         except ShipyardError as exc:
             if exc.http_status >= 500:
                 log.error("invocation of %s failed: %s", name, exc)
-            return exc.http_status, error_body(exc.code, str(exc)), _JSON
+            return exc.http_status, error_body(exc.code, str(exc)), _JSON, None
         except TimeoutError:
-            return 504, error_body("Timeout", f"no answer within {self.config.timeout_s:g} s"), _JSON
+            return 504, error_body("Timeout", f"no answer within {self.config.timeout_s:g} s"), _JSON, None
         except Exception as exc:  # a bug in a handler or a codec: 500, and the server keeps serving
             log.error("invocation of %s failed: %s", name, exc, exc_info=exc)
-            return 500, error_body("InternalError", f"{type(exc).__name__}: {exc}"), _JSON
+            return 500, error_body("InternalError", f"{type(exc).__name__}: {exc}"), _JSON, None
 
     async def _register_from_models_dir(self, name: str) -> _Model | None:
         """The local side of SageMaker's: a target model is a file or directory under ``models_dir``, registered
@@ -413,7 +420,6 @@ class MultiModelApp:
         from shipyard.bundle.archive import extract_archive, is_archive
 
         started = time.perf_counter()
-        before = rss_bytes()
         scratch: tempfile.TemporaryDirectory[str] | None = None
         try:
             path = Path(record.url)
@@ -422,6 +428,13 @@ class MultiModelApp:
                 extract_archive(path, scratch.name)
                 path = Path(scratch.name)
             bundle = Bundle.open(path, self.config.program)
+            if bundle.flavor not in self._warm:
+                # The first model of a flavor imports its libraries (scikit-learn: tens of MB), which stay for
+                # every later model: loaded once and dropped first, so its size is the model's own.
+                handler_for(bundle, self._handler_config).load()
+                gc.collect()
+                self._warm.add(bundle.flavor)
+            before = rss_bytes()
             handler = handler_for(bundle, self._handler_config)
             handler.load()
         except BaseException:
@@ -501,8 +514,10 @@ class MultiModelApp:
                     await self._unload(name, "deleted")
 
 
-async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _answer(send: Send, status: int, body: bytes, content_type: bytes, cache: bytes | None = None) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if cache is not None:
+        headers.append((_CACHE, cache))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
