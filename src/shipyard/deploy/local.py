@@ -106,7 +106,12 @@ class LocalTarget:
     # -- deploy ---------------------------------------------------------------------------------------------
     def plan(self, spec: DeployOptions) -> Plan:
         plan = Plan(spec.name, self.name, price_label="local: no cloud cost")
-        plan.add("image", spec.image or f"built from {spec.source}", "the model mounted at /opt/ml/model", 0.0)
+        if spec.multi_model:
+            plan.add(
+                "image", spec.image or f"built from a model of {spec.source}", f"its models at {MODELS_MOUNT}", 0.0
+            )
+        else:
+            plan.add("image", spec.image or f"built from {spec.source}", "the model mounted at /opt/ml/model", 0.0)
         plan.add("container", f"shipyard-{spec.name}", f"127.0.0.1:{spec.port or 'a free port'} → 8080", 0.0)
         return plan
 
