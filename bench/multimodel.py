@@ -394,11 +394,13 @@ def run_toolkit(
 
 class _Front:
     """What SageMaker's front does for a multi-model endpoint on MMS: POST /models on a miss, DELETE /models/NAME
-    on the least recently used when the instance is full (here: ``capacity`` models)."""
+    on the least recently used when the instance is full (here: ``capacity`` models). A load blocks only the
+    requests for that model; requests for loaded models go straight on."""
 
     def __init__(self, port: int, models: Path, capacity: int) -> None:
         self.port, self.models, self.capacity = port, models, capacity
         self.loaded: OrderedDict[str, None] = OrderedDict()
+        self.loading: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
         self.loads = self.evictions = 0
 
@@ -411,21 +413,35 @@ class _Front:
         return response.status
 
     def ensure(self, name: str) -> str:
-        with self.lock:  # one change to MMS at a time, as a front serialises an instance's loads
+        with self.lock:
             if name in self.loaded:
                 self.loaded.move_to_end(name)
                 return "hit"
-            while len(self.loaded) >= self.capacity:
-                victim, _ = self.loaded.popitem(last=False)
+            waiting = self.loading.get(name)
+            if waiting is None:
+                done = self.loading[name] = threading.Event()
+                victims = []
+                while self.loaded and len(self.loaded) + len(self.loading) > self.capacity:
+                    victims.append(self.loaded.popitem(last=False)[0])
+        if waiting is not None:  # another request is loading it: wait for that load
+            waiting.wait()
+            return "miss"
+        try:
+            for victim in victims:
                 self._management("DELETE", f"/models/{victim}")
                 self.evictions += 1
             url = self.models / name
             status = self._management("POST", f"/models?url={url}&model_name={name}&initial_workers=1&synchronous=true")
             if status != 200:
                 raise RuntimeError(f"MMS answered {status} to registering {name}")
-            self.loaded[name] = None
-            self.loads += 1
-            return "miss"
+            with self.lock:
+                self.loaded[name] = None
+                self.loads += 1
+        finally:
+            with self.lock:
+                del self.loading[name]
+            done.set()
+        return "miss"
 
 
 # -- plumbing -----------------------------------------------------------------------------------------
@@ -483,7 +499,7 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "# Multi-model benchmark (bench/multimodel.py)",
         "",
-        f"{result['models']} models (random forests, 10 trees, depth 8), {result['requests']} requests, Zipf s = "
+        f"{result['models']} models (random forests, 25 trees, depth 10), {result['requests']} requests, Zipf s = "
         f"{result['zipf_s']} ({result['distinct_models_requested']} distinct models asked for), "
         f"{result['concurrency']} client threads; servers pinned to cores 0-1 with the client on the same cores.",
         f"Shipyard: 2 workers, SHIPYARD_MODEL_MEMORY_MB = {result['budget_mb']} (both workers); the toolkit: MMS "

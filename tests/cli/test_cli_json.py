@@ -38,7 +38,7 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     cost = ["budget.v1.json"]
     # export: tests/deploy/test_export.py::test_the_cli_writes_the_files_and_forgets
     handover = ["export.v1.json"]
-    # models add: tests/deploy/test_multimodel_deploy.py::test_models_add_on_sagemaker_uploads_next_to_the_others
+    # models add: tests/deploy/test_multimodel_deploy.py::test_local_multi_model_deploy_add_invoke_and_cleanup
     multi_model = ["models-add.v1.json"]
     assert names == sorted(expected + registry + runs + public_api + cost + handover + multi_model)
     for path in SCHEMAS.glob("*.json"):

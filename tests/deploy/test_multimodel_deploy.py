@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import httpx
+import jsonschema
 import orjson
 import pytest
 
@@ -27,6 +28,8 @@ from shipyard.deploy.options import Serverless
 from shipyard.deploy.sagemaker import SageMakerTarget
 from shipyard.deploy.state import StateStore
 from shipyard.errors import SpecError
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 
 class Steps:
@@ -215,8 +218,9 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
         assert answers[0] == answers[1]
         added = shipyard("models", "add", name, str(digits_bundle), "--as", "new", "--output", "json", env=env)
         assert added.returncode == 0, added.stdout + added.stderr
-        document = orjson.loads(added.stdout)
-        assert document["target_model"] == "new.tar.gz" and document["schema"] == "shipyard.models-add/1"
+        document = orjson.loads(added.stdout)  # all of stdout: one JSON document, valid against its schema
+        jsonschema.validate(document, orjson.loads((SCHEMAS / "models-add.v1.json").read_bytes()))
+        assert document["target_model"] == "new.tar.gz" and document["deployment"] == name
         served = Path(Deployer(StateStore(state)).record(name).details.model_dir or "")
         assert document["location"] == str(served / "new.tar.gz") and (served / "new.tar.gz").is_file()
         assert not (directory / "new.tar.gz").exists()  # the user's directory is left as it was
