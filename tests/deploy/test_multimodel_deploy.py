@@ -216,6 +216,8 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
             assert invoked.returncode == 0, invoked.stdout + invoked.stderr
             answers.append(orjson.loads(invoked.stdout))
         assert answers[0] == answers[1]
+        endpoint = Deployer(StateStore(state)).get(name)  # the Python API: predict(..., target_model=)
+        assert endpoint.predict(digits_rows[:3], target_model="archived.tar.gz") == answers[0]["predictions"]
         added = shipyard("models", "add", name, str(digits_bundle), "--as", "new", "--output", "json", env=env)
         assert added.returncode == 0, added.stdout + added.stderr
         document = orjson.loads(added.stdout)  # all of stdout: one JSON document, valid against its schema

@@ -262,3 +262,24 @@ def test_two_workers_serve_one_registration(running_server: ServerFactory, tmp_p
         timeout=5,
     )
     assert unloaded["model"] == "d"
+
+
+def test_shipyard_invoke_a_url_with_target_model(
+    running_server: ServerFactory, tmp_path: Path, digits_bundle: Path, digits_rows: list[list[float]]
+) -> None:
+    """``shipyard invoke URL --target-model NAME`` sends X-Amzn-SageMaker-Target-Model to the server."""
+    from infra.cli import shipyard as run_shipyard
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copytree(digits_bundle, models / "digits")
+    server = multi_model_server(running_server, models)
+    request = tmp_path / "request.json"
+    request.write_bytes(orjson.dumps({"instances": digits_rows[:2]}))
+    done = run_shipyard("invoke", server.url, "--data", str(request), "--target-model", "digits", "--raw")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert orjson.loads(done.stdout) == invoke(server, "digits", digits_rows[:2]).json()
+    without = run_shipyard("invoke", server.url, "--data", str(request), "--raw")
+    assert without.returncode != 0 and "X-Amzn-SageMaker-Target-Model" in " ".join(
+        (without.stdout + without.stderr).split()
+    )

@@ -192,9 +192,11 @@ class Deployer:
         accept: str | None = None,
         timeout_s: float = 60.0,
         via: str = "endpoint",
+        target_model: str | None = None,
     ) -> Reply:
-        """One request through the deployment's transport; :class:`~shipyard.errors.InvokeError` on an error."""
-        transport = self.transport(name, read_timeout_s=timeout_s, connections=1, via=via)
+        """One request through the deployment's transport; :class:`~shipyard.errors.InvokeError` on an error.
+        ``target_model``: a multi-model endpoint's model."""
+        transport = self.transport(name, read_timeout_s=timeout_s, connections=1, via=via, target_model=target_model)
         try:
             return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
         finally:

@@ -66,20 +66,28 @@ class Endpoint:
         content_type: str = "application/json",
         accept: str | None = None,
         timeout_s: float = 60.0,
+        target_model: str | None = None,
     ) -> Reply:
-        """Send ``body`` as it is; the raw answer."""
-        return self._deployer.invoke(self.name, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        """Send ``body`` as it is; the raw answer. ``target_model``: a multi-model endpoint's model (``a.tar.gz``)."""
+        return self._deployer.invoke(
+            self.name, body, content_type=content_type, accept=accept, timeout_s=timeout_s, target_model=target_model
+        )
 
     @property
     def limits(self) -> Limits:
         """The payload and time limits of this endpoint (serverless: 4 MB, else 6 MB and 60 s)."""
         return limits_for(serverless=bool(self.record.serverless))
 
-    def predict(self, data: Any, *, accept: str = "application/json", timeout_s: float = 60.0) -> Any:
+    def predict(
+        self, data: Any, *, accept: str = "application/json", timeout_s: float = 60.0, target_model: str | None = None
+    ) -> Any:
         """Predictions for ``data``: rows (a list, a numpy array, a DataFrame) are sent as JSON ``instances``;
-        bytes or a str are sent as they are. A JSON answer's ``predictions`` are returned, else its body."""
+        bytes or a str are sent as they are. A JSON answer's ``predictions`` are returned, else its body.
+        ``target_model``: a multi-model endpoint's model."""
         body, content_type = _encode(data)
-        answer = self.invoke(body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        answer = self.invoke(
+            body, content_type=content_type, accept=accept, timeout_s=timeout_s, target_model=target_model
+        )
         if answer.content_type.startswith("application/json"):
             document = answer.json()
             if isinstance(document, dict) and "predictions" in document:
