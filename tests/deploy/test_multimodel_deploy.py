@@ -4,6 +4,7 @@ options' checks, and the local target with the real image (one integration test)
 from __future__ import annotations
 
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -208,8 +209,14 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
             "--engine", "podman", env=env,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
-        url = Deployer(StateStore(state)).record(name).url
+        record = Deployer(StateStore(state)).record(name)
+        url = record.url
         assert url
+        label = subprocess.run(
+            ["podman", "image", "inspect", "--format", "{{json .Labels}}", record.image or ""],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert orjson.loads(label.stdout)["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
         answers = []
         for target_model in ("digits", "archived.tar.gz"):
             invoked = shipyard("invoke", name, "--data", str(request), "--target-model", target_model, "--raw", env=env)

@@ -283,3 +283,24 @@ def test_shipyard_invoke_a_url_with_target_model(
     assert without.returncode != 0 and "X-Amzn-SageMaker-Target-Model" in " ".join(
         (without.stdout + without.stderr).split()
     )
+
+
+def test_shipyard_serve_multi_model_serves_a_directory(
+    running_server: ServerFactory, tmp_path: Path, digits_bundle: Path, digits_rows: list[list[float]]
+) -> None:
+    """``shipyard serve DIR --multi-model``: DIR is the models' directory (no bundle at DIR itself)."""
+    from infra.server import BIN
+
+    models = tmp_path / "models"
+    models.mkdir()
+    pack(digits_bundle, models / "d.tar.gz")
+    command = [str(BIN / "shipyard"), "serve", str(models), "--multi-model", "--port", "0", "--workers", "1"]
+    server = running_server(models, command=command)
+    answer = httpx.post(
+        f"{server.url}/invocations",
+        json={"instances": digits_rows[:2]},
+        headers={"X-Amzn-SageMaker-Target-Model": "d.tar.gz"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-shipyard-model-cache"] == "miss"
