@@ -37,6 +37,10 @@ Nothing is read at import time.
 | SHIPYARD_OVERRUN_GRACE                | 2                | seconds past the timeout before a stuck model is replaced |
 | SHIPYARD_FAULT_INJECTION              | 0                | a route that leaks memory, for verify    |
 | SHIPYARD_STREAM_ROWS                  | 0 (off)          | a bundle's answers streamed, N rows a chunk |
+| SAGEMAKER_MULTI_MODEL                 | false            | multi-model endpoint (serving/multimodel.py) |
+| SHIPYARD_MODELS_DIR                   | /opt/ml/models   | multi-model: target models' directory |
+| SHIPYARD_MODEL_MEMORY_MB              | 0 (auto)         | multi-model: models' memory budget (70 % of the limit) |
+| SHIPYARD_MODEL_REGISTRY               | (a temp dir)     | multi-model: registered models, shared |
 
 :data:`ENV` names the variables of each setting (the first one set wins) and :data:`LIMITS` the range of the
 numeric ones; ``shipyard serve`` takes both from here, so each of its options defaults to the variable the
@@ -107,6 +111,10 @@ ENV: dict[str, tuple[str, ...]] = {
     "overrun_grace_s": ("SHIPYARD_OVERRUN_GRACE",),
     "fault_injection": ("SHIPYARD_FAULT_INJECTION",),
     "stream_rows": ("SHIPYARD_STREAM_ROWS",),
+    "multi_model": ("SAGEMAKER_MULTI_MODEL",),
+    "models_dir": ("SHIPYARD_MODELS_DIR",),
+    "model_memory_mb": ("SHIPYARD_MODEL_MEMORY_MB",),
+    "model_registry": ("SHIPYARD_MODEL_REGISTRY",),
 }
 
 # Accepted ranges of the numeric settings (inclusive; None: unbounded). Floats must also be finite.
@@ -128,6 +136,7 @@ LIMITS: dict[str, tuple[float, float | None]] = {
     "model_threads": (0, 4096),
     "overrun_grace_s": (0.0, None),
     "stream_rows": (0, 1 << 24),
+    "model_memory_mb": (0.0, None),
 }
 
 # The limits on an archive Shipyard opens (not server settings: `shipyard serve` has no option for them).
@@ -184,6 +193,10 @@ class ServerConfig:
     overrun_grace_s: float = 2.0  # a model call this long past timeout_s gets its process replaced
     fault_injection: bool = False  # the route shipyard verify uses to leak memory in the model process
     stream_rows: int = 0  # > 0: a saved bundle's answers streamed, predicted and sent this many rows at a time
+    multi_model: bool = False  # a multi-model endpoint: models registered with POST /models (serving/multimodel.py)
+    models_dir: str = "/opt/ml/models"  # multi-model: X-Amzn-SageMaker-Target-Model names a file or directory here
+    model_memory_mb: float = 0.0  # multi-model: memory budget of the loaded models; 0: from the container's limit
+    model_registry: str | None = None  # multi-model: the registered models' records (None: the supervisor's temp dir)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
@@ -232,6 +245,10 @@ class ServerConfig:
             "overrun_grace_s": number("overrun_grace_s", d.overrun_grace_s),
             "fault_injection": _bool(env, ENV["fault_injection"], d.fault_injection),
             "stream_rows": whole("stream_rows", d.stream_rows),
+            "multi_model": _bool(env, ENV["multi_model"], d.multi_model),
+            "models_dir": raw("models_dir") or d.models_dir,
+            "model_memory_mb": number("model_memory_mb", d.model_memory_mb),
+            "model_registry": raw("model_registry"),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -12,10 +12,13 @@ codes in exactly one place (the ASGI app's edge and the CLI's ``main``)::
     │   ├── SchemaMismatch         400 it does not match the bundle's schema
     │   ├── UnsupportedMediaType   415 no codec for its Content-Type
     │   ├── NotAcceptable          406 no codec for its Accept
-    │   └── PayloadTooLarge        413 over SAGEMAKER_MAX_PAYLOAD_IN_MB
+    │   ├── PayloadTooLarge        413 over SAGEMAKER_MAX_PAYLOAD_IN_MB
+    │   ├── ModelNotFound          404 multi-model: no model of that name (or its url names nothing)
+    │   └── ModelExists            409 multi-model: that name is already registered
     ├── ModelError                 500 the model (or the user's handler) raised
     ├── Overloaded                 503 the queue is full (Retry-After)
     ├── ModelNotReady              503 still loading
+    ├── InsufficientMemory         507 multi-model: the model alone does not fit the budget
     ├── InferenceTimeout           504 over SAGEMAKER_MODEL_SERVER_TIMEOUT
     ├── InvokeError                    the client got an error answer (exit 4)
     │   └── StillRunning               an asynchronous inference has no answer yet (exit 75, "try again")
@@ -49,9 +52,12 @@ __all__ = [
     "EngineNotFound",
     "ImageError",
     "InferenceTimeout",
+    "InsufficientMemory",
     "InvokeError",
     "ModelCrashed",
     "ModelError",
+    "ModelExists",
+    "ModelNotFound",
     "ModelNotReady",
     "MonitorError",
     "NotAcceptable",
@@ -149,6 +155,27 @@ class Overloaded(ShipyardError):
 class ModelNotReady(ShipyardError):
     http_status = 503
     code = "ModelNotReady"
+
+
+class ModelNotFound(RequestError):
+    """Multi-model: no model of that name is registered (or its url names nothing)."""
+
+    http_status = 404
+    code = "ModelNotFound"
+
+
+class ModelExists(RequestError):
+    """Multi-model: POST /models with a name already registered."""
+
+    http_status = 409
+    code = "ModelExists"
+
+
+class InsufficientMemory(ShipyardError):
+    """Multi-model: the model alone does not fit in the memory budget (SageMaker reads 507 as "no room")."""
+
+    http_status = 507
+    code = "InsufficientMemory"
 
 
 class InferenceTimeout(ShipyardError):

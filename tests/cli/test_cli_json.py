@@ -42,7 +42,14 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     # transform: below, on a real server; on sagemaker in tests/deploy/test_transform_sagemaker.py
     # invoke --async --json and results --output json: on a local --async deployment in
     # tests/deploy/test_async_queue.py::test_the_cli_queues_waits_and_fetches_results
-    hosting_modes = ["invoke-async.v1.json", "invoke-stream.v1.json", "results.v1.json", "transform.v1.json"]
+    # models add: tests/deploy/test_multimodel_deploy.py::test_local_multi_model_deploy_add_invoke_and_cleanup
+    hosting_modes = [
+        "invoke-async.v1.json",
+        "invoke-stream.v1.json",
+        "models-add.v1.json",
+        "results.v1.json",
+        "transform.v1.json",
+    ]
     assert names == sorted(expected + registry + runs + public_api + cost + handover + hosting_modes)
     for path in SCHEMAS.glob("*.json"):
         schema = json.loads(path.read_text())

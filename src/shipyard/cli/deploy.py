@@ -270,6 +270,15 @@ InvocationTimeoutOpt = Annotated[
     int | None,
     typer.Option("--invocation-timeout", help="--async: seconds a request may take (1-3600).", show_default="3600"),
 ]
+MultiModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--multi-model",
+        help="Serve many models from one endpoint (SageMaker's MultiModel mode): DIR (bundles and model.tar.gz "
+        "files) or s3://bucket/prefix/; each request names its model (shipyard invoke --target-model a.tar.gz).",
+        show_default="one model",
+    ),
+]
 DryRun = Annotated[
     bool,
     typer.Option(
@@ -319,6 +328,7 @@ def deploy(
     notify_error: NotifyErrorOpt = None,
     max_concurrent: MaxConcurrentOpt = None,
     invocation_timeout: InvocationTimeoutOpt = None,
+    multi_model: MultiModelOpt = None,
     dry_run: DryRun = False,
     state: Path | None = STATE_OPTION,
 ) -> None:
@@ -327,6 +337,11 @@ def deploy(
     `--canary`, `--linear` or `--all-at-once` and `--bake` guard it (rolled back when an alarm fires)."""
     from shipyard.errors import SpecError
 
+    if multi_model is not None:
+        if source is not None:
+            raise SpecError(f"--multi-model {multi_model} is the source: give no SOURCE ({source}) too")
+        _deploy_multi_model(ctx, multi_model, name, update, dry_run, state)
+        return
     if source is None:
         raise SpecError(
             "deploy needs a SOURCE: a bundle directory, a model.tar.gz, an image, run:NAME or GROUP/VERSION"
@@ -340,6 +355,29 @@ def deploy(
         reporter.done()
         _print_failure(exc)
         name_the_flag(exc)
+        raise
+    reporter.done()
+
+
+def _deploy_multi_model(
+    ctx: typer.Context, models: str, name: str | None, update: str | None, dry_run: bool, state: Path | None
+) -> None:
+    """``deploy --multi-model DIR|s3://…/``: the models' directory or prefix is the source (no registry lookup)."""
+    from shipyard.errors import SpecError
+    from shipyard.registry import Resolved
+
+    if update:
+        raise SpecError("--multi-model with --update: add models with `shipyard models add NAME BUNDLE` instead")
+    if not models.startswith("s3://"):
+        models = str(Path(models).resolve())  # `shipyard models add` finds the directory from anywhere
+    reporter = CliReporter()
+    try:
+        deployer = deployer_for(state, reporter)
+        _run_deploy(deployer, Resolved(models), name, None, dry_run, {**_given(ctx), "multi_model": True})
+    except Exception as exc:
+        reporter.done()
+        _print_failure(exc)
+        name_the_flag(exc, {**FLAGS, "multi_model": "--multi-model"})
         raise
     reporter.done()
 

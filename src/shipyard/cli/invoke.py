@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -101,6 +102,15 @@ JsonOpt = Annotated[
         "bytes, time to first byte).",
     ),
 ]
+TargetModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target-model",
+        help="A multi-model endpoint's model, e.g. a.tar.gz (InvokeEndpoint TargetModel; over HTTP the "
+        "X-Amzn-SageMaker-Target-Model header).",
+        show_default="none",
+    ),
+]
 
 
 def invoke(
@@ -125,6 +135,7 @@ def invoke(
     inference_id: InferenceIdOpt = None,
     invocation_timeout: InvocationTimeoutOpt = None,
     json_: JsonOpt = False,
+    target_model: TargetModelOpt = None,
 ) -> None:
     """Send a request to POST /invocations and print the predictions.
 
@@ -164,6 +175,8 @@ def invoke(
     _sync_only(wait=wait, inference_id=inference_id, invocation_timeout=invocation_timeout)
     # a name: its local URL, or sagemaker-runtime; --via api: its public API
     where = destination(target, lambda: deployer_for(None), via=via)
+    if target_model:
+        where = dataclasses.replace(where, target_model=target_model)
     if stream:
         from shipyard.cli.invoke_stream import run_stream
 

@@ -1,4 +1,5 @@
-"""``shipyard register`` and ``shipyard models list|show|approve|reject``: the model registry (docs/registry.md)."""
+"""``shipyard register`` and ``shipyard models list|show|approve|reject``: the model registry (docs/registry.md);
+``shipyard models add``: a model next to a multi-model endpoint's others (docs/hosting-modes.md)."""
 
 from __future__ import annotations
 
@@ -215,3 +216,26 @@ def reject(
 ) -> None:
     """Reject a version, with a reason (not an Approved one): it deploys only with --allow-unapproved."""
     _set_status(ref, False, reason, registry, region, output)
+
+
+@models.command("add")
+def add(
+    name: str = typer.Argument(..., help="A multi-model deployment (shipyard deploy --multi-model)."),
+    bundle: Path = typer.Argument(..., help="A bundle directory or a model.tar.gz."),
+    as_name: str | None = typer.Option(
+        None, "--as", help="The TargetModel it answers to.", show_default="BUNDLE's name + .tar.gz"
+    ),
+    state: Path | None = typer.Option(None, "--state", help="The state file.", show_default="$SHIPYARD_STATE"),
+    output: Output = OUTPUT_OPTION,
+) -> None:
+    """Pack BUNDLE as a model.tar.gz next to a multi-model endpoint's other models (its directory on local, its S3
+    prefix on sagemaker); invoke it with `shipyard invoke NAME --target-model TARGET`."""
+    from shipyard.cli.deploy import deployer_for
+    from shipyard.deploy.multimodel import add_model
+
+    target_model, where = add_model(deployer_for(state, None), name, bundle, as_name)
+    if output == "json":
+        print_json("models-add", {"deployment": name, "target_model": target_model, "location": where})
+        return
+    out.print(f"[bold green]added[/] {target_model} to {name}: {where}", highlight=False)
+    out.print(f"invoke it with: shipyard invoke {name} --target-model {target_model} --data FILE", highlight=False)

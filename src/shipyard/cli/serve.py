@@ -187,6 +187,48 @@ FaultInjectionOpt = Annotated[
         rich_help_panel=SERVER,
     ),
 ]
+MultiModelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--multi-model/--single-model",
+        help="Serve a multi-model endpoint: BUNDLE is the directory of models (bundles, model.tar.gz) that "
+        "X-Amzn-SageMaker-Target-Model names; more are registered with POST /models.",
+        envvar=_env("multi_model"),
+        show_default="single model",
+        rich_help_panel=SERVER,
+    ),
+]
+ModelsDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--models-dir",
+        help="Multi-model: where target model names are looked up (default: BUNDLE with --multi-model).",
+        envvar=_env("models_dir"),
+        show_default="BUNDLE",
+        rich_help_panel=SERVER,
+    ),
+]
+ModelMemoryOpt = Annotated[
+    float,
+    typer.Option(
+        "--model-memory-mb",
+        help="Multi-model: memory the loaded models may take before the least recently used is unloaded "
+        "(0: 70 % of the memory limit).",
+        envvar=_env("model_memory_mb"),
+        rich_help_panel=SERVER,
+        **_range("model_memory_mb"),
+    ),
+]
+ModelRegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-registry",
+        help="Multi-model: directory of the registered models' records, shared by the workers.",
+        envvar=_env("model_registry"),
+        show_default="a temporary directory",
+        rich_help_panel=SERVER,
+    ),
+]
 RunAsOpt = Annotated[
     str | None,
     typer.Option(
@@ -350,6 +392,10 @@ def serve(
     model_process: ModelProcessOpt = _D.model_process,
     overrun_grace_s: OverrunGraceOpt = _D.overrun_grace_s,
     fault_injection: FaultInjectionOpt = _D.fault_injection,
+    multi_model: MultiModelOpt = _D.multi_model,
+    models_dir: ModelsDirOpt = None,
+    model_memory_mb: ModelMemoryOpt = _D.model_memory_mb,
+    model_registry: ModelRegistryOpt = None,
     run_as: RunAsOpt = None,
     max_batch_size: MaxBatchSizeOpt = _D.max_batch_size,
     max_batch_delay_ms: MaxBatchDelayOpt = _D.max_batch_delay_ms,
@@ -391,6 +437,9 @@ def _run(bundle: Path, program: str, env: dict[str, str]) -> int:
     from shipyard.bundle.archive import open_any
     from shipyard.hosting import serve as run
 
+    if ServerConfig.from_env(env).multi_model:  # BUNDLE: the directory of models
+        env.setdefault(ENV["models_dir"][0], str(bundle))
+        return run(ServerConfig.from_env(env))
     with open_any(bundle, program) as opened:
         config = ServerConfig.from_env(env, model_dir=str(opened.path))
         return run(config)

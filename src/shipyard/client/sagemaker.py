@@ -61,10 +61,13 @@ def status_of(response: dict[str, Any]) -> tuple[int, str]:
 class SageMakerTransport:
     """``InvokeEndpoint`` on one endpoint (safe to share between threads, as boto3 clients are)."""
 
-    def __init__(self, client: Any, endpoint: str, *, target_variant: str | None = None) -> None:
+    def __init__(
+        self, client: Any, endpoint: str, *, target_variant: str | None = None, target_model: str | None = None
+    ) -> None:
         self._client = client
         self.endpoint = endpoint
         self.target_variant = target_variant
+        self.target_model = target_model  # a multi-model endpoint's model (InvokeEndpoint TargetModel)
 
     def post(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> Reply:
         """One invocation. ``timeout_s`` is the client's read time-out, fixed when the client was made."""
@@ -77,6 +80,7 @@ class SageMakerTransport:
             content_type=content_type,
             accept=accept,
             target_variant=self.target_variant,
+            target_model=self.target_model,
         )
         if answer.outcome == "ok":
             return Reply(200, answer.body, answer.content_type, None, answer.seconds)

@@ -51,6 +51,7 @@ def invoke_endpoint(
     content_type: str,
     accept: str | None = None,
     target_variant: str | None = None,
+    target_model: str | None = None,
 ) -> RuntimeAnswer:
     """One ``InvokeEndpoint`` through ``client`` (from :meth:`shipyard.cloud.session.Aws.runtime_client`)."""
     args: dict[str, Any] = {"EndpointName": endpoint, "Body": body, "ContentType": content_type}
@@ -58,6 +59,8 @@ def invoke_endpoint(
         args["Accept"] = accept
     if target_variant:
         args["TargetVariant"] = target_variant
+    if target_model:  # a multi-model endpoint's model: its path under the endpoint's S3 prefix
+        args["TargetModel"] = target_model
     started = time.perf_counter()
     try:
         answer = client.invoke_endpoint(**args)

@@ -63,8 +63,9 @@ class SageMakerGateway:
         environment: dict[str, str],
         tags: list[dict[str, str]],
         role_wait_s: float = 60.0,
+        mode: str = "SingleModel",
     ) -> str:
-        container: dict[str, Any] = {"Image": image, "Mode": "SingleModel", "Environment": environment}
+        container: dict[str, Any] = {"Image": image, "Mode": mode, "Environment": environment}
         if model_data_url:
             container["ModelDataUrl"] = model_data_url
         deadline = time.monotonic() + role_wait_s

@@ -193,16 +193,24 @@ class Deployer:
         accept: str | None = None,
         timeout_s: float = 60.0,
         via: str = "endpoint",
+        target_model: str | None = None,
     ) -> Reply:
-        """One request through the deployment's transport; :class:`~shipyard.errors.InvokeError` on an error."""
-        transport = self.transport(name, read_timeout_s=timeout_s, connections=1, via=via)
+        """One request through the deployment's transport; :class:`~shipyard.errors.InvokeError` on an error.
+        ``target_model``: a multi-model endpoint's model."""
+        transport = self.transport(name, read_timeout_s=timeout_s, connections=1, via=via, target_model=target_model)
         try:
             return send_one(transport, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
         finally:
             transport.close()
 
     def transport(
-        self, name: str, *, read_timeout_s: float = 65.0, connections: int = 4, via: str = "endpoint"
+        self,
+        name: str,
+        *,
+        read_timeout_s: float = 65.0,
+        connections: int = 4,
+        via: str = "endpoint",
+        target_model: str | None = None,
     ) -> Transport:
         """Many requests to ``name`` (close it after). ``via="endpoint"``: its URL for ``local``, ``InvokeEndpoint``
         for ``sagemaker``; ``via="api"``: its public API (``expose``), as its callers reach it."""
@@ -214,6 +222,10 @@ class Deployer:
             return target.api_transport(record, connections=connections)
         if via != "endpoint":
             raise SpecError(f"--via {via!r}: endpoint or api", option="via")
+        if target_model:  # a multi-model endpoint's model
+            return target.transport(
+                record, read_timeout_s=read_timeout_s, connections=connections, target_model=target_model
+            )
         return target.transport(record, read_timeout_s=read_timeout_s, connections=connections)
 
     # -- asynchronous inference (deploy --async) -------------------------------------------------------------

@@ -166,9 +166,12 @@ class Target(Protocol):
         """The record with its status read from the target (the engine, or AWS)."""
         ...
 
-    def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> Transport:
+    def transport(
+        self, record: Deployment, *, read_timeout_s: float, connections: int, target_model: str | None = None
+    ) -> Transport:
         """The one way to the endpoint (HTTP, or InvokeEndpoint): single requests, chunked runs and the benchmark
-        all go through it; ``read_timeout_s`` bounds each request."""
+        all go through it; ``read_timeout_s`` bounds each request; ``target_model``: a multi-model endpoint's
+        model (TargetModel, or X-Amzn-SageMaker-Target-Model over HTTP)."""
         ...
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]: ...

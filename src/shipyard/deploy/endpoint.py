@@ -14,6 +14,7 @@ from shipyard.client.transport import HTTPTransport, Reply, Transport, send_one
 from shipyard.deploy.asynchronous import AsyncHandle, AsyncOutcome
 from shipyard.deploy.base import CleanupReport
 from shipyard.deploy.expose import not_exposed
+from shipyard.deploy.multimodel import TARGET_MODEL_HEADER
 from shipyard.deploy.state import Deployment
 from shipyard.errors import InvokeError
 
@@ -67,20 +68,28 @@ class Endpoint:
         content_type: str = "application/json",
         accept: str | None = None,
         timeout_s: float = 60.0,
+        target_model: str | None = None,
     ) -> Reply:
-        """Send ``body`` as it is; the raw answer."""
-        return self._deployer.invoke(self.name, body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        """Send ``body`` as it is; the raw answer. ``target_model``: a multi-model endpoint's model (``a.tar.gz``)."""
+        return self._deployer.invoke(
+            self.name, body, content_type=content_type, accept=accept, timeout_s=timeout_s, target_model=target_model
+        )
 
     @property
     def limits(self) -> Limits:
         """The payload and time limits of this endpoint (serverless: 4 MB, else 6 MB and 60 s)."""
         return limits_for(serverless=bool(self.record.serverless))
 
-    def predict(self, data: Any, *, accept: str = "application/json", timeout_s: float = 60.0) -> Any:
+    def predict(
+        self, data: Any, *, accept: str = "application/json", timeout_s: float = 60.0, target_model: str | None = None
+    ) -> Any:
         """Predictions for ``data``: rows (a list, a numpy array, a DataFrame) are sent as JSON ``instances``;
-        bytes or a str are sent as they are. A JSON answer's ``predictions`` are returned, else its body."""
+        bytes or a str are sent as they are. A JSON answer's ``predictions`` are returned, else its body.
+        ``target_model``: a multi-model endpoint's model."""
         body, content_type = _encode(data)
-        answer = self.invoke(body, content_type=content_type, accept=accept, timeout_s=timeout_s)
+        answer = self.invoke(
+            body, content_type=content_type, accept=accept, timeout_s=timeout_s, target_model=target_model
+        )
         if answer.content_type.startswith("application/json"):
             document = answer.json()
             if isinstance(document, dict) and "predictions" in document:
@@ -197,14 +206,20 @@ class Destination:
     deployer: Deployer | None = None
     serverless: bool = False
     via: str = "endpoint"
+    target_model: str | None = None  # a multi-model endpoint's model (TargetModel / X-Amzn-SageMaker-Target-Model)
 
     def transport(self, *, read_timeout_s: float, connections: int) -> Transport:
         """The one way to the endpoint, for single requests, chunked runs and the benchmark (close it after)."""
         if self.deployer is not None and self.name is not None:
             return self.deployer.transport(
-                self.name, read_timeout_s=read_timeout_s, connections=connections, via=self.via
+                self.name,
+                read_timeout_s=read_timeout_s,
+                connections=connections,
+                via=self.via,
+                target_model=self.target_model,
             )
-        return HTTPTransport(self.url, max_connections=connections)
+        headers = {TARGET_MODEL_HEADER: self.target_model} if self.target_model else None
+        return HTTPTransport(self.url, max_connections=connections, headers=headers)
 
     def stream(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> ChunkStream:
         """One request answered as a stream: the chunks as they arrive, as a :class:`~shipyard.client.streaming.

@@ -44,6 +44,7 @@ from shipyard.deploy.front import (
 )
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.metrics_health import health_from_metrics
+from shipyard.deploy.multimodel import MODELS_MOUNT, MULTI_MODEL_ENV, TARGET_MODEL_HEADER, image_source
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.queue import local as queue_steps
 from shipyard.deploy.state import Deployment, now_utc
@@ -107,7 +108,12 @@ class LocalTarget:
     # -- deploy ---------------------------------------------------------------------------------------------
     def plan(self, spec: DeployOptions) -> Plan:
         plan = Plan(spec.name, self.name, price_label="local: no cloud cost")
-        plan.add("image", spec.image or f"built from {spec.source}", "the model mounted at /opt/ml/model", 0.0)
+        if spec.multi_model:
+            plan.add(
+                "image", spec.image or f"built from a model of {spec.source}", f"its models at {MODELS_MOUNT}", 0.0
+            )
+        else:
+            plan.add("image", spec.image or f"built from {spec.source}", "the model mounted at /opt/ml/model", 0.0)
         plan.add("container", f"shipyard-{spec.name}", f"127.0.0.1:{spec.port or 'a free port'} → 8080", 0.0)
         if spec.asynchronous is not None:
             concurrency = spec.asynchronous.max_concurrent or spec.workers or queue_steps.DEFAULT_CONCURRENCY
@@ -123,8 +129,9 @@ class LocalTarget:
                 "serverless, autoscale, data_capture_pct and role_arn apply to the sagemaker target", option="target"
             )
         queue_steps.check(spec)
+        source = image_source(spec.source, spec.image) if spec.multi_model else spec.source
         resolved = self.images.resolve(
-            spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=run.reporter
+            source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=run.reporter
         )
         self._start(spec, run.record, run.saver, run.reporter, resolved, version=1)
         queue_steps.ensure(run.record, spec, self.staging_root, run.saver, run.reporter)  # --async: its queue
@@ -134,6 +141,8 @@ class LocalTarget:
         """The directory mounted at /opt/ml/model, and whether it was staged (and so is cleanup's to delete):
         the bundle itself, or a model.tar.gz extracted once per version (a failed update's restarted old
         container keeps its own copy)."""
+        if spec.multi_model:
+            return self._models_dir(spec, version), True
         if resolved.bundle is None:
             return None, False
         if resolved.bundle.is_dir() and _world_readable(resolved.bundle):
@@ -149,6 +158,19 @@ class LocalTarget:
             extract_archive(archive, target)  # every member checked first (bundle/untrusted.py)
         make_readable(target)
         return target, True
+
+    def _models_dir(self, spec: DeployOptions, version: int) -> Path:
+        """A multi-model deployment's models, copied once per version where everyone can read them (the server's
+        workers run unprivileged; ``shipyard pack`` writes archives only their owner reads), mounted at
+        /opt/ml/models; ``shipyard models add`` writes into this copy, the one served."""
+        target = self.staging_root / spec.name / f"models-{version}"
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(spec.source, target, symlinks=False)
+        target.chmod(0o755)
+        make_readable(target)
+        return target
 
     def _start(
         self,
@@ -166,7 +188,7 @@ class LocalTarget:
             record.add(MODEL_DIR, str(model_dir))
             save(record)
         if model_dir is not None:
-            run.mounts = {str(model_dir): "/opt/ml/model"}
+            run.mounts = {str(model_dir): MODELS_MOUNT if spec.multi_model else "/opt/ml/model"}
         started = time.monotonic()
         try:
             # Secrets are read on this machine with its credentials and handed over through the engine's
@@ -206,6 +228,8 @@ class LocalTarget:
                 f"or `{self.engine.name} rm -f {name}`"
             )
         env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(spec.workers)} if spec.workers else {}
+        if spec.multi_model:
+            env.update(MULTI_MODEL_ENV)
         return ContainerRun(
             self.engine,
             resolved.image,
@@ -332,10 +356,13 @@ class LocalTarget:
         """``invoke --async``: the deployment's queue process and its directory bucket (deploy/queue/)."""
         return queue_steps.channel(record)
 
-    def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> HTTPTransport:
+    def transport(
+        self, record: Deployment, *, read_timeout_s: float, connections: int, target_model: str | None = None
+    ) -> HTTPTransport:
         if not record.url:
             raise DeployError(f"{record.name} has no address; `shipyard status {record.name}`")
-        return HTTPTransport(record.url, max_connections=connections)
+        headers = {TARGET_MODEL_HEADER: target_model} if target_model else None
+        return HTTPTransport(record.url, max_connections=connections, headers=headers)
 
     def logs(self, record: Deployment, *, lines: int, follow: bool) -> Iterator[str]:
         container = record.one("container")

@@ -511,6 +511,9 @@ class DeployOptions:
     idle_action: str = "notify"
     # asynchronous inference (``deploy --async``): requests queued, answers written to S3 (or, local, a directory)
     asynchronous: AsyncInference | None = None
+    # a multi-model endpoint (Mode: MultiModel): ``source`` is the models' directory or S3 prefix
+    # (deploy/multimodel.py), each model picked per request with TargetModel
+    multi_model: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -522,6 +525,7 @@ class DeployOptions:
         self._check_alarms()
         self._check_guards()
         self._check_async()
+        self._check_multi_model()
         if self.target == "sagemaker":
             check_instance_type(self.instance_type)
         env_names = [s.env_var for s in self.secrets]
@@ -662,6 +666,34 @@ class DeployOptions:
                 "wait less per step or take bigger steps",
                 option=option,
             )
+
+    def _check_multi_model(self) -> None:
+        if not self.multi_model:
+            return
+        if self.serverless is not None:
+            raise SpecError(
+                "multi-model endpoints run on instances only: SageMaker Serverless Inference does not host them "
+                "(drop --serverless, or deploy each model on its own)",
+                option="serverless",
+            )
+        if self.asynchronous is not None:
+            raise SpecError(
+                "a multi-model endpoint answers InvokeEndpoint only: SageMaker's asynchronous inference hosts one "
+                "model (drop --async, or deploy the model on its own with --async)",
+                option="async_inference",
+            )
+        if self.source.startswith("s3://"):
+            if self.target == "local":
+                raise SpecError(
+                    "the local target serves a multi-model endpoint from a directory: --multi-model DIR",
+                    option="multi_model",
+                )
+            if not self.source.endswith("/"):
+                raise SpecError(
+                    f"--multi-model {self.source}: an S3 prefix ends with / (SageMaker's ModelDataUrl of a "
+                    "multi-model endpoint is the prefix every TargetModel is found under)",
+                    option="multi_model",
+                )
 
     @classmethod
     def parse(cls, source: str, name: str, **values: Any) -> DeployOptions:

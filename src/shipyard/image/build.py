@@ -398,6 +398,8 @@ def _stable_labels(bundle: Bundle, options: BuildOptions, target: Platform) -> d
         "dev.shipyard.user": f"{APP_USER} (USER)" if options.non_root else f"{APP_USER} (workers)",
         # SageMaker's multi-container endpoints may move the port; the server honours SAGEMAKER_BIND_TO_PORT.
         "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true",
+        # The server is also a multi-model endpoint's container (SAGEMAKER_MULTI_MODEL=true: serving/multimodel.py).
+        "com.amazonaws.sagemaker.capabilities.multi-models": "true",
     }
 
 
@@ -414,6 +416,8 @@ def _training_labels(source: Path, entry: str, options: BuildOptions, target: Pl
         "dev.shipyard.training.program": entry,
         "dev.shipyard.user": f"{APP_USER} (workers)",
         "com.amazonaws.sagemaker.capabilities.accept-bind-to-port": "true",
+        # The server is also a multi-model endpoint's container (SAGEMAKER_MULTI_MODEL=true: serving/multimodel.py).
+        "com.amazonaws.sagemaker.capabilities.multi-models": "true",
     }
 
 

@@ -23,7 +23,8 @@ def serve(config: ServerConfig, *, secrets: SecretSource | None = None, store: O
     from shipyard.serving.supervisor import Supervisor
 
     setup_logging(config.log_level)
-    bundle = Bundle.open(config.model_dir, config.program)  # fail fast, with a clear message, on a bad bundle
+    # fail fast, with a clear message, on a bad bundle; a multi-model server starts with none
+    bundle = None if config.multi_model else Bundle.open(config.model_dir, config.program)
     if config.secrets:  # before the workers fork and the model loads, so both see them
         if secrets is None:
             raise SettingsError("SHIPYARD_SECRETS is set but nothing here can read secrets")

@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-__all__ = ["Metrics", "render"]
+__all__ = ["Metrics", "ModelMetrics", "render"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -128,3 +128,26 @@ def render() -> bytes:
     from prometheus_client import REGISTRY
 
     return generate_latest(REGISTRY)
+
+
+class ModelMetrics:
+    """A multi-model endpoint's figures (serving/multimodel.py): loads, unloads, hits, misses, what is loaded."""
+
+    def __init__(self) -> None:
+        self.loads = Counter("shipyard_model_loads", "Models loaded (a miss that loaded, or POST /models)")
+        self.load_failures = Counter("shipyard_model_load_failures", "Model loads that failed, by reason", ["reason"])
+        self.load_seconds = Histogram("shipyard_model_load_seconds", "Time to load one model", buckets=_LATENCY_BUCKETS)
+        self.unloads = Counter(
+            "shipyard_model_unloads", "Models unloaded, by reason (evicted, deleted, replaced)", ["reason"]
+        )
+        self.hits = Counter("shipyard_model_hits", "Invocations of a model already loaded in the worker")
+        self.misses = Counter("shipyard_model_misses", "Invocations that had to load their model first")
+        self.loaded = Gauge("shipyard_models_loaded", "Models loaded now (all workers)", multiprocess_mode="livesum")
+        self.memory = Gauge(
+            "shipyard_model_memory_bytes", "Memory the loaded models take (all workers)", multiprocess_mode="livesum"
+        )
+        self.budget = Gauge(
+            "shipyard_model_memory_budget_bytes",
+            "The loaded models' memory budget (all workers)",
+            multiprocess_mode="livesum",
+        )

@@ -64,7 +64,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class Supervisor:
-    def __init__(self, config: ServerConfig, bundle: Bundle, *, store: ObjectStore | None = None) -> None:
+    def __init__(self, config: ServerConfig, bundle: Bundle | None, *, store: ObjectStore | None = None) -> None:
         self.config = config
         self._store = store  # where an s3:// capture goes: handed to every worker
         self._bundle = bundle
@@ -80,6 +80,11 @@ class Supervisor:
     def run(self) -> int:
         multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         owned_dir = None
+        owned_registry = None
+        if self.config.multi_model and self.config.model_registry is None:  # the workers' shared list of models
+            owned_registry = tempfile.TemporaryDirectory(prefix="shipyard-models-")
+            _hand_over(owned_registry.name, self.config.run_as)
+            self.config = self.config.with_(model_registry=owned_registry.name)
         if not multiproc_dir:
             owned_dir = tempfile.TemporaryDirectory(prefix="shipyard-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = owned_dir.name
@@ -99,14 +104,15 @@ class Supervisor:
         try:
             drop_privileges(self.config.run_as)  # the port is bound and the metrics directory handed over
             preimport()
-            try:
-                self._handler = handler_for(self._bundle, self.config)
-            except Exception as exc:  # what a worker would do with it: exit 3, not a restart loop
-                log.error("cannot open the bundle: %s", exc, exc_info=exc)
-                return EXIT_LOAD_FAILED
-            preload = self.config.preload
-            if (preload == "on" or (preload == "auto" and self._handler.preloadable)) and not self._preload():
-                return EXIT_LOAD_FAILED
+            if self._bundle is not None:  # None: a multi-model server, its models registered later
+                try:
+                    self._handler = handler_for(self._bundle, self.config)
+                except Exception as exc:  # what a worker would do with it: exit 3, not a restart loop
+                    log.error("cannot open the bundle: %s", exc, exc_info=exc)
+                    return EXIT_LOAD_FAILED
+                preload = self.config.preload
+                if (preload == "on" or (preload == "auto" and self._handler.preloadable)) and not self._preload():
+                    return EXIT_LOAD_FAILED
             sock.listen(2048)
             log.info(
                 "listening",
@@ -117,6 +123,7 @@ class Supervisor:
                         "workers": self.config.workers,
                         "model_dir": self.config.model_dir,
                         "preloaded": self._preloaded,
+                        "multi_model": self.config.multi_model,
                     }
                 },
             )
@@ -128,6 +135,8 @@ class Supervisor:
             self._stop_workers()
             self._relay.close()
             flush_logs()
+            if owned_registry is not None:
+                owned_registry.cleanup()
             if owned_dir is not None:
                 owned_dir.cleanup()
                 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -63,7 +63,7 @@ def _become_worker(config: ServerConfig, parent: int | None, log_fd: int | None)
 def run_worker(
     config: ServerConfig,
     sock: socket.socket,
-    handler: Handler,
+    handler: Handler | None,
     loaded: bool,
     warmed: Any = None,
     slot: int = 0,
@@ -92,16 +92,22 @@ def run_worker(
         if server is not None:
             server.should_exit = True
 
-    app = ServerApp(
-        config,
-        handler,
-        on_load_failed=load_failed,
-        warmed=warmed,
-        loaded=loaded,
-        slot=slot,
-        available=available,
-        store=store,
-    )
+    app: Any
+    if handler is None:  # a multi-model server: models come with POST /models and the target-model header
+        from shipyard.serving.multimodel import MultiModelApp
+
+        app = MultiModelApp(config, slot=slot)
+    else:
+        app = ServerApp(
+            config,
+            handler,
+            on_load_failed=load_failed,
+            warmed=warmed,
+            loaded=loaded,
+            slot=slot,
+            available=available,
+            store=store,
+        )
     raise_open_files_limit()  # a no-op once the supervisor has; before protocol_for reads the limit
     uv_config = uvicorn.Config(
         app,

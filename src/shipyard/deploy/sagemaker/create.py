@@ -15,6 +15,7 @@ from shipyard.cloud.iam import sagemaker_trust_policy
 from shipyard.cloud.s3 import default_bucket
 from shipyard.deploy.base import CREATING, IN_SERVICE, DeployRun
 from shipyard.deploy.images import ImageService, ResolvedImage
+from shipyard.deploy.multimodel import archive_name, image_source, models_in
 from shipyard.deploy.options import PROVISION_S, DeployOptions
 from shipyard.deploy.sagemaker import alarms, guards
 from shipyard.deploy.sagemaker.asynchronous import (
@@ -101,7 +102,7 @@ def resolve_image(images: ImageService, run: DeployRun) -> ResolvedImage:
     """The image a SageMaker deployment of ``run.options`` runs (built from the bundle when the source is one)."""
     options = run.options
     return images.resolve(
-        options.source,
+        image_source(options.source, options.image) if options.multi_model else options.source,
         name=options.name,
         bake_model=options.serverless is not None,  # serverless endpoints take no ModelDataUrl
         image=options.image,
@@ -236,6 +237,7 @@ def create_version(ctx: Context, run: DeployRun, version: Version, *, image_uri:
         model_data_url=model_data_url,
         environment=_environment(options, ctx.aws.region),
         tags=ctx.tag_list,
+        mode="MultiModel" if options.multi_model else "SingleModel",
     )
     record.add("model", model)
     run.save()
@@ -265,6 +267,8 @@ def create_version(ctx: Context, run: DeployRun, version: Version, *, image_uri:
 def _upload_model(ctx: Context, run: DeployRun, version: Version) -> str | None:
     """4. model.tar.gz, encrypted and tagged; serverless endpoints get the model inside the image instead"""
     bundle, bucket = version.resolved.bundle, version.checks.bucket
+    if run.options.multi_model:
+        return _upload_models(ctx, run, bucket)
     if bundle is None or run.options.serverless is not None:
         return None
     if not ctx.s3.bucket_exists(bucket):
@@ -286,6 +290,34 @@ def _async_prefix(ctx: Context, run: DeployRun, bucket: str) -> None:
         ctx.s3.create_bucket(bucket)
         run.step(f"S3 bucket {bucket} (private, encrypted)")
     run.record.add("s3-prefix", input_prefix(bucket, run.record.name).removesuffix("input/"))
+
+
+def _upload_models(ctx: Context, run: DeployRun, bucket: str) -> str:
+    """4. a multi-model endpoint's ModelDataUrl: the S3 prefix given, or the directory's models uploaded under
+    the deployment's prefix (``s3://BUCKET/shipyard/NAME/models/``), each as the TargetModel it is invoked by"""
+    source = run.options.source
+    if source.startswith("s3://"):
+        run.step(f"models under {source} (MultiModel)")
+        return source
+    if not ctx.s3.bucket_exists(bucket):
+        ctx.s3.create_bucket(bucket)
+        run.step(f"S3 bucket {bucket} (private, encrypted)")
+    run.record.add("s3-prefix", f"s3://{bucket}/{ctx.names.prefix}")
+    run.save()
+    key_prefix = multi_model_prefix(ctx)
+    models = models_in(source)
+    with tempfile.TemporaryDirectory(prefix="shipyard-deploy-") as tmp:
+        for model in models:
+            archive = model if is_archive(model) else pack(model, Path(tmp) / model.name / "model.tar.gz")
+            ctx.s3.upload(archive, bucket, key_prefix + archive_name(model), tags=ctx.tags)
+    url = f"s3://{bucket}/{key_prefix}"
+    run.step(f"{len(models)} models under {url} (MultiModel, SSE)")
+    return url
+
+
+def multi_model_prefix(ctx: Context) -> str:
+    """The key prefix of a multi-model endpoint's models that Shipyard uploaded (deploy --multi-model DIR)."""
+    return f"{ctx.names.prefix}models/"
 
 
 def attach_autoscaling(ctx: Context, run: DeployRun) -> None:
@@ -359,6 +391,7 @@ def role_policy(ctx: Context, options: DeployOptions, checks: Preflight) -> dict
         secret_arns=list(checks.secret_arns.values()),
         capture_prefix=ctx.names.capture_prefix() if options.data_capture_pct else None,
         alarm_names=[ctx.names.alarm(metric) for metric in ROLLBACK_METRICS] if options.alarms else None,
+        models_url=options.source if options.multi_model and options.source.startswith("s3://") else None,
     )
     if options.asynchronous is not None:
         policy["Statement"] += async_statements(
@@ -371,6 +404,8 @@ def role_policy(ctx: Context, options: DeployOptions, checks: Preflight) -> dict
 def _environment(options: DeployOptions, region: str) -> dict[str, str]:
     env = {**async_environment(options), **options.env}
     env.setdefault("SAGEMAKER_REGION", region)
+    if options.multi_model:  # the server's multi-model routes (serving/multimodel.py)
+        env["SAGEMAKER_MULTI_MODEL"] = "true"
     if options.secrets:
         # Names only: the server reads the values with the endpoint's role when it starts.
         env["SHIPYARD_SECRETS"] = ",".join(str(s) for s in options.secrets)

@@ -29,6 +29,7 @@ def execution_policy(
     secret_arns: list[str],
     capture_prefix: str | None,
     alarm_names: list[str] | None = None,
+    models_url: str | None = None,
 ) -> dict[str, Any]:
     statements = _always(
         partition=partition,
@@ -46,6 +47,16 @@ def execution_policy(
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
                 "Resource": f"arn:{partition}:s3:::{bucket}/{capture_prefix}/*",
+            }
+        )
+    if models_url:  # a multi-model endpoint's own S3 prefix: SageMaker reads each TargetModel with the role
+        models_bucket, _, models_prefix = models_url.removeprefix("s3://").partition("/")
+        statements.append(
+            {
+                "Sid": "ReadMultiModels",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:{partition}:s3:::{models_bucket}/{models_prefix}*",
             }
         )
     if secret_arns:

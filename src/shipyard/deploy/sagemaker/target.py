@@ -200,9 +200,11 @@ class SageMakerTarget:
             record.instance_count = int(live["CurrentInstanceCount"])
         return record
 
-    def transport(self, record: Deployment, *, read_timeout_s: float, connections: int) -> SageMakerTransport:
+    def transport(
+        self, record: Deployment, *, read_timeout_s: float, connections: int, target_model: str | None = None
+    ) -> SageMakerTransport:
         client = self.aws(record.region).runtime_client(read_timeout_s=read_timeout_s, connections=connections)
-        return SageMakerTransport(client, record.name)
+        return SageMakerTransport(client, record.name, target_model=target_model)
 
     def async_channel(self, record: Deployment) -> AsyncChannel:
         """``invoke --async``: S3 and InvokeEndpointAsync (deploy/sagemaker/async_channel.py)."""
