@@ -229,6 +229,16 @@ ModelRegistryOpt = Annotated[
         rich_help_panel=SERVER,
     ),
 ]
+StreamRowsOpt = Annotated[
+    int,
+    typer.Option(
+        "--stream-rows",
+        help="Answer as a stream: a saved bundle predicts and sends this many rows a chunk (0: one answer).",
+        envvar=_env("stream_rows"),
+        rich_help_panel=SERVER,
+        **_range("stream_rows"),
+    ),
+]
 RunAsOpt = Annotated[
     str | None,
     typer.Option(
@@ -396,6 +406,7 @@ def serve(
     models_dir: ModelsDirOpt = None,
     model_memory_mb: ModelMemoryOpt = _D.model_memory_mb,
     model_registry: ModelRegistryOpt = None,
+    stream_rows: StreamRowsOpt = _D.stream_rows,
     run_as: RunAsOpt = None,
     max_batch_size: MaxBatchSizeOpt = _D.max_batch_size,
     max_batch_delay_ms: MaxBatchDelayOpt = _D.max_batch_delay_ms,
