@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,14 @@ from shipyard.bundle.archive import pack
 from shipyard.client.sagemaker import SageMakerTransport
 from shipyard.cloud import Aws
 from shipyard.deploy import Deployer, DeployOptions
+from shipyard.deploy.base import DeployRun
 from shipyard.deploy.engine_images import EngineImages
-from shipyard.deploy.multimodel import add_model, archive_name, image_source, models_in
+from shipyard.deploy.images import ResolvedImage
+from shipyard.deploy.local import LocalTarget
+from shipyard.deploy.multimodel import add_model, add_to_directory, archive_name, image_source, models_in
 from shipyard.deploy.options import AsyncInference, Serverless
 from shipyard.deploy.sagemaker import SageMakerTarget
-from shipyard.deploy.state import StateStore
+from shipyard.deploy.state import Deployment, StateStore
 from shipyard.errors import SpecError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
@@ -96,6 +100,69 @@ def test_options_refuse_serverless_and_an_s3_source_on_local(tmp_path: Path) -> 
     assert archive_name(tmp_path / "x.tar.gz", "b") == "b.tar.gz"
     with pytest.raises(SpecError):
         archive_name(tmp_path / "digits", "../escape")
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.p3.2xlarge", "ml.inf2.xlarge", "ml.trn1.2xlarge"])
+def test_multi_model_refuses_gpu_and_accelerator_instance_types(instance_type: str) -> None:
+    """SageMaker hosts GPU multi-model endpoints only with its NVIDIA Triton container, not this CPU image."""
+    with pytest.raises(SpecError, match="only with its NVIDIA Triton Inference Server container") as refused:
+        DeployOptions(
+            source="s3://b/p/", name="fleet", target="sagemaker", multi_model=True, instance_type=instance_type
+        )
+    assert refused.value.option == "instance_type"
+    DeployOptions(source="s3://b/p/", name="one", target="sagemaker", instance_type=instance_type)  # one model: fine
+    DeployOptions(source="s3://b/p/", name="fleet", target="sagemaker", multi_model=True, instance_type="ml.c5.xlarge")
+
+
+def _archived_members(archive: Path) -> list[str]:
+    with tarfile.open(archive) as tar:
+        return sorted(tar.getnames())
+
+
+def test_local_models_dir_holds_each_model_as_its_sagemaker_target_model(tmp_path: Path, digits_bundle: Path) -> None:
+    """A bundle directory is packed as NAME.tar.gz (what create.py uploads it as), an archive is copied as it is,
+    anything else is left out: the same TargetModel names on both targets."""
+    directory = models_dir(tmp_path, digits_bundle)
+    target = LocalTarget(state_path=tmp_path / "state.json")
+    options = DeployOptions(source=str(directory), name="fleet", target="local", multi_model=True)
+    served = target._models_dir(options, 1)
+    names = sorted(p.name for p in served.iterdir())
+    assert names == sorted(archive_name(m) for m in models_in(directory)) == ["archived.tar.gz", "digits.tar.gz"]
+    assert _archived_members(served / "digits.tar.gz") == _archived_members(directory / "archived.tar.gz")
+    assert all(p.stat().st_mode & 0o004 for p in served.iterdir())  # the unprivileged workers read them
+    assert (directory / "digits").is_dir() and not (directory / "digits.tar.gz").exists()  # the user's is untouched
+
+
+def test_local_update_of_a_multi_model_endpoint_builds_from_a_model_and_keeps_the_added_ones(
+    tmp_path: Path, digits_bundle: Path
+) -> None:
+    """deploy --update resolves the image from the directory's first model (as deploy does, not the directory),
+    and the new version's models directory keeps what `models add` put into the one served so far."""
+    directory = models_dir(tmp_path, digits_bundle)
+    asked: list[str] = []
+
+    class Images:
+        def resolve(self, source: str, **_: object) -> ResolvedImage:
+            asked.append(source)
+            raise RuntimeError("resolved")  # stop here: the rest needs a container engine
+
+    target = LocalTarget(Images(), state_path=tmp_path / "state.json")  # type: ignore[arg-type]
+    options = DeployOptions(source=str(directory), name="fleet", target="local", multi_model=True)
+    served = target._models_dir(options, 1)
+    add_to_directory(digits_bundle, served, "added")  # what `shipyard models add fleet BUNDLE --as added` does
+    record = Deployment("fleet", "local", "InService", str(directory), "t", "t", options=options)
+    record.details.version, record.details.model_dir = "1", str(served)
+    with pytest.raises(RuntimeError, match="resolved"):
+        target.update(DeployRun(options, record, lambda _: None, Steps()))
+    assert asked == [str(directory / "archived.tar.gz")]  # image_source: the first model by name
+    (directory / "later.tar.gz").write_bytes((directory / "archived.tar.gz").read_bytes())
+    (served / "digits.tar.gz").write_bytes(b"the old copy")  # a model of the directory wins over the old copy
+    updated = target._models_dir(options, 2, previous=str(served))
+    assert sorted(p.name for p in updated.iterdir()) == [
+        "added.tar.gz", "archived.tar.gz", "digits.tar.gz", "later.tar.gz"
+    ]  # fmt: skip
+    assert (updated / "added.tar.gz").read_bytes() == (served / "added.tar.gz").read_bytes()
+    assert _archived_members(updated / "digits.tar.gz") == _archived_members(directory / "archived.tar.gz")
 
 
 def test_the_cli_refuses_multi_model_serverless(tmp_path: Path, digits_bundle: Path) -> None:
@@ -199,7 +266,7 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
     digits_bundle: Path, digits_rows: list[list[float]], tmp_path: Path
 ) -> None:
     """The real image under podman with the directory at /opt/ml/models: invoke --target-model on a bundle
-    directory and on a model.tar.gz, models add, the server's registry, cleanup."""
+    directory (digits.tar.gz, as on SageMaker) and on a model.tar.gz, models add, the server's registry, cleanup."""
     from infra.base_image import ensure_base_image
 
     directory = models_dir(tmp_path, digits_bundle)
@@ -223,7 +290,7 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
         )  # fmt: skip
         assert orjson.loads(label.stdout)["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
         answers = []
-        for target_model in ("digits", "archived.tar.gz"):
+        for target_model in ("digits.tar.gz", "archived.tar.gz"):  # the names SageMaker knows them by
             invoked = shipyard("invoke", name, "--data", str(request), "--target-model", target_model, "--raw", env=env)
             assert invoked.returncode == 0, invoked.stdout + invoked.stderr
             answers.append(orjson.loads(invoked.stdout))
@@ -241,10 +308,11 @@ def test_local_multi_model_deploy_add_invoke_and_cleanup(
         third = shipyard("invoke", name, "--data", str(request), "--target-model", "new.tar.gz", "--raw", env=env)
         assert orjson.loads(third.stdout) == answers[0]
         listed = httpx.get(f"{url}/models").json()["models"]
-        assert sorted(m["modelName"] for m in listed) == ["archived.tar.gz", "digits", "new.tar.gz"]
+        assert sorted(m["modelName"] for m in listed) == ["archived.tar.gz", "digits.tar.gz", "new.tar.gz"]
         assert all(m["modelUrl"].startswith("/opt/ml/models/") for m in listed)
-        missing = shipyard("invoke", name, "--data", str(request), "--target-model", "nope", env=env)
-        assert missing.returncode != 0 and "404" in missing.stdout + missing.stderr
+        for absent in ("nope", "digits"):  # a bundle directory is digits.tar.gz, as on SageMaker
+            missing = shipyard("invoke", name, "--data", str(request), "--target-model", absent, env=env)
+            assert missing.returncode != 0 and "404" in missing.stdout + missing.stderr
         done = shipyard("cleanup", name, env=env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert StateStore(state).get(name) is None

@@ -141,7 +141,7 @@ def test_every_kind_of_model_serves_from_one_endpoint(
     )
     assert by_header.status_code == 200, by_header.text
     assert by_header.json() == digits.json()
-    assert httpx.get(f"{server.url}/models/digits.tar.gz").json()[0]["modelUrl"] == str(archive.resolve())
+    assert httpx.get(f"{server.url}/models/digits.tar.gz").json()["modelUrl"] == str(archive.resolve())
     missing = httpx.post(
         f"{server.url}/invocations", json={"instances": digits_rows}, headers={"X-Amzn-SageMaker-Target-Model": "nope"}
     )
@@ -163,8 +163,9 @@ def test_404_409_and_delete(running_server: ServerFactory, tmp_path: Path, digit
     again = register(server, "a", digits_bundle)
     assert again.status_code == 409
     assert again.json()["error"] == "ModelExists"
-    described = httpx.get(f"{server.url}/models/a").json()
-    assert described[0]["modelName"] == "a" and described[0]["loaded"] is True and described[0]["memoryBytes"] > 0
+    described = httpx.get(f"{server.url}/models/a")  # the contract's Get Model API: one object, not a list
+    assert described.status_code == 200 and described.json() == {"modelName": "a", "modelUrl": str(digits_bundle)}
+    assert httpx.get(f"{server.url}/models/nope").status_code == 404  # not loaded (registered): 404
     bad = httpx.post(f"{server.url}/models", content=b'{"name": "x"}')
     assert bad.status_code == 400
     deleted = httpx.delete(f"{server.url}/models/a")
@@ -174,6 +175,38 @@ def test_404_409_and_delete(running_server: ServerFactory, tmp_path: Path, digit
     assert httpx.get(f"{server.url}/models").json() == {"models": []}
     assert metric(server, "shipyard_model_unloads") == 1
     assert register(server, "a", digits_bundle).status_code == 200  # the name is free again
+
+
+def test_a_300_character_name_is_served_and_one_over_1024_is_400(
+    running_server: ServerFactory, tmp_path: Path, digits_bundle: Path
+) -> None:
+    """The registry's file names are fixed-length (a name's hex was over 255 bytes: OSError 36, a 500)."""
+    models = tmp_path / "models"
+    models.mkdir()
+    server = multi_model_server(running_server, models)
+    long = "m" * 290 + "/v1.tar.gz"
+    assert len(long) == 300
+    assert register(server, long, digits_bundle).status_code == 200
+    described = httpx.get(f"{server.url}/models/{long}")
+    assert described.status_code == 200 and described.json() == {"modelName": long, "modelUrl": str(digits_bundle)}
+    assert httpx.get(f"{server.url}/models").json() == {"models": [{"modelName": long, "modelUrl": str(digits_bundle)}]}
+    answer = httpx.post(
+        f"{server.url}/invocations", json={"instances": [[0.0] * 64]}, headers={"X-Amzn-SageMaker-Target-Model": long}
+    )
+    assert answer.status_code == 200, answer.text
+    assert register(server, long, digits_bundle).status_code == 409
+    unknown = httpx.post(  # not registered, and no file of that name can exist under the models directory: 404
+        f"{server.url}/invocations", json={}, headers={"X-Amzn-SageMaker-Target-Model": "n" * 300}
+    )
+    assert unknown.status_code == 404, unknown.text
+    assert httpx.delete(f"{server.url}/models/{long}").status_code == 200
+    too_long = "x" * 1025
+    refused = register(server, too_long, digits_bundle)
+    assert refused.status_code == 400 and "1024" in refused.json()["message"], refused.text
+    assert httpx.get(f"{server.url}/models/{too_long}").status_code == 400
+    invoked = httpx.post(f"{server.url}/invocations", json={}, headers={"X-Amzn-SageMaker-Target-Model": too_long})
+    assert invoked.status_code == 400 and "1024" in invoked.json()["message"]
+    assert register(server, "y" * 1024, digits_bundle).status_code == 200  # TargetModel's limit itself is fine
 
 
 def test_least_recently_used_is_unloaded_and_507_when_one_model_does_not_fit(
@@ -201,8 +234,15 @@ def test_least_recently_used_is_unloaded_and_507_when_one_model_does_not_fit(
     assert caches == ["miss", "miss", "hit", "miss"]
 
     def loaded(name: str) -> bool:
-        result: bool = httpx.get(f"{server.url}/models/{name}").json()[0]["loaded"]
-        return result
+        """Loaded in the (one) worker now: its "model loaded" and "model unloaded" lines replayed (GET /models/NAME
+        says registered, SageMaker's "loaded")."""
+        described = httpx.get(f"{server.url}/models/{name}").json()
+        assert described == {"modelName": name, "modelUrl": str((models / name).resolve())}
+        now = False
+        for line in server.log_lines():
+            if line.get("model") == name and line.get("message") in ("model loaded", "model unloaded"):
+                now = line["message"] == "model loaded"
+        return now
 
     assert [loaded(n) for n in ("a", "b", "c")] == [True, False, True]
     assert metric(server, "shipyard_model_loads") == 3

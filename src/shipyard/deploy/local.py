@@ -44,7 +44,14 @@ from shipyard.deploy.front import (
 )
 from shipyard.deploy.images import ImageService, ResolvedImage
 from shipyard.deploy.metrics_health import health_from_metrics
-from shipyard.deploy.multimodel import MODELS_MOUNT, MULTI_MODEL_ENV, TARGET_MODEL_HEADER, image_source
+from shipyard.deploy.multimodel import (
+    MODELS_MOUNT,
+    MULTI_MODEL_ENV,
+    TARGET_MODEL_HEADER,
+    archive_name,
+    image_source,
+    models_in,
+)
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.queue import local as queue_steps
 from shipyard.deploy.state import Deployment, now_utc
@@ -137,12 +144,14 @@ class LocalTarget:
         queue_steps.ensure(run.record, spec, self.staging_root, run.saver, run.reporter)  # --async: its queue
         return run.record
 
-    def _model_dir(self, spec: DeployOptions, resolved: ResolvedImage, version: int) -> tuple[Path | None, bool]:
+    def _model_dir(
+        self, spec: DeployOptions, resolved: ResolvedImage, version: int, previous: str | None = None
+    ) -> tuple[Path | None, bool]:
         """The directory mounted at /opt/ml/model, and whether it was staged (and so is cleanup's to delete):
         the bundle itself, or a model.tar.gz extracted once per version (a failed update's restarted old
-        container keeps its own copy)."""
+        container keeps its own copy). ``previous``: the models directory of the version an update replaces."""
         if spec.multi_model:
-            return self._models_dir(spec, version), True
+            return self._models_dir(spec, version, previous), True
         if resolved.bundle is None:
             return None, False
         if resolved.bundle.is_dir() and _world_readable(resolved.bundle):
@@ -159,15 +168,31 @@ class LocalTarget:
         make_readable(target)
         return target, True
 
-    def _models_dir(self, spec: DeployOptions, version: int) -> Path:
-        """A multi-model deployment's models, copied once per version where everyone can read them (the server's
+    def _models_dir(self, spec: DeployOptions, version: int, previous: str | None = None) -> Path:
+        """A multi-model deployment's models, staged once per version where everyone can read them (the server's
         workers run unprivileged; ``shipyard pack`` writes archives only their owner reads), mounted at
-        /opt/ml/models; ``shipyard models add`` writes into this copy, the one served."""
+        /opt/ml/models; ``shipyard models add`` writes into this copy, the one served.
+
+        Each model is there as the TargetModel SageMaker knows it by (create.py uploads ``archive_name(model)``):
+        a ``model.tar.gz`` as it is, a bundle directory packed as ``NAME.tar.gz``, so ``--target-model
+        digits.tar.gz`` works on both targets (and ``digits`` on neither). ``previous`` (an update): the models
+        directory served so far; the models added to it with ``models add`` are carried over (a model of the
+        directory given wins over one of the same name there)."""
         target = self.staging_root / spec.name / f"models-{version}"
         if target.exists():
             shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(spec.source, target, symlinks=False)
+        target.mkdir(parents=True, mode=0o755)
+        for model in models_in(spec.source):
+            destination = target / archive_name(model)
+            if model.is_dir():
+                pack(model, destination)
+            else:
+                shutil.copyfile(model, destination)
+        old = Path(previous) if previous else None
+        if old is not None and old.is_dir() and old.resolve() != target.resolve():
+            for entry in old.iterdir():
+                if entry.is_file() and not entry.is_symlink() and not (target / entry.name).exists():
+                    shutil.copyfile(entry, target / entry.name)
         target.chmod(0o755)
         make_readable(target)
         return target
@@ -181,9 +206,10 @@ class LocalTarget:
         resolved: ResolvedImage,
         *,
         version: int,
+        previous: str | None = None,
     ) -> None:
         run = self._container(spec, record, resolved, version)
-        model_dir, staged = self._model_dir(spec, resolved, version)
+        model_dir, staged = self._model_dir(spec, resolved, version, previous)
         if staged:
             record.add(MODEL_DIR, str(model_dir))
             save(record)
@@ -286,13 +312,14 @@ class LocalTarget:
         old_model_dir = record.details.model_dir
         old_options = record.options
         version = int(record.details.version or 1) + 1
+        source = image_source(spec.source, spec.image) if spec.multi_model else spec.source  # as deploy() does
         resolved = self.images.resolve(
-            spec.source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=reporter
+            source, name=spec.name, bake_model=False, image=spec.image, base=spec.base_image, reporter=reporter
         )
         if old:
             self.engine.stop(old, grace=10)
         try:
-            self._start(spec, record, save, reporter, resolved, version=version)
+            self._start(spec, record, save, reporter, resolved, version=version, previous=old_model_dir)
         except DeployFailed as failure:
             if old:
                 from shipyard.image.run import ContainerRun

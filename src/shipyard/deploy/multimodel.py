@@ -3,8 +3,9 @@
 ``shipyard deploy --multi-model DIR|s3://bucket/prefix/ --name fleet`` serves every model there from one
 endpoint (SageMaker's ``Mode: MultiModel``, ``ModelDataUrl`` the prefix); each request names its model
 (``TargetModel``, the ``X-Amzn-SageMaker-Target-Model`` header): its path under the prefix, e.g. ``a.tar.gz``.
-The ``local`` target mounts DIR at :data:`MODELS_MOUNT` and the server (``serving/multimodel.py``) loads a model
-the first time it is named. ``shipyard models add fleet BUNDLE`` packs a bundle next to the others.
+The ``local`` target mounts a copy of DIR at :data:`MODELS_MOUNT`, each model named as on SageMaker (a bundle
+directory packed as ``NAME.tar.gz``), and the server (``serving/multimodel.py``) loads a model the first time it
+is named. ``shipyard models add fleet BUNDLE`` packs a bundle next to the others.
 
 One image serves them all: built from one of the models (the first by name: the fleet shares its requirements)
 with the model not baked in, or ``--image``.

@@ -295,6 +295,10 @@ def parse_ttl(text: str | timedelta | None) -> timedelta | None:
 ROLLOUT_KINDS = ("CANARY", "LINEAR", "ALL_AT_ONCE")
 _WAIT_MAX_S = 3600
 _EXECUTION_MAX_S = 28800
+# Instance families SageMaker hosts a multi-model endpoint on only with its NVIDIA Triton container (GPU ones;
+# Inferentia and Trainium too): "Multi-model endpoints for GPU backed instances are currently supported only with
+# SageMaker AI's NVIDIA Triton Inference Server container" (mms-container-apis).
+_ACCELERATED = ("ml.g", "ml.p", "ml.inf", "ml.trn")
 # Before the first traffic step SageMaker provisions the new fleet: the instances, then the container's start.
 PROVISION_S = 1800
 _SIZE_PCT = {"CANARY": (1, 50), "LINEAR": (10, 50)}
@@ -681,6 +685,13 @@ class DeployOptions:
                 "a multi-model endpoint answers InvokeEndpoint only: SageMaker's asynchronous inference hosts one "
                 "model (drop --async, or deploy the model on its own with --async)",
                 option="async_inference",
+            )
+        if self.instance_type.startswith(_ACCELERATED):
+            raise SpecError(
+                f"instance_type {self.instance_type}: SageMaker hosts multi-model endpoints on GPU (and Inferentia, "
+                "Trainium) instances only with its NVIDIA Triton Inference Server container; this image is a CPU "
+                "one: choose a CPU instance type (ml.m5.large, ml.c5.xlarge, …) or deploy each model on its own",
+                option="instance_type",
             )
         if self.source.startswith("s3://"):
             if self.target == "local":

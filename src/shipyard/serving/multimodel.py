@@ -9,7 +9,7 @@ SageMaker inference toolkit serves them with)::
     POST   /models                 {"model_name", "url"}: 200 registered (and loaded in this worker),
                                    404 the url names nothing, 409 the name is taken, 507 the model alone does
                                    not fit the memory budget
-    GET    /models/NAME            [{"modelName", "modelUrl", "loaded", "memoryBytes"}], 404 unknown
+    GET    /models/NAME            {"modelName", "modelUrl"}, 404 not registered (not "loaded" for SageMaker)
     DELETE /models/NAME            200 unregistered (unloaded everywhere), 404 unknown
     POST   /models/NAME/invoke     predictions from that model
     POST   /invocations            predictions from the model X-Amzn-SageMaker-Target-Model names: a registered
@@ -40,8 +40,8 @@ alone is over the budget is unloaded again and answered 507.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
+import hashlib
 import logging
 import os
 import tempfile
@@ -69,7 +69,7 @@ from shipyard.serving.compute import InlineCompute
 from shipyard.serving.metrics import Metrics, ModelMetrics, render
 from shipyard.serving.protocol import error_body
 
-__all__ = ["MultiModelApp", "Record", "Registry", "default_budget_bytes", "rss_bytes"]
+__all__ = ["MAX_NAME", "MultiModelApp", "Record", "Registry", "check_name", "default_budget_bytes", "rss_bytes"]
 
 log = logging.getLogger("shipyard.multimodel")
 
@@ -82,6 +82,13 @@ _TARGET = b"x-amzn-sagemaker-target-model"
 _CACHE = b"x-shipyard-model-cache"  # an answer's header: hit (the model was loaded in this worker) or miss
 _SWEEP_S = 1.0  # how often a worker drops the models unregistered through a sibling
 _BUDGET_SHARE = 0.7
+MAX_NAME = 1024  # InvokeEndpoint's TargetModel: 1 to 1024 characters
+
+
+def check_name(name: str) -> None:
+    """A model name SageMaker could send: 1 to :data:`MAX_NAME` characters (a :class:`RequestError`, 400)."""
+    if not name or len(name) > MAX_NAME:
+        raise RequestError(f"a model name is 1 to {MAX_NAME} characters (TargetModel's limit); got {len(name)}")
 
 
 # -- memory ----------------------------------------------------------------------------------------
@@ -136,12 +143,16 @@ class Registry:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._names: dict[str, str] = {}  # a record's file name -> the model name inside it
 
     def _path(self, name: str) -> Path:
-        return self.directory / (name.encode().hex() + ".json")  # any name, even "a/b.tar.gz", as a file name
+        # Any name, even "a/b.tar.gz" or 1024 characters, as a file name of 64 + 5 bytes (a hex name would
+        # overflow the 255 bytes of a file name past ~125); the name itself is inside the record.
+        return self.directory / (hashlib.sha256(name.encode()).hexdigest() + ".json")
 
     def add(self, record: Record) -> None:
         """Register ``record``; :class:`ModelExists` if its name is taken (atomic: a link never replaces)."""
+        check_name(record.name)
         data = orjson.dumps({"model_name": record.name, "url": record.url})
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".new-")
         try:
@@ -154,29 +165,54 @@ class Registry:
             os.unlink(tmp)
 
     def get(self, name: str) -> Record | None:
-        try:
-            data = orjson.loads(self._path(name).read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
+        if len(name) > MAX_NAME:
             return None
-        return Record(str(data["model_name"]), str(data["url"]))
+        record = self._read(self._path(name))
+        return record if record is not None and record.name == name else None
+
+    @staticmethod
+    def _read(path: Path) -> Record | None:
+        try:
+            data = orjson.loads(path.read_bytes())
+            return Record(str(data["model_name"]), str(data["url"]))
+        except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError):
+            return None
 
     def remove(self, name: str) -> bool:
+        if len(name) > MAX_NAME:
+            return False
         try:
             self._path(name).unlink()
         except FileNotFoundError:
             return False
         return True
 
+    def _all(self) -> list[Record]:
+        found = []
+        for entry in os.scandir(self.directory):
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                record = self._read(Path(entry.path))
+                if record is not None:
+                    found.append(record)
+        return found
+
     def names(self) -> set[str]:
+        """The registered names (every worker's sweep, each second): a record read once per file name, which
+        stands for one name (its hash) whatever the url registered under it."""
         found = set()
         for entry in os.scandir(self.directory):
             if entry.name.endswith(".json") and not entry.name.startswith("."):
-                with contextlib.suppress(ValueError):
-                    found.add(bytes.fromhex(entry.name[:-5]).decode())
+                name = self._names.get(entry.name)
+                if name is None:
+                    record = self._read(Path(entry.path))
+                    if record is None:
+                        continue
+                    name = self._names[entry.name] = record.name
+                found.add(name)
         return found
 
     def records(self) -> list[Record]:
-        return sorted((r for r in map(self.get, self.names()) if r is not None), key=lambda r: r.name)
+        return sorted(self._all(), key=lambda r: r.name)
 
 
 # -- one worker's loaded models --------------------------------------------------------------------
@@ -295,6 +331,7 @@ class MultiModelApp:
     async def register(self, name: str, url: str, *, invoked: bool = False) -> _Model:
         """Register ``name`` for every worker and load it here (``invoked``: for an invocation, a miss); a model
         that cannot load is unregistered."""
+        check_name(name)
         if not Path(url).exists():
             raise ModelNotFound(f"{url} does not exist (the url of a model is a bundle directory or a model.tar.gz)")
         self.registry.add(Record(name, url))
@@ -305,14 +342,17 @@ class MultiModelApp:
             raise
 
     async def _model(self, method: str, name: str) -> tuple[int, bytes]:
+        check_name(name)
         record = self.registry.get(name)
         if record is None:
-            raise ModelNotFound(f'no model "{name}" is registered')
+            raise ModelNotFound(f'no model "{name}" is loaded (registered)')
         if method in ("GET", "HEAD"):
-            loaded = self.models.get(name)
-            entry: dict[str, Any] = {**record.as_json(), "loaded": loaded is not None}
-            entry["memoryBytes"] = loaded.size if loaded is not None else None
-            return 200, orjson.dumps([entry])
+            # The contract's Get Model API: {"modelName", "modelUrl"}, and 404 "if model_name is not loaded".
+            # "Loaded" is SageMaker's word for what POST /models (its Load Model API) did: registered, here for
+            # every worker. A worker that has not yet loaded a registered model into its own memory (it does
+            # on first use) still answers 200, or SageMaker would take a model it loaded for gone and load it again
+            # (409). The worker's own state is in the X-Shipyard-Model-Cache answer header of an invocation.
+            return 200, orjson.dumps(record.as_json())
         if method == "DELETE":
             self.registry.remove(name)
             await self._unload(name, "deleted")
@@ -337,6 +377,7 @@ class MultiModelApp:
             if scope["method"] != "POST":
                 return 405, error_body("MethodNotAllowed", f"{scope['path']} takes POST"), _JSON, None
             body = await _read_body(receive, self.config.max_payload_bytes)
+            check_name(name)
             model = None
             hit = name in self.models
             if self.registry.get(name) is None and scope["path"] == "/invocations":
@@ -367,8 +408,12 @@ class MultiModelApp:
         """The local side of SageMaker's: a target model is a file or directory under ``models_dir``, registered
         (and loaded) on first use; one that cannot load is left unregistered, as after a failed POST /models."""
         root = Path(self.config.models_dir).resolve()
-        path = (root / name).resolve()
-        if root not in path.parents or not path.exists():
+        try:
+            path = (root / name).resolve()
+            found = root in path.parents and path.exists()
+        except OSError:  # a part of the name over the file system's 255 bytes: nothing of that name is there
+            found = False
+        if not found:
             raise ModelNotFound(f'no model "{name}" is registered or under {self.config.models_dir}')
         try:
             return await self.register(name, str(path), invoked=True)
