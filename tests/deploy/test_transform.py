@@ -145,6 +145,20 @@ def test_a_failed_request_fails_its_file_only_with_the_servers_message(
     assert [int(x) for x in (out / "good.csv.out").read_text().splitlines()] == predict(digits_bundle, rows[:20])
 
 
+def test_a_failed_file_removes_its_output_of_an_earlier_run(
+    digits_server: Server, rows: list[list[float]], tmp_path: Path
+) -> None:
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "bad.csv").write_text(csv_line(rows[0]) + "\n1,2,3\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bad.csv.out").write_text("an earlier run's answer\n")
+    result = run_local(TransformOptions(digits_server.url, str(data), str(out), strategy="SingleRecord"))
+    assert [f.input for f in result.failed] == ["bad.csv"] and result.failed[0].output is None
+    assert list(out.iterdir()) == []  # neither the stale output nor a .partial
+
+
 def test_a_record_over_the_payload_limit_fails_its_file(digits_server: Server, tmp_path: Path) -> None:
     data = tmp_path / "huge.csv"
     data.write_text("1," * (1024 * 1024) + "1\n")
@@ -235,6 +249,27 @@ def test_a_local_deployments_name_is_its_url_and_a_sagemaker_one_is_refused(
     assert result.records == len(digits_rows) and (tmp_path / "out" / "rows.csv.out").is_file()
     with pytest.raises(SpecError, match="--target sagemaker"):
         run_local(TransformOptions("digits-prod", str(data), str(tmp_path / "out")), settings=settings)
+
+
+def test_a_multi_model_deployment_is_refused_as_the_source(tmp_path: Path) -> None:
+    """Every request to a multi-model endpoint names its model: a transform job of it would fail each one."""
+    from shipyard.deploy.options import DeployOptions
+    from shipyard.deploy.state import Deployment, StateStore
+    from shipyard.settings import Settings
+
+    models = tmp_path / "models"
+    models.mkdir()
+    settings = Settings.from_env(state_path=tmp_path / "state.json")
+    now = "2026-12-03T00:00:00+00:00"
+    kept = DeployOptions(source=str(models), name="fleet", target="local", multi_model=True)
+    StateStore(settings=settings).put(
+        Deployment("fleet", "local", "InService", str(models), now, now, url="http://127.0.0.1:9", options=kept)
+    )
+    data = tmp_path / "rows.csv"
+    data.write_text("1,2\n")
+    with pytest.raises(SpecError, match="fleet is a multi-model deployment") as refused:
+        run_local(TransformOptions("fleet", str(data), str(tmp_path / "out")), settings=settings)
+    assert refused.value.option == "source" and not (tmp_path / "out").exists()
 
 
 def test_the_cli_tells_each_file_and_the_failed_records(

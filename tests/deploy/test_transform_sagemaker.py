@@ -202,3 +202,109 @@ def test_a_registry_version_is_transformed_only_when_approved(
     job = boto3.client("sagemaker").describe_transform_job(TransformJobName="from-registry")
     model = boto3.client("sagemaker").describe_model(ModelName=job["ModelName"])
     assert model["PrimaryContainer"]["ModelDataUrl"].endswith(f"/{job['ModelName']}/model.tar.gz")
+
+
+def test_an_s3_key_leading_outside_the_download_folder_is_refused_naming_it(aws: object, tmp_path: Path) -> None:
+    """``prefix/../../x`` would be written two folders above the one downloaded to: refused before anything is
+    written, for the local target's s3 input as for any download."""
+    from shipyard.cloud.session import Aws
+    from shipyard.cloud.transform import TransformGateway
+    from shipyard.deploy.transform.local import run_local
+    from shipyard.errors import UsageError
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="data")
+    s3.put_object(Bucket="data", Key="in/a.csv", Body=b"1\n")
+    s3.put_object(Bucket="data", Key="in/../../escaped.csv", Body=b"2\n")
+    assert "in/../../escaped.csv" in [o["Key"] for o in s3.list_objects_v2(Bucket="data")["Contents"]]
+    target = tmp_path / "deep" / "down"
+    with pytest.raises(UsageError, match=r"s3://data/in/\.\./\.\./escaped\.csv: the key leads outside"):
+        TransformGateway(Aws(region=REGION)).download("data", "in/", target)
+    assert not (tmp_path / "escaped.csv").exists() and not target.exists()  # nothing written at all
+    # the local target's s3 input goes through the same download: refused before any server is asked
+    with pytest.raises(UsageError, match="leads outside"):
+        run_local(
+            TransformOptions("http://127.0.0.1:9", "s3://data/in/", str(tmp_path / "out"), content_type="text/csv")
+        )
+    # a key that stays inside once resolved is downloaded as before
+    s3.delete_object(Bucket="data", Key="in/../../escaped.csv")
+    s3.put_object(Bucket="data", Key="in/part/../b.csv", Body=b"3\n")
+    got = TransformGateway(Aws(region=REGION)).download("data", "in/", target)
+    assert sorted(p.relative_to(target.resolve()).as_posix() for p in got) == ["a.csv", "b.csv"]
+
+
+def test_a_multi_model_deployment_or_model_is_refused_as_the_source(aws: object, tmp_path: Path) -> None:
+    """Batch transform cannot run a model whose Mode is MultiModel: refused before anything is made."""
+    from shipyard.deploy.options import DeployOptions
+    from shipyard.deploy.state import Deployment, Details, StateStore
+
+    now = "2026-12-03T00:00:00+00:00"
+    kept = DeployOptions(source="s3://b/models/", name="fleet", target="sagemaker", multi_model=True)
+    StateStore().put(
+        Deployment("fleet", "sagemaker", "InService", "s3://b/models/", now, now, options=kept,
+                   details=Details(model="fleet-model"))
+    )  # fmt: skip
+    data = tmp_path / "rows.csv"
+    data.write_text("1\n")
+    with pytest.raises(SpecError, match="fleet is a multi-model deployment") as refused:
+        run_sagemaker(TransformOptions("fleet", str(data), "s3://o/x/", target="sagemaker"), poll_s=0)
+    assert refused.value.option == "source"
+    boto3.client("sagemaker").create_model(
+        ModelName="fleet-mme", PrimaryContainer={"Image": IMAGE, "Mode": "MultiModel"}, ExecutionRoleArn=ROLE
+    )
+    with pytest.raises(SpecError, match="fleet-mme is a multi-model SageMaker model"):
+        run_sagemaker(TransformOptions("fleet-mme", str(data), "s3://o/x/", target="sagemaker"), poll_s=0)
+    assert boto3.client("sagemaker").list_transform_jobs()["TransformJobSummaries"] == []
+
+
+def test_two_transforms_of_one_bundle_share_one_model_and_one_artifact(
+    aws: object, digits_bundle: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "rows.csv"
+    data.write_text("1\n")
+    boto3.client("s3").create_bucket(Bucket="out-bucket")
+
+    jobs = iter(range(1, 4))
+
+    def run(image: str = IMAGE) -> str:
+        options = TransformOptions(
+            str(digits_bundle), str(data), "s3://out-bucket/o/", target="sagemaker", image=image, role_arn=ROLE,
+            job_name=f"bundle-job-{next(jobs)}",
+        )  # fmt: skip
+        return run_sagemaker(options, poll_s=0.0).model_name
+
+    def models() -> list[str]:
+        return sorted(m["ModelName"] for m in boto3.client("sagemaker").list_models()["Models"])
+
+    def artifacts() -> list[str]:
+        listed = boto3.client("s3").list_objects_v2(
+            Bucket=f"sagemaker-{REGION}-{ACCOUNT}", Prefix="shipyard-transform/"
+        )
+        return sorted(o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("/model.tar.gz"))
+
+    first = run()
+    assert run() == first
+    assert models() == [first] and artifacts() == [f"shipyard-transform/{first}/model.tar.gz"]
+    assert len(boto3.client("sagemaker").list_transform_jobs()["TransformJobSummaries"]) == 2
+    other = run(IMAGE.replace(":1", ":2"))  # another image is another model
+    assert other != first and models() == sorted([first, other]) and len(artifacts()) == 2
+
+
+def test_a_failed_file_leaves_no_earlier_output_in_the_s3_output(
+    aws: object, digits_server: object, digits_rows: list[list[float]]
+) -> None:
+    """An earlier run's ``bad.csv.out`` under the output prefix is deleted when bad.csv fails now: what is
+    there afterwards is this run's answers only."""
+    from shipyard.deploy.transform.local import run_local
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="data")
+    good = "".join(",".join(map(str, r)) + "\n" for r in digits_rows)
+    s3.put_object(Bucket="data", Key="in/good.csv", Body=good.encode())
+    s3.put_object(Bucket="data", Key="in/bad.csv", Body=b"1,2,3\n")
+    s3.put_object(Bucket="data", Key="scored/bad.csv.out", Body=b"an earlier run's answer\n")
+    url = digits_server.url  # type: ignore[attr-defined]
+    result = run_local(TransformOptions(url, "s3://data/in/", "s3://data/scored/", content_type="text/csv"))
+    assert [f.input for f in result.failed] == ["bad.csv"]
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="data", Prefix="scored/")["Contents"])
+    assert keys == ["scored/good.csv.out"]

@@ -5,8 +5,8 @@ each one through the ``InputFilter``, packed by ``BatchStrategy`` under ``MaxPay
 sent ``MaxConcurrentTransforms`` at a time, the answers written in order to ``<input>.out`` assembled by
 ``AssembleWith``; with ``JoinSource: Input`` or an ``OutputFilter`` each answer is taken apart into one answer
 per record first, joined with its input record and filtered. A request that fails after its retries fails its
-file (as it fails SageMaker's job): no ``.out`` for it, the file, its records and the server's message in the
-result; the other files are still transformed.
+file (as it fails SageMaker's job): no ``.out`` for it (an earlier run's is removed), the file, its records and
+the server's message in the result; the other files are still transformed.
 
 Performance: a MultiRecord run without filters or joins never looks at single records: the file is read in
 blocks and cut at the last newline under the payload limit (the slow path is taken only for a piece holding
@@ -228,6 +228,7 @@ class _File:
                 if not future.cancelled():
                     future.exception()  # wait for it: nothing runs on after the file is done
             partial.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)  # an earlier run's output is not this run's: none is left for it
             result.failure = failed.failure
             return result
         os.replace(partial, target)

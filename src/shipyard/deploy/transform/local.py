@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from shipyard.bundle.archive import extract_archive, make_readable, pack
+from shipyard.client.records import output_name
 from shipyard.client.transport import HTTPTransport
 from shipyard.deploy.base import Reporter, SilentReporter
 from shipyard.deploy.images import ImageService, is_bundle_source
@@ -49,16 +50,19 @@ def run_local(
                 result = run_files(transport, local, settings_, Path(local.output), progress=progress)
             finally:
                 transport.close()
-        upload()
+        upload(result)
         return result
 
 
 @contextlib.contextmanager
-def _staged(options: TransformOptions, reporter: Reporter) -> Iterator[tuple[TransformOptions, Callable[[], None]]]:
+def _staged(
+    options: TransformOptions, reporter: Reporter
+) -> Iterator[tuple[TransformOptions, Callable[[TransformResult], None]]]:
     """The options with an ``s3://`` input downloaded and an ``s3://`` output staged in a temporary directory,
-    uploaded after (what was written: a failed file has no output there either); local paths as they are."""
+    uploaded after (what was written: a failed file has no output there either, an earlier run's object of it
+    deleted); local paths as they are."""
     if not options.input.startswith("s3://") and not options.output.startswith("s3://"):
-        yield options, lambda: None
+        yield options, lambda _: None
         return
     from shipyard.cloud.s3 import S3Gateway, parse_s3_uri
     from shipyard.cloud.session import Aws
@@ -75,10 +79,19 @@ def _staged(options: TransformOptions, reporter: Reporter) -> Iterator[tuple[Tra
         if options.output.startswith("s3://"):
             local_out = str(Path(tmp) / "output")
 
-        def upload() -> None:
-            if local_out != options.output and Path(local_out).is_dir():
+        def upload(result: TransformResult) -> None:
+            if local_out == options.output:
+                return
+            if Path(local_out).is_dir():
                 synced = S3Gateway(aws).sync_up(Path(local_out), options.output, tags={})
                 reporter.step(f"uploaded {synced.uploaded} output file(s) to {synced.uri}")
+            if result.failed:  # an earlier run's output of a file that failed now is no answer of this run
+                bucket, prefix = parse_s3_uri(options.output)
+                if prefix and not prefix.endswith("/"):
+                    prefix += "/"
+                stale = [prefix + output_name(f.input) for f in result.failed]
+                TransformGateway(aws).remove(bucket, stale)
+                reporter.step(f"removed any earlier output of the {len(stale)} failed file(s) from {options.output}")
 
         yield dataclasses.replace(options, input=local_in, output=local_out), upload
 
@@ -104,6 +117,12 @@ def serving_url(
     record = StateStore(settings=settings or Settings.from_env()).get(source)
     if record is None:
         raise NotDeployed(f"{source} is no bundle, archive or URL, and no deployment of that name")
+    if record.options is not None and record.options.multi_model:
+        raise SpecError(
+            f"{source} is a multi-model deployment: a transform job runs one model, and each request to "
+            f"{source} must name its model (TargetModel). Give the model's bundle or archive as the source instead",
+            option="source",
+        )
     if record.target != "local" or not record.url:
         raise SpecError(
             f"{source} is a {record.target} deployment: transform it with --target sagemaker", option="target"

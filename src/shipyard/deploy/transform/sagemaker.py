@@ -1,5 +1,6 @@
 """The ``sagemaker`` target of a transform job: CreateTransformJob on the model of a deployment, an existing
-SageMaker model, or one created for a bundle (its model.tar.gz uploaded, with the image and role given);
+SageMaker model, or one made for a bundle (its model.tar.gz uploaded, with the image and role given), named
+after the bundle's content and reused by the next transform of it; a multi-model deployment or model is refused;
 a local input uploaded first, the job waited for with DescribeTransformJob, a local output downloaded after.
 
 The job's MaxConcurrentTransforms, BatchStrategy and MaxPayloadInMB are sent only when given: otherwise
@@ -7,6 +8,8 @@ SageMaker asks the container's ``/execution-parameters`` itself, as the local ta
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -169,6 +172,13 @@ def _model_for(options: TransformOptions, aws: Aws, settings: Settings, reporter
     source = options.source
     record = StateStore(settings=settings).get(source)
     if record is not None:
+        if record.options is not None and record.options.multi_model:
+            raise SpecError(
+                f"source {source} is a multi-model deployment (Mode: MultiModel): batch transform runs one model "
+                "and cannot run a multi-model one. Give the model's bundle or archive as the source, with --image "
+                "and --role-arn",
+                option="source",
+            )
         if record.target != "sagemaker" or not record.details.model:
             raise SpecError(f"source {source} is a {record.target} deployment with no SageMaker model", option="target")
         return record.details.model
@@ -182,24 +192,36 @@ def _model_for(options: TransformOptions, aws: Aws, settings: Settings, reporter
                 option="image",
             )
         return _bundle_model(options, aws, gateway, reporter)
-    if gateway.describe_model(source) is None:
+    described = gateway.describe_model(source)
+    if described is None:
         raise SpecError(f"source {source}: no deployment, bundle or SageMaker model of that name", option="source")
+    if described.get("PrimaryContainer", {}).get("Mode") == "MultiModel":
+        raise SpecError(
+            f"source {source} is a multi-model SageMaker model (Mode: MultiModel): batch transform cannot run it",
+            option="source",
+        )
     return source
 
 
 def _bundle_model(options: TransformOptions, aws: Aws, gateway: Any, reporter: Reporter) -> str:
+    """The SageMaker model of a bundle: named after its content (the reproducible archive's sha256, with the
+    image, role and environment it runs with), so every transform of the same bundle reuses one model and one
+    ``model.tar.gz`` instead of leaving a new pair behind each time."""
     from shipyard.cloud.s3 import S3Gateway, default_bucket
     from shipyard.cloud.session import tag_list
 
-    s3 = S3Gateway(aws)
-    bucket = default_bucket(aws.region, aws.account)
-    if not s3.bucket_exists(bucket):
-        s3.create_bucket(bucket)
-    name = _job_name(Path(options.source).name.split(".")[0] or "model")
-    tags = {"shipyard:transform": name}
     with tempfile.TemporaryDirectory(prefix="shipyard-transform-") as tmp:
         source = Path(options.source)
         archive = source if is_archive(source) else pack(source, Path(tmp) / "model.tar.gz")
+        name = _model_name(source, archive, options)
+        if gateway.describe_model(name) is not None:
+            reporter.step(f"model {name} (made by an earlier transform of the same bundle)")
+            return name
+        s3 = S3Gateway(aws)
+        bucket = default_bucket(aws.region, aws.account)
+        if not s3.bucket_exists(bucket):
+            s3.create_bucket(bucket)
+        tags = {"shipyard:transform": name}
         url = s3.upload(archive, bucket, f"{PREFIX}/{name}/model.tar.gz", tags=tags)
     gateway.create_model(
         name,
@@ -211,6 +233,18 @@ def _bundle_model(options: TransformOptions, aws: Aws, gateway: Any, reporter: R
     )
     reporter.step(f"model {name} ({url})")
     return name
+
+
+def _model_name(source: Path, archive: Path, options: TransformOptions) -> str:
+    """``<bundle>-<16 hex digits>``: the archive's sha256 and what the model is made with besides."""
+    digest = hashlib.sha256()
+    with archive.open("rb") as data:
+        while block := data.read(1 << 20):
+            digest.update(block)
+    made_with = json.dumps([options.image, options.role_arn, sorted(options.environment.items())])
+    key = hashlib.sha256(f"{digest.hexdigest()}\0{made_with}".encode()).hexdigest()[:16]
+    stem = "".join(c if c.isalnum() else "-" for c in source.name.split(".")[0]).strip("-")
+    return f"{stem[: 62 - len(key) - 1].strip('-') or 'model'}-{key}"
 
 
 def _job_name(base: str) -> str:
