@@ -190,6 +190,11 @@ class MonitorError(ShipyardError):
     code = "MonitorError"
 
 
+class StreamAborted(ShipyardError):
+    """A streamed answer failed after its status was sent: its error record is written, and raising this out of
+    the ASGI application breaks the connection, so that the answer is never taken for a whole one."""
+
+
 class InvokeError(ShipyardError):
     exit_code = 4
     code = "ClientError"

@@ -8,6 +8,7 @@ a real HTTP server answering with AWS's event-stream framing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,8 +24,10 @@ from infra.cli import SHIPYARD
 from infra.cli import shipyard as run_shipyard
 from infra.event_stream import EventStreamServer
 from infra.server import Server, ServerFactory
+from shipyard.cli.deploy import deployer_for
+from shipyard.deploy.endpoint import destination
 from shipyard.deploy.state import Deployment, StateStore, now_utc
-from shipyard.errors import InvokeError
+from shipyard.errors import InvokeError, UsageError
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "invoke-stream.v1.json"
 
@@ -162,3 +165,32 @@ def test_invoke_stream_on_sagemaker_reads_the_response_stream(state: StateStore)
         assert request["body"] == b'{"n": 2}'
     finally:
         scripted.stop()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--stream", "--async"], "--stream and --async are two ways to answer: choose one"),
+        (["--async", "--target-model", "a.tar.gz"], "--target-model does not go with --async: InvokeEndpointAsync"),
+        (["--async", "--chunk"], "--chunk does not go with --async"),
+        (["--async", "--via", "api"], "--via api does not go with --async"),
+        (["--stream", "--target-model", "a.tar.gz"], "--stream does not go with --target-model"),
+    ],
+)
+@pytest.mark.parametrize("name", ["talker", "cloud-talker"])
+def test_options_that_do_not_go_together_are_refused(
+    state: StateStore, name: str, flags: list[str], message: str
+) -> None:
+    """Refused before anything is read or sent (the data file does not even exist)."""
+    done = run_shipyard("invoke", name, *flags, "-d", "no-such-file.json", env=_env(state, AWS_MAX_ATTEMPTS="1"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in " ".join((done.stdout + done.stderr).split())
+
+
+def test_a_target_model_cannot_be_streamed_from_the_library(state: StateStore) -> None:
+    """Destination.stream on either target: InvokeEndpointWithResponseStream has no TargetModel, so the local
+    server is not sent the header either."""
+    for name in ("talker", "cloud-talker"):
+        where = dataclasses.replace(destination(name, lambda: deployer_for(state.path)), target_model="a.tar.gz")
+        with pytest.raises(UsageError, match=r"a\.tar\.gz\) cannot be streamed: InvokeEndpointWithResponseStream"):
+            where.stream(b"{}", content_type="application/json", accept=None, timeout_s=5)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.config import Config
 
@@ -19,7 +20,7 @@ from infra.aws_shapes import check_params
 from infra.event_stream import EventStreamServer
 from shipyard.client.sagemaker import SageMakerTransport
 from shipyard.cloud.runtime import invoke_endpoint_with_response_stream
-from shipyard.errors import InvokeError
+from shipyard.errors import InvokeError, UsageError
 
 OPERATION = "InvokeEndpointWithResponseStream"
 
@@ -129,3 +130,37 @@ def test_the_transport_stream_times_the_parts(scripted: EventStreamServer) -> No
     assert (stream.chunks, stream.bytes) == (2, 18)
     headers = {key.lower(): value for key, value in scripted.requests[0]["headers"].items()}
     assert headers["x-amzn-sagemaker-target-variant"] == "green"
+
+
+def test_an_error_record_split_over_payload_parts_raises(scripted: EventStreamServer) -> None:
+    """The container's record as SageMaker may pass it on: cut across PayloadParts, after a part that did not
+    end its line (then the ModelStreamError event for the connection the container broke)."""
+    scripted.script = [
+        b'{"i": 0}',
+        b'\n{"ModelStr',
+        b'eamError": {"ErrorCode": "ModelError", "Mess',
+        b'age": "chunk 1 failed"}}\n',
+        ("exception", "ModelStreamError", {"Message": "the container closed the stream", "ErrorCode": "Broken"}),
+    ]
+    stream = SageMakerTransport(_client(scripted, []), "e").stream(
+        b"{}", content_type="application/json", accept=None, timeout_s=10
+    )
+    got = []
+    with pytest.raises(InvokeError, match="ModelStreamError ModelError: chunk 1 failed"):
+        for chunk in stream:
+            got.append(chunk)
+    assert b"".join(got) == b'{"i": 0}\n'
+
+
+def test_a_target_model_cannot_be_streamed(scripted: EventStreamServer) -> None:
+    """InvokeEndpointWithResponseStream has no TargetModel: refused, not dropped (the whole endpoint answering)."""
+    assert "TargetModel" not in _members(OPERATION)
+    transport = SageMakerTransport(_client(scripted, []), "e", target_model="a.tar.gz")
+    with pytest.raises(UsageError, match=r"a\.tar\.gz.*cannot be streamed.*no TargetModel"):
+        transport.stream(b"{}", content_type="application/json", accept=None, timeout_s=10)
+    assert scripted.requests == []
+
+
+def _members(operation: str) -> set[str]:
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime").operation_model(operation)
+    return set(model.input_shape.members)

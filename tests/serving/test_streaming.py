@@ -5,6 +5,7 @@ process, and SHIPYARD_MODEL_PROCESS=0)."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from infra.server import Server, ServerFactory
 
 SCRIPT = """
 import json
+import socket
 import time
 
 
@@ -74,9 +76,10 @@ def _bundle(directory: Path, script: str) -> Path:
 
 
 def _stream(
-    server: Server, payload: dict[str, Any], **headers: str
+    server: Server, payload: dict[str, Any], *, broken: bool = False, **headers: str
 ) -> tuple[httpx.Response, list[tuple[float, bytes]]]:
-    """POST and read the answer chunk by chunk: ``(response, [(arrival time, bytes), ...])``."""
+    """POST and read the answer chunk by chunk: ``(response, [(arrival time, bytes), ...])``. ``broken``: the
+    answer must end in a broken connection (a chunked body with no terminating chunk), after those chunks."""
     arrivals: list[tuple[float, bytes]] = []
     with httpx.stream(
         "POST",
@@ -85,8 +88,13 @@ def _stream(
         headers={"content-type": "application/json", **headers},
         timeout=30,
     ) as response:
-        for data in response.iter_raw():
-            arrivals.append((time.time(), data))
+        if not broken:
+            for data in response.iter_raw():
+                arrivals.append((time.time(), data))
+            return response, arrivals
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+            for data in response.iter_raw():
+                arrivals.append((time.time(), data))
     return response, arrivals
 
 
@@ -121,8 +129,8 @@ def test_error_before_the_first_chunk_is_an_ordinary_answer(stream_server: Serve
     assert "chunk 0 failed" in response.json()["message"]
 
 
-def test_error_mid_stream_ends_with_an_error_record(stream_server: Server) -> None:
-    response, arrivals = _stream(stream_server, {"n": 5, "fail_at": 2})
+def test_error_mid_stream_ends_with_an_error_record_and_a_broken_connection(stream_server: Server) -> None:
+    response, arrivals = _stream(stream_server, {"n": 5, "fail_at": 2}, broken=True)
     assert response.status_code == 200  # sent with the first chunk; it cannot become a 500
     records = _records(arrivals)
     assert [record.get("i") for record in records[:2]] == [0, 1]
@@ -132,12 +140,49 @@ def test_error_mid_stream_ends_with_an_error_record(stream_server: Server) -> No
     assert "chunk 2 failed" in error["Message"]
     stream_server.wait_log(lambda line: "failed after 2 chunks" in line.get("message", ""))
     assert _stream(stream_server, {"n": 2})[0].status_code == 200  # the server goes on
+    assert "Exception in ASGI application" not in stream_server.log_text()  # broken on purpose: no traceback
+
+
+def test_error_mid_stream_is_no_whole_answer_to_a_plain_client(stream_server: Server) -> None:
+    """A client that reads the body and never looks for the error record (the async queue, batch transform, a
+    plain invoke) gets an error, not a 200 with a cut-short body."""
+    with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+        httpx.post(f"{stream_server.url}/invocations", json={"n": 5, "fail_at": 2}, timeout=30)
+
+
+def test_error_mid_stream_on_the_wire_has_no_terminating_chunk(stream_server: Server) -> None:
+    """Raw bytes: the error record as the last chunk, starting its own line, then the connection closed with
+    no ``0\\r\\n\\r\\n``; and it is counted as a 500."""
+    host, port = stream_server.url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps({"n": 5, "fail_at": 2}).encode()
+    request = (
+        f"POST /invocations HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        wire = b""
+        while data := sock.recv(65536):  # to the end: the server closes the connection
+            wire += data
+    head, _, chunked = wire.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+    assert not chunked.endswith(b"0\r\n\r\n")
+    pieces = []
+    while chunked:
+        size, _, rest = chunked.partition(b"\r\n")
+        pieces.append(rest[: int(size, 16)])
+        chunked = rest[int(size, 16) + 2 :]
+    assert 0 not in [len(piece) for piece in pieces]  # no terminating chunk
+    assert pieces[-1].startswith(b'{"ModelStreamError":') and pieces[-1].endswith(b"\n")
+    assert b"".join(pieces[:-1]).endswith(b"\n")  # it starts a line
+    metrics = httpx.get(f"{stream_server.url}/metrics", timeout=30).text
+    assert 'shipyard_errors_total{code="500",reason="ModelError"}' in metrics
 
 
 def test_a_gap_over_the_timeout_ends_the_stream(stream_server: Server) -> None:
     """SAGEMAKER_MODEL_SERVER_TIMEOUT (2 s here) applies to the gap before each chunk, not the whole stream."""
     started = time.time()
-    response, arrivals = _stream(stream_server, {"n": 6, "gaps": [0, 1.5, 1.5, 1.5, 5]})
+    response, arrivals = _stream(stream_server, {"n": 6, "gaps": [0, 1.5, 1.5, 1.5, 5]}, broken=True)
     assert response.status_code == 200
     records = _records(arrivals)
     assert [record.get("i") for record in records[:4]] == [0, 1, 2, 3]  # 4.5 s in all: longer than the timeout

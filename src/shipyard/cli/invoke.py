@@ -150,6 +150,7 @@ def invoke(
     from shipyard.codecs.media import content_type_for
     from shipyard.deploy.endpoint import destination
 
+    _refuse_combinations(stream=stream, async_=async_, target_model=target_model, chunk=chunk, via=via)
     body = _read_body(data)
     kind = content_type or content_type_for(data)
     if async_:
@@ -168,10 +169,6 @@ def invoke(
             raw=raw,
         )
         return
-    if stream and async_:
-        from shipyard.errors import UsageError
-
-        raise UsageError("--stream and --async are two ways to answer: choose one")
     _sync_only(wait=wait, inference_id=inference_id, invocation_timeout=invocation_timeout)
     # a name: its local URL, or sagemaker-runtime; --via api: its public API
     where = destination(target, lambda: deployer_for(None), via=via)
@@ -195,6 +192,28 @@ def invoke(
         invoke_chunked.run(where, rows, options)
         return
     print_answer(where.invoke(body, content_type=kind, accept=accept, timeout_s=timeout), raw)
+
+
+def _refuse_combinations(*, stream: bool, async_: bool, target_model: str | None, chunk: bool | None, via: str) -> None:
+    """The options that cannot go together, refused before anything is read or sent."""
+    from shipyard.errors import UsageError
+
+    if stream and async_:
+        raise UsageError("--stream and --async are two ways to answer: choose one")
+    if async_ and target_model:
+        raise UsageError(
+            "--target-model does not go with --async: InvokeEndpointAsync has no TargetModel (an asynchronous "
+            "endpoint hosts one model)"
+        )
+    if async_ and chunk:
+        raise UsageError("--chunk does not go with --async: an asynchronous request takes up to 1 GB in one piece")
+    if async_ and via == "api":
+        raise UsageError("--via api does not go with --async: the public API invokes the endpoint synchronously")
+    if stream and target_model:
+        raise UsageError(
+            "--stream does not go with --target-model: InvokeEndpointWithResponseStream has no TargetModel "
+            "(a multi-model endpoint cannot stream)"
+        )
 
 
 def _sync_only(**given: object) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from shipyard.client.streaming import ChunkStream
 from shipyard.client.transport import TIMED_OUT, UNREACHABLE, Reply
+from shipyard.errors import UsageError
 
 __all__ = ["SageMakerTransport", "status_of"]
 
@@ -95,6 +96,11 @@ class SageMakerTransport:
         client was made, as for :meth:`post`)."""
         from shipyard.cloud.runtime import invoke_endpoint_with_response_stream
 
+        if self.target_model:  # not dropped quietly: the whole endpoint's answer is not this model's
+            raise UsageError(
+                f"{self.endpoint}: a multi-model endpoint's model ({self.target_model}) cannot be streamed: "
+                "InvokeEndpointWithResponseStream has no TargetModel"
+            )
         parts = invoke_endpoint_with_response_stream(
             self._client,
             self.endpoint,

@@ -1,8 +1,9 @@
 """Reading a streamed answer: chunks as they arrive, timed, with the server's mid-stream error raised.
 
 A streaming server (:mod:`shipyard.serving.streaming`) sends its status with the first chunk, so an error after
-it arrives as a last record ``{"ModelStreamError": {"ErrorCode": ..., "Message": ...}}`` on a line of its own;
-:class:`ChunkStream` yields the chunks before it and raises :class:`~shipyard.errors.InvokeError` for it, the
+it arrives as a last record ``{"ModelStreamError": {"ErrorCode": ..., "Message": ...}}`` on a line of its own,
+and then the connection breaks (no end to the chunked body); :class:`ChunkStream` yields the chunks before it and
+raises :class:`~shipyard.errors.InvokeError` for it (a break with no record raises too), the
 same error a SageMaker ``ModelStreamError`` event gives (:func:`shipyard.cloud.runtime.
 invoke_endpoint_with_response_stream`). It also times the stream: :attr:`ChunkStream.first_byte_s` and
 :attr:`ChunkStream.total_s`, from the request's start.
@@ -23,6 +24,7 @@ from shipyard.errors import InvokeError
 __all__ = ["ChunkStream", "http_stream"]
 
 _ERROR = b'{"ModelStreamError":'
+_LONGEST_RECORD = 1 << 16  # an error record's line read so far, at most
 
 
 class ChunkStream:
@@ -38,17 +40,50 @@ class ChunkStream:
         self.bytes = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            if not chunk:
-                continue
-            at = chunk.find(_ERROR)
-            if at >= 0 and (at == 0 or chunk[at - 1 : at] == b"\n"):
-                if at:
-                    yield self._counted(chunk[:at])
-                self.total_s = time.perf_counter() - self.started
-                raise InvokeError(_error_message(chunk[at:]), status=500)
-            yield self._counted(chunk)
-        self.total_s = time.perf_counter() - self.started
+        """The chunks, less the error record: looked for at every line's start, across reads (a record split
+        over reads, or PayloadParts, is found too; the bytes that may start one wait for the next read). A
+        broken connection after the record raises the record's error."""
+        held = b""  # the start of the last line, not yet passed on: it may be the start of an error record
+        line_start = True  # the next byte read starts a line
+        record: bytes | None = None  # the error record, once its start is found
+        try:
+            for chunk in self._chunks:
+                if not chunk:
+                    continue
+                if record is not None:
+                    record += chunk
+                    if b"\n" in record or len(record) > _LONGEST_RECORD:
+                        break
+                    continue
+                data = held + chunk
+                at = 0 if line_start and data.startswith(_ERROR) else data.find(b"\n" + _ERROR) + 1
+                if at or (line_start and data.startswith(_ERROR)):
+                    if at:
+                        yield self._counted(data[:at])
+                    record = data[at:]
+                    if b"\n" in record:
+                        break
+                    continue
+                last = data.rfind(b"\n") + 1 if b"\n" in data else (0 if line_start else len(data))
+                held = data[last:] if last < len(data) and _ERROR.startswith(data[last:]) else b""
+                passed = data[: len(data) - len(held)]
+                if passed:
+                    yield self._counted(passed)
+                line_start = data.endswith(b"\n") or bool(held)
+        except InvokeError:
+            if record is None:  # broken with no error record: that error
+                if held:
+                    yield self._counted(held)
+                raise
+        finally:
+            self.total_s = time.perf_counter() - self.started
+        if record is not None:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:  # the connection is of no more use (it breaks after the record)
+                close()
+            raise InvokeError(_error_message(record), status=500)
+        if held:
+            yield self._counted(held)
 
     def _counted(self, chunk: bytes) -> bytes:
         if self.first_byte_s is None:

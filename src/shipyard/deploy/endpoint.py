@@ -16,7 +16,7 @@ from shipyard.deploy.base import CleanupReport
 from shipyard.deploy.expose import not_exposed
 from shipyard.deploy.multimodel import TARGET_MODEL_HEADER
 from shipyard.deploy.state import Deployment
-from shipyard.errors import InvokeError
+from shipyard.errors import InvokeError, UsageError
 
 if TYPE_CHECKING:
     from shipyard.deploy.api import Deployer
@@ -223,7 +223,13 @@ class Destination:
 
     def stream(self, body: bytes, *, content_type: str, accept: str | None, timeout_s: float) -> ChunkStream:
         """One request answered as a stream: the chunks as they arrive, as a :class:`~shipyard.client.streaming.
-        ChunkStream` (timed) whose iteration closes the transport at its end."""
+        ChunkStream` (timed) whose iteration closes the transport at its end. Not with a ``target_model``:
+        InvokeEndpointWithResponseStream has no TargetModel, so neither target streams from one."""
+        if self.target_model:
+            raise UsageError(
+                f"{self.name or self.url}: a multi-model endpoint's model ({self.target_model}) cannot be streamed: "
+                "InvokeEndpointWithResponseStream has no TargetModel"
+            )
         transport = self.transport(read_timeout_s=timeout_s, connections=1)
         stream = getattr(transport, "stream", None)
         if stream is None:

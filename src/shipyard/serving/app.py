@@ -21,7 +21,14 @@ from typing import Any
 import orjson
 
 from shipyard.config import ServerConfig
-from shipyard.errors import InferenceTimeout, ModelError, ModelNotReady, PayloadTooLarge, ShipyardError
+from shipyard.errors import (
+    InferenceTimeout,
+    ModelError,
+    ModelNotReady,
+    PayloadTooLarge,
+    ShipyardError,
+    StreamAborted,
+)
 from shipyard.handler import Handler, split, stack
 from shipyard.serving.batcher import Batcher, BatchStats
 from shipyard.serving.capture import Capture, ObjectStore, capture_for
@@ -313,6 +320,8 @@ class ServerApp:
                 if "\n" in media_type or "\r" in media_type:  # a header that would end the answer's head early
                     raise ModelError(f"the handler answered with an invalid Content-Type {media_type!r}")
                 status, content = 200, media_type.encode("latin-1")
+        except StreamAborted:  # a stream that failed after its first chunk: uvicorn breaks the connection
+            raise
         except _ClientGone:  # not a ShipyardError: caught here first as it was
             self.metrics.observe("invocations", 499, time.perf_counter() - started)
             return
@@ -362,6 +371,8 @@ class ServerApp:
         self.metrics.observe("invocations", status, elapsed)
         if self.access_log.enabled:
             self._log_invocation(status, elapsed, size_in, result.bytes_out, inference_id, attributes)
+        if result.error and result.status == 200:  # the error record is written: no end to the body
+            raise StreamAborted(f"the stream failed after {result.chunks} chunks ({result.error})")
         return None
 
     def _not_ready(self) -> ModelNotReady:

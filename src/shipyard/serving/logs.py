@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from shipyard.errors import StreamAborted
+
 __all__ = ["AccessLog", "JSONFormatter", "Output", "Relay", "flush_logs", "output", "pass_lines", "setup_logging"]
 
 _QUEUE_BYTES = 1 << 20  # lines waiting for stdout (seconds of them at full load); more are dropped
@@ -205,6 +207,16 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel("WARNING")
+    if not any(isinstance(f, _StreamAbortedFilter) for f in logging.getLogger("uvicorn.error").filters):
+        logging.getLogger("uvicorn.error").addFilter(_StreamAbortedFilter())
+
+
+class _StreamAbortedFilter(logging.Filter):
+    """uvicorn's "Exception in ASGI application" for a stream broken on purpose (StreamAborted): the server
+    logged that stream's error already, the traceback would only repeat it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
 
 
 def flush_logs(timeout: float = 2.0) -> None:

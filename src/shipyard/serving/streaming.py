@@ -12,9 +12,13 @@ server sends ``Transfer-Encoding: chunked`` and the client gets each chunk as it
 
 * **Headers wait for the first chunk.** An error before it (a bad request, a model that raises at once, no
   first chunk within the timeout) is the ordinary error answer with its status (400, 500, 504).
-* **After the first chunk the status is sent**: an error then ends the stream with one last record,
+* **After the first chunk the status is sent**: an error then writes one last record on a line of its own,
   ``{"ModelStreamError": {"ErrorCode": ..., "Message": ...}}`` and a newline (the names of SageMaker's own
-  mid-stream error event), is logged, and counted as a 500 in the metrics.
+  mid-stream error event), is logged, counted as a 500 in the metrics, and **breaks the connection**: the
+  chunked body never gets its terminating chunk, so no client can take the cut-short answer for a whole one
+  (a plain reader, the async queue and batch transform see a broken answer; SageMaker reports a
+  ``ModelStreamError``). The caller does the breaking (``Streamed.error`` set: raise
+  :class:`~shipyard.errors.StreamAborted` out of the ASGI application, and uvicorn closes the connection).
 * **The timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT) is per chunk**: the gap before each chunk, the first
   included, not the whole stream (a stream is long on purpose). ``ErrorCode`` ``ModelInvocationTimeExceeded``.
 * **A client that goes away** stops the stream: the generator is closed after the chunk it is computing.
@@ -56,11 +60,14 @@ class Streamed:
     bytes_out: int = 0
     error: str | None = None
     failed: Exception | None = None
+    ends_line: bool = True  # the bytes written so far end with a newline (or none were written)
 
 
-def error_record(code: str, message: str) -> bytes:
-    """The last line of a stream that failed after its first chunk."""
-    return orjson.dumps({STREAM_ERROR_KEY: {"ErrorCode": code, "Message": message}}) + b"\n"
+def error_record(code: str, message: str, *, new_line: bool = False) -> bytes:
+    """The last line of a stream that failed after its first chunk (``new_line``: a newline first, so that it
+    starts a line after a chunk that did not end one)."""
+    record = orjson.dumps({STREAM_ERROR_KEY: {"ErrorCode": code, "Message": message}}) + b"\n"
+    return b"\n" + record if new_line else record
 
 
 async def stream_answer(
@@ -117,6 +124,8 @@ async def stream_answer(
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
                 result.chunks += 1
                 result.bytes_out += len(body)
+                if body:
+                    result.ends_line = body.endswith(b"\n")
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 continue
             ok, error = value.result()  # "done": the model thread is through with this request
@@ -151,11 +160,11 @@ async def _end_with_error(send: Send, result: Streamed, code: str, message: str)
         message,
         extra={"fields": {"error_code": code, "chunks": result.chunks}},
     )
-    record = error_record(code, message)
+    record = error_record(code, message, new_line=not result.ends_line)
     result.error = code
     result.bytes_out += len(record)
     await send({"type": "http.response.body", "body": record, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    # no last (empty) body message: the caller breaks the connection (see the module's docstring)
 
 
 async def _watch_disconnect(receive: Receive, queue: asyncio.Queue[tuple[str, Any]]) -> None:
