@@ -360,3 +360,216 @@ def test_with_s3_locations_and_aws_endpoint_url_the_local_queue_uses_moto_s3(
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     with pytest.raises(SpecError, match="S3 locations need AWS_ENDPOINT_URL"):
         queue_steps.check(spec)
+
+
+# -- review fixes: restarts lose nothing, ids are checked, updates reconfigure, time limits ---------------------
+class _Sleepy(BaseHTTPRequestHandler):
+    """/invocations that takes ``delay_s`` (its own class: _Slow's counters stay _Slow's)."""
+
+    delay_s = 0.4
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(type(self).delay_s)
+        body = b'{"predictions": [2]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sleepy() -> Iterator[str]:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Sleepy)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{upstream.server_port}"
+    _Sleepy.delay_s = 0.4
+    upstream.shutdown()
+
+
+def _submit(channel: LocalAsyncChannel, inference_id: str, timeout_s: int = 60) -> AsyncHandle:
+    invocation = channel.submit(
+        b"{}", content_type="application/json", accept=None, inference_id=inference_id, timeout_s=timeout_s
+    )
+    return AsyncHandle(channel, invocation, poll_s=0.05)
+
+
+def test_a_killed_queue_takes_up_its_waiting_and_running_requests_again_when_restarted(
+    sleepy: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    bucket = tmp_path / "b"
+    process = start_queue("k", sleepy, bucket, log_path=tmp_path / "q.log", concurrency=1, timeout_s=60)
+    channel = LocalAsyncChannel("k", bucket, process.url)
+    handles = [_submit(channel, f"k{i}") for i in range(4)]
+    time.sleep(0.1)  # k0 running, the others waiting
+    os.kill(process.pid, signal.SIGKILL)
+    while is_queue(process.pid):
+        time.sleep(0.02)
+    assert all(h.poll().status == RUNNING for h in handles)  # nothing was written: killed mid-way
+    again = start_queue("k", sleepy, bucket, log_path=tmp_path / "q.log", concurrency=1, timeout_s=60)
+    try:
+        assert [h.result(timeout=30) for h in handles] == [b'{"predictions": [2]}'] * 4
+        assert list((bucket / "queue").glob("*.json")) == []  # each job forgotten once answered
+    finally:
+        stop_queue(again.pid, again.port)
+
+
+def test_a_stopped_queue_gives_its_running_requests_the_grace_period_then_an_error(sleepy: str, tmp_path: Path) -> None:
+    bucket = tmp_path / "b"
+    _Sleepy.delay_s = 0.5
+    process = start_queue("g", sleepy, bucket, log_path=tmp_path / "q.log", concurrency=1, timeout_s=60, grace_s=2)
+    channel = LocalAsyncChannel("g", bucket, process.url)
+    quick, waiting = _submit(channel, "quick"), _submit(channel, "waiting")
+    time.sleep(0.1)
+    assert stop_queue(process.pid, process.port)  # quick finishes within the grace; waiting stays queued
+    assert quick.poll().status == DONE and waiting.poll().status == RUNNING
+    _Sleepy.delay_s = 5.0
+    process = start_queue("g", sleepy, bucket, log_path=tmp_path / "q.log", concurrency=1, timeout_s=60, grace_s=0.5)
+    time.sleep(0.3)  # waiting is taken up again, and runs past the grace
+    assert stop_queue(process.pid, process.port)
+    outcome = waiting.poll()
+    assert outcome.status == FAILED
+    assert outcome.message.startswith("ModelError: the queue stopped before the model answered")
+
+
+class _Asgi:
+    """The queue app called in-process: its answer to one request, and what it queued."""
+
+    def __init__(self, tmp_path: Path, timeout_s: float = 3600.0) -> None:
+        from shipyard.deploy.queue import QueueConfig, file_uri
+
+        self.config = QueueConfig(
+            endpoint="e", upstream="http://127.0.0.1:9", output_prefix=file_uri(tmp_path / "output"),
+            failure_prefix=file_uri(tmp_path / "failure"), timeout_s=timeout_s, jobs_dir=tmp_path / "queue",
+        )  # fmt: skip
+        from shipyard.deploy.queue import AsyncQueue
+
+        self.app = AsyncQueue(self.config)
+
+    def post(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        import asyncio
+
+        sent: list[dict[str, Any]] = []
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        scope = {"type": "http", "path": "/endpoints/e/async-invocations", "method": "POST", "headers": raw}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(dict(message))
+
+        asyncio.run(self.app(scope, receive, send))
+        return int(sent[0]["status"]), orjson.loads(sent[1]["body"])
+
+
+def test_the_queue_refuses_an_inference_id_outside_sagemakers_rule_or_taken(tmp_path: Path) -> None:
+    queue = _Asgi(tmp_path)
+    where = {"X-Amzn-SageMaker-InputLocation": (tmp_path / "in.json").as_uri()}
+    for bad in ("../x", "a/b", " lead", "x" * 65):
+        status, document = queue.post({**where, "X-Amzn-SageMaker-Inference-Id": bad})
+        assert status == 400 and document["message"].startswith("InferenceId: inference id"), bad
+    assert not (tmp_path.parent / "x.out").exists() and queue.app.queue.qsize() == 0
+    assert queue.post({**where, "X-Amzn-SageMaker-Inference-Id": "one"})[0] == 202
+    status, document = queue.post({**where, "X-Amzn-SageMaker-Inference-Id": "one"})  # still queued
+    assert status == 400 and "InferenceId 'one' is taken" in document["message"]
+    (tmp_path / "output").mkdir()
+    (tmp_path / "output" / "done.out").write_bytes(b"{}")  # answered long ago
+    status, document = queue.post({**where, "X-Amzn-SageMaker-Inference-Id": "done"})
+    assert status == 400 and "has its answer or error already" in document["message"]
+    assert queue.app.queue.qsize() == 1
+
+
+def test_a_reused_inference_id_is_refused_before_its_input_is_overwritten(
+    queue: tuple[LocalAsyncChannel, Path, int],
+) -> None:
+    channel, bucket, _ = queue
+    first = _submit(channel, "again")
+    first.wait(30)
+    before = (bucket / "input" / "again.json").read_bytes()
+    with pytest.raises(InvokeError, match="inference id 'again' is taken"):
+        channel.submit(b'{"other": 1}', content_type="application/json", accept=None, inference_id="again",
+                       timeout_s=60)  # fmt: skip
+    assert (bucket / "input" / "again.json").read_bytes() == before
+    with pytest.raises(InvokeError, match="1 to 64 printable characters"):
+        channel.submit(b"{}", content_type="application/json", accept=None, inference_id="../x", timeout_s=60)
+
+
+def test_a_request_without_invocation_timeout_gets_sagemakers_15_minutes_at_most(tmp_path: Path) -> None:
+    where = {"X-Amzn-SageMaker-InputLocation": (tmp_path / "in.json").as_uri()}
+    default = _Asgi(tmp_path / "a")  # the deployment allows 3600 s
+    assert default.post(where)[0] == 202 and default.app.queue.get_nowait().timeout_s == 900
+    asked = default.post({**where, "X-Amzn-SageMaker-InvocationTimeoutSeconds": "1800"})
+    assert asked[0] == 202 and default.app.queue.get_nowait().timeout_s == 1800
+    short = _Asgi(tmp_path / "b", timeout_s=300)  # a deployment with --invocation-timeout 300
+    assert short.post(where)[0] == 202 and short.app.queue.get_nowait().timeout_s == 300
+    channel = LocalAsyncChannel("e", tmp_path / "c", "http://127.0.0.1:9", timeout_s=1200)
+    assert channel.timeout_s == 1200  # what shipyard's own requests send, as the SageMaker target does
+
+
+def test_an_update_restarts_the_queue_when_its_settings_change_and_stops_it_when_not_async(tmp_path: Path) -> None:
+    from shipyard.deploy.queue.process import running_command
+
+    saved: list[Deployment] = []
+    now = now_utc().isoformat()
+    spec = DeployOptions(source="b", name="u", asynchronous=AsyncInference(max_concurrent=2))
+    record = Deployment("u", "local", "InService", "b", now, now, url="http://127.0.0.1:9", options=spec)
+    queue_steps.ensure(record, spec, tmp_path, saved.append, SilentReporter())
+    first = record.one(queue_steps.QUEUE) or ""
+    pid, port = (int(x) for x in first.split("@"))
+    try:
+        queue_steps.ensure(record, spec, tmp_path, saved.append, SilentReporter())
+        assert record.one(queue_steps.QUEUE) == first  # the same settings: left running
+        changed = DeployOptions(
+            source="b", name="u", asynchronous=AsyncInference(max_concurrent=3, invocation_timeout_s=120)
+        )
+        queue_steps.ensure(record, changed, tmp_path, saved.append, SilentReporter())
+        now_running = record.one(queue_steps.QUEUE) or ""
+        new_pid, new_port = (int(x) for x in now_running.split("@"))
+        assert new_pid != pid and new_port == port and not is_queue(pid) and record.of(queue_steps.QUEUE)[1:] == []
+        assert httpx.get(f"http://127.0.0.1:{port}/ping").json()["concurrency"] == 3
+        argv = running_command(new_pid) or []
+        assert argv[argv.index("--timeout") + 1] == "120"
+        real_time = DeployOptions(source="b", name="u")
+        queue_steps.ensure(record, real_time, tmp_path, saved.append, SilentReporter())
+        assert not is_queue(new_pid) and record.of(queue_steps.QUEUE) == [] and saved[-1] is record
+        assert record.one(queue_steps.QUEUE_BUCKET) is not None  # its directory goes at cleanup
+    finally:
+        for resource in record.of(queue_steps.QUEUE):
+            stop_queue(*(int(x) for x in resource.id.split("@")))
+
+
+def test_wait_gives_up_at_the_users_timeout_not_the_invocation_timeout(
+    sleepy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``invoke --async --wait --timeout 1`` on a request that takes 4 s: still running (75) after about 1 s; with
+    no --timeout it waits for the answer however long it was queued."""
+    _Sleepy.delay_s = 4.0
+    state_path = tmp_path / "state.json"
+    monkeypatch.setenv("SHIPYARD_STATE", str(state_path))
+    deployer = Deployer(StateStore(state_path))
+    spec = DeployOptions(source="bundle", name="w", asynchronous=AsyncInference(max_concurrent=1,
+                                                                             invocation_timeout_s=30))  # fmt: skip
+    now = now_utc().isoformat()
+    record = Deployment("w", "local", "InService", "bundle", now, now, url=sleepy, options=spec)
+    queue_steps.ensure(record, spec, tmp_path / "local", deployer.state.put, SilentReporter())
+    deployer.state.put(record)
+    request = tmp_path / "r.json"
+    request.write_bytes(b"{}")
+    try:
+        started = time.monotonic()
+        short = shipyard("invoke", "w", "--async", "--data", str(request), "--wait", "--timeout", "1")
+        assert short.returncode == 75 and "still running" in short.stderr, short.stderr
+        assert time.monotonic() - started < 4
+        _Sleepy.delay_s = 0.2
+        waited = shipyard("invoke", "w", "--async", "--data", str(request), "--wait")  # queued behind the first
+        assert waited.returncode == 0, waited.stderr
+    finally:
+        deployer.cleanup("w")

@@ -35,7 +35,14 @@ AcceptOpt = Annotated[
     str | None, typer.Option("--accept", "-a", help="Accept header.", show_default="the request's Content-Type")
 ]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Print the body as the server sent it.")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the answer.")]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for the answer (with --async --wait: for its outcome, queue time included).",
+        show_default="60; with --async --wait 7 h",
+    ),
+]
 OutputOpt = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Write predictions here as they arrive (.jsonl or .csv); a rerun resumes."),
@@ -119,7 +126,7 @@ def invoke(
     content_type: ContentTypeOpt = None,
     accept: AcceptOpt = None,
     raw: RawOpt = False,
-    timeout: TimeoutOpt = 60.0,
+    timeout: TimeoutOpt = None,
     output: OutputOpt = None,
     chunk: ChunkOpt = None,
     limits: LimitsOpt = None,
@@ -165,11 +172,13 @@ def invoke(
             output=output,
             inference_id=inference_id,
             invocation_timeout=invocation_timeout,
+            wait_s=timeout,
             as_json=json_,
             raw=raw,
         )
         return
     _sync_only(wait=wait, inference_id=inference_id, invocation_timeout=invocation_timeout)
+    timeout = 60.0 if timeout is None else timeout
     # a name: its local URL, or sagemaker-runtime; --via api: its public API
     where = destination(target, lambda: deployer_for(None), via=via)
     if target_model:

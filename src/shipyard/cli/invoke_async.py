@@ -3,8 +3,10 @@ inference on either target (``deploy --async``).
 
 ``invoke --async`` puts the input where the endpoint reads it (S3, or the local deployment's directory), queues
 it, and prints the inference id and the output location (``--json``: one ``shipyard.invoke-async/1`` document);
-``--wait`` polls the output and failure locations with a live display, then prints the answer (or writes it to
-``-o FILE``). ``results NAME ID`` looks once: the answer (exit 0), the failure's message (exit 4), or "still
+``--wait`` polls the output and failure locations with a live display (how long the request has been queued or
+running), until its outcome or ``--timeout`` (default 7 h: SageMaker's default RequestTTLSeconds, the 6 h a
+request may wait in the queue, plus the longest run, 1 h), then prints the answer (or writes it to ``-o FILE``).
+``results NAME ID`` looks once: the answer (exit 0), the failure's message (exit 4), or "still
 running" (exit 75, sysexits' EX_TEMPFAIL: try again later).
 """
 
@@ -27,7 +29,9 @@ err = Console(stderr=True)
 
 __all__ = ["invoke_async", "register", "results"]
 
-WAIT_MARGIN_S = 60.0  # --wait gives up this long after the request's own time limit
+# --wait's default limit: a request may wait in the queue up to RequestTTLSeconds (6 h by default), then run up to
+# InvocationTimeoutSeconds (at most 1 h); --timeout sets another
+WAIT_DEFAULT_S = 6 * 3600.0 + 3600.0
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +50,7 @@ def invoke_async(
     invocation_timeout: int | None,
     as_json: bool,
     raw: bool,
+    wait_s: float | None = None,
 ) -> None:
     from shipyard.cli.deploy import deployer_for
     from shipyard.deploy.endpoint import is_url
@@ -62,15 +67,11 @@ def invoke_async(
     if not wait:
         _report(handle, None, output, as_json, "invoke-async")
         return
-    options = deployer.record(name).options
-    limit = invocation_timeout or (
-        options.asynchronous.invocation_timeout_s if options and options.asynchronous else 3600
-    )
     if not as_json:
         err.print(
             f"queued {handle.inference_id} → {handle.output_location}", highlight=False, markup=False, soft_wrap=True
         )
-    outcome = _wait(handle, limit + WAIT_MARGIN_S)
+    outcome = _wait(handle, WAIT_DEFAULT_S if wait_s is None else wait_s)
     _finish(handle, outcome, output, as_json, raw, "invoke-async")
 
 
@@ -79,7 +80,12 @@ def results(
     inference_id: str = typer.Argument(..., help="The inference id `invoke --async` printed."),
     file: Path | None = typer.Option(None, "--file", "-f", help="Write the answer to this file."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the answer (with a progress display)."),
-    timeout: float = typer.Option(3600 + WAIT_MARGIN_S, "--timeout", help="With --wait: give up after this long (s)."),
+    timeout: float = typer.Option(
+        WAIT_DEFAULT_S,
+        "--timeout",
+        help="With --wait: give up after this long (s); the default is 7 h.",
+        show_default=False,
+    ),
     raw: bool = typer.Option(False, "--raw", help="Print the body as the endpoint wrote it."),
     output: Output = OUTPUT_OPTION,
 ) -> None:
@@ -93,18 +99,25 @@ def results(
 
 
 def _wait(handle: AsyncHandle, limit_s: float) -> AsyncOutcome:
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress, SpinnerColumn, TextColumn
 
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TimeElapsedColumn(),
         console=err,
         transient=True,
         disable=not err.is_terminal,
     ) as progress:
-        task = progress.add_task(f"waiting for {handle.inference_id}", total=None)
-        return handle.wait(limit_s, on_poll=lambda _elapsed: progress.update(task))
+        task = progress.add_task(_progress(handle), total=None)
+        return handle.wait(limit_s, on_poll=lambda _elapsed: progress.update(task, description=_progress(handle)))
+
+
+def _progress(handle: AsyncHandle) -> str:
+    """How long the request has been queued or running (since it was queued, not since this command began)."""
+    seconds = max(0, int(time.time() - handle.invocation.submitted_at))
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    return f"waiting for {handle.inference_id}: queued or running for {hours}:{minute:02d}:{second:02d}"
 
 
 def _document(handle: AsyncHandle, status: str, output: Path | None, message: str | None) -> dict[str, Any]:

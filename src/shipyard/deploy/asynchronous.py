@@ -28,6 +28,7 @@ __all__ = [
     "DONE",
     "FAILED",
     "RUNNING",
+    "SUFFIXES",
     "AsyncChannel",
     "AsyncHandle",
     "AsyncInvocation",
@@ -46,6 +47,7 @@ RUNNING: Literal["running"] = "running"
 # InvokeEndpointAsync's InferenceId: 1-64 characters of printable ASCII (botocore's model: \A\S[\p{Print}]*\z)
 _INFERENCE_ID = re.compile(r"^\S[\x20-\x7e]{0,63}$")
 _SUFFIXES = {"application/json": ".json", "application/jsonlines": ".jsonl", "text/csv": ".csv"}
+SUFFIXES = (*_SUFFIXES.values(), ".bin")  # every suffix an input may have
 
 
 def async_environment(options: DeployOptions) -> dict[str, str]:

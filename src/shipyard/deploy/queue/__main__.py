@@ -1,5 +1,5 @@
 """``python -m shipyard.deploy.queue --endpoint NAME --upstream URL --port P --bucket DIR [--concurrency N]
-[--timeout S] [--notify-success] [--notify-error]``: the queue, served by uvicorn on 127.0.0.1."""
+[--timeout S] [--grace S] [--notify-success] [--notify-error]``: the queue, served by uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def parse(argv: Sequence[str] | None = None) -> tuple[QueueConfig, int]:
     parser.add_argument("--failure", default=None, help="where errors go: BUCKET/failure")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--grace", type=float, default=5.0, help="on SIGTERM, how long running requests may take")
     parser.add_argument("--notify-success", action="store_true")
     parser.add_argument("--notify-error", action="store_true")
     args = parser.parse_args(argv)
@@ -36,6 +37,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[QueueConfig, int]:
         notify_dir=bucket / "notifications",
         notify_success=args.notify_success,
         notify_error=args.notify_error,
+        jobs_dir=bucket / "queue",
+        grace_s=args.grace,
     )
     return config, int(args.port)
 

@@ -10,6 +10,11 @@ writes the answer to ``OUTPUT/ID.out`` or the error to ``FAILURE/ID-error.out`` 
 renamed into place, so a reader never sees half of one); with a success or error topic configured, a record in
 SageMaker's notification format is appended to ``NOTIFY_DIR/success.jsonl`` or ``error.jsonl``.
 ``GET /ping``: the queue's counts.
+
+Each accepted request is also written to ``JOBS/ID.json`` until it has an outcome, so a queue that dies (or is
+killed) loses nothing: on start, the jobs found there without an answer or error are queued again, oldest first.
+On a graceful stop (SIGTERM) the running requests get ``grace_s`` to finish; those that do not get an error
+("the queue stopped ..."); the ones still waiting stay in ``JOBS`` for the next start.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from typing import Any
 import httpx
 import orjson
 
+from shipyard.deploy.asynchronous import check_inference_id
 from shipyard.deploy.queue.store import join, read_location, write_location
+from shipyard.errors import InvokeError
 
 __all__ = ["AsyncQueue", "Job", "QueueConfig"]
 
@@ -36,6 +43,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 HEADER = "x-amzn-sagemaker-"
+DEFAULT_TIMEOUT_S = 900.0  # InvokeEndpointAsync without InvocationTimeoutSeconds: "the request times out at 15 minutes"
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,12 @@ class QueueConfig:
     output_prefix: str  # file:// or s3:// (store.py)
     failure_prefix: str
     concurrency: int = 4
-    timeout_s: float = 3600.0  # the deployment's --invocation-timeout: the most a request may ask for
+    timeout_s: float = 3600.0  # the deployment's --invocation-timeout (a request without the header: min(900, it))
     notify_dir: Path | None = None  # records for the success/error topics, when configured
     notify_success: bool = False
     notify_error: bool = False
+    jobs_dir: Path | None = None  # the accepted requests without an outcome yet (re-queued on start)
+    grace_s: float = 5.0  # on a graceful stop, how long the running requests may take to finish
 
 
 @dataclass
@@ -59,6 +69,9 @@ class Job:
     accept: str | None
     timeout_s: float
     received: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.__dict__)
 
 
 def _now() -> str:
@@ -73,6 +86,8 @@ class AsyncQueue:
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.counts = {"received": 0, "running": 0, "done": 0, "failed": 0}
         self._workers: list[asyncio.Task[None]] = []
+        self._busy: dict[asyncio.Task[None], Job] = {}
+        self._closing = False
         self._client: httpx.AsyncClient | None = None
 
     # -- the ASGI edge ------------------------------------------------------------------------------------
@@ -106,13 +121,64 @@ class AsyncQueue:
                 return
 
     def start(self) -> None:
-        """Start the workers (in the running event loop)."""
+        """Queue again the jobs a previous run left without an outcome, then start the workers (in the running
+        event loop)."""
+        for job in self._left_over():
+            self.counts["received"] += 1
+            self.queue.put_nowait(job)
         self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=self.config.concurrency))
         self._workers = [asyncio.create_task(self._work()) for _ in range(self.config.concurrency)]
 
+    def _left_over(self) -> list[Job]:
+        """The jobs under ``jobs_dir`` with neither answer nor error, oldest first (the others' files removed)."""
+        directory = self.config.jobs_dir
+        if directory is None or not directory.is_dir():
+            return []
+        jobs: list[Job] = []
+        for path in directory.glob("*.json"):
+            try:
+                job = Job(**orjson.loads(path.read_bytes()))
+            except (OSError, ValueError, TypeError):
+                continue  # a file that is not a job: left alone
+            if self._has_outcome(job.inference_id):
+                path.unlink(missing_ok=True)
+            else:
+                jobs.append(job)
+        return sorted(jobs, key=lambda j: j.received)
+
+    def _has_outcome(self, inference_id: str) -> bool:
+        return any(read_location(x) is not None for x in (self._output(inference_id), self._failure(inference_id)))
+
+    def _job_path(self, inference_id: str) -> Path | None:
+        directory = self.config.jobs_dir
+        return None if directory is None else directory / f"{inference_id}.json"
+
+    def _forget(self, job: Job) -> None:
+        path = self._job_path(job.inference_id)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     async def stop(self) -> None:
+        """The idle workers stopped; the busy ones given ``grace_s`` to finish, then an error for their jobs."""
+        self._closing = True
+        busy = dict(self._busy)
         for task in self._workers:
-            task.cancel()
+            if task not in busy:
+                task.cancel()
+        if busy:
+            _, late = await asyncio.wait(list(busy), timeout=self.config.grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            for task in late:
+                job = busy[task]
+                if not await asyncio.to_thread(self._has_outcome, job.inference_id):
+                    await self._failed(
+                        job,
+                        f"ModelError: the queue stopped before the model answered (it waited {self.config.grace_s:g} "
+                        "s for the running requests)",
+                    )
+                self._forget(job)
         await asyncio.gather(*self._workers, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
@@ -123,14 +189,30 @@ class AsyncQueue:
         if not location.startswith(("file://", "s3://")):
             await _answer(send, 400, {"message": f"InputLocation {location!r}: a file:// or s3:// location"})
             return
+        given = headers.get(HEADER + "invocationtimeoutseconds")
         try:
-            timeout_s = float(headers.get(HEADER + "invocationtimeoutseconds") or self.config.timeout_s)
+            timeout_s = float(given) if given else min(DEFAULT_TIMEOUT_S, self.config.timeout_s)
         except ValueError:
             timeout_s = -1
         if not 1 <= timeout_s <= 3600:
             await _answer(send, 400, {"message": "InvocationTimeoutSeconds: 1 to 3600"})
             return
         inference_id = headers.get(HEADER + "inference-id") or str(uuid.uuid4())
+        try:
+            check_inference_id(inference_id)
+        except InvokeError as exc:
+            await _answer(send, 400, {"message": f"InferenceId: {exc}"})
+            return
+        if await self._is_known(inference_id):
+            await _answer(
+                send,
+                400,
+                {
+                    "message": f"InferenceId {inference_id!r} is taken: a request with it is queued, running or has "
+                    "its answer or error already; give each request its own id"
+                },
+            )
+            return
         job = Job(
             inference_id=inference_id,
             input_location=location,
@@ -139,6 +221,9 @@ class AsyncQueue:
             timeout_s=timeout_s,
             received=_now(),
         )
+        path = self._job_path(inference_id)
+        if path is not None:
+            await asyncio.to_thread(_write_whole, path, job.to_json())
         self.counts["received"] += 1
         self.queue.put_nowait(job)
         extra = {
@@ -146,6 +231,13 @@ class AsyncQueue:
             HEADER + "failurelocation": self._failure(inference_id),
         }
         await _answer(send, 202, {"InferenceId": inference_id}, extra)
+
+    async def _is_known(self, inference_id: str) -> bool:
+        """Whether a request with this id is queued, running or has its outcome already."""
+        path = self._job_path(inference_id)
+        if (path is not None and path.exists()) or any(j.inference_id == inference_id for j in self._busy.values()):
+            return True
+        return await asyncio.to_thread(self._has_outcome, inference_id)
 
     def _output(self, inference_id: str) -> str:
         return join(self.config.output_prefix, f"{inference_id}.out")
@@ -155,12 +247,17 @@ class AsyncQueue:
 
     # -- the workers --------------------------------------------------------------------------------------
     async def _work(self) -> None:
-        while True:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._closing:
             job = await self.queue.get()
+            self._busy[task] = job
             self.counts["running"] += 1
             try:
                 await self.run(job)
+                self._forget(job)
             finally:
+                del self._busy[task]
                 self.counts["running"] -= 1
                 self.queue.task_done()
 
@@ -236,6 +333,13 @@ class AsyncQueue:
         name = "success.jsonl" if status == "Completed" else "error.jsonl"
         line = orjson.dumps(record) + b"\n"
         await asyncio.to_thread(_append, config.notify_dir / name, line)
+
+
+def _write_whole(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.part")
+    part.write_bytes(body)
+    part.replace(path)
 
 
 def _append(path: Path, line: bytes) -> None:

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import httpx
 
-from shipyard.deploy.asynchronous import DONE, FAILED, RUNNING, AsyncInvocation, AsyncOutcome, suffix_for
+from shipyard.deploy.asynchronous import (
+    DONE,
+    FAILED,
+    RUNNING,
+    SUFFIXES,
+    AsyncInvocation,
+    AsyncOutcome,
+    check_inference_id,
+    suffix_for,
+)
 from shipyard.deploy.queue.store import file_uri, join, path_of, read_location, write_location
 from shipyard.errors import DeployError, InvokeError
 
@@ -24,16 +33,36 @@ def bucket_dir(staging_root: Path, name: str) -> Path:
 
 
 class LocalAsyncChannel:
-    def __init__(self, name: str, bucket: Path, queue_url: str, *, input_prefix: str | None = None) -> None:
-        """``input_prefix``: where inputs go (``s3://`` with S3 locations), else ``bucket/input``."""
+    def __init__(
+        self,
+        name: str,
+        bucket: Path,
+        queue_url: str,
+        *,
+        input_prefix: str | None = None,
+        timeout_s: int | None = None,
+    ) -> None:
+        """``input_prefix``: where inputs go (``s3://`` with S3 locations), else ``bucket/input``; ``timeout_s``:
+        the InvocationTimeoutSeconds a request gets when it gives none (the deployment's ``--invocation-timeout``,
+        as the SageMaker target sends it)."""
         self.name, self.bucket, self.queue_url = name, bucket, queue_url
         self.input_prefix = input_prefix or file_uri(bucket / "input")
+        self.timeout_s = timeout_s
 
     def submit(
         self, body: bytes, *, content_type: str, accept: str | None, inference_id: str, timeout_s: int | None
     ) -> AsyncInvocation:
+        check_inference_id(inference_id)
+        if self.input_prefix.startswith("file://"):  # an id used before: its input is not overwritten
+            taken = [s for s in SUFFIXES if path_of(join(self.input_prefix, f"{inference_id}{s}")).exists()]
+            if taken:
+                raise InvokeError(
+                    f"inference id {inference_id!r} is taken: {self.name} has a request with it already "
+                    f"({path_of(join(self.input_prefix, inference_id + taken[0]))}); give each request its own id"
+                )
         location = join(self.input_prefix, f"{inference_id}{suffix_for(content_type)}")
         write_location(location, body, content_type)
+        timeout_s = timeout_s if timeout_s is not None else self.timeout_s
         headers = {
             "X-Amzn-SageMaker-InputLocation": location,
             "X-Amzn-SageMaker-Content-Type": content_type,
@@ -48,10 +77,12 @@ class LocalAsyncChannel:
                 f"{self.queue_url}/endpoints/{self.name}/async-invocations", headers=headers, timeout=30
             )
         except httpx.HTTPError as exc:
+            self._withdraw(location)
             raise DeployError(
                 f"the queue of {self.name} ({self.queue_url}) does not answer: {exc}; `shipyard status {self.name}`"
             ) from exc
         if answer.status_code != 202:
+            self._withdraw(location)
             raise InvokeError(
                 f"the queue refused the request ({answer.status_code}): {answer.text}", answer.status_code
             )
@@ -63,6 +94,12 @@ class LocalAsyncChannel:
             failure_location=answer.headers.get("x-amzn-sagemaker-failurelocation"),
             submitted_at=time.time(),
         )
+
+    @staticmethod
+    def _withdraw(location: str) -> None:
+        """The input of a request the queue did not take, removed (so its id can be given again)."""
+        if location.startswith("file://"):
+            path_of(location).unlink(missing_ok=True)
 
     def fetch(self, invocation: AsyncInvocation) -> AsyncOutcome:
         found = read_location(invocation.output_location)

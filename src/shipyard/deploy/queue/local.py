@@ -1,5 +1,6 @@
 """What the ``local`` target does for ``deploy --async``: start the queue beside the container (after it is
-InService), keep it going across updates, tell when it is gone, stop it and delete its directory on cleanup.
+InService), restart it on an update that changes its settings (stop it when the update is not async), tell when it
+is gone, stop it and delete its directory on cleanup.
 
 The record holds two resources: ``async-queue`` (``PID@PORT``) and ``async-bucket`` (the directory's path)."""
 
@@ -8,11 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from shipyard.deploy.base import CleanupReport, Reporter, Save
 from shipyard.deploy.options import DeployOptions
 from shipyard.deploy.queue.channel import LocalAsyncChannel, bucket_dir
-from shipyard.deploy.queue.process import is_queue, start_queue, stop_queue
+from shipyard.deploy.queue.process import is_queue, queue_command, running_command, start_queue, stop_queue
 from shipyard.deploy.state import Deployment
 from shipyard.errors import DeployError, SpecError
 
@@ -67,29 +69,46 @@ def queue_alive(record: Deployment) -> bool:
 
 
 def ensure(record: Deployment, spec: DeployOptions, staging_root: Path, save: Save, reporter: Reporter) -> None:
-    """The queue of an async deployment running in front of its container (started, or restarted on its port)."""
+    """The queue of an async deployment running in front of its container with ``spec``'s settings: started,
+    restarted on its port when it is gone or its settings differ (``deploy --update --max-concurrent ...``), or
+    stopped and dropped from the record when ``spec`` is not async (its directory stays until cleanup)."""
     settings = spec.asynchronous
-    if settings is None or not record.url:
-        return
     found = _queue(record)
-    if found is not None:
-        if is_queue(*found):
-            return
-        record.drop(QUEUE, f"{found[0]}@{found[1]}")
+    if settings is None:
+        if found is not None:
+            stopped = stop_queue(*found)
+            record.drop(QUEUE, f"{found[0]}@{found[1]}")
+            save(record)
+            if stopped:
+                reporter.step(f"stopped the async queue (pid {found[0]}): the deployment is real-time now")
+        return
+    if not record.url:
+        return
     bucket = bucket_dir(staging_root, record.name)
     _, output, failure = _prefixes(spec, record.name)
+    wanted: dict[str, Any] = {
+        "concurrency": settings.max_concurrent or spec.workers or DEFAULT_CONCURRENCY,
+        "timeout_s": settings.invocation_timeout_s,
+        "notify_success": settings.success_topic is not None,
+        "notify_error": settings.error_topic is not None,
+        "output": output,
+        "failure": failure,
+    }
+    if found is not None:
+        running = running_command(found[0])
+        if running is not None and is_queue(*found):
+            if running[1:] == queue_command(record.name, record.url, bucket, found[1], **wanted)[1:]:
+                return
+            stop_queue(*found)  # its running requests finish (or fail); the waiting ones are taken up again
+            reporter.step(f"stopped the async queue (pid {found[0]}): its settings changed")
+        record.drop(QUEUE, f"{found[0]}@{found[1]}")
     queue = start_queue(
         record.name,
         record.url,
         bucket,
         log_path=staging_root / f"async-{record.name}.log",
-        concurrency=settings.max_concurrent or spec.workers or DEFAULT_CONCURRENCY,
-        timeout_s=settings.invocation_timeout_s,
-        notify_success=settings.success_topic is not None,
-        notify_error=settings.error_topic is not None,
         port=found[1] if found is not None else None,
-        output=output,
-        failure=failure,
+        **wanted,
     )
     record.add(QUEUE_BUCKET, str(bucket))
     record.add(QUEUE, f"{queue.pid}@{queue.port}")
@@ -103,8 +122,12 @@ def channel(record: Deployment) -> LocalAsyncChannel:
         raise DeployError(
             f"{record.name} is a real-time deployment: invoke it without --async, or deploy one with --async"
         )
-    inputs = _prefixes(record.options, record.name)[0] if record.options is not None else None
-    return LocalAsyncChannel(record.name, Path(bucket), f"http://127.0.0.1:{found[1]}", input_prefix=inputs)
+    options = record.options
+    inputs = _prefixes(options, record.name)[0] if options is not None else None
+    timeout_s = options.asynchronous.invocation_timeout_s if options and options.asynchronous else None
+    return LocalAsyncChannel(
+        record.name, Path(bucket), f"http://127.0.0.1:{found[1]}", input_prefix=inputs, timeout_s=timeout_s
+    )
 
 
 def remove(record: Deployment, save: Save, reporter: Reporter, report: CleanupReport, *, keep: bool) -> None:

@@ -18,7 +18,7 @@ import httpx
 
 from shipyard.errors import DeployError
 
-__all__ = ["QueueProcess", "is_queue", "start_queue", "stop_queue"]
+__all__ = ["QueueProcess", "is_queue", "queue_command", "running_command", "start_queue", "stop_queue"]
 
 MODULE = "shipyard.deploy.queue"
 
@@ -40,6 +40,40 @@ def _free_port() -> int:
     return port
 
 
+def queue_command(
+    endpoint: str,
+    upstream: str,
+    bucket: Path,
+    port: int,
+    *,
+    concurrency: int,
+    timeout_s: float,
+    notify_success: bool = False,
+    notify_error: bool = False,
+    grace_s: float = 5.0,
+    output: str | None = None,
+    failure: str | None = None,
+) -> list[str]:
+    """The queue's command line (also what ``running_command`` reads back, to tell whether its settings changed)."""
+    command = [sys.executable, "-m", MODULE, "--endpoint", endpoint, "--upstream", upstream, "--port", str(port)]
+    command += ["--bucket", str(bucket), "--concurrency", str(concurrency), "--timeout", f"{timeout_s:g}"]
+    command += ["--grace", f"{grace_s:g}"]
+    command += ["--notify-success"] * notify_success + ["--notify-error"] * notify_error
+    command += ["--output", output] if output else []
+    command += ["--failure", failure] if failure else []
+    return command
+
+
+def running_command(pid: int) -> list[str] | None:
+    """The command line of the queue ``pid`` (None when it is no queue)."""
+    if not is_queue(pid):
+        return None
+    try:
+        return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return None
+
+
 def start_queue(
     endpoint: str,
     upstream: str,
@@ -52,17 +86,18 @@ def start_queue(
     notify_error: bool = False,
     port: int | None = None,
     wait_s: float = 20.0,
+    grace_s: float = 5.0,
     output: str | None = None,
     failure: str | None = None,
 ) -> QueueProcess:
-    """Start the queue (a new session, so it outlives this command) and wait until it answers ``/ping``."""
+    """Start the queue (a new session, so it outlives this command) and wait until it answers ``/ping``.
+    ``grace_s``: on SIGTERM, how long its running requests may take to finish."""
     port = port or _free_port()
     bucket.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", MODULE, "--endpoint", endpoint, "--upstream", upstream, "--port", str(port)]
-    command += ["--bucket", str(bucket), "--concurrency", str(concurrency), "--timeout", f"{timeout_s:g}"]
-    command += ["--notify-success"] * notify_success + ["--notify-error"] * notify_error
-    command += ["--output", output] if output else []
-    command += ["--failure", failure] if failure else []
+    command = queue_command(
+        endpoint, upstream, bucket, port, concurrency=concurrency, timeout_s=timeout_s,
+        notify_success=notify_success, notify_error=notify_error, grace_s=grace_s, output=output, failure=failure,
+    )  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -99,8 +134,9 @@ def is_queue(pid: int, port: int | None = None) -> bool:
     return port is None or (b"--port" in argv and argv[argv.index(b"--port") + 1 :][:1] == [str(port).encode()])
 
 
-def stop_queue(pid: int, port: int | None = None, *, grace_s: float = 5.0) -> bool:
-    """SIGTERM, then SIGKILL after ``grace_s``; False when ``pid`` is no queue (already gone: nothing done)."""
+def stop_queue(pid: int, port: int | None = None, *, grace_s: float = 15.0) -> bool:
+    """SIGTERM (the queue lets its running requests finish, 5 s by default), then SIGKILL after ``grace_s``; False
+    when ``pid`` is no queue (already gone: nothing done)."""
     if not is_queue(pid, port):
         _reap(pid)
         return False
