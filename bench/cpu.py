@@ -7,10 +7,11 @@ the two set the pace (a saturated client core means the figure is the generator'
 from __future__ import annotations
 
 import os
+import platform
 import resource
 from pathlib import Path
 
-__all__ = ["CLIENT_BOUND", "busy", "children_cpu", "core_times", "tree_cpu"]
+__all__ = ["CLIENT_BOUND", "busy", "children_cpu", "core_times", "cpu_name", "tree_cpu"]
 
 CLIENT_BOUND = 0.9  # a point whose client core was busier than this measured the load generator, not the server
 
@@ -67,3 +68,14 @@ def children_cpu() -> float:
     """CPU seconds of the children this process has waited for (a load generator run with subprocess.run)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def cpu_name() -> str:
+    """The processor's model name (for the result files), from /proc/cpuinfo, else what Python knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

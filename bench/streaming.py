@@ -37,6 +37,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from cpu import cpu_name  # noqa: E402
+
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -124,7 +127,7 @@ def main() -> int:
         "runs": runs,
         "same_answers_in_every_mode": same,
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "load_before": [round(x, 2) for x in load_before],
@@ -255,16 +258,6 @@ def _markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _free_port() -> int:

@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from cpu import CLIENT_BOUND, busy, core_times  # noqa: E402
+from cpu import CLIENT_BOUND, busy, core_times, cpu_name  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
@@ -349,7 +349,7 @@ def _results(
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "quick": quick,
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "python": platform.python_version(),
             "cores": os.cpu_count(),
             "load_average_before": [round(x, 2) for x in before],
@@ -438,16 +438,6 @@ def _generator_line(client: dict[str, Any], rps: float) -> str:
         f"{client['generator_capacity_req_per_s']:,.0f} req/s, {client['headroom']:g} × the server's {rps:,.1f}: "
         f"{verdict}."
     )
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _free_port() -> int:

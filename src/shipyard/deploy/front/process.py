@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import socket
 import string
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from shipyard.deploy import detached
 from shipyard.deploy.expose import ExposeOptions
 from shipyard.errors import DeployError
 
@@ -106,38 +106,9 @@ def start_front(
 
 def is_front(pid: int, port: int | None = None) -> bool:
     """Whether ``pid`` is (still) a front, on ``port`` when given: a pid reused by another process is not."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    if state == "Z" or MODULE.encode() not in argv:
-        return False
-    return port is None or (b"--port" in argv and argv[argv.index(b"--port") + 1 :][:1] == [str(port).encode()])
+    return detached.is_running(pid, MODULE, port)
 
 
 def stop_front(pid: int, port: int | None = None, *, grace_s: float = 5.0) -> bool:
     """SIGTERM, then SIGKILL after ``grace_s``; False when ``pid`` is no front (already gone: nothing done)."""
-    if not is_front(pid, port):
-        _reap(pid)
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while is_front(pid, port) and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.05)
-    if is_front(pid, port):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while is_front(pid, port):
-            _reap(pid)
-            time.sleep(0.02)
-    _reap(pid)
-    return True
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the front is this process's own child (started by this same command)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    return detached.stop(pid, MODULE, port, grace_s=grace_s)

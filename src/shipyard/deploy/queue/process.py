@@ -5,8 +5,6 @@ SIGKILL."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from shipyard.deploy import detached
 from shipyard.errors import DeployError
 
 __all__ = ["QueueProcess", "is_queue", "queue_command", "running_command", "start_queue", "stop_queue"]
@@ -124,38 +123,10 @@ def start_queue(
 
 def is_queue(pid: int, port: int | None = None) -> bool:
     """Whether ``pid`` is (still) a queue, on ``port`` when given: a pid reused by another process is not."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    if state == "Z" or MODULE.encode() not in argv:
-        return False
-    return port is None or (b"--port" in argv and argv[argv.index(b"--port") + 1 :][:1] == [str(port).encode()])
+    return detached.is_running(pid, MODULE, port)
 
 
 def stop_queue(pid: int, port: int | None = None, *, grace_s: float = 15.0) -> bool:
     """SIGTERM (the queue lets its running requests finish, 5 s by default), then SIGKILL after ``grace_s``; False
     when ``pid`` is no queue (already gone: nothing done)."""
-    if not is_queue(pid, port):
-        _reap(pid)
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while is_queue(pid, port) and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.05)
-    if is_queue(pid, port):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while is_queue(pid, port):
-            _reap(pid)
-            time.sleep(0.02)
-    _reap(pid)
-    return True
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    return detached.stop(pid, MODULE, port, grace_s=grace_s)
