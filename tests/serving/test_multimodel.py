@@ -177,6 +177,24 @@ def test_404_409_and_delete(running_server: ServerFactory, tmp_path: Path, digit
     assert register(server, "a", digits_bundle).status_code == 200  # the name is free again
 
 
+def test_the_model_list_pages_as_the_contract_says(
+    running_server: ServerFactory, tmp_path: Path, digits_bundle: Path
+) -> None:
+    """List Model API: SageMaker pages with next_page_token while the answer has a nextPageToken."""
+    models = tmp_path / "models"
+    models.mkdir()
+    server = multi_model_server(running_server, models)
+    for name in ("c", "a", "b"):
+        assert register(server, name, digits_bundle).status_code == 200
+    first = httpx.get(f"{server.url}/models", params={"limit": 2}).json()
+    assert [m["modelName"] for m in first["models"]] == ["a", "b"]
+    second = httpx.get(f"{server.url}/models", params={"limit": 2, "next_page_token": first["nextPageToken"]}).json()
+    assert [m["modelName"] for m in second["models"]] == ["c"] and "nextPageToken" not in second
+    assert "nextPageToken" not in httpx.get(f"{server.url}/models").json()  # 100 a page by default
+    for bad in ({"limit": 0}, {"limit": "x"}, {"next_page_token": "-1"}):
+        assert httpx.get(f"{server.url}/models", params=bad).status_code == 400
+
+
 def test_a_300_character_name_is_served_and_one_over_1024_is_400(
     running_server: ServerFactory, tmp_path: Path, digits_bundle: Path
 ) -> None:

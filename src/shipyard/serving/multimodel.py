@@ -5,7 +5,7 @@ are the ones SageMaker's multi-model endpoints call (the management API of multi
 SageMaker inference toolkit serves them with)::
 
     GET    /ping                   200 as soon as a worker listens, with no model loaded
-    GET    /models                 {"models": [{"modelName", "modelUrl"}, ...]}
+    GET    /models                 {"models": [{"modelName", "modelUrl"}, ...], "nextPageToken"?}: pages
     POST   /models                 {"model_name", "url"}: 200 registered (and loaded in this worker),
                                    404 the url names nothing, 409 the name is taken, 507 the model alone does
                                    not fit the memory budget
@@ -46,6 +46,7 @@ import logging
 import os
 import tempfile
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -215,6 +216,23 @@ class Registry:
         return sorted(self._all(), key=lambda r: r.name)
 
 
+def _page(records: list[Record], query: bytes) -> dict[str, Any]:
+    """The List Model API's page: SageMaker may page with ``next_page_token`` (and the toolkit's server takes
+    ``limit``, 1 to 1,000, 100 by default); a ``nextPageToken`` in the answer says more models follow."""
+    params = urllib.parse.parse_qs(query.decode("latin-1"))
+    try:
+        limit = int(params.get("limit", ["100"])[0])
+        start = int(params.get("next_page_token", ["0"])[0] or 0)
+    except ValueError:
+        raise RequestError("limit and next_page_token are whole numbers") from None
+    if not 1 <= limit <= 1000 or start < 0:
+        raise RequestError("limit is 1 to 1000 and next_page_token a token this server gave")
+    page: dict[str, Any] = {"models": [r.as_json() for r in records[start : start + limit]]}
+    if start + limit < len(records):
+        page["nextPageToken"] = str(start + limit)
+    return page
+
+
 # -- one worker's loaded models --------------------------------------------------------------------
 @dataclass(eq=False)
 class _Model:
@@ -277,7 +295,7 @@ class MultiModelApp:
                 return
             elif path in ("/models", "/models/"):
                 route = "models"
-                status, body = await self._models(method, receive)
+                status, body = await self._models(method, receive, scope.get("query_string", b""))
             elif path.startswith("/models/"):
                 name = path[len("/models/") :]
                 if method == "POST" and name.endswith("/invoke"):
@@ -312,9 +330,9 @@ class MultiModelApp:
                 return
 
     # -- management API ----------------------------------------------------------------------------
-    async def _models(self, method: str, receive: Receive) -> tuple[int, bytes]:
+    async def _models(self, method: str, receive: Receive, query: bytes) -> tuple[int, bytes]:
         if method in ("GET", "HEAD"):
-            return 200, orjson.dumps({"models": [r.as_json() for r in self.registry.records()]})
+            return 200, orjson.dumps(_page(self.registry.records(), query))
         if method != "POST":
             return 405, error_body("MethodNotAllowed", "/models takes GET or POST")
         raw = await _read_body(receive, 1 << 20)
