@@ -302,23 +302,20 @@ class ModelProcess:
             self._replace("died")
 
     def _alone(self, part: Any, rows: int) -> Outcome:
-        try:
-            return self._exchange([part], [rows])[0]
-        except _Died as death:
-            self._log_death(death, 1)
-            self._replace(death.reason)
-            return False, _crashed(death)
-        except _Overran:
-            self._overran(1)
-            return False, _overran()
+        return self._one(lambda: self._exchange([part], [rows])[0])
 
     def stream(self, inputs: Any, emit: Callable[[Any], None], stop: threading.Event) -> Outcome:
         """One request's chunks from the model process, each passed to ``emit`` as it arrives (see the module's
         docstring); a death or an overrun mid-stream ends it with that error, and the process is replaced."""
         if self.pid is None or not self._alive():
             self._replace("gone")
+        return self._one(lambda: self._stream_exchange(inputs, emit, stop))
+
+    def _one(self, call: Callable[[], Outcome]) -> Outcome:
+        """One request's exchange with the child: its death or overrun is that request's error, and the child
+        is replaced."""
         try:
-            return self._stream_exchange(inputs, emit, stop)
+            return call()
         except _Died as death:
             self._log_death(death, 1)
             self._replace(death.reason)
