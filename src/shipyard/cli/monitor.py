@@ -50,6 +50,40 @@ def _problems(lines: list[str]) -> None:
         err.print(f"[yellow]warning:[/] {line}", highlight=False)
 
 
+# the options of `baseline --bias` / `--explain` (module-level, so the command's signature stays short)
+BiasFlag = Annotated[bool, typer.Option("--bias", help="Also a bias baseline: OUT/bias/ (post-training metrics).")]
+Label = Annotated[str | None, typer.Option("--label", help="--bias: the column of true labels.")]
+Facets = Annotated[
+    list[str], typer.Option("--facet", help="--bias: gender, gender=female[,other] or age>40 (repeatable).")
+]
+Predicted = Annotated[
+    str | None, typer.Option("--predicted", help="--bias: a column of the model's predictions (else --bundle).")
+]
+Positive = Annotated[
+    list[str], typer.Option("--positive", help="--bias: the positive label value(s), or '>T' (default 1).")
+]
+GroupBy = Annotated[str | None, typer.Option("--group-by", help="--bias: the group column of CDDL/CDDPL.")]
+ExplainFlag = Annotated[
+    bool, typer.Option("--explain", help="Also an explainability baseline (needs --bundle): OUT/explain/.")
+]
+ModelBundle = Annotated[
+    Path | None, typer.Option("--bundle", help="The model: predicts for --bias, is explained for --explain.")
+]
+ShapBaseline = Annotated[
+    str, typer.Option("--shap-baseline", help="--explain: K (K-means rows of the data) or a CSV of rows.")
+]
+Samples = Annotated[int | None, typer.Option("--samples", help="--explain: coalitions per row (Kernel SHAP).")]
+Agg = Annotated[str, typer.Option("--agg", help="--explain: mean_abs, median or mean_sq.")]
+Logit = Annotated[bool, typer.Option("--logit", help="--explain: SHAP values in log-odds.")]
+Seed = Annotated[int, typer.Option("--seed", help="--explain: the seed of the sampling (and of K-means).")]
+LabelHeaders = Annotated[
+    str | None, typer.Option("--label-headers", help="--explain: names of the model's outputs, a,b,…")
+]
+ExplainRows = Annotated[
+    int, typer.Option("--explain-rows", help="--explain: SHAP values of at most this many rows (a seeded sample).")
+]
+
+
 @monitor_app.command("baseline")
 def baseline(
     data: Path = typer.Argument(..., help="Training data: .csv, .parquet, .jsonl (or captured traffic)."),
@@ -59,12 +93,44 @@ def baseline(
     schema: Path | None = typer.Option(None, "--schema", help="A bundle: take its input features (names, order)."),
     exclude: list[str] = typer.Option([], "--exclude", "-x", help="A column that is not a model input (the label)."),
     header: bool = typer.Option(True, "--header/--no-header", help="Whether a CSV's first line names the columns."),
+    bias: BiasFlag = False,
+    label: Label = None,
+    facet: Facets = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    predicted: Predicted = None,
+    positive: Positive = [],  # noqa: B006
+    group_by: GroupBy = None,
+    probability_threshold: ProbabilityThreshold = 0.5,
+    explain: ExplainFlag = False,
+    bundle: ModelBundle = None,
+    shap_baseline: ShapBaseline = "1",
+    samples: Samples = None,
+    agg: Agg = "mean_abs",
+    logit: Logit = False,
+    seed: Seed = 0,
+    label_headers: LabelHeaders = None,
+    explain_rows: ExplainRows = 500,
 ) -> None:
-    """Profile training data: statistics.json and constraints.json in Model Monitor's format."""
-    from shipyard.monitor.baseline import make_baseline
+    """Profile training data: statistics.json and constraints.json in Model Monitor's format (with --bias and
+    --explain also the constraints of bias drift and attribution drift, in Clarify's)."""
+    from shipyard.monitor.baseline import BiasOptions, ExplainOptions, make_baseline
 
+    bias_options = explain_options = None
+    if bias:
+        if not label or not facet:
+            raise MonitorError("--bias needs --label and at least one --facet")
+        bias_options = BiasOptions(
+            label, facet, tuple(positive) or ("1",), predicted, bundle, group_by, probability_threshold
+        )
+    if explain:
+        if bundle is None:
+            raise MonitorError("--explain needs --bundle (the model to explain)")
+        k = Path(shap_baseline) if not shap_baseline.isdigit() else int(shap_baseline)
+        headers = [h.strip() for h in label_headers.split(",")] if label_headers else None
+        explain_options = ExplainOptions(bundle, k, samples, agg, logit, seed, headers, explain_rows)
     with _options():
-        result = make_baseline(data, out_dir, schema=schema, exclude=exclude, header=header)
+        result = make_baseline(
+            data, out_dir, schema=schema, exclude=exclude, header=header, bias=bias_options, explain=explain_options
+        )
     _problems(result.problems.summary())
     table = Table(title=f"baseline of {result.rows:,} rows → {out_dir}/")
     for column in ("feature", "type", "complete", "mean / top value", "std / distinct"):
@@ -85,6 +151,10 @@ def baseline(
     if len(result.features) > 40:
         table.caption = f"… {len(result.features) - 40} more features"
     out.print(table)
+    if result.bias is not None:
+        out.print(_bias_table(result.bias, None, f"bias baseline → {out_dir}/bias/"))
+    if result.explain is not None:
+        out.print(_shap_table(result.explain, None, f"SHAP baseline → {out_dir}/explain/"))
 
 
 # the options of `check` and `quality` (module-level, so the commands' signatures stay short)
@@ -119,12 +189,30 @@ MetricThresholds = Annotated[
     list[str],
     typer.Option("--threshold", "-t", help="METRIC=VALUE: accuracy=0.9, rmse=3.5 (min for scores, max for errors)."),
 ]
+CheckGroundTruth = Annotated[
+    Path | None,
+    typer.Option("--ground-truth", "-g", help="Labels (JSON Lines, by inference id): bias drift, when baselined."),
+]
+CheckBundle = Annotated[
+    Path | None,
+    typer.Option("--bundle", help="The model: attribution drift, when baselined (default: the baseline's bundle)."),
+]
+BiasTolerance = Annotated[
+    float, typer.Option("--bias-tolerance", help="Bias drift: how much farther from the ideal than the baseline.")
+]
+AttributionThreshold = Annotated[
+    float, typer.Option("--attribution-threshold", help="Attribution drift: nDCG below it is a violation.")
+]
+CheckExplainRows = Annotated[
+    int | None,
+    typer.Option("--explain-rows", help="Attribution drift: explain at most this many rows.", show_default="500"),
+]
 ProbabilityThreshold = Annotated[
     float, typer.Option("--probability-threshold", help="Binary scores at or above it are class 1.")
 ]
 
 # the library's arguments and the options that set them, for its error messages (see `_options`)
-_OPTION_OF = {
+_OPTION_OF: dict[str, str] = {
     "since": "--since",
     "until": "--until",
     "window": "--window",
@@ -134,6 +222,9 @@ _OPTION_OF = {
     "methods": "--method",
     "schema": "--schema",
 }
+_OPTION_OF.update(
+    {"label": "--label", "facets": "--facet", "predicted": "--predicted", "agg": "--agg", "samples": "--samples"}
+)
 
 
 @contextmanager
@@ -166,9 +257,15 @@ def check(
     threshold: DriftThresholds = [],  # noqa: B006 (typer reads the default; it is never mutated)
     method: Methods = [],  # noqa: B006
     header: Header = True,
+    ground_truth: CheckGroundTruth = None,
+    bundle: CheckBundle = None,
+    bias_tolerance: BiasTolerance = 0.0,
+    attribution_threshold: AttributionThreshold = 0.9,
+    explain_rows: CheckExplainRows = None,
     output: Output = OUTPUT_OPTION,
 ) -> None:
-    """Compare current data with the baseline: constraint_violations.json, drift.json; exit 3 on violations."""
+    """Compare current data with the baseline: constraint_violations.json, drift.json; with a bias or an
+    explain baseline also bias drift (needs --ground-truth) and attribution drift; exit 3 on violations."""
     from shipyard.monitor.check import run_check
 
     with _options():
@@ -182,15 +279,79 @@ def check(
             thresholds=_pairs(threshold, "--threshold"),
             methods=_pairs(method, "--method", str),
             header=header,
+            ground_truth=ground_truth,
+            bundle=bundle,
+            bias_tolerance=bias_tolerance,
+            attribution_threshold=attribution_threshold,
+            explain_rows=explain_rows,
         )
     _problems(result.problems.summary())
     if output is Output.json:
         print_json("monitor-check", _check_document(result, baseline_dir))
-        if result.violations:
+        if result.all_violations:
             raise typer.Exit(EXIT_VIOLATIONS)
         return
     out.print(_drift_table(result, baseline_dir, out_dir))
-    _violations(result.violations, "feature_name", out_dir / "constraint_violations.json")
+    found = _print_violations(result.violations, "feature_name", out_dir / "constraint_violations.json")
+    for part, key in ((result.bias, "metric_name"), (result.explain, "label")):
+        if part is None:
+            continue
+        if part.skipped is not None:
+            out.print(f"[yellow]{part.kind} drift skipped:[/] {part.skipped}", highlight=False)
+            continue
+        if part.kind == "bias" and part.document is not None:
+            out.print(_bias_table(part.document, part.baseline, f"bias drift: {part.rows:,} labelled rows"))
+        elif part.document is not None:
+            out.print(_shap_table(part.document, part.baseline, f"attribution drift: {part.rows:,} rows explained"))
+            scores = ", ".join(f"{label} {score:.4f}" for label, score in part.scores.items())
+            out.print(f"nDCG against the baseline's ranking: {scores}", highlight=False)
+        assert part.out is not None
+        found += _print_violations(part.violations, key, part.out / "constraint_violations.json")
+    if found:
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _bias_table(document: dict[str, Any], baseline: dict[str, Any] | None, title: str) -> Table:
+    """A bias analysis' metrics per facet value (and the baseline's value, with the drift rule's verdict)."""
+    from shipyard.monitor.clarify_drift import bias_metrics, ideal
+
+    reference = {key[:4]: key[4] for key in bias_metrics(baseline or {})}
+    table = Table(title=title)
+    for column in (
+        "facet",
+        "value",
+        "metric",
+        "current" if baseline else "value",
+        *(("baseline", "") if baseline else ()),
+    ):
+        table.add_column(column)
+    for stage, facet, value_or_threshold, name, value in bias_metrics(document):
+        shown = "-" if value is None else f"{value:.4g}"
+        cells = [facet, value_or_threshold, name, shown]
+        if baseline is not None:
+            base = reference.get((stage, facet, value_or_threshold, name))
+            worse = value is not None and base is not None and abs(value - ideal(name)) > abs(base - ideal(name))
+            cells += ["-" if base is None else f"{base:.4g}", "[red]worse[/]" if worse else ""]
+        table.add_row(*cells)
+    return table
+
+
+def _shap_table(document: dict[str, Any], baseline: dict[str, Any] | None, title: str) -> Table:
+    """Global SHAP values per label, most important first (next to the baseline's)."""
+    from shipyard.monitor.clarify_drift import global_shap
+
+    current, reference = global_shap(document), global_shap(baseline or {})
+    table = Table(title=title)
+    for column in ("label", "feature", "current" if baseline else "global SHAP", *(("baseline",) if baseline else ())):
+        table.add_column(column)
+    for label, values in current.items():
+        for feature in sorted(values, key=lambda f: -abs(values[f]))[:10]:
+            cells = [label, feature, f"{values[feature]:.4g}"]
+            if baseline is not None:
+                base = reference.get(label, {}).get(feature)
+                cells.append("-" if base is None else f"{base:.4g}")
+            table.add_row(*cells)
+    return table
 
 
 def _drift_table(result: Any, baseline_dir: Path, out_dir: Path) -> Table:
@@ -230,19 +391,27 @@ def _check_document(result: Any, baseline_dir: Path) -> dict[str, Any]:
         "since": drift["since"],
         "until": drift["until"],
         "window_seconds": drift["window_seconds"],
-        "passed": not result.violations,
+        "passed": not result.all_violations,
         "drifted": [f["name"] for f in drift["features"] if f["drifted"]],
         "features": [{key: feature.get(key) for key in keys} for feature in drift["features"]],
         "violations": result.violations,
         "problems": drift["problems"],
         "files": {name: str(result.out / f"{name}.json") for name in ("constraint_violations", "statistics", "drift")},
+        "bias": None if result.bias is None else result.bias.summary(),
+        "explain": None if result.explain is None else result.explain.summary(),
     }
 
 
 def _violations(violations: list[dict[str, Any]], key: str, path: Path) -> None:
+    if _print_violations(violations, key, path):
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _print_violations(violations: list[dict[str, Any]], key: str, path: Path) -> int:
+    """Print the violations (the first 20) and where they are; returns how many there are."""
     if not violations:
         out.print(f"[green]no violations[/] ({path})")
-        return
+        return 0
     for violation in violations[:20]:
         out.print(
             f"[red]{violation['constraint_check_type']}[/] {violation.get(key, '')}: {violation['description']}",
@@ -251,7 +420,7 @@ def _violations(violations: list[dict[str, Any]], key: str, path: Path) -> None:
     if len(violations) > 20:
         out.print(f"… {len(violations) - 20} more")
     out.print(f"[red]{len(violations)} violations[/] ({path})")
-    raise typer.Exit(EXIT_VIOLATIONS)
+    return len(violations)
 
 
 @monitor_app.command("quality")
@@ -301,7 +470,9 @@ def quality(
 
 @monitor_app.command("report")
 def report(
-    results: Path = typer.Argument(Path("monitoring"), help="A results directory (from check and/or quality)."),
+    results: Path = typer.Argument(
+        Path("monitoring"), help="A results directory (from check, quality, bias or explain)."
+    ),
     html_path: Path | None = typer.Option(None, "--out", "-o", help="HTML file.", show_default="RESULTS/report.html"),
 ) -> None:
     """Write one self-contained HTML report (with PNGs) and print a one-screen summary."""
@@ -331,5 +502,13 @@ def report(
         line = ", ".join(f"{k} {v['value']:.4f}" for k, v in metrics.items() if isinstance(v, dict) and "value" in v)
         out.print(f"quality ({result.quality.get('problem_type')}): {line}", highlight=False)
     total = len(result.violations) + len(result.quality_violations)
+    for part in (result.bias, result.explain):
+        if part is None:
+            continue
+        total += len(part.violations)
+        if part.kind == "bias":
+            out.print(_bias_table(part.document, part.baseline, "bias" if part.baseline is None else "bias drift"))
+        else:
+            out.print(_shap_table(part.document, part.baseline, "explainability"))
     colour = "red" if total else "green"
     out.print(f"[{colour}]{total} violations[/]; report: {result.html_path} ({len(result.images)} images)")

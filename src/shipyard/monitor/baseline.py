@@ -5,6 +5,15 @@
 
 The features are the data's columns, less ``exclude``; with a bundle (``schema=``) they are the model's
 inputs, in the model's order, so that captured CSV rows (which carry no names) line up with them.
+
+``bias=BiasOptions(...)`` adds ``out/bias/{analysis.json,analysis_config.json}`` (the post-training bias
+metrics of the data, the constraints of a bias-drift check), and ``explain=ExplainOptions(bundle)`` adds
+``out/explain/{analysis.json,analysis_config.json,explanations_shap/…}`` (global SHAP values of a seeded
+sample of rows, the constraints of an attribution-drift check). Both come on top of the statistics:
+
+    make_baseline(Path("train.parquet"), Path("baseline/"), schema=bundle,
+                  bias=BiasOptions(label="y", facets=["gender=1"], bundle=bundle),
+                  explain=ExplainOptions(bundle, baseline=1, samples=200))
 """
 
 from __future__ import annotations
@@ -14,14 +23,61 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shipyard.errors import MonitorError
+from shipyard.monitor.clarify_drift import bias_config, explain_config, facet_config
 from shipyard.monitor.formats import constraints_document, feature_statistics, statistics_document, write_json
+from shipyard.monitor.joined import label_array, read_columns
 from shipyard.monitor.problems import ArgumentError, Problems
 from shipyard.monitor.profile import NumericProfile
 from shipyard.monitor.profiler import Profiler
 from shipyard.monitor.sources import read_chunks
 
-__all__ = ["BaselineResult", "make_baseline", "schema_features"]
+__all__ = [
+    "EXPLAIN_ROWS",
+    "PREDICTED",
+    "BaselineResult",
+    "BiasOptions",
+    "ExplainOptions",
+    "feature_matrix",
+    "make_baseline",
+    "predicted_labels",
+    "schema_features",
+]
+
+#: the most rows SHAP values are computed for, in a baseline and in a check (a seeded sample of them)
+EXPLAIN_ROWS = 500
+#: the name of the column of the model's predictions when a bundle makes them (and in a check)
+PREDICTED = "_predicted"
+
+
+@dataclass
+class BiasOptions:
+    """What ``--bias`` measures: as ``shipyard monitor bias`` (post-training metrics: the predictions come from
+    ``predicted``, a column of the data, or from ``bundle``, run in process)."""
+
+    label: str
+    facets: Sequence[str]
+    positive: Sequence[str] = ("1",)
+    predicted: str | None = None
+    bundle: Path | None = None
+    group_by: str | None = None
+    probability_threshold: float = 0.5
+
+
+@dataclass
+class ExplainOptions:
+    """What ``--explain`` measures: as ``shipyard monitor explain`` (``baseline``: K-means K, or a CSV of rows)."""
+
+    bundle: Path
+    baseline: int | Path = 1
+    samples: int | None = None
+    agg: str = "mean_abs"
+    use_logit: bool = False
+    seed: int = 0
+    label_headers: Sequence[str] | None = None
+    max_rows: int = EXPLAIN_ROWS
 
 
 @dataclass
@@ -31,6 +87,8 @@ class BaselineResult:
     rows: int
     features: list[dict[str, Any]]
     problems: Problems = field(default_factory=Problems)
+    bias: dict[str, Any] | None = None  # out/bias/analysis.json's document
+    explain: dict[str, Any] | None = None  # out/explain/analysis.json's document
 
 
 def schema_features(bundle: Path) -> tuple[list[str], int]:
@@ -51,8 +109,13 @@ def make_baseline(
     schema: Path | None = None,
     exclude: Sequence[str] = (),
     header: bool = True,
+    bias: BiasOptions | None = None,
+    explain: ExplainOptions | None = None,
 ) -> BaselineResult:
-    """Profile ``data`` and write ``out/statistics.json`` and ``out/constraints.json``."""
+    """Profile ``data`` and write ``out/statistics.json`` and ``out/constraints.json`` (and the bias and
+    explainability baselines asked for). With ``bias``, the label and prediction columns are not features."""
+    if bias is not None:
+        exclude = [*exclude, *(c for c in (bias.label, bias.predicted) if c and c not in exclude)]
     names, width = schema_features(schema) if schema is not None else ([], 0)
     problems, profiler = _profile(data, names, width, exclude, header, frozenset())
     # Model Monitor's rule: a column with any text in it is a String feature. When text turned up only after
@@ -82,7 +145,143 @@ def make_baseline(
     out.mkdir(parents=True, exist_ok=True)
     statistics_path = write_json(out / "statistics.json", statistics, indent=False)
     constraints_path = write_json(out / "constraints.json", constraints_document(statistics))
-    return BaselineResult(statistics_path, constraints_path, profiler.rows, features, problems)
+    result = BaselineResult(statistics_path, constraints_path, profiler.rows, features, problems)
+    if bias is not None:
+        result.bias = _bias_baseline(data, out / "bias", bias, order, header, problems)
+    if explain is not None:
+        result.explain = _explain_baseline(data, out / "explain", explain)
+    return result
+
+
+def predicted_labels(outputs: np.ndarray) -> np.ndarray:
+    """A model's outputs as one prediction per row: a single column as it is, two columns the positive
+    class's score, more the index of the largest."""
+    outputs = np.asarray(outputs)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        outputs = outputs[:, 0]
+    if outputs.ndim == 1:
+        return label_array(outputs.tolist())
+    if outputs.ndim == 2 and outputs.shape[1] == 2:
+        return np.asarray(outputs[:, 1], dtype=np.float64)
+    return np.asarray(np.argmax(outputs.reshape(len(outputs), -1), axis=1), dtype=np.int64)
+
+
+def _bias_baseline(
+    data: Path, out: Path, options: BiasOptions, features: list[str], header: bool, problems: Problems
+) -> dict[str, Any]:
+    """The post-training bias metrics of ``data`` (the model's predictions from a column or from the bundle)."""
+    from shipyard.monitor.bias import bias_analysis
+
+    if options.predicted is None and options.bundle is None:
+        raise ArgumentError("predicted", None, "a bias baseline needs predictions: a column of them, or a bundle")
+    columns = read_columns(data, header=header, problems=problems)
+    if options.label not in columns:
+        raise ArgumentError("label", options.label, f"{data} has no such column")
+    columns[options.label] = label_array(columns[options.label].tolist())
+    predicted = options.predicted
+    if predicted is not None:
+        if predicted not in columns:
+            raise ArgumentError("predicted", predicted, f"{data} has no such column")
+        columns[predicted] = label_array(columns[predicted].tolist())
+    else:
+        assert options.bundle is not None
+        predicted = PREDICTED
+        columns[predicted] = _predict(options.bundle, columns, data)
+    missing = [f["name_or_index"] for f in map(facet_config, options.facets) if f["name_or_index"] not in columns]
+    if missing:
+        raise ArgumentError("facets", ", ".join(missing), f"{data} has no such column")
+    document = bias_analysis(
+        columns,
+        label=options.label,
+        facets=list(options.facets),
+        positive=list(options.positive),
+        predicted=predicted,
+        group_by=options.group_by,
+        probability_threshold=options.probability_threshold,
+        pre_training=False,
+        post_training=True,
+    )
+    config = bias_config(
+        headers=[*features, options.label],
+        features=features,
+        label=options.label,
+        facets=options.facets,
+        positive=options.positive,
+        predicted=options.predicted,
+        group_by=options.group_by,
+        probability_threshold=options.probability_threshold,
+        bundle=options.bundle,
+    )
+    write_json(out / "analysis.json", document)
+    write_json(out / "analysis_config.json", config)
+    return document
+
+
+def _predict(bundle: Path, columns: dict[str, np.ndarray], data: Path) -> np.ndarray:
+    """The bundle's predictions for the rows of ``columns`` (its input features, in its order)."""
+    from shipyard.monitor.explain import bundle_predictor
+
+    predict, features = bundle_predictor(bundle)
+    return predicted_labels(predict(feature_matrix(columns, features, data)))
+
+
+def feature_matrix(columns: dict[str, np.ndarray], features: Sequence[str], where: Path) -> np.ndarray:
+    """The ``features`` of ``columns`` as one float matrix (rows × features)."""
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise MonitorError(f"{where} lacks the model's input columns {missing[:5]}{'…' if len(missing) > 5 else ''}")
+    try:
+        return np.column_stack([np.asarray(columns[f], dtype=np.float64) for f in features])
+    except (TypeError, ValueError) as exc:
+        raise MonitorError(f"{where}: SHAP values need numeric features ({exc})") from None
+
+
+def _explain_baseline(data: Path, out: Path, options: ExplainOptions) -> dict[str, Any]:
+    """Global SHAP values of a seeded sample of ``data`` (via ``monitor.explain.run_explain``), and the
+    monitoring config holding the SHAP baseline rows a check explains traffic against."""
+    from shipyard.monitor.explain import run_explain
+
+    run_explain(
+        options.bundle,
+        data,
+        out,
+        baseline=options.baseline,
+        samples=options.samples,
+        agg=options.agg,
+        use_logit=options.use_logit,
+        seed=options.seed,
+        label_headers=list(options.label_headers) if options.label_headers else None,
+        max_rows=options.max_rows,
+    )
+    document = _read_analysis(out / "analysis.json")
+    features, rows = _baseline_rows(out / "explanations_shap" / "baseline.csv")
+    config = explain_config(
+        features=features,
+        baseline=rows.tolist(),
+        samples=options.samples,
+        agg=options.agg,
+        use_logit=options.use_logit,
+        seed=options.seed,
+        label_headers=options.label_headers,
+        bundle=options.bundle,
+        max_rows=options.max_rows,
+    )
+    write_json(out / "analysis_config.json", config)
+    return document
+
+
+def _read_analysis(path: Path) -> dict[str, Any]:
+    from shipyard.monitor.clarify import read_analysis
+
+    document: dict[str, Any] = read_analysis(path)
+    return document
+
+
+def _baseline_rows(path: Path) -> tuple[list[str], np.ndarray]:
+    """The SHAP baseline rows ``run_explain`` wrote (a CSV with the features as its header)."""
+    columns = read_columns(path, problems=Problems())
+    names = list(columns)
+    return names, np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
 
 
 def _profile(

@@ -10,6 +10,16 @@ few hundred MB. What is checked, and at which thresholds, comes from the baselin
 (:mod:`constraints`: per-feature overrides, checks turned off); the violations are worded as Model Monitor
 words them (:mod:`violations`). Writes ``constraint_violations.json``, ``statistics.json`` (of the current
 data) and ``drift.json`` into ``out``.
+
+When the baseline has a ``bias/`` part (``baseline --bias``) and ``ground_truth`` is given, the captured
+requests, answers and labels are joined (:mod:`joined`) and their post-training bias metrics judged against
+the baseline's (bias drift, ``out/bias/``); when it has an ``explain/`` part and a bundle (``bundle=``, or the
+one its config names) is there, SHAP values of a seeded sample of the captured requests are judged against
+the baseline's ranking (attribution drift, ``out/explain/``). A part that cannot run says why in
+``result.bias.skipped`` / ``result.explain.skipped``::
+
+    result = run_check(capture, baseline, out, ground_truth=Path("labels.jsonl"), bundle=Path("bundle/"))
+    result.all_violations     # data drift, bias drift and attribution drift together
 """
 
 from __future__ import annotations
@@ -24,6 +34,15 @@ import numpy as np
 
 from shipyard.errors import MonitorError
 from shipyard.monitor import violations as report
+from shipyard.monitor.baseline import EXPLAIN_ROWS, PREDICTED, feature_matrix, predicted_labels
+from shipyard.monitor.clarify_drift import (
+    ATTRIBUTION_THRESHOLD,
+    attribution_drift_violations,
+    attribution_scores,
+    bias_drift_violations,
+    read_config,
+    write_violations,
+)
 from shipyard.monitor.constraints import Settings
 from shipyard.monitor.drift import (
     TEST_METHODS,
@@ -36,17 +55,46 @@ from shipyard.monitor.drift import (
     numeric_scores,
 )
 from shipyard.monitor.formats import feature_statistics, read_json, statistics_document, write_json
+from shipyard.monitor.joined import join_capture, label_array, read_columns
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
-from shipyard.monitor.sources import Span, coalesced, iso_time, prefetched, read_chunks
+from shipyard.monitor.sources import Span, coalesced, is_capture, iso_time, prefetched, read_chunks
 
-__all__ = ["CATEGORICAL_METHODS", "NUMERIC_METHODS", "CheckResult", "run_check"]
+__all__ = ["CATEGORICAL_METHODS", "NUMERIC_METHODS", "CheckResult", "ClarifyCheck", "run_check"]
 
 NUMERIC_METHODS = frozenset({"auto", "wasserstein", "ks", "psi", "jensen_shannon"})
 CATEGORICAL_METHODS = frozenset({"auto", "jensen_shannon", "chi_squared", "linf", "psi"})
 _NUMERIC_TYPES = ("Integral", "Fractional")
 _DISPLAY_BINS = 30
+
+
+@dataclass
+class ClarifyCheck:
+    """One Clarify part of a check (``bias`` or ``explain``): what it found, or why it was skipped."""
+
+    kind: str
+    skipped: str | None = None
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    document: dict[str, Any] | None = None  # the current analysis.json
+    baseline: dict[str, Any] | None = None  # the baseline's analysis.json (the constraints)
+    rows: int = 0
+    scores: dict[str, float] = field(default_factory=dict)  # explain: nDCG per label
+    out: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """What ``check --output json`` says of the part."""
+        names = ("analysis", "constraint_violations", "drift")
+        files = {} if self.out is None else {n: str(self.out / f"{n}.json") for n in names}
+        return {
+            "ran": self.skipped is None,
+            "skipped": self.skipped,
+            "rows": self.rows,
+            "passed": not self.violations,
+            "violations": self.violations,
+            **({"ndcg": self.scores} if self.kind == "explain" else {}),
+            "files": files,
+        }
 
 
 @dataclass
@@ -56,10 +104,18 @@ class CheckResult:
     rows: int
     out: Path
     problems: Problems = field(default_factory=Problems)
+    bias: ClarifyCheck | None = None  # None: the baseline has no bias/ part
+    explain: ClarifyCheck | None = None  # None: the baseline has no explain/ part
 
     @property
     def drifted(self) -> list[str]:
         return [f["name"] for f in self.drift["features"] if f.get("drifted")]
+
+    @property
+    def all_violations(self) -> list[dict[str, Any]]:
+        """Data drift's, bias drift's and attribution drift's violations."""
+        parts = [p.violations for p in (self.bias, self.explain) if p is not None]
+        return [*self.violations, *(v for part in parts for v in part)]
 
 
 @dataclass
@@ -90,10 +146,16 @@ def run_check(
     methods: Mapping[str, str] | None = None,
     header: bool = True,
     now: float | None = None,
+    ground_truth: Path | None = None,
+    bundle: Path | None = None,
+    bias_tolerance: float = 0.0,
+    attribution_threshold: float = ATTRIBUTION_THRESHOLD,
+    explain_rows: int | None = None,
 ) -> CheckResult:
     """Check ``source`` against the baseline in ``baseline`` and write the results into ``out``.
 
-    The steps: load the baseline → profile the current data → judge it (violations, drift) → write.
+    The steps: load the baseline → profile the current data → judge it (violations, drift) → write; then
+    bias drift and attribution drift where the baseline has them (see the module's doc).
     """
     reference = _load_baseline(baseline)
     span = Span.parse(since, until, window, now)
@@ -121,7 +183,16 @@ def run_check(
     write_json(out / "constraint_violations.json", {"violations": violations})
     write_json(out / "statistics.json", statistics_document(current, profiler.rows), indent=False)
     write_json(out / "drift.json", document)
-    return CheckResult(violations, document, profiler.rows, out, problems)
+    result = CheckResult(violations, document, profiler.rows, out, problems)
+    names = reference.names
+    if (baseline / "bias").is_dir():
+        result.bias = _bias_drift(source, baseline / "bias", out / "bias", span, ground_truth, names, bias_tolerance)
+    if (baseline / "explain").is_dir():
+        limit = explain_rows
+        result.explain = _attribution_drift(
+            source, baseline / "explain", out / "explain", span, bundle, attribution_threshold, limit, header
+        )
+    return result
 
 
 def _load_baseline(baseline: Path) -> _Baseline:
@@ -433,3 +504,139 @@ def _windows(
                     scores[name] = categorical_scores(ref, counts).get(key)
         out.append({"start": iso_time(slot * window_s), "rows": profiler.window_rows[slot], "scores": scores})
     return out
+
+
+# -- bias drift and attribution drift ------------------------------------------------------------
+def _read_analysis(path: Path) -> dict[str, Any]:
+    from shipyard.monitor.clarify import read_analysis
+
+    document: dict[str, Any] = read_analysis(path)
+    return document
+
+
+def _bias_drift(
+    source: Path,
+    baseline: Path,
+    out: Path,
+    span: Span,
+    ground_truth: Path | None,
+    names: list[str],
+    tolerance: float,
+) -> ClarifyCheck:
+    """Post-training bias metrics of the captured requests, answers and labels, against the baseline's."""
+    from shipyard.monitor.bias import bias_analysis
+    from shipyard.monitor.quality import read_ground_truth
+
+    part = ClarifyCheck("bias")
+    if ground_truth is None:
+        part.skipped = "no ground truth (--ground-truth): bias drift needs the true labels of the traffic"
+        return part
+    if not is_capture(source):
+        part.skipped = f"{source} is not captured traffic: bias drift joins captured answers with ground truth"
+        return part
+    config = read_config(baseline / "analysis_config.json")
+    part.baseline = _read_analysis(baseline / "analysis.json")
+    settings = config.get("shipyard") or {}
+    label = str(config["label"])
+    problems = Problems()
+    labels = read_ground_truth(ground_truth, problems)
+    features = [str(n) for n in settings.get("features") or names]
+    joined = join_capture(source, labels, span, problems, names=features, inputs=True)
+    if not joined.predicted:
+        raise MonitorError(
+            f"no captured prediction in {source} matches a label in {ground_truth} "
+            f"({joined.captured} captured records, {len(labels)} labels; they join on inferenceId, else eventId)"
+        )
+    columns = joined.columns()
+    predicted = str(settings.get("predicted") or PREDICTED)
+    columns[label] = label_array(joined.actual)
+    columns[predicted] = predicted_labels(label_array(joined.predicted))
+    facets = [str(f) for f in settings.get("facets") or [f["name_or_index"] for f in config.get("facet", [])]]
+    group_by = settings.get("group_by", config.get("group_variable"))
+    wanted = [f.partition(">")[0].partition("=")[0].strip() for f in facets] + ([group_by] if group_by else [])
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise MonitorError(
+            f"the captured requests have no column {', '.join(missing)} (their features: {', '.join(features[:20])}); "
+            "bias drift needs the facets among the model's inputs"
+        )
+    part.document = bias_analysis(
+        columns,
+        label=label,
+        facets=facets,
+        positive=[str(v) for v in settings.get("positive") or ["1"]],
+        predicted=predicted,
+        group_by=group_by,
+        probability_threshold=float(config.get("probability_threshold", 0.5)),
+        pre_training=False,
+        post_training=True,
+    )
+    part.rows = len(joined.actual)
+    part.violations = bias_drift_violations(part.baseline, part.document, tolerance=tolerance)
+    join = {"captured_records": joined.captured, "matched_records": joined.matched_records, "matched_rows": part.rows}
+    return _write_part(part, out, baseline, problems, {"tolerance": tolerance, "join": join})
+
+
+def _attribution_drift(
+    source: Path,
+    baseline: Path,
+    out: Path,
+    span: Span,
+    bundle: Path | None,
+    threshold: float,
+    limit: int | None,
+    header: bool,
+) -> ClarifyCheck:
+    """Global SHAP values of a seeded sample of the current rows, their ranking against the baseline's."""
+    from shipyard.monitor.explain import bundle_predictor, explain_analysis
+
+    part = ClarifyCheck("explain")
+    config = read_config(baseline / "analysis_config.json")
+    settings = config.get("shipyard") or {}
+    named = settings.get("bundle")
+    model = bundle or (Path(named) if named else None)
+    if model is None or not model.exists():
+        where = f" ({named} is not there)" if named and bundle is None else ""
+        part.skipped = f"no bundle (--bundle){where}: attribution drift runs the model on the traffic"
+        return part
+    part.baseline = _read_analysis(baseline / "analysis.json")
+    shap = config["methods"]["shap"]
+    features = [str(n) for n in config["headers"]]
+    problems = Problems()
+    columns = read_columns(source, names=features, header=header, span=span, problems=problems)
+    rows = feature_matrix(columns, features, source)
+    seed = int(shap.get("seed", 0))
+    most = int(limit or settings.get("max_rows") or EXPLAIN_ROWS)
+    if len(rows) > most:
+        rows = rows[np.sort(np.random.default_rng(seed).choice(len(rows), most, replace=False))]
+    predict, _ = bundle_predictor(model)
+    label_headers = (config.get("predictor") or {}).get("label_headers")
+    part.document, _ = explain_analysis(
+        predict,
+        rows,
+        features,
+        np.asarray(shap["baseline"], dtype=np.float64),
+        samples=shap.get("num_samples"),
+        agg=str(shap.get("agg_method", "mean_abs")),
+        use_logit=bool(shap.get("use_logit", False)),
+        seed=seed,
+        label_headers=label_headers,
+    )
+    part.rows = len(rows)
+    part.scores = attribution_scores(part.baseline, part.document)
+    part.violations = attribution_drift_violations(part.baseline, part.document, threshold)
+    return _write_part(part, out, baseline, problems, {"threshold": threshold, "ndcg": part.scores})
+
+
+def _write_part(
+    part: ClarifyCheck, out: Path, baseline: Path, problems: Problems, details: dict[str, Any]
+) -> ClarifyCheck:
+    """``analysis.json`` (Clarify's), ``constraint_violations.json`` (Model Monitor's) and ``drift.json``
+    (Shipyard's: how the part was judged, with the baseline's analysis, for the report)."""
+    part.out = out
+    write_json(out / "analysis.json", part.document)
+    write_violations(out / "constraint_violations.json", part.violations)
+    drift = {"kind": part.kind, "baseline": str(baseline), "rows": part.rows, **details}
+    drift |= {"problems": problems.to_dict(), "baseline_analysis": part.baseline}
+    write_json(out / "drift.json", drift)
+    return part

@@ -26,8 +26,9 @@ import numpy as np
 from shipyard.errors import MonitorError
 from shipyard.monitor.answers import decode_values
 from shipyard.monitor.formats import write_json
+from shipyard.monitor.joined import join_capture
 from shipyard.monitor.problems import ArgumentError, Problems
-from shipyard.monitor.sources import Span, iso_time, json_values, read_capture_envelopes
+from shipyard.monitor.sources import Span, iso_time, json_values
 
 __all__ = ["HIGHER_IS_BETTER", "QualityResult", "read_ground_truth", "run_quality"]
 
@@ -79,18 +80,6 @@ def _label_record(record: Any) -> tuple[str | None, list[Any] | None]:
     return None, None
 
 
-@dataclass
-class _Joined:
-    """Captured predictions matched with their labels, row by row, and what the join counted."""
-
-    predicted: list[Any] = field(default_factory=list)
-    actual: list[Any] = field(default_factory=list)
-    moments: list[float] = field(default_factory=list)  # the capture time of each row
-    captured: int = 0
-    matched_records: int = 0
-    used: set[str] = field(default_factory=set)
-
-
 def run_quality(
     source: Path,
     ground_truth: Path,
@@ -111,7 +100,7 @@ def run_quality(
     if not labels:
         raise MonitorError(f"{ground_truth}: no usable labels" + (f" ({problems.summary()[0]})" if problems else ""))
     span = Span.parse(since, until, window, now)
-    joined = _join(source, labels, span, problems)
+    joined = join_capture(source, labels, span, problems)
     if not joined.predicted:
         raise MonitorError(
             f"no captured prediction in {source} matches a label in {ground_truth} "
@@ -143,37 +132,6 @@ def run_quality(
     write_json(out / "quality.json", document)
     write_json(out / "quality_violations.json", {"violations": violations})
     return QualityResult(flat, document, violations, out, problems)
-
-
-def _join(source: Path, labels: dict[str, list[Any]], span: Span, problems: Problems) -> _Joined:
-    """Each captured answer whose inference id (else event id) has labels, one row per label."""
-    joined = _Joined()
-    envelopes = read_capture_envelopes(source, since=span.start, until=span.end, problems=problems, answers=True)
-    for envelope, times in envelopes:
-        ids = envelope.column("inference_id").to_pylist()
-        events = envelope.column("event_id").to_pylist()
-        datas = envelope.column("out_data").to_pylist()
-        encodings = envelope.column("out_encoding").to_pylist()
-        types = envelope.column("out_type").to_pylist()
-        joined.captured += len(ids)
-        for index, key in enumerate(ids):
-            key = key or events[index]
-            truth = labels.get(key) if key else None
-            if truth is None:
-                continue
-            guesses = decode_values(datas[index], encodings[index] or "JSON", (types[index] or "").lower())
-            if guesses is None:
-                problems.add("answer", f"the captured answer of {key} could not be read; skipped")
-                continue
-            if len(guesses) != len(truth):
-                problems.add("join", f"{key}: {len(guesses)} predictions but {len(truth)} labels; skipped")
-                continue
-            joined.used.add(key)
-            joined.matched_records += 1
-            joined.predicted.extend(guesses)
-            joined.actual.extend(truth)
-            joined.moments.extend([float(times[index])] * len(truth))
-    return joined
 
 
 def _windows(

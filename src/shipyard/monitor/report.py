@@ -5,6 +5,13 @@ Reads what ``check`` and ``quality`` wrote (``drift.json``, ``constraint_violati
 vs current histograms of the drifted (and closest-to-drifting) features, drift scores per time window,
 and model-quality metrics per window. The PNGs are written next to the page and embedded in it (base64),
 so the page can be mailed or attached to a ticket on its own.
+
+Bias and explainability come from Clarify's ``analysis.json``: in ``bias/`` and ``explain/`` (what ``check``
+writes with a bias or an explain baseline, and what ``baseline --bias/--explain`` writes), or at the
+directory's top (``monitor bias --out DIR``, ``monitor explain --out DIR``). Bias: a table per facet of
+every metric, with its allowed band (the thresholds, or — for bias drift — the baseline's distance from the
+ideal on either side of it) and the violations; explainability: a bar chart of the global SHAP values,
+baseline next to current when a check compared them, and the nDCG of the ranking.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ import orjson
 from shipyard.errors import MonitorError
 from shipyard.monitor.problems import ArgumentError
 
-__all__ = ["ReportResult", "load_results", "make_report"]
+__all__ = ["ClarifyPart", "ReportResult", "Results", "load_results", "make_report"]
 
 _MAX_HISTOGRAMS = 9
 _MAX_LINES = 8
+_MAX_SHAP_FEATURES = 20
 
 
 @dataclass
@@ -37,6 +45,34 @@ class ReportResult:
     quality: dict[str, Any] | None
     violations: list[dict[str, Any]] = field(default_factory=list)
     quality_violations: list[dict[str, Any]] = field(default_factory=list)
+    bias: ClarifyPart | None = None
+    explain: ClarifyPart | None = None
+
+
+@dataclass
+class ClarifyPart:
+    """A bias or an explainability analysis.json, and how it was judged (``drift``: by a check)."""
+
+    kind: str  # "bias" or "explain"
+    document: dict[str, Any]
+    violations: list[dict[str, Any]]
+    drift: dict[str, Any] | None = None  # the check's bias/ or explain/ drift.json (baseline_analysis in it)
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        return None if self.drift is None else self.drift.get("baseline_analysis")
+
+
+@dataclass
+class Results:
+    """What a results directory holds (``None`` / ``[]`` for what it lacks)."""
+
+    drift: dict[str, Any] | None
+    quality: dict[str, Any] | None
+    violations: list[Any]
+    quality_violations: list[Any]
+    bias: ClarifyPart | None = None
+    explain: ClarifyPart | None = None
 
 
 def _read(path: Path) -> Any:
@@ -48,19 +84,39 @@ def _read(path: Path) -> Any:
         raise MonitorError(f"{path}: not valid JSON ({exc})") from None
 
 
-def load_results(results: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[Any], list[Any]]:
-    """drift.json, quality.json and both violation lists from a results directory (``None`` / ``[]`` if absent)."""
+def load_results(results: Path) -> Results:
+    """drift.json, quality.json, both violation lists, and the bias and explainability analyses (in ``bias/``,
+    ``explain/`` or at the top) of a results directory."""
     if not results.is_dir():
         raise ArgumentError("results", str(results), "no such directory")
     drift = _read(results / "drift.json")
+    if drift is not None and "features" not in drift:
+        drift = None  # not a data-drift document
     quality = _read(results / "quality.json")
-    if drift is None and quality is None:
+    bias = _clarify(results / "bias", "bias")
+    explain = _clarify(results / "explain", "explain")
+    top = _read(results / "analysis.json")
+    if isinstance(top, dict):
+        kind = "explain" if "explanations" in top else "bias"
+        violations_file = results / ("bias_violations.json" if kind == "bias" else "constraint_violations.json")
+        part = ClarifyPart(kind, top, (_read(violations_file) or {}).get("violations", []), None)
+        bias, explain = (part, explain) if kind == "bias" else (bias, part)
+    if drift is None and quality is None and bias is None and explain is None:
         raise MonitorError(
-            f"{results} holds neither drift.json nor quality.json: run `shipyard monitor check` or `quality`"
+            f"{results} holds neither drift.json, quality.json nor a Clarify analysis.json: run "
+            "`shipyard monitor check`, `quality`, `bias` or `explain`"
         )
-    violations = (_read(results / "constraint_violations.json") or {}).get("violations", [])
+    violations = (_read(results / "constraint_violations.json") or {}).get("violations", []) if drift else []
     quality_violations = (_read(results / "quality_violations.json") or {}).get("violations", [])
-    return drift, quality, violations, quality_violations
+    return Results(drift, quality, violations, quality_violations, bias, explain)
+
+
+def _clarify(directory: Path, kind: str) -> ClarifyPart | None:
+    document = _read(directory / "analysis.json")
+    if not isinstance(document, dict):
+        return None
+    violations = (_read(directory / "constraint_violations.json") or {}).get("violations", [])
+    return ClarifyPart(kind, document, violations, _read(directory / "drift.json"))
 
 
 def ratio(entry: dict[str, Any]) -> float:
@@ -79,7 +135,10 @@ def make_report(results: Path, out: Path | None = None) -> ReportResult:
     import matplotlib
 
     matplotlib.use("Agg")
-    drift, quality, violations, quality_violations = load_results(results)
+    loaded = load_results(results)
+    drift, quality, violations, quality_violations = (
+        loaded.drift, loaded.quality, loaded.violations, loaded.quality_violations,
+    )  # fmt: skip
     page = out or results / "report.html"
     image_dir = page.parent / "report"
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -89,8 +148,15 @@ def make_report(results: Path, out: Path | None = None) -> ReportResult:
         sections.append(_drift_section(drift, violations, image_dir, images))
     if quality is not None:
         sections.append(_quality_section(quality, quality_violations, image_dir, images))
-    page.write_text(_page(sections, drift, quality, violations, quality_violations), encoding="utf-8")
-    return ReportResult(page, [p for _, p in images], drift, quality, violations, quality_violations)
+    if loaded.bias is not None:
+        sections.append(_bias_section(loaded.bias))
+    if loaded.explain is not None:
+        sections.append(_explain_section(loaded.explain, image_dir, images))
+    clarify = [v for part in (loaded.bias, loaded.explain) if part is not None for v in part.violations]
+    page.write_text(_page(sections, drift, quality, violations + clarify, quality_violations), encoding="utf-8")
+    return ReportResult(
+        page, [p for _, p in images], drift, quality, violations, quality_violations, loaded.bias, loaded.explain
+    )
 
 
 # -- figures -------------------------------------------------------------------------------------
@@ -216,6 +282,103 @@ def _quality_section(
             parts.append(f"<tr><th>{html.escape(row)}</th>{cells}</tr>")
         parts.append("</table>")
     parts.append(_violations_table(violations, "metric_name"))
+    return "\n".join(parts)
+
+
+def _bias_section(part: ClarifyPart) -> str:
+    """One table per facet: every metric, its allowed band, and whether it is a violation."""
+    from shipyard.monitor.clarify_drift import bias_metrics, ideal
+
+    baseline = part.baseline
+    reference = {key[:4]: key[4] for key in bias_metrics(baseline or {})}
+    tolerance = float((part.drift or {}).get("tolerance", 0.0))
+    flagged = {(v.get("facet"), v.get("facet_value"), v.get("metric_name")) for v in part.violations}
+    title = "Bias drift (current vs baseline)" if baseline is not None else "Bias"
+    parts = [f"<h2>{title}</h2>"]
+    if baseline is not None:
+        parts.append(
+            "<p>A metric drifts when it is farther from the ideal (1 for DI, 0 for the others) than the "
+            f"baseline's value{f' by more than {tolerance:g}' if tolerance else ''}: the band is the baseline's "
+            "distance from the ideal, on either side of it.</p>"
+        )
+    thresholds = {} if baseline is not None else _default_thresholds()
+    tables: dict[tuple[str, str], list[str]] = {}
+    for stage, facet, value_or_threshold, name, value in bias_metrics(part.document):
+        band = "-"
+        base = reference.get((stage, facet, value_or_threshold, name))
+        if base is not None:
+            width = abs(base - ideal(name)) + tolerance
+            band = f"[{ideal(name) - width:.4g}, {ideal(name) + width:.4g}]"
+        elif name in thresholds:
+            low, high = thresholds[name]
+            band = f"[{low:g}, {high:g}]"
+        bad = (facet, value_or_threshold, name) in flagged
+        cells = [
+            html.escape(name),
+            html.escape(stage.split("_")[0]),
+            "-" if value is None else f"{value:.4f}",
+            *([] if baseline is None else ["-" if base is None else f"{base:.4f}"]),
+            band,
+            "<b class='bad'>violation</b>" if bad else "",
+        ]
+        tables.setdefault((facet, value_or_threshold), []).append(
+            "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        )
+    head = ["metric", "stage", "current" if baseline is not None else "value"]
+    head += ([] if baseline is None else ["baseline"]) + ["allowed", ""]
+    for (facet, value_or_threshold), rows in tables.items():
+        parts.append(f"<h3>Facet {html.escape(facet)} = {html.escape(value_or_threshold)}</h3>")
+        parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
+    parts.append(_violations_table(part.violations, "metric_name"))
+    return "\n".join(parts)
+
+
+def _default_thresholds() -> dict[str, tuple[float, float]]:
+    try:
+        from shipyard.monitor.bias import DEFAULT_THRESHOLDS
+    except ImportError:  # pragma: no cover - the bias module is part of the monitor package
+        return {}
+    return dict(DEFAULT_THRESHOLDS)
+
+
+def _explain_section(part: ClarifyPart, image_dir: Path, images: list[tuple[str, Path]]) -> str:
+    """A bar chart of global |SHAP| per label (baseline next to current), and the nDCG of the ranking."""
+    import matplotlib.pyplot as plt
+
+    from shipyard.monitor.clarify_drift import global_shap
+
+    current, baseline = global_shap(part.document), global_shap(part.baseline or {})
+    scores = (part.drift or {}).get("ndcg") or {}
+    compared = bool(baseline)
+    parts = ["<h2>Feature attribution drift</h2>" if compared else "<h2>Explainability (global SHAP values)</h2>"]
+    for label, values in current.items():
+        base = baseline.get(label, {})
+        ranked = sorted(values, key=lambda f: -abs(values[f]))[:_MAX_SHAP_FEATURES]
+        if compared:
+            ranked = sorted(set(ranked) | set(sorted(base, key=lambda f: -abs(base[f]))[:_MAX_SHAP_FEATURES]),
+                            key=lambda f: -abs(base.get(f, 0.0)))[:_MAX_SHAP_FEATURES]  # fmt: skip
+        shown = list(reversed(ranked))
+        figure, axis = plt.subplots(figsize=(7, max(2.5, 0.28 * len(shown) + 1)))
+        positions = range(len(shown))
+        if compared:
+            axis.barh([p + 0.2 for p in positions], [abs(base.get(f, 0.0)) for f in shown], height=0.4,
+                      label="baseline", color="#5d8aa8")  # fmt: skip
+            axis.barh([p - 0.2 for p in positions], [abs(values.get(f, 0.0)) for f in shown], height=0.4,
+                      label="current", color="#c0392b")  # fmt: skip
+            axis.legend(fontsize=7)
+        else:
+            axis.barh(list(positions), [abs(values[f]) for f in shown], color="#5d8aa8")
+        axis.set_yticks(list(positions), [str(f)[:24] for f in shown], fontsize=7)
+        axis.set_xlabel("|global SHAP value|")
+        score = scores.get(label)
+        axis.set_title(f"{label}" + (f": nDCG {score:.3f}" if score is not None else ""), fontsize=9)
+        parts.append(_save(figure, image_dir / f"shap_{_slug(label)}.png", images))
+    if scores:
+        threshold = (part.drift or {}).get("threshold")
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in scores.items())
+        parts.append(f"<table><tr><th>label</th><th>nDCG (drift below {threshold})</th></tr>{rows}</table>")
+    if compared or part.violations:
+        parts.append(_violations_table(part.violations, "label"))
     return "\n".join(parts)
 
 

@@ -1,0 +1,216 @@
+"""Captured requests, their captured answers and ground truth, joined row by row (quality and bias drift).
+
+    problems = Problems()
+    labels = read_ground_truth(Path("labels.jsonl"), problems)
+    joined = join_capture(Path("capture/"), labels, Span.parse("24h", None, None), problems, names=features,
+                          inputs=True)
+    joined.predicted, joined.actual      # one entry per labelled row
+    joined.columns()                     # the request's features, one 1-D array per column, same rows
+
+A record joins when its inference id (else its event id) has labels, its answer can be read and holds as
+many predictions as there are labels (and, with ``inputs``, its request as many rows). The rest is counted
+and reported in ``problems``. ``read_columns`` reads the columns of a data file (or of captured requests)
+the same way, so a baseline and a check see the same types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from shipyard.errors import MonitorError
+from shipyard.monitor.answers import answer_rows, decode_values
+from shipyard.monitor.payloads import decode_payloads
+from shipyard.monitor.problems import Problems
+from shipyard.monitor.sources import Span, is_capture, read_capture_envelopes, read_chunks
+
+__all__ = ["Joined", "column_array", "join_capture", "label_array", "read_columns", "table_columns"]
+
+
+@dataclass
+class Joined:
+    """Captured predictions matched with their labels (and, if asked, their requests' rows), row by row."""
+
+    predicted: list[Any] = field(default_factory=list)
+    actual: list[Any] = field(default_factory=list)
+    moments: list[float] = field(default_factory=list)  # the capture time of each row
+    captured: int = 0
+    matched_records: int = 0
+    used: set[str] = field(default_factory=set)
+    inputs: list[pa.Table] = field(default_factory=list)  # the requests' rows, in the same order
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The joined requests' features, one array per column (see :func:`table_columns`)."""
+        if not self.inputs:
+            return {}
+        return table_columns(pa.concat_tables(self.inputs, promote_options="permissive"))
+
+
+def join_capture(
+    source: Path,
+    labels: dict[str, list[Any]],
+    span: Span,
+    problems: Problems,
+    *,
+    names: Sequence[str] = (),
+    inputs: bool = False,
+) -> Joined:
+    """Each captured answer whose inference id (else event id) has labels, one row per label; with
+    ``inputs`` also the request's rows (CSV rows carry no names: ``names`` are the features in order)."""
+    joined = Joined()
+    envelopes = read_capture_envelopes(source, since=span.start, until=span.end, problems=problems, answers=True)
+    for envelope, times in envelopes:
+        ids = envelope.column("inference_id").to_pylist()
+        events = envelope.column("event_id").to_pylist()
+        datas = envelope.column("out_data").to_pylist()
+        encodings = envelope.column("out_encoding").to_pylist()
+        types = envelope.column("out_type").to_pylist()
+        joined.captured += len(ids)
+        requests = _RequestRows(envelope, names, problems) if inputs else None
+        for index, key in enumerate(ids):
+            key = key or events[index]
+            truth = labels.get(key) if key else None
+            if truth is None:
+                continue
+            guesses = decode_values(datas[index], encodings[index] or "JSON", (types[index] or "").lower())
+            if guesses is None:
+                problems.add("answer", f"the captured answer of {key} could not be read; skipped")
+                continue
+            if len(guesses) != len(truth):
+                problems.add("join", f"{key}: {len(guesses)} predictions but {len(truth)} labels; skipped")
+                continue
+            if requests is not None:
+                rows = requests.rows(index)
+                if rows is None or rows.num_rows != len(truth):
+                    count = "no readable" if rows is None else str(rows.num_rows)
+                    problems.add("join", f"{key}: {count} request rows but {len(truth)} labels; skipped")
+                    continue
+                joined.inputs.append(rows)
+            joined.used.add(key)
+            joined.matched_records += 1
+            joined.predicted.extend(guesses)
+            joined.actual.extend(truth)
+            joined.moments.extend([float(times[index])] * len(truth))
+    return joined
+
+
+class _RequestRows:
+    """The decoded rows of each record of one block of capture records (decoded once, per content type)."""
+
+    def __init__(self, envelope: pa.Table, names: Sequence[str], problems: Problems) -> None:
+        self.tables: list[pa.Table] = []
+        self.where: dict[int, tuple[int, int, int]] = {}  # record → (table, first row, rows)
+        encodings = pc.fill_null(envelope.column("in_encoding"), "")
+        types = pc.fill_null(envelope.column("in_type"), "application/json")
+        kinds = pc.binary_join_element_wise(encodings, types, "|").to_pylist()
+        for kind in dict.fromkeys(kinds):
+            positions = [i for i, k in enumerate(kinds) if k == kind]
+            part = envelope.take(pa.array(positions))
+            encoding, _, content_type = kind.partition("|")
+            answers = part.select(["out_data", "out_encoding", "out_type"])
+
+            def counts(answers: pa.Table = answers) -> np.ndarray:
+                return answer_rows(*(answers.column(c).combine_chunks() for c in answers.column_names))
+
+            table, rows = decode_payloads(
+                part.column("in_data").combine_chunks(), encoding, content_type, names, problems, counts
+            )
+            starts = np.concatenate([[0], np.cumsum(rows)])
+            for at, position in enumerate(positions):
+                if starts[at + 1] <= table.num_rows:
+                    self.where[position] = (len(self.tables), int(starts[at]), int(rows[at]))
+            self.tables.append(table)
+
+    def rows(self, record: int) -> pa.Table | None:
+        place = self.where.get(record)
+        if place is None:
+            return None
+        table, first, count = place
+        return self.tables[table].slice(first, count)
+
+
+# -- columns -------------------------------------------------------------------------------------
+def read_columns(
+    path: Path,
+    *,
+    columns: Sequence[str] | None = None,
+    names: Sequence[str] = (),
+    header: bool = True,
+    span: Span | None = None,
+    problems: Problems,
+) -> dict[str, np.ndarray]:
+    """The columns of a data file (or of captured requests), one 1-D array each (see :func:`table_columns`);
+    ``columns``: only these (a missing one is an error)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq") and not is_capture(path):
+        try:
+            table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+        except (pa.ArrowInvalid, OSError, KeyError) as exc:
+            raise MonitorError(f"{path}: cannot read {list(columns or [])} ({exc})") from None
+    else:
+        start, end = (span.start, span.end) if span is not None else (None, None)
+        chunks = [
+            c.table for c in read_chunks(path, names=names, since=start, until=end, header=header, problems=problems)
+        ]
+        if not chunks:
+            raise MonitorError(f"{path}: no rows")
+        table = pa.concat_tables(chunks, promote_options="permissive")
+    found = table_columns(table)
+    if columns is not None:
+        missing = [c for c in columns if c not in found]
+        if missing:
+            raise MonitorError(f"{path} has no column {', '.join(missing)} (it has {', '.join(list(found)[:20])})")
+        return {c: found[c] for c in columns}
+    return found
+
+
+def table_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """One array per column: int64 for whole numbers without gaps, float64 (NaN: missing) for other
+    numbers, object (None: missing) for the rest."""
+    return {name: column_array(table.column(name)) for name in table.column_names}
+
+
+def column_array(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    kind = column.type
+    if pa.types.is_boolean(kind) and not column.null_count:
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_integer(kind):
+        if column.null_count:
+            return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_floating(kind):
+        return np.asarray(pc.fill_null(pc.cast(column, pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+    values = column.to_pylist()
+    return np.asarray([None if v is None else str(v) for v in values], dtype=object)
+
+
+def label_array(values: Sequence[Any]) -> np.ndarray:
+    """Labels or predictions as one array: int64 when every value is a whole number (``1.0`` too, so a label
+    written ``1`` and a prediction written ``1.0`` are the same class), float64 for other numbers, else text.
+    A row of scores is its positive-class score (two scores) or the index of its largest (more)."""
+    flat = [_score(v) for v in values]
+    numbers = [v for v in flat if v is not None]
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+        array = np.asarray([np.nan if v is None else float(v) for v in flat], dtype=np.float64)
+        if not np.isnan(array).any() and np.all(array == np.round(array)):
+            return array.astype(np.int64)
+        return array
+    return np.asarray([None if v is None else str(v) for v in flat], dtype=object)
+
+
+def _score(value: Any) -> Any:
+    if isinstance(value, list):
+        if len(value) == 2 and all(isinstance(v, int | float) for v in value):
+            return value[1]
+        return int(np.argmax(value)) if value else None
+    if isinstance(value, bool):
+        return int(value)
+    return value
