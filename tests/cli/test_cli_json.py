@@ -126,6 +126,7 @@ def test_monitor_check_json_is_what_it_wrote(tmp_path: Path) -> None:
         (f["name"], f["score"], f["drifted"]) for f in drift["features"]
     ]
     assert document["files"]["drift"] == str(out / "drift.json")
+    assert document["bias"] is None and document["explain"] is None  # a baseline without --bias / --explain
 
     same = shipyard(
         "monitor", "check", str(tmp_path / "train.csv"), "-b", str(tmp_path / "base"), "-o", str(tmp_path / "o2"),
@@ -143,6 +144,16 @@ def test_monitor_checks_violation_schema_is_the_violation_files_own() -> None:
     assert {k: v for k, v in cli.items() if k != "description"} == {
         k: v for k, v in entry.items() if k != "description"
     }
+
+
+def test_monitor_checks_clarify_violation_schemas_are_the_files_own() -> None:
+    """The bias and explain sections of `monitor check --output json` list the entries of their
+    constraint_violations.json (docs/monitor/clarify_constraint_violations.schema.json): kept equal. The
+    sections themselves are checked on real traffic in tests/monitor/test_bias_monitoring.py."""
+    file_schema = json.loads((SCHEMAS.parent / "monitor" / "clarify_constraint_violations.schema.json").read_text())
+    cli = json.loads((SCHEMAS / "monitor-check.v1.json").read_text())["$defs"]
+    assert cli["bias_drift_violation"] == file_schema["$defs"]["bias_drift"]
+    assert cli["attribution_drift_violation"] == file_schema["$defs"]["attribution_drift"]
 
 
 def test_status_health_matches_its_schema_and_null_is_allowed() -> None:

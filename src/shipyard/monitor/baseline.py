@@ -241,7 +241,7 @@ def _explain_baseline(data: Path, out: Path, options: ExplainOptions) -> dict[st
     monitoring config holding the SHAP baseline rows a check explains traffic against."""
     from shipyard.monitor.explain import run_explain
 
-    run_explain(
+    result = run_explain(
         options.bundle,
         data,
         out,
@@ -253,11 +253,9 @@ def _explain_baseline(data: Path, out: Path, options: ExplainOptions) -> dict[st
         label_headers=list(options.label_headers) if options.label_headers else None,
         max_rows=options.max_rows,
     )
-    document = _read_analysis(out / "analysis.json")
-    features, rows = _baseline_rows(out / "explanations_shap" / "baseline.csv")
     config = explain_config(
-        features=features,
-        baseline=rows.tolist(),
+        features=result.features,
+        baseline=np.asarray(result.baseline).tolist(),
         samples=options.samples,
         agg=options.agg,
         use_logit=options.use_logit,
@@ -266,22 +264,9 @@ def _explain_baseline(data: Path, out: Path, options: ExplainOptions) -> dict[st
         bundle=options.bundle,
         max_rows=options.max_rows,
     )
+    document: dict[str, Any] = result.document
     write_json(out / "analysis_config.json", config)
     return document
-
-
-def _read_analysis(path: Path) -> dict[str, Any]:
-    from shipyard.monitor.clarify import read_analysis
-
-    document: dict[str, Any] = read_analysis(path)
-    return document
-
-
-def _baseline_rows(path: Path) -> tuple[list[str], np.ndarray]:
-    """The SHAP baseline rows ``run_explain`` wrote (a CSV with the features as its header)."""
-    columns = read_columns(path, problems=Problems())
-    names = list(columns)
-    return names, np.column_stack([np.asarray(columns[n], dtype=np.float64) for n in names])
 
 
 def _profile(

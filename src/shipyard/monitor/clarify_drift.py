@@ -157,7 +157,7 @@ def bias_drift_violations(
                 "constraint_check_type": "bias_drift_check",
                 "description": f"Value {java_double(value)} does not meet the constraint requirement",
                 "baseline_value": reference,
-                "value": value,
+                "value": value if math.isfinite(value) else java_double(value),
             }
         )
     return found
