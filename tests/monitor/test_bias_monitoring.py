@@ -23,8 +23,9 @@ from typer.testing import CliRunner
 import shipyard
 from infra.cli import shipyard as console
 from shipyard.cli import app
+from shipyard.errors import MonitorError
 from shipyard.monitor import run_check
-from shipyard.monitor.baseline import BiasOptions, ExplainOptions, make_baseline
+from shipyard.monitor.baseline import BiasOptions, make_baseline
 
 pytestmark = pytest.mark.integration
 
@@ -78,13 +79,11 @@ def baseline(
     model: Path, training: tuple[Path, np.ndarray, np.ndarray], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out = tmp_path_factory.mktemp("baseline") / "baseline"
-    make_baseline(
-        training[0],
-        out,
-        schema=model,
-        bias=BiasOptions(label="y", facets=["gender=1"], bundle=model),
-        explain=ExplainOptions(model, baseline=1, max_rows=150),
-    )
+    command = ["monitor", "baseline", str(training[0]), "--schema", str(model), "-o", str(out)]
+    command += ["--bias", "--label", "y", "--facet", "gender=1", "--bundle", str(model)]
+    done = CliRunner().invoke(app, [*command, "--explain", "--shap-baseline", "1", "--explain-rows", "150"])
+    assert done.exit_code == 0, done.output
+    assert "bias baseline" in done.output and "SHAP baseline" in done.output
     return out
 
 
@@ -169,7 +168,9 @@ def clarify_violations(path: Path) -> list[dict[str, Any]]:
     return violations
 
 
-def test_the_baseline_writes_clarifys_files_next_to_the_statistics(baseline: Path, model: Path) -> None:
+def test_the_baseline_writes_clarifys_files_next_to_the_statistics(
+    baseline: Path, model: Path, training: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
     assert (baseline / "statistics.json").is_file() and (baseline / "constraints.json").is_file()
     statistics = orjson.loads((baseline / "statistics.json").read_bytes())
     assert [f["name"] for f in statistics["features"]] == FEATURES  # the label is not a feature
@@ -187,6 +188,11 @@ def test_the_baseline_writes_clarifys_files_next_to_the_statistics(baseline: Pat
     for values in explained.values():
         ranking = sorted(values["global_shap_values"], key=lambda f: -abs(values["global_shap_values"][f]))
         assert ranking == ["x1", "x2", "gender"]
+    # the library call does the same; a bias baseline needs predictions, an explain one a bundle
+    with pytest.raises(MonitorError, match="needs predictions"):
+        make_baseline(training[0], tmp_path / "b", bias=BiasOptions(label="y", facets=["gender=1"]))
+    done = CliRunner().invoke(app, ["monitor", "baseline", str(training[0]), "-o", str(tmp_path / "c"), "--explain"])
+    assert done.exit_code != 0 and "--explain needs --bundle" in str(done.exception) + done.output
 
 
 def test_traffic_like_the_baseline_passes(baseline: Path, like_baseline: Traffic, model: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import jsonschema
 import orjson
 import pytest
 
+from shipyard.errors import MonitorError
 from shipyard.monitor.clarify_drift import (
     attribution_drift_violations,
     bias_config,
@@ -158,8 +159,8 @@ def test_attribution_drift_violation_file(tmp_path: Path) -> None:
     (entry,) = validate(path)["violations"]
     assert entry["metric_name"] == "shap" and entry["constraint_check_type"] == "feature_attribution_drift_check"
     score = re.fullmatch(r"Feature attribution drift (.+) exceeds threshold 0\.9", entry["description"])
-    assert score is not None and float(score.group(1)) == pytest.approx(ndcg({"SAT": 0.7, "GPA": 0.5, "rank": 0.05},
-                                                                              {"rank": 1, "GPA": 0.5, "SAT": 0.1}))  # fmt: skip
+    expected = ndcg({"SAT": 0.7, "GPA": 0.5, "rank": 0.05}, {"rank": 1, "GPA": 0.5, "SAT": 0.1})
+    assert score is not None and float(score.group(1)) == pytest.approx(expected)
     assert attribution_drift_violations(baseline, current, threshold=0.6) == []
     assert attribution_drift_violations(baseline, baseline) == []
     validate(write_violations(tmp_path / "none.json", []))
@@ -222,5 +223,5 @@ def test_monitoring_analysis_configs_in_clarifys_layout(tmp_path: Path) -> None:
     }
     assert shap["predictor"]["label_headers"] == ["p"]
     (tmp_path / "not.json").write_bytes(b'{"version": "1.0"}')
-    with pytest.raises(Exception, match="not a Clarify analysis_config.json"):
+    with pytest.raises(MonitorError, match=r"not a Clarify analysis_config\.json"):
         read_config(tmp_path / "not.json")
