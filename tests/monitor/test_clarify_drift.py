@@ -225,3 +225,42 @@ def test_monitoring_analysis_configs_in_clarifys_layout(tmp_path: Path) -> None:
     (tmp_path / "not.json").write_bytes(b'{"version": "1.0"}')
     with pytest.raises(MonitorError, match=r"not a Clarify analysis_config\.json"):
         read_config(tmp_path / "not.json")
+
+
+def test_the_join_keeps_requests_answers_and_labels_row_by_row(tmp_path: Path) -> None:
+    """Multi-row CSV requests and JSON records, interleaved in one file: every kept row of the request lines
+    up with its prediction and its label; a request whose rows do not match its labels is skipped."""
+    from monitor_helpers import T0, write_capture
+
+    from shipyard.monitor.joined import join_capture
+    from shipyard.monitor.problems import Problems
+    from shipyard.monitor.sources import Span
+
+    root = tmp_path / "capture"
+    labels: dict[str, list[Any]] = {}
+    for i in range(12):
+        key = f"r{i}"
+        if i % 2:  # one JSON record: a = i, b = -i
+            body = orjson.dumps({"a": i, "b": -i})
+            answer = orjson.dumps({"predictions": [i * 10]})
+            content_type, labels[key] = "application/json", [i * 100]
+        else:  # three CSV rows: a = i, i + 0.25, i + 0.5
+            body = "".join(f"{i + d},{-(i + d)}\n" for d in (0, 0.25, 0.5)).encode()
+            answer = orjson.dumps({"predictions": [i * 10, i * 10 + 1, i * 10 + 2]})
+            content_type, labels[key] = "text/csv", [i * 100, i * 100 + 1, i * 100 + 2]
+        write_capture(root, [(T0 + i, content_type, body)], answer=answer, inference_ids=[key])
+    labels["r4"] = [1, 2]  # two labels for three predictions: skipped
+    body = b"1,1\n2,2\n3,3\n"  # three rows, two predictions and two labels: skipped too
+    write_capture(root, [(T0 + 20, "text/csv", body)], answer=b'{"predictions": [1, 2]}', inference_ids=["r12"])
+    labels["r12"] = [1, 2]
+    problems = Problems()
+    joined = join_capture(root, labels, Span(None, None, None), problems, names=["a", "b"], inputs=True)
+    columns = joined.columns()
+    assert joined.captured == 13 and joined.matched_records == 11
+    assert len(joined.actual) == len(columns["a"]) == 6 * 1 + 5 * 3
+    for a, b, predicted, actual in zip(columns["a"], columns["b"], joined.predicted, joined.actual, strict=True):
+        assert b == -a
+        whole = int(a)
+        assert predicted - whole * 10 == actual - whole * 100 == round((a - whole) * 4)
+    assert any("r4: 3 predictions but 2 labels" in m for m in problems.summary())
+    assert any("r12: 3 request rows but 2 labels" in m for m in problems.summary())

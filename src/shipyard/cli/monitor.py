@@ -299,6 +299,7 @@ def check(
         if part.skipped is not None:
             out.print(f"[yellow]{part.kind} drift skipped:[/] {part.skipped}", highlight=False)
             continue
+        _problems(part.problems.summary())
         if part.kind == "bias" and part.document is not None:
             out.print(_bias_table(part.document, part.baseline, f"bias drift: {part.rows:,} labelled rows"))
         elif part.document is not None:

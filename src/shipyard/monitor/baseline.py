@@ -28,7 +28,7 @@ import numpy as np
 from shipyard.errors import MonitorError
 from shipyard.monitor.clarify_drift import bias_config, explain_config, facet_config
 from shipyard.monitor.formats import constraints_document, feature_statistics, statistics_document, write_json
-from shipyard.monitor.joined import label_array, read_columns
+from shipyard.monitor.joined import column_kind, label_array, read_columns
 from shipyard.monitor.problems import ArgumentError, Problems
 from shipyard.monitor.profile import NumericProfile
 from shipyard.monitor.profiler import Profiler
@@ -187,7 +187,9 @@ def _bias_baseline(
         assert options.bundle is not None
         predicted = PREDICTED
         columns[predicted] = _predict(options.bundle, columns, data)
-    missing = [f["name_or_index"] for f in map(facet_config, options.facets) if f["name_or_index"] not in columns]
+    grouping = [f["name_or_index"] for f in map(facet_config, options.facets)]
+    grouping += [options.group_by] if options.group_by else []
+    missing = [name for name in grouping if name not in columns]
     if missing:
         raise ArgumentError("facets", ", ".join(missing), f"{data} has no such column")
     document = bias_analysis(
@@ -211,6 +213,7 @@ def _bias_baseline(
         group_by=options.group_by,
         probability_threshold=options.probability_threshold,
         bundle=options.bundle,
+        types={name: column_kind(columns[name]) for name in grouping},
     )
     write_json(out / "analysis.json", document)
     write_json(out / "analysis_config.json", config)

@@ -40,6 +40,7 @@ from shipyard.monitor.clarify_drift import (
     attribution_drift_violations,
     attribution_scores,
     bias_drift_violations,
+    bias_metrics,
     read_config,
     write_violations,
 )
@@ -55,7 +56,7 @@ from shipyard.monitor.drift import (
     numeric_scores,
 )
 from shipyard.monitor.formats import feature_statistics, read_json, statistics_document, write_json
-from shipyard.monitor.joined import join_capture, label_array, read_columns
+from shipyard.monitor.joined import conform, join_capture, label_array, read_columns
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
@@ -81,6 +82,7 @@ class ClarifyCheck:
     rows: int = 0
     scores: dict[str, float] = field(default_factory=dict)  # explain: nDCG per label
     out: Path | None = None
+    problems: Problems = field(default_factory=Problems)
 
     def summary(self) -> dict[str, Any]:
         """What ``check --output json`` says of the part."""
@@ -555,6 +557,9 @@ def _bias_drift(
     group_by = settings.get("group_by", config.get("group_variable"))
     wanted = [f.partition(">")[0].partition("=")[0].strip() for f in facets] + ([group_by] if group_by else [])
     missing = [c for c in wanted if c not in columns]
+    for name, kind in (settings.get("types") or {}).items():
+        if name in columns:
+            columns[name] = conform(columns[name], str(kind))
     if missing:
         raise MonitorError(
             f"the captured requests have no column {', '.join(missing)} (their features: {', '.join(features[:20])}); "
@@ -573,8 +578,18 @@ def _bias_drift(
     )
     part.rows = len(joined.actual)
     part.violations = bias_drift_violations(part.baseline, part.document, tolerance=tolerance)
+    _unmatched(part.baseline, part.document, problems)
     join = {"captured_records": joined.captured, "matched_records": joined.matched_records, "matched_rows": part.rows}
     return _write_part(part, out, baseline, problems, {"tolerance": tolerance, "join": join})
+
+
+def _unmatched(baseline: dict[str, Any], current: dict[str, Any], problems: Problems) -> None:
+    """Facet groups of the traffic the baseline has no metrics for (so nothing of theirs is judged)."""
+    known = {key[1:3] for key in bias_metrics(baseline)}
+    for group in dict.fromkeys(key[1:3] for key in bias_metrics(current)):
+        if group not in known:
+            facet, value = group
+            problems.add("bias", f"facet {facet} = {value}: the baseline has no such group; not judged")
 
 
 def _attribution_drift(
@@ -633,7 +648,7 @@ def _write_part(
 ) -> ClarifyCheck:
     """``analysis.json`` (Clarify's), ``constraint_violations.json`` (Model Monitor's) and ``drift.json``
     (Shipyard's: how the part was judged, with the baseline's analysis, for the report)."""
-    part.out = out
+    part.out, part.problems = out, problems
     write_json(out / "analysis.json", part.document)
     write_violations(out / "constraint_violations.json", part.violations)
     drift = {"kind": part.kind, "baseline": str(baseline), "rows": part.rows, **details}

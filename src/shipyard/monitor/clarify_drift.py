@@ -202,6 +202,7 @@ def bias_config(
     group_by: str | None,
     probability_threshold: float,
     bundle: Path | None,
+    types: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A bias monitor's analysis_config.json (Clarify's ``BiasAnalysisConfig``), plus what Shipyard needs to
     redo the analysis on captured traffic exactly as on the baseline."""
@@ -223,6 +224,7 @@ def bias_config(
         "predicted": predicted,
         "group_by": group_by,
         "bundle": None if bundle is None else str(bundle.resolve()),
+        "types": dict(types or {}),  # the facet and group columns' kinds: integer, float or text
     }
     return config
 

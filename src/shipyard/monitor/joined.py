@@ -31,7 +31,16 @@ from shipyard.monitor.payloads import decode_payloads
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.sources import Span, is_capture, read_capture_envelopes, read_chunks
 
-__all__ = ["Joined", "column_array", "join_capture", "label_array", "read_columns", "table_columns"]
+__all__ = [
+    "Joined",
+    "column_array",
+    "column_kind",
+    "conform",
+    "join_capture",
+    "label_array",
+    "read_columns",
+    "table_columns",
+]
 
 
 @dataclass
@@ -86,18 +95,18 @@ def join_capture(
             if len(guesses) != len(truth):
                 problems.add("join", f"{key}: {len(guesses)} predictions but {len(truth)} labels; skipped")
                 continue
-            if requests is not None:
-                rows = requests.rows(index)
-                if rows is None or rows.num_rows != len(truth):
-                    count = "no readable" if rows is None else str(rows.num_rows)
-                    problems.add("join", f"{key}: {count} request rows but {len(truth)} labels; skipped")
-                    continue
-                joined.inputs.append(rows)
+            if requests is not None and not requests.keep(index, len(truth)):
+                count = requests.count(index)
+                shown = "no readable" if count is None else str(count)
+                problems.add("join", f"{key}: {shown} request rows but {len(truth)} labels; skipped")
+                continue
             joined.used.add(key)
             joined.matched_records += 1
             joined.predicted.extend(guesses)
             joined.actual.extend(truth)
             joined.moments.extend([float(times[index])] * len(truth))
+        if requests is not None:
+            joined.inputs.extend(requests.kept())
     return joined
 
 
@@ -128,12 +137,31 @@ class _RequestRows:
                     self.where[position] = (len(self.tables), int(starts[at]), int(rows[at]))
             self.tables.append(table)
 
-    def rows(self, record: int) -> pa.Table | None:
+        self.chosen: list[tuple[int, int, int]] = []
+
+    def count(self, record: int) -> int | None:
+        """How many rows the record's request holds (``None``: it could not be read)."""
         place = self.where.get(record)
-        if place is None:
-            return None
-        table, first, count = place
-        return self.tables[table].slice(first, count)
+        return None if place is None else place[2]
+
+    def keep(self, record: int, rows: int) -> bool:
+        """Keep the record's rows (in the order asked) if its request holds ``rows`` rows."""
+        place = self.where.get(record)
+        if place is None or place[2] != rows:
+            return False
+        self.chosen.append(place)
+        return True
+
+    def kept(self) -> list[pa.Table]:
+        """The rows kept, in order: one ``take`` per run of records of the same content type."""
+        out: list[pa.Table] = []
+        run: list[np.ndarray] = []
+        for position, (table, first, count) in enumerate(self.chosen):
+            run.append(np.arange(first, first + count))
+            if position + 1 == len(self.chosen) or self.chosen[position + 1][0] != table:
+                out.append(self.tables[table].take(pa.array(np.concatenate(run))))
+                run = []
+        return out
 
 
 # -- columns -------------------------------------------------------------------------------------
@@ -190,6 +218,38 @@ def column_array(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return np.asarray(pc.fill_null(pc.cast(column, pa.float64()), np.nan).to_numpy(zero_copy_only=False))
     values = column.to_pylist()
     return np.asarray([None if v is None else str(v) for v in values], dtype=object)
+
+
+def column_kind(values: np.ndarray) -> str:
+    """``integer``, ``float`` or ``text``: what :func:`table_columns` made of a column."""
+    if values.dtype.kind in "iub":
+        return "integer"
+    return "float" if values.dtype.kind == "f" else "text"
+
+
+def conform(values: np.ndarray, kind: str) -> np.ndarray:
+    """``values`` as the ``kind`` of column a baseline had, where they can be (so that a facet read as text
+    from one source and as numbers from another is grouped the same way); as they are otherwise."""
+    if column_kind(values) == kind:
+        return values
+    if kind == "text":
+        flat = values.tolist()
+        return np.asarray([None if _missing(v) else _text(v) for v in flat], dtype=object)
+    try:
+        numbers = np.asarray([np.nan if _missing(v) else float(v) for v in values.tolist()], dtype=np.float64)
+    except (TypeError, ValueError):
+        return values
+    if kind == "integer" and not np.isnan(numbers).any() and np.all(numbers == np.round(numbers)):
+        return numbers.astype(np.int64)
+    return numbers
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def label_array(values: Sequence[Any]) -> np.ndarray:
