@@ -127,8 +127,7 @@ def test_dppl_and_di_agree_with_fairlearn(tmp_path: Path) -> None:
         data = planted(rng, 3000)
         document = bias_analysis(data, label="y", facets=["gender=female"], predicted="pred")
         metrics = {
-            m["name"]: m["value"]
-            for m in document["post_training_bias_metrics"]["facets"]["gender"][0]["metrics"]
+            m["name"]: m["value"] for m in document["post_training_bias_metrics"]["facets"]["gender"][0]["metrics"]
         }
         sensitive = data["gender"].astype(str)
         difference = demographic_parity_difference(data["y"], data["pred"], sensitive_features=sensitive)

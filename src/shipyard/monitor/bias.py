@@ -173,14 +173,16 @@ def bias_violations(
     document: Mapping[str, Any],
     thresholds: Mapping[str, tuple[float, float]],
     sizes: Mapping[tuple[str, str], int],
+    rows: int,
     problems: Problems,
 ) -> list[dict[str, Any]]:
-    """Metrics outside their band, as Model Monitor's bias entries; small groups and errors become problems."""
+    """Metrics outside their band, as Model Monitor's bias entries; groups (``sizes``: the rows of each facet
+    value, of ``rows`` in all) with fewer than 50 rows on either side, and errors, become problems."""
     violations = []
     for section in ("pre_training_bias_metrics", "post_training_bias_metrics"):
         for facet, entries in ((document.get(section) or {}).get("facets") or {}).items():
             for entry in entries:
-                violations += _entry_violations(facet, entry, thresholds, sizes, problems)
+                violations += _entry_violations(facet, entry, thresholds, sizes, rows, problems)
     return violations
 
 
@@ -189,14 +191,19 @@ def _entry_violations(
     entry: Mapping[str, Any],
     thresholds: Mapping[str, tuple[float, float]],
     sizes: Mapping[tuple[str, str], int],
+    rows: int,
     problems: Problems,
 ) -> list[dict[str, Any]]:
     group = str(entry["value_or_threshold"])
     size = sizes.get((facet, group))
     judged = [m for m in entry["metrics"] if m["name"] in thresholds]
-    if size is not None and size < MIN_GROUP_ROWS:
+    if size is not None and min(size, rows - size) < MIN_GROUP_ROWS:
         if judged:
-            problems.add("small group", f"facet {facet} = {group}: {size} rows (< {MIN_GROUP_ROWS}); not judged")
+            problems.add(
+                "small group",
+                f"facet {facet} = {group!r}: {size:,} rows in the group, {rows - size:,} outside "
+                f"(< {MIN_GROUP_ROWS} on one side); not judged",
+            )
         return []
     found = []
     for metric in judged:
@@ -215,8 +222,7 @@ def _entry_violations(
                     "facet_value": group,
                     "metric_name": metric["name"],
                     "constraint_check_type": "bias_threshold_check",
-                    "description": f"Value {java_double(value)} does not meet the constraint requirement "
-                    f"[{java_double(low)}, {java_double(high)}]",
+                    "description": f"Value {java_double(value)} does not meet the constraint requirement",
                 }
             )
     return found
@@ -228,9 +234,8 @@ def _group_sizes(columns: Mapping[str, np.ndarray], facets: Sequence[str]) -> di
         spec = parse_facet(text)
         groups = facet_groups(np.asarray(columns[spec.name]), spec)
         counts = np.bincount(groups.codes + 1, minlength=len(groups.names) + 1)
-        rows = len(groups.codes)
         for k, name in enumerate(groups.names):
-            sizes[(spec.name, name)] = int(min(counts[k + 1], rows - counts[k + 1]))
+            sizes[(spec.name, name)] = int(counts[k + 1])
     return sizes
 
 
@@ -359,7 +364,7 @@ def run_bias(
     )
     _missing_problems(columns, label, specs, problems)
     sizes = _group_sizes(columns, facets)
-    violations = bias_violations(document, chosen, sizes, problems)
+    violations = bias_violations(document, chosen, sizes, table.num_rows, problems)
     out = Path(out)
     write_json(out / "analysis.json", document)
     write_json(out / "bias_violations.json", {"version": "1.0", "violations": violations})
@@ -405,5 +410,3 @@ def _missing_problems(columns: Mapping[str, np.ndarray], label: str, specs: Sequ
         if missing:
             what = "label" if name == label else "facet"
             problems.add("missing values", f"{what} {name}: {missing:,} missing values (Clarify keeps them; see docs)")
-
-

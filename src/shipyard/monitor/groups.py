@@ -103,8 +103,12 @@ def _number(text: str, argument: str, whole: str) -> float:
 def missing_mask(values: np.ndarray) -> np.ndarray:
     """Missing values: NaN, or None (or NaN) in an object column."""
     if values.dtype.kind == "f":
-        return np.isnan(values)
+        return np.asarray(np.isnan(values))
     if values.dtype.kind == "O":
+        try:
+            return np.asarray(pa.array(values, from_pandas=True).is_null().to_numpy(zero_copy_only=False), bool)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
         return np.fromiter((v is None or (isinstance(v, float) and v != v) for v in values), bool, len(values))
     return np.zeros(len(values), bool)
 
@@ -281,8 +285,10 @@ def is_scores(predicted: np.ndarray) -> bool:
     if predicted.dtype.kind != "f":
         return False
     present = predicted[~np.isnan(predicted)]
-    return bool(len(present)) and bool(((present >= 0) & (present <= 1)).all()) and not bool(
-        np.isin(present, (0.0, 1.0)).all()
+    return (
+        bool(len(present))
+        and bool(((present >= 0) & (present <= 1)).all())
+        and not bool(np.isin(present, (0.0, 1.0)).all())
     )
 
 
