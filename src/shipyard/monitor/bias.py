@@ -103,6 +103,9 @@ def bias_analysis(
     y_values = _missing_column(columns, label, "label")
     p_values = _missing_column(columns, predicted, "predicted") if predicted is not None else None
     y, label_text = label_mask(y_values, positive)
+    if not y.any():
+        seen = ", ".join(map(str, np.unique(y_values[~missing_mask(y_values)].astype(str))[:8]))
+        raise ArgumentError("positive", ",".join(positive), f"no label of {label} is positive (values: {seen})")
     p = predicted_mask(p_values, y_values, positive, probability_threshold) if p_values is not None else None
     group = _group_codes(_missing_column(columns, group_by, "group_by")) if group_by is not None else None
     document: dict[str, Any] = {"version": "1.0"}
@@ -334,9 +337,10 @@ def run_bias(
     data = Path(data)
     names = _schema_names(data)
     specs = [parse_facet(text) for text in facets]
-    needed = [label, *(s.name for s in specs), *([predicted] if predicted else []), *([group_by] if group_by else [])]
-    for name, argument in zip(needed, ["label", *["facets"] * len(specs), "predicted", "group_by"], strict=False):
-        if name not in names:
+    wanted = [("label", label), *(("facets", s.name) for s in specs), ("predicted", predicted), ("group_by", group_by)]
+    needed = [name for _, name in wanted if name is not None]
+    for argument, name in wanted:
+        if name is not None and name not in names:
             raise ArgumentError(argument, name, f"no such column in {data} (columns: {', '.join(names[:12])})")
     table = _read_table(data, list(dict.fromkeys(needed)))
     columns: dict[str, np.ndarray] = {name: _numpy(table.column(name)) for name in table.column_names}
