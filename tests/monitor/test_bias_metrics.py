@@ -287,3 +287,29 @@ def test_one_hundred_fair_data_sets_raise_no_violation() -> None:
         found = bias_violations(document, DEFAULT_THRESHOLDS, {("gender", "female"): size}, n, Problems())
         alarms += [(trial, v["metric_name"], v["description"]) for v in found]
     assert alarms == []
+
+
+def test_a_float_label_with_a_gap_several_facets_and_a_text_group_with_gaps() -> None:
+    rng = np.random.default_rng(11)
+    data = planted(rng, 1000)
+    label = data["y"].astype(np.float64)
+    label[:5] = np.nan  # read as float: Shipyard still takes 1 for a value, not the threshold y > 1
+    region = data["region"].copy()
+    region[:7] = None
+    columns = {**data, "y": label, "region": region}
+    document = bias_analysis(columns, label="y", facets=["gender=female", "x1>0"], predicted="pred", group_by="region")
+    pre = document["pre_training_bias_metrics"]
+    assert pre["label_value_or_threshold"] == "1" and list(pre["facets"]) == ["gender", "x1"]
+    assert pre["facets"]["x1"][0]["value_or_threshold"].startswith("(0.0, ")
+    values = {m["name"]: m["value"] for m in pre["facets"]["gender"][0]["metrics"]}
+    assert values["DPL"] > 0.2 and isinstance(values["CDDL"], float)
+    with pytest.raises(ArgumentError, match="no label of y is positive"):
+        bias_analysis(columns, label="y", facets=["gender"], positive=["yes"])
+
+
+def test_flip_test_without_scikit_learn_is_an_error_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.neighbors", None)  # import fails
+    value = bm.flip_test(np.zeros((4, 1)), np.array([True, False, True, False]), np.array([True] * 4))
+    assert value == bm.Unavailable("FT needs scikit-learn: pip install shipyard[sklearn]")
