@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 venv="${SHIPYARD_VENV:-.venv}"
 bash scripts/setup.sh         # the dev lock, exactly (refuses a lock made from another pyproject.toml)
 bash scripts/system-deps.sh   # Podman, a local registry, debootstrap (the image tests need them)
+bash scripts/clarify-ref.sh   # smclarify, the bias metrics' reference, in a directory of its own
 "$venv/bin/python" scripts/lock.py check --deep
 "$venv/bin/ruff" check src tests bench examples scripts
 "$venv/bin/mypy"

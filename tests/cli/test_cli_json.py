@@ -31,6 +31,7 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     registry = ["models-approval.v1.json", "models-list.v1.json", "models-show.v1.json", "register.v1.json"]
     runs = ["runs-show.v1.json", "runs.v1.json", "train.v1.json"]
     expected = ["bench.v1.json", "inspect.v1.json", "monitor-check.v1.json", "status.v1.json", "verify.v1.json"]
+    expected += ["monitor-bias.v1.json"]
     # expose and unexpose: run through the console script on a sagemaker deployment against moto, in
     # tests/deploy/test_expose_sagemaker.py::test_the_cli_exposes_and_unexposes_with_json
     public_api = ["expose.v1.json", "unexpose.v1.json"]
@@ -134,6 +135,41 @@ def test_monitor_check_json_is_what_it_wrote(tmp_path: Path) -> None:
     )  # fmt: skip
     assert same.returncode == 0, same.stderr
     assert parse(same, "monitor-check.v1.json")["passed"] is True
+
+
+@pytest.mark.integration
+def test_monitor_bias_json_is_what_it_wrote(tmp_path: Path) -> None:
+    rng = np.random.default_rng(18)
+    n = 3000
+    female = rng.random(n) < 0.4
+    y = (rng.random(n) < np.where(female, 0.3, 0.6)).astype(int)  # a planted disparity in the labels
+    pred = np.where(rng.random(n) < 0.9, y, 1 - y)
+    lines = "".join(f"{'female' if f else 'male'},{a},{b}\n" for f, a, b in zip(female, y, pred, strict=True))
+    (tmp_path / "data.csv").write_text("gender,y,pred\n" + lines)
+    out = tmp_path / "bias"
+    done = shipyard(
+        "monitor", "bias", str(tmp_path / "data.csv"), "--label", "y", "--facet", "gender", "--predicted", "pred",
+        "--out", str(out), "--output", "json",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    document = parse(done, "monitor-bias.v1.json")
+    assert document["schema"] == "shipyard.monitor-bias/1" and document["passed"] is False
+    assert document["rows"] == n and document["label_value_or_threshold"] == "1"
+    assert document["violations"] == json.loads((out / "bias_violations.json").read_text())["violations"]
+    analysis = json.loads((out / "analysis.json").read_text())
+    written = [
+        (m["value_or_threshold"], metric["name"], metric["value"])
+        for m in analysis["post_training_bias_metrics"]["facets"]["gender"]
+        for metric in m["metrics"]
+    ]
+    listed = [
+        (m["value_or_threshold"], m["metric"], m["value"]) for m in document["metrics"] if m["stage"] == "post_training"
+    ]
+    assert listed == written
+    assert document["files"]["analysis"] == str(out / "analysis.json")
+    cli = json.loads((SCHEMAS / "monitor-bias.v1.json").read_text())["$defs"]["violation"]
+    file_schema = json.loads((SCHEMAS.parent / "monitor" / "bias_violations.schema.json").read_text())
+    assert cli == file_schema["properties"]["violations"]["items"]
 
 
 def test_monitor_checks_violation_schema_is_the_violation_files_own() -> None:

@@ -1,4 +1,4 @@
-"""``shipyard monitor baseline|check|quality|report``: monitoring after launch (see docs/monitor.md).
+"""``shipyard monitor baseline|check|quality|bias|report``: monitoring after launch (see docs/monitor.md).
 
 Exit codes: 0 fine, 2 unusable input (MonitorError), 3 violations found — so a scheduler or CI can alert.
 """
@@ -221,6 +221,12 @@ _OPTION_OF: dict[str, str] = {
     "thresholds": "--threshold",
     "methods": "--method",
     "schema": "--schema",
+    "label": "--label",
+    "facets": "--facet",
+    "positive": "--positive",
+    "predicted": "--predicted",
+    "bundle": "--bundle",
+    "group_by": "--group-by",
 }
 _OPTION_OF.update(
     {"label": "--label", "facets": "--facet", "predicted": "--predicted", "agg": "--agg", "samples": "--samples"}
@@ -467,6 +473,152 @@ def quality(
         table.add_row(name, f"{value:.4f}", *(f"{w['metrics'].get(name, float('nan')):.4f}" for w in windows))
     out.print(table)
     _violations(result.violations, "metric_name", out_dir / "quality_violations.json")
+
+
+# the options of `bias`
+BiasData = Annotated[Path, typer.Argument(help="A data set with labels: .csv, .parquet or .jsonl.")]
+Label = Annotated[str, typer.Option("--label", "-l", help="The label column.")]
+Facets = Annotated[
+    list[str],
+    typer.Option(
+        "--facet", "-f", help="A sensitive column: gender (each value vs the rest), gender=female[,other], age>40."
+    ),
+]
+Positive = Annotated[
+    list[str], typer.Option("--positive", help="A positive label value (repeatable), or '>T' for label > T.")
+]
+Predicted = Annotated[str | None, typer.Option("--predicted", help="A column of predicted labels or scores.")]
+BiasBundle = Annotated[Path | None, typer.Option("--bundle", help="A bundle: predict the rows with it, in process.")]
+GroupBy = Annotated[str | None, typer.Option("--group-by", help="The group variable of CDDL and CDDPL.")]
+BiasThresholds = Annotated[
+    list[str], typer.Option("--threshold", "-t", help="METRIC=LOW:HIGH, the band a metric must stay in (DI=0.8:1.25).")
+]
+ScoreThreshold = Annotated[
+    float, typer.Option("--probability-threshold", help="Scores at or above it are predicted positive.")
+]
+
+
+def _bands(values: list[str]) -> dict[str, tuple[float, float]]:
+    bands = {}
+    for item in values:
+        name, _, band = item.partition("=")
+        low, sep, high = band.partition(":")
+        try:
+            bands[name.strip()] = (float(low) if low else float("-inf"), float(high) if high else float("inf"))
+            if not (name.strip() and sep):
+                raise ValueError
+        except ValueError:
+            raise MonitorError(
+                f"--threshold {item!r}: expected METRIC=LOW:HIGH, e.g. DI=0.8:1.25 or DPPL=-0.1:0.1"
+            ) from None
+    return bands
+
+
+@monitor_app.command("bias")
+def bias(
+    data: BiasData,
+    label: Label,
+    facet: Facets,
+    out_dir: ResultsDir = Path("bias"),
+    predicted: Predicted = None,
+    bundle: BiasBundle = None,
+    positive: Positive = ["1"],  # noqa: B006 (typer reads the default; it is never mutated)
+    group_by: GroupBy = None,
+    threshold: BiasThresholds = [],  # noqa: B006
+    probability_threshold: ScoreThreshold = 0.5,
+    output: Output = OUTPUT_OPTION,
+) -> None:
+    """Clarify's bias metrics (pre-training; post-training with --predicted or --bundle); exit 3 on violations."""
+    from shipyard.monitor.bias import run_bias
+
+    with _options():
+        result = run_bias(
+            data,
+            out_dir,
+            label=label,
+            facets=facet,
+            positive=positive,
+            predicted=predicted,
+            bundle=bundle,
+            group_by=group_by,
+            probability_threshold=probability_threshold,
+            thresholds=_bands(threshold),
+        )
+    _problems(result.problems.summary())
+    if output is Output.json:
+        print_json("monitor-bias", _bias_document(result, data))
+        if result.violations:
+            raise typer.Exit(EXIT_VIOLATIONS)
+        return
+    for table in _bias_tables(result):
+        out.print(table)
+    shown = [{**v, "where": f"{v['facet']}={v['facet_value']} {v['metric_name']}"} for v in result.violations]
+    _violations(shown, "where", out_dir / "bias_violations.json")
+
+
+def _bias_tables(result: Any) -> list[Table]:
+    """A table per facet and stage: a row per value_or_threshold, a column per metric (violations in red)."""
+    from shipyard.monitor.clarify import metric_value
+
+    flagged = {(v["facet"], v["facet_value"], v["metric_name"]) for v in result.violations}
+    tables = []
+    for section, stage in (
+        ("pre_training_bias_metrics", "pre-training"),
+        ("post_training_bias_metrics", "post-training"),
+    ):
+        for facet, entries in ((result.document.get(section) or {}).get("facets") or {}).items():
+            table = Table(title=f"{facet}: {stage} bias ({result.rows:,} rows)")
+            table.add_column("value_or_threshold")
+            table.add_column("rows", justify="right")
+            for metric in entries[0]["metrics"] if entries else []:
+                table.add_column(metric["name"], justify="right")
+            for entry in entries:
+                group = entry["value_or_threshold"]
+                cells = []
+                for metric in entry["metrics"]:
+                    value = metric_value(metric)
+                    text = "error" if value is None else f"{value:.3g}"
+                    cells.append(f"[red]{text}[/]" if (facet, group, metric["name"]) in flagged else text)
+                table.add_row(group, f"{result.group_sizes.get((facet, group), 0):,}", *cells)
+            tables.append(table)
+    return tables
+
+
+def _bias_document(result: Any, data: Path) -> dict[str, Any]:
+    """``monitor bias --output json`` (docs/schemas/monitor-bias.v1.json)."""
+    from shipyard.monitor.clarify import facet_metrics
+
+    facets = []
+    for section, stage in (
+        ("pre_training_bias_metrics", "pre_training"),
+        ("post_training_bias_metrics", "post_training"),
+    ):
+        for facet, group, metric in facet_metrics(result.document, section):
+            facets.append(
+                {
+                    "stage": stage,
+                    "facet": facet,
+                    "value_or_threshold": group,
+                    "rows": result.group_sizes.get((facet, group), 0),
+                    "metric": metric["name"],
+                    "value": metric["value"],
+                    "error": metric.get("error"),
+                }
+            )
+    pre = result.document.get("pre_training_bias_metrics") or {}
+    return {
+        "data": str(data),
+        "out": str(result.out),
+        "rows": result.rows,
+        "label": pre.get("label"),
+        "label_value_or_threshold": pre.get("label_value_or_threshold"),
+        "post_training": "post_training_bias_metrics" in result.document,
+        "passed": not result.violations,
+        "metrics": facets,
+        "violations": result.violations,
+        "problems": result.problems.summary(),
+        "files": {name: str(result.out / f"{name}.json") for name in ("analysis", "bias_violations")},
+    }
 
 
 @monitor_app.command("report")

@@ -1,0 +1,416 @@
+"""``shipyard monitor bias``: SageMaker Clarify's pre- and post-training bias metrics, checked against thresholds.
+
+    result = run_bias(Path("train.parquet"), Path("bias/"), label="y", facets=["gender", "age>40"],
+                      predicted="pred", group_by="region")
+    result.violations        # [{"facet": "gender", "facet_value": "female", "metric_name": "DI", …}]
+
+Writes ``analysis.json`` (Clarify's format, every metric smclarify 0.5 computes, with its values and errors)
+and ``bias_violations.json`` (Model Monitor's bias-drift entries, ``constraint_check_type``
+``bias_threshold_check``: a metric outside its ``[low, high]`` band). A group of fewer than 50 rows, or a
+metric that is an error or infinite, is a problem (reported), never a violation. How facets, labels and
+predictions are grouped: :mod:`shipyard.monitor.groups`; the formulas: :mod:`shipyard.monitor.bias_metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shipyard.errors import MonitorError
+from shipyard.monitor import bias_metrics as bm
+from shipyard.monitor.clarify import metric_entry, metric_value
+from shipyard.monitor.formats import write_json
+from shipyard.monitor.groups import FacetGroups, facet_groups, label_mask, missing_mask, parse_facet, predicted_mask
+from shipyard.monitor.problems import ArgumentError, Problems
+from shipyard.monitor.violations import java_double
+
+__all__ = ["DEFAULT_THRESHOLDS", "MIN_GROUP_ROWS", "BiasResult", "bias_analysis", "bias_violations", "run_bias"]
+
+# DI: the four-fifths rule, both ways; rate differences: 0.1 (over 5 standard errors at 5,000 rows, 20% a group)
+DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "DI": (0.8, 1.25),
+    **{name: (-0.1, 0.1) for name in ("DPPL", "DPL", "CDDL", "CDDPL", "AD", "RD", "DAR", "DRR")},
+}
+MIN_GROUP_ROWS = 50
+ALIASES = {"DCAcc": "DCA"}
+
+
+@dataclass
+class BiasResult:
+    document: dict[str, Any]
+    violations: list[dict[str, Any]]
+    problems: Problems
+    out: Path
+    rows: int
+    group_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+# -- the analysis ------------------------------------------------------------------------------------
+def _missing_column(columns: Mapping[str, np.ndarray], name: str, argument: str) -> np.ndarray:
+    if name not in columns:
+        raise ArgumentError(argument, name, f"no such column (columns: {', '.join(list(columns)[:12])})")
+    return np.asarray(columns[name])
+
+
+def _group_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    missing = missing_mask(values)
+    present = values[~missing]
+    if values.dtype.kind == "O":
+        present = present.astype(str)
+    uniques, inverse = np.unique(present, return_inverse=True)
+    codes = np.full(len(values), -1, np.int64)
+    codes[~missing] = inverse
+    return codes, len(uniques)
+
+
+def _features(columns: Mapping[str, np.ndarray], skip: set[str]) -> np.ndarray | None:
+    """The columns FT uses (all but the facet, label and prediction, as smclarify), or None if one is text."""
+    chosen = [np.asarray(v) for k, v in columns.items() if k not in skip]
+    if any(v.dtype.kind not in "biuf" for v in chosen):
+        return None
+    n = len(next(iter(columns.values())))
+    return np.column_stack([v.astype(np.float64) for v in chosen]) if chosen else np.empty((n, 0))
+
+
+def _entries(values: Mapping[str, bm.Value]) -> list[dict[str, Any]]:
+    return [
+        metric_entry(name, None, value.error) if isinstance(value, bm.Unavailable) else metric_entry(name, value)
+        for name, value in sorted(values.items())
+    ]
+
+
+def bias_analysis(
+    columns: Mapping[str, np.ndarray],
+    *,
+    label: str,
+    facets: Sequence[str],
+    positive: Sequence[str] = ("1",),
+    predicted: str | None = None,
+    group_by: str | None = None,
+    probability_threshold: float = 0.5,
+    pre_training: bool = True,
+    post_training: bool = True,
+    flip_test: bool = True,
+) -> dict[str, Any]:
+    """The analysis.json document of Clarify's bias metrics over ``columns`` (one 1-D array per column)."""
+    if not facets:
+        raise ArgumentError("facets", None, "name at least one facet column")
+    y_values = _missing_column(columns, label, "label")
+    p_values = _missing_column(columns, predicted, "predicted") if predicted is not None else None
+    y, label_text = label_mask(y_values, positive)
+    if not y.any():
+        seen = ", ".join(map(str, np.unique(y_values[~missing_mask(y_values)].astype(str))[:8]))
+        raise ArgumentError("positive", ",".join(positive), f"no label of {label} is positive (values: {seen})")
+    p = predicted_mask(p_values, y_values, positive, probability_threshold) if p_values is not None else None
+    group = _group_codes(_missing_column(columns, group_by, "group_by")) if group_by is not None else None
+    document: dict[str, Any] = {"version": "1.0"}
+    sections = {
+        "pre_training_bias_metrics": pre_training,
+        "post_training_bias_metrics": post_training and p is not None,
+    }
+    for section, wanted in sections.items():
+        if wanted:
+            document[section] = {"label": label, "label_value_or_threshold": label_text, "facets": {}}
+    ge = bm.generalized_entropy(_overall(y, p)) if p is not None else None
+    for text in facets:
+        spec = parse_facet(text)
+        groups = facet_groups(_missing_column(columns, spec.name, "facets"), spec)
+        tables = bm.count_tables(groups.codes, len(groups.names), y, p, *(group or (None, 0)))
+        features = None
+        if p is not None and post_training and flip_test:
+            features = _features(columns, {spec.name, label, *([predicted] if predicted else [])})
+        for section in sections:
+            if section in document:
+                document[section]["facets"][spec.name] = _facet_entries(
+                    section, groups, tables, ge, features, p, flip_test
+                )
+    return document
+
+
+def _overall(y: np.ndarray, p: np.ndarray | None) -> np.ndarray:
+    code = y.astype(np.int64) * 2 + (np.zeros(len(y), np.int64) if p is None else p.astype(np.int64))
+    return np.bincount(code, minlength=4).reshape(2, 2)
+
+
+def _facet_entries(
+    section: str,
+    groups: FacetGroups,
+    tables: bm.CountTables,
+    ge: bm.Value | None,
+    features: np.ndarray | None,
+    p: np.ndarray | None,
+    flip_test: bool,
+) -> list[dict[str, Any]]:
+    entries = []
+    for k, name in enumerate(groups.names):
+        counts = tables.versus(k)
+        if section == "pre_training_bias_metrics":
+            values = bm.pre_training(counts, tables.cdd_tables(k, predicted=False))
+        else:
+            ft = bm.flip_test(features, groups.codes == k, p) if flip_test and p is not None else None
+            values = bm.post_training(counts, tables.cdd_tables(k, predicted=True), ge, ft)
+        entries.append({"value_or_threshold": name, "metrics": _entries(values)})
+    return entries
+
+
+# -- thresholds --------------------------------------------------------------------------------------
+def _thresholds(given: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    chosen = dict(DEFAULT_THRESHOLDS)
+    known = set(bm.PRE_TRAINING) | set(bm.POST_TRAINING)
+    for name, (low, high) in (given or {}).items():
+        metric = ALIASES.get(name, name)
+        if metric not in known:
+            raise ArgumentError("thresholds", name, f"no such metric (one of {', '.join(sorted(known))})")
+        if not low <= high:
+            raise ArgumentError("thresholds", f"{name}={low}:{high}", "the low end is above the high end")
+        chosen[metric] = (low, high)
+    return chosen
+
+
+def bias_violations(
+    document: Mapping[str, Any],
+    thresholds: Mapping[str, tuple[float, float]],
+    sizes: Mapping[tuple[str, str], int],
+    rows: int,
+    problems: Problems,
+) -> list[dict[str, Any]]:
+    """Metrics outside their band, as Model Monitor's bias entries; groups (``sizes``: the rows of each facet
+    value, of ``rows`` in all) with fewer than 50 rows on either side, and errors, become problems."""
+    violations = []
+    for section in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+        for facet, entries in ((document.get(section) or {}).get("facets") or {}).items():
+            for entry in entries:
+                violations += _entry_violations(facet, entry, thresholds, sizes, rows, problems)
+    return violations
+
+
+def _entry_violations(
+    facet: str,
+    entry: Mapping[str, Any],
+    thresholds: Mapping[str, tuple[float, float]],
+    sizes: Mapping[tuple[str, str], int],
+    rows: int,
+    problems: Problems,
+) -> list[dict[str, Any]]:
+    group = str(entry["value_or_threshold"])
+    size = sizes.get((facet, group))
+    judged = [m for m in entry["metrics"] if m["name"] in thresholds]
+    if size is not None and min(size, rows - size) < MIN_GROUP_ROWS:
+        if judged:
+            problems.add(
+                "small group",
+                f"facet {facet} = {group!r}: {size:,} rows in the group, {rows - size:,} outside "
+                f"(< {MIN_GROUP_ROWS} on one side); not judged",
+            )
+        return []
+    found = []
+    for metric in judged:
+        value = metric_value(metric)
+        if value is None or not np.isfinite(value):
+            problems.add(
+                "metric unavailable",
+                f"facet {facet} = {group}: {metric['name']} is {metric.get('error') or metric['value']}; not judged",
+            )
+            continue
+        low, high = thresholds[metric["name"]]
+        if not low <= value <= high:
+            found.append(
+                {
+                    "facet": facet,
+                    "facet_value": group,
+                    "metric_name": metric["name"],
+                    "constraint_check_type": "bias_threshold_check",
+                    "description": f"Value {java_double(value)} does not meet the constraint requirement",
+                }
+            )
+    return found
+
+
+def _group_sizes(columns: Mapping[str, np.ndarray], facets: Sequence[str]) -> dict[tuple[str, str], int]:
+    sizes = {}
+    for text in facets:
+        spec = parse_facet(text)
+        groups = facet_groups(np.asarray(columns[spec.name]), spec)
+        counts = np.bincount(groups.codes + 1, minlength=len(groups.names) + 1)
+        for k, name in enumerate(groups.names):
+            sizes[(spec.name, name)] = int(counts[k + 1])
+    return sizes
+
+
+# -- files -------------------------------------------------------------------------------------------
+def _read_table(path: Path, wanted: Sequence[str] | None) -> pa.Table:
+    """The columns ``wanted`` (None: all) of a .csv, .parquet or .jsonl file, read with pyarrow."""
+    if not path.is_file():
+        raise MonitorError(f"{path}: no such file")
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path, columns=list(wanted) if wanted is not None else None)
+        if suffix in (".csv", ".csv.gz"):
+            import pyarrow.csv as pacsv
+
+            include = list(wanted) if wanted is not None else []
+            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=include))
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            import pyarrow.json as pajson
+
+            table = pajson.read_json(path)
+            return table.select(list(wanted)) if wanted is not None else table
+    except (pa.ArrowInvalid, KeyError, OSError) as exc:
+        raise MonitorError(f"{path}: cannot read the columns {', '.join(wanted or [])} ({exc})") from None
+    raise MonitorError(f"{path}: read .csv, .parquet or .jsonl files, not {suffix or 'this'}")
+
+
+def _schema_names(path: Path) -> list[str]:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    if suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        with pacsv.open_csv(path) as reader:
+            return list(reader.schema.names)
+    return list(_read_table(path, None).column_names)
+
+
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    kind = column.type
+    if pa.types.is_integer(kind) and column.null_count == 0:
+        return np.asarray(column.to_numpy())
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    if pa.types.is_boolean(kind) and column.null_count == 0:
+        return np.asarray(column.to_numpy(zero_copy_only=False), bool)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _is_numeric(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind))
+
+
+def _bundle_predictions(bundle: Path, table: pa.Table) -> np.ndarray:
+    """The bundle, loaded in this process, asked about the feature columns its schema names."""
+    from shipyard.bundle import Bundle
+    from shipyard.config import ServerConfig
+    from shipyard.handler import handler_for
+    from shipyard.monitor.baseline import schema_features
+
+    names, _ = schema_features(bundle)
+    absent = [n for n in names if n not in table.column_names]
+    if not names or absent:
+        raise MonitorError(f"{bundle}: the data lack the model's features {', '.join(absent or ['(none named)'])}")
+    rows = np.column_stack([_numpy(table.column(n)).astype(np.float64) for n in names])
+    handler = handler_for(Bundle.open(bundle), ServerConfig.from_env({}))
+    handler.load()
+    answers = np.asarray(handler.predict(rows))
+    if answers.ndim == 2 and answers.shape[1] == 2:
+        answers = answers[:, 1]  # the positive class's probability
+    return answers.reshape(len(rows), -1)[:, 0] if answers.ndim > 1 else answers
+
+
+def run_bias(
+    data: Path,
+    out: Path,
+    *,
+    label: str,
+    facets: Sequence[str],
+    positive: Sequence[str] = ("1",),
+    predicted: str | None = None,
+    bundle: Path | None = None,
+    group_by: str | None = None,
+    probability_threshold: float = 0.5,
+    thresholds: Mapping[str, tuple[float, float]] | None = None,
+) -> BiasResult:
+    """The steps: read the columns needed → (predict with the bundle) → analysis → judge → write the two files."""
+    if predicted is not None and bundle is not None:
+        raise ArgumentError("bundle", str(bundle), "give either predicted or bundle, not both")
+    chosen = _thresholds(thresholds)
+    data = Path(data)
+    names = _schema_names(data)
+    specs = [parse_facet(text) for text in facets]
+    wanted = [("label", label), *(("facets", s.name) for s in specs), ("predicted", predicted), ("group_by", group_by)]
+    needed = [name for _, name in wanted if name is not None]
+    for argument, name in wanted:
+        if name is not None and name not in names:
+            raise ArgumentError(argument, name, f"no such column in {data} (columns: {', '.join(names[:12])})")
+    table = _read_table(data, list(dict.fromkeys(needed)))
+    columns: dict[str, np.ndarray] = {name: _numpy(table.column(name)) for name in table.column_names}
+    post = predicted is not None or bundle is not None
+    extra: dict[str, np.ndarray] = {}
+    predicted_name = predicted
+    if post:
+        everything = _read_table(data, None) if bundle is not None else None
+        extra = _ft_columns(data, names, set(needed), everything)
+        if bundle is not None:
+            assert everything is not None
+            predicted_name = "__shipyard_predicted__"
+            columns[predicted_name] = _bundle_predictions(bundle, everything)
+    problems = Problems()
+    document = bias_analysis(
+        {**columns, **extra},
+        label=label,
+        facets=facets,
+        positive=positive,
+        predicted=predicted_name,
+        group_by=group_by,
+        probability_threshold=probability_threshold,
+        pre_training=True,
+        post_training=post,
+    )
+    _missing_problems(columns, label, specs, problems)
+    sizes = _group_sizes(columns, facets)
+    violations = bias_violations(document, chosen, sizes, table.num_rows, problems)
+    out = Path(out)
+    write_json(out / "analysis.json", document)
+    write_json(out / "bias_violations.json", {"version": "1.0", "violations": violations})
+    return BiasResult(document, violations, problems, out, table.num_rows, sizes)
+
+
+_TEXT_MARK = np.array(["text"], dtype=object)
+
+
+def _ft_columns(data: Path, names: list[str], needed: set[str], everything: pa.Table | None) -> dict[str, np.ndarray]:
+    """The other columns FT uses: all numeric ones (a text column stands in as one mark, so FT reports
+    smclarify's 'does not support non-numeric columns' without reading it)."""
+    rest = [n for n in names if n not in needed]
+    if not rest:
+        return {}
+    if everything is not None:
+        table = everything.select(rest)
+    else:
+        table = _read_table(data, rest) if data.suffix.lower() != ".parquet" else None
+    if table is None:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(data)
+        numeric = [n for n in rest if _is_numeric(schema.field(n).type)]
+        text = [n for n in rest if n not in numeric]
+        table = pq.read_table(data, columns=numeric)
+        found = {n: _numpy(table.column(n)) for n in numeric}
+        if text:
+            found[text[0]] = np.repeat(_TEXT_MARK, table.num_rows if numeric else _rows(data))
+        return {n: found[n] for n in rest if n in found}
+    return {n: _numpy(table.column(n)) for n in rest}
+
+
+def _rows(data: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(data).metadata.num_rows)
+
+
+def _missing_problems(columns: Mapping[str, np.ndarray], label: str, specs: Sequence[Any], problems: Problems) -> None:
+    for name in [label, *(s.name for s in specs)]:
+        missing = int(missing_mask(columns[name]).sum())
+        if missing:
+            what = "label" if name == label else "facet"
+            problems.add("missing values", f"{what} {name}: {missing:,} missing values (Clarify keeps them; see docs)")
