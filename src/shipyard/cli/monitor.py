@@ -665,3 +665,97 @@ def report(
             out.print(_shap_table(part.document, part.baseline, "explainability"))
     colour = "red" if total else "green"
     out.print(f"[{colour}]{total} violations[/]; report: {result.html_path} ({len(result.images)} images)")
+
+
+@monitor_app.command("explain")
+def explain(
+    bundle: Path = typer.Argument(..., help="The model bundle to explain (loaded in this process)."),
+    data: Path = typer.Argument(..., help="Rows to explain: .csv, .parquet or .jsonl with the model's input features."),
+    baseline: str = typer.Option(
+        "1", "--baseline", help="K (K-means centres of the rows; 1: the mean row) or a file of baseline rows."
+    ),
+    samples: int | None = typer.Option(
+        None, "--samples", help="Coalitions per row (Clarify's num_samples).", show_default="2M+2048, ≤ 2^M−2"
+    ),
+    agg: str = typer.Option("mean_abs", "--agg", help="Global values: mean_abs, median (signed) or mean_sq."),
+    logit: bool = typer.Option(False, "--logit", help="SHAP values in log-odds (Clarify's use_logit)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampled coalitions and of K-means."),
+    label_headers: str | None = typer.Option(
+        None, "--label-headers", help="Names of the model's outputs, comma-separated.", show_default="label0, label1…"
+    ),
+    rows: int | None = typer.Option(None, "--rows", help="Explain only the first N rows.", show_default="all"),
+    out_dir: Path = typer.Option(Path("explain"), "--out", "-o", help="Directory for analysis.json and the rest."),
+    output: Output = OUTPUT_OPTION,
+) -> None:
+    """Kernel SHAP of a bundle, as SageMaker Clarify computes it: analysis.json, explanations_shap/out.csv."""
+    from shipyard.monitor.explain import run_explain
+
+    chosen: int | Path = int(baseline) if baseline.strip().isdigit() else Path(baseline)
+    headers = [h.strip() for h in label_headers.split(",")] if label_headers else None
+    with _options(), _progress(output is Output.table) as progress:
+        result = run_explain(
+            bundle, data, out_dir, baseline=chosen, samples=samples, agg=agg, use_logit=logit, seed=seed,
+            label_headers=headers, max_rows=rows, progress=progress,
+        )  # fmt: skip
+    _problems(result.problems.summary())
+    if output is Output.json:
+        print_json("monitor-explain", _explain_document(result, agg, logit, seed))
+        return
+    out.print(
+        f"Kernel SHAP of {result.rows:,} rows against {len(result.baseline)} baseline rows, "
+        f"up to {result.samples:,} coalitions a row",
+        highlight=False,
+    )
+    for label, entry in result.document["explanations"]["kernel_shap"].items():
+        ranked = sorted(entry["global_shap_values"].items(), key=lambda item: abs(item[1]), reverse=True)
+        table = Table(title=f"{label} (expected value {entry['expected_value']:.4g})")
+        table.add_column("feature")
+        table.add_column(f"SHAP ({agg})", justify="right")
+        for name, value in ranked[:15]:
+            table.add_row(name, f"{value:.4g}")
+        if len(ranked) > 15:
+            table.caption = f"… {len(ranked) - 15} more features ({out_dir}/analysis.json)"
+        out.print(table)
+    out.print(f"wrote {', '.join(str(p) for p in result.files.values())}", highlight=False)
+
+
+@contextmanager
+def _progress(show: bool) -> Iterator[Any]:
+    """A progress bar on stderr for long explanations (none for ``--output json`` or a quiet run)."""
+    if not show:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("explaining", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+_OPTION_OF.update({"baseline": "--baseline", "samples": "--samples", "agg": "--agg", "use_logit": "--logit"})
+_OPTION_OF.update({"label_headers": "--label-headers", "max_rows": "--rows"})
+
+
+def _explain_document(result: Any, agg: str, logit: bool, seed: int) -> dict[str, Any]:
+    """``monitor explain --output json`` (docs/schemas/monitor-explain.v1.json): analysis.json's explanations,
+    the settings (as Clarify's SHAPConfig names them) and the files written."""
+    return {
+        "out": str(result.out),
+        "rows": result.rows,
+        "features": result.features,
+        "labels": result.labels,
+        "shap": {
+            "num_samples": result.samples,
+            "baseline_rows": len(result.baseline),
+            "agg_method": agg,
+            "use_logit": logit,
+            "seed": seed,
+        },
+        "explanations": result.document["explanations"],
+        "problems": result.problems.to_dict(),
+        "files": {name: str(path) for name, path in result.files.items()},
+    }
