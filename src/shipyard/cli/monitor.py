@@ -52,17 +52,17 @@ def _problems(lines: list[str]) -> None:
 
 # the options of `baseline --bias` / `--explain` (module-level, so the command's signature stays short)
 BiasFlag = Annotated[bool, typer.Option("--bias", help="Also a bias baseline: OUT/bias/ (post-training metrics).")]
-Label = Annotated[str | None, typer.Option("--label", help="--bias: the column of true labels.")]
-Facets = Annotated[
+BaselineLabel = Annotated[str | None, typer.Option("--label", help="--bias: the column of true labels.")]
+BaselineFacets = Annotated[
     list[str], typer.Option("--facet", help="--bias: gender, gender=female[,other] or age>40 (repeatable).")
 ]
-Predicted = Annotated[
+BaselinePredicted = Annotated[
     str | None, typer.Option("--predicted", help="--bias: a column of the model's predictions (else --bundle).")
 ]
-Positive = Annotated[
+BaselinePositive = Annotated[
     list[str], typer.Option("--positive", help="--bias: the positive label value(s), or '>T' (default 1).")
 ]
-GroupBy = Annotated[str | None, typer.Option("--group-by", help="--bias: the group column of CDDL/CDDPL.")]
+BaselineGroupBy = Annotated[str | None, typer.Option("--group-by", help="--bias: the group column of CDDL/CDDPL.")]
 ExplainFlag = Annotated[
     bool, typer.Option("--explain", help="Also an explainability baseline (needs --bundle): OUT/explain/.")
 ]
@@ -94,11 +94,11 @@ def baseline(
     exclude: list[str] = typer.Option([], "--exclude", "-x", help="A column that is not a model input (the label)."),
     header: bool = typer.Option(True, "--header/--no-header", help="Whether a CSV's first line names the columns."),
     bias: BiasFlag = False,
-    label: Label = None,
-    facet: Facets = [],  # noqa: B006 (typer reads the default; it is never mutated)
-    predicted: Predicted = None,
-    positive: Positive = [],  # noqa: B006
-    group_by: GroupBy = None,
+    label: BaselineLabel = None,
+    facet: BaselineFacets = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    predicted: BaselinePredicted = None,
+    positive: BaselinePositive = [],  # noqa: B006
+    group_by: BaselineGroupBy = None,
     probability_threshold: ProbabilityThreshold = 0.5,
     explain: ExplainFlag = False,
     bundle: ModelBundle = None,
