@@ -264,3 +264,39 @@ def test_the_join_keeps_requests_answers_and_labels_row_by_row(tmp_path: Path) -
         assert predicted - whole * 10 == actual - whole * 100 == round((a - whole) * 4)
     assert any("r4: 3 predictions but 2 labels" in m for m in problems.summary())
     assert any("r12: 3 request rows but 2 labels" in m for m in problems.summary())
+
+
+def test_the_rows_explained_are_a_seeded_bounded_sample(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from monitor_helpers import T0, write_capture
+
+    from shipyard.monitor import sources
+    from shipyard.monitor.joined import sample_rows
+    from shipyard.monitor.problems import Problems
+
+    n = 3000
+    pq.write_table(
+        pa.table({"a": np.arange(n, dtype=float), "b": -np.arange(n), "c": ["x"] * n}), tmp_path / "d.parquet"
+    )
+    rows, seen = sample_rows(tmp_path / "d.parquet", ["b", "a"], 200, seed=3, problems=Problems())
+    assert seen == n and rows.shape == (200, 2)
+    assert np.array_equal(rows[:, 0], -rows[:, 1]) and np.all(np.diff(rows[:, 1]) > 0)  # the source's order
+    assert 1000 < rows[:, 1].mean() < 2000  # spread over the whole file, not its first rows
+    again, _ = sample_rows(tmp_path / "d.parquet", ["b", "a"], 200, seed=3, problems=Problems())
+    assert np.array_equal(rows, again)
+    assert not np.array_equal(
+        rows, sample_rows(tmp_path / "d.parquet", ["b", "a"], 200, seed=4, problems=Problems())[0]
+    )
+    whole, _ = sample_rows(tmp_path / "d.parquet", ["a"], 5000, problems=Problems())
+    assert np.array_equal(whole[:, 0], np.arange(n))
+    # captured CSV requests, read in many small blocks: the sample never holds more than the limit
+    body = [(T0 + i, "text/csv", f"{i},{-i}".encode()) for i in range(n)]
+    write_capture(tmp_path / "capture", body)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources, "BLOCK_BYTES", 4096)
+        rows, seen = sample_rows(tmp_path / "capture", ["a", "b"], 100, seed=1, problems=Problems())
+    assert seen == n and rows.shape == (100, 2) and np.array_equal(rows[:, 0], -rows[:, 1])
+    with pytest.raises(MonitorError, match="SHAP values need numeric features"):
+        sample_rows(tmp_path / "d.parquet", ["c"], 10, problems=Problems())

@@ -34,7 +34,7 @@ import numpy as np
 
 from shipyard.errors import MonitorError
 from shipyard.monitor import violations as report
-from shipyard.monitor.baseline import EXPLAIN_ROWS, PREDICTED, feature_matrix, predicted_labels
+from shipyard.monitor.baseline import EXPLAIN_ROWS, PREDICTED, predicted_labels
 from shipyard.monitor.clarify_drift import (
     ATTRIBUTION_THRESHOLD,
     attribution_drift_violations,
@@ -56,7 +56,7 @@ from shipyard.monitor.drift import (
     numeric_scores,
 )
 from shipyard.monitor.formats import feature_statistics, read_json, statistics_document, write_json
-from shipyard.monitor.joined import conform, join_capture, label_array, read_columns
+from shipyard.monitor.joined import conform, join_capture, label_array, sample_rows
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
@@ -618,12 +618,9 @@ def _attribution_drift(
     shap = config["methods"]["shap"]
     features = [str(n) for n in config["headers"]]
     problems = Problems()
-    columns = read_columns(source, names=features, header=header, span=span, problems=problems)
-    rows = feature_matrix(columns, features, source)
     seed = int(shap.get("seed", 0))
     most = int(limit or settings.get("max_rows") or EXPLAIN_ROWS)
-    if len(rows) > most:
-        rows = rows[np.sort(np.random.default_rng(seed).choice(len(rows), most, replace=False))]
+    rows, _ = sample_rows(source, features, most, seed=seed, header=header, span=span, problems=problems)
     predict, _ = bundle_predictor(model)
     label_headers = (config.get("predictor") or {}).get("label_headers")
     part.document, _ = explain_analysis(

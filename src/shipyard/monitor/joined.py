@@ -15,7 +15,7 @@ the same way, so a baseline and a check see the same types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "join_capture",
     "label_array",
     "read_columns",
+    "sample_rows",
     "table_columns",
 ]
 
@@ -177,12 +178,8 @@ def read_columns(
     """The columns of a data file (or of captured requests), one 1-D array each (see :func:`table_columns`);
     ``columns``: only these (a missing one is an error)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq") and not is_capture(path):
-        try:
-            table = pq.read_table(path, columns=list(columns) if columns is not None else None)
-        except (pa.ArrowInvalid, OSError, KeyError) as exc:
-            raise MonitorError(f"{path}: cannot read {list(columns or [])} ({exc})") from None
+    if path.suffix.lower() in (".parquet", ".pq") and not is_capture(path):
+        table = _parquet_columns(path, columns)
     else:
         start, end = (span.start, span.end) if span is not None else (None, None)
         chunks = [
@@ -198,6 +195,61 @@ def read_columns(
             raise MonitorError(f"{path} has no column {', '.join(missing)} (it has {', '.join(list(found)[:20])})")
         return {c: found[c] for c in columns}
     return found
+
+
+def sample_rows(
+    path: Path,
+    features: Sequence[str],
+    limit: int,
+    *,
+    seed: int = 0,
+    header: bool = True,
+    span: Span | None = None,
+    problems: Problems,
+) -> tuple[np.ndarray, int]:
+    """A seeded uniform sample of at most ``limit`` rows of ``features`` (a float matrix, in the source's
+    order), read in one streaming pass that holds no more than ``limit`` rows; and how many rows there were.
+
+    Each row gets a random key; the ``limit`` smallest keys are kept (the same rows for the same seed).
+    """
+    rng = np.random.default_rng(seed)
+    kept = np.empty((0, len(features)))
+    keys = np.empty(0)
+    order = np.empty(0, dtype=np.int64)
+    seen = 0
+    start, end = (span.start, span.end) if span is not None else (None, None)
+    if path.suffix.lower() in (".parquet", ".pq") and not is_capture(path):
+        # Parquet comes a few columns at a time from read_chunks: take the features' columns whole
+        tables: Iterator[pa.Table] = iter([_parquet_columns(path, features)])
+    else:
+        chunks = read_chunks(path, names=features, since=start, until=end, header=header, problems=problems)
+        tables = (chunk.table for chunk in chunks)
+    for table in tables:
+        missing = [f for f in features if f not in table.column_names]
+        if missing:
+            raise MonitorError(f"{path}: no column {', '.join(missing[:5])} (the features are {', '.join(features)})")
+        try:
+            rows = np.column_stack([column_array(table.column(f)).astype(np.float64) for f in features])
+        except (TypeError, ValueError) as exc:
+            raise MonitorError(f"{path}: SHAP values need numeric features ({exc})") from None
+        chunk_keys = rng.random(len(rows))
+        kept, keys = np.concatenate([kept, rows]), np.concatenate([keys, chunk_keys])
+        order = np.concatenate([order, np.arange(seen, seen + len(rows))])
+        seen += len(rows)
+        if len(keys) > limit:
+            best = np.argpartition(keys, limit - 1)[:limit]
+            kept, keys, order = kept[best], keys[best], order[best]
+    if not seen:
+        raise MonitorError(f"{path}: no rows to explain")
+    back = np.argsort(order)
+    return kept[back], seen
+
+
+def _parquet_columns(path: Path, columns: Sequence[str] | None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=list(columns) if columns is not None else None)
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise MonitorError(f"{path}: cannot read {list(columns or [])} ({exc})") from None
 
 
 def table_columns(table: pa.Table) -> dict[str, np.ndarray]:
