@@ -15,9 +15,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bias_helpers import adult_like, columns_of, planted, smclarify, write
+from bias_helpers import adult_like, clarify_ref_dir, columns_of, planted, smclarify, write
 
 from shipyard.monitor.bias import bias_analysis
+
+
+@pytest.fixture(scope="session")
+def clarify_ref() -> Path:
+    """smclarify's directory, installed by scripts/clarify-ref.sh when it is missing (never skipped)."""
+    return clarify_ref_dir()
 
 
 def _cases(tmp: Path) -> list[dict[str, Any]]:
@@ -78,9 +84,9 @@ def _compare(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], where: st
             assert m.get("error") == r.get("error"), at
 
 
-def test_every_metric_equals_smclarify(tmp_path: Path) -> None:
+def test_every_metric_equals_smclarify(tmp_path: Path, clarify_ref: Path) -> None:
     cases = _cases(tmp_path)
-    answers = smclarify(cases, tmp_path)
+    answers = smclarify(cases, tmp_path, clarify_ref)
     for case, answer in zip(cases, answers, strict=True):
         where = f"{Path(case['data']).name} {case['facet']}={case['values']}"
         assert "error" not in answer, f"{where}: {answer}"
