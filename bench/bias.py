@@ -215,7 +215,8 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
         f"| pre + post metrics (no FT), wall (s) | {m['shipyard']['wall_s']:.2f} | {m['smclarify']['wall_s']:.2f} "
         f"| {m['time_ratio']:.3f} |",
-        f"| … of it importing and reading the file (s) | {m['shipyard']['load_s']:.2f} | {m['smclarify']['load_s']:.2f} | |",
+        f"| … of it importing and reading the file (s) | {m['shipyard']['load_s']:.2f} | "
+        f"{m['smclarify']['load_s']:.2f} | |",
         f"| … of it computing (s) | {m['shipyard']['compute_s']:.2f} | {m['smclarify']['compute_s']:.2f} | |",
         f"| peak RSS of the process (MB) | {m['shipyard']['peak_rss_mb']:.0f} | {m['smclarify']['peak_rss_mb']:.0f} "
         f"| {m['memory_ratio']:.3f} |",

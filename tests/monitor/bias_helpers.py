@@ -20,19 +20,19 @@ RUNNER = Path(__file__).with_name("clarify_ref.py")
 
 
 def clarify_ref_dir() -> Path:
-    """``<repo>/.clarify-ref`` (smclarify), installed by scripts/clarify-ref.sh when it is missing."""
-    target = REPO / ".clarify-ref"
-    if not (target / "smclarify").is_dir():
-        env = {**os.environ, "SHIPYARD_VENV": str(Path(sys.executable).parents[1])}
-        subprocess.run(["bash", str(REPO / "scripts" / "clarify-ref.sh")], check=True, env=env)
-    return target
+    """``<repo>/.clarify-ref`` (smclarify), made by scripts/clarify-ref.sh (which does nothing when it holds the
+    lock's packages already)."""
+    env = {**os.environ, "SHIPYARD_VENV": str(Path(sys.executable).parents[1])}
+    subprocess.run(["bash", str(REPO / "scripts" / "clarify-ref.sh")], check=True, env=env)
+    return REPO / ".clarify-ref"
 
 
-def smclarify(cases: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
-    """bias_report's answers to ``cases`` (see clarify_ref.py), all in one subprocess."""
+def smclarify(cases: list[dict[str, Any]], tmp: Path, reference: Path) -> list[dict[str, Any]]:
+    """bias_report's answers to ``cases`` (see clarify_ref.py), all in one subprocess; ``reference``: the
+    directory smclarify is installed in (:func:`clarify_ref_dir`)."""
     config = tmp / f"cases-{len(list(tmp.glob('cases-*.json')))}.json"
     config.write_text(json.dumps(cases))
-    env = {**os.environ, "PYTHONPATH": str(clarify_ref_dir())}
+    env = {**os.environ, "PYTHONPATH": str(reference)}
     done = subprocess.run(
         [sys.executable, str(RUNNER), str(config)], capture_output=True, text=True, env=env, timeout=600
     )

@@ -3,7 +3,8 @@
 The data sets: a planted disparity (text facet, text group variable), a multi-valued integer facet one vs
 all and with two values, continuous facets with a threshold (floats, and integers with ≥ 5% distinct
 values), an integer facet typed categorical by the 5% rule, a label threshold, missing facet values,
-adult-like numeric data (FT runs, with k = 5 and k = 1). Values must agree within 1e-9; value_or_threshold,
+adult-like numeric data (FT runs, with k = 5 and k = 1), scores (Shipyard's labels at 0.5 against smclarify
+given those labels). Values must agree within 1e-9; value_or_threshold,
 label_value_or_threshold, metric names, descriptions and error messages must be the same strings.
 """
 
@@ -15,9 +16,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bias_helpers import adult_like, columns_of, planted, smclarify, write
+from bias_helpers import adult_like, clarify_ref_dir, columns_of, planted, smclarify, write
 
 from shipyard.monitor.bias import bias_analysis
+
+
+@pytest.fixture(scope="session")
+def clarify_ref() -> Path:
+    """smclarify's directory, installed by scripts/clarify-ref.sh when it is missing (never skipped)."""
+    return clarify_ref_dir()
 
 
 def _cases(tmp: Path) -> list[dict[str, Any]]:
@@ -58,6 +65,11 @@ def _cases(tmp: Path) -> list[dict[str, Any]]:
     extreme["y"] = np.where(extreme["gender"] == "female", 1, extreme["y"])  # all of d positive: KL < 0
     extreme["pred"] = np.where(extreme["gender"] == "male", 1, extreme["pred"])
     add(write(extreme, tmp / "extreme.parquet"), "gender", None, group="region")
+    scored = planted(rng, 3000)
+    scored["score"] = np.clip(scored["pred"] * 0.6 + rng.uniform(0, 0.4, 3000), 0, 1)
+    scored["pred"] = (scored["score"] >= 0.5).astype(np.int64)  # what smclarify gets: the labels at 0.5
+    ours = {"predicted": "score", "drop": ["pred"]}  # what Shipyard gets: the scores
+    add(write(scored, tmp / "scores.parquet"), "gender", None, group="region", drop=["score"], ours=ours)
     return cases
 
 
@@ -78,19 +90,20 @@ def _compare(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], where: st
             assert m.get("error") == r.get("error"), at
 
 
-def test_every_metric_equals_smclarify(tmp_path: Path) -> None:
+def test_every_metric_equals_smclarify(tmp_path: Path, clarify_ref: Path) -> None:
     cases = _cases(tmp_path)
-    answers = smclarify(cases, tmp_path)
+    answers = smclarify(cases, tmp_path, clarify_ref)
     for case, answer in zip(cases, answers, strict=True):
         where = f"{Path(case['data']).name} {case['facet']}={case['values']}"
         assert "error" not in answer, f"{where}: {answer}"
         spec = case["facet"] + ("=" + ",".join(case["values"]) if case["values"] else "")
+        ours = case.pop("ours", {})
         document = bias_analysis(
-            columns_of(Path(case["data"]), case["drop"]),
+            columns_of(Path(case["data"]), ours.get("drop", case["drop"])),
             label="y",
             facets=[spec],
             positive=case["positive"],
-            predicted="pred",
+            predicted=ours.get("predicted", "pred"),
             group_by=case["group"],
         )
         pre, post = document["pre_training_bias_metrics"], document["post_training_bias_metrics"]

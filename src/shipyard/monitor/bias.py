@@ -313,8 +313,13 @@ def _bundle_predictions(bundle: Path, table: pa.Table) -> np.ndarray:
     handler.load()
     answers = np.asarray(handler.predict(rows))
     if answers.ndim == 2 and answers.shape[1] == 2:
-        answers = answers[:, 1]  # the positive class's probability
-    return answers.reshape(len(rows), -1)[:, 0] if answers.ndim > 1 else answers
+        return np.asarray(answers[:, 1], np.float64)  # the positive class's probability
+    if answers.ndim > 1 and answers.size != len(rows):
+        raise MonitorError(
+            f"{bundle}: the model answers {answers.shape[1:]} values a row; bias needs one label or score a row "
+            "(or two class probabilities): predict elsewhere and pass --predicted COLUMN"
+        )
+    return answers.reshape(len(rows))
 
 
 def run_bias(
