@@ -5,7 +5,7 @@ Exit codes: 0 fine, 2 unusable input (MonitorError), 3 violations found — so a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -307,7 +307,8 @@ def check(
             continue
         _problems(part.problems.summary())
         if part.kind == "bias" and part.document is not None:
-            out.print(_bias_table(part.document, part.baseline, f"bias drift: {part.rows:,} labelled rows"))
+            title = f"bias drift: {part.rows:,} labelled rows"
+            out.print(_bias_table(part.document, part.baseline, title, part.violations))
         elif part.document is not None:
             out.print(_shap_table(part.document, part.baseline, f"attribution drift: {part.rows:,} rows explained"))
             scores = ", ".join(f"{label} {score:.4f}" for label, score in part.scores.items())
@@ -318,27 +319,30 @@ def check(
         raise typer.Exit(EXIT_VIOLATIONS)
 
 
-def _bias_table(document: dict[str, Any], baseline: dict[str, Any] | None, title: str) -> Table:
-    """A bias analysis' metrics per facet value (and the baseline's value, with the drift rule's verdict)."""
-    from shipyard.monitor.clarify_drift import bias_metrics, ideal
+def _bias_table(
+    document: dict[str, Any], baseline: dict[str, Any] | None, title: str, violations: Sequence[dict[str, Any]] = ()
+) -> Table:
+    """A bias analysis' metrics per facet value (next to the baseline's value, and marked where a violation)."""
+    from shipyard.monitor.clarify_drift import bias_metrics
 
     reference = {key[:4]: key[4] for key in bias_metrics(baseline or {})}
+    flagged = {(v.get("facet"), v.get("facet_value"), v.get("metric_name")) for v in violations}
     table = Table(title=title)
     for column in (
         "facet",
         "value",
         "metric",
         "current" if baseline else "value",
-        *(("baseline", "") if baseline else ()),
+        *(("baseline",) if baseline else ()),
+        "",
     ):
         table.add_column(column)
     for stage, facet, value_or_threshold, name, value in bias_metrics(document):
-        shown = "-" if value is None else f"{value:.4g}"
-        cells = [facet, value_or_threshold, name, shown]
+        cells = [facet, value_or_threshold, name, "-" if value is None else f"{value:.4g}"]
         if baseline is not None:
             base = reference.get((stage, facet, value_or_threshold, name))
-            worse = value is not None and base is not None and abs(value - ideal(name)) > abs(base - ideal(name))
-            cells += ["-" if base is None else f"{base:.4g}", "[red]worse[/]" if worse else ""]
+            cells.append("-" if base is None else f"{base:.4g}")
+        cells.append("[red]violation[/]" if (facet, value_or_threshold, name) in flagged else "")
         table.add_row(*cells)
     return table
 
@@ -660,9 +664,10 @@ def report(
             continue
         total += len(part.violations)
         if part.kind == "bias":
-            out.print(_bias_table(part.document, part.baseline, "bias" if part.baseline is None else "bias drift"))
+            title = "bias" if part.baseline is None else "bias drift"
+            out.print(_bias_table(part.document, part.baseline, title, part.violations))
         else:
-            out.print(_shap_table(part.document, part.baseline, "explainability"))
+            out.print(_shap_table(part.document, part.baseline, "attribution drift" if part.baseline else "SHAP"))
     colour = "red" if total else "green"
     out.print(f"[{colour}]{total} violations[/]; report: {result.html_path} ({len(result.images)} images)")
 
