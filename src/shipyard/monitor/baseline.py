@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from shipyard.errors import MonitorError
+from shipyard.monitor.bias import bias_analysis
 from shipyard.monitor.clarify_drift import bias_config, explain_config, facet_config
+from shipyard.monitor.explain import bundle_predictor, run_explain
 from shipyard.monitor.formats import constraints_document, feature_statistics, statistics_document, write_json
 from shipyard.monitor.joined import column_kind, label_array, read_columns
 from shipyard.monitor.problems import ArgumentError, Problems
@@ -170,8 +172,6 @@ def _bias_baseline(
     data: Path, out: Path, options: BiasOptions, features: list[str], header: bool, problems: Problems
 ) -> dict[str, Any]:
     """The post-training bias metrics of ``data`` (the model's predictions from a column or from the bundle)."""
-    from shipyard.monitor.bias import bias_analysis
-
     if options.predicted is None and options.bundle is None:
         raise ArgumentError("predicted", None, "a bias baseline needs predictions: a column of them, or a bundle")
     columns = read_columns(data, header=header, problems=problems)
@@ -222,8 +222,6 @@ def _bias_baseline(
 
 def _predict(bundle: Path, columns: dict[str, np.ndarray], data: Path) -> np.ndarray:
     """The bundle's predictions for the rows of ``columns`` (its input features, in its order)."""
-    from shipyard.monitor.explain import bundle_predictor
-
     predict, features = bundle_predictor(bundle)
     return predicted_labels(predict(feature_matrix(columns, features, data)))
 
@@ -242,8 +240,6 @@ def feature_matrix(columns: dict[str, np.ndarray], features: Sequence[str], wher
 def _explain_baseline(data: Path, out: Path, options: ExplainOptions) -> dict[str, Any]:
     """Global SHAP values of a seeded sample of ``data`` (via ``monitor.explain.run_explain``), and the
     monitoring config holding the SHAP baseline rows a check explains traffic against."""
-    from shipyard.monitor.explain import run_explain
-
     result = run_explain(
         options.bundle,
         data,

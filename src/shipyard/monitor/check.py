@@ -35,6 +35,8 @@ import numpy as np
 from shipyard.errors import MonitorError
 from shipyard.monitor import violations as report
 from shipyard.monitor.baseline import EXPLAIN_ROWS, PREDICTED, predicted_labels
+from shipyard.monitor.bias import bias_analysis
+from shipyard.monitor.clarify import read_analysis
 from shipyard.monitor.clarify_drift import (
     ATTRIBUTION_THRESHOLD,
     attribution_drift_violations,
@@ -55,11 +57,13 @@ from shipyard.monitor.drift import (
     holm_levels,
     numeric_scores,
 )
+from shipyard.monitor.explain import bundle_predictor, explain_analysis
 from shipyard.monitor.formats import feature_statistics, read_json, statistics_document, write_json
 from shipyard.monitor.joined import conform, join_capture, label_array, sample_rows
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
+from shipyard.monitor.quality import read_ground_truth
 from shipyard.monitor.sources import Span, coalesced, is_capture, iso_time, prefetched, read_chunks
 
 __all__ = ["CATEGORICAL_METHODS", "NUMERIC_METHODS", "CheckResult", "ClarifyCheck", "run_check"]
@@ -509,13 +513,6 @@ def _windows(
 
 
 # -- bias drift and attribution drift ------------------------------------------------------------
-def _read_analysis(path: Path) -> dict[str, Any]:
-    from shipyard.monitor.clarify import read_analysis
-
-    document: dict[str, Any] = read_analysis(path)
-    return document
-
-
 def _bias_drift(
     source: Path,
     baseline: Path,
@@ -526,9 +523,6 @@ def _bias_drift(
     tolerance: float,
 ) -> ClarifyCheck:
     """Post-training bias metrics of the captured requests, answers and labels, against the baseline's."""
-    from shipyard.monitor.bias import bias_analysis
-    from shipyard.monitor.quality import read_ground_truth
-
     part = ClarifyCheck("bias")
     if ground_truth is None:
         part.skipped = "no ground truth (--ground-truth): bias drift needs the true labels of the traffic"
@@ -537,7 +531,7 @@ def _bias_drift(
         part.skipped = f"{source} is not captured traffic: bias drift joins captured answers with ground truth"
         return part
     config = read_config(baseline / "analysis_config.json")
-    part.baseline = _read_analysis(baseline / "analysis.json")
+    part.baseline = read_analysis(baseline / "analysis.json")
     settings = config.get("shipyard") or {}
     label = str(config["label"])
     problems = Problems()
@@ -603,8 +597,6 @@ def _attribution_drift(
     header: bool,
 ) -> ClarifyCheck:
     """Global SHAP values of a seeded sample of the current rows, their ranking against the baseline's."""
-    from shipyard.monitor.explain import bundle_predictor, explain_analysis
-
     part = ClarifyCheck("explain")
     config = read_config(baseline / "analysis_config.json")
     settings = config.get("shipyard") or {}
@@ -614,7 +606,7 @@ def _attribution_drift(
         where = f" ({named} is not there)" if named and bundle is None else ""
         part.skipped = f"no bundle (--bundle){where}: attribution drift runs the model on the traffic"
         return part
-    part.baseline = _read_analysis(baseline / "analysis.json")
+    part.baseline = read_analysis(baseline / "analysis.json")
     shap = config["methods"]["shap"]
     features = [str(n) for n in config["headers"]]
     problems = Problems()

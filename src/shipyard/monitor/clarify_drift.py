@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import MonitorError
+from shipyard.monitor.clarify import facet_metrics, metric_value
 from shipyard.monitor.formats import read_json, write_json
 from shipyard.monitor.violations import java_double
 
@@ -111,27 +112,11 @@ def ideal(metric: str) -> float:
     return 1.0 if metric == "DI" else 0.0
 
 
-def _number(value: Any) -> float | None:
-    """A metric's value as analysis.json holds it (``"Infinity"`` strings included); ``None``: no value."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return float(value) if isinstance(value, int | float) else None
-
-
 def bias_metrics(document: Mapping[str, Any]) -> Iterator[tuple[str, str, str, str, float | None]]:
     """``(stage, facet, facet value, metric, value)`` of every metric of a bias analysis.json."""
     for stage in _SECTIONS:
-        section = document.get(stage) or {}
-        for facet, entries in (section.get("facets") or {}).items():
-            for entry in entries or []:
-                value_or_threshold = str(entry.get("value_or_threshold", ""))
-                for metric in entry.get("metrics") or []:
-                    yield stage, str(facet), value_or_threshold, str(metric.get("name")), _number(metric.get("value"))
+        for facet, value_or_threshold, metric in facet_metrics(dict(document), stage):
+            yield stage, facet, value_or_threshold, str(metric.get("name")), metric_value(metric)
 
 
 def bias_drift_violations(
