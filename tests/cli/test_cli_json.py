@@ -32,6 +32,8 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     runs = ["runs-show.v1.json", "runs.v1.json", "train.v1.json"]
     expected = ["bench.v1.json", "inspect.v1.json", "monitor-check.v1.json", "status.v1.json", "verify.v1.json"]
     expected += ["monitor-bias.v1.json"]
+    # monitor explain: below, on the digits bundle
+    expected += ["monitor-explain.v1.json"]
     # expose and unexpose: run through the console script on a sagemaker deployment against moto, in
     # tests/deploy/test_expose_sagemaker.py::test_the_cli_exposes_and_unexposes_with_json
     public_api = ["expose.v1.json", "unexpose.v1.json"]
@@ -170,6 +172,38 @@ def test_monitor_bias_json_is_what_it_wrote(tmp_path: Path) -> None:
     cli = json.loads((SCHEMAS / "monitor-bias.v1.json").read_text())["$defs"]["violation"]
     file_schema = json.loads((SCHEMAS.parent / "monitor" / "bias_violations.schema.json").read_text())
     assert cli == file_schema["properties"]["violations"]["items"]
+
+
+def test_monitor_explain_json_is_what_it_wrote(digits_bundle: Path, tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    data = tmp_path / "rows.csv"
+    pixels = load_digits().data[:12]
+    data.write_text("\n".join(",".join(f"{v:g}" for v in row) for row in [range(64), *pixels]) + "\n")
+    out = tmp_path / "explain"
+    done = shipyard(
+        "monitor", "explain", str(digits_bundle), str(data), "--rows", "4", "--samples", "30", "--baseline", "2",
+        "--logit", "--out", str(out), "--output", "json",
+    )  # fmt: skip
+    assert done.returncode == 2 and "--logit: the logit needs model outputs strictly between 0 and 1" in done.stderr
+    done = shipyard(
+        "monitor", "explain", str(digits_bundle), str(data), "--rows", "4", "--samples", "30", "--baseline", "2",
+        "--out", str(out), "--output", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = parse(done, "monitor-explain.v1.json")
+    assert document["schema"] == "shipyard.monitor-explain/1"
+    assert (document["rows"], document["labels"], document["features"][:2]) == (4, ["label0"], ["0", "1"])
+    settings = {"num_samples": 30, "baseline_rows": 2, "agg_method": "mean_abs", "use_logit": False, "seed": 0}
+    assert document["shap"] == settings
+    written = json.loads((out / "analysis.json").read_text())
+    assert document["explanations"] == written["explanations"]
+    assert document["files"] == {
+        "analysis": str(out / "analysis.json"),
+        "local": str(out / "explanations_shap" / "out.csv"),
+        "baseline": str(out / "explanations_shap" / "baseline.csv"),
+        "plot": str(out / "global_shap.png"),
+    }
 
 
 def test_monitor_checks_violation_schema_is_the_violation_files_own() -> None:

@@ -57,6 +57,7 @@ def test_efficiency_on_random_nonlinear_models(
     f0 = predict(baseline).reshape(base_rows, outputs).mean(axis=0)
     np.testing.assert_allclose(expected, _link(f0, logit), rtol=0, atol=1e-12)
     np.testing.assert_allclose(phi.sum(axis=1), _link(fx, logit) - expected, rtol=0, atol=1e-9)
+    assert np.abs(phi).max() < 100  # fewer coalitions than features (40, 12): the least-norm fit, not blown up
 
 
 @pytest.mark.parametrize(("width", "samples"), [(4, 6), (9, 40), (40, 200)])

@@ -89,6 +89,13 @@ def _labels(count: int, label_headers: Sequence[str] | None) -> list[str]:
     return [str(h) for h in label_headers]
 
 
+def _check_settings(agg: str, samples: int | None) -> None:
+    if agg not in AGG_METHODS:
+        raise ArgumentError("agg", repr(agg), f"use one of {', '.join(AGG_METHODS)}")
+    if samples is not None and samples < 1:
+        raise ArgumentError("samples", str(samples), "give a positive number of coalitions per row")
+
+
 def explain_analysis(
     predict: Predict,
     rows: np.ndarray,
@@ -103,10 +110,7 @@ def explain_analysis(
     progress: Progress | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Clarify's explainability ``analysis.json`` document and the local SHAP values (rows, M, K)."""
-    if agg not in AGG_METHODS:
-        aggregate(np.zeros((1, 1)), agg)  # raises the argument error
-    if samples is not None and samples < 1:
-        raise ArgumentError("samples", str(samples), "give a positive number of coalitions per row")
+    _check_settings(agg, samples)
     rows = np.asarray(rows, dtype=np.float64)
     if rows.ndim != 2 or rows.shape[1] != len(features) or not len(rows):
         raise MonitorError(f"rows {rows.shape}: expected a non-empty (rows, {len(features)}) array")
@@ -148,7 +152,9 @@ def bundle_predictor(bundle: Path) -> tuple[Predict, list[str]]:
     cast = np.dtype(schema.dtype) if schema.kind == "tensor" and schema.dtype.startswith("float") else None
 
     def predict(rows: np.ndarray) -> np.ndarray:
-        batch: Any = rows.astype(cast) if cast is not None else (rows if schema.kind == "tensor" else rows.tolist())
+        batch: Any = (
+            rows.astype(cast, copy=False) if cast is not None else (rows if schema.kind == "tensor" else rows.tolist())
+        )
         try:
             inputs, _ = schema.coerce(batch)
             answer = handler.predict(inputs)
@@ -261,6 +267,9 @@ def run_explain(
     """The steps: load the bundle → read the rows → pick the baseline → Kernel SHAP → write Clarify's files."""
     if max_rows is not None and max_rows < 1:
         raise ArgumentError("max_rows", str(max_rows), "explain at least one row")
+    _check_settings(agg, samples)
+    if not isinstance(baseline, int) and not Path(baseline).is_file():
+        raise ArgumentError("baseline", str(baseline), "no such file (give a number of K-means rows, or a file)")
     from shipyard.monitor.baseline import schema_features
 
     predict, names = bundle_predictor(bundle)

@@ -19,12 +19,13 @@ For each row ``x``:
   eliminated (the last varying feature's φ is what is left), without the l1 feature selection.
 
 The model is called once per chunk of rows on all their synthetic rows (rows × coalitions × baseline rows),
-the chunk sized so those stay under :data:`MEMORY_BYTES`.
+the chunk sized so those stay under :data:`MEMORY_BYTES` (a single row's are never split). When the
+coalitions cannot determine every φ (fewer than m − 1 of them, or a rank-deficient set), the fit is the
+least-norm least-squares one, where shap would solve singular normal equations.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,13 +58,6 @@ class Coalitions:
         """(S, m−1): the masks with the efficiency constraint eliminating the last varying feature."""
         design: np.ndarray = self.masks[:, :-1] - self.masks[:, -1:]
         return design
-
-    @functools.cached_property
-    def determined(self) -> bool:
-        """Whether the coalitions determine every φ (too few of them leave the fit underdetermined)."""
-        return bool(
-            len(self.masks) >= self.masks.shape[1] - 1 and np.linalg.matrix_rank(self.design) == self.masks.shape[1] - 1
-        )
 
 
 def auto_samples(m: int) -> int:
@@ -286,7 +280,8 @@ def _explain_chunk(
         plans.append((members, plan, index))
     if not pieces:
         return
-    outputs = _outputs(predict, np.concatenate(pieces))
+    outputs = _outputs(predict, pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+    del pieces
     base_rows, offset = len(baseline), 0
     for members, plan, index in plans:
         size = len(members) * len(plan.masks) * base_rows
@@ -295,6 +290,14 @@ def _explain_chunk(
         ey = _link(values.mean(axis=2), use_logit) - null  # (g, S, K)
         solved = _solve(plan, ey, gap[members])  # (g, m, K)
         phi[chunk[members][:, np.newaxis], index] = solved
+
+
+def _determined(normal: np.ndarray, count: int) -> bool:
+    """Whether ``count`` coalitions determine every φ: as many as the unknowns, and a well-conditioned fit."""
+    if count < len(normal):
+        return False
+    eigen = np.linalg.eigvalsh(normal)  # XᵀWX with W > 0: its rank is X's
+    return bool(eigen[0] > eigen[-1] * len(normal) * 1e-12)
 
 
 def _synthetic(rows: np.ndarray, index: np.ndarray, masks: np.ndarray, baseline: np.ndarray) -> np.ndarray:
@@ -316,13 +319,14 @@ def _solve(plan: Coalitions, ey: np.ndarray, gap: np.ndarray) -> np.ndarray:
     y = ey - plan.masks[None, :, -1, None] * gap[:, None, :]  # (g, S, K)
     targets = y.transpose(1, 0, 2).reshape(s, g * k)
     solved = None
-    if plan.determined:
-        wx = w[:, None] * x
+    wx = w[:, None] * x
+    normal = x.T @ wx
+    if _determined(normal, s):
         try:
-            solved = np.linalg.solve(x.T @ wx, wx.T @ targets)  # the normal equations, as shap solves them
+            solved = np.linalg.solve(normal, wx.T @ targets)  # the normal equations, as shap solves them
         except np.linalg.LinAlgError:
             solved = None
-    if solved is None:  # underdetermined (fewer coalitions than features): the least-norm fit
+    if solved is None:  # underdetermined (too few coalitions for the features): the least-norm fit
         root = np.sqrt(w)[:, None]
         solved = np.linalg.lstsq(root * x, root * targets, rcond=None)[0]
     head = solved.reshape(-1, g, k).transpose(1, 0, 2)  # (g, m−1, K)
