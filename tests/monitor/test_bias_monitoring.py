@@ -289,3 +289,24 @@ def test_the_report_of_a_baseline_and_of_standalone_results(
         done = CliRunner().invoke(app, ["monitor", "report", str(tmp_path / name)])
         assert done.exit_code == 0, done.output
         assert heading in (tmp_path / name / "report.html").read_text()
+
+
+def test_parts_that_cannot_run_say_why(
+    baseline: Path, training: tuple[Path, np.ndarray, np.ndarray], like_baseline: Traffic, tmp_path: Path
+) -> None:
+    import shutil
+
+    # a data file is not captured traffic: no answers to join with labels
+    result = run_check(training[0], baseline, tmp_path / "a", ground_truth=like_baseline.labels)
+    assert result.bias is not None and result.bias.skipped is not None and "not captured traffic" in result.bias.skipped
+    assert result.explain is not None and result.explain.skipped is None  # the baseline's bundle explains it
+    # the bundle the baseline names is gone, and none is given: attribution drift is skipped, data drift runs
+    moved = tmp_path / "baseline"
+    shutil.copytree(baseline, moved)
+    config = orjson.loads((moved / "explain" / "analysis_config.json").read_bytes())
+    config["shipyard"]["bundle"] = str(tmp_path / "gone")
+    (moved / "explain" / "analysis_config.json").write_bytes(orjson.dumps(config))
+    result = run_check(like_baseline.capture, moved, tmp_path / "b")
+    assert result.explain is not None and result.explain.skipped is not None
+    assert "no bundle (--bundle)" in result.explain.skipped and "gone is not there" in result.explain.skipped
+    assert result.violations == [] and not (tmp_path / "b" / "explain").exists()
