@@ -44,9 +44,10 @@ side, path, ft = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 start = time.perf_counter()
 if side == "shipyard":
     import pyarrow.parquet as pq
-    from shipyard.monitor.bias import _numpy, bias_analysis
+    from shipyard.monitor.bias import bias_analysis
+    from shipyard.monitor.columns import table_columns
     table = pq.read_table(path, columns=None if ft else ["facet", "region", "y", "pred"])
-    columns = {name: _numpy(table.column(name)) for name in table.column_names}
+    columns = table_columns(table)
     if ft:
         columns.pop("region")
     loaded = time.perf_counter()

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.monitor.bias import _numpy
+from shipyard.monitor.columns import table_columns
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("clarify_ref.py")
@@ -44,7 +44,7 @@ def smclarify(cases: list[dict[str, Any]], tmp: Path, reference: Path) -> list[d
 def columns_of(path: Path, drop: list[str] | None = None) -> dict[str, np.ndarray]:
     """A Parquet file's columns as Shipyard's run_bias reads them."""
     table = pq.read_table(path)
-    return {name: _numpy(table.column(name)) for name in table.column_names if name not in (drop or [])}
+    return {name: values for name, values in table_columns(table).items() if name not in (drop or [])}
 
 
 def write(table: dict[str, Any], path: Path) -> Path:

@@ -273,7 +273,7 @@ def test_the_rows_explained_are_a_seeded_bounded_sample(tmp_path: Path) -> None:
     from monitor_helpers import T0, write_capture
 
     from shipyard.monitor import sources
-    from shipyard.monitor.joined import sample_rows
+    from shipyard.monitor.columns import sample_rows
     from shipyard.monitor.problems import Problems
 
     n = 3000

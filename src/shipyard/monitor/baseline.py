@@ -28,9 +28,9 @@ import numpy as np
 from shipyard.errors import MonitorError
 from shipyard.monitor.bias import bias_analysis
 from shipyard.monitor.clarify_drift import bias_config, explain_config, facet_config
+from shipyard.monitor.columns import column_kind, feature_matrix, label_array, predicted_labels, read_columns
 from shipyard.monitor.explain import bundle_predictor, run_explain
 from shipyard.monitor.formats import constraints_document, feature_statistics, statistics_document, write_json
-from shipyard.monitor.joined import column_kind, label_array, read_columns
 from shipyard.monitor.problems import ArgumentError, Problems
 from shipyard.monitor.profile import NumericProfile
 from shipyard.monitor.profiler import Profiler
@@ -42,9 +42,7 @@ __all__ = [
     "BaselineResult",
     "BiasOptions",
     "ExplainOptions",
-    "feature_matrix",
     "make_baseline",
-    "predicted_labels",
     "schema_features",
 ]
 
@@ -155,34 +153,21 @@ def make_baseline(
     return result
 
 
-def predicted_labels(outputs: np.ndarray) -> np.ndarray:
-    """A model's outputs as one prediction per row: a single column as it is, two columns the positive
-    class's score, more the index of the largest."""
-    outputs = np.asarray(outputs)
-    if outputs.ndim == 2 and outputs.shape[1] == 1:
-        outputs = outputs[:, 0]
-    if outputs.ndim == 1:
-        return label_array(outputs.tolist())
-    if outputs.ndim == 2 and outputs.shape[1] == 2:
-        return np.asarray(outputs[:, 1], dtype=np.float64)
-    return np.asarray(np.argmax(outputs.reshape(len(outputs), -1), axis=1), dtype=np.int64)
-
-
 def _bias_baseline(
     data: Path, out: Path, options: BiasOptions, features: list[str], header: bool, problems: Problems
 ) -> dict[str, Any]:
     """The post-training bias metrics of ``data`` (the model's predictions from a column or from the bundle)."""
     if options.predicted is None and options.bundle is None:
         raise ArgumentError("predicted", None, "a bias baseline needs predictions: a column of them, or a bundle")
-    columns = read_columns(data, header=header, problems=problems)
+    columns = read_columns(data, header=header, problems=problems, booleans="int")
     if options.label not in columns:
         raise ArgumentError("label", options.label, f"{data} has no such column")
-    columns[options.label] = label_array(columns[options.label].tolist())
+    columns[options.label] = label_array(columns[options.label])
     predicted = options.predicted
     if predicted is not None:
         if predicted not in columns:
             raise ArgumentError("predicted", predicted, f"{data} has no such column")
-        columns[predicted] = label_array(columns[predicted].tolist())
+        columns[predicted] = label_array(columns[predicted])
     else:
         assert options.bundle is not None
         predicted = PREDICTED
@@ -224,17 +209,6 @@ def _predict(bundle: Path, columns: dict[str, np.ndarray], data: Path) -> np.nda
     """The bundle's predictions for the rows of ``columns`` (its input features, in its order)."""
     predict, features = bundle_predictor(bundle)
     return predicted_labels(predict(feature_matrix(columns, features, data)))
-
-
-def feature_matrix(columns: dict[str, np.ndarray], features: Sequence[str], where: Path) -> np.ndarray:
-    """The ``features`` of ``columns`` as one float matrix (rows × features)."""
-    missing = [f for f in features if f not in columns]
-    if missing:
-        raise MonitorError(f"{where} lacks the model's input columns {missing[:5]}{'…' if len(missing) > 5 else ''}")
-    try:
-        return np.column_stack([np.asarray(columns[f], dtype=np.float64) for f in features])
-    except (TypeError, ValueError) as exc:
-        raise MonitorError(f"{where}: SHAP values need numeric features ({exc})") from None
 
 
 def _explain_baseline(data: Path, out: Path, options: ExplainOptions) -> dict[str, Any]:

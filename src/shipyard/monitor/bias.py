@@ -24,6 +24,16 @@ import pyarrow as pa
 from shipyard.errors import MonitorError
 from shipyard.monitor import bias_metrics as bm
 from shipyard.monitor.clarify import metric_entry, metric_value
+from shipyard.monitor.columns import (
+    feature_matrix,
+    is_numeric,
+    predicted_labels,
+    read_table,
+    row_count,
+    schema_names,
+    table_columns,
+)
+from shipyard.monitor.explain import bundle_predictor
 from shipyard.monitor.formats import write_json
 from shipyard.monitor.groups import FacetGroups, facet_groups, label_mask, missing_mask, parse_facet, predicted_mask
 from shipyard.monitor.problems import ArgumentError, Problems
@@ -243,83 +253,17 @@ def _group_sizes(columns: Mapping[str, np.ndarray], facets: Sequence[str]) -> di
 
 
 # -- files -------------------------------------------------------------------------------------------
-def _read_table(path: Path, wanted: Sequence[str] | None) -> pa.Table:
-    """The columns ``wanted`` (None: all) of a .csv, .parquet or .jsonl file, read with pyarrow."""
-    if not path.is_file():
-        raise MonitorError(f"{path}: no such file")
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path, columns=list(wanted) if wanted is not None else None)
-        if suffix in (".csv", ".csv.gz"):
-            import pyarrow.csv as pacsv
-
-            include = list(wanted) if wanted is not None else []
-            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=include))
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            import pyarrow.json as pajson
-
-            table = pajson.read_json(path)
-            return table.select(list(wanted)) if wanted is not None else table
-    except (pa.ArrowInvalid, KeyError, OSError) as exc:
-        raise MonitorError(f"{path}: cannot read the columns {', '.join(wanted or [])} ({exc})") from None
-    raise MonitorError(f"{path}: read .csv, .parquet or .jsonl files, not {suffix or 'this'}")
-
-
-def _schema_names(path: Path) -> list[str]:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(path).names)
-    if suffix == ".csv":
-        import pyarrow.csv as pacsv
-
-        with pacsv.open_csv(path) as reader:
-            return list(reader.schema.names)
-    return list(_read_table(path, None).column_names)
-
-
-def _numpy(column: pa.ChunkedArray) -> np.ndarray:
-    kind = column.type
-    if pa.types.is_integer(kind) and column.null_count == 0:
-        return np.asarray(column.to_numpy())
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
-    if pa.types.is_boolean(kind) and column.null_count == 0:
-        return np.asarray(column.to_numpy(zero_copy_only=False), bool)
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-
-
-def _is_numeric(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind))
-
-
-def _bundle_predictions(bundle: Path, table: pa.Table) -> np.ndarray:
-    """The bundle, loaded in this process, asked about the feature columns its schema names."""
-    from shipyard.bundle import Bundle
-    from shipyard.config import ServerConfig
-    from shipyard.handler import handler_for
+def _bundle_predictions(bundle: Path, table: pa.Table, data: Path) -> np.ndarray:
+    """The bundle, loaded in this process, asked about the feature columns its schema names (one label or
+    score a row: see :func:`shipyard.monitor.columns.predicted_labels`)."""
     from shipyard.monitor.baseline import schema_features
 
     names, _ = schema_features(bundle)
-    absent = [n for n in names if n not in table.column_names]
-    if not names or absent:
-        raise MonitorError(f"{bundle}: the data lack the model's features {', '.join(absent or ['(none named)'])}")
-    rows = np.column_stack([_numpy(table.column(n)).astype(np.float64) for n in names])
-    handler = handler_for(Bundle.open(bundle), ServerConfig.from_env({}))
-    handler.load()
-    answers = np.asarray(handler.predict(rows))
-    if answers.ndim == 2 and answers.shape[1] == 2:
-        return np.asarray(answers[:, 1], np.float64)  # the positive class's probability
-    if answers.ndim > 1 and answers.size != len(rows):
-        raise MonitorError(
-            f"{bundle}: the model answers {answers.shape[1:]} values a row; bias needs one label or score a row "
-            "(or two class probabilities): predict elsewhere and pass --predicted COLUMN"
-        )
-    return answers.reshape(len(rows))
+    if not names:
+        raise MonitorError(f"{bundle}: its schema names no input features (bias reads them from the data by name)")
+    predict, _ = bundle_predictor(bundle)
+    rows = feature_matrix(table_columns(table.select([n for n in names if n in table.column_names])), names, data)
+    return predicted_labels(predict(rows))
 
 
 def run_bias(
@@ -340,25 +284,25 @@ def run_bias(
         raise ArgumentError("bundle", str(bundle), "give either predicted or bundle, not both")
     chosen = _thresholds(thresholds)
     data = Path(data)
-    names = _schema_names(data)
+    names = schema_names(data)
     specs = [parse_facet(text) for text in facets]
     wanted = [("label", label), *(("facets", s.name) for s in specs), ("predicted", predicted), ("group_by", group_by)]
     needed = [name for _, name in wanted if name is not None]
     for argument, name in wanted:
         if name is not None and name not in names:
             raise ArgumentError(argument, name, f"no such column in {data} (columns: {', '.join(names[:12])})")
-    table = _read_table(data, list(dict.fromkeys(needed)))
-    columns: dict[str, np.ndarray] = {name: _numpy(table.column(name)) for name in table.column_names}
+    table = read_table(data, list(dict.fromkeys(needed)))
+    columns = table_columns(table)
     post = predicted is not None or bundle is not None
     extra: dict[str, np.ndarray] = {}
     predicted_name = predicted
     if post:
-        everything = _read_table(data, None) if bundle is not None else None
+        everything = read_table(data, None) if bundle is not None else None
         extra = _ft_columns(data, names, set(needed), everything)
         if bundle is not None:
             assert everything is not None
             predicted_name = "__shipyard_predicted__"
-            columns[predicted_name] = _bundle_predictions(bundle, everything)
+            columns[predicted_name] = _bundle_predictions(bundle, everything, data)
     problems = Problems()
     document = bias_analysis(
         {**columns, **extra},
@@ -392,25 +336,19 @@ def _ft_columns(data: Path, names: list[str], needed: set[str], everything: pa.T
     if everything is not None:
         table = everything.select(rest)
     else:
-        table = _read_table(data, rest) if data.suffix.lower() != ".parquet" else None
+        table = read_table(data, rest) if data.suffix.lower() != ".parquet" else None
     if table is None:
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(data)
-        numeric = [n for n in rest if _is_numeric(schema.field(n).type)]
+        numeric = [n for n in rest if is_numeric(schema.field(n).type)]
         text = [n for n in rest if n not in numeric]
-        table = pq.read_table(data, columns=numeric)
-        found = {n: _numpy(table.column(n)) for n in numeric}
+        found = table_columns(read_table(data, numeric))
         if text:
-            found[text[0]] = np.repeat(_TEXT_MARK, table.num_rows if numeric else _rows(data))
+            rows = len(next(iter(found.values()))) if numeric else row_count(data)
+            found[text[0]] = np.repeat(_TEXT_MARK, rows)
         return {n: found[n] for n in rest if n in found}
-    return {n: _numpy(table.column(n)) for n in rest}
-
-
-def _rows(data: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return int(pq.ParquetFile(data).metadata.num_rows)
+    return table_columns(table)
 
 
 def _missing_problems(columns: Mapping[str, np.ndarray], label: str, specs: Sequence[Any], problems: Problems) -> None:

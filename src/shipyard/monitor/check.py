@@ -34,7 +34,7 @@ import numpy as np
 
 from shipyard.errors import MonitorError
 from shipyard.monitor import violations as report
-from shipyard.monitor.baseline import EXPLAIN_ROWS, PREDICTED, predicted_labels
+from shipyard.monitor.baseline import EXPLAIN_ROWS, PREDICTED
 from shipyard.monitor.bias import bias_analysis
 from shipyard.monitor.clarify import read_analysis
 from shipyard.monitor.clarify_drift import (
@@ -46,6 +46,7 @@ from shipyard.monitor.clarify_drift import (
     read_config,
     write_violations,
 )
+from shipyard.monitor.columns import conform, label_array, predicted_labels, sample_rows
 from shipyard.monitor.constraints import Settings
 from shipyard.monitor.drift import (
     TEST_METHODS,
@@ -59,7 +60,7 @@ from shipyard.monitor.drift import (
 )
 from shipyard.monitor.explain import bundle_predictor, explain_analysis
 from shipyard.monitor.formats import feature_statistics, read_json, statistics_document, write_json
-from shipyard.monitor.joined import conform, join_capture, label_array, sample_rows
+from shipyard.monitor.joined import join_capture
 from shipyard.monitor.problems import Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler

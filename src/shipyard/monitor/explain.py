@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from shipyard.errors import MonitorError, ShipyardError
+from shipyard.monitor.columns import column_array, feature_matrix, schema_names
 from shipyard.monitor.formats import write_json
 from shipyard.monitor.problems import ArgumentError, Problems
 from shipyard.monitor.shapley import Progress, coalition_count, kernel_shap
@@ -195,13 +194,15 @@ def _read_rows(
     wanted = list(names)
     for chunk in read_chunks(path, names=names, header=header, problems=problems):
         if not wanted:  # the schema has no names: the file's first `width` columns, in the file's order
-            wanted = _column_order(path, chunk.table)[: width or None]
+            # (Parquet is read a group of columns at a time: its order is its schema's)
+            order = schema_names(path) if path.suffix.lower() in (".parquet", ".pq") else chunk.table.column_names
+            wanted = list(order)[: width or None]
         for name in wanted:
             if name not in chunk.table.column_names:
                 continue
             if limit is not None and counts.get(name, 0) >= limit:
                 continue
-            values = _floats(chunk.table.column(name), name, path)
+            values = feature_matrix({name: column_array(chunk.table.column(name))}, [name], path)[:, 0]
             columns.setdefault(name, []).append(values)
             counts[name] = counts.get(name, 0) + len(values)
         if limit is not None and wanted and all(counts.get(n, 0) >= limit for n in wanted):
@@ -216,23 +217,6 @@ def _read_rows(
     if len({len(c) for c in stacked}) != 1:
         raise MonitorError(f"{path}: the feature columns hold different numbers of rows")
     return np.column_stack(stacked), wanted
-
-
-def _column_order(path: Path, table: pa.Table) -> list[str]:
-    """The columns of a data file in its order (Parquet is read a group of columns at a time)."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    return list(table.column_names)
-
-
-def _floats(column: pa.ChunkedArray, name: str, path: Path) -> np.ndarray:
-    try:
-        values = pc.cast(column, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise MonitorError(f"{path}: feature {name!r} is not numeric; Kernel SHAP here explains numbers") from None
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _baseline_rows(baseline: int | Path, rows: np.ndarray, features: list[str], seed: int) -> np.ndarray:
