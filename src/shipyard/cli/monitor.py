@@ -200,6 +200,13 @@ CheckBundle = Annotated[
 BiasTolerance = Annotated[
     float, typer.Option("--bias-tolerance", help="Bias drift: how much farther from the ideal than the baseline.")
 ]
+BiasMetrics = Annotated[
+    list[str],
+    typer.Option(
+        "--bias-metric",
+        help="Bias drift: also judge this metric (repeatable; by default AD, CDDPL, DAR, DI, DPPL, DRR, RD).",
+    ),
+]
 AttributionThreshold = Annotated[
     float, typer.Option("--attribution-threshold", help="Attribution drift: nDCG below it is a violation.")
 ]
@@ -227,6 +234,7 @@ _OPTION_OF: dict[str, str] = {
     "predicted": "--predicted",
     "bundle": "--bundle",
     "group_by": "--group-by",
+    "bias_metrics": "--bias-metric",
 }
 _OPTION_OF.update(
     {"label": "--label", "facets": "--facet", "predicted": "--predicted", "agg": "--agg", "samples": "--samples"}
@@ -266,6 +274,7 @@ def check(
     ground_truth: CheckGroundTruth = None,
     bundle: CheckBundle = None,
     bias_tolerance: BiasTolerance = 0.0,
+    bias_metric: BiasMetrics = [],  # noqa: B006
     attribution_threshold: AttributionThreshold = 0.9,
     explain_rows: CheckExplainRows = None,
     output: Output = OUTPUT_OPTION,
@@ -288,6 +297,7 @@ def check(
             ground_truth=ground_truth,
             bundle=bundle,
             bias_tolerance=bias_tolerance,
+            bias_metrics=bias_metric,
             attribution_threshold=attribution_threshold,
             explain_rows=explain_rows,
         )
@@ -620,6 +630,7 @@ def _bias_document(result: Any, data: Path) -> dict[str, Any]:
         "passed": not result.violations,
         "metrics": facets,
         "violations": result.violations,
+        "not_significant": result.problems.counts.get("not significant", 0),
         "problems": result.problems.summary(),
         "files": {name: str(result.out / f"{name}.json") for name in ("analysis", "bias_violations")},
     }

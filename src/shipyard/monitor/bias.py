@@ -5,10 +5,14 @@
     result.violations        # [{"facet": "gender", "facet_value": "female", "metric_name": "DI", …}]
 
 Writes ``analysis.json`` (Clarify's format, every metric smclarify 0.5 computes, with its values and errors)
-and ``bias_violations.json`` (Model Monitor's bias-drift entries, ``constraint_check_type``
-``bias_threshold_check``: a metric outside its ``[low, high]`` band). A group of fewer than 50 rows, or a
-metric that is an error or infinite, is a problem (reported), never a violation. How facets, labels and
-predictions are grouped: :mod:`shipyard.monitor.groups`; the formulas: :mod:`shipyard.monitor.bias_metrics`.
+and ``bias_violations.json``: entries in the layout of Model Monitor's bias violations, but with
+``constraint_check_type`` ``bias_threshold_check`` — Shipyard's own check type, for a band set on a single
+analysis (Model Monitor has only ``bias_drift_check``, against a baseline). A metric outside its ``[low,
+high]`` band is a violation when that is beyond sampling error (:mod:`shipyard.monitor.bias_judge`: tested at
+the band's edge, Bonferroni over the run); outside but within sampling error it is a problem ("not
+significant"). A group of fewer than 50 rows, or a metric that is an error or infinite, is a problem
+(reported), never a violation. How facets, labels and predictions are grouped:
+:mod:`shipyard.monitor.groups`; the formulas: :mod:`shipyard.monitor.bias_metrics`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pyarrow as pa
 
 from shipyard.errors import MonitorError
 from shipyard.monitor import bias_metrics as bm
+from shipyard.monitor.bias_judge import MIN_GROUP_ROWS, critical_z, z_score
 from shipyard.monitor.clarify import metric_entry, metric_value
 from shipyard.monitor.columns import (
     feature_matrix,
@@ -41,12 +46,11 @@ from shipyard.monitor.violations import java_double
 
 __all__ = ["DEFAULT_THRESHOLDS", "MIN_GROUP_ROWS", "BiasResult", "bias_analysis", "bias_violations", "run_bias"]
 
-# DI: the four-fifths rule, both ways; rate differences: 0.1 (over 5 standard errors at 5,000 rows, 20% a group)
+# DI: the four-fifths rule, both ways; rate differences: 10 points (judged with their sampling error: bias_judge)
 DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "DI": (0.8, 1.25),
     **{name: (-0.1, 0.1) for name in ("DPPL", "DPL", "CDDL", "CDDPL", "AD", "RD", "DAR", "DRR")},
 }
-MIN_GROUP_ROWS = 50
 ALIASES = {"DCAcc": "DCA"}
 
 
@@ -106,8 +110,12 @@ def bias_analysis(
     pre_training: bool = True,
     post_training: bool = True,
     flip_test: bool = True,
+    evidence: dict[tuple[str, str], bm.Evidence] | None = None,
 ) -> dict[str, Any]:
-    """The analysis.json document of Clarify's bias metrics over ``columns`` (one 1-D array per column)."""
+    """The analysis.json document of Clarify's bias metrics over ``columns`` (one 1-D array per column).
+
+    ``evidence``, when given, is filled with each (facet, value_or_threshold)'s group sizes and the standard
+    errors of its rate metrics (from the same counts; what judging them needs, kept out of analysis.json)."""
     if not facets:
         raise ArgumentError("facets", None, "name at least one facet column")
     y_values = _missing_column(columns, label, "label")
@@ -131,6 +139,11 @@ def bias_analysis(
         spec = parse_facet(text)
         groups = facet_groups(_missing_column(columns, spec.name, "facets"), spec)
         tables = bm.count_tables(groups.codes, len(groups.names), y, p, *(group or (None, 0)))
+        if evidence is not None:
+            for k, name in enumerate(groups.names):
+                label_cdd = tables.cdd_tables(k, predicted=False)
+                predicted_cdd = tables.cdd_tables(k, predicted=True)
+                evidence[(spec.name, name)] = bm.evidence(tables.versus(k), label_cdd, predicted_cdd)
         features = None
         if p is not None and post_training and flip_test:
             features = _features(columns, {spec.name, label, *([predicted] if predicted else [])})
@@ -188,15 +201,43 @@ def bias_violations(
     sizes: Mapping[tuple[str, str], int],
     rows: int,
     problems: Problems,
+    evidence: Mapping[tuple[str, str], bm.Evidence] | None = None,
 ) -> list[dict[str, Any]]:
-    """Metrics outside their band, as Model Monitor's bias entries; groups (``sizes``: the rows of each facet
-    value, of ``rows`` in all) with fewer than 50 rows on either side, and errors, become problems."""
-    violations = []
+    """Metrics outside their band, as ``bias_threshold_check`` entries (Shipyard's check type, in Model
+    Monitor's layout). Groups (``sizes``: the rows of each facet value, of ``rows`` in all) with fewer than 50
+    rows on either side, and errors, become problems. With ``evidence`` (from :func:`bias_analysis`), a metric
+    that has a standard error is a violation only when it is past its band's edge by more than
+    ``critical_z(m)`` standard errors (m: such pairs judged); otherwise it is a "not significant" problem."""
+    violations: list[dict[str, Any]] = []
+    tested: list[tuple[str, str, str, float, tuple[float, float], float]] = []
+    pairs = 0
     for section in ("pre_training_bias_metrics", "post_training_bias_metrics"):
         for facet, entries in ((document.get(section) or {}).get("facets") or {}).items():
             for entry in entries:
-                violations += _entry_violations(facet, entry, thresholds, sizes, rows, problems)
+                pairs += _entry_violations(
+                    facet, entry, thresholds, sizes, rows, problems, evidence, violations, tested
+                )
+    critical = critical_z(pairs)
+    for facet, group, name, value, (low, high), z in tested:
+        if z > critical:
+            violations.append(_violation(facet, group, name, value))
+        else:
+            problems.add(
+                "not significant",
+                f"facet {facet} = {group}: {name} {value:.4g} is outside [{low:g}, {high:g}] but within sampling "
+                f"error (z = {z:.2f} past the edge ≤ {critical:.2f}, Bonferroni over {pairs} tests); not a violation",
+            )
     return violations
+
+
+def _violation(facet: str, group: str, name: str, value: float) -> dict[str, Any]:
+    return {
+        "facet": facet,
+        "facet_value": group,
+        "metric_name": name,
+        "constraint_check_type": "bias_threshold_check",
+        "description": f"Value {java_double(value)} does not meet the constraint requirement",
+    }
 
 
 def _entry_violations(
@@ -206,7 +247,12 @@ def _entry_violations(
     sizes: Mapping[tuple[str, str], int],
     rows: int,
     problems: Problems,
-) -> list[dict[str, Any]]:
+    evidence: Mapping[tuple[str, str], bm.Evidence] | None,
+    found: list[dict[str, Any]],
+    tested: list[tuple[str, str, str, float, tuple[float, float], float]],
+) -> int:
+    """Appends plain band violations to ``found`` and the tests of metrics with a standard error to
+    ``tested`` (those outside the band); returns how many of the latter were judged."""
     group = str(entry["value_or_threshold"])
     size = sizes.get((facet, group))
     judged = [m for m in entry["metrics"] if m["name"] in thresholds]
@@ -217,8 +263,9 @@ def _entry_violations(
                 f"facet {facet} = {group!r}: {size:,} rows in the group, {rows - size:,} outside "
                 f"(< {MIN_GROUP_ROWS} on one side); not judged",
             )
-        return []
-    found = []
+        return 0
+    known = evidence.get((facet, group)) if evidence is not None else None
+    pairs = 0
     for metric in judged:
         value = metric_value(metric)
         if value is None or not np.isfinite(value):
@@ -227,18 +274,15 @@ def _entry_violations(
                 f"facet {facet} = {group}: {metric['name']} is {metric.get('error') or metric['value']}; not judged",
             )
             continue
-        low, high = thresholds[metric["name"]]
-        if not low <= value <= high:
-            found.append(
-                {
-                    "facet": facet,
-                    "facet_value": group,
-                    "metric_name": metric["name"],
-                    "constraint_check_type": "bias_threshold_check",
-                    "description": f"Value {java_double(value)} does not meet the constraint requirement",
-                }
-            )
-    return found
+        name = metric["name"]
+        low, high = thresholds[name]
+        if known is not None and name in known.errors:
+            pairs += 1
+            if not low <= value <= high:
+                tested.append((facet, group, name, value, (low, high), z_score(name, value, low, high, known)))
+        elif not low <= value <= high:
+            found.append(_violation(facet, group, name, value))
+    return pairs
 
 
 def _group_sizes(columns: Mapping[str, np.ndarray], facets: Sequence[str]) -> dict[tuple[str, str], int]:
@@ -304,6 +348,7 @@ def run_bias(
             predicted_name = "__shipyard_predicted__"
             columns[predicted_name] = _bundle_predictions(bundle, everything, data)
     problems = Problems()
+    evidence: dict[tuple[str, str], bm.Evidence] = {}
     document = bias_analysis(
         {**columns, **extra},
         label=label,
@@ -314,10 +359,11 @@ def run_bias(
         probability_threshold=probability_threshold,
         pre_training=True,
         post_training=post,
+        evidence=evidence,
     )
     _missing_problems(columns, label, specs, problems)
     sizes = _group_sizes(columns, facets)
-    violations = bias_violations(document, chosen, sizes, table.num_rows, problems)
+    violations = bias_violations(document, chosen, sizes, table.num_rows, problems, evidence)
     out = Path(out)
     write_json(out / "analysis.json", document)
     write_json(out / "bias_violations.json", {"version": "1.0", "violations": violations})

@@ -24,11 +24,13 @@ __all__ = [
     "PRE_TRAINING",
     "CountTables",
     "Counts",
+    "Evidence",
     "Unavailable",
     "Value",
     "cdd",
     "count_tables",
     "divide",
+    "evidence",
     "flip_test",
     "generalized_entropy",
     "post_training",
@@ -321,6 +323,71 @@ def post_training(
     if ft is not None:
         values["FT"] = ft
     return dict(sorted(values.items()))
+
+
+# -- sampling error ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """What judging a group's metrics needs besides their values: its rows (``rows``: n_d, ``rest``: n_a) and
+    the standard error of each rate metric (``errors``; DI's is of ln DI), from the counts the metrics use.
+    ``log_di`` is ln DI of the smoothed rates (stands in where DI is 0)."""
+
+    rows: int
+    rest: int
+    errors: dict[str, float]
+    log_di: float
+
+
+def _smoothed(x: float, n: float) -> float:
+    """(x + 1) / (n + 2): a rate of 0 or 1 still has a variance."""
+    return (x + 1) / (n + 2)
+
+
+def _variance(x: float, n: float) -> float:
+    """The variance of the rate x / n (smoothed; n = 0 counts as 1, so an empty side is never precise)."""
+    p = _smoothed(x, n)
+    return p * (1 - p) / max(n, 1)
+
+
+def _difference_error(c: Counts, hits: Callable[[int], float], of: Callable[[int], float]) -> float:
+    return math.sqrt(sum(_variance(hits(d), of(d)) for d in (0, 1)))
+
+
+def _cdd_error(by_group: np.ndarray) -> float:
+    """SE of CDD = Σ w_i (D_i − A_i): √Σ w_i² [D_i(1 − D_i)/n⁽⁰⁾_i + A_i(1 − A_i)/n⁽¹⁾_i]."""
+    present = by_group[:, 1:, :].astype(np.float64)
+    per_group = present.sum(axis=0)
+    sizes = per_group.sum(axis=1)
+    total = float(sizes.sum())
+    if total == 0:
+        return math.inf
+    w = sizes / total
+    d = (present[1, :, 0] + 1) / (per_group[:, 0] + 2)
+    a = (present[1, :, 1] + 1) / (per_group[:, 1] + 2)
+    var = d * (1 - d) / np.maximum(per_group[:, 0], 1) + a * (1 - a) / np.maximum(per_group[:, 1], 1)
+    return float(np.sqrt(np.sum(w**2 * var)))
+
+
+def evidence(
+    c: Counts, label_by_group: np.ndarray | None = None, predicted_by_group: np.ndarray | None = None
+) -> Evidence:
+    """The standard errors of DPL, DPPL, AD, RD, DAR, DRR (differences of two independent proportions), DI
+    (of ln DI, by the delta method: (1 − q̂_d)/(n_d q̂_d) + (1 − q̂_a)/(n_a q̂_a)) and CDDL/CDDPL."""
+    errors = {
+        "DPL": _difference_error(c, lambda d: c.labels(d, 1), c.rows),
+        "DPPL": _difference_error(c, lambda d: c.predictions(d, 1), c.rows),
+        "AD": _difference_error(c, lambda d: c.cell(d, 1, 1) + c.cell(d, 0, 0), c.rows),
+        "RD": _difference_error(c, lambda d: c.cell(d, 1, 1), lambda d: c.labels(d, 1)),
+        "DAR": _difference_error(c, lambda d: c.cell(d, 1, 1), lambda d: c.predictions(d, 1)),
+        "DRR": _difference_error(c, lambda d: c.cell(d, 0, 0), lambda d: c.predictions(d, 0)),
+    }
+    q = [_smoothed(c.predictions(d, 1), c.rows(d)) for d in (0, 1)]
+    errors["DI"] = math.sqrt(sum((1 - q[d]) / (max(c.rows(d), 1) * q[d]) for d in (0, 1)))
+    if label_by_group is not None:
+        errors["CDDL"] = _cdd_error(label_by_group)
+    if predicted_by_group is not None:
+        errors["CDDPL"] = _cdd_error(predicted_by_group)
+    return Evidence(c.rows(1), c.rows(0), errors, math.log(q[1] / q[0]))
 
 
 # -- flip test ---------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ the baseline's ranking (attribution drift, ``out/explain/``). A part that cannot
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ from shipyard.errors import MonitorError
 from shipyard.monitor import violations as report
 from shipyard.monitor.baseline import EXPLAIN_ROWS, PREDICTED
 from shipyard.monitor.bias import bias_analysis
+from shipyard.monitor.bias_judge import DRIFT_METRICS
+from shipyard.monitor.bias_metrics import POST_TRAINING, Evidence
 from shipyard.monitor.clarify import read_analysis
 from shipyard.monitor.clarify_drift import (
     ATTRIBUTION_THRESHOLD,
@@ -61,7 +63,7 @@ from shipyard.monitor.drift import (
 from shipyard.monitor.explain import bundle_predictor, explain_analysis
 from shipyard.monitor.formats import feature_statistics, read_json, statistics_document, write_json
 from shipyard.monitor.joined import join_capture
-from shipyard.monitor.problems import Problems
+from shipyard.monitor.problems import ArgumentError, Problems
 from shipyard.monitor.profile import NumericProfile, StringProfile
 from shipyard.monitor.profiler import Profiler
 from shipyard.monitor.quality import read_ground_truth
@@ -100,6 +102,8 @@ class ClarifyCheck:
             "passed": not self.violations,
             "violations": self.violations,
             **({"ndcg": self.scores} if self.kind == "explain" else {}),
+            # bias: metrics farther from the ideal than the baseline's, but within sampling error
+            **({"not_significant": self.problems.counts.get("not significant", 0)} if self.kind == "bias" else {}),
             "files": files,
         }
 
@@ -156,6 +160,7 @@ def run_check(
     ground_truth: Path | None = None,
     bundle: Path | None = None,
     bias_tolerance: float = 0.0,
+    bias_metrics: Sequence[str] | None = None,
     attribution_threshold: float = ATTRIBUTION_THRESHOLD,
     explain_rows: int | None = None,
 ) -> CheckResult:
@@ -193,7 +198,9 @@ def run_check(
     result = CheckResult(violations, document, profiler.rows, out, problems)
     names = reference.names
     if (baseline / "bias").is_dir():
-        result.bias = _bias_drift(source, baseline / "bias", out / "bias", span, ground_truth, names, bias_tolerance)
+        result.bias = _bias_drift(
+            source, baseline / "bias", out / "bias", span, ground_truth, names, bias_tolerance, bias_metrics
+        )
     if (baseline / "explain").is_dir():
         limit = explain_rows
         result.explain = _attribution_drift(
@@ -522,6 +529,7 @@ def _bias_drift(
     ground_truth: Path | None,
     names: list[str],
     tolerance: float,
+    metrics: Sequence[str] | None = None,
 ) -> ClarifyCheck:
     """Post-training bias metrics of the captured requests, answers and labels, against the baseline's."""
     part = ClarifyCheck("bias")
@@ -560,6 +568,7 @@ def _bias_drift(
             f"the captured requests have no column {', '.join(missing)} (their features: {', '.join(features[:20])}); "
             "bias drift needs the facets among the model's inputs"
         )
+    evidence: dict[tuple[str, str], Evidence] = {}
     part.document = bias_analysis(
         columns,
         label=label,
@@ -570,12 +579,39 @@ def _bias_drift(
         probability_threshold=float(config.get("probability_threshold", 0.5)),
         pre_training=False,
         post_training=True,
+        evidence=evidence,
     )
     part.rows = len(joined.actual)
-    part.violations = bias_drift_violations(part.baseline, part.document, tolerance=tolerance)
+    judged = _bias_metric_names(metrics)
+    record: dict[str, Any] = {}
+    part.violations = bias_drift_violations(
+        part.baseline,
+        part.document,
+        tolerance=tolerance,
+        evidence=evidence,
+        metrics=judged,
+        problems=problems,
+        record=record,
+    )
     _unmatched(part.baseline, part.document, problems)
     join = {"captured_records": joined.captured, "matched_records": joined.matched_records, "matched_rows": part.rows}
-    return _write_part(part, out, baseline, problems, {"tolerance": tolerance, "join": join})
+    return _write_part(part, out, baseline, problems, {"tolerance": tolerance, "judged": record, "join": join})
+
+
+def _bias_metric_names(extra: Sequence[str] | None) -> list[str]:
+    """The metrics bias drift judges: those with a default band, and any named (``DCAcc`` is DCA)."""
+    from shipyard.monitor.bias import ALIASES
+
+    known = set(POST_TRAINING)
+    chosen = list(DRIFT_METRICS)
+    for name in extra or ():
+        metric = ALIASES.get(name.strip(), name.strip())
+        if metric not in known:
+            names = ", ".join(sorted(known))
+            raise ArgumentError("bias_metrics", name, f"no post-training metric of that name ({names})")
+        if metric not in chosen:
+            chosen.append(metric)
+    return chosen
 
 
 def _unmatched(baseline: dict[str, Any], current: dict[str, Any], problems: Problems) -> None:

@@ -8,10 +8,14 @@
 The constraints of a bias or an explainability monitor are the baseline's Clarify ``analysis.json`` itself.
 
 * Bias drift: a metric is a violation when its current value is *worse* than the baseline's, i.e. farther
-  from the ideal — 1 for DI (Disparate Impact), 0 for every other metric (differences, divergences, CI, TE,
-  FT, GE). With a DPPL baseline of 0.2, a current 0.1 is fine and -0.3 is a violation. ``tolerance`` widens
-  the allowed distance (0: Model Monitor's rule; a metric that is an error, or absent on either side, is not
-  judged).
+  from the ideal — 1 for DI (Disparate Impact), 0 for every other metric — by more than sampling error.
+  With a DPPL baseline of 0.2, a current 0.1 is fine and -0.3 is a violation if 0.1 past the allowed edge is
+  beyond ``critical_z`` standard errors of the current value (the baseline's value taken as fixed; DI on the
+  log scale; Bonferroni over the pairs judged: :mod:`shipyard.monitor.bias_judge`). By default only the rate
+  metrics with a default band are judged (:data:`~shipyard.monitor.bias_judge.DRIFT_METRICS`); others named
+  in ``metrics`` get Model Monitor's plain rule. ``tolerance`` widens the allowed distance; a metric that is
+  an error, or absent on either side, is not judged, nor a group of fewer than 50 current rows on a side.
+  The entries hold Model Monitor's keys only; the values judged go to ``record`` (drift.json).
 * Attribution drift: per label, the nDCG of the current global SHAP ranking against the baseline's, with the
   baseline's attributions as the gains; below ``threshold`` (0.9) it is a violation.
 
@@ -28,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import MonitorError
+from shipyard.monitor.bias_judge import DRIFT_METRICS, MIN_GROUP_ROWS, SIGNIFICANCE, critical_z, z_score
+from shipyard.monitor.bias_metrics import Evidence
 from shipyard.monitor.clarify import facet_metrics, metric_value
 from shipyard.monitor.formats import read_json, write_json
+from shipyard.monitor.problems import Problems
 from shipyard.monitor.violations import java_double
 
 __all__ = [
@@ -120,32 +127,108 @@ def bias_metrics(document: Mapping[str, Any]) -> Iterator[tuple[str, str, str, s
 
 
 def bias_drift_violations(
-    baseline_doc: Mapping[str, Any], current_doc: Mapping[str, Any], *, tolerance: float = 0.0
+    baseline_doc: Mapping[str, Any],
+    current_doc: Mapping[str, Any],
+    *,
+    tolerance: float = 0.0,
+    evidence: Mapping[tuple[str, str], Evidence] | None = None,
+    metrics: Sequence[str] | None = None,
+    problems: Problems | None = None,
+    record: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Model Monitor's ``bias_drift_check`` entries: each metric whose current value is farther from the ideal
-    than the baseline's (by more than ``tolerance``), matched on stage, facet, facet value and name."""
+    """Model Monitor's ``bias_drift_check`` entries: each judged metric whose current value is farther from
+    the ideal than the baseline's (by more than ``tolerance``), matched on stage, facet, facet value and name.
+
+    ``metrics``: those judged (default :data:`DRIFT_METRICS`). With ``evidence`` (the current analysis'), a
+    metric with a standard error is a violation only when it is past the allowed edge by more than
+    ``critical_z(m)`` of them, and a group under 50 rows is not judged (a problem). ``record`` receives the
+    judgement: the significance level, the pairs tested, the critical z and every metric past its edge."""
+    chosen = set(DRIFT_METRICS if metrics is None else metrics)
+    problems = problems if problems is not None else Problems()
     baseline = {key[:4]: key[4] for key in bias_metrics(baseline_doc)}
-    found = []
+    found: list[dict[str, Any]] = []
+    tested: list[tuple[str, str, str, float, float, float]] = []
+    flagged: list[dict[str, Any]] = []
+    small: set[tuple[str, str]] = set()
+    pairs = 0
     for stage, facet, value_or_threshold, name, value in bias_metrics(current_doc):
+        if name not in chosen:
+            continue
         reference = baseline.get((stage, facet, value_or_threshold, name))
         if value is None or reference is None or math.isnan(value) or math.isnan(reference):
             continue
-        target = ideal(name)
-        allowed, distance = abs(reference - target), abs(value - target)
-        if math.isinf(allowed) or distance <= allowed + tolerance + _EPSILON:
+        known = evidence.get((facet, value_or_threshold)) if evidence is not None else None
+        if known is not None and min(known.rows, known.rest) < MIN_GROUP_ROWS:
+            if (facet, value_or_threshold) not in small:
+                small.add((facet, value_or_threshold))
+                problems.add(
+                    "too few rows to judge",
+                    f"facet {facet} = {value_or_threshold}: {known.rows:,} rows in the group, {known.rest:,} "
+                    f"outside (< {MIN_GROUP_ROWS} on one side); not judged",
+                )
             continue
-        found.append(
+        target = ideal(name)
+        allowed, distance = abs(reference - target) + tolerance, abs(value - target)
+        if math.isinf(allowed):
+            continue
+        with_error = known is not None and name in known.errors
+        pairs += with_error
+        if distance <= allowed + _EPSILON:
+            continue
+        if known is not None and with_error:
+            z = z_score(name, value, target - allowed, target + allowed, known)
+            tested.append((facet, value_or_threshold, name, value, reference, z))
+        else:
+            found.append(_drift_entry(facet, value_or_threshold, name, value))
+            flagged.append(_judged(facet, value_or_threshold, name, value, reference, None, True))
+    critical = critical_z(pairs)
+    for facet, group, name, value, reference, z in tested:
+        significant = z > critical
+        if significant:
+            found.append(_drift_entry(facet, group, name, value))
+        else:
+            problems.add(
+                "not significant",
+                f"facet {facet} = {group}: {name} {value:.4g} is farther from {ideal(name):g} than the baseline's "
+                f"{reference:.4g}, but within sampling error (z = {z:.2f} ≤ {critical:.2f}, Bonferroni over "
+                f"{pairs} tests); not a violation",
+            )
+        flagged.append(_judged(facet, group, name, value, reference, z, significant))
+    if record is not None:
+        record.update(
             {
-                "facet": facet,
-                "facet_value": value_or_threshold,
-                "metric_name": name,
-                "constraint_check_type": "bias_drift_check",
-                "description": f"Value {java_double(value)} does not meet the constraint requirement",
-                "baseline_value": reference,
-                "value": value if math.isfinite(value) else java_double(value),
+                "metrics": sorted(chosen),
+                "alpha": SIGNIFICANCE,
+                "tests": pairs,
+                "critical_z": critical,
+                "past_the_edge": flagged,
             }
         )
     return found
+
+
+def _drift_entry(facet: str, group: str, name: str, value: float) -> dict[str, Any]:
+    return {
+        "facet": facet,
+        "facet_value": group,
+        "metric_name": name,
+        "constraint_check_type": "bias_drift_check",
+        "description": f"Value {java_double(value)} does not meet the constraint requirement",
+    }
+
+
+def _judged(
+    facet: str, group: str, name: str, value: float, reference: float, z: float | None, violation: bool
+) -> dict[str, Any]:
+    return {
+        "facet": facet,
+        "facet_value": group,
+        "metric_name": name,
+        "baseline_value": reference,
+        "value": value if math.isfinite(value) else java_double(value),
+        "z": None if z is None or not math.isfinite(z) else z,
+        "violation": violation,
+    }
 
 
 def write_violations(path: Path, violations: Sequence[Mapping[str, Any]]) -> Path:
