@@ -211,15 +211,19 @@ def test_a_planted_disparity_is_a_bias_drift_violation_and_exit_3(
 ) -> None:
     runner = CliRunner()
     command = ["monitor", "check", str(disparity.capture), "-b", str(baseline), "-g", str(disparity.labels)]
-    done = runner.invoke(app, [*command, "-o", str(tmp_path / "out"), "--bias-tolerance", "0.05"])
+    done = runner.invoke(app, [*command, "-o", str(tmp_path / "out")])  # the defaults: no tolerance
     assert done.exit_code == 3, done.output
     assert "bias_drift_check" in done.output
     found = clarify_violations(tmp_path / "out" / "bias" / "constraint_violations.json")
     names = {v["metric_name"] for v in found}
     assert {"DPPL", "DI"} <= names
     assert {(v["facet"], v["facet_value"]) for v in found} == {("gender", "1")}
-    dppl = next(v for v in found if v["metric_name"] == "DPPL")
-    assert dppl["value"] > 0.3 and abs(dppl["baseline_value"]) < 0.15
+    keys = {"facet", "facet_value", "metric_name", "constraint_check_type", "description"}
+    assert all(set(v) == keys for v in found)  # Model Monitor's keys only
+    judged = orjson.loads((tmp_path / "out" / "bias" / "drift.json").read_bytes())["judged"]
+    dppl = next(v for v in judged["past_the_edge"] if v["metric_name"] == "DPPL")
+    assert dppl["value"] > 0.3 and abs(dppl["baseline_value"]) < 0.15 and dppl["violation"]
+    assert dppl["z"] > judged["critical_z"] > 2 and judged["alpha"] == 0.05
     # no bundle given, but the baseline names it: attribution drift ran too
     assert (tmp_path / "out" / "explain" / "analysis.json").is_file()
     # the same traffic without ground truth: bias drift is skipped, and says why

@@ -115,10 +115,22 @@ def test_only_the_same_facet_value_and_metric_are_compared() -> None:
     assert bias_drift_violations(pre, bias_document({"DPPL": 0.5})) == []
 
 
+def test_only_the_banded_metrics_are_judged_by_default() -> None:
+    # CI, TE, KL…: no default band, no standard error; judged only when named
+    assert judged({"CI": 0.0, "TE": 0.1, "DPPL": 0.0}, {"CI": 0.5, "TE": 3.0, "DPPL": 0.0}) == set()
+    both = bias_drift_violations(
+        bias_document({"CI": 0.0, "TE": 0.1}), bias_document({"CI": 0.5, "TE": 3.0}), metrics=["TE"]
+    )
+    assert {v["metric_name"] for v in both} == {"TE"}
+
+
 def test_bias_drift_violation_file(tmp_path: Path) -> None:
+    record: dict[str, Any] = {}
     found = bias_drift_violations(
         bias_document({"DPPL": 0.01, "DI": 0.97, "CI": 0.0}),
         bias_document({"DPPL": -0.25, "DI": "-Infinity", "CI": 0.0751544567666083}),
+        metrics=["CI", "DI", "DPPL"],
+        record=record,
     )
     path = write_violations(tmp_path / "constraint_violations.json", found)
     document = validate(path)
@@ -133,7 +145,12 @@ def test_bias_drift_violation_file(tmp_path: Path) -> None:
         "constraint_check_type": "bias_drift_check",
     }
     assert by_name["DI"]["description"] == "Value -Infinity does not meet the constraint requirement"
-    assert by_name["DPPL"]["baseline_value"] == 0.01 and by_name["DPPL"]["value"] == -0.25
+    # exactly Model Monitor's keys; the values judged are in the record (drift.json)
+    keys = {"facet", "facet_value", "metric_name", "constraint_check_type", "description"}
+    assert all(set(v) == keys for v in document["violations"])
+    past = {v["metric_name"]: v for v in record["past_the_edge"]}
+    assert past["DPPL"]["baseline_value"] == 0.01 and past["DPPL"]["value"] == -0.25
+    assert past["DI"]["value"] == "-Infinity" and all(v["violation"] for v in past.values())
     # AWS's readers parse the number out of the sentence
     number = re.search(r"Value (.+) does not meet", by_name["DPPL"]["description"])
     assert number is not None and float(number.group(1)) == -0.25
