@@ -298,8 +298,10 @@ def _bias_section(part: ClarifyPart) -> str:
     if baseline is not None:
         parts.append(
             "<p>A metric drifts when it is farther from the ideal (1 for DI, 0 for the others) than the "
-            f"baseline's value{f' by more than {tolerance:g}' if tolerance else ''}: the band is the baseline's "
-            "distance from the ideal, on either side of it.</p>"
+            f"baseline's value{f' by more than {tolerance:g}' if tolerance else ''}, beyond sampling error: "
+            "the band is the baseline's distance from the ideal, on either side of it, and a value past its "
+            "edge is a violation only when more than the critical number of standard errors past it "
+            "(Bonferroni over the metrics judged; see docs/monitor.md, section 8).</p>"
         )
     thresholds = {} if baseline is not None else _default_thresholds()
     tables: dict[tuple[str, str], list[str]] = {}
