@@ -303,6 +303,13 @@ def _bias_section(part: ClarifyPart) -> str:
             "edge is a violation only when more than the critical number of standard errors past it "
             "(Bonferroni over the metrics judged; see docs/monitor.md, section 8).</p>"
         )
+    else:
+        parts.append(
+            "<p>A metric outside its band is a violation only when it is outside beyond sampling error (the "
+            "rate metrics are tested at the band's edge, Bonferroni over the run; see docs/monitor.md, "
+            "section 6); one outside its band within sampling error is not marked here (the command reports it "
+            "as not significant).</p>"
+        )
     thresholds = {} if baseline is not None else _default_thresholds()
     tables: dict[tuple[str, str], list[str]] = {}
     for stage, facet, value_or_threshold, name, value in bias_metrics(part.document):
