@@ -4,9 +4,10 @@
                       predicted="pred", group_by="region")
     result.violations        # [{"facet": "gender", "facet_value": "female", "metric_name": "DI", …}]
 
-Writes ``analysis.json`` (Clarify's format, every metric smclarify 0.5 computes, with its values and errors)
-and ``bias_violations.json`` (Model Monitor's bias-drift entries, ``constraint_check_type``
-``bias_threshold_check``: a metric outside its ``[low, high]`` band). A group of fewer than 50 rows, or a
+Writes ``analysis.json`` (Clarify's format, every metric smclarify 0.5 computes, with its values and errors),
+``bias_violations.json`` (Model Monitor's bias-drift entries, ``constraint_check_type``
+``bias_threshold_check``: a metric outside its ``[low, high]`` band) and ``report.html`` (with ``report/``:
+the HTML report of :mod:`shipyard.monitor.report`). A group of fewer than 50 rows, or a
 metric that is an error or infinite, is a problem (reported), never a violation. How facets, labels and
 predictions are grouped: :mod:`shipyard.monitor.groups`; the formulas: :mod:`shipyard.monitor.bias_metrics`.
 """
@@ -48,6 +49,7 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
 }
 MIN_GROUP_ROWS = 50
 ALIASES = {"DCAcc": "DCA"}
+_BUNDLE_PREDICTIONS = "__shipyard_predicted__"  # the column of a bundle's predictions
 
 
 @dataclass
@@ -58,6 +60,7 @@ class BiasResult:
     out: Path
     rows: int
     group_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
+    report: Path | None = None  # report.html
 
 
 # -- the analysis ------------------------------------------------------------------------------------
@@ -116,7 +119,12 @@ def bias_analysis(
     if not y.any():
         seen = ", ".join(map(str, np.unique(y_values[~missing_mask(y_values)].astype(str))[:8]))
         raise ArgumentError("positive", ",".join(positive), f"no label of {label} is positive (values: {seen})")
-    p = predicted_mask(p_values, y_values, positive, probability_threshold) if p_values is not None else None
+    shown = None if predicted == _BUNDLE_PREDICTIONS else predicted
+    p = (
+        predicted_mask(p_values, y_values, positive, probability_threshold, names=(shown, label))
+        if p_values is not None
+        else None
+    )
     group = _group_codes(_missing_column(columns, group_by, "group_by")) if group_by is not None else None
     document: dict[str, Any] = {"version": "1.0"}
     sections = {
@@ -278,8 +286,10 @@ def run_bias(
     group_by: str | None = None,
     probability_threshold: float = 0.5,
     thresholds: Mapping[str, tuple[float, float]] | None = None,
+    write_report: bool = True,
 ) -> BiasResult:
-    """The steps: read the columns needed → (predict with the bundle) → analysis → judge → write the two files."""
+    """The steps: read the columns needed → (predict with the bundle) → analysis → judge → write the two files
+    (and, with ``write_report``, ``report.html``: :func:`shipyard.monitor.report.make_report` of ``out``)."""
     if predicted is not None and bundle is not None:
         raise ArgumentError("bundle", str(bundle), "give either predicted or bundle, not both")
     chosen = _thresholds(thresholds)
@@ -292,6 +302,8 @@ def run_bias(
         if name is not None and name not in names:
             raise ArgumentError(argument, name, f"no such column in {data} (columns: {', '.join(names[:12])})")
     table = read_table(data, list(dict.fromkeys(needed)))
+    if not table.num_rows:
+        raise MonitorError(f"{data}: holds no rows (only a header)")
     columns = table_columns(table)
     post = predicted is not None or bundle is not None
     extra: dict[str, np.ndarray] = {}
@@ -301,7 +313,7 @@ def run_bias(
         extra = _ft_columns(data, names, set(needed), everything)
         if bundle is not None:
             assert everything is not None
-            predicted_name = "__shipyard_predicted__"
+            predicted_name = _BUNDLE_PREDICTIONS
             columns[predicted_name] = _bundle_predictions(bundle, everything, data)
     problems = Problems()
     document = bias_analysis(
@@ -321,7 +333,12 @@ def run_bias(
     out = Path(out)
     write_json(out / "analysis.json", document)
     write_json(out / "bias_violations.json", {"version": "1.0", "violations": violations})
-    return BiasResult(document, violations, problems, out, table.num_rows, sizes)
+    report = None
+    if write_report:
+        from shipyard.monitor.report import make_report
+
+        report = make_report(out, thresholds=chosen).html_path
+    return BiasResult(document, violations, problems, out, table.num_rows, sizes, report)
 
 
 _TEXT_MARK = np.array(["text"], dtype=object)
