@@ -235,7 +235,8 @@ def _check_finite(rows: np.ndarray, features: Sequence[str], path: Path, header:
         more = f" ({count:,} such values in all)" if count > 1 else ""
         raise MonitorError(
             f"{path}: data row {row + 1}{' (after the header)' if header else ''}, column {features[column]!r}: "
-            f"{rows[row, column]!r} is not a finite number; SHAP values need every feature present{more}"
+            f"{float(rows[row, column])} is not a finite number (a missing value?); SHAP values need every "
+            f"feature present{more}"
         )
 
 
