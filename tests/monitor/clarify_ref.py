@@ -1,4 +1,5 @@
-"""smclarify 0.5's bias_report on Parquet (and CSV: pandas.read_csv) files, run in a subprocess (smclarify lives in .clarify-ref/ only).
+"""smclarify 0.5's bias_report on Parquet (and CSV: pandas.read_csv) files, run in a subprocess (smclarify
+lives in .clarify-ref/ only).
 
     PYTHONPATH=.clarify-ref python tests/monitor/clarify_ref.py cases.json   # prints one JSON list
 

@@ -6,8 +6,8 @@ values), an integer facet typed categorical by the 5% rule, a label threshold, m
 adult-like numeric data (FT runs, with k = 5 and k = 1), scores (Shipyard's labels at 0.5 against smclarify
 given those labels), a CSV with empty facet cells (smclarify reading it with pandas.read_csv), and real data:
 scikit-learn's breast cancer set with a LogisticRegression's predictions, the facet 'mean radius' above its
-median (0/1, and as the continuous column with a threshold), FT on the 30 features. Values must agree within 1e-9; value_or_threshold,
-label_value_or_threshold, metric names, descriptions and error messages must be the same strings.
+median (0/1, and as the continuous column with a threshold), FT on the 30 features. Values must agree within 1e-9;
+value_or_threshold, label_value_or_threshold, metric names, descriptions and error messages must be the same strings.
 """
 
 from __future__ import annotations
