@@ -123,3 +123,28 @@ def test_bundle_predicts_in_process(tmp_path: Path) -> None:
     expected = np.mean(predicted[group == "a"]) - np.mean(predicted[group == "b"])
     assert values[("post_training", "DPPL")] == pytest.approx(expected, abs=1e-12)
     assert isinstance(values[("post_training", "FT")], float)  # numbers only once the text facet is left out
+
+
+@pytest.mark.integration
+def test_many_facet_values_a_row_per_value_and_metric_at_80_columns(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    data = {
+        "race": rng.choice(np.array(list("abcde"), dtype=object), 2000),
+        "y": rng.integers(0, 2, 2000),
+        "pred": rng.integers(0, 2, 2000),
+    }
+    csv = tmp_path / "race.csv"
+    pacsv.write_csv(pa.table(data), csv)
+    out = tmp_path / "out"
+    done = shipyard(
+        "monitor", "bias", str(csv), "-l", "y", "-f", "race", "--predicted", "pred", "-o", str(out),
+        env={"COLUMNS": "80"},
+    )  # fmt: skip
+    assert done.returncode in (0, 3), done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in done.stdout
+    document = json.loads((out / "analysis.json").read_text())
+    for entry in document["post_training_bias_metrics"]["facets"]["race"]:
+        assert any(line.startswith(f"│ {entry['value_or_threshold']} (") for line in lines), entry["value_or_threshold"]
+        di = next(m for m in entry["metrics"] if m["name"] == "DI")
+        assert any(f"│ DI     │ {di['value']:.4g}".replace(" ", "") in line.replace(" ", "") for line in lines)
