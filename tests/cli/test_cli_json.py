@@ -169,6 +169,7 @@ def test_monitor_bias_json_is_what_it_wrote(tmp_path: Path) -> None:
     ]
     assert listed == written
     assert document["files"]["analysis"] == str(out / "analysis.json")
+    assert document["files"]["report"] == str(out / "report.html") and (out / "report.html").is_file()
     cli = json.loads((SCHEMAS / "monitor-bias.v1.json").read_text())["$defs"]["violation"]
     file_schema = json.loads((SCHEMAS.parent / "monitor" / "bias_violations.schema.json").read_text())
     assert cli == file_schema["properties"]["violations"]["items"]
@@ -203,7 +204,9 @@ def test_monitor_explain_json_is_what_it_wrote(digits_bundle: Path, tmp_path: Pa
         "local": str(out / "explanations_shap" / "out.csv"),
         "baseline": str(out / "explanations_shap" / "baseline.csv"),
         "plot": str(out / "global_shap.png"),
+        "report": str(out / "report.html"),
     }
+    assert (out / "report.html").is_file()
 
 
 def test_monitor_checks_violation_schema_is_the_violation_files_own() -> None:

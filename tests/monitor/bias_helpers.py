@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shipyard.monitor.columns import table_columns
+from shipyard.monitor.columns import read_table, table_columns
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("clarify_ref.py")
@@ -42,8 +42,8 @@ def smclarify(cases: list[dict[str, Any]], tmp: Path, reference: Path) -> list[d
 
 
 def columns_of(path: Path, drop: list[str] | None = None) -> dict[str, np.ndarray]:
-    """A Parquet file's columns as Shipyard's run_bias reads them."""
-    table = pq.read_table(path)
+    """A Parquet (or CSV) file's columns as Shipyard's run_bias reads them (monitor.columns.read_table)."""
+    table = read_table(path)
     return {name: values for name, values in table_columns(table).items() if name not in (drop or [])}
 
 
@@ -80,3 +80,31 @@ def adult_like(rng: np.random.Generator, n: int = 3000) -> dict[str, Any]:
     pred = model.predict(np.column_stack([x, sex, age])).astype(np.int64)
     data: dict[str, Any] = {f"f{i}": x[:, i] for i in range(5)}
     return {**data, "sex": sex, "race": race, "age": age, "y": y, "pred": pred}
+
+
+def write_csv(table: dict[str, Any], path: Path) -> Path:
+    """The columns as CSV, a missing value an empty cell (as pandas.to_csv writes it)."""
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(pa.table(table), path, pacsv.WriteOptions(quoting_style="none"))
+    return path
+
+
+def breast_cancer() -> dict[str, Any]:
+    """scikit-learn's breast cancer data (real, 569 rows, 30 numeric features): label ``y`` the target, the facet
+    ``big`` 1 where 'mean radius' is above its median, ``pred`` a LogisticRegression's predictions on the
+    features (fit here, on standardised features)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer()
+    x, y = data.data, data.target.astype(np.int64)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x, y)
+    columns: dict[str, Any] = {str(name): x[:, i] for i, name in enumerate(data.feature_names)}
+    radius = columns["mean radius"]
+    columns["big"] = (radius > np.median(radius)).astype(np.int64)
+    columns["y"] = y
+    columns["pred"] = model.predict(x).astype(np.int64)
+    return columns

@@ -1,4 +1,5 @@
-"""smclarify 0.5's bias_report on Parquet files, run in a subprocess (smclarify lives in .clarify-ref/ only).
+"""smclarify 0.5's bias_report on Parquet (and CSV: pandas.read_csv) files, run in a subprocess (smclarify
+lives in .clarify-ref/ only).
 
     PYTHONPATH=.clarify-ref python tests/monitor/clarify_ref.py cases.json   # prints one JSON list
 
@@ -22,7 +23,7 @@ def _frame(path: str, cache: dict[str, Any]) -> Any:
     import pandas as pd
 
     if path not in cache:
-        frame = pd.read_parquet(path)
+        frame = pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
         for name in frame.columns:
             if not (pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name])):
                 frame[name] = frame[name].astype(object)

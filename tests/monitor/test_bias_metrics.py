@@ -201,6 +201,27 @@ def test_labels_and_predictions() -> None:
         predicted_mask(np.linspace(0, 100, 120), y, ["1"])
 
 
+def test_predictions_not_typed_like_the_label_are_refused() -> None:
+    """Text labels against numeric predictions (or the other way), and predictions with no positive label
+    value among values the label never takes (--predicted naming another column), are exit-2 errors naming
+    the columns and a few values; predictions that are all a negative label value are a model's answer."""
+    words = np.array(["yes", "no"] * 60, dtype=object)
+    numbers = np.array([0, 1] * 60)
+    with pytest.raises(ArgumentError, match=r"predicted pred: the predictions are numbers, the label text.*"
+                       r"predictions: '0', '1'; label y: 'no', 'yes'"):  # fmt: skip
+        predicted_mask(numbers, words, ["yes"], names=("pred", "y"))
+    with pytest.raises(ArgumentError, match="the predictions are text, the label numbers"):
+        predicted_mask(words, numbers, ["1"], names=("pred", "y"))
+    gender = np.array(["female", "male"] * 60, dtype=object)
+    with pytest.raises(ArgumentError, match=r"predicted gender: no prediction is a positive label value \(yes\)"):
+        predicted_mask(gender, words, ["yes"], names=("gender", "y"))
+    with pytest.raises(MonitorError, match="the model's predictions: the predictions are numbers"):
+        predicted_mask(numbers, words, ["yes"], names=(None, "y"))
+    assert not predicted_mask(np.array(["no"] * 120, dtype=object), words, ["yes"]).any()  # all negative: fine
+    assert predicted_mask(np.array([1.0, 0.0] * 60), numbers, ["1"]).tolist()[:2] == [True, False]  # 1.0 is 1
+    assert predicted_mask(np.array([0.2, 0.9] * 60), words, ["yes"]).tolist()[:2] == [False, True]  # scores
+
+
 # -- analysis.json -----------------------------------------------------------------------------------
 def test_metric_entries_and_reading_them_back(tmp_path: Path) -> None:
     assert metric_entry("DI", 0.5) == {"name": "DI", "description": "Disparate Impact (DI)", "value": 0.5}

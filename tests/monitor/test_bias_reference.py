@@ -4,8 +4,10 @@ The data sets: a planted disparity (text facet, text group variable), a multi-va
 all and with two values, continuous facets with a threshold (floats, and integers with ≥ 5% distinct
 values), an integer facet typed categorical by the 5% rule, a label threshold, missing facet values,
 adult-like numeric data (FT runs, with k = 5 and k = 1), scores (Shipyard's labels at 0.5 against smclarify
-given those labels). Values must agree within 1e-9; value_or_threshold,
-label_value_or_threshold, metric names, descriptions and error messages must be the same strings.
+given those labels), a CSV with empty facet cells (smclarify reading it with pandas.read_csv), and real data:
+scikit-learn's breast cancer set with a LogisticRegression's predictions, the facet 'mean radius' above its
+median (0/1, and as the continuous column with a threshold), FT on the 30 features. Values must agree within 1e-9;
+value_or_threshold, label_value_or_threshold, metric names, descriptions and error messages must be the same strings.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bias_helpers import adult_like, clarify_ref_dir, columns_of, planted, smclarify, write
+from bias_helpers import adult_like, breast_cancer, clarify_ref_dir, columns_of, planted, smclarify, write, write_csv
 
 from shipyard.monitor.bias import bias_analysis
 
@@ -70,6 +72,17 @@ def _cases(tmp: Path) -> list[dict[str, Any]]:
     scored["pred"] = (scored["score"] >= 0.5).astype(np.int64)  # what smclarify gets: the labels at 0.5
     ours = {"predicted": "score", "drop": ["pred"]}  # what Shipyard gets: the scores
     add(write(scored, tmp / "scores.parquet"), "gender", None, group="region", drop=["score"], ours=ours)
+    # CSV with empty facet cells (smclarify reads it with pandas.read_csv): the missing value is 'nan', as
+    # from Parquet, not ''
+    csv = write_csv(planted(rng, nan_share=0.1), tmp / "nan.csv")
+    add(csv, "gender", None, group="region")
+    add(csv, "region", ["north"])  # (smclarify cannot sort a group variable with missing values)
+    # real data: scikit-learn's breast cancer set, a LogisticRegression's predictions, FT on its 30 features
+    cancer = write(breast_cancer(), tmp / "breast-cancer.parquet")
+    add(cancer, "big", None)  # 'mean radius' above its median, 0/1: one vs all
+    add(cancer, "big", ["1"])
+    median = float(np.median(breast_cancer()["mean radius"]))
+    add(cancer, "mean radius", [str(median)], drop=["big"])  # the continuous form: a threshold at the median
     return cases
 
 
@@ -130,6 +143,8 @@ def test_strings_as_smclarify_writes_them(tmp_path: Path) -> None:
     assert found[("int-age-continuous", "age=40")] == ["(40.0, 80.0]"]
     assert found[("int-age-categorical", "age=40")] == ["40"]
     assert len(found[("adult", "race")]) == 5
+    assert sorted(found[("nan", "gender")]) == ["female", "male", "nan"]  # the CSV's empty cells too
+    assert found[("breast-cancer", "big")] == ["0", "1"] or found[("breast-cancer", "big")] == ["1", "0"]
 
 
 def test_dppl_and_di_agree_with_fairlearn(tmp_path: Path) -> None:

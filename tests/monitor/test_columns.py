@@ -44,3 +44,37 @@ def test_feature_matrix_and_predictions(tmp_path: Path) -> None:
     assert predicted_labels(np.array([[0.2, 0.8], [0.9, 0.1]])).tolist() == [0.8, 0.1]
     assert predicted_labels(np.array([[0.1, 0.2, 0.7]])).tolist() == [2]
     assert predicted_labels(np.array([[1.0], [0.0]])).dtype == np.int64
+
+
+def test_empty_and_unreadable_files_are_monitor_errors(tmp_path: Path) -> None:
+    from shipyard.monitor.columns import read_table, schema_names
+
+    zero = tmp_path / "zero.csv"
+    zero.write_bytes(b"")
+    for read in (schema_names, read_table):
+        with pytest.raises(MonitorError, match=r"zero\.csv: cannot read .*the file is empty"):
+            read(zero)  # type: ignore[operator]
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(MonitorError, match=r"broken\.parquet: cannot read"):
+        schema_names(broken)
+    with pytest.raises(MonitorError, match="no such file"):
+        schema_names(tmp_path / "none.csv")
+
+
+def test_empty_csv_cells_are_missing_as_pandas_reads_them(tmp_path: Path) -> None:
+    """An empty (or quoted empty) cell of a text column is None, not ''; an all-empty column is text, all None
+    (pyarrow's null type would otherwise come out as the text 'None')."""
+    from shipyard.monitor.columns import read_table, table_columns
+
+    path = tmp_path / "d.csv"
+    path.write_text('g,empty,x,y\nfemale,,1.5,1\n,,,0\n"",,2.5,1\n')
+    columns = table_columns(read_table(path))
+    assert columns["g"].tolist() == ["female", None, None]
+    assert columns["empty"].dtype == object and columns["empty"].tolist() == [None, None, None]
+    assert np.isnan(columns["x"][1]) and columns["y"].tolist() == [1, 0, 1]
+    from shipyard.monitor.groups import facet_groups, parse_facet
+
+    assert facet_groups(columns["g"], parse_facet("g")).names == ["female", "nan"]
+    groups = facet_groups(columns["empty"], parse_facet("empty"))
+    assert groups.names == ["nan"] and (groups.codes == -1).all()  # one missing value, its group empty

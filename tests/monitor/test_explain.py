@@ -213,3 +213,74 @@ def test_the_cli_explains_digits(digits_bundle: Path, digits_parquet: Path, tmp_
         "monitor", "explain", str(digits_bundle), str(digits_parquet), "--baseline", str(tmp_path / "no.csv")
     )
     assert missing.returncode == 2 and "--baseline" in missing.stderr and "no such file" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def linear_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray, float]:
+    """A LinearRegression on 5 features of breast-cancer data (a bundle), its coefficients, intercept and rows."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LinearRegression
+
+    import shipyard
+
+    data = load_breast_cancer()
+    x, y = data.data[:, [0, 1, 4, 7, 9]], data.data[:, 3]
+    model = LinearRegression().fit(x, y)
+    root = tmp_path_factory.mktemp("linear")
+    names = ["radius", "texture", "smoothness", "concave_points", "fractal_dimension"]
+    bundle = shipyard.save(model, root / "bundle", example=x[:3], feature_names=names)
+    return bundle.path, x, np.asarray(model.coef_), float(model.intercept_)
+
+
+def test_a_linear_bundle_equals_shap_and_the_closed_form(
+    linear_bundle: tuple[Path, np.ndarray, np.ndarray, float], tmp_path: Path
+) -> None:
+    """run_explain on a linear model (every coalition enumerated, M = 5): its SHAP values, shap's
+    KernelExplainer(l1_reg=0) on x @ coef + b, and (x − mean baseline) · coef, all within 1e-9."""
+    import shap
+
+    bundle, x, coef, intercept = linear_bundle
+    names = ["radius", "texture", "smoothness", "concave_points", "fractal_dimension"]
+    rows_path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({n: x[:30, i] for i, n in enumerate(names)}), rows_path)
+    result = run_explain(bundle, rows_path, tmp_path / "out", baseline=3, samples=30, seed=4)
+    baseline = result.baseline
+    explainer = shap.KernelExplainer(lambda rows: rows @ coef + intercept, baseline)
+    np.random.seed(0)
+    want = np.asarray(explainer.shap_values(x[:30], nsamples=30, l1_reg=0, silent=True)).reshape(30, 5)
+    exact = (x[:30] - baseline.mean(axis=0)) * coef
+    np.testing.assert_allclose(result.local[:, :, 0], want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result.local[:, :, 0], exact, rtol=0, atol=1e-9)
+    expected = result.document["explanations"]["kernel_shap"]["label0"]["expected_value"]
+    assert expected == pytest.approx(float(np.mean(baseline @ coef + intercept)), abs=1e-9)
+
+
+def test_odd_inputs_are_worded_and_few_coalitions_warned(
+    linear_bundle: tuple[Path, np.ndarray, np.ndarray, float], tmp_path: Path
+) -> None:
+    """A header without rows holds no rows; a missing value names the file, its data row and column;
+    --samples under M + 1 is a problem (φ of some feature would be 0 whatever the model); report.html."""
+    bundle, x, _, _ = linear_bundle
+    header = "radius,texture,smoothness,concave_points,fractal_dimension"
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header + "\n")
+    with pytest.raises(MonitorError, match=r"empty\.csv: holds no rows"):
+        run_explain(bundle, empty, tmp_path / "e")
+    zero = tmp_path / "zero.csv"
+    zero.write_bytes(b"")
+    with pytest.raises(MonitorError, match=r"zero\.csv"):
+        run_explain(bundle, zero, tmp_path / "z")
+    gap = tmp_path / "gap.csv"
+    lines = [",".join(repr(float(v)) for v in row) for row in x[:6]]
+    lines[2] = "," + lines[2].split(",", 1)[1]  # data row 3: radius missing
+    gap.write_text("\n".join([header, *lines]) + "\n")
+    with pytest.raises(MonitorError, match=r"gap\.csv: data row 3 \(after the header\), column 'radius': nan"):
+        run_explain(bundle, gap, tmp_path / "g")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join([header, *[",".join(repr(float(v)) for v in r) for r in x[:10]]]) + "\n")
+    few = run_explain(bundle, rows, tmp_path / "few", samples=2)
+    assert any("--samples 2 is under M + 1 = 6" in line for line in few.problems.summary())
+    enough = run_explain(bundle, rows, tmp_path / "enough", samples=6)
+    assert not enough.problems.summary()
+    page = (tmp_path / "enough" / "report.html").read_text()
+    assert enough.files["report"] == tmp_path / "enough" / "report.html" and "SHAP" in page

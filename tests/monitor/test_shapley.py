@@ -1,7 +1,8 @@
 """Kernel SHAP (monitor/shapley.py) against its properties and against shap's own KernelExplainer.
 
 - efficiency: Σφ = link(f(x)) − expected value, for any model, coalition budget and baseline;
-- a linear model's SHAP values are exact: φ = (x − mean baseline) · coef, whatever the coalitions;
+- a linear model's SHAP values are exact: φ = (x − mean baseline) · coef, whatever the coalitions, and
+  equal to shap's KernelExplainer on it (every coalition enumerated);
 - with every coalition enumerated (samples ≥ 2^M − 2, M ≤ 10) there is no randomness left, and the values
   equal shap 0.51's ``KernelExplainer(...).shap_values(X, nsamples=N, l1_reg=0)`` within 1e-9: identity and
   logit links, one and several baseline rows, one output and several;
@@ -151,6 +152,31 @@ def test_equal_to_shap_when_every_coalition_is_enumerated(
     want = want.reshape(len(rows), width, outputs)  # shap 0.51: (rows, M) for one output, (rows, M, K) for K
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     np.testing.assert_allclose(expected, np.atleast_1d(explainer.expected_value), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("width", "base_rows"), [(3, 1), (5, 4), (10, 2)])
+def test_a_linear_model_equals_shap_and_the_closed_form(width: int, base_rows: int) -> None:
+    """f(x) = x @ coef + b, every coalition enumerated: Shipyard, shap's KernelExplainer (l1_reg=0) and the
+    exact (x − mean baseline) · coef agree within 1e-9."""
+    import shap
+
+    rng = np.random.default_rng(200 + width)
+    coef, b = rng.normal(size=width), float(rng.normal())
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x @ coef + b)
+
+    rows, baseline = rng.normal(size=(8, width)), rng.normal(size=(base_rows, width))
+    nsamples = 2**width - 2
+    explainer = shap.KernelExplainer(predict, baseline)
+    np.random.seed(0)
+    want = np.asarray(explainer.shap_values(rows, nsamples=nsamples, l1_reg=0, silent=True)).reshape(8, width)
+    got, expected = kernel_shap(predict, rows, baseline, samples=nsamples)
+    exact = (rows - baseline.mean(axis=0)) * coef
+    np.testing.assert_allclose(got[:, :, 0], want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got[:, :, 0], exact, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(want, exact, rtol=0, atol=1e-9)
+    assert expected[0] == pytest.approx(float(np.atleast_1d(explainer.expected_value)[0]), abs=1e-12)
 
 
 def test_close_to_shap_when_coalitions_are_sampled() -> None:

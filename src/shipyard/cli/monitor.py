@@ -566,15 +566,35 @@ def bias(
         return
     for table in _bias_tables(result):
         out.print(table)
+    if result.report is not None:
+        out.print(f"report: {result.report}", highlight=False)
     shown = [{**v, "where": f"{v['facet']}={v['facet_value']} {v['metric_name']}"} for v in result.violations]
     _violations(shown, "where", out_dir / "bias_violations.json")
 
 
+_WIDE_GROUPS = 3  # at most this many facet values side by side (a column each); more: a row per value and metric
+
+
+def _short(name: str) -> str:
+    """A metric's description without its "(NAME)" (Clarify's descriptions end with it)."""
+    from shipyard.monitor.clarify import DESCRIPTIONS
+
+    text = DESCRIPTIONS.get(name, name)
+    return text.removesuffix(f" ({name})")
+
+
 def _bias_tables(result: Any) -> list[Table]:
-    """A table per facet and stage: a row per value_or_threshold, a column per metric (violations in red)."""
+    """A table per facet and stage, a row per metric: its value for each facet value (a column each when there
+    are few; else a row per facet value and metric), violations in red; readable at 80 columns."""
     from shipyard.monitor.clarify import metric_value
 
     flagged = {(v["facet"], v["facet_value"], v["metric_name"]) for v in result.violations}
+
+    def cell(facet: str, group: str, metric: dict[str, Any]) -> str:
+        value = metric_value(metric)
+        text = "error" if value is None else f"{value:.4g}"
+        return f"[red]{text}[/]" if (facet, group, metric["name"]) in flagged else text
+
     tables = []
     for section, stage in (
         ("pre_training_bias_metrics", "pre-training"),
@@ -582,18 +602,28 @@ def _bias_tables(result: Any) -> list[Table]:
     ):
         for facet, entries in ((result.document.get(section) or {}).get("facets") or {}).items():
             table = Table(title=f"{facet}: {stage} bias ({result.rows:,} rows)")
-            table.add_column("value_or_threshold")
-            table.add_column("rows", justify="right")
-            for metric in entries[0]["metrics"] if entries else []:
-                table.add_column(metric["name"], justify="right")
-            for entry in entries:
-                group = entry["value_or_threshold"]
-                cells = []
-                for metric in entry["metrics"]:
-                    value = metric_value(metric)
-                    text = "error" if value is None else f"{value:.3g}"
-                    cells.append(f"[red]{text}[/]" if (facet, group, metric["name"]) in flagged else text)
-                table.add_row(group, f"{result.group_sizes.get((facet, group), 0):,}", *cells)
+            groups = [str(entry["value_or_threshold"]) for entry in entries]
+            sizes = [f"{result.group_sizes.get((facet, g), 0):,} rows" for g in groups]
+            if len(entries) <= _WIDE_GROUPS:
+                table.add_column("metric", no_wrap=True)
+                table.add_column("description", overflow="fold")
+                for group, size in zip(groups, sizes, strict=True):
+                    table.add_column(f"{facet}={group}\n({size})", justify="right", no_wrap=True, overflow="fold")
+                names = [m["name"] for m in entries[0]["metrics"]] if entries else []
+                by_name = [{m["name"]: m for m in entry["metrics"]} for entry in entries]
+                for name in names:
+                    values = [cell(facet, g, found[name]) if name in found else "-" for g, found in
+                              zip(groups, by_name, strict=True)]  # fmt: skip
+                    table.add_row(name, _short(name), *values)
+            else:
+                for column, justify in (("value_or_threshold", "left"), ("metric", "left"), ("value", "right")):
+                    table.add_column(column, justify=justify, no_wrap=column != "value_or_threshold")  # type: ignore[arg-type]
+                table.add_column("description", overflow="fold")
+                for group, size, entry in zip(groups, sizes, entries, strict=True):
+                    for i, metric in enumerate(entry["metrics"]):
+                        label = f"{group} ({size})" if i == 0 else ""
+                        table.add_row(label, metric["name"], cell(facet, group, metric), _short(metric["name"]))
+                    table.add_section()
             tables.append(table)
     return tables
 
@@ -632,7 +662,10 @@ def _bias_document(result: Any, data: Path) -> dict[str, Any]:
         "violations": result.violations,
         "not_significant": result.problems.counts.get("not significant", 0),
         "problems": result.problems.summary(),
-        "files": {name: str(result.out / f"{name}.json") for name in ("analysis", "bias_violations")},
+        "files": {
+            **{name: str(result.out / f"{name}.json") for name in ("analysis", "bias_violations")},
+            **({"report": str(result.report)} if result.report is not None else {}),
+        },
     }
 
 

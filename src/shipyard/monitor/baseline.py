@@ -225,6 +225,7 @@ def _explain_baseline(data: Path, out: Path, options: ExplainOptions) -> dict[st
         seed=options.seed,
         label_headers=list(options.label_headers) if options.label_headers else None,
         max_rows=options.max_rows,
+        report=False,
     )
     config = explain_config(
         features=result.features,

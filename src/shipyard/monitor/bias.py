@@ -4,8 +4,9 @@
                       predicted="pred", group_by="region")
     result.violations        # [{"facet": "gender", "facet_value": "female", "metric_name": "DI", …}]
 
-Writes ``analysis.json`` (Clarify's format, every metric smclarify 0.5 computes, with its values and errors)
-and ``bias_violations.json``: entries in the layout of Model Monitor's bias violations, but with
+Writes ``analysis.json`` (Clarify's format, every metric smclarify 0.5 computes, with its values and errors),
+``bias_violations.json`` and ``report.html`` (with ``report/``: the HTML report of
+:mod:`shipyard.monitor.report`). The violations are in the layout of Model Monitor's bias violations, but with
 ``constraint_check_type`` ``bias_threshold_check`` — Shipyard's own check type, for a band set on a single
 analysis (Model Monitor has only ``bias_drift_check``, against a baseline). A metric outside its ``[low,
 high]`` band is a violation when that is beyond sampling error (:mod:`shipyard.monitor.bias_judge`: tested at
@@ -52,6 +53,7 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     **{name: (-0.1, 0.1) for name in ("DPPL", "DPL", "CDDL", "CDDPL", "AD", "RD", "DAR", "DRR")},
 }
 ALIASES = {"DCAcc": "DCA"}
+_BUNDLE_PREDICTIONS = "__shipyard_predicted__"  # the column of a bundle's predictions
 
 
 @dataclass
@@ -62,6 +64,7 @@ class BiasResult:
     out: Path
     rows: int
     group_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
+    report: Path | None = None  # report.html
 
 
 # -- the analysis ------------------------------------------------------------------------------------
@@ -124,7 +127,12 @@ def bias_analysis(
     if not y.any():
         seen = ", ".join(map(str, np.unique(y_values[~missing_mask(y_values)].astype(str))[:8]))
         raise ArgumentError("positive", ",".join(positive), f"no label of {label} is positive (values: {seen})")
-    p = predicted_mask(p_values, y_values, positive, probability_threshold) if p_values is not None else None
+    shown = None if predicted == _BUNDLE_PREDICTIONS else predicted
+    p = (
+        predicted_mask(p_values, y_values, positive, probability_threshold, names=(shown, label))
+        if p_values is not None
+        else None
+    )
     group = _group_codes(_missing_column(columns, group_by, "group_by")) if group_by is not None else None
     document: dict[str, Any] = {"version": "1.0"}
     sections = {
@@ -322,8 +330,10 @@ def run_bias(
     group_by: str | None = None,
     probability_threshold: float = 0.5,
     thresholds: Mapping[str, tuple[float, float]] | None = None,
+    write_report: bool = True,
 ) -> BiasResult:
-    """The steps: read the columns needed → (predict with the bundle) → analysis → judge → write the two files."""
+    """The steps: read the columns needed → (predict with the bundle) → analysis → judge → write the two files
+    (and, with ``write_report``, ``report.html``: :func:`shipyard.monitor.report.make_report` of ``out``)."""
     if predicted is not None and bundle is not None:
         raise ArgumentError("bundle", str(bundle), "give either predicted or bundle, not both")
     chosen = _thresholds(thresholds)
@@ -336,6 +346,8 @@ def run_bias(
         if name is not None and name not in names:
             raise ArgumentError(argument, name, f"no such column in {data} (columns: {', '.join(names[:12])})")
     table = read_table(data, list(dict.fromkeys(needed)))
+    if not table.num_rows:
+        raise MonitorError(f"{data}: holds no rows (only a header)")
     columns = table_columns(table)
     post = predicted is not None or bundle is not None
     extra: dict[str, np.ndarray] = {}
@@ -345,7 +357,7 @@ def run_bias(
         extra = _ft_columns(data, names, set(needed), everything)
         if bundle is not None:
             assert everything is not None
-            predicted_name = "__shipyard_predicted__"
+            predicted_name = _BUNDLE_PREDICTIONS
             columns[predicted_name] = _bundle_predictions(bundle, everything, data)
     problems = Problems()
     evidence: dict[tuple[str, str], bm.Evidence] = {}
@@ -367,7 +379,12 @@ def run_bias(
     out = Path(out)
     write_json(out / "analysis.json", document)
     write_json(out / "bias_violations.json", {"version": "1.0", "violations": violations})
-    return BiasResult(document, violations, problems, out, table.num_rows, sizes)
+    report = None
+    if write_report:
+        from shipyard.monitor.report import make_report
+
+        report = make_report(out, thresholds=chosen).html_path
+    return BiasResult(document, violations, problems, out, table.num_rows, sizes, report)
 
 
 _TEXT_MARK = np.array(["text"], dtype=object)

@@ -71,29 +71,53 @@ def read_table(path: Path, wanted: Sequence[str] | None = None) -> pa.Table:
             import pyarrow.csv as pacsv
 
             include = list(wanted) if wanted is not None else []
-            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=include))
+            # an empty cell of a text column is missing (None), as pandas (and so smclarify) reads it
+            options = pacsv.ConvertOptions(
+                include_columns=include, strings_can_be_null=True, quoted_strings_can_be_null=True
+            )
+            return _no_null_type(pacsv.read_csv(path, convert_options=options))
         if suffix in (".jsonl", ".ndjson", ".json"):
             import pyarrow.json as pajson
 
             table = pajson.read_json(path)
-            return table.select(list(wanted)) if wanted is not None else table
+            return _no_null_type(table.select(list(wanted)) if wanted is not None else table)
     except (pa.ArrowInvalid, KeyError, OSError) as exc:
-        raise MonitorError(f"{path}: cannot read the columns {', '.join(wanted or [])} ({exc})") from None
+        what = f"the columns {', '.join(wanted)}" if wanted else "it"
+        raise MonitorError(f"{path}: cannot read {what} ({_reason(exc)})") from None
     raise MonitorError(f"{path}: read .csv, .parquet or .jsonl files, not {suffix or 'this'}")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return "the file is empty" if text.startswith("Empty CSV file") else text
+
+
+def _no_null_type(table: pa.Table) -> pa.Table:
+    """A column with no value at all (pyarrow's null type: an all-empty CSV column) as text, all missing, so
+    it is one missing value as in pandas, not ``None`` beside ``nan``."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_null(column.type):
+            table = table.set_column(i, table.field(i).name, column.cast(pa.string()))
+    return table
 
 
 def schema_names(path: Path) -> list[str]:
     """The columns of a data file, in its order (Parquet's and CSV's without reading the rows)."""
     path = Path(path)
-    if _is_parquet(path):
-        import pyarrow.parquet as pq
+    if not path.is_file():
+        raise MonitorError(f"{path}: no such file")
+    try:
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
-    if path.suffix.lower() == ".csv":
-        import pyarrow.csv as pacsv
+            return list(pq.read_schema(path).names)
+        if path.suffix.lower() == ".csv":
+            import pyarrow.csv as pacsv
 
-        with pacsv.open_csv(path) as reader:
-            return list(reader.schema.names)
+            with pacsv.open_csv(path) as reader:
+                return list(reader.schema.names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MonitorError(f"{path}: cannot read its columns ({_reason(exc)})") from None
     return list(read_table(path, None).column_names)
 
 

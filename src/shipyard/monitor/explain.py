@@ -13,7 +13,8 @@ of a file. Writes, as a Clarify explainability job does:
 - ``explanations_shap/out.csv``: the local SHAP values, one line per row in input order, columns
   ``<feature>_<label>``;
 - ``explanations_shap/baseline.csv``: the baseline rows used (a header of feature names);
-- ``global_shap.png``: the global values of the top 20 features of each label, as bars.
+- ``global_shap.png``: the global values of the top 20 features of each label, as bars;
+- ``report.html`` (and ``report/``): the HTML report ``shipyard monitor report OUT`` writes.
 
 SHAP values are computed by :mod:`shipyard.monitor.shapley` (Kernel SHAP as shap's ``KernelExplainer``).
 """
@@ -192,7 +193,9 @@ def _read_rows(
     columns: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
     wanted = list(names)
+    seen = 0
     for chunk in read_chunks(path, names=names, header=header, problems=problems):
+        seen += chunk.table.num_rows
         if not wanted:  # the schema has no names: the file's first `width` columns, in the file's order
             # (Parquet is read a group of columns at a time: its order is its schema's)
             order = schema_names(path) if path.suffix.lower() in (".parquet", ".pq") else chunk.table.column_names
@@ -207,6 +210,8 @@ def _read_rows(
             counts[name] = counts.get(name, 0) + len(values)
         if limit is not None and wanted and all(counts.get(n, 0) >= limit for n in wanted):
             break
+    if not seen:
+        raise MonitorError(f"{path}: holds no rows")
     missing = [n for n in wanted if n not in columns]
     if missing or not wanted:
         detail = f"lacks the model's input columns {missing[:5]}{'…' if len(missing) > 5 else ''}" if missing else ""
@@ -216,7 +221,23 @@ def _read_rows(
     stacked = [np.concatenate(columns[n])[:limit] for n in wanted]
     if len({len(c) for c in stacked}) != 1:
         raise MonitorError(f"{path}: the feature columns hold different numbers of rows")
-    return np.column_stack(stacked), wanted
+    matrix = np.column_stack(stacked)
+    _check_finite(matrix, wanted, path, header)
+    return matrix, wanted
+
+
+def _check_finite(rows: np.ndarray, features: Sequence[str], path: Path, header: bool) -> None:
+    """Refuse a missing or infinite feature value, naming its data row (1-based, after a header) and column."""
+    bad = ~np.isfinite(rows)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        count = int(bad.sum())
+        more = f" ({count:,} such values in all)" if count > 1 else ""
+        raise MonitorError(
+            f"{path}: data row {row + 1}{' (after the header)' if header else ''}, column {features[column]!r}: "
+            f"{float(rows[row, column])} is not a finite number (a missing value?); SHAP values need every "
+            f"feature present{more}"
+        )
 
 
 def _baseline_rows(baseline: int | Path, rows: np.ndarray, features: list[str], seed: int) -> np.ndarray:
@@ -228,8 +249,11 @@ def _baseline_rows(baseline: int | Path, rows: np.ndarray, features: list[str], 
     problems = Problems()
     try:
         found, _ = _read_rows(path, features, len(features), problems)
-    except MonitorError:  # a CSV of baseline rows without a header (as Clarify takes them)
-        found, _ = _read_rows(path, features, len(features), problems, header=False)
+    except MonitorError as first:  # a CSV of baseline rows without a header (as Clarify takes them)
+        try:
+            found, _ = _read_rows(path, features, len(features), problems, header=False)
+        except MonitorError:
+            raise first from None
     return found
 
 
@@ -247,8 +271,10 @@ def run_explain(
     label_headers: Sequence[str] | None = None,
     max_rows: int | None = None,
     progress: Progress | None = None,
+    report: bool = True,
 ) -> ExplainResult:
-    """The steps: load the bundle → read the rows → pick the baseline → Kernel SHAP → write Clarify's files."""
+    """The steps: load the bundle → read the rows → pick the baseline → Kernel SHAP → write Clarify's files
+    (and, with ``report``, ``report.html``: :func:`shipyard.monitor.report.make_report` of ``out``)."""
     if max_rows is not None and max_rows < 1:
         raise ArgumentError("max_rows", str(max_rows), "explain at least one row")
     _check_settings(agg, samples)
@@ -276,7 +302,28 @@ def run_explain(
     }
     varying = (explained[:, None, :] != base[None, :, :]).any(axis=1).sum(axis=1)
     used = max((coalition_count(int(m), samples) for m in varying), default=0)
+    _few_coalitions(varying, samples, problems)
+    if report:
+        from shipyard.monitor.report import make_report
+
+        files["report"] = make_report(out).html_path
     return ExplainResult(document, local, features, labels, base, len(explained), used, out, files, problems)
+
+
+def _few_coalitions(varying: np.ndarray, samples: int | None, problems: Problems) -> None:
+    """A problem where ``samples`` coalitions (fewer than M + 1) cannot determine every feature's value of a row
+    with M varying features (some then come out as 0 whatever the model does)."""
+    if samples is None:
+        return
+    short = [int(m) for m in varying if coalition_count(int(m), samples) < min(int(m) + 1, 2 ** int(m) - 2)]
+    if short:
+        m = max(short)
+        problems.add(
+            "few coalitions",
+            f"--samples {samples} is under M + 1 = {m + 1} for {len(short):,} of {len(varying):,} rows "
+            f"({m} varying features): too few coalitions to determine every feature's SHAP value "
+            "(some come out 0); give at least M + 1, or leave --samples out",
+        )
 
 
 def _local_header(features: Sequence[str], labels: Sequence[str]) -> list[str]:

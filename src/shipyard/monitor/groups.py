@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shipyard.errors import MonitorError
 from shipyard.monitor.problems import ArgumentError
 
 __all__ = [
@@ -216,6 +217,8 @@ def _in_values(values: np.ndarray, given: Sequence[str]) -> np.ndarray:
 
 def _one_vs_all(values: np.ndarray) -> FacetGroups:
     missing = missing_mask(values)
+    if missing.all():  # only missing values: pandas' unique() is [nan], a group no row is in
+        return FacetGroups(np.full(len(values), -1, np.int64), ["nan"] if len(values) else [])
     array = pa.array(values, from_pandas=True, mask=missing if values.dtype.kind == "O" else None)
     encoded = pc.dictionary_encode(array)
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -293,25 +296,98 @@ def is_scores(predicted: np.ndarray) -> bool:
 
 
 def predicted_mask(
-    predicted: np.ndarray, label: np.ndarray, positive: Sequence[str], probability_threshold: float = 0.5
+    predicted: np.ndarray,
+    label: np.ndarray,
+    positive: Sequence[str],
+    probability_threshold: float = 0.5,
+    *,
+    names: tuple[str | None, str] | None = None,
 ) -> np.ndarray:
     """The rows predicted positive: a score at or above ``probability_threshold``, or a predicted label that is
-    positive by the label's rule (the prediction must be typed like the label, as smclarify requires)."""
+    positive by the label's rule (the prediction must be typed like the label, as smclarify requires).
+
+    ``names``: the prediction column (None: a model's predictions) and the label column, for the messages.
+    Refused (:class:`ArgumentError`, exit 2): predictions of text where the label is numbers (or the other
+    way), of another Clarify type, or with no positive label value among values the label never takes
+    (``--predicted`` naming the wrong column); predictions that are all a negative label value are accepted.
+    """
     if is_scores(predicted):
         with np.errstate(invalid="ignore"):
             return np.asarray(predicted >= probability_threshold)
     threshold, values = _label_rule(positive)
+    label_text, predicted_text = _is_text(label), _is_text(predicted)
+    if label_text != predicted_text:
+        _refuse(
+            names, predicted, label,
+            f"the predictions are {'text' if predicted_text else 'numbers'}, the label "
+            f"{'text' if label_text else 'numbers'}: give predicted labels typed like the label (or scores in [0, 1])",
+        )  # fmt: skip
     if threshold is None:
         label_kind = column_type(label, values, whole_floats=True)
-        if column_type(predicted, values, whole_floats=True) != label_kind:
-            raise ArgumentError(
-                "predicted", None, f"the predictions are typed {column_type(predicted, values, whole_floats=True)}, "
-                f"the label {label_kind}: give predicted labels of the label's kind (or scores in [0, 1])"
+        predicted_kind = column_type(predicted, values, whole_floats=True)
+        if predicted_kind != label_kind:
+            _refuse(
+                names, predicted, label,
+                f"the predictions are typed {predicted_kind}, the label {label_kind}: give predicted labels of the "
+                "label's kind (or scores in [0, 1])",
             )  # fmt: skip
         if label_kind == CATEGORICAL:
-            return _in_values(predicted, values)
+            found = _in_values(predicted, values)
+            if not found.any() and not _within(predicted, label):
+                _refuse(
+                    names, predicted, label,
+                    f"no prediction is a positive label value ({', '.join(values)}), and the predictions hold "
+                    "values the label never takes: give the column of predicted labels (or scores in [0, 1])",
+                )  # fmt: skip
+            return found
         threshold = _number(values[0], "positive", values[0])
     numbers = _numeric(predicted, "predicted")
     both = np.concatenate([_numeric(label, "positive"), numbers])
     present = both[~np.isnan(both)]
     return _threshold_group(numbers, threshold, float(present.max()) if len(present) else math.nan)[0]
+
+
+def _is_text(values: np.ndarray) -> bool:
+    """Text (not numbers, booleans or numbers written as text): what a prediction must share with the label."""
+    if values.dtype.kind != "O":
+        return False
+    present = values[~missing_mask(values)]
+    if any(isinstance(v, bool | int | float | np.number) for v in present[:1]):
+        return False
+    try:
+        [float(v) for v in present]
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
+def _distinct(values: np.ndarray) -> list[str]:
+    present = values[~missing_mask(values)]
+    return sorted({_value_text(v) for v in present.tolist()})
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _within(predicted: np.ndarray, label: np.ndarray) -> bool:
+    """Every predicted value is one the label takes (compared as text: ``1`` and ``1.0`` alike)."""
+    return set(_distinct(predicted)) <= set(_distinct(label))
+
+
+def _sample(values: np.ndarray) -> str:
+    distinct = _distinct(values)
+    return ", ".join(repr(v) for v in distinct[:5]) + (f", … ({len(distinct)} values)" if len(distinct) > 5 else "")
+
+
+def _refuse(names: tuple[str | None, str] | None, predicted: np.ndarray, label: np.ndarray, problem: str) -> None:
+    column, label_name = names if names is not None else (None, "")
+    detail = f"{problem} (predictions: {_sample(predicted)}; label {label_name or ''}{': ' if label_name else ''}"
+    detail = f"{detail}{_sample(label)})"
+    if names is None:
+        raise ArgumentError("predicted", None, detail)
+    if column is None:
+        raise MonitorError(f"the model's predictions: {detail}")
+    raise ArgumentError("predicted", column, detail)

@@ -130,8 +130,11 @@ def ratio(entry: dict[str, Any]) -> float:
     return math.inf if threshold <= 0 else float(score) / float(threshold)
 
 
-def make_report(results: Path, out: Path | None = None) -> ReportResult:
-    """Write ``report.html`` (default: in ``results``) and ``report/*.png``; returns what was drawn."""
+def make_report(
+    results: Path, out: Path | None = None, *, thresholds: dict[str, tuple[float, float]] | None = None
+) -> ReportResult:
+    """Write ``report.html`` (default: in ``results``) and ``report/*.png``; returns what was drawn
+    (``thresholds``: the bands a bias analysis was judged by, when not the default ones)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,7 +152,7 @@ def make_report(results: Path, out: Path | None = None) -> ReportResult:
     if quality is not None:
         sections.append(_quality_section(quality, quality_violations, image_dir, images))
     if loaded.bias is not None:
-        sections.append(_bias_section(loaded.bias))
+        sections.append(_bias_section(loaded.bias, thresholds))
     if loaded.explain is not None:
         sections.append(_explain_section(loaded.explain, image_dir, images))
     clarify = [v for part in (loaded.bias, loaded.explain) if part is not None for v in part.violations]
@@ -285,7 +288,7 @@ def _quality_section(
     return "\n".join(parts)
 
 
-def _bias_section(part: ClarifyPart) -> str:
+def _bias_section(part: ClarifyPart, given: dict[str, tuple[float, float]] | None = None) -> str:
     """One table per facet: every metric, its allowed band, and whether it is a violation."""
     from shipyard.monitor.clarify_drift import bias_metrics, ideal
 
@@ -310,7 +313,7 @@ def _bias_section(part: ClarifyPart) -> str:
             "section 6); one outside its band within sampling error is not marked here (the command reports it "
             "as not significant).</p>"
         )
-    thresholds = {} if baseline is not None else _default_thresholds()
+    thresholds = {} if baseline is not None else (given if given is not None else _default_thresholds())
     tables: dict[tuple[str, str], list[str]] = {}
     for stage, facet, value_or_threshold, name, value in bias_metrics(part.document):
         band = "-"
