@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cpu import cpu_name  # noqa: E402
+from cpu import machine  # noqa: E402
 
 FEATURES = 20
 VALUES = ["a", "b", "c", "d", "e"]
@@ -192,15 +191,7 @@ def main() -> int:
     metrics = results["metrics"]
     results["meets_target"] = metrics["time_ratio"] <= TARGET_TIME and metrics["memory_ratio"] <= TARGET_MEMORY
     results["target"] = {"time_ratio": TARGET_TIME, "memory_ratio": TARGET_MEMORY}
-    results["machine"] = {
-        "cpu": cpu_name(),
-        "cpus": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-    }
+    results["machine"] = machine(load_before)
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bias.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -11,7 +11,7 @@ import platform
 import resource
 from pathlib import Path
 
-__all__ = ["CLIENT_BOUND", "busy", "children_cpu", "core_times", "cpu_name", "tree_cpu"]
+__all__ = ["CLIENT_BOUND", "busy", "children_cpu", "core_times", "cpu_name", "machine", "tree_cpu"]
 
 CLIENT_BOUND = 0.9  # a point whose client core was busier than this measured the load generator, not the server
 
@@ -79,3 +79,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def machine(load_before: float) -> dict[str, object]:
+    """What a result file says of the machine it ran on: processor, cores, platform, Python, the load average
+    (1 minute) before the run and now."""
+    return {
+        "cpu": cpu_name(),
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }

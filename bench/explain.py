@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -62,7 +61,7 @@ def main() -> int:
 
 def run(work: Path, rows: int, shap_rows: int) -> dict[str, Any]:
     import numpy as np
-    from cpu import cpu_name
+    from cpu import machine
     from sklearn.datasets import load_digits
     from train import main as train
 
@@ -133,15 +132,7 @@ def run(work: Path, rows: int, shap_rows: int) -> dict[str, Any]:
             "shap_mean_abs_error": float(np.abs(theirs[:ref_rows] - reference[:, :, 0]).mean()),
         },
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "machine": {
-            "cpu": cpu_name(),
-            "cpus": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_before": load_before,
-            "load_after": os.getloadavg()[0],
-        },
+        "machine": machine(load_before),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

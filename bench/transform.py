@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "examples" / "digits")]
+
+from cpu import machine  # noqa: E402
 
 TARGET = 0.8
 
@@ -104,14 +105,7 @@ def run(work: Path, rows: int, workers: list[int], repeats: int) -> dict[str, An
         "in_process": {"seconds": base, "rows_per_s": rows / best_base},
         "transform": points,
         "target": TARGET,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_before": load_before,
-            "load_after": os.getloadavg()[0],
-        },
+        "machine": machine(load_before),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

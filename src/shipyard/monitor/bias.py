@@ -43,7 +43,7 @@ from shipyard.monitor.explain import bundle_predictor
 from shipyard.monitor.formats import write_json
 from shipyard.monitor.groups import FacetGroups, facet_groups, label_mask, missing_mask, parse_facet, predicted_mask
 from shipyard.monitor.problems import ArgumentError, Problems
-from shipyard.monitor.violations import java_double
+from shipyard.monitor.violations import bias_metric
 
 __all__ = ["DEFAULT_THRESHOLDS", "MIN_GROUP_ROWS", "BiasResult", "bias_analysis", "bias_violations", "run_bias"]
 
@@ -228,7 +228,7 @@ def bias_violations(
     critical = critical_z(pairs)
     for facet, group, name, value, (low, high), z in tested:
         if z > critical:
-            violations.append(_violation(facet, group, name, value))
+            violations.append(bias_metric(facet, group, name, value, "bias_threshold_check"))
         else:
             problems.add(
                 "not significant",
@@ -236,16 +236,6 @@ def bias_violations(
                 f"error (z = {z:.2f} past the edge ≤ {critical:.2f}, Bonferroni over {pairs} tests); not a violation",
             )
     return violations
-
-
-def _violation(facet: str, group: str, name: str, value: float) -> dict[str, Any]:
-    return {
-        "facet": facet,
-        "facet_value": group,
-        "metric_name": name,
-        "constraint_check_type": "bias_threshold_check",
-        "description": f"Value {java_double(value)} does not meet the constraint requirement",
-    }
 
 
 def _entry_violations(
@@ -289,7 +279,7 @@ def _entry_violations(
             if not low <= value <= high:
                 tested.append((facet, group, name, value, (low, high), z_score(name, value, low, high, known)))
         elif not low <= value <= high:
-            found.append(_violation(facet, group, name, value))
+            found.append(bias_metric(facet, group, name, value, "bias_threshold_check"))
     return pairs
 
 

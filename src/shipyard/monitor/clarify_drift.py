@@ -37,7 +37,7 @@ from shipyard.monitor.bias_metrics import Evidence
 from shipyard.monitor.clarify import facet_metrics, metric_value
 from shipyard.monitor.formats import read_json, write_json
 from shipyard.monitor.problems import Problems
-from shipyard.monitor.violations import java_double
+from shipyard.monitor.violations import bias_metric, java_double
 
 __all__ = [
     "ATTRIBUTION_THRESHOLD",
@@ -179,13 +179,13 @@ def bias_drift_violations(
             z = z_score(name, value, target - allowed, target + allowed, known)
             tested.append((facet, value_or_threshold, name, value, reference, z))
         else:
-            found.append(_drift_entry(facet, value_or_threshold, name, value))
+            found.append(bias_metric(facet, value_or_threshold, name, value, "bias_drift_check"))
             flagged.append(_judged(facet, value_or_threshold, name, value, reference, None, True))
     critical = critical_z(pairs)
     for facet, group, name, value, reference, z in tested:
         significant = z > critical
         if significant:
-            found.append(_drift_entry(facet, group, name, value))
+            found.append(bias_metric(facet, group, name, value, "bias_drift_check"))
         else:
             problems.add(
                 "not significant",
@@ -205,16 +205,6 @@ def bias_drift_violations(
             }
         )
     return found
-
-
-def _drift_entry(facet: str, group: str, name: str, value: float) -> dict[str, Any]:
-    return {
-        "facet": facet,
-        "facet_value": group,
-        "metric_name": name,
-        "constraint_check_type": "bias_drift_check",
-        "description": f"Value {java_double(value)} does not meet the constraint requirement",
-    }
 
 
 def _judged(

@@ -14,6 +14,9 @@ Wording, and where it comes from:
   amazon-sagemaker-examples' Model Monitor introduction notebook);
 * ``baseline_drift_check`` — ``Baseline drift distance: 0.6 exceeds threshold: 0.1`` (the sentence AWS's
   post-processing and CloudWatch examples parse);
+* ``bias_drift_check`` (and Shipyard's own ``bias_threshold_check``) — ``Value 0.0751544567666083 does not
+  meet the constraint requirement``, with the keys ``facet``, ``facet_value`` and ``metric_name`` (AWS's bias
+  drift violations page); ``feature_attribution_drift_check`` is written by :mod:`shipyard.monitor.clarify_drift`;
 * ``completeness_check``, ``categorical_values_check``, ``missing_column_check``, ``extra_column_check`` —
   the same pattern (requirement, expected, observed); no published execution output was found to check
   these four against word for word.
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "bias_metric",
     "categorical_values",
     "completeness",
     "data_type",
@@ -134,3 +138,15 @@ def extra_column(name: str, current: int, baseline: int, rows: int) -> dict[str,
         f"Number of columns in baseline constraints: {baseline}",
         rows=rows,
     )
+
+
+def bias_metric(facet: str, facet_value: str, metric: str, value: float, check: str) -> dict[str, Any]:
+    """A bias metric that does not meet its constraint: ``bias_drift_check`` against a baseline, or
+    ``bias_threshold_check`` against a band (Shipyard's own type); exactly the five keys of AWS's entries."""
+    return {
+        "facet": facet,
+        "facet_value": facet_value,
+        "metric_name": metric,
+        "constraint_check_type": check,
+        "description": f"Value {java_double(value)} does not meet the constraint requirement",
+    }
