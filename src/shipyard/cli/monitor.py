@@ -568,8 +568,14 @@ def bias(
         out.print(table)
     if result.report is not None:
         out.print(f"report: {result.report}", highlight=False)
-    shown = [{**v, "where": f"{v['facet']}={v['facet_value']} {v['metric_name']}"} for v in result.violations]
+    shown = [{**v, "where": _bias_where(v, result.thresholds)} for v in result.violations]
     _violations(shown, "where", out_dir / "bias_violations.json")
+
+
+def _bias_where(violation: dict[str, Any], bands: dict[str, tuple[float, float]]) -> str:
+    """``gender=female DI (band [0.8, 1.25])``: the group, the metric and the band it left."""
+    low, high = bands.get(violation["metric_name"], (float("-inf"), float("inf")))
+    return f"{violation['facet']}={violation['facet_value']} {violation['metric_name']} (band [{low:g}, {high:g}])"
 
 
 _WIDE_GROUPS = 3  # at most this many facet values side by side (a column each); more: a row per value and metric

@@ -65,6 +65,7 @@ class BiasResult:
     rows: int
     group_sizes: dict[tuple[str, str], int] = field(default_factory=dict)
     report: Path | None = None  # report.html
+    thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)  # the bands judged (defaults + given)
 
 
 # -- the analysis ------------------------------------------------------------------------------------
@@ -374,7 +375,7 @@ def run_bias(
         from shipyard.monitor.report import make_report
 
         report = make_report(out, thresholds=chosen).html_path
-    return BiasResult(document, violations, problems, out, table.num_rows, sizes, report)
+    return BiasResult(document, violations, problems, out, table.num_rows, sizes, report, chosen)
 
 
 _TEXT_MARK = np.array(["text"], dtype=object)
