@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 import shipyard
 from shipyard.bundle import Bundle
 from shipyard.bundle.manifest import Manifest
+from shipyard.cli.bundle import describe
 from shipyard.errors import BundleError
 from shipyard.handler.compile import compile_bundle
 from shipyard.handler.compile.check import generate_rows
@@ -127,6 +128,9 @@ def test_a_custom_transformer_keeps_the_native_flavor_in_auto_and_fails_in_onnx(
     assert sorted(p.name for p in (bundle.path / "model").iterdir()) == ["model.joblib"]
     assert not (bundle.path / "example.native.json").exists()
     assert any(r.startswith("scikit-learn==") for r in bundle.requirements())
+    shown = describe(bundle)["compiled"]  # what `shipyard inspect` shows
+    assert shown["served"] == "native" and shown["reason"] == manifest.compiled["reason"]
+    assert list(shown["forms"]) == ["native"] and shown["forms"]["native"]["artifact"] == "model/model.joblib"
     with pytest.raises(BundleError, match="compile='onnx': MissingShapeCalculator: Unable to find a shape"):
         shipyard.save(model, tmp_path / "onnx", example=X[:4], compile="onnx")
     assert not (tmp_path / "onnx").exists()
