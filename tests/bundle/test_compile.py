@@ -291,3 +291,26 @@ def test_the_served_compiled_bundle_imports_no_sklearn_or_scipy(
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     answers, imported = done.stdout.splitlines()
     assert answers == str(lr.predict(X[:3]).tolist()) and imported == "[]"
+
+
+def test_decision_function_and_a_converter_that_refuses_double(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.svm import LinearSVC
+
+    X, y = load_iris(return_X_y=True)
+    lr = LogisticRegression(max_iter=500).fit(X, y)
+    scores = shipyard.save(lr, tmp_path / "lr", example=X[:5], compile="onnx", method="decision_function")
+    assert scores.manifest.options["outputs"] == {"predict": "label", "decision_function": "probabilities"}
+    assert scores.manifest.compiled["check"]["methods"] == ["decision_function", "predict"]
+    assert np.allclose(predict(scores.path, X), lr.decision_function(X), atol=1e-9)
+
+    svc = LinearSVC().fit(X, y)  # no zipmap option, and "post_transform 'NONE' is not supported with double"
+    labels = shipyard.save(svc, tmp_path / "svc", example=X[:5], compile="onnx", check_rows=200)
+    assert labels.manifest.compiled["input_dtype"] == "float32"
+    assert labels.manifest.compiled["check"]["tolerance"] == 1e-5
+    assert np.array_equal(predict(labels.path, X), svc.predict(X))
+
+    binary = LogisticRegression(max_iter=500).fit(X, (y > 0).astype(int))
+    kept = shipyard.save(binary, tmp_path / "bin", example=X[:5], compile="auto", method="decision_function")
+    assert kept.manifest.flavor == "sklearn"
+    assert kept.manifest.compiled["reason"].startswith("decision_function: shape (")
