@@ -186,7 +186,7 @@ def served_form(
 def _native_of(bundle: Bundle, manifest: Manifest, compiled: dict[str, Any]) -> Served:
     """``--compile off`` of a bundle served compiled: its native manifest, requirements and predictions."""
     try:
-        native: Manifest = manifest.as_native()  # type: ignore[attr-defined]
+        native = manifest.as_native()
     except BundleError as exc:
         raise ImageError(
             f"--compile off: {exc} (or build it as saved, without --compile off, to serve its ONNX form)"
@@ -218,8 +218,7 @@ def _compile_copy(bundle: Bundle, mode: str, scratch: Path, phase: Callable[[str
 
 def _compiled(manifest: Manifest) -> dict[str, Any]:
     """The manifest's ``[compiled]`` table ({} for a bundle saved without ``compile=``)."""
-    table = getattr(manifest, "compiled", None)
-    return dict(table) if isinstance(table, dict) else {}
+    return dict(manifest.compiled)
 
 
 def _paths(compiled: Mapping[str, Any], key: str) -> tuple[str, ...]:
