@@ -19,23 +19,29 @@ import numpy as np
 from shipyard.bundle.manifest import Manifest
 from shipyard.errors import BundleError
 
-__all__ = ["load"]
+__all__ = ["load", "tokenizer_for"]
 
 _FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
 
 
-def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
-    """``predict(texts)`` over ``session``: one output row per text, from the output of ``options.method``."""
+def tokenizer_for(bundle_dir: Path, options: dict[str, Any]) -> Any:
+    """The bundle's ``tokenizers.Tokenizer``, truncating and padding as sentence-transformers does."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one worker = its share of the cores; no fork warning
     from tokenizers import Tokenizer
 
-    options = manifest.options
     path = bundle_dir / str(options["tokenizer"])
     if not path.is_file():
         raise BundleError(f"{path} is missing: the compiled text model has no tokenizer")
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length=int(options.get("max_seq_length", 512)))
     tokenizer.enable_padding(pad_id=int(options.get("pad_id", 0)), pad_token=str(options.get("pad_token", "[PAD]")))
+    return tokenizer
+
+
+def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
+    """``predict(texts)`` over ``session``: one output row per text, from the output of ``options.method``."""
+    options = manifest.options
+    tokenizer = tokenizer_for(bundle_dir, options)
     inputs = [str(n) for n in options.get("inputs", ("input_ids", "attention_mask"))]
     unknown = [n for n in inputs if n not in _FIELDS]
     graph_inputs = {i.name for i in session.get_inputs()}
