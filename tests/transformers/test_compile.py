@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,10 +15,9 @@ import torch
 from torch_models import Branchy, Numpyish, Scorer
 
 import shipyard
-from shipyard.bundle import Bundle
 from shipyard.bundle.manifest import Manifest
 from shipyard.errors import BundleError
-from shipyard.handler.compile import Conversion
+from shipyard.handler.compile import Conversion, compile_bundle
 from shipyard.handler.compile import text as text_compile
 from shipyard.handler.compile import torch as torch_compile
 from shipyard.handler.flavors import _onnx_text, flavor_module
@@ -37,22 +35,20 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _served(bundle: Path, conversion: Conversion, method: str | None = None) -> Any:
-    """The compiled text predictor for ``method`` (default: the served one)."""
-    options = {**conversion.options, "method": method or conversion.options["method"]}
-    manifest = Manifest(name="compiled", flavor="onnx", artifact=conversion.artifact, options=options)
-    return _onnx_text.load(_session(bundle / conversion.artifact), bundle, manifest)
-
-
-def _compiled_copy(source: Path, target: Path) -> tuple[Path, Conversion]:
-    shutil.copytree(source, target)
-    return target, text_compile.convert(None, target, Bundle.open(target).manifest)
+def _served(bundle: Path, manifest: Manifest, method: str | None = None) -> Any:
+    """The compiled predictor for ``method`` (default: the served one), through the onnx flavor."""
+    options = {**manifest.options, "method": method or manifest.options["method"]}
+    return flavor_module("onnx").load(bundle, Manifest(**{**manifest.__dict__, "options": options}))
 
 
 @pytest.fixture(scope="module")
-def compiled_intent(intent_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Conversion]:
-    """The intent bundle (MiniLM + LogisticRegression) compiled from its saved files, as ``compile_bundle`` does."""
-    return _compiled_copy(intent_bundle, tmp_path_factory.mktemp("compiled") / "intent")
+def compiled_intent(
+    intent_bundle: Path, intent_data: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Manifest]:
+    """The saved intent bundle (MiniLM + LogisticRegression) compiled into a copy, checked on held-out texts."""
+    target = tmp_path_factory.mktemp("compiled") / "intent"
+    manifest = compile_bundle(intent_bundle, target, mode="onnx", check_rows=24, held_out=intent_data.test_texts)
+    return target, manifest
 
 
 @pytest.fixture(scope="module")
@@ -67,50 +63,58 @@ def check_texts(intent_data: Any) -> list[str]:
     return [*intent_data.test_texts, *generated]
 
 
-def test_intent_pipeline_compiles_to_one_graph(compiled_intent: tuple[Path, Conversion]) -> None:
-    bundle, conversion = compiled_intent
-    assert conversion.artifact == "model/model.onnx"
-    assert conversion.files == ("model/model.onnx", "model/tokenizer.json")
-    assert all((bundle / f).is_file() for f in conversion.files)
-    assert set(conversion.packages) == {"onnxruntime", "numpy", "tokenizers"}
-    assert conversion.methods == ("predict", "predict_proba")
-    assert conversion.tolerance == 1e-5
-    assert conversion.converter.startswith("torch.onnx ") and "skl2onnx" in conversion.converter
-    options = conversion.options
+def test_intent_pipeline_compiles_to_one_graph(compiled_intent: tuple[Path, Manifest], intent_data: Any) -> None:
+    bundle, manifest = compiled_intent
+    assert (manifest.flavor, manifest.artifact) == ("onnx", "model/model.onnx")
+    compiled = manifest.compiled
+    assert compiled["status"] == "onnx", compiled.get("reason")
+    assert compiled["onnx_files"] == ["model/model.onnx", "model/tokenizer.json"]
+    assert {r.split("==")[0] for r in compiled["onnx_requirements"]} == {"onnxruntime", "numpy", "tokenizers"}
+    assert compiled["converter"].startswith("torch.onnx ") and "skl2onnx" in compiled["converter"]
+    check = compiled["check"]
+    assert check["methods"] == ["predict", "predict_proba"] and check["labels_equal"]
+    assert check["rows"] == 3 + 24 + len(intent_data.test_texts) and check["tolerance"] == 1e-5
+    assert 0 < check["max_abs_error"] < 1e-5 and check["first_difference"] == ""
+    options = manifest.options
     assert options["outputs"] == {"predict": "label", "predict_proba": "probabilities"}
     assert (options["max_seq_length"], options["pad_id"], options["pad_token"]) == (256, 0, "[PAD]")
     assert options["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
-    assert [o.name for o in _session(bundle / conversion.artifact).get_outputs()] == ["label", "probabilities"]
+    assert [o.name for o in _session(bundle / "model/model.onnx").get_outputs()] == ["label", "probabilities"]
+    # the native form stays beside it, so a rebuild can choose
+    assert (bundle / "model/encoder").is_dir() and (bundle / "model/head.joblib").is_file()
+    assert manifest.as_native().flavor == "sentence_transformers"
 
 
 def test_compiled_labels_and_probabilities_equal_native(
-    compiled_intent: tuple[Path, Conversion], intent_pipeline: Any, check_texts: list[str]
+    compiled_intent: tuple[Path, Manifest], intent_pipeline: Any, check_texts: list[str]
 ) -> None:
-    bundle, conversion = compiled_intent
-    labels = _served(bundle, conversion)(np.asarray(check_texts))
+    bundle, manifest = compiled_intent
+    labels = _served(bundle, manifest)(np.asarray(check_texts))
     assert labels.tolist() == intent_pipeline.predict(check_texts).tolist()
-    probabilities = _served(bundle, conversion, "predict_proba")(check_texts)
+    probabilities = _served(bundle, manifest, "predict_proba")(check_texts)
     assert probabilities.shape == (len(check_texts), 12)
     assert np.abs(probabilities - intent_pipeline.predict_proba(check_texts)).max() < 1e-5
-    assert _served(bundle, conversion, "predict_proba")([]).shape == (0, 12)  # no texts, the right shape
+    assert _served(bundle, manifest, "predict_proba")([]).shape == (0, 12)  # no texts, the right shape
 
 
 def test_compiled_embeddings_equal_native(
     encoder: Any, intent_data: Any, check_texts: list[str], tmp_path: Path
 ) -> None:
-    shipyard.save(encoder, tmp_path / "native", example=intent_data.test_texts[:2])
-    bundle, conversion = _compiled_copy(tmp_path / "native", tmp_path / "embed")
-    assert conversion.options["outputs"] == {"embed": "sentence_embedding"}
-    assert conversion.methods == ("embed",)
-    embeddings = _served(bundle, conversion)(check_texts)
+    bundle = shipyard.save(
+        encoder, tmp_path / "embed", example=intent_data.test_texts[:2], compile="onnx", check_rows=8
+    )
+    manifest = bundle.manifest
+    assert manifest.options["outputs"] == {"embed": "sentence_embedding"}
+    assert manifest.compiled["check"]["methods"] == ["embed"]
+    embeddings = _served(bundle.path, manifest)(check_texts)
     native = text_flavor.embed(encoder, check_texts, 32)
     assert embeddings.dtype == np.float32 and embeddings.shape == native.shape
     assert np.abs(embeddings - native).max() < 1e-5
 
 
-def test_tokenizer_ids_equal_the_encoders(compiled_intent: tuple[Path, Conversion], encoder: Any) -> None:
-    bundle, conversion = compiled_intent
-    tokenizer = _onnx_text.tokenizer_for(bundle, conversion.options)
+def test_tokenizer_ids_equal_the_encoders(compiled_intent: tuple[Path, Manifest], encoder: Any) -> None:
+    bundle, manifest = compiled_intent
+    tokenizer = _onnx_text.tokenizer_for(bundle, manifest.options)
     for batch in ([text] for text in EDGE):
         encodings = tokenizer.encode_batch(batch)
         expected = encoder.preprocess(batch)
@@ -134,11 +138,7 @@ def test_generated_texts_cover_lengths_and_edge_cases(intent_data: Any) -> None:
     assert texts == again  # seeded: the check is reproducible
 
 
-@pytest.mark.parametrize(
-    ("layout", "reason"),
-    [("cls", "pools with 'cls'; only mean pooling"), ("dense", "modules are Transformer, Pooling, Dense")],
-)
-def test_layouts_that_do_not_compile_say_why(encoder: Any, layout: str, reason: str, tmp_path: Path) -> None:
+def _other_encoder(encoder: Any, layout: str) -> Any:
     from sentence_transformers import SentenceTransformer, models
 
     dimension = encoder.get_embedding_dimension()
@@ -146,37 +146,51 @@ def test_layouts_that_do_not_compile_say_why(encoder: Any, layout: str, reason: 
         modules = [encoder[0], models.Pooling(dimension, pooling_mode="cls")]
     else:
         modules = [encoder[0], encoder[1], models.Dense(dimension, 16)]
-    other = SentenceTransformer(modules=modules, device="cpu")
+    return SentenceTransformer(modules=modules, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("layout", "reason"),
+    [("cls", "pools with 'cls'; only mean pooling"), ("dense", "modules are Transformer, Pooling, Dense")],
+)
+def test_layouts_that_do_not_compile_say_why(encoder: Any, layout: str, reason: str, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match=reason):
-        text_compile.convert(other, tmp_path, Manifest(name="other", flavor="sentence_transformers"))
+        text_compile.convert(
+            _other_encoder(encoder, layout), tmp_path, Manifest(name="x", flavor="sentence_transformers")
+        )
     assert not (tmp_path / "model" / "model.onnx").exists()
 
 
-def test_served_text_predictor_imports_no_torch_transformers_or_sklearn(
-    compiled_intent: tuple[Path, Conversion],
-) -> None:
-    bundle, conversion = compiled_intent
+def test_auto_keeps_the_native_encoder_and_records_why(encoder: Any, intent_data: Any, tmp_path: Path) -> None:
+    other = _other_encoder(encoder, "cls")
+    bundle = shipyard.save(other, tmp_path / "cls", example=intent_data.test_texts[:2], compile="auto")
+    assert bundle.manifest.flavor == "sentence_transformers"
+    assert bundle.manifest.compiled["status"] == "native"
+    assert "only mean pooling" in bundle.manifest.compiled["reason"]
+    assert not (tmp_path / "cls" / "model" / "model.onnx").exists()
+    assert not (tmp_path / "cls" / "model" / "tokenizer.json").exists()
+    with pytest.raises(BundleError, match=r"compile='onnx': .*only mean pooling"):
+        shipyard.save(other, tmp_path / "strict", example=intent_data.test_texts[:2], compile="onnx")
+
+
+def test_served_text_predictor_imports_no_torch_transformers_or_sklearn(compiled_intent: tuple[Path, Manifest]) -> None:
+    bundle, _ = compiled_intent
     code = textwrap.dedent(
         f"""
         import json, sys
         from pathlib import Path
-        import onnxruntime as ort
-        from shipyard.bundle.manifest import Manifest
-        from shipyard.handler.flavors import _onnx_text
-        bundle = Path({str(bundle)!r})
-        manifest = Manifest(name="c", flavor="onnx", artifact="model/model.onnx", options=json.loads(sys.argv[1]))
-        session = ort.InferenceSession(str(bundle / "model/model.onnx"), providers=["CPUExecutionProvider"])
-        labels = _onnx_text.load(session, bundle, manifest)(["wake me up at 7"]).tolist()
+        from shipyard.bundle import Bundle
+        from shipyard.handler.flavors import flavor_module
+        bundle = Bundle.open(Path({str(bundle)!r}))
+        labels = flavor_module(bundle.manifest.flavor).load(bundle.path, bundle.manifest)(["wake me up at 7"])
         heavy = ("torch", "transformers", "sentence_transformers", "sklearn", "scipy")
         heavy = sorted(m for m in heavy if m in sys.modules)
-        print(json.dumps({{"labels": labels, "heavy": heavy}}))
+        print(json.dumps({{"labels": labels.tolist(), "heavy": heavy, "tokenizers": "tokenizers" in sys.modules}}))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(conversion.options)], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     answer = json.loads(result.stdout.strip().splitlines()[-1])
-    assert answer["heavy"] == []
+    assert answer["heavy"] == [] and answer["tokenizers"]
     assert len(answer["labels"]) == 1 and isinstance(answer["labels"][0], str)
 
 
@@ -228,16 +242,42 @@ def test_torchscript_module_compiles(tmp_path: Path) -> None:
 def test_data_dependent_branch_converts_but_differs_on_other_rows(tmp_path: Path) -> None:
     torch.manual_seed(0)
     branchy = Branchy().eval()
-    low = _rows(4) * 0.1  # mean < 0.5: the trace takes the plain branch
-    path, manifest = _saved(branchy, tmp_path / "branchy", low)
+    example = _rows(4)  # all below 10: the trace takes the plain branch
+    path, manifest = _saved(branchy, tmp_path / "branchy", example)
     conversion = torch_compile.convert(branchy, path, manifest)  # no export error: the branch is baked in
-    assert np.abs(_onnx_answers(path, conversion, low) - _native(branchy, low)).max() <= 1e-5
-    high = _rows(20) * 0.1 + 0.9  # mean > 0.5: eager takes the other branch, the graph does not
-    difference = np.abs(_onnx_answers(path, conversion, high) - _native(branchy, high)).max(axis=1)
+    assert np.abs(_onnx_answers(path, conversion, example) - _native(branchy, example)).max() <= 1e-5
+    large = _rows(20) * 20  # a batch with values past 10: eager takes the other branch, the graph does not
+    difference = np.abs(_onnx_answers(path, conversion, large) - _native(branchy, large)).max(axis=1)
     assert (difference > 1e-3).all()
+
+
+def test_the_check_catches_the_baked_branch(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    branchy = Branchy().eval()
+    held_out = _rows(10) * 20  # widens the generated rows' ranges past the branch's threshold
+    bundle = shipyard.save(branchy, tmp_path / "auto", example=_rows(4), compile="auto", held_out=held_out)
+    assert bundle.manifest.flavor == "torch" and bundle.manifest.compiled["status"] == "native"
+    assert bundle.manifest.compiled["reason"].startswith("row 0 (example), predict: ")
+    with pytest.raises(BundleError, match=r"compile='onnx': row 0 \(example\), predict: .* \(onnx\)"):
+        shipyard.save(branchy, tmp_path / "onnx", example=_rows(4), compile="onnx", held_out=held_out)
 
 
 def test_forward_that_leaves_torch_loses_its_input(tmp_path: Path) -> None:
     path, manifest = _saved(Numpyish(), tmp_path / "numpyish", _rows(4))
     with pytest.raises(BundleError, match="the exported graph lost its input"):
         torch_compile.convert(None, path, manifest)
+    bundle = shipyard.save(Numpyish(), tmp_path / "auto", example=_rows(4), compile="auto")
+    assert bundle.manifest.flavor == "torch"
+    assert bundle.manifest.compiled["reason"].startswith("the exported graph lost its input")
+
+
+def test_compiled_torch_bundle_serves_through_the_onnx_flavor(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    scorer = Scorer().eval()
+    bundle = shipyard.save(scorer, tmp_path / "mlp", example=_rows(4), compile="onnx", check_rows=200)
+    manifest = bundle.manifest
+    assert manifest.flavor == "onnx" and manifest.compiled["status"] == "onnx"
+    assert manifest.compiled["check"]["max_abs_error"] <= 1e-5
+    rows = _rows(50, seed=3)
+    predict = flavor_module("onnx").load(bundle.path, manifest)
+    assert np.abs(predict(rows) - _native(scorer, rows)).max() <= 1e-5

@@ -31,7 +31,7 @@ class Branchy(torch.nn.Module):
         self.linear = torch.nn.Linear(8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.mean() > 0.5:
+        if x.abs().max() > 10:  # a batch with a large value takes the other branch
             return self.linear(x) * 10.0
         return self.linear(x)
 
