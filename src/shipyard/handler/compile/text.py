@@ -106,12 +106,14 @@ def convert(model: Any, bundle_dir: Path, manifest: Manifest) -> Conversion:
 
 
 def generate(manifest: Manifest, example: Any, held_out: Any, count: int, rng: np.random.Generator) -> list[str]:
-    """``count`` check texts: word samples of the example and held-out texts, 1…400 words, and the edge texts."""
+    """``count`` check texts: the edge texts, then word samples of the example and held-out texts, 1…400 words."""
     words = [w for text in (*_texts(example), *_texts(held_out)) for w in text.split()] or ["text"]
     edge = list(EDGE_TEXTS)[: max(0, count)]
     wanted = max(0, count - len(edge))
-    # Always one text of each extreme, the rest uniform in between.
-    lengths = [1, _MAX_WORDS][:wanted] + rng.integers(1, _MAX_WORDS + 1, size=max(0, wanted - 2)).tolist()
+    # One text of each extreme, the rest log-uniform in between: most as short as real requests, some past the
+    # truncation. (A long text costs the native encoder ~50× a short one; uniform lengths made the check slow.)
+    spread = np.exp(rng.uniform(0.0, np.log(_MAX_WORDS), size=max(0, wanted - 2)))
+    lengths = [1, _MAX_WORDS][:wanted] + np.clip(np.rint(spread), 1, _MAX_WORDS).astype(int).tolist()
     picks = [" ".join(words[i] for i in rng.integers(0, len(words), size=n)) for n in lengths]
     return edge + picks
 
