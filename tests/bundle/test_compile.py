@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 import shipyard
 from shipyard.bundle import Bundle
 from shipyard.bundle.manifest import Manifest
+from shipyard.cli.bundle import describe
 from shipyard.errors import BundleError
 from shipyard.handler.compile import compile_bundle
 from shipyard.handler.compile.check import generate_rows
@@ -127,6 +128,9 @@ def test_a_custom_transformer_keeps_the_native_flavor_in_auto_and_fails_in_onnx(
     assert sorted(p.name for p in (bundle.path / "model").iterdir()) == ["model.joblib"]
     assert not (bundle.path / "example.native.json").exists()
     assert any(r.startswith("scikit-learn==") for r in bundle.requirements())
+    shown = describe(bundle)["compiled"]  # what `shipyard inspect` shows
+    assert shown["served"] == "native" and shown["reason"] == manifest.compiled["reason"]
+    assert list(shown["forms"]) == ["native"] and shown["forms"]["native"]["artifact"] == "model/model.joblib"
     with pytest.raises(BundleError, match="compile='onnx': MissingShapeCalculator: Unable to find a shape"):
         shipyard.save(model, tmp_path / "onnx", example=X[:4], compile="onnx")
     assert not (tmp_path / "onnx").exists()
@@ -287,3 +291,26 @@ def test_the_served_compiled_bundle_imports_no_sklearn_or_scipy(
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     answers, imported = done.stdout.splitlines()
     assert answers == str(lr.predict(X[:3]).tolist()) and imported == "[]"
+
+
+def test_decision_function_and_a_converter_that_refuses_double(tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.svm import LinearSVC
+
+    X, y = load_iris(return_X_y=True)
+    lr = LogisticRegression(max_iter=500).fit(X, y)
+    scores = shipyard.save(lr, tmp_path / "lr", example=X[:5], compile="onnx", method="decision_function")
+    assert scores.manifest.options["outputs"] == {"predict": "label", "decision_function": "probabilities"}
+    assert scores.manifest.compiled["check"]["methods"] == ["decision_function", "predict"]
+    assert np.allclose(predict(scores.path, X), lr.decision_function(X), atol=1e-9)
+
+    svc = LinearSVC().fit(X, y)  # no zipmap option, and "post_transform 'NONE' is not supported with double"
+    labels = shipyard.save(svc, tmp_path / "svc", example=X[:5], compile="onnx", check_rows=200)
+    assert labels.manifest.compiled["input_dtype"] == "float32"
+    assert labels.manifest.compiled["check"]["tolerance"] == 1e-5
+    assert np.array_equal(predict(labels.path, X), svc.predict(X))
+
+    binary = LogisticRegression(max_iter=500).fit(X, (y > 0).astype(int))
+    kept = shipyard.save(binary, tmp_path / "bin", example=X[:5], compile="auto", method="decision_function")
+    assert kept.manifest.flavor == "sklearn"
+    assert kept.manifest.compiled["reason"].startswith("decision_function: shape (")

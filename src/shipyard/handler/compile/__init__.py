@@ -71,7 +71,7 @@ def compile_staged(
     from shipyard.handler.compile.check import compare
 
     check_mode(mode)
-    if mode == "off":
+    if mode == "off" or manifest.flavor == "onnx":  # an ONNX model is served as it is
         return manifest
     source_files = sorted(f"model/{p.name}" for p in (staging / "model").iterdir())
     source_requirements = _requirements(staging)

@@ -81,8 +81,8 @@ def compare(
         max_error = max(max_error, error)
         if difference and not first:
             row, text = difference
-            first = f"row {_where(row, origins)}, {method}: {text}"
-            if not equal:
+            first = f"row {_where(row, origins)}, {method}: {text}" if row >= 0 else f"{method}: {text}"
+            if not equal and row >= 0:
                 first += _tie(answers, row)
     return Check(total, tuple(conversion.methods), labels_equal, tolerance, max_error, first)
 
@@ -166,7 +166,7 @@ def _compare_one(
     """(labels equal, max |Δ| of floats, the first differing row and what differs)."""
     if ours.shape != theirs.shape:
         what = f"shape {ours.shape} (native) vs {theirs.shape} (onnx)"
-        return ours.dtype.kind == "f", 0.0, (0, what)
+        return ours.dtype.kind == "f", 0.0, (-1, what)  # every row differs: no row to name
     count = len(ours)
     a, b = ours.reshape(count, -1), theirs.reshape(count, -1)
     if ours.dtype.kind != "f":  # labels: integers, booleans, strings, exactly
