@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,80 @@ def test_decision_function_and_a_converter_that_refuses_double(tmp_path: Path) -
     kept = shipyard.save(binary, tmp_path / "bin", example=X[:5], compile="auto", method="decision_function")
     assert kept.manifest.flavor == "sklearn"
     assert kept.manifest.compiled["reason"].startswith("decision_function: shape (")
+
+
+_ONNX_HEAD = 'format = 1\n[model]\nflavor = "onnx"\nartifact = "model/model.onnx"\n'
+
+
+@pytest.mark.parametrize("path", ["../victim", "/etc/passwd", "model/../../victim", "C:\\\\x"])
+@pytest.mark.parametrize("key", ["source_files", "onnx_files", "source_artifact", "onnx_artifact", "artifact"])
+def test_a_path_that_leaves_the_bundle_is_refused_at_parse_time(key: str, path: str) -> None:
+    document = _ONNX_HEAD + '[compiled]\nstatus = "onnx"\nsource_flavor = "sklearn"\n'
+    if key == "artifact":
+        document = document.replace('"model/model.onnx"', json.dumps(path))
+    elif key.endswith("files"):
+        document += f"{key} = [{json.dumps(path)}]\n"
+    else:
+        document += f"{key} = {json.dumps(path)}\n"
+    with pytest.raises(BundleError, match="must be a path inside the bundle"):
+        Manifest.parse(document.encode(), source="crafted.toml", default_name="x")
+
+
+def test_drop_original_deletes_nothing_outside_the_bundle(
+    tmp_path: Path, digits: tuple[np.ndarray, np.ndarray], lr: LogisticRegression
+) -> None:
+    """A crafted ``source_files`` (read past the parser, or a link in the bundle) cannot make drop delete outside."""
+    from shipyard.handler import compile as compiling
+
+    X, _ = digits
+    bundle = shipyard.save(lr, tmp_path / "b", example=X[:3], compile="onnx", check_rows=20)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "flag").write_text("keep")
+    text = (bundle.path / "shipyard.toml").read_text()
+    crafted = text.replace('source_files = [\n    "model/model.joblib",\n]', 'source_files = ["../victim"]')
+    assert crafted != text
+    (bundle.path / "shipyard.toml").write_text(crafted)
+    with pytest.raises(BundleError, match="must be a path inside the bundle"):
+        compile_bundle(bundle.path, tmp_path / "out", drop_original=True)
+    (bundle.path / "model" / "out").symlink_to(victim)
+    for name in ("../victim", "/etc/passwd", "model/out/flag"):
+        with pytest.raises(BundleError, match=r"(inside|outside) the bundle"):
+            compiling._drop(bundle.path, {"source_files": ["model/model.joblib", name]})
+    assert (victim / "flag").read_text() == "keep" and (bundle.path / "model/model.joblib").exists()
+
+
+@pytest.mark.parametrize(
+    ("head", "table", "message"),
+    [
+        ('flavor = "sklearn"', 'status = "onnx"\nsource_flavor = "sklearn"', "status 'onnx' but"),
+        ('flavor = "onnx"', 'status = "native"\nsource_flavor = "sklearn"', "status 'native' but"),
+        ('flavor = "onnx"', 'status = "native"', "status 'native' but"),
+        ('flavor = "sklearn"', 'status = "native"\nsource_flavor = "torch"', "status 'native' but"),
+        ('flavor = "onnx"', 'status = "onnx"\nsource_flavor = "nope"', "is not a flavor"),
+    ],
+)
+def test_an_inconsistent_compiled_table_is_refused(head: str, table: str, message: str) -> None:
+    document = f"format = 1\n[model]\n{head}\n[compiled]\n{table}\n"
+    with pytest.raises(BundleError, match=message):
+        Manifest.parse(document.encode(), source="crafted.toml", default_name="x")
+    for good in ('[model]\nflavor = "sklearn"\n[compiled]\nstatus = "native"\nsource_flavor = "sklearn"\n',):
+        Manifest.parse(good.encode(), source="ok.toml", default_name="x")
+
+
+def test_the_manifest_knows_the_flavors() -> None:
+    from shipyard.bundle import manifest
+    from shipyard.handler import flavors
+
+    assert manifest.FLAVORS == flavors.FLAVORS
+
+
+def test_the_native_form_of_a_compiled_manifest_reads_back(
+    tmp_path: Path, digits: tuple[np.ndarray, np.ndarray], lr: LogisticRegression
+) -> None:
+    X, _ = digits
+    native = shipyard.save(lr, tmp_path / "b", example=X[:3], compile="onnx", check_rows=20).manifest.as_native()
+    assert Manifest.parse(native.to_toml().encode(), source="x", default_name="x") == native
+    elsewhere = replace(native, artifact="model/other.joblib")
+    with pytest.raises(BundleError, match="status 'onnx' but"):
+        Manifest.parse(elsewhere.to_toml().encode(), source="x", default_name="x")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shipyard.bundle.manifest import Manifest
+from shipyard.bundle.manifest import Manifest, check_inside
 from shipyard.bundle.requirements import pin
 from shipyard.errors import BundleError
 
@@ -213,8 +213,14 @@ def _reason(exc: BaseException) -> str:
 
 def _drop(staging: Path, record: dict[str, Any]) -> None:
     """Delete the native form's files; the record keeps its flavor and pins, not its artifact."""
-    for name in record.get("source_files", []):
-        path = staging / name
+    root = staging.resolve()
+    paths = []
+    for name in record.get("source_files", []):  # every entry checked before anything is deleted
+        path = staging / check_inside(str(name), "[compiled] source_files entry")
+        if not path.parent.resolve().is_relative_to(root) or path.resolve() == root:  # a link out of the bundle
+            raise BundleError(f"[compiled] source_files entry {name!r} leads outside the bundle; nothing dropped")
+        paths.append(path)
+    for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
