@@ -77,6 +77,7 @@ class Manifest:
             flavor=str(self.compiled["source_flavor"]),
             artifact=str(artifact),
             options=dict(self.compiled.get("source_options", {})),
+            output=dict(self.compiled.get("source_output") or self.output),
         )
 
     def write(self, directory: Path) -> None:
@@ -168,6 +169,7 @@ _COMPILED_KEYS: dict[str, tuple[type, ...]] = {
     "converter": (str,),
     "opset": (int,),
     "input_dtype": (str,),
+    "source_output": (dict,),
     "check": (dict,),
     "sizes": (dict,),
 }
@@ -178,6 +180,8 @@ _CHECK_KEYS: dict[str, tuple[type, ...]] = {
     "tolerance": (int, float),
     "max_abs_error": (int, float),
     "first_difference": (str,),
+    "left_out": (dict,),
+    "dropped_rows": (int,),
 }
 _STATUSES = ("onnx", "native")
 
