@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,7 @@ def test_string_labels_and_a_regressor(tmp_path: Path, digits: tuple[np.ndarray,
 
     ridge = Ridge().fit(X[:800], y[:800].astype(float))
     served = shipyard.save(ridge, tmp_path / "ridge", example=X[:4], compile="onnx", check_rows=100)
-    assert served.manifest.options["ravel"] is True
+    assert served.manifest.options["ravel"] == ["predict"]
     answers = predict(served.path, X[900:950])
     assert answers.shape == (50,) and np.allclose(answers, ridge.predict(X[900:950]))
     assert served.manifest.output["shape"] == [-1]
@@ -263,14 +264,22 @@ def test_crafted_compiled_tables_are_refused(table: str, message: str) -> None:
 def test_generated_rows_stay_in_the_ranges_and_keep_integers() -> None:
     from shipyard.bundle.schema import Schema
 
-    seen = [np.array([[0.0, 1.5, 3.0], [4.0, 2.5, 3.0]])]
-    rows = generate_rows(Schema(kind="tensor", dtype="float64", shape=(-1, 3)), seen, 500, np.random.default_rng(0))
-    assert rows is not None and rows.shape == (500, 3) and rows.dtype == np.float64
-    assert set(np.unique(rows[:, 0])) == {0.0, 1.0, 2.0, 3.0, 4.0}  # an integral column: integers in [0, 4]
+    wide = np.arange(0.0, 50.0, 2.0)  # 25 distinct integers: a range, not codes
+    seen = [
+        np.column_stack([wide, np.linspace(1.5, 2.5, 25), np.full(25, 3.0), np.tile([0.0, 10.0, 20.0, 10.0, 0.0], 5)])
+    ]
+    schema = Schema(kind="tensor", dtype="float64", shape=(-1, 4))
+    rows = generate_rows(schema, seen, 2000, np.random.default_rng(0))
+    assert rows is not None and rows.shape == (2000, 4) and rows.dtype == np.float64
+    assert set(np.unique(rows[:, 0])) == set(np.arange(0.0, 49.0))  # an integral column: integers in [0, 48]
     assert rows[:, 1].min() >= 1.5 and rows[:, 1].max() <= 2.5 and len(np.unique(rows[:, 1])) > 100
-    assert set(np.unique(rows[:, 2])) == {2.0, 3.0, 4.0}  # one value: widened around it
-    again = generate_rows(Schema(kind="tensor", dtype="float64", shape=(-1, 3)), seen, 500, np.random.default_rng(0))
-    assert np.array_equal(rows, again)
+    assert set(np.unique(rows[:, 2])) == {3.0}  # one integer value: a code, kept
+    assert set(np.unique(rows[:, 3])) == {0.0, 10.0, 20.0}  # few integers: the codes seen, not the gaps
+    assert np.array_equal(rows, generate_rows(schema, seen, 2000, np.random.default_rng(0)))
+    flat = generate_rows(
+        Schema(kind="tensor", dtype="float64", shape=(-1, 1)), [np.full((3, 1), 0.5)], 50, np.random.default_rng(0)
+    )
+    assert flat is not None and flat.min() < 0.5 < flat.max()  # one float value: widened around it
     assert generate_rows(Schema(kind="columns"), seen, 5, np.random.default_rng(0)) is None
 
 
@@ -311,6 +320,243 @@ def test_decision_function_and_a_converter_that_refuses_double(tmp_path: Path) -
     assert np.array_equal(predict(labels.path, X), svc.predict(X))
 
     binary = LogisticRegression(max_iter=500).fit(X, (y > 0).astype(int))
-    kept = shipyard.save(binary, tmp_path / "bin", example=X[:5], compile="auto", method="decision_function")
-    assert kept.manifest.flavor == "sklearn"
-    assert kept.manifest.compiled["reason"].startswith("decision_function: shape (")
+    served = shipyard.save(binary, tmp_path / "bin", example=X[:5], compile="onnx", method="decision_function")
+    assert served.manifest.options["column"] == {"decision_function": 1}  # raw scores [-s, s]
+    answers = predict(served.path, X)
+    assert answers.shape == (len(X),) and np.allclose(answers, binary.decision_function(X), atol=1e-9)
+
+
+_ONNX_HEAD = 'format = 1\n[model]\nflavor = "onnx"\nartifact = "model/model.onnx"\n'
+
+
+@pytest.mark.parametrize("path", ["../victim", "/etc/passwd", "model/../../victim", "C:\\\\x"])
+@pytest.mark.parametrize("key", ["source_files", "onnx_files", "source_artifact", "onnx_artifact", "artifact"])
+def test_a_path_that_leaves_the_bundle_is_refused_at_parse_time(key: str, path: str) -> None:
+    document = _ONNX_HEAD + '[compiled]\nstatus = "onnx"\nsource_flavor = "sklearn"\n'
+    if key == "artifact":
+        document = document.replace('"model/model.onnx"', json.dumps(path))
+    elif key.endswith("files"):
+        document += f"{key} = [{json.dumps(path)}]\n"
+    else:
+        document += f"{key} = {json.dumps(path)}\n"
+    with pytest.raises(BundleError, match="must be a path inside the bundle"):
+        Manifest.parse(document.encode(), source="crafted.toml", default_name="x")
+
+
+def test_drop_original_deletes_nothing_outside_the_bundle(
+    tmp_path: Path, digits: tuple[np.ndarray, np.ndarray], lr: LogisticRegression
+) -> None:
+    """A crafted ``source_files`` (read past the parser, or a link in the bundle) cannot make drop delete outside."""
+    from shipyard.handler import compile as compiling
+
+    X, _ = digits
+    bundle = shipyard.save(lr, tmp_path / "b", example=X[:3], compile="onnx", check_rows=20)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "flag").write_text("keep")
+    text = (bundle.path / "shipyard.toml").read_text()
+    crafted = text.replace('source_files = [\n    "model/model.joblib",\n]', 'source_files = ["../victim"]')
+    assert crafted != text
+    (bundle.path / "shipyard.toml").write_text(crafted)
+    with pytest.raises(BundleError, match="must be a path inside the bundle"):
+        compile_bundle(bundle.path, tmp_path / "out", drop_original=True)
+    (bundle.path / "model" / "out").symlink_to(victim)
+    for name in ("../victim", "/etc/passwd", "model/out/flag"):
+        with pytest.raises(BundleError, match=r"(inside|outside) the bundle"):
+            compiling._drop(bundle.path, {"source_files": ["model/model.joblib", name]})
+    assert (victim / "flag").read_text() == "keep" and (bundle.path / "model/model.joblib").exists()
+
+
+@pytest.mark.parametrize(
+    ("head", "table", "message"),
+    [
+        ('flavor = "sklearn"', 'status = "onnx"\nsource_flavor = "sklearn"', "status 'onnx' but"),
+        ('flavor = "onnx"', 'status = "native"\nsource_flavor = "sklearn"', "status 'native' but"),
+        ('flavor = "onnx"', 'status = "native"', "status 'native' but"),
+        ('flavor = "sklearn"', 'status = "native"\nsource_flavor = "torch"', "status 'native' but"),
+        ('flavor = "onnx"', 'status = "onnx"\nsource_flavor = "nope"', "is not a flavor"),
+    ],
+)
+def test_an_inconsistent_compiled_table_is_refused(head: str, table: str, message: str) -> None:
+    document = f"format = 1\n[model]\n{head}\n[compiled]\n{table}\n"
+    with pytest.raises(BundleError, match=message):
+        Manifest.parse(document.encode(), source="crafted.toml", default_name="x")
+    for good in ('[model]\nflavor = "sklearn"\n[compiled]\nstatus = "native"\nsource_flavor = "sklearn"\n',):
+        Manifest.parse(good.encode(), source="ok.toml", default_name="x")
+
+
+def test_the_manifest_knows_the_flavors() -> None:
+    from shipyard.bundle import manifest
+    from shipyard.handler import flavors
+
+    assert manifest.FLAVORS == flavors.FLAVORS
+
+
+def test_the_native_form_of_a_compiled_manifest_reads_back(
+    tmp_path: Path, digits: tuple[np.ndarray, np.ndarray], lr: LogisticRegression
+) -> None:
+    X, _ = digits
+    native = shipyard.save(lr, tmp_path / "b", example=X[:3], compile="onnx", check_rows=20).manifest.as_native()
+    assert Manifest.parse(native.to_toml().encode(), source="x", default_name="x") == native
+    elsewhere = replace(native, artifact="model/other.joblib")
+    with pytest.raises(BundleError, match="status 'onnx' but"):
+        Manifest.parse(elsewhere.to_toml().encode(), source="x", default_name="x")
+
+
+def _iris() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    return X, y
+
+
+@pytest.mark.parametrize("kind", ["dtc", "dtr", "rfr", "gbc", "hgbc", "hgbr", "imputer"])
+def test_trees_and_imputers_compile_on_a_float32_graph(tmp_path: Path, kind: str) -> None:
+    """onnxruntime loads no double TreeEnsemble / Imputer: the converter retries float32, and the check passes."""
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestRegressor,
+    )
+    from sklearn.impute import SimpleImputer
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    X, y = _iris()
+    models: dict[str, tuple[Any, np.ndarray]] = {
+        "dtc": (DecisionTreeClassifier(random_state=0), y),
+        "dtr": (DecisionTreeRegressor(random_state=0), X[:, 0]),
+        "rfr": (RandomForestRegressor(10, random_state=0), X[:, 0]),
+        "gbc": (GradientBoostingClassifier(n_estimators=10, random_state=0), y),
+        "hgbc": (HistGradientBoostingClassifier(max_iter=10), y),
+        "hgbr": (HistGradientBoostingRegressor(max_iter=10), X[:, 0]),
+        "imputer": (make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=500)), y),
+    }
+    model, target = models[kind]
+    if kind == "imputer":
+        X = X.copy()
+        X[::7, 1] = np.nan
+    model.fit(X, target)
+    bundle = shipyard.save(model, tmp_path / kind, example=X[:5], compile="onnx", check_rows=300)
+    assert bundle.manifest.flavor == "onnx" and bundle.manifest.compiled["input_dtype"] == "float32"
+    answers = predict(bundle.path, X)
+    assert answers.shape == model.predict(X).shape
+    if kind in ("dtc", "gbc", "hgbc", "imputer"):
+        assert np.array_equal(answers, model.predict(X))
+
+
+def test_a_reason_names_no_staging_path(tmp_path: Path, lr: LogisticRegression, digits: Any, monkeypatch: Any) -> None:
+    import shipyard.handler.compile.sklearn as converter
+
+    X, _ = digits
+    real = converter.convert
+
+    def broken(model: Any, bundle_dir: Path, manifest: Manifest) -> Any:
+        conversion = real(model, bundle_dir, manifest)
+        (bundle_dir / "model/model.onnx").write_bytes(b"not onnx")
+        return conversion
+
+    monkeypatch.setattr(converter, "convert", broken)
+    bundle = shipyard.save(lr, tmp_path / "b", example=X[:3], compile="auto", check_rows=10)
+    reason = bundle.manifest.compiled["reason"]
+    assert reason.startswith("onnxruntime cannot load model/model.onnx:"), reason
+    assert str(tmp_path) not in reason
+
+
+@pytest.mark.parametrize("labels", ["bool", "float"])
+def test_bool_and_float_labels_answer_as_the_native_model(tmp_path: Path, labels: str) -> None:
+    X, y = _iris()
+    target = (y > 0) if labels == "bool" else (y > 0).astype(float)
+    model = LogisticRegression(max_iter=500).fit(X, target)
+    bundle = shipyard.save(model, tmp_path / labels, example=X[45:55], compile="onnx", check_rows=100)
+    assert bundle.manifest.options["label_dtype"] == ("bool" if labels == "bool" else "float64")
+    served = json.loads((bundle.path / "example.json").read_text())["predictions"]
+    native = json.loads((bundle.path / "example.native.json").read_text())["predictions"]
+    assert served == native and all(type(v) is type(native[0]) for v in served)
+    assert {type(v) for v in native} == {bool if labels == "bool" else float}
+    assert bundle.manifest.output["dtype"] == ("bool" if labels == "bool" else "float64")
+
+
+def test_the_check_tells_true_from_one() -> None:
+    from shipyard.handler.compile.check import _compare_one
+
+    equal, _, difference = _compare_one("predict", np.array([True, False]), np.array([1, 0]), 1e-5)
+    assert not equal and difference == (-1, "dtype bool (native) vs int64 (onnx)")
+    assert _compare_one("predict", np.array([1, 0], dtype=np.int32), np.array([1, 0]), 1e-5)[2] is None
+
+
+@pytest.mark.parametrize("kind", ["linsvc", "ridge", "svc"])
+def test_binary_classifiers_without_probabilities_compile_with_sklearn_shapes(tmp_path: Path, kind: str) -> None:
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.svm import SVC, LinearSVC
+
+    X, y = _iris()
+    model = {"linsvc": LinearSVC(), "ridge": RidgeClassifier(), "svc": SVC()}[kind].fit(X, (y > 0).astype(int))
+    bundle = shipyard.save(model, tmp_path / kind, example=X[45:55], compile="onnx", check_rows=200)
+    assert bundle.manifest.compiled["check"]["methods"] == ["predict", "decision_function"]
+    assert np.array_equal(predict(bundle.path, X), model.predict(X))
+    scores = predict(bundle.path, X, "decision_function")
+    assert scores.shape == (len(X),) and np.allclose(scores, model.decision_function(X), atol=1e-4)
+
+
+def test_a_method_of_another_shape_is_left_out_unless_it_is_served(tmp_path: Path, monkeypatch: Any) -> None:
+    """Without the shape options, LinearSVC's decision_function is [N, 1]: left out (named) when predict is
+    served, a failed check when it is the served method."""
+    from sklearn.svm import LinearSVC
+
+    import shipyard.handler.compile.sklearn as converter
+
+    X, y = _iris()
+    model = LinearSVC().fit(X, (y > 0).astype(int))
+    monkeypatch.setattr(converter, "_shapes", lambda *args: {})
+    bundle = shipyard.save(model, tmp_path / "a", example=X[45:55], compile="onnx", check_rows=50)
+    check = bundle.manifest.compiled["check"]
+    assert check["methods"] == ["predict"]
+    assert check["left_out"] == {"decision_function": "shape () per row (native) vs (1,) (onnx)"}
+    assert "decision_function" not in bundle.manifest.options["outputs"]
+    assert Bundle.open(bundle.path).manifest.compiled["check"]["left_out"] == check["left_out"]
+    with pytest.raises(BundleError, match=re.escape("decision_function: shape (60,) (native) vs (60, ")):
+        shipyard.save(
+            model, tmp_path / "b", example=X[45:55], compile="onnx", check_rows=50, method="decision_function"
+        )
+
+
+def test_coded_columns_and_rows_the_native_model_refuses(tmp_path: Path) -> None:
+    """Codes 0/10/20 are sampled as seen; a column of 25 codes gets gap values the encoder refuses: dropped."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = _iris()
+    rng = np.random.default_rng(0)
+    codes = np.column_stack([rng.choice([0.0, 10.0, 20.0], len(X)), rng.choice(np.arange(0.0, 50.0, 2.0), len(X))])
+    X = np.column_stack([X, codes])
+    model = make_pipeline(
+        ColumnTransformer([("s", StandardScaler(), [0, 1, 2, 3]), ("o", OneHotEncoder(), [4, 5])]),
+        LogisticRegression(max_iter=500),
+    ).fit(X, y)
+    bundle = shipyard.save(model, tmp_path / "b", example=X[:5], compile="onnx", check_rows=200, held_out=X)
+    check = bundle.manifest.compiled["check"]
+    assert 0 < check["dropped_rows"] < 200 and check["rows"] == 5 + 200 - check["dropped_rows"] + len(X)
+    assert np.array_equal(predict(bundle.path, X), model.predict(X))
+
+
+def test_a_regressor_of_a_2d_y_and_held_out_rows_as_a_dataframe(tmp_path: Path) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    X, _ = _iris()
+    model = LinearRegression().fit(X[:, 1:], X[:, :1])
+    bundle = shipyard.save(
+        model, tmp_path / "b", example=X[:5, 1:], compile="onnx", check_rows=50, held_out=pd.DataFrame(X[:, 1:])
+    )
+    assert "ravel" not in bundle.manifest.options and bundle.manifest.compiled["check"]["rows"] == 5 + 50 + len(X)
+    answers = predict(bundle.path, X[:, 1:])
+    assert answers.shape == (len(X), 1) and np.allclose(answers, model.predict(X[:, 1:]))
+
+
+def test_as_native_carries_the_native_output_schema(tmp_path: Path) -> None:
+    X, y = _iris()
+    model = LogisticRegression(max_iter=500).fit(X, y.astype(np.int32))
+    bundle = shipyard.save(model, tmp_path / "b", example=X[:5], compile="onnx", check_rows=20)
+    assert bundle.manifest.output["dtype"] == "int64"
+    assert bundle.manifest.as_native().output == {"dtype": "int32", "shape": [-1]}

@@ -107,3 +107,17 @@ def test_a_tokenizer_option_delegates_to_the_text_loader(
     assert predict(["a"]) == ["a"]
     session, bundle_dir, seen = calls[0]
     assert [i.name for i in session.get_inputs()] == ["X"] and bundle_dir == tmp_path and seen is texted
+
+
+def test_ravel_by_method_column_and_label_dtype(tmp_path: Path, iris: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = iris
+    model = LogisticRegression(max_iter=500).fit(X, y > 0)
+    manifest = write(model, tmp_path, X, zipmap=False, raw_scores=True)
+    outputs = {"predict": "label", "decision_function": "probabilities"}
+    options = {"outputs": outputs, "column": {"decision_function": 1}, "label_dtype": "bool"}
+    labels = flavor.load(tmp_path, replace(manifest, options={**options, "method": "predict"}))(X)
+    assert labels.dtype == np.bool_ and np.array_equal(labels, model.predict(X))
+    scores = flavor.load(tmp_path, replace(manifest, options={**options, "method": "decision_function"}))(X)
+    assert scores.shape == (len(X),) and np.allclose(scores, model.decision_function(X))
+    ravel = {"outputs": outputs, "method": "decision_function", "ravel": ["predict"]}
+    assert flavor.load(tmp_path, replace(manifest, options=ravel))(X).shape == (len(X), 2)

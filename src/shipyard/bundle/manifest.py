@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import tomli_w
@@ -16,6 +16,8 @@ __all__ = ["MANIFEST", "Manifest"]
 
 MANIFEST = "shipyard.toml"
 FORMAT_VERSION = 1
+# the flavors a manifest may name as [compiled] source_flavor (handler.flavors.FLAVORS; a test keeps them equal)
+FLAVORS = ("sentence_transformers", "torch", "sklearn", "onnx", "python")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Manifest:
             flavor=str(self.compiled["source_flavor"]),
             artifact=str(artifact),
             options=dict(self.compiled.get("source_options", {})),
+            output=dict(self.compiled.get("source_output") or self.output),
         )
 
     def write(self, directory: Path) -> None:
@@ -135,7 +138,20 @@ def _check_values(manifest: Manifest, source: str) -> None:
     python = manifest.runtime.get("python")
     if python is not None and not isinstance(python, str):
         raise BundleError(f"{source}: [runtime] python must be a string, not {python!r}")
-    _check_compiled(manifest.compiled, source)
+    if manifest.artifact is not None:
+        if not isinstance(manifest.artifact, str):
+            raise BundleError(f"{source}: [model] artifact must be a string, not {manifest.artifact!r}")
+        check_inside(manifest.artifact, f"{source}: [model] artifact")
+    _check_compiled(manifest, source)
+
+
+def check_inside(name: str, what: str) -> str:
+    """``name`` as a path relative to the bundle that stays inside it (no absolute path, no ``..``): readers
+    join it to the bundle to copy or delete it, and an archive's manifest may be crafted."""
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if not name or posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in windows.parts:
+        raise BundleError(f"{what} must be a path inside the bundle (relative, without '..'), not {name!r}")
+    return name
 
 
 # [compiled]: key → the types its value may have (a crafted archive must not crash inspect or build)
@@ -148,10 +164,12 @@ _COMPILED_KEYS: dict[str, tuple[type, ...]] = {
     "source_requirements": (list,),
     "source_files": (list,),
     "onnx_files": (list,),
+    "onnx_artifact": (str,),
     "onnx_requirements": (list,),
     "converter": (str,),
     "opset": (int,),
     "input_dtype": (str,),
+    "source_output": (dict,),
     "check": (dict,),
     "sizes": (dict,),
 }
@@ -162,6 +180,8 @@ _CHECK_KEYS: dict[str, tuple[type, ...]] = {
     "tolerance": (int, float),
     "max_abs_error": (int, float),
     "first_difference": (str,),
+    "left_out": (dict,),
+    "dropped_rows": (int,),
 }
 _STATUSES = ("onnx", "native")
 
@@ -173,8 +193,10 @@ def _table(document: dict[str, Any], key: str, source: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _check_compiled(compiled: dict[str, Any], source: str) -> None:
-    """The ``[compiled]`` table's keys have the types readers rely on; lists hold strings; sizes are integers."""
+def _check_compiled(manifest: Manifest, source: str) -> None:
+    """The ``[compiled]`` table's keys have the types readers rely on; lists hold strings; sizes are integers;
+    paths stay inside the bundle; the status agrees with the flavors (a build trusts all of it)."""
+    compiled = manifest.compiled
     if not compiled:
         return
     _check_keys(compiled, _COMPILED_KEYS, "[compiled]", source)
@@ -187,6 +209,12 @@ def _check_compiled(compiled: dict[str, Any], source: str) -> None:
             raise BundleError(f"{source}: [compiled] {key} must be a list of strings, not {compiled[key]!r}")
     if not all(isinstance(item, str) for item in compiled.get("onnx_requirements", [])):
         raise BundleError(f"{source}: [compiled] onnx_requirements must be a list of strings")
+    for key in ("source_artifact", "onnx_artifact"):
+        if compiled.get(key):  # "" after drop_original
+            check_inside(str(compiled[key]), f"{source}: [compiled] {key}")
+    for key in ("source_files", "onnx_files"):
+        for item in compiled.get(key, []):
+            check_inside(item, f"{source}: [compiled] {key} entry")
     check = compiled.get("check", {})
     _check_keys(check, _CHECK_KEYS, "[compiled.check]", source)
     if not all(isinstance(item, str) for item in check.get("methods", [])):
@@ -194,6 +222,26 @@ def _check_compiled(compiled: dict[str, Any], source: str) -> None:
     for name, size in compiled.get("sizes", {}).items():
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise BundleError(f"{source}: [compiled.sizes] {name} must be a byte count, not {size!r}")
+    _check_consistent(manifest, source)
+
+
+def _check_consistent(manifest: Manifest, source: str) -> None:
+    """``onnx`` is served by the onnx flavor (or, in as_native()'s manifest, by the source flavor from the source
+    artifact); ``native`` by the flavor it was saved with; source_flavor is a known flavor."""
+    compiled = manifest.compiled
+    status, origin = compiled["status"], compiled.get("source_flavor")
+    if origin is not None and origin not in FLAVORS:
+        raise BundleError(f"{source}: [compiled] source_flavor {origin!r} is not a flavor ({', '.join(FLAVORS)})")
+    as_native = (
+        manifest.flavor == origin and bool(manifest.artifact) and manifest.artifact == compiled.get("source_artifact")
+    )
+    if status == "onnx" and manifest.flavor != "onnx" and not as_native:  # as_native(): what --compile off serves
+        raise BundleError(f"{source}: [compiled] status 'onnx' but [model] flavor is {manifest.flavor!r}, not 'onnx'")
+    if status == "native" and (manifest.flavor == "onnx" or origin not in (None, manifest.flavor)):
+        raise BundleError(
+            f"{source}: [compiled] status 'native' but [model] flavor is {manifest.flavor!r} "
+            f"(source_flavor {origin!r}): a native bundle serves the flavor it was saved with"
+        )
 
 
 def _check_keys(table: dict[str, Any], types: dict[str, tuple[type, ...]], name: str, source: str) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shipyard.bundle.manifest import Manifest
+from shipyard.bundle.manifest import Manifest, check_inside
 from shipyard.bundle.requirements import pin
 from shipyard.errors import BundleError
 
@@ -87,7 +87,7 @@ def compile_staged(
     try:
         conversion = _convert(model, staging, manifest)
     except Exception as exc:  # a converter raises what its library raises: the reason names it
-        return _fall_back(staging, manifest, record, source_files, mode, _reason(exc))
+        return _fall_back(staging, manifest, record, source_files, mode, _reason(exc, staging))
     served = replace(manifest, flavor="onnx", artifact=conversion.artifact, options=dict(conversion.options))
     onnx_requirements = pin(conversion.packages)
     record |= {
@@ -102,11 +102,15 @@ def compile_staged(
             staging, manifest, served, conversion, example, held_out=held_out, count=check_rows,
             tolerance=conversion.tolerance if tolerance is None else float(tolerance),
         )  # fmt: skip
-    except Exception as exc:  # the compiled form cannot even run on the check rows: a failed check
-        return _fall_back(staging, manifest, record, source_files, mode, _reason(exc))
+    except Exception as exc:  # a form cannot even run on the check rows: a failed check
+        return _fall_back(staging, manifest, record, source_files, mode, _reason(exc, staging))
     record["check"] = result.to_dict()
     if result.first_difference:
         return _fall_back(staging, manifest, record, source_files, mode, result.first_difference)
+    outputs = served.options.get("outputs")
+    if result.left_out and isinstance(outputs, dict):  # a method not checked is not served either
+        kept = {m: name for m, name in outputs.items() if m not in result.left_out}
+        served = replace(served, options={**served.options, "outputs": kept})
     record["status"] = "onnx"
     record["sizes"] = {
         "source_bytes": _bytes(staging, source_files),
@@ -202,10 +206,14 @@ def _fall_back(
     return replace(manifest, compiled=record)
 
 
-def _reason(exc: BaseException) -> str:
-    """The first line of the error, named by its class unless it is one of Shipyard's own clear messages."""
+def _reason(exc: BaseException, staging: Path | None = None) -> str:
+    """The first line of the error, named by its class unless it is one of Shipyard's own clear messages; a path
+    in the staging directory (gone once saved) is named relative to the bundle."""
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
+    if staging is not None:
+        for root in {str(staging.resolve()), str(staging)}:
+            first = first.replace(root + "/", "").replace(root, ".")
     if isinstance(exc, BundleError):
         return first or type(exc).__name__
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
@@ -213,8 +221,14 @@ def _reason(exc: BaseException) -> str:
 
 def _drop(staging: Path, record: dict[str, Any]) -> None:
     """Delete the native form's files; the record keeps its flavor and pins, not its artifact."""
-    for name in record.get("source_files", []):
-        path = staging / name
+    root = staging.resolve()
+    paths = []
+    for name in record.get("source_files", []):  # every entry checked before anything is deleted
+        path = staging / check_inside(str(name), "[compiled] source_files entry")
+        if not path.parent.resolve().is_relative_to(root) or path.resolve() == root:  # a link out of the bundle
+            raise BundleError(f"[compiled] source_files entry {name!r} leads outside the bundle; nothing dropped")
+        paths.append(path)
+    for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():

@@ -2,16 +2,19 @@
 
 Rows are the example, ``count`` generated rows and the held-out rows. Tabular rows are generated in the schema's
 ranges (per feature, the [min, max] of the example and held-out rows; integers where a column only holds
-integers; a column with one value is widened around it), seeded so a check is repeatable; a converter with its own
+integers, drawn from the values seen when there are at most 20 of them — likely category codes; a float column
+with one value is widened around it), seeded so a check is repeatable; a converter with its own
 ``generate`` (texts) makes them instead. Every method both forms answer is compared: labels (integers, booleans,
-strings) exactly, floats within ``tolerance · max(1, |native|)``. The first difference names the row and where it
+strings) exactly and of the same kind (``True`` is not ``1``), floats within ``tolerance · max(1, |native|)``;
+another method than the served one whose shapes differ is left out (and named). Generated rows the native model
+raises on are dropped and counted. The first difference names the row and where it
 came from; a label that flips where the native scores tie says so.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from shipyard.errors import BundleError
 __all__ = ["Check", "compare", "generate_rows"]
 
 SEED = 19
+CODES = 20  # an integer column with at most this many distinct values seen is sampled from those values
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class Check:
     tolerance: float
     max_abs_error: float
     first_difference: str
+    # methods the two forms answer in different shapes, not the served one: not compared, not served (method → why)
+    left_out: dict[str, str] = field(default_factory=dict)
+    dropped_rows: int = 0  # generated rows the native model itself refuses (an unknown category): not compared
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +50,8 @@ class Check:
             "tolerance": self.tolerance,
             "max_abs_error": self.max_abs_error,
             "first_difference": self.first_difference,
+            **({"left_out": dict(self.left_out)} if self.left_out else {}),
+            **({"dropped_rows": self.dropped_rows} if self.dropped_rows else {}),
         }
 
 
@@ -57,21 +66,30 @@ def compare(
     count: int = 1000,
     tolerance: float = 1e-5,
 ) -> Check:
-    """Run both forms of the bundle in ``bundle_dir`` on the check rows, every method of ``conversion.methods``."""
+    """Run both forms of the bundle in ``bundle_dir`` on the check rows, every method of ``conversion.methods``
+    (the served one first). Another method the forms answer in different shapes is left out (and named), not a
+    failed check; generated rows the native model raises on are dropped (counted)."""
     from shipyard.handler.compile import CONVERTERS
     from shipyard.handler.flavors import flavor_module
 
     converter = importlib.import_module(CONVERTERS[native.flavor]) if native.flavor in CONVERTERS else None
     generate = getattr(converter, "generate", None)
     parts = _parts(native.input, example, held_out, count, generate, native)
+    natives = {m: flavor_module(native.flavor).load(bundle_dir, _with_method(native, m)) for m in conversion.methods}
+    parts, dropped = _without_refused(parts, natives)
     rows = _concat([batch for _, batch in parts])
     origins = [(origin, _length(batch)) for origin, batch in parts]
     total = sum(length for _, length in origins)
     answers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    left_out: dict[str, str] = {}
+    served = conversion.methods[0]
     for method in conversion.methods:
-        ours = flavor_module(native.flavor).load(bundle_dir, _with_method(native, method))
         theirs = flavor_module(compiled.flavor).load(bundle_dir, _with_method(compiled, method))
-        answers[method] = (np.asarray(ours(rows)), np.asarray(theirs(rows)))
+        pair = (np.asarray(natives[method](rows)), np.asarray(theirs(rows)))
+        if method != served and pair[0].shape != pair[1].shape:
+            left_out[method] = f"shape {pair[0].shape[1:]} per row (native) vs {pair[1].shape[1:]} (onnx)"
+            continue
+        answers[method] = pair
     labels_equal = True
     max_error = 0.0
     first = ""
@@ -84,7 +102,40 @@ def compare(
             first = f"row {_where(row, origins)}, {method}: {text}" if row >= 0 else f"{method}: {text}"
             if not equal and row >= 0:
                 first += _tie(answers, row)
-    return Check(total, tuple(conversion.methods), labels_equal, tolerance, max_error, first)
+    return Check(total, tuple(answers), labels_equal, tolerance, max_error, first, left_out, dropped)
+
+
+def _without_refused(parts: list[tuple[str, Any]], natives: dict[str, Any]) -> tuple[list[tuple[str, Any]], int]:
+    """The parts without the generated rows a native method raises on (an integer code it never saw), and how many
+    went; the native model failing on the example or held-out rows is an error."""
+    dropped = 0
+    for predict in natives.values():
+        try:
+            predict(_concat([batch for _, batch in parts]))
+            continue
+        except Exception:
+            if not any(origin == "generated" for origin, _ in parts):
+                raise
+        kept: list[tuple[str, Any]] = []
+        for origin, batch in parts:
+            if origin == "generated":
+                good = [i for i in range(_length(batch)) if _answers(predict, batch[i : i + 1])]
+                dropped += _length(batch) - len(good)
+                batch = batch[good] if isinstance(batch, np.ndarray) else [batch[i] for i in good]
+                if not good:
+                    continue
+            kept.append((origin, batch))
+        parts = kept
+        predict(_concat([batch for _, batch in parts]))  # what is left must answer: else the error stands
+    return parts, dropped
+
+
+def _answers(predict: Any, rows: Any) -> bool:
+    try:
+        predict(rows)
+    except Exception:
+        return False
+    return True
 
 
 def generate_rows(schema: Schema, seen: list[np.ndarray], count: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -103,8 +154,11 @@ def generate_rows(schema: Schema, seen: list[np.ndarray], count: int, rng: np.ra
     columns = base.shape[1]
     values = np.empty((count, columns), dtype=np.float64)
     for j in range(columns):
+        seen_values = np.unique(base[:, j])
         if schema.dtype == "bool":
             values[:, j] = rng.integers(0, 2, size=count)
+        elif integral[j] and len(seen_values) <= CODES:  # likely codes (categories): the seen ones only
+            values[:, j] = rng.choice(seen_values, size=count)
         elif integral[j]:
             values[:, j] = rng.integers(int(low[j]), int(high[j]) + 1, size=count)
         else:
@@ -138,8 +192,10 @@ def _parts(
 
 
 def _coerce(schema: Schema, rows: Any, name: str) -> Any:
-    if type(rows).__name__ == "DataFrame" or schema.kind == "any":
+    if schema.kind == "any" or (type(rows).__name__ == "DataFrame" and schema.kind == "columns"):
         return rows
+    if type(rows).__name__ == "DataFrame":  # held-out rows as a DataFrame for an array model: its values
+        rows = rows.to_numpy()
     try:
         return schema.coerce(rows.tolist() if isinstance(rows, np.ndarray) and rows.dtype.kind in "USO" else rows)[0]
     except Exception as exc:
@@ -167,6 +223,8 @@ def _compare_one(
     if ours.shape != theirs.shape:
         what = f"shape {ours.shape} (native) vs {theirs.shape} (onnx)"
         return ours.dtype.kind == "f", 0.0, (-1, what)  # every row differs: no row to name
+    if _FAMILIES.get(ours.dtype.kind) != _FAMILIES.get(theirs.dtype.kind):  # True == 1, 1.0 == 1: not the same JSON
+        return False, 0.0, (-1, f"dtype {_dtype(ours)} (native) vs {_dtype(theirs)} (onnx)")
     count = len(ours)
     a, b = ours.reshape(count, -1), theirs.reshape(count, -1)
     if ours.dtype.kind != "f":  # labels: integers, booleans, strings, exactly
@@ -192,6 +250,13 @@ def _compare_one(
         f"|Δ| {error[row, column]:.3g} > {tolerance:g}·max(1, |native|)"
     )
     return True, largest, (row, text)
+
+
+_FAMILIES = {"b": "bool", "i": "integer", "u": "integer", "f": "float", "U": "string", "S": "string", "O": "string"}
+
+
+def _dtype(array: np.ndarray) -> str:
+    return "string" if array.dtype.kind in "USO" else str(array.dtype)
 
 
 def _where(row: int, origins: list[tuple[str, int]]) -> str:

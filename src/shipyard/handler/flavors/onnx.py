@@ -2,8 +2,10 @@
 
 Options (``[model.options]``): ``outputs = {method: output_name}`` with ``method`` the one served (a compiled
 scikit-learn classifier: ``{"predict": "label", "predict_proba": "probabilities"}``), or the older single
-``output``; default the graph's first output. ``ravel = true`` flattens a regressor's ``[N, 1]`` to sklearn's
-``(N,)``. ``tokenizer`` (a path in the bundle) makes it a text model: texts in, tokenized with ``tokenizers``
+``output``; default the graph's first output. ``ravel = true`` (or a list of methods) flattens ``[N, 1]`` to
+sklearn's ``(N,)``; ``column = {method: i}`` answers column i of a 2-D output (a binary classifier's score);
+``label_dtype`` casts ``predict``'s labels (the graph's int64) back to the native classes' dtype (bool,
+float64). ``tokenizer`` (a path in the bundle) makes it a text model: texts in, tokenized with ``tokenizers``
 (see ``_onnx_text``). ``intra_op_threads`` overrides the worker's share of the cores.
 """
 
@@ -74,17 +76,31 @@ def load(bundle_dir: Path, manifest: Manifest) -> Any:
         return text.load(session, bundle_dir, manifest)
     first = session.get_inputs()[0]
     dtype = _ONNX_TYPES.get(first.type, np.float32)
-    wanted = output_name(session, manifest.options)
-    ravel = bool(manifest.options.get("ravel", False))
+    options = manifest.options
+    wanted = output_name(session, options)
+    method = str(options.get("method", "predict"))
+    ravel = _for_method(options.get("ravel", False), method)
+    column = (options.get("column") or {}).get(method) if isinstance(options.get("column"), dict) else None
+    label_dtype = options.get("label_dtype") if method == "predict" else None
+    cast = np.dtype(str(label_dtype)) if label_dtype else None
 
     def predict(batch: Any) -> Any:
         array = np.asarray(batch)
         if array.dtype != dtype:
             array = array.astype(dtype)
         result = session.run([wanted], {first.name: array})[0]
-        return result.reshape(len(result)) if ravel and result.ndim == 2 and result.shape[1] == 1 else result
+        if column is not None and result.ndim == 2:
+            result = result[:, int(column)]
+        elif ravel and result.ndim == 2 and result.shape[1] == 1:
+            result = result.reshape(len(result))
+        return result.astype(cast) if cast is not None else result
 
     return predict
+
+
+def _for_method(value: Any, method: str) -> bool:
+    """``ravel = true`` (every method) or ``ravel = ["decision_function"]`` (those methods)."""
+    return method in value if isinstance(value, list) else bool(value)
 
 
 def output_name(session: Any, options: dict[str, Any]) -> str:
