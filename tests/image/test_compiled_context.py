@@ -131,3 +131,33 @@ def test_the_onnx_copy_answers_like_the_native_model(bundles: dict[str, Path], t
     assert example is not None
     native = Bundle.open(bundles["native"]).example()
     assert native is not None and np.array_equal(example["predictions"], native["predictions"])
+
+
+def _add_offset(batch: np.ndarray) -> np.ndarray:
+    return batch.sum(axis=1) + 1.0
+
+
+def test_flavors_without_a_converter_are_served_as_they_are_under_auto_and_refused_under_onnx(
+    tmp_path: Path,
+) -> None:
+    """--compile auto over every bundle of a CI: a python bundle has no converter (served as it is, said in the
+    build output), an onnx bundle is ONNX already (served as it is under onnx too)."""
+    from skl2onnx import to_onnx
+
+    X, y = load_digits(return_X_y=True)
+    X32 = X[:200].astype(np.float32)
+    onx = to_onnx(LogisticRegression(max_iter=300).fit(X32, y[:200]), X32[:1], options={"zipmap": False})
+    plain = shipyard.save(onx, tmp_path / "plain-onnx", example=X32[:3]).path
+    function = shipyard.save(_add_offset, tmp_path / "fn", example=np.ones((2, 3))).path
+    said: list[str] = []
+    for mode in ("auto", "onnx"):
+        served = served_form(Bundle.open(plain), mode, lambda: tmp_path / "unused", said.append)
+        assert served.root == plain and served.manifest.flavor == "onnx" and not served.leave_out
+    assert any("ONNX model already" in line for line in said)
+    said.clear()
+    served = served_form(Bundle.open(function), "auto", lambda: tmp_path / "unused", said.append)
+    assert served.root == function and served.manifest.flavor == "python" and served.form == ""
+    assert any("no ONNX converter for the 'python' flavor" in line and "served as it is" in line for line in said)
+    with pytest.raises(ImageError, match=r"--compile onnx: .* 'python' bundle .* no ONNX converter for the 'python'"):
+        served_form(Bundle.open(function), "onnx", lambda: tmp_path / "unused")
+    assert not (tmp_path / "unused").exists()

@@ -166,7 +166,7 @@ def served_form(
     manifest = bundle.manifest
     compiled = _compiled(manifest)
     if not compiled:  # a bundle saved without compile=
-        if mode in ("onnx", "auto"):
+        if mode in ("onnx", "auto") and _convertible(bundle, mode, phase):
             return _compile_copy(bundle, mode, scratch(), phase)
         return Served(bundle.path, manifest, bundle.requirements())
     status = compiled.get("status")
@@ -203,6 +203,30 @@ def _native_of(bundle: Bundle, manifest: Manifest, compiled: dict[str, Any]) -> 
     else:  # the ONNX form's predictions would differ from the native ones in the last digits: verify has none
         leave_out.append(EXAMPLE)
     return Served(bundle.path, native, requirements, tuple(leave_out), replace, form="native")
+
+
+def _convertible(bundle: Bundle, mode: str, phase: Callable[[str], None] | None) -> bool:
+    """Whether ``--compile mode`` compiles this native bundle: an ``onnx`` bundle is ONNX already and a flavor
+    without a converter (``python``, ...) is served as it is under ``auto`` (said in the build output); under
+    ``onnx`` the latter is an ImageError naming the flavor."""
+    from shipyard.handler.compile import CONVERTERS
+
+    flavor = bundle.manifest.flavor
+    if flavor == "onnx":
+        if phase:
+            phase(f"--compile {mode}: {bundle.manifest.name} is an ONNX model already; served as it is")
+        return False
+    if flavor in CONVERTERS:
+        return True
+    known = ", ".join(sorted(CONVERTERS))
+    if mode == "onnx":
+        raise ImageError(
+            f"--compile onnx: {bundle.path} is a {flavor!r} bundle and there is no ONNX converter for the {flavor!r} "
+            f"flavor (shipyard compiles {known} bundles); build it without --compile onnx, or with --compile auto"
+        )
+    if phase:
+        phase(f"--compile auto: no ONNX converter for the {flavor!r} flavor ({known} have one); served as it is")
+    return False
 
 
 def _compile_copy(bundle: Bundle, mode: str, scratch: Path, phase: Callable[[str], None] | None) -> Served:
