@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,3 +132,85 @@ def test_the_onnx_copy_answers_like_the_native_model(bundles: dict[str, Path], t
     assert example is not None
     native = Bundle.open(bundles["native"]).example()
     assert native is not None and np.array_equal(example["predictions"], native["predictions"])
+
+
+def _add_offset(batch: np.ndarray) -> np.ndarray:
+    return batch.sum(axis=1) + 1.0
+
+
+def test_flavors_without_a_converter_are_served_as_they_are_under_auto_and_refused_under_onnx(
+    tmp_path: Path,
+) -> None:
+    """--compile auto over every bundle of a CI: a python bundle has no converter (served as it is, said in the
+    build output), an onnx bundle is ONNX already (served as it is under onnx too)."""
+    from skl2onnx import to_onnx
+
+    X, y = load_digits(return_X_y=True)
+    X32 = X[:200].astype(np.float32)
+    onx = to_onnx(LogisticRegression(max_iter=300).fit(X32, y[:200]), X32[:1], options={"zipmap": False})
+    plain = shipyard.save(onx, tmp_path / "plain-onnx", example=X32[:3]).path
+    function = shipyard.save(_add_offset, tmp_path / "fn", example=np.ones((2, 3))).path
+    said: list[str] = []
+    for mode in ("auto", "onnx"):
+        served = served_form(Bundle.open(plain), mode, lambda: tmp_path / "unused", said.append)
+        assert served.root == plain and served.manifest.flavor == "onnx" and not served.leave_out
+    assert any("ONNX model already" in line for line in said)
+    said.clear()
+    served = served_form(Bundle.open(function), "auto", lambda: tmp_path / "unused", said.append)
+    assert served.root == function and served.manifest.flavor == "python" and served.form == ""
+    assert any("no ONNX converter for the 'python' flavor" in line and "served as it is" in line for line in said)
+    with pytest.raises(ImageError, match=r"--compile onnx: .* 'python' bundle .* no ONNX converter for the 'python'"):
+        served_form(Bundle.open(function), "onnx", lambda: tmp_path / "unused")
+    assert not (tmp_path / "unused").exists()
+
+
+ORT = ("numpy==2.4.6", "onnxruntime==1.32.0")
+
+
+def test_onnxruntime_is_pruned_only_for_a_baked_bundle_served_by_the_onnx_flavor(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    from shipyard.image.build import prune_for
+    from shipyard.image.wheelhouse import PRUNE
+
+    assert prune_for(_served(bundles["onnx"], None, tmp_path), ORT, bake=True) == (PRUNE, "")
+    assert prune_for(_served(bundles["onnx"], "off", tmp_path), ORT, bake=True) == ({}, "")  # sklearn serves
+    native = Served(bundles["native"], Bundle.open(bundles["native"]).manifest, list(ORT))  # lists onnxruntime
+    assert prune_for(native, ORT, bake=True) == ({}, "")
+    prune, why = prune_for(_served(bundles["onnx"], None, tmp_path), ORT, bake=False)
+    assert prune == {} and "mounted at run time" in why
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from onnxruntime.quantization import quantize_dynamic\n",
+        "import onnxruntime.tools.symbolic_shape_infer as ssi\n",
+        "from onnxruntime import InferenceSession, transformers\n",
+    ],
+)
+def test_a_bundle_whose_code_uses_onnxruntimes_tooling_keeps_it(
+    bundles: dict[str, Path], tmp_path: Path, source: str
+) -> None:
+    from shipyard.image.build import prune_for
+
+    bundle = tmp_path / "tooling"
+    shutil.copytree(bundles["onnx"], bundle)
+    (bundle / "code" / "helpers.py").write_text("import numpy\n" + source)
+    prune, why = prune_for(_served(bundle, None, tmp_path), ORT, bake=True)
+    assert prune == {} and why.startswith("onnxruntime not pruned: code/helpers.py uses onnxruntime.")
+
+
+def test_a_training_image_is_never_pruned() -> None:
+    """build_training renders through _spec without a prune: its program may quantize or convert models."""
+    from types import SimpleNamespace
+
+    from shipyard.image.build import _spec
+    from shipyard.image.containerfile import render
+    from shipyard.image.wheelhouse import Lock, Platform
+
+    engine: Any = SimpleNamespace(mounts_build_context=True)
+    lock = Lock(tuple(f"{r} --hash=sha256:{'1' * 64}" for r in ORT), ())
+    spec = _spec(engine, BuildOptions(bake=False), Platform("3.11"), lock, Lock((), ()), Path("pip.whl"), {},
+                 has_code=False, program="train.py")  # fmt: skip
+    assert not spec.prune and "dev.shipyard.pruned" not in spec.labels and "rm -rf" not in render(spec)

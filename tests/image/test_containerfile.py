@@ -269,3 +269,49 @@ def test_nothing_is_pruned_without_onnxruntime() -> None:
     assert prune_paths(["ONNXRuntime==1.32.0"]) == {"onnxruntime": PRUNE["onnxruntime"]}  # names normalised
     text = render(ImageSpec(base="b", prune=prune_paths(lock)))
     assert "rm -rf" not in text and "onnxruntime" not in text
+
+
+def test_the_pruned_onnxruntime_still_imports_and_runs_a_session(tmp_path: Path) -> None:
+    """PRUNE applied to a copy of the installed onnxruntime: the files are gone and an InferenceSession of a small
+    skl2onnx model answers, in a fresh interpreter that finds the pruned copy first (what the image runs)."""
+    import glob
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+    import onnxruntime
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(onnxruntime.__file__).parent, site / "onnxruntime")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "onnxruntime_test").write_text("#!/bin/sh\n")
+    prune = prune_paths(["onnxruntime==" + onnxruntime.__version__])
+    removed = [
+        p
+        for path in prune["onnxruntime"]
+        for p in glob.glob(str((tmp_path if path.startswith("bin/") else site) / path))
+    ]
+    assert any("libonnxruntime.so" in p for p in removed) and any(p.endswith("quantization") for p in removed)
+    for path in removed:  # what the Containerfile's `rm -rf` does
+        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    (tmp_path / "model.onnx").write_bytes(to_onnx(model, X[:1], options={"zipmap": False}).SerializeToString())
+    np.save(tmp_path / "x.npy", X)
+    script = (
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        "import numpy as np, onnxruntime\n"
+        f"assert onnxruntime.__file__.startswith({str(site)!r}), onnxruntime.__file__\n"
+        f"session = onnxruntime.InferenceSession({str(tmp_path / 'model.onnx')!r}, "
+        "providers=['CPUExecutionProvider'])\n"
+        f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+        "print(','.join(str(int(v)) for v in session.run(None, {session.get_inputs()[0].name: x})[0]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ",".join(str(v) for v in model.predict(X))
+    for path in prune["onnxruntime"]:
+        assert not glob.glob(str((tmp_path if path.startswith("bin/") else site) / path))

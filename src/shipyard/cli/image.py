@@ -118,7 +118,14 @@ MountOpt = Annotated[Path | None, typer.Option("--bundle", help="Mount this bund
 ExampleOpt = Annotated[
     Path | None, typer.Option("--example", help="A request body to compare with in-process (needs --bundle).")
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds for the first /ping 200.")]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds for the first /ping 200 (with --limits serverless: at most serverless' 180).",
+        show_default="120; 180 with --limits",
+    ),
+]
 GraceOpt = Annotated[float, typer.Option("--grace", help="Seconds SIGTERM may take.")]
 MemoryOpt = Annotated[str | None, typer.Option("--memory", help="Container memory limit.", show_default="2g")]
 LimitsOpt = Annotated[
@@ -139,7 +146,7 @@ def verify(
     bundle: MountOpt = None,
     example: ExampleOpt = None,
     engine: EngineOpt = None,
-    timeout: TimeoutOpt = 120.0,
+    timeout: TimeoutOpt = None,
     grace: GraceOpt = 30.0,
     memory: MemoryOpt = None,
     platform: ArchOpt = "linux/amd64",

@@ -59,6 +59,7 @@ COMPILE_MODES = ("auto", "onnx", "off")  # handler.compile.MODES, written out: i
 NATIVE_EXAMPLE = "example.native.json"  # a compiled bundle's native predictions on example.json's rows
 PLATFORMS = ("linux/amd64", "linux/arm64")
 _MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+PRUNED_LABEL = "dev.shipyard.pruned"  # what was removed of the installed packages (or why nothing was)
 INPUTS_LABEL = "dev.shipyard.inputs.sha256"  # what the image was built from: an unchanged one is not rebuilt
 _STEP = re.compile(r"(?:\[\d+/\d+\] )?STEP (\d+)/(\d+): (.*)|^Step (\d+)/(\d+) : (.*)|^#\d+ \[[^\]]*\] (.*)")
 
@@ -166,7 +167,7 @@ def served_form(
     manifest = bundle.manifest
     compiled = _compiled(manifest)
     if not compiled:  # a bundle saved without compile=
-        if mode in ("onnx", "auto"):
+        if mode in ("onnx", "auto") and _convertible(bundle, mode, phase):
             return _compile_copy(bundle, mode, scratch(), phase)
         return Served(bundle.path, manifest, bundle.requirements())
     status = compiled.get("status")
@@ -203,6 +204,30 @@ def _native_of(bundle: Bundle, manifest: Manifest, compiled: dict[str, Any]) -> 
     else:  # the ONNX form's predictions would differ from the native ones in the last digits: verify has none
         leave_out.append(EXAMPLE)
     return Served(bundle.path, native, requirements, tuple(leave_out), replace, form="native")
+
+
+def _convertible(bundle: Bundle, mode: str, phase: Callable[[str], None] | None) -> bool:
+    """Whether ``--compile mode`` compiles this native bundle: an ``onnx`` bundle is ONNX already and a flavor
+    without a converter (``python``, ...) is served as it is under ``auto`` (said in the build output); under
+    ``onnx`` the latter is an ImageError naming the flavor."""
+    from shipyard.handler.compile import CONVERTERS
+
+    flavor = bundle.manifest.flavor
+    if flavor == "onnx":
+        if phase:
+            phase(f"--compile {mode}: {bundle.manifest.name} is an ONNX model already; served as it is")
+        return False
+    if flavor in CONVERTERS:
+        return True
+    known = ", ".join(sorted(CONVERTERS))
+    if mode == "onnx":
+        raise ImageError(
+            f"--compile onnx: {bundle.path} is a {flavor!r} bundle and there is no ONNX converter for the {flavor!r} "
+            f"flavor (shipyard compiles {known} bundles); build it without --compile onnx, or with --compile auto"
+        )
+    if phase:
+        phase(f"--compile auto: no ONNX converter for the {flavor!r} flavor ({known} have one); served as it is")
+    return False
 
 
 def _compile_copy(bundle: Bundle, mode: str, scratch: Path, phase: Callable[[str], None] | None) -> Served:
@@ -326,7 +351,12 @@ def _plan(engine: Engine, bundle: Bundle, served: Served, options: BuildOptions,
     target, lock, own, installer = _resolve(engine, options, [*served.requirements, *options.extra_requirements], phase)
     labels = _stable_labels(served, options, target)
     has_code = any(f.parts[0] == "code" for f in served.files())
-    spec = _spec(engine, options, target, lock, own, installer, labels, has_code=has_code)
+    prune, why = prune_for(served, lock.lines, bake=options.bake)
+    if why:
+        phase(why)
+        if not prune:
+            labels = {**labels, PRUNED_LABEL: f"nothing: {why}"}
+    spec = _spec(engine, options, target, lock, own, installer, labels, has_code=has_code, prune=prune)
     tag = options.tag or _default_tag(bundle)
     return _Plan(tag, target, lock, own, installer, bundle_hash(bundle.path), render(spec))
 
@@ -343,6 +373,34 @@ def _resolve(
     return target, lock, own, installer
 
 
+# onnxruntime's offline tooling (what PRUNE removes) named in a bundle's own code: its image keeps it
+_ORT_TOOLING = re.compile(
+    r"onnxruntime\.(quantization|tools|transformers)\b"
+    r"|from\s+onnxruntime\s+import\s+[^\n]*?\b(quantization|tools|transformers)\b"
+)
+
+
+def prune_for(served: Served, lines: Sequence[str], *, bake: bool) -> tuple[dict[str, tuple[str, ...]], str]:
+    """What the image of ``served`` may prune of the lock's ``lines`` (:data:`~shipyard.image.wheelhouse.PRUNE`),
+    and why (empty when nothing is said). Only an image that bakes a bundle served by the ``onnx`` flavor:
+    shipyard's loader needs none of onnxruntime's tooling, while a ``python`` bundle, a training program or a
+    model mounted at run time may (``onnxruntime.quantization.quantize_dynamic``, ``onnxruntime.tools``, ...).
+    A bundle whose own ``code/*.py`` names that tooling keeps it."""
+    prune = prune_paths(lines)
+    if not prune or served.manifest.flavor != "onnx":
+        return {}, ""
+    if not bake:
+        return {}, "onnxruntime not pruned: the model is mounted at run time, so its code is not known here"
+    for file in served.files():
+        if file.parts[0] != "code" or file.suffix != ".py" or not (served.root / file).is_file():
+            continue
+        found = _ORT_TOOLING.search((served.root / file).read_text(errors="replace"))
+        if found:
+            used = found.group(1) or found.group(2)
+            return {}, f"onnxruntime not pruned: {file.as_posix()} uses onnxruntime.{used}"
+    return prune, ""
+
+
 def _spec(
     engine: Engine,
     options: BuildOptions,
@@ -354,10 +412,13 @@ def _spec(
     *,
     has_code: bool,
     program: str | None = None,
+    prune: dict[str, tuple[str, ...]] | None = None,
 ) -> ImageSpec:
-    prune = prune_paths(lock.lines)
+    """The Containerfile's inputs. ``prune``: what :func:`prune_for` allows (none by default: a training image, or
+    any image whose served code is not shipyard's own onnx loader, keeps every file it installed)."""
+    prune = prune or {}
     if prune:
-        labels = {**labels, "dev.shipyard.pruned": pruned_label(prune)}
+        labels = {**labels, PRUNED_LABEL: pruned_label(prune)}
     return ImageSpec(
         base=options.base,
         platform=options.platform,
