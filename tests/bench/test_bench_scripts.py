@@ -48,7 +48,8 @@ def test_compare_outputs_counts_labels_and_names_the_first_difference() -> None:
 
 def test_compare_outputs_reports_the_largest_score_error_and_shape_mismatches() -> None:
     native = np.array([[0.25, 0.75], [0.5, 0.5]])
-    scores = compiled.compare_outputs("predict_proba", native, native.astype(np.float32) + [[0, 0], [3e-7, 0]])
+    shifted = native.astype(np.float32) + np.array([[0, 0], [3e-7, 0]])
+    scores = compiled.compare_outputs("predict_proba", native, shifted)
     assert scores["max_abs_error"] == pytest.approx(3e-7, rel=1e-3) and scores["worst_row"] == 1
     assert "labels_equal" not in scores
     shapes = compiled.compare_outputs("predict_proba", native, native[:, 0])
@@ -160,9 +161,7 @@ def test_transformers_compiled_targets_and_markdown() -> None:
     baseline = {"batch64_texts_per_s": 344.0, "single_ms": 12.6, "t500_ms": 1181.0, "big_s": 29.8}
     baselines = {"native": baseline, "compiled": baseline}
     load = (0.5, 0.6, 0.7)
-    document = bench._compiled_results(
-        _transformers_report(455.0, 300.0), baselines, 10_000, "base", load, quick=False
-    )
+    document = bench._compiled_results(_transformers_report(455.0, 300.0), baselines, 10_000, "base", load, quick=False)
     targets = document["targets"]
     assert targets["image_size"]["ratio"] == round(455 / 1641, 3) and targets["image_size"]["pass"]
     assert targets["cold_start_prediction"]["ratio"] == 0.13 and targets["cold_start_prediction"]["pass"]
@@ -174,7 +173,8 @@ def test_transformers_compiled_targets_and_markdown() -> None:
     assert "4e-07" in text
     slow = bench._compiled_results(_transformers_report(700.0, 250.0), baselines, 10_000, "base", load, quick=True)
     assert not slow["targets"]["image_size"]["pass"] and not slow["targets"]["c64_req_per_s"]["pass"]
-    assert "| c=64, one text per request (req/s) | 288 | 250 | 0.868 | ≥ 1.0 | **no** |" in bench._compiled_markdown(slow)
+    row = "| c=64, one text per request (req/s) | 288 | 250 | 0.868 | ≥ 1.0 | **no** |"
+    assert row in bench._compiled_markdown(slow)
 
 
 def test_compare_loads_both_forms_through_their_flavors(tmp_path: Path) -> None:
