@@ -387,14 +387,18 @@ def _cold_start(image: str, example: dict[str, Any]) -> tuple[float, float]:
         subprocess.run(["podman", "rm", "-f", "-t", "5", container], capture_output=True, check=False)
 
 
-def _image_count() -> int:
+def _image_count() -> int | None:
     done = subprocess.run(["podman", "images", "--all", "--quiet"], capture_output=True, text=True, check=False)
-    return len(done.stdout.split())
+    # None when the listing failed (another process removing an image mid-listing), not a false 0
+    return len(done.stdout.split()) if done.returncode == 0 else None
 
 
 def _podman_version() -> str:
     done = subprocess.run(["podman", "--version"], capture_output=True, text=True, check=False)
     return done.stdout.strip()
+
+
+_SHOWN_LABELS = ("dev.shipyard.form", "dev.shipyard.pruned")  # the compiled image's labels the report quotes
 
 
 def _markdown(document: dict[str, Any]) -> str:
@@ -416,7 +420,7 @@ def _markdown(document: dict[str, Any]) -> str:
         f"{document['date']}, {document['machine']['cpus']} CPUs, {document['machine']['podman']}, "
         f"load average {document['machine'].get('load_average_at_start', '?')} at the start, "
         f"{document['machine']['load_average_at_end']} at the end, "
-        f"{document['machine'].get('images_in_store', '?')} images in Podman's store, "
+        f"{document['machine'].get('images_in_store') or '?'} images in Podman's store, "
         f"base `{document['base']}`, cold starts: median of {document['runs']}. "
         f"Reproduce: `.venv/bin/python bench/image.py{' --prune' if document.get('pruned') else ''}` "
         "(see its docstring).",
@@ -475,7 +479,7 @@ def _markdown(document: dict[str, Any]) -> str:
             f"{p['labels_equal']:,} labels equal"
             + (f", first difference {p['first_difference']}" if p.get("first_difference") else "")
             + f"; {scores}."
-            + (f" Image labels: {c['labels']}." if c.get("labels") else ""),
+            + "".join(f" `{k}`: {v}." for k, v in c.get("labels", {}).items() if k in _SHOWN_LABELS),
         ]
     return "\n".join(lines) + "\n"
 

@@ -538,7 +538,7 @@ def _compiled_main(options: argparse.Namespace) -> int:
             "build_s": round(time.perf_counter() - started, 1),
             "size_mb": round(info.size / 1e6, 1),
             "layers": info.layers,
-            "labels": {k: v for k, v in info.labels.items() if k.startswith("dev.shipyard")},
+            "labels": {k: v for k, v in info.labels.items() if k in ("dev.shipyard.form", "dev.shipyard.pruned")},
         }
     step("(b) cold starts to the first correct prediction, the images alternating")
     runs = 2 if quick else 5
