@@ -137,4 +137,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # run as a script, bench/ is first on the path, where its transformers.py would shadow the library
+    sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     sys.exit(main(sys.argv[1:]))
