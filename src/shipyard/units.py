@@ -1,5 +1,6 @@
-"""Durations as people write them (``90m``, ``2h``, ``7d``): one parser for every option that takes one; and a
-time as messages print it (``2026-12-06 05:00 UTC``)."""
+"""Durations as people write them (``90m``, ``2h``, ``7d``): one parser for every option that takes one; a time
+as messages print it (``2026-12-06 05:00 UTC``); and the memory sizes SageMaker Serverless Inference allows (one
+home: ``deploy --serverless`` checks them, ``verify --limits serverless`` runs under them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,26 @@ from datetime import UTC, datetime, timedelta
 
 from shipyard.errors import SpecError
 
-__all__ = ["format_duration", "format_utc", "parse_duration"]
+__all__ = [
+    "SERVERLESS_DEFAULT_MEMORY_MB",
+    "SERVERLESS_MEMORY_MB",
+    "format_duration",
+    "format_utc",
+    "parse_duration",
+    "serverless_sizes",
+]
+
+# ProductionVariantServerlessConfig.MemorySizeInMB: 1 GB steps up to 6 GB; the SDK's ServerlessInferenceConfig
+# defaults to 2048.
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_DEFAULT_MEMORY_MB = 2048
+
+
+def serverless_sizes() -> str:
+    """The allowed sizes as an error message lists them: ``1024, 2048, 3072, 4096, 5120 or 6144``."""
+    *first, last = (str(size) for size in SERVERLESS_MEMORY_MB)
+    return f"{', '.join(first)} or {last}"
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

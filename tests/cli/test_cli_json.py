@@ -5,6 +5,7 @@ the requests it sent). status and verify are covered on a real deployment in tes
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ def test_every_schema_is_a_valid_json_schema() -> None:
     expected += ["monitor-bias.v1.json"]
     # monitor explain: below, on the digits bundle
     expected += ["monitor-explain.v1.json"]
+    # compile: below, on a copy of the digits bundle
+    expected += ["compile.v1.json"]
     # expose and unexpose: run through the console script on a sagemaker deployment against moto, in
     # tests/deploy/test_expose_sagemaker.py::test_the_cli_exposes_and_unexposes_with_json
     public_api = ["expose.v1.json", "unexpose.v1.json"]
@@ -74,6 +77,33 @@ def test_inspect_json_of_a_directory_and_an_archive(digits_bundle: Path, tmp_pat
     same = {k: v for k, v in packed.items() if k not in ("source", "archive_bytes")}
     assert same == {k: v for k, v in directory.items() if k not in ("source", "archive_bytes")}
     assert json.loads(shipyard("inspect", str(archive), "--json").stdout) == packed  # the old flag still works
+
+
+def test_compile_json_and_inspect_of_the_compiled_directory_and_archive(digits_bundle: Path, tmp_path: Path) -> None:
+    pytest.importorskip("skl2onnx")
+    bundle = tmp_path / "digits"
+    shutil.copytree(digits_bundle, bundle)
+    done = parse(shipyard("compile", str(bundle), "--rows", "200", "--output", "json"), "compile.v1.json")
+    assert (done["flavor"], done["status"], done["reason"], done["original_kept"]) == ("onnx", "onnx", "", True)
+    assert done["check"]["rows"] >= 200 and done["check"]["labels_equal"] is True
+    assert done["converter"].startswith("skl2onnx ") and done["sizes"]["onnx_bytes"] > 0
+
+    directory = parse(shipyard("inspect", str(bundle), "--output", "json"), "inspect.v1.json")
+    assert directory["flavor"] == "onnx" and directory["compiled"]["served"] == "onnx"
+    forms = directory["compiled"]["forms"]
+    assert forms["native"]["artifact"] == "model/model.joblib" and forms["onnx"]["artifact"] == "model/model.onnx"
+    assert forms["onnx"]["bytes"] == (bundle / "model/model.onnx").stat().st_size
+    assert [r.split("==")[0] for r in forms["onnx"]["requirements"]] == ["numpy", "onnxruntime"]
+    assert directory["compiled"]["check"]["tolerance"] >= directory["compiled"]["check"]["max_abs_error"]
+    archive = tmp_path / "model.tar.gz"
+    assert shipyard("pack", str(bundle), "-o", str(archive)).returncode == 0
+    packed = parse(shipyard("inspect", str(archive), "--output", "json"), "inspect.v1.json")
+    assert packed["compiled"] == directory["compiled"]
+    text = shipyard("inspect", str(archive)).stdout
+    assert "onnx form" in text and "native form" in text and "labels equal" in text and "tolerance" in text
+
+    again = shipyard("compile", str(bundle), "--mode", "maybe")
+    assert again.returncode != 0 and "not a compile mode" in again.stderr
 
 
 @pytest.mark.integration

@@ -14,10 +14,11 @@ import pytest
 
 from shipyard.errors import EngineNotFound, ImageError
 from shipyard.image import ImageSpec, detect, render
+from shipyard.image.containerfile import pruned_label
 from shipyard.image.context import FIXED_MTIME, BuildContext
 from shipyard.image.engine import is_local_registry
 from shipyard.image.scan import scan_env, scan_layers, scan_text
-from shipyard.image.wheelhouse import Platform, resolve, serving_requirements
+from shipyard.image.wheelhouse import PRUNE, Platform, prune_paths, resolve, serving_requirements
 
 
 def _instructions(text: str) -> list[str]:
@@ -234,3 +235,37 @@ def test_a_token_in_a_file_its_wheel_installed_unchanged_is_reported_apart() -> 
     ]
     packaged = [(f.where, f.what) for f in scan.packaged]
     assert packaged == [(f"layer 1: /{site}/pkg/testing_utils.py", "Hugging Face token")]
+
+
+ORT_LOCK = (
+    "numpy==2.4.6 --hash=sha256:" + "1" * 64,
+    "onnxruntime==1.32.0 --hash=sha256:" + "2" * 64,
+    "protobuf==7.36.2 --hash=sha256:" + "3" * 64,
+)
+
+
+def test_onnxruntime_is_pruned_in_the_run_that_installs_it_and_a_label_says_what() -> None:
+    prune = prune_paths(ORT_LOCK)
+    assert set(prune) == {"onnxruntime"}
+    for mounted in (True, False):  # the mounted venv layers and the legacy builder's first stage
+        lines = _instructions(render(ImageSpec(base="b", mount_wheelhouse=mounted, prune=prune)))
+        install = next(line for line in lines if "pip install" in line and "requirements.lock" in line)
+        assert "&& rm -rf" in install  # the same RUN: a later one would leave the files in the install's layer
+        site = "/opt/shipyard/venv/lib/python3*/site-packages"
+        for path in ("onnxruntime/capi/libonnxruntime.so.*", "onnxruntime/transformers", "onnxruntime/tools",
+                     "onnxruntime/quantization"):  # fmt: skip
+            assert f"{site}/{path}" in install
+        assert "/opt/shipyard/venv/bin/onnxruntime_test" in install  # its console script imports the tools
+        assert sum("rm -rf" in line for line in lines) == 1
+        assert install.index("pip install") < install.index("rm -rf")
+    label = pruned_label(prune)
+    assert label.startswith("onnxruntime: onnxruntime/capi/libonnxruntime.so.*, onnxruntime/transformers")
+
+
+def test_nothing_is_pruned_without_onnxruntime() -> None:
+    lock = ("numpy==2.4.6 --hash=sha256:" + "1" * 64, "scikit-learn==1.9.1 --hash=sha256:" + "2" * 64)
+    assert prune_paths(lock) == {}
+    assert prune_paths(["onnxruntime-extensions==0.1 --hash=sha256:" + "4" * 64]) == {}  # another package
+    assert prune_paths(["ONNXRuntime==1.32.0"]) == {"onnxruntime": PRUNE["onnxruntime"]}  # names normalised
+    text = render(ImageSpec(base="b", prune=prune_paths(lock)))
+    assert "rm -rf" not in text and "onnxruntime" not in text

@@ -21,3 +21,25 @@ class Scorer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.layers(x) * self.scale + self.offset, dim=1)
+
+
+class Branchy(torch.nn.Module):
+    """Python control flow on the values: the ONNX tracer records the branch the trace input took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.abs().max() > 10:  # a batch with a large value takes the other branch
+            return self.linear(x) * 10.0
+        return self.linear(x)
+
+
+class Numpyish(torch.nn.Module):
+    """A forward that leaves torch: the tracer folds the input into a constant."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+
+        return torch.from_numpy(np.tanh(x.numpy()))

@@ -1,4 +1,4 @@
-"""``shipyard pack`` and ``shipyard inspect``."""
+"""``shipyard pack``, ``shipyard inspect`` and ``shipyard compile``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +19,7 @@ out = Console()
 def register(app: typer.Typer) -> None:
     app.command("pack")(pack)
     app.command("inspect")(inspect)
+    app.command("compile")(compile_)
 
 
 def pack(
@@ -71,7 +73,54 @@ def inspect(
                 value = _size(value)
             table.add_row(key, Text(", ".join(value) if isinstance(value, list) else str(value)))
     table.add_row("requirements", Text("\n".join(info["requirements"]) or "(none)"))
+    if info.get("compiled"):
+        for key, value in _compiled_rows(info["compiled"]):
+            table.add_row(key, Text(value))
     out.print(table)
+
+
+def compile_(
+    bundle: Path = typer.Argument(..., help="Bundle directory (saved by shipyard.save), compiled in place."),
+    mode: str = typer.Option(
+        "onnx",
+        "--mode",
+        help="onnx: fail when it cannot convert or answers differ; auto: keep the native form then, with the reason.",
+    ),
+    drop_original: bool = typer.Option(False, "--drop-original", help="Delete the native artifact once compiled."),
+    rows: int = typer.Option(1000, "--rows", min=0, help="Generated rows the two forms are compared on."),
+    tolerance: float | None = typer.Option(
+        None, "--tolerance", min=0, help="Largest score difference allowed, times max(1, |native|)."
+    ),
+    output: Output = OUTPUT_OPTION,
+) -> None:
+    """Compile BUNDLE to ONNX in place: served with onnxruntime once both forms answer alike (docs/bundle.md)."""
+    from shipyard.handler.compile import check_mode, compile_bundle
+
+    check_mode(mode)
+    with Console(stderr=True).status(f"compiling {bundle}", spinner="dots"):
+        manifest = compile_bundle(bundle, mode=mode, drop_original=drop_original, check_rows=rows, tolerance=tolerance)
+    compiled = manifest.compiled
+    check = compiled.get("check") or None
+    document = {
+        "bundle": str(bundle),
+        "mode": mode,
+        "flavor": manifest.flavor,
+        "status": compiled.get("status", "native"),
+        "reason": compiled.get("reason", ""),
+        "converter": compiled.get("converter"),
+        "check": check,
+        "sizes": compiled.get("sizes") or None,
+        "original_kept": bool(compiled.get("source_artifact")),
+    }
+    if output is Output.json:
+        print_json("compile", document)
+        return
+    if document["status"] == "onnx":
+        out.print(f"[bold]{manifest.name}[/] is served as [bold]onnx[/] ({escape(str(document['converter']))})")
+    else:
+        out.print(f"[bold]{manifest.name}[/] stays [bold]{manifest.flavor}[/]: {escape(str(document['reason']))}")
+    for key, value in _compiled_rows(describe_compiled(manifest.compiled)):
+        out.print(f"  {key}: {escape(value)}", highlight=False)
 
 
 def describe(bundle: Any) -> dict[str, Any]:
@@ -106,7 +155,67 @@ def describe(bundle: Any) -> dict[str, Any]:
         names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
         wanted = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
         info["handler_functions"] = [name for name in wanted if name in names]
+    if manifest.compiled:
+        info["compiled"] = describe_compiled(manifest.compiled)
     return info
+
+
+def describe_compiled(compiled: dict[str, Any]) -> dict[str, Any]:
+    """Both forms of a compiled bundle (or why it stayed native) and the check, from its ``[compiled]`` table:
+    sizes were recorded at save time, so an archive read from its stream answers the same."""
+    check = compiled.get("check", {})
+    sizes = compiled.get("sizes", {})
+    forms: dict[str, Any] = {
+        "native": {
+            "flavor": compiled.get("source_flavor"),
+            "artifact": compiled.get("source_artifact") or None,
+            "bytes": sizes.get("source_bytes"),
+            "requirements": list(compiled.get("source_requirements", [])),
+        }
+    }
+    if compiled.get("onnx_files"):
+        forms["onnx"] = {
+            "artifact": compiled["onnx_files"][0],
+            "bytes": sizes.get("onnx_bytes"),
+            "requirements": list(compiled.get("onnx_requirements", [])),
+            "converter": compiled.get("converter"),
+            "opset": compiled.get("opset"),
+        }
+    return {
+        "served": "onnx" if compiled.get("status") == "onnx" else "native",
+        "reason": compiled.get("reason", ""),
+        "forms": forms,
+        "check": {
+            "rows": check.get("rows"),
+            "methods": list(check.get("methods", [])),
+            "labels_equal": check.get("labels_equal"),
+            "tolerance": check.get("tolerance"),
+            "max_abs_error": check.get("max_abs_error"),
+            "first_difference": check.get("first_difference", ""),
+        },
+    }
+
+
+def _compiled_rows(compiled: dict[str, Any]) -> list[tuple[str, str]]:
+    """``inspect``'s lines for the compiled block: the form served, each form, the check (stated vs reached)."""
+    rows = [("served", compiled["served"] + (f" ({compiled['reason']})" if compiled["reason"] else ""))]
+    for name, form in compiled["forms"].items():
+        size = _size(form["bytes"]) if isinstance(form["bytes"], int) else "size unknown"
+        artifact = form["artifact"] or "dropped (drop_original)"
+        rows.append((f"{name} form", f"{artifact}, {size}, {len(form['requirements'])} requirements"))
+    check = compiled["check"]
+    if check["rows"] is not None:
+        labels = "labels equal" if check["labels_equal"] else "labels differ"
+        reached, stated = check["max_abs_error"], check["tolerance"]
+        line = f"{check['rows']:,} rows ({', '.join(check['methods'])}): {labels}"
+        if isinstance(reached, int | float):
+            line += f", max |Δ| {reached:.3g}"
+        if isinstance(stated, int | float):
+            line += f" (tolerance {stated:g} × max(1, |native|))"
+        if check["first_difference"]:
+            line += f"; first difference: {check['first_difference']}"
+        rows.append(("check", line))
+    return rows
 
 
 def _output(output: dict[str, Any]) -> str | None:

@@ -47,6 +47,15 @@ BakeOpt = Annotated[
 ]
 PlatformOpt = Annotated[str, typer.Option("--platform", help="linux/amd64 (SageMaker x86) or linux/arm64 (Graviton).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")]
+CompileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--compile",
+        help="auto|onnx|off: off serves a compiled bundle's native form; onnx/auto compile a native bundle "
+        "(into a copy) and serve it with onnxruntime.",
+        show_default="as the bundle was saved",
+    ),
+]
 
 
 def build(
@@ -60,6 +69,7 @@ def build(
     bake: BakeOpt = True,
     platform: PlatformOpt = "linux/amd64",
     no_cache: NoCacheOpt = False,
+    compile: CompileOpt = None,
 ) -> None:
     """Build a SageMaker-ready image of BUNDLE: offline, reproducible, single-platform, non-root workers."""
     from shipyard.image.build import BuildEvent, BuildOptions
@@ -67,7 +77,7 @@ def build(
 
     options = BuildOptions(
         tag=tag, base=base or DEFAULT_BASE, engine=engine, platform=platform, bake=bake, non_root=user, push=push,
-        emit=emit, no_cache=no_cache,
+        emit=emit, no_cache=no_cache, compile=compile.strip().lower() if compile else None,
     )  # fmt: skip
     started = time.perf_counter()
     with err.status("building", spinner="dots") as status:
@@ -110,7 +120,15 @@ ExampleOpt = Annotated[
 ]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds for the first /ping 200.")]
 GraceOpt = Annotated[float, typer.Option("--grace", help="Seconds SIGTERM may take.")]
-MemoryOpt = Annotated[str, typer.Option("--memory", help="Container memory limit.")]
+MemoryOpt = Annotated[str | None, typer.Option("--memory", help="Container memory limit.", show_default="2g")]
+LimitsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--limits",
+        help="serverless[:MEMORY_MB]: run as SageMaker Serverless would (1024-6144 MB, default 2048; no swap; "
+        "/ping within 180 s, requests within 60 s) and report cold start and peak memory.",
+    ),
+]
 ArchOpt = Annotated[str, typer.Option("--platform", help="The architecture the image must have.")]
 ScanOpt = Annotated[bool, typer.Option("--scan/--no-scan", help="Scan every layer's files for secrets.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="The same as --output json.", hidden=True)]
@@ -123,19 +141,33 @@ def verify(
     engine: EngineOpt = None,
     timeout: TimeoutOpt = 120.0,
     grace: GraceOpt = 30.0,
-    memory: MemoryOpt = "2g",
+    memory: MemoryOpt = None,
     platform: ArchOpt = "linux/amd64",
     scan: ScanOpt = True,
     output: Output = OUTPUT_OPTION,
     as_json: JsonOpt = False,
+    limits: LimitsOpt = None,
 ) -> None:
     """Run IMAGE as SageMaker does and check the container contract; exit 7 when a check fails."""
-    from shipyard.image.verify import Check, VerifyOptions
+    from shipyard.errors import SpecError
+    from shipyard.image.verify import Check, VerifyOptions, parse_limits
     from shipyard.image.verify import verify as run
 
+    try:
+        if limits is not None and memory is not None:
+            raise SpecError(
+                f"limits {limits} sets the memory itself (serverless:MEMORY_MB); drop --memory {memory}",
+                option="limits",
+            )
+        parsed = parse_limits(limits) if limits is not None else None
+    except SpecError as exc:
+        from shipyard.cli.deploy import name_the_flag
+
+        name_the_flag(exc, {"limits": "--limits"})
+        raise
     options = VerifyOptions(
         bundle=bundle, example=example, engine=engine, platform=platform, timeout=timeout, grace=grace,
-        memory=memory, scan_layers=scan,
+        memory=memory or "2g", scan_layers=scan, limits=parsed,
     )  # fmt: skip
     with err.status("verifying", spinner="dots") as status:
 
@@ -154,6 +186,15 @@ def verify(
             table.add_row(check.name, _STATUS[check.status], Text(check.detail))  # a log tail is not markup
         out.print(table)
         out.print(f"network: {report.network}", highlight=False)
+        if report.limits:
+            peak = f"{report.memory_peak_bytes / 1024**2:,.0f} MiB" if report.memory_peak_bytes else "unknown"
+            first = report.cold_start_prediction_s
+            out.print(
+                f"limits: {report.limits} (memory {(report.memory_limit_bytes or 0) // 1024**2} MiB, no swap; CPU not "
+                f"limited); peak {peak}; first correct prediction "
+                + (f"{first:.2f} s after start" if first is not None else "never"),
+                highlight=False,
+            )
     if not report.passed:
         raise VerifyFailed(f"{image} failed: {', '.join(report.failed)}")
 

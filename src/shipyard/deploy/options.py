@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shipyard.errors import SpecError
-from shipyard.units import format_duration, parse_duration
+from shipyard.units import SERVERLESS_MEMORY_MB, format_duration, parse_duration, serverless_sizes
 
 __all__ = [
     "ASYNC_MAX_PAYLOAD_MB",
@@ -92,10 +92,9 @@ class Serverless:
     max_concurrency: int
 
     def __post_init__(self) -> None:
-        if self.memory_mb not in range(1024, 6145, 1024):
+        if self.memory_mb not in SERVERLESS_MEMORY_MB:
             raise SpecError(
-                f"serverless memory {self.memory_mb} MB: SageMaker allows 1024, 2048, 3072, 4096, 5120 or 6144",
-                option="serverless",
+                f"serverless memory {self.memory_mb} MB: SageMaker allows {serverless_sizes()}", option="serverless"
             )
         if not 1 <= self.max_concurrency <= 200:
             raise SpecError(

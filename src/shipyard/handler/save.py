@@ -22,9 +22,10 @@ from shipyard.bundle.requirements import pin
 from shipyard.bundle.schema import Schema
 from shipyard.errors import BundleError
 
-__all__ = ["save"]
+__all__ = ["EXAMPLE_NATIVE", "save"]
 
 _EXAMPLE_ROWS = 5
+EXAMPLE_NATIVE = "example.native.json"  # the native form's answers, in a compiled bundle that keeps it
 
 
 def save(
@@ -41,6 +42,11 @@ def save(
     feature_names: Sequence[str] | None = None,
     requirements: Iterable[str] = (),
     overwrite: bool = False,
+    compile: str = "off",
+    held_out: Any = None,
+    check_rows: int = 1000,
+    tolerance: float | None = None,
+    drop_original: bool = False,
     **options: Any,
 ) -> Bundle:
     """Save ``model`` as a bundle directory at ``path`` and return it.
@@ -54,6 +60,13 @@ def save(
     ``{"predictions": [...]}`` (e.g. for the SDK's ``NumpyDeserializer(accept="application/json")``); the
     server's ``SHIPYARD_JSON_ENVELOPE`` overrides it.
 
+    ``compile="onnx"`` converts the model to ONNX (scikit-learn through skl2onnx; ``pip install
+    'shipyard[compile]'``) and serves it with onnxruntime, after checking both forms answer alike on the example,
+    ``check_rows`` generated rows in the schema's ranges and the ``held_out`` rows: labels exactly, scores within
+    ``tolerance · max(1, |native|)``; it fails with the first differing row. ``compile="auto"`` keeps the native
+    flavor instead, with the reason in the manifest's ``[compiled]`` table (``shipyard inspect`` shows it). The
+    original artifact stays in the bundle (a build can serve either form) unless ``drop_original=True``.
+
     >>> from sklearn.linear_model import LogisticRegression
     >>> import numpy as np, tempfile
     >>> X = np.random.default_rng(0).normal(size=(20, 3)); y = (X[:, 0] > 0).astype(int)
@@ -61,8 +74,10 @@ def save(
     >>> bundle.manifest.flavor
     'sklearn'
     """
+    from shipyard.handler.compile import check_mode, compile_staged
     from shipyard.handler.flavors import detect, flavor_module
 
+    check_mode(compile)
     target = Path(path)
     _check_target(target, overwrite)
     flavor = flavor or detect(model)
@@ -79,8 +94,13 @@ def save(
             batchable=batchable, json_envelope=bool(json_envelope), options=options, input=schema,
             runtime=_runtime(packages), created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )  # fmt: skip
-        _write_manifest(staging, manifest, example)
-        _move_into_place(staging, target)
+        if compile != "off":
+            manifest = compile_staged(
+                staging, model, manifest, example, mode=compile, held_out=held_out, check_rows=check_rows,
+                tolerance=tolerance, drop_original=drop_original,
+            )  # fmt: skip
+        write_manifest(staging, manifest, example)
+        move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -114,17 +134,20 @@ def _runtime(packages: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _write_manifest(staging: Path, manifest: Manifest, example: Any) -> None:
+def write_manifest(staging: Path, manifest: Manifest, example: Any) -> None:
     """Write the manifest; with an example, run the written bundle on it and write it again with the output
-    schema that run found."""
+    schema that run found. A compiled bundle that keeps its original also gets the native form's answers in
+    example.native.json (what an image built with ``--compile off`` verifies against)."""
     manifest.write(staging)
     if example is not None:
         output = _check_round_trip(staging, manifest, example)
         manifest = Manifest(**{**manifest.__dict__, "output": output})
         manifest.write(staging)
+        if manifest.compiled.get("status") == "onnx" and manifest.compiled.get("source_artifact"):
+            _check_round_trip(staging, manifest.as_native(), example, EXAMPLE_NATIVE)
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
+def move_into_place(staging: Path, target: Path) -> None:
     """Replace whatever is at ``target`` with the finished staging directory."""
     make_readable(staging)  # the workers that read it run as another user
     if target.is_dir() and not target.is_symlink():
@@ -141,7 +164,7 @@ def _move_into_place(staging: Path, target: Path) -> None:
     os.replace(staging, target)
 
 
-def _check_round_trip(directory: Path, manifest: Manifest, example: Any) -> dict[str, Any]:
+def _check_round_trip(directory: Path, manifest: Manifest, example: Any, name: str = EXAMPLE) -> dict[str, Any]:
     """Load the written bundle, run it on the example, keep both in example.json; the output schema."""
     from shipyard.handler.flavors import flavor_module
 
@@ -161,7 +184,7 @@ def _check_round_trip(directory: Path, manifest: Manifest, example: Any) -> dict
     from shipyard.codecs.json import dumps
 
     document = {"instances": rows, "predictions": predictions}
-    (directory / EXAMPLE).write_bytes(orjson.dumps(orjson.loads(dumps(document)), option=orjson.OPT_INDENT_2))
+    (directory / name).write_bytes(orjson.dumps(orjson.loads(dumps(document)), option=orjson.OPT_INDENT_2))
     dtype = "string" if array.dtype.kind in "USO" else str(array.dtype)
     return {"dtype": dtype, "shape": [-1, *array.shape[1:]]}
 

@@ -5,9 +5,10 @@
     >>> result.image, result.size                                           # doctest: +SKIP
     ('digits:1', 412345678)
 
-Steps: probe the base image's Python (cached by image id) → resolve the wheelhouse on the host (cached by
-requirements) → write the build context (stable mtimes) → build with the engine → inspect size and
-layers → push when asked. Progress goes to ``on_event``; nothing is printed.
+Steps: choose the form the image serves (``compile``: a compiled bundle's ONNX form or its native one; a native
+bundle compiled into a copy) → probe the base image's Python (cached by image id) → resolve the wheelhouse on the
+host (cached by requirements) → write the build context (stable mtimes; never the form not served) → build with
+the engine → inspect size and layers → push when asked. Progress goes to ``on_event``; nothing is printed.
 """
 
 from __future__ import annotations
@@ -16,23 +17,35 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from shipyard.bundle import Bundle
+from shipyard.bundle import EXAMPLE, Bundle
 from shipyard.bundle.archive import open_any
-from shipyard.errors import ImageError
-from shipyard.image.containerfile import APP_USER, TRAINING_CODE_CONTEXT, WHEELHOUSE_CONTEXT, ImageSpec, render
+from shipyard.bundle.manifest import MANIFEST, Manifest
+from shipyard.errors import BundleError, ImageError
+from shipyard.image.containerfile import (
+    APP_USER,
+    TRAINING_CODE_CONTEXT,
+    WHEELHOUSE_CONTEXT,
+    ImageSpec,
+    pruned_label,
+    render,
+)
 from shipyard.image.context import BuildContext, bundle_files, bundle_hash
 from shipyard.image.engine import Engine, ImageInfo, Layer, detect
 from shipyard.image.wheelhouse import (
     Lock,
     Platform,
     pip_wheel,
+    prune_paths,
     resolve,
     serving_requirements,
     shipyard_wheel,
@@ -42,6 +55,8 @@ from shipyard.settings import Settings
 __all__ = ["DEFAULT_BASE", "BuildEvent", "BuildOptions", "BuildResult", "build", "build_training", "push"]
 
 DEFAULT_BASE = "python:3.11-slim"
+COMPILE_MODES = ("auto", "onnx", "off")  # handler.compile.MODES, written out: importing it here costs the import
+NATIVE_EXAMPLE = "example.native.json"  # a compiled bundle's native predictions on example.json's rows
 PLATFORMS = ("linux/amd64", "linux/arm64")
 _MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 INPUTS_LABEL = "dev.shipyard.inputs.sha256"  # what the image was built from: an unchanged one is not rebuilt
@@ -60,6 +75,9 @@ class BuildOptions:
     emit: Path | None = None  # also write the Containerfile here
     no_cache: bool = False  # rebuild every layer (benchmarks' cold builds)
     extra_requirements: tuple[str, ...] = ()  # besides the bundle's (e.g. boto3 for SHIPYARD_SECRETS)
+    # the form the image serves: None as the bundle was saved; "off" a compiled bundle's native form; "onnx" /
+    # "auto" a native bundle compiled (into a copy: the bundle is left as it is), as shipyard.save(compile=...)
+    compile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,16 +119,122 @@ def build(
     started = time.perf_counter()
     if options.platform not in PLATFORMS:
         raise ImageError(f"unsupported platform {options.platform!r}: use one of {', '.join(PLATFORMS)}")
+    if options.compile is not None and options.compile not in COMPILE_MODES:
+        raise ImageError(f"--compile {options.compile!r}: use one of {', '.join(COMPILE_MODES)}")
     phase = _phases(on_event)
     engine = engine or detect(options.engine, settings)
-    with open_any(Path(bundle_path), limits=engine.settings.archive) as bundle:
+    with open_any(Path(bundle_path), limits=engine.settings.archive) as bundle, ExitStack() as stack:
+        served = served_form(bundle, options.compile, lambda: Path(stack.enter_context(_scratch())), phase)
+        if not options.bake and (served.root != bundle.path or served.replace):
+            raise ImageError(
+                f"--compile {options.compile} with --no-bake: the image would install one form's packages while "
+                "/opt/ml/model mounts the bundle as saved; bake the model in, or save the bundle in the form to serve"
+            )
         phase(f"{engine.name} ({engine.builder}); base {options.base}; {options.platform}")
-        plan = _plan(engine, bundle, options, phase)
+        plan = _plan(engine, bundle, served, options, phase)
         if options.emit:
             options.emit.parent.mkdir(parents=True, exist_ok=True)
             options.emit.write_text(plan.containerfile)
-        _build_image(engine, bundle, options, plan, on_event)
+        _build_image(engine, bundle, served, options, plan, on_event)
     return _finish(engine, options, plan, started, phase)
+
+
+@dataclass(frozen=True)
+class Served:
+    """The bundle as the image serves it: where its files come from, its manifest and requirements, the paths
+    (relative to the bundle) left out of the image, and the files written instead of the bundle's."""
+
+    root: Path
+    manifest: Manifest
+    requirements: list[str]
+    leave_out: tuple[str, ...] = ()
+    replace: Mapping[str, bytes] = field(default_factory=dict)
+    form: str = ""  # "onnx" | "native" for a bundle with a [compiled] table; "" for one without
+
+    def files(self) -> list[Path]:
+        """The bundle's files the image bakes: no dotfiles or caches (the bundle's rule), nothing left out."""
+        return [f for f in bundle_files(self.root) if not _left_out(f, self.leave_out)] + [
+            Path(name) for name in sorted(self.replace) if not (self.root / name).is_file()
+        ]
+
+
+def served_form(
+    bundle: Bundle, mode: str | None, scratch: Callable[[], Path], phase: Callable[[str], None] | None = None
+) -> Served:
+    """What the image of ``bundle`` serves under ``--compile mode``. ``scratch()``: an empty folder that lives as
+    long as the build (a native bundle is compiled into a copy there: the user's bundle is never changed)."""
+    manifest = bundle.manifest
+    compiled = _compiled(manifest)
+    if not compiled:  # a bundle saved without compile=
+        if mode in ("onnx", "auto"):
+            return _compile_copy(bundle, mode, scratch(), phase)
+        return Served(bundle.path, manifest, bundle.requirements())
+    status = compiled.get("status")
+    if status == "onnx" and mode == "off":
+        return _native_of(bundle, manifest, compiled)
+    if status == "native" and mode == "onnx":
+        raise ImageError(
+            f"{bundle.path} was saved with compile='auto' and kept its native form "
+            f"({compiled.get('reason') or 'no reason recorded'}): build it without --compile onnx, or save it "
+            "again once it converts"
+        )
+    if status == "onnx":
+        return Served(bundle.path, manifest, bundle.requirements(), _paths(compiled, "source_files"), form="onnx")
+    return Served(bundle.path, manifest, bundle.requirements(), _paths(compiled, "onnx_files"), form="native")
+
+
+def _native_of(bundle: Bundle, manifest: Manifest, compiled: dict[str, Any]) -> Served:
+    """``--compile off`` of a bundle served compiled: its native manifest, requirements and predictions."""
+    try:
+        native = manifest.as_native()
+    except BundleError as exc:
+        raise ImageError(
+            f"--compile off: {exc} (or build it as saved, without --compile off, to serve its ONNX form)"
+        ) from None
+    requirements = [str(r) for r in compiled.get("source_requirements") or []]
+    replace = {
+        MANIFEST: native.to_toml().encode(),
+        "code/requirements.txt": "".join(f"{r}\n" for r in requirements).encode(),
+    }
+    leave_out = [*_paths(compiled, "onnx_files"), NATIVE_EXAMPLE]
+    native_example = bundle.path / NATIVE_EXAMPLE
+    if native_example.is_file():
+        replace[EXAMPLE] = native_example.read_bytes()
+    else:  # the ONNX form's predictions would differ from the native ones in the last digits: verify has none
+        leave_out.append(EXAMPLE)
+    return Served(bundle.path, native, requirements, tuple(leave_out), replace, form="native")
+
+
+def _compile_copy(bundle: Bundle, mode: str, scratch: Path, phase: Callable[[str], None] | None) -> Served:
+    """A native bundle compiled (``mode`` onnx or auto) into a copy under ``scratch``, served from there."""
+    from shipyard.handler.compile import compile_bundle
+
+    if phase:
+        phase(f"compiling {bundle.manifest.name} (--compile {mode}) into a copy; the bundle is left as it is")
+    target = scratch / "bundle"
+    compile_bundle(bundle.path, target, mode=mode)
+    return served_form(Bundle.open(target), None, lambda: scratch)
+
+
+def _compiled(manifest: Manifest) -> dict[str, Any]:
+    """The manifest's ``[compiled]`` table ({} for a bundle saved without ``compile=``)."""
+    return dict(manifest.compiled)
+
+
+def _paths(compiled: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    return tuple(str(p).strip("/") for p in compiled.get(key) or [] if str(p).strip("/"))
+
+
+def _left_out(file: Path, leave_out: Sequence[str]) -> bool:
+    """Whether ``file`` (relative to the bundle) is one of ``leave_out`` or inside one of them."""
+    name = file.as_posix()
+    return any(name == p or name.startswith(p + "/") for p in leave_out)
+
+
+@contextmanager
+def _scratch() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="shipyard-build-") as path:
+        yield path
 
 
 def build_training(
@@ -197,13 +321,12 @@ class _Plan:
     containerfile: str
 
 
-def _plan(engine: Engine, bundle: Bundle, options: BuildOptions, phase: Callable[[str], None]) -> _Plan:
+def _plan(engine: Engine, bundle: Bundle, served: Served, options: BuildOptions, phase: Callable[[str], None]) -> _Plan:
     """Probe the base image's Python, resolve the wheelhouse for it, and render the Containerfile."""
-    target, lock, own, installer = _resolve(
-        engine, options, [*bundle.requirements(), *options.extra_requirements], phase
-    )
-    labels = _stable_labels(bundle, options, target)
-    spec = _spec(engine, options, target, lock, own, installer, labels, has_code=(bundle.path / "code").is_dir())
+    target, lock, own, installer = _resolve(engine, options, [*served.requirements, *options.extra_requirements], phase)
+    labels = _stable_labels(served, options, target)
+    has_code = any(f.parts[0] == "code" for f in served.files())
+    spec = _spec(engine, options, target, lock, own, installer, labels, has_code=has_code)
     tag = options.tag or _default_tag(bundle)
     return _Plan(tag, target, lock, own, installer, bundle_hash(bundle.path), render(spec))
 
@@ -232,6 +355,9 @@ def _spec(
     has_code: bool,
     program: str | None = None,
 ) -> ImageSpec:
+    prune = prune_paths(lock.lines)
+    if prune:
+        labels = {**labels, "dev.shipyard.pruned": pruned_label(prune)}
     return ImageSpec(
         base=options.base,
         platform=options.platform,
@@ -244,15 +370,21 @@ def _spec(
         requirements_sha256=hashlib.sha256(lock.text().encode()).hexdigest(),
         shipyard_sha256=hashlib.sha256(own.text().encode()).hexdigest(),
         training_program=program,
+        prune=prune,
     )
 
 
 def _build_image(
-    engine: Engine, bundle: Bundle, options: BuildOptions, plan: _Plan, on_event: Callable[[BuildEvent], None] | None
+    engine: Engine,
+    bundle: Bundle,
+    served: Served,
+    options: BuildOptions,
+    plan: _Plan,
+    on_event: Callable[[BuildEvent], None] | None,
 ) -> None:
     """Write the bundle's build context (kept between builds, under the cache) and build in it."""
     key = f"{bundle.path.resolve()}|{options.platform}|{engine.builder}"
-    _build_in(engine, key, options, plan, lambda context: _sync_bundle(context, bundle.path, options.bake), on_event)
+    _build_in(engine, key, options, plan, lambda context: sync_served(context, served, options.bake), on_event)
 
 
 def _build_in(
@@ -304,8 +436,21 @@ def _inputs_digest(engine: Engine, options: BuildOptions, plan: _Plan) -> str:
     bundle's or source folder's files (their hash), the base image's id, the platform and the builder."""
     base = engine.find_image(options.base)
     parts = [plan.containerfile, plan.lock.text(), plan.own.text(), plan.digest, base.id if base else options.base]
-    parts += [options.platform, engine.builder, str(options.bake)]
+    parts += [options.platform, engine.builder, str(options.bake), options.compile or ""]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def sync_served(context: BuildContext, served: Served, bake: bool) -> None:
+    """The files of the form the image serves in the context (model/ and code/), with the replaced ones written."""
+    if not bake:
+        _sync_bundle(context, served.root, bake=False)
+        return
+    files = served.files()
+    sources = [f for f in files if (served.root / f).is_file()]
+    context.sync_tree("model", served.root, [f for f in sources if f.parts[0] != "code"])
+    context.sync_tree("code", served.root / "code", [f.relative_to("code") for f in sources if f.parts[0] == "code"])
+    for name, data in sorted(served.replace.items()):
+        context.write(f"code/{name.removeprefix('code/')}" if name.startswith("code/") else f"model/{name}", data)
 
 
 def _sync_bundle(context: BuildContext, root: Path, bake: bool) -> None:
@@ -382,11 +527,12 @@ def _target(engine: Engine, base: str, platform: str, phase: Callable[[str], Non
     return target
 
 
-def _stable_labels(bundle: Bundle, options: BuildOptions, target: Platform) -> dict[str, str]:
+def _stable_labels(served: Served, options: BuildOptions, target: Platform) -> dict[str, str]:
     from shipyard.version import __version__
 
-    manifest = bundle.manifest
-    return {
+    manifest = served.manifest
+    form = {"dev.shipyard.form": served.form} if served.form else {}  # which form of a compiled bundle is served
+    return form | {
         "org.opencontainers.image.title": manifest.name,
         "org.opencontainers.image.version": manifest.version,
         "org.opencontainers.image.description": f"SageMaker-contract inference server for {manifest.name}",

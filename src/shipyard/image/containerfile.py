@@ -6,7 +6,8 @@ most stable first, so a change to the code rebuilds one small layer and nothing 
 
     FROM base
       ENV, the unprivileged user
-      RUN venv + requirements.lock   ~everything heavy, cached until a requirement changes
+      RUN venv + requirements.lock   ~everything heavy, cached until a requirement changes (and, in the same
+                                     RUN, `rm` of the files wheelhouse.PRUNE names: onnxruntime's unused parts)
       RUN shipyard.lock              the server, cached until Shipyard's wheel changes
       LABEL, EXPOSE, ENTRYPOINT [dumb-init] CMD [serve]
       COPY model/                    the bundle's artifacts (when baked)
@@ -34,6 +35,7 @@ __all__ = [
     "TRAINING_CODE_DIR",
     "VENV",
     "ImageSpec",
+    "pruned_label",
     "render",
 ]
 
@@ -63,6 +65,8 @@ class ImageSpec:
     requirements_sha256: str = ""  # of requirements.lock: in the RUN's text, so the layer reruns when it changes
     shipyard_sha256: str = ""  # of shipyard.lock, likewise
     training_program: str | None = None  # a training image: the script SAGEMAKER_PROGRAM names, in /opt/ml/code
+    # installed files the server never loads (wheelhouse.PRUNE), by package: removed in the requirements' RUN
+    prune: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def render(spec: ImageSpec) -> str:
@@ -148,7 +152,7 @@ def _venv_layers(spec: ImageSpec) -> list[str]:
         f"RUN {wheels} --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \\\n"
         f"    : requirements.lock sha256={spec.requirements_sha256 or 'unknown'} \\\n"
         f" && python3 -m venv --without-pip {VENV} \\\n"
-        f" && {pip} -r /tmp/requirements.lock",
+        f" && {pip} -r /tmp/requirements.lock" + _prune(spec.prune),
         f"RUN {wheels} --mount=type=bind,source=shipyard.lock,target=/tmp/shipyard.lock \\\n"
         f"    : shipyard.lock sha256={spec.shipyard_sha256 or 'unknown'} \\\n"
         f" && {pip} -r /tmp/shipyard.lock \\\n"
@@ -166,12 +170,27 @@ def _legacy_venv_stage(spec: ImageSpec) -> list[str]:
         f"RUN python3 -m venv {VENV}",
         f"COPY {WHEELHOUSE_CONTEXT}/ /wheelhouse/",
         f"COPY requirements.lock {VENV}/requirements.lock",
-        f"RUN {pip} -r {VENV}/requirements.lock",
+        f"RUN {pip} -r {VENV}/requirements.lock" + _prune(spec.prune),
         f"COPY shipyard.lock {VENV}/shipyard.lock",
         f"RUN {pip} -r {VENV}/shipyard.lock \\\n"
         f" && {VENV}/bin/pip uninstall --yes --quiet pip setuptools \\\n"
         f" && rm -f {VENV}/bin/shipyard {VENV}/bin/activate* {VENV}/requirements.lock {VENV}/shipyard.lock",
     ]
+
+
+def _prune(prune: dict[str, tuple[str, ...]]) -> str:
+    """``&& rm -rf …`` of the pruned paths, to end the RUN that installed them (nothing when there are none)."""
+    paths = [path for package in sorted(prune) for path in prune[package]]
+    if not paths:
+        return ""
+    site = f"{VENV}/lib/python3*/site-packages"
+    shown = " ".join(f"{VENV}/{path}" if path.startswith("bin/") else f"{site}/{path}" for path in paths)
+    return f" \\\n && rm -rf {shown}"
+
+
+def pruned_label(prune: dict[str, tuple[str, ...]]) -> str:
+    """The ``dev.shipyard.pruned`` label's value: ``onnxruntime: onnxruntime/capi/libonnxruntime.so.*, …``."""
+    return "; ".join(f"{package}: {', '.join(prune[package])}" for package in sorted(prune))
 
 
 def _quote(value: str) -> str:

@@ -25,7 +25,7 @@ from shipyard.errors import EngineNotFound, ImageError
 from shipyard.image.wheelhouse import Platform
 from shipyard.settings import Settings
 
-__all__ = ["Engine", "ImageInfo", "Layer", "Process", "detect", "is_local_registry"]
+__all__ = ["Engine", "ImageInfo", "Layer", "Process", "cgroup_memory_peak", "detect", "is_local_registry"]
 
 Line = Callable[[str], None]
 
@@ -332,6 +332,21 @@ class Engine:
     def remove_container(self, container: str) -> None:
         self._run(["rm", "--force", container])
 
+    def memory_peak(self, container: str) -> int | None:
+        """The most memory the running container's cgroup has used, in bytes (cgroup v1 ``memory.max_usage_in_bytes``,
+        v2 ``memory.peak``; page cache included): read on the host through ``/proc/PID/cgroup`` when the
+        container is a local process, else inside it with ``cat``; None when neither can be read."""
+        pid = self.container_state(container).get("Pid")
+        if pid and (self.name == "podman" or not self.settings.remote_docker):
+            peak = cgroup_memory_peak(int(pid))
+            if peak is not None:
+                return peak
+        for path in (_V2_PEAK, _V1_PEAK):  # the container's own cgroup namespace shows its cgroup at the root
+            done = self._run(["exec", container, "cat", f"/sys/fs/cgroup/{path}"], timeout=30)
+            if done.returncode == 0 and done.stdout.strip().isdigit():
+                return int(done.stdout.strip())
+        return None
+
     def copy_from_image(self, image: str, paths: Sequence[str], destination: Path) -> list[str]:
         """Copy ``paths`` out of ``image`` (without running it) into ``destination``; the ones that existed."""
         container = (
@@ -455,6 +470,34 @@ def is_local_registry(ref: str) -> bool:
     host = ref.split("/", 1)[0]
     hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
     return "/" in ref and (hostname in ("localhost", "[::1]") or hostname.startswith("127."))
+
+
+_V1_PEAK = "memory/memory.max_usage_in_bytes"
+_V2_PEAK = "memory.peak"  # kernel 5.19 or later
+
+
+def cgroup_memory_peak(pid: int, *, proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The peak memory (bytes) of the cgroup process ``pid`` is in, read from the host's ``proc`` and ``cgroups``
+    roots: the v1 memory controller's line of ``/proc/PID/cgroup`` (``4:memory:/libpod_parent/libpod-ID``) when
+    there is one (a hybrid host keeps memory on v1), else the v2 line (``0::/machine.slice/...``); None when the
+    file is missing or unreadable."""
+    try:
+        lines = (proc / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    entries = [line.split(":", 2) for line in lines if line.count(":") >= 2]
+    v1 = [path for _, controllers, path in entries if "memory" in controllers.split(",")]
+    v2 = [path for hierarchy, controllers, path in entries if hierarchy == "0" and not controllers]
+    if v1:
+        where = cgroups / "memory" / v1[0].lstrip("/") / "memory.max_usage_in_bytes"
+    elif v2:
+        where = cgroups / v2[0].lstrip("/") / _V2_PEAK
+    else:
+        return None
+    try:
+        return int(where.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 _UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}

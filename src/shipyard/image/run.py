@@ -120,6 +120,7 @@ class ContainerRun:
     secret_env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     memory: str | None = None
+    memory_swap: str | None = None  # memory + swap; the same as ``memory``: no swap (as SageMaker Serverless)
     isolate: bool = False
     container: str | None = None  # the engine's id once started (or the name of one started before)
     _listener: socket.socket | None = field(default=None, init=False, repr=False)
@@ -230,6 +231,8 @@ class ContainerRun:
         options = ["--name", self.name]
         if self.memory:
             options += ["--memory", self.memory]
+        if self.memory_swap:
+            options += ["--memory-swap", self.memory_swap]
         for key, value in self.labels.items():
             options += ["--label", f"{key}={value}"]
         for source, target in self.mounts.items():

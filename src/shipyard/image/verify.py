@@ -8,7 +8,13 @@ the verifier forwards ``127.0.0.1:PORT`` into its namespace; elsewhere the port 
 
 Checks (each pass / fail / skip, with a detail): architecture, manifest, size, secrets-env,
 secrets-layers, serve, ping (cold start measured), predictions, status-415, status-413, status-400,
-non-root, sigterm.
+non-root, oom, sigterm.
+
+``limits=serverless[:MEMORY_MB]`` (:func:`parse_limits`) runs the container as SageMaker Serverless Inference
+would: ``--memory`` and ``--memory-swap`` at MEMORY_MB (no swap), /ping within 3 minutes, and adds the checks
+serverless-ping (≤ 180 s), serverless-latency (the example request ≤ 60 s) and serverless-memory (the
+cgroup's peak under the limit, no OOM kill). CPU is not limited: AWS allots it in proportion to memory but does
+not publish the ratio.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ import httpx
 import orjson
 
 from shipyard.codecs.media import content_type_for
-from shipyard.errors import ImageError
+from shipyard.errors import ImageError, SpecError
 from shipyard.image.engine import Engine, ImageInfo, detect, is_local_registry
 from shipyard.image.run import ContainerRun, Ping, can_isolate
 from shipyard.image.scan import scan_env, scan_history, scan_layers
 from shipyard.settings import Settings
+from shipyard.units import SERVERLESS_DEFAULT_MEMORY_MB, SERVERLESS_MEMORY_MB, serverless_sizes
 
-__all__ = ["Check", "VerifyOptions", "VerifyReport", "verify"]
+__all__ = ["Check", "Limits", "VerifyOptions", "VerifyReport", "parse_limits", "verify"]
 
 _MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -44,6 +51,47 @@ _MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
 )
 _ARCH = {"linux/amd64": "amd64", "linux/arm64": "arm64"}
+SERVERLESS_PING_S = 180.0  # the model must download and /ping answer 200 within 3 minutes
+SERVERLESS_INVOKE_S = 60.0  # an /invocations call must answer within 1 minute
+_SERVERLESS_CHECKS = ("serverless-ping", "serverless-latency", "serverless-memory")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a hosting kind allows the container: SageMaker Serverless Inference's memory size (and its times)."""
+
+    kind: str  # "serverless"
+    memory_mb: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.memory_mb}"
+
+    @property
+    def memory(self) -> str:
+        """As ``--memory`` (and ``--memory-swap``) take it."""
+        return f"{self.memory_mb}m"
+
+
+def parse_limits(text: str) -> Limits:
+    """``serverless`` (2048 MB, the SDK's default) or ``serverless:MEMORY_MB`` (1024…6144 in 1024 steps); a
+    :class:`SpecError` naming the ``limits`` option otherwise."""
+    kind, sep, size = text.strip().partition(":")
+    if kind.strip().lower() != "serverless":
+        raise SpecError(
+            f"limits {text!r}: the only limits are serverless[:MEMORY_MB] (SageMaker Serverless Inference)",
+            option="limits",
+        )
+    if not sep:
+        return Limits("serverless", SERVERLESS_DEFAULT_MEMORY_MB)
+    try:
+        memory_mb = int(size.strip().lower().removesuffix("mb"))
+    except ValueError:
+        memory_mb = 0
+    if memory_mb not in SERVERLESS_MEMORY_MB:
+        raise SpecError(
+            f"limits {text!r}: SageMaker Serverless allows {serverless_sizes()} MB of memory", option="limits"
+        )
+    return Limits("serverless", memory_mb)
 
 
 @dataclass(frozen=True)
@@ -57,6 +105,12 @@ class VerifyOptions:
     memory: str = "2g"
     max_size: int = 10 * 1024**3  # SageMaker serverless' image limit
     scan_layers: bool = True
+    limits: Limits | None = None  # serverless: its memory (replaces ``memory``, no swap) and its time limits
+
+    @property
+    def container_memory(self) -> str:
+        """The container's ``--memory``: the limits' when given, else ``memory``."""
+        return self.limits.memory if self.limits else self.memory
 
 
 @dataclass
@@ -73,6 +127,10 @@ class VerifyReport:
     checks: list[Check] = field(default_factory=list)
     cold_start_s: float | None = None
     network: str = ""
+    cold_start_prediction_s: float | None = None  # container start → the first correct prediction
+    memory_peak_bytes: int | None = None  # the container cgroup's peak after that prediction (page cache included)
+    memory_limit_bytes: int | None = None  # with limits: the memory the container ran under
+    limits: str | None = None  # "serverless:2048"
 
     @property
     def passed(self) -> bool:
@@ -88,6 +146,10 @@ class VerifyReport:
             "passed": self.passed,
             "cold_start_s": self.cold_start_s,
             "network": self.network,
+            "cold_start_prediction_s": self.cold_start_prediction_s,
+            "memory_peak_bytes": self.memory_peak_bytes,
+            "memory_limit_bytes": self.memory_limit_bytes,
+            "limits": self.limits,
             "checks": [asdict(c) for c in self.checks],
         }
 
@@ -103,6 +165,9 @@ def verify(
     options = options or VerifyOptions()
     engine = detect(options.engine, settings)
     report = VerifyReport(image)
+    if options.limits is not None:
+        report.limits = str(options.limits)
+        report.memory_limit_bytes = options.limits.memory_mb * 1024**2
 
     def record(name: str, status: str, detail: str, value: float | None = None) -> None:
         check = Check(name, status, detail, value)
@@ -166,11 +231,14 @@ def _run_checks(
 ) -> None:
     """The checks of a running container: it starts, answers /ping, keeps the contract, and stops on SIGTERM."""
     mounted = bundle_dir if options.bundle is not None else None  # None: the model is baked into the image
+    limits = options.limits
+    timeout = min(options.timeout, SERVERLESS_PING_S) if limits else options.timeout
     run = ContainerRun(
         engine,
         image,
         name=f"shipyard-verify-{uuid.uuid4().hex[:8]}",
-        memory=options.memory,
+        memory=options.container_memory,
+        memory_swap=limits.memory if limits else None,  # no swap: serverless has none
         # SHIPYARD_FAULT_INJECTION: the oom check's route (a model call that leaks until the OOM killer comes)
         env={"SHIPYARD_FAULT_INJECTION": "1"},
         mounts={str(mounted.resolve()): "/opt/ml/model"} if mounted is not None else {},
@@ -183,11 +251,13 @@ def _run_checks(
             run.start()
         except ImageError as exc:
             record("serve", "fail", f"`{image} serve` did not start: {exc}")
-            _skip_rest(record, "the container did not start")
+            if limits is not None:
+                record("serverless-ping", "skip", "the container did not start")
+            _skip_rest(record, "the container did not start", limits)
             return
-        ping = run.wait_ready(options.timeout, started=started, interval=0.02, alive_every=1.0)
+        ping = run.wait_ready(timeout, started=started, interval=0.02, alive_every=1.0)
         if ping.seconds is None:
-            _not_ready(run, ping, options.timeout, record)
+            _not_ready(run, ping, timeout, record, limits)
             return
         report.cold_start_s = ping.seconds
         record("serve", "pass", "`IMAGE serve` runs")
@@ -197,10 +267,12 @@ def _run_checks(
             f"200 after {ping.seconds:.2f} s (cold start: container start → first /ping 200)",
             ping.seconds,
         )
-        _contract_checks(run, info, bundle_dir, options, record)
+        _contract_checks(run, info, bundle_dir, options, report, record, started)
 
 
-def _not_ready(run: ContainerRun, ping: Ping, timeout: float, record: Callable[..., None]) -> None:
+def _not_ready(
+    run: ContainerRun, ping: Ping, timeout: float, record: Callable[..., None], limits: Limits | None
+) -> None:
     running = bool(run.state().get("Running"))
     logs = _tail(run.logs())
     if not running:
@@ -212,31 +284,89 @@ def _not_ready(run: ContainerRun, ping: Ping, timeout: float, record: Callable[.
         )
         record("serve", "pass", "`IMAGE serve` runs")
         record("ping", "fail", f"{detail}; log: {logs}")
-    _skip_rest(record, "the server never answered /ping")
+    if limits is not None:
+        record("serverless-ping", "fail", f"no /ping 200 within {timeout:g} s under {limits} (serverless allows 180 s)")
+    _skip_rest(record, "the server never answered /ping", limits)
 
 
 def _contract_checks(
-    run: ContainerRun, info: ImageInfo, bundle_dir: Path | None, options: VerifyOptions, record: Callable[..., None]
+    run: ContainerRun,
+    info: ImageInfo,
+    bundle_dir: Path | None,
+    options: VerifyOptions,
+    report: VerifyReport,
+    record: Callable[..., None],
+    started: float,
 ) -> None:
     """What a ready container must do: predict, answer errors with their codes, serve as non-root, survive an
-    out-of-memory model call, and stop cleanly."""
+    out-of-memory model call, and stop cleanly (and, under limits, keep serverless' times and memory)."""
     assert run.container is not None
     with httpx.Client(timeout=60.0) as client:
-        _prediction_check(client, run.url, bundle_dir, options, record)
+        request_s = _prediction_check(client, run.url, bundle_dir, options, record)
+        if request_s is not None:
+            report.cold_start_prediction_s = time.monotonic() - started
+        # before the error checks and the oom check (which leaks on purpose): the peak of loading and predicting
+        report.memory_peak_bytes = run.engine.memory_peak(run.container)
+        if options.limits is not None:
+            oom_killed = bool(run.state().get("OOMKilled"))
+            _serverless_checks(options.limits, report, request_s, oom_killed, record)
         _error_checks(client, run.url, info, bundle_dir, record)
     _user_check(run.engine, run.container, record)
     with httpx.Client(timeout=120.0) as client:
-        _oom_check(client, run.url, options.memory, record)
+        _oom_check(client, run.url, options.container_memory, record)
     _sigterm_check(run.engine, run.container, options.grace, record)
+
+
+def _serverless_checks(
+    limits: Limits, report: VerifyReport, request_s: float | None, oom_killed: bool, record: Callable[..., None]
+) -> None:
+    """serverless-ping, serverless-latency and serverless-memory, from what the contract checks measured."""
+    ping = report.cold_start_s or 0.0
+    record(
+        "serverless-ping",
+        "pass" if ping <= SERVERLESS_PING_S else "fail",
+        f"/ping 200 after {ping:.2f} s under {limits} (serverless allows {SERVERLESS_PING_S:g} s)",
+        ping,
+    )
+    if request_s is None:
+        record("serverless-latency", "skip", "no example request answered correctly to time")
+    else:
+        record(
+            "serverless-latency",
+            "pass" if request_s <= SERVERLESS_INVOKE_S else "fail",
+            f"the example request took {request_s:.2f} s (serverless allows {SERVERLESS_INVOKE_S:g} s); first "
+            f"correct prediction {report.cold_start_prediction_s or 0:.2f} s after the container started",
+            request_s,
+        )
+    limit = limits.memory_mb * 1024**2
+    peak = report.memory_peak_bytes
+    cpu = "CPU not limited (AWS allots it in proportion to memory but does not publish the ratio)"
+    if oom_killed:
+        record("serverless-memory", "fail", f"the container was OOM-killed under {limits.memory_mb} MB; {cpu}")
+    elif peak is None:
+        record("serverless-memory", "skip", f"this engine does not show the container's cgroup peak; {cpu}")
+    else:
+        share = peak / limit
+        headroom = " (over 90%: little headroom)" if share > 0.9 else ""
+        record(
+            "serverless-memory",
+            "pass" if peak < limit else "fail",
+            f"peak {peak / 1024**2:,.0f} MiB of {limits.memory_mb} MiB ({share:.0%}, the cgroup's, page cache "
+            f"included) after loading and the example request{headroom}; {cpu}",
+            peak / 1024**2,
+        )
 
 
 def _prediction_check(
     client: httpx.Client, url: str, bundle_dir: Path | None, options: VerifyOptions, record: Callable[..., None]
-) -> None:
+) -> float | None:
+    """The predictions check; the seconds its request took when the answer was right (None otherwise)."""
     example = _read_json(bundle_dir / "example.json") if bundle_dir else None
     if isinstance(example, dict) and "instances" in example and "predictions" in example:
         body = orjson.dumps({"instances": example["instances"]})
+        sent = time.monotonic()
         response = _post(client, url, body, "application/json")
+        seconds = time.monotonic() - sent
         got = _json(response.content)
         got = got.get("predictions") if isinstance(got, dict) else got  # a bare list: json_envelope=False
         same = response.status_code == 200 and _close(got, example["predictions"])
@@ -244,12 +374,14 @@ def _prediction_check(
             "same predictions as in-process" if same else f"{response.status_code}: {response.text[:200]}"
         )
         record("predictions", "pass" if same else "fail", detail)
-        return
+        return seconds if same else None
     if options.example is not None and options.bundle is not None and bundle_dir is not None:
         body = options.example.read_bytes()
         content_type = content_type_for(options.example)
         expected, _ = _in_process(bundle_dir, body, content_type)
+        sent = time.monotonic()
         response = _post(client, url, body, content_type)
+        seconds = time.monotonic() - sent
         same = response.status_code == 200 and (
             response.content == expected or _close(_json(response.content), _json(expected))
         )
@@ -259,8 +391,9 @@ def _prediction_check(
             else f"{response.status_code}: {response.text[:200]} (in-process: {expected[:200]!r})"
         )
         record("predictions", "pass" if same else "fail", detail)
-        return
+        return seconds if same else None
     record("predictions", "skip", "no example.json in the bundle; pass --bundle with --example REQUEST")
+    return None
 
 
 def _error_checks(
@@ -362,8 +495,9 @@ def _sigterm_check(engine: Engine, container: str, grace: float, record: Callabl
     record("sigterm", "pass" if clean else "fail", f"exited {code} after {seconds:.1f} s (grace {grace:g} s)", seconds)
 
 
-def _skip_rest(record: Callable[..., None], why: str) -> None:
-    for name in ("predictions", "status-415", "status-413", "status-400", "non-root", "oom", "sigterm"):
+def _skip_rest(record: Callable[..., None], why: str, limits: Limits | None = None) -> None:
+    serverless = ("serverless-latency", "serverless-memory") if limits else ()
+    for name in ("predictions", *serverless, "status-415", "status-413", "status-400", "non-root", "oom", "sigterm"):
         record(name, "skip", why)
 
 

@@ -92,6 +92,25 @@ def _local_module(name: str) -> ModuleType | None:
 def load(bundle_dir: Path, manifest: Manifest) -> Any:
     import torch
 
+    module = load_module(bundle_dir, manifest)
+    dtype = _torch_dtype(manifest.options.get("dtype", "float32"))
+    batch_size = int(manifest.options.get("batch_size", 0)) or None
+
+    def predict(batch: Any) -> Any:
+        inputs = torch.as_tensor(np.asarray(batch), dtype=dtype)
+        with torch.inference_mode():
+            if batch_size is None or len(inputs) <= batch_size:
+                return _numpy(module(inputs))
+            parts = [_numpy(module(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)]
+        return np.concatenate(parts, axis=0)
+
+    return predict
+
+
+def load_module(bundle_dir: Path, manifest: Manifest) -> Any:
+    """The saved module, in eval mode (the compiler exports it; ``load`` wraps it)."""
+    import torch
+
     artifact = manifest.artifact or WEIGHTS
     if artifact == SCRIPTED:
         module = torch.jit.load(str(bundle_dir / SCRIPTED), map_location="cpu")  # type: ignore[no-untyped-call]
@@ -105,18 +124,7 @@ def load(bundle_dir: Path, manifest: Manifest) -> Any:
         except RuntimeError as exc:
             raise BundleError(f"{artifact} does not fit the saved module: {exc}") from exc
     module.eval()
-    dtype = _torch_dtype(manifest.options.get("dtype", "float32"))
-    batch_size = int(manifest.options.get("batch_size", 0)) or None
-
-    def predict(batch: Any) -> Any:
-        inputs = torch.as_tensor(np.asarray(batch), dtype=dtype)
-        with torch.inference_mode():
-            if batch_size is None or len(inputs) <= batch_size:
-                return _numpy(module(inputs))
-            parts = [_numpy(module(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)]
-        return np.concatenate(parts, axis=0)
-
-    return predict
+    return module
 
 
 def _numpy(output: Any) -> Any:

@@ -1,0 +1,89 @@
+"""Compiled text models: texts → ``tokenizers`` → an onnxruntime session (no torch, transformers or sklearn).
+
+The onnx flavor hands its session here when the bundle's options name a ``tokenizer`` (written by
+``shipyard.handler.compile.text``). Tokenization reproduces what sentence-transformers does per call and
+what ``tokenizer.json`` does not say: truncation at ``max_seq_length`` (the file itself says 128) and padding
+to the longest text of the batch (the file says a fixed 128). Like the native flavor, texts are sorted by
+length and run in micro-batches of ``batch_size``, so short texts are not padded to a long neighbour's length,
+and the rows are put back in order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipyard.bundle.manifest import Manifest
+from shipyard.errors import BundleError
+
+__all__ = ["load", "tokenizer_for"]
+
+_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+
+
+def tokenizer_for(bundle_dir: Path, options: dict[str, Any]) -> Any:
+    """The bundle's ``tokenizers.Tokenizer``, truncating and padding as sentence-transformers does."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one worker = its share of the cores; no fork warning
+    from tokenizers import Tokenizer
+
+    path = bundle_dir / str(options["tokenizer"])
+    if not path.is_file():
+        raise BundleError(f"{path} is missing: the compiled text model has no tokenizer")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=int(options.get("max_seq_length", 512)))
+    tokenizer.enable_padding(pad_id=int(options.get("pad_id", 0)), pad_token=str(options.get("pad_token", "[PAD]")))
+    return tokenizer
+
+
+def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
+    """``predict(texts)`` over ``session``: one output row per text, from the output of ``options.method``."""
+    options = manifest.options
+    tokenizer = tokenizer_for(bundle_dir, options)
+    inputs = [str(n) for n in options.get("inputs", ("input_ids", "attention_mask"))]
+    unknown = [n for n in inputs if n not in _FIELDS]
+    graph_inputs = {i.name for i in session.get_inputs()}
+    if unknown or set(inputs) != graph_inputs:
+        raise BundleError(f"options.inputs {inputs} do not match the graph's inputs {sorted(graph_inputs)}")
+    method = str(options.get("method", "predict"))
+    outputs = dict(options.get("outputs", {}))
+    output = str(outputs.get(method, options.get("output", "")))
+    names = [o.name for o in session.get_outputs()]
+    if output not in names:
+        raise BundleError(f"method={method!r}: the ONNX model has no output {output!r}; it has {names}")
+    batch_size = max(1, int(options.get("batch_size", 32)))
+
+    def run(texts: list[str]) -> Any:
+        encodings = tokenizer.encode_batch(texts)
+        feed = {n: np.asarray([getattr(e, _FIELDS[n]) for e in encodings], dtype=np.int64) for n in inputs}
+        return session.run([output], feed)[0]
+
+    def predict(batch: Any) -> Any:
+        texts = _texts(batch)
+        count = len(texts)
+        if count == 0:
+            return run([""])[:0]  # the right dtype and trailing shape, no rows
+        # Character length stands in for token count (the native flavor's rule): each micro-batch pads to
+        # its own longest text.
+        order = np.argsort(np.fromiter((-len(t) for t in texts), dtype=np.int64, count=count), kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, count, batch_size):
+            rows = order[start : start + batch_size]
+            part = np.asarray(run([texts[i] for i in rows]))
+            if out is None:
+                out = np.empty((count, *part.shape[1:]), dtype=part.dtype)
+            out[rows] = part
+        assert out is not None
+        return out
+
+    return predict
+
+
+def _texts(batch: Any) -> list[str]:
+    if isinstance(batch, str):
+        return [batch]
+    if isinstance(batch, np.ndarray):
+        return [str(t) for t in batch.reshape(-1).tolist()]
+    return [str(t) for t in batch]
