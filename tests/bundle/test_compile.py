@@ -105,6 +105,8 @@ def test_string_labels_and_a_regressor(tmp_path: Path, digits: tuple[np.ndarray,
     bundle = shipyard.save(classifier, tmp_path / "names", example=X[:4], compile="onnx", check_rows=100)
     assert bundle.manifest.flavor == "onnx"
     assert list(predict(bundle.path, X[900:950])) == list(classifier.predict(X[900:950]))
+    # the classes' own dtype, not a generic string array sized per answer: application/x-npy answers alike
+    assert predict(bundle.path, X[900:902]).dtype == classifier.predict(X[900:902]).dtype == np.dtype("<U5")
     assert orjson.loads((bundle.path / "example.json").read_bytes())["predictions"][0] == classifier.predict(X[:1])[0]
 
     ridge = Ridge().fit(X[:800], y[:800].astype(float))

@@ -87,7 +87,9 @@ def compile_(
         help="onnx: fail when it cannot convert or answers differ; auto: keep the native form then, with the reason.",
     ),
     drop_original: bool = typer.Option(False, "--drop-original", help="Delete the native artifact once compiled."),
-    rows: int = typer.Option(1000, "--rows", min=0, help="Generated rows the two forms are compared on."),
+    rows: int | None = typer.Option(
+        None, "--rows", min=0, help="Generated rows the two forms are compared on [1000; 64 texts for text models]."
+    ),
     tolerance: float | None = typer.Option(
         None, "--tolerance", min=0, help="Largest score difference allowed, times max(1, |native|)."
     ),

@@ -44,7 +44,7 @@ def save(
     overwrite: bool = False,
     compile: str = "off",
     held_out: Any = None,
-    check_rows: int = 1000,
+    check_rows: int | None = None,
     tolerance: float | None = None,
     drop_original: bool = False,
     **options: Any,
@@ -62,10 +62,11 @@ def save(
 
     ``compile="onnx"`` converts the model to ONNX (scikit-learn through skl2onnx; ``pip install
     'shipyard[compile]'``) and serves it with onnxruntime, after checking both forms answer alike on the example,
-    ``check_rows`` generated rows in the schema's ranges and the ``held_out`` rows: labels exactly, scores within
-    ``tolerance · max(1, |native|)``; it fails with the first differing row. ``compile="auto"`` keeps the native
-    flavor instead, with the reason in the manifest's ``[compiled]`` table (``shipyard inspect`` shows it). The
-    original artifact stays in the bundle (a build can serve either form) unless ``drop_original=True``.
+    ``check_rows`` generated rows in the schema's ranges (default 1,000; 64 texts for text models) and the
+    ``held_out`` rows: labels exactly, scores within ``tolerance · max(1, |native|)``; it fails with the first
+    differing row. ``compile="auto"`` keeps the native flavor instead, with the reason in the manifest's
+    ``[compiled]`` table (``shipyard inspect`` shows it). The original artifact stays in the bundle (a build can
+    serve either form) unless ``drop_original=True``.
 
     >>> from sklearn.linear_model import LogisticRegression
     >>> import numpy as np, tempfile

@@ -70,8 +70,10 @@ def convert(model: Any | None, bundle_dir: Path, manifest: Manifest) -> Conversi
     onnx_options: dict[str, Any] = {"outputs": by_method, "method": served}
     onnx_options |= _shapes(model, final, session, by_method, schema.shape[1], dtype)
     labels = getattr(final, "classes_", None)
-    if classifier and labels is not None and np.asarray(labels).dtype.kind in "bf":
-        onnx_options["label_dtype"] = str(np.asarray(labels).dtype)  # the graph answers int64 labels
+    if classifier and labels is not None and np.asarray(labels).dtype.kind in "bfU":
+        # the graph answers int64 or generic string labels: cast back to the classes' own dtype, so every
+        # encoding (application/x-npy too) answers what the native form answers
+        onnx_options["label_dtype"] = str(np.asarray(labels).dtype)
     (bundle_dir / "model").mkdir(exist_ok=True)
     (bundle_dir / "model" / "model.onnx").write_bytes(onx.SerializeToString())
     double = all(_elem_type(o) == _DOUBLE for o in onx.graph.output if _elem_type(o) in (_FLOAT, _DOUBLE)) and not any(

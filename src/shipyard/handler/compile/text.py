@@ -32,6 +32,8 @@ PACKAGES = ("onnxruntime", "numpy", "tokenizers")
 TOLERANCE = 1e-5  # float32 graph vs torch: 3.1e-7 measured on the intent texts
 EMBEDDING = "sentence_embedding"
 # Texts that break naive tokenization: empty, blank, accents / symbols / CJK.
+# check texts generated when the caller names no count: each costs the native encoder 5–50 ms
+CHECK_ROWS = 64
 EDGE_TEXTS = ("", "   ", "café ünïcödé ☃ 東京")
 _MAX_WORDS = 400  # past max_seq_length (256 tokens for MiniLM): the truncation path is compared too
 
@@ -85,7 +87,7 @@ def convert(model: Any, bundle_dir: Path, manifest: Manifest) -> Conversion:
         raise BundleError(f"method={method!r} needs a head; this encoder has none")
     options = {
         "tokenizer": TOKENIZER,
-        "max_seq_length": int(encoder.max_seq_length),
+        "max_seq_length": _max_seq_length(encoder),
         "pad_id": int(tokenizer.pad_token_id),
         "pad_token": str(tokenizer.pad_token),
         "batch_size": int(manifest.options.get("batch_size", 32)),
@@ -93,6 +95,9 @@ def convert(model: Any, bundle_dir: Path, manifest: Manifest) -> Conversion:
         "outputs": outputs,
         "method": method,
     }
+    classes = np.asarray(getattr(head, "classes_", []))
+    if method == "predict" and classes.dtype.kind in "bfU":  # the graph's labels are int64 or generic strings
+        options["label_dtype"] = str(classes.dtype)
     return Conversion(
         artifact=ARTIFACT,
         options=options,
@@ -103,6 +108,16 @@ def convert(model: Any, bundle_dir: Path, manifest: Manifest) -> Conversion:
         methods=methods,
         tolerance=TOLERANCE,
     )
+
+
+def _max_seq_length(encoder: Any) -> int:
+    """Where the encoder truncates: the served tokenizer must truncate at the same length."""
+    length = getattr(encoder, "max_seq_length", None)
+    if not isinstance(length, int) or length < 1:
+        raise BundleError(
+            f"the encoder states no max_seq_length ({length!r}); set encoder.max_seq_length before compiling"
+        )
+    return length
 
 
 def generate(manifest: Manifest, example: Any, held_out: Any, count: int, rng: np.random.Generator) -> list[str]:

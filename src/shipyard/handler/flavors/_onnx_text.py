@@ -26,7 +26,9 @@ _FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_i
 
 def tokenizer_for(bundle_dir: Path, options: dict[str, Any]) -> Any:
     """The bundle's ``tokenizers.Tokenizer``, truncating and padding as sentence-transformers does."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one worker = its share of the cores; no fork warning
+    # One worker uses its share of the cores (the session's threads), not the tokenizer's pool of every core
+    # on top of it; also no warning when the supervisor forks.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from tokenizers import Tokenizer
 
     path = bundle_dir / str(options["tokenizer"])
@@ -54,6 +56,8 @@ def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
     if output not in names:
         raise BundleError(f"method={method!r}: the ONNX model has no output {output!r}; it has {names}")
     batch_size = max(1, int(options.get("batch_size", 32)))
+    label_dtype = options.get("label_dtype") if method == "predict" else None
+    cast = np.dtype(str(label_dtype)) if label_dtype else None
 
     def run(texts: list[str]) -> Any:
         encodings = tokenizer.encode_batch(texts)
@@ -76,7 +80,7 @@ def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
                 out = np.empty((count, *part.shape[1:]), dtype=part.dtype)
             out[rows] = part
         assert out is not None
-        return out
+        return out.astype(cast) if cast is not None else out
 
     return predict
 

@@ -91,6 +91,7 @@ def test_compiled_labels_and_probabilities_equal_native(
     bundle, manifest = compiled_intent
     labels = _served(bundle, manifest)(np.asarray(check_texts))
     assert labels.tolist() == intent_pipeline.predict(check_texts).tolist()
+    assert labels.dtype == intent_pipeline.predict(check_texts[:2]).dtype  # the classes' dtype (npy answers)
     probabilities = _served(bundle, manifest, "predict_proba")(check_texts)
     assert probabilities.shape == (len(check_texts), 12)
     assert np.abs(probabilities - intent_pipeline.predict_proba(check_texts)).max() < 1e-5
