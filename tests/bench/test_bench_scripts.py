@@ -16,13 +16,22 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _script(name: str) -> ModuleType:
-    """bench/NAME.py as a module (bench/ is scripts, not a package)."""
-    if str(BENCH) not in sys.path:
+    """bench/NAME.py as a module (bench/ is scripts, not a package). The scripts put bench/ and examples/ on
+    sys.path for their own imports; both are taken off again, with the modules imported from there, or
+    bench/deploy.py would shadow the tests' own ``deploy`` folder for every test collected after this one."""
+    path, modules = list(sys.path), set(sys.modules)
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_script_{name}", BENCH / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
         sys.path.append(str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_script_{name}", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
+        for added in set(sys.modules) - modules:
+            origin = str(getattr(sys.modules[added], "__file__", None) or "")
+            if origin.startswith((str(BENCH), str(BENCH.parent / "examples"))):
+                del sys.modules[added]
     return module
 
 
