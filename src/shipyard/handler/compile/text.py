@@ -22,6 +22,7 @@ import numpy as np
 from shipyard.bundle.manifest import Manifest
 from shipyard.errors import BundleError
 from shipyard.handler.compile import Conversion
+from shipyard.handler.flavors.sentence_transformers import as_texts
 
 __all__ = ["EDGE_TEXTS", "convert", "generate"]
 
@@ -122,7 +123,7 @@ def _max_seq_length(encoder: Any) -> int:
 
 def generate(manifest: Manifest, example: Any, held_out: Any, count: int, rng: np.random.Generator) -> list[str]:
     """``count`` check texts: the edge texts, then word samples of the example and held-out texts, 1…400 words."""
-    words = [w for text in (*_texts(example), *_texts(held_out)) for w in text.split()] or ["text"]
+    words = [w for text in (*_texts_or_none(example), *_texts_or_none(held_out)) for w in text.split()] or ["text"]
     edge = list(EDGE_TEXTS)[: max(0, count)]
     wanted = max(0, count - len(edge))
     # One text of each extreme, the rest log-uniform in between: most as short as real requests, some past the
@@ -266,11 +267,5 @@ def _dimension(encoder: Any) -> int | None:
     return int(value) if value else None
 
 
-def _texts(texts: Any) -> list[str]:
-    if texts is None:
-        return []
-    if isinstance(texts, str):
-        return [texts]
-    if isinstance(texts, np.ndarray):
-        return [str(t) for t in texts.reshape(-1).tolist()]
-    return [str(t) for t in texts]
+def _texts_or_none(texts: Any) -> list[str]:
+    return [] if texts is None else as_texts(texts)

@@ -18,6 +18,7 @@ import numpy as np
 
 from shipyard.bundle.manifest import Manifest
 from shipyard.errors import BundleError
+from shipyard.handler.flavors.sentence_transformers import as_texts  # imports no torch
 
 __all__ = ["load", "tokenizer_for"]
 
@@ -65,7 +66,7 @@ def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
         return session.run([output], feed)[0]
 
     def predict(batch: Any) -> Any:
-        texts = _texts(batch)
+        texts = as_texts(batch)
         count = len(texts)
         if count == 0:
             return run([""])[:0]  # the right dtype and trailing shape, no rows
@@ -83,11 +84,3 @@ def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
         return out.astype(cast) if cast is not None else out
 
     return predict
-
-
-def _texts(batch: Any) -> list[str]:
-    if isinstance(batch, str):
-        return [batch]
-    if isinstance(batch, np.ndarray):
-        return [str(t) for t in batch.reshape(-1).tolist()]
-    return [str(t) for t in batch]

@@ -29,7 +29,7 @@ from shipyard.config import ServerConfig
 from shipyard.errors import BundleError
 from shipyard.handler.flavors._torch import configure_threads, is_instance_of, threads_for
 
-__all__ = ["TextPipeline", "configure", "load", "matches", "save"]
+__all__ = ["TextPipeline", "as_texts", "configure", "load", "matches", "save"]
 
 NAME = "sentence_transformers"
 # scikit-learn and joblib load the head; pinned whether or not this bundle has one (the image is the same)
@@ -62,7 +62,7 @@ class TextPipeline:
 
     def embed(self, texts: Sequence[str] | np.ndarray) -> np.ndarray:
         """Embeddings of ``texts`` (float32, one row per text, in order)."""
-        return embed(self.encoder, _texts(texts), self.batch_size)
+        return embed(self.encoder, as_texts(texts), self.batch_size)
 
     def fit(self, texts: Sequence[str] | np.ndarray, labels: Any) -> TextPipeline:
         if self.head is None:
@@ -173,7 +173,8 @@ def load(bundle_dir: Path, manifest: Manifest) -> Any:
     return getattr(pipeline, method)
 
 
-def _texts(texts: Sequence[str] | np.ndarray | str) -> list[str]:
+def as_texts(texts: Sequence[str] | np.ndarray | str) -> list[str]:
+    """The texts of a batch as a list of str: one string, an array of any shape, or a sequence."""
     if isinstance(texts, str):
         return [texts]
     if isinstance(texts, np.ndarray):
