@@ -18,7 +18,7 @@ import numpy as np
 
 from shipyard.bundle.manifest import Manifest
 from shipyard.errors import BundleError
-from shipyard.handler.flavors.sentence_transformers import as_texts  # imports no torch
+from shipyard.handler.flavors.sentence_transformers import as_texts, longest_first  # imports no torch
 
 __all__ = ["load", "tokenizer_for"]
 
@@ -70,17 +70,7 @@ def load(session: Any, bundle_dir: Path, manifest: Manifest) -> Any:
         count = len(texts)
         if count == 0:
             return run([""])[:0]  # the right dtype and trailing shape, no rows
-        # Character length stands in for token count (the native flavor's rule): each micro-batch pads to
-        # its own longest text.
-        order = np.argsort(np.fromiter((-len(t) for t in texts), dtype=np.int64, count=count), kind="stable")
-        out: np.ndarray | None = None
-        for start in range(0, count, batch_size):
-            rows = order[start : start + batch_size]
-            part = np.asarray(run([texts[i] for i in rows]))
-            if out is None:
-                out = np.empty((count, *part.shape[1:]), dtype=part.dtype)
-            out[rows] = part
-        assert out is not None
+        out = longest_first(texts, batch_size, run)  # the native flavor's micro-batches, in the same order
         return out.astype(cast) if cast is not None else out
 
     return predict

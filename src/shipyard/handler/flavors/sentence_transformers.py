@@ -18,7 +18,7 @@ their neighbours' length, not to the longest text of the call), run in micro-bat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from shipyard.config import ServerConfig
 from shipyard.errors import BundleError
 from shipyard.handler.flavors._torch import configure_threads, is_instance_of, threads_for
 
-__all__ = ["TextPipeline", "as_texts", "configure", "load", "matches", "save"]
+__all__ = ["TextPipeline", "as_texts", "configure", "load", "longest_first", "matches", "save"]
 
 NAME = "sentence_transformers"
 # scikit-learn and joblib load the head; pinned whether or not this bundle has one (the image is the same)
@@ -92,18 +92,25 @@ def embed(encoder: Any, texts: list[str], batch_size: int) -> np.ndarray:
     count = len(texts)
     if count == 0:
         return np.zeros((0, encoder.get_sentence_embedding_dimension() or 0), dtype=np.float32)
-    # Character length is a good proxy for token count and costs nothing; sorting means each forward pass
-    # pads to the longest text of its micro-batch, not of the whole call.
+    with torch.inference_mode():
+        return longest_first(
+            texts, batch_size, lambda chunk: encoder(encoder.preprocess(chunk))["sentence_embedding"].float().numpy()
+        )
+
+
+def longest_first(texts: list[str], batch_size: int, run: Callable[[list[str]], Any]) -> np.ndarray:
+    """``run`` over ``texts`` (at least one) longest first, in micro-batches of ``batch_size``; its rows put back
+    in input order. Character length is a good proxy for token count and costs nothing; sorting means each
+    forward pass pads to the longest text of its micro-batch, not of the whole call."""
+    count = len(texts)
     order = np.argsort(np.fromiter((-len(t) for t in texts), dtype=np.int64, count=count), kind="stable")
     out: np.ndarray | None = None
-    with torch.inference_mode():
-        for start in range(0, count, batch_size):
-            rows = order[start : start + batch_size]
-            features = encoder.preprocess([texts[i] for i in rows])
-            vectors = encoder(features)["sentence_embedding"].float().numpy()
-            if out is None:
-                out = np.empty((count, vectors.shape[1]), dtype=np.float32)
-            out[rows] = vectors
+    for start in range(0, count, batch_size):
+        rows = order[start : start + batch_size]
+        part = np.asarray(run([texts[i] for i in rows]))
+        if out is None:
+            out = np.empty((count, *part.shape[1:]), dtype=part.dtype)
+        out[rows] = part
     assert out is not None
     return out
 
